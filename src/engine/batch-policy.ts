@@ -1,0 +1,89 @@
+/**
+ * When to dispatch a model batch, and how big: a pure function of the queue's state, the clock,
+ * the live options and the latency model. No timers, no threads: unit-tested directly.
+ */
+import type { LatencyEstimator } from "./latency-model.js";
+import type { ResolvedBatchingOptions } from "./options.js";
+
+/** What the policy needs to know about one (model, shape) queue. */
+export interface QueueState {
+  /** Items waiting (not yet dispatched). */
+  readonly pending: number;
+  /** Arrival time of the oldest waiting item, epoch ms. */
+  readonly oldestArrival: number;
+  /** Earliest deadline among waiting items, epoch ms. */
+  readonly earliestDeadline: number;
+  /** Recent arrival rate into this queue, items per ms (0 when unknown). */
+  readonly arrivalRatePerMs: number;
+}
+
+/** Everything else the decision depends on. */
+export interface PolicyContext {
+  readonly now: number;
+  readonly options: ResolvedBatchingOptions;
+  /** The model's own batch limit. */
+  readonly modelMaxBatchSize: number;
+  /** Threads with nothing to run. */
+  readonly idleThreads: number;
+  readonly latency: LatencyEstimator;
+}
+
+/** Why a batch was dispatched. */
+export type DispatchReason = "full" | "max_wait" | "deadline" | "idle" | "no_batching";
+
+/** The policy's answer. */
+export type BatchDecision =
+  | { readonly kind: "dispatch"; readonly size: number; readonly reason: DispatchReason }
+  | { readonly kind: "wait"; readonly until: number }
+  | { readonly kind: "empty" };
+
+/** Margin kept before a deadline when deciding to dispatch for it, ms. */
+export const DEADLINE_MARGIN_MS = 2;
+
+/** Decides what one queue should do now. */
+export function decideBatch(queue: QueueState, ctx: PolicyContext): BatchDecision {
+  if (queue.pending <= 0) return { kind: "empty" };
+  const cap = Math.max(1, Math.min(ctx.options.maxBatchSize, ctx.modelMaxBatchSize));
+  if (!ctx.options.enableDynamicBatching)
+    return { kind: "dispatch", size: cap, reason: "no_batching" };
+
+  const slack = queue.earliestDeadline - ctx.now;
+  const target = Math.min(cap, Math.max(1, ctx.latency.bestBatchSize(cap, slack)));
+  if (queue.pending >= target) return { kind: "dispatch", size: target, reason: "full" };
+
+  const size = queue.pending;
+  const waitEnds = queue.oldestArrival + ctx.options.maxWaitTimeMs;
+  if (ctx.now >= waitEnds) return { kind: "dispatch", size, reason: "max_wait" };
+
+  const runMs = ctx.latency.estimate(size) ?? 0;
+  const latestStart = queue.earliestDeadline - runMs - DEADLINE_MARGIN_MS;
+  if (ctx.now >= latestStart) return { kind: "dispatch", size, reason: "deadline" };
+
+  if (ctx.idleThreads > 0 && !waitingPays(queue, ctx, target, waitEnds)) {
+    return { kind: "dispatch", size, reason: "idle" };
+  }
+  return { kind: "wait", until: Math.min(waitEnds, latestStart) };
+}
+
+/**
+ * With a thread idle, waiting for more items pays only if it lowers the thread time spent per
+ * item: `(wait + t(n')) / n'` against `t(n) / n`, where `n'` is the size expected after waiting
+ * at the current arrival rate (until the target is reached or the max wait runs out).
+ */
+export function waitingPays(
+  queue: QueueState,
+  ctx: PolicyContext,
+  target: number,
+  waitEnds: number,
+): boolean {
+  const n = queue.pending;
+  const rate = queue.arrivalRatePerMs;
+  if (rate <= 0) return false;
+  const tNow = ctx.latency.estimate(n);
+  if (tNow === undefined) return false;
+  const wait = Math.min((target - n) / rate, Math.max(0, waitEnds - ctx.now));
+  const expected = Math.min(target, n + rate * wait);
+  const tLater = ctx.latency.estimate(Math.max(1, Math.floor(expected)));
+  if (tLater === undefined) return false;
+  return (wait + tLater) / expected < tNow / n;
+}

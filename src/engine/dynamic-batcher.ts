@@ -1,0 +1,294 @@
+/**
+ * The dynamic batcher: one {@link PriorityScheduler} per (model, input shape), a latency model per
+ * model, and a dispatch loop that keeps every inference thread busy with its next batch ready.
+ * When to dispatch and how much is decided by the pure {@link decideBatch}; this class only owns
+ * the queues, the single wake-up timer and the in-flight count.
+ */
+import { type BatchDecision, decideBatch } from "./batch-policy.js";
+import type { InferencePool, InferenceResult } from "./inference-pool.js";
+import { LatencyModel } from "./latency-model.js";
+import type { ResolvedBatchingOptions } from "./options.js";
+import { PriorityScheduler, type SchedulableItem } from "./priority-scheduler.js";
+import { PRIORITIES, type Priority } from "./types.js";
+
+/** An item the batcher can run. */
+export interface BatchItem extends SchedulableItem {
+  readonly model: string;
+  /** {@link queueKey} of the item, computed once when it is created. */
+  readonly queue: string;
+  /** Per-item dims (no -1). Items of different shapes never share a model batch. */
+  readonly itemShape: readonly number[];
+  readonly data: Float32Array;
+}
+
+/** How a dispatched model batch ended. */
+export type BatchOutcome =
+  | { readonly ok: true; readonly result: InferenceResult }
+  | { readonly ok: false; readonly error: unknown };
+
+/** Options of {@link DynamicBatcher}. */
+export interface DynamicBatcherOptions<T extends BatchItem> {
+  readonly pool: InferencePool;
+  /** The live batching options, read at every decision (so configure applies to the next batch). */
+  readonly options: () => ResolvedBatchingOptions;
+  /** A model's own batch limit. */
+  readonly modelMaxBatchSize: (model: string) => number;
+  /** Called once per dispatched model batch with its items, before it runs. */
+  readonly onDispatch?: (items: readonly T[]) => void;
+  /** Called once per model batch when it ends. */
+  readonly onComplete: (items: readonly T[], outcome: BatchOutcome) => void;
+  /** Called with items whose deadline passed while they waited; they never reach a thread. */
+  readonly onExpired: (items: readonly T[]) => void;
+  /** Model batches per thread in flight: one running plus the next one ready. @defaultValue 2 */
+  readonly pipelineDepth?: number;
+  /** Epoch-ms clock. @defaultValue Date.now */
+  readonly clock?: () => number;
+}
+
+/** Time constant of the arrival-rate estimate, ms. */
+const RATE_WINDOW_MS = 100;
+
+interface Queue<T extends BatchItem> {
+  readonly key: string;
+  readonly model: string;
+  readonly scheduler: PriorityScheduler<T>;
+  /** Exponentially decayed arrival count and when it was last updated. */
+  arrivals: number;
+  arrivalsAt: number;
+}
+
+/** See the file comment. */
+export class DynamicBatcher<T extends BatchItem> {
+  readonly #queues = new Map<string, Queue<T>>();
+  readonly #latency = new Map<string, LatencyModel>();
+  readonly #clock: () => number;
+  readonly #capacity: number;
+  #inFlight = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #pumpScheduled = false;
+  #closed = false;
+  #drained: (() => void) | undefined;
+
+  constructor(private readonly o: DynamicBatcherOptions<T>) {
+    this.#clock = o.clock ?? Date.now;
+    this.#capacity = Math.max(1, o.pool.threads * (o.pipelineDepth ?? 2));
+  }
+
+  /** Items waiting in every queue. */
+  get pending(): number {
+    let n = 0;
+    for (const q of this.#queues.values()) n += q.scheduler.size;
+    return n;
+  }
+
+  /** Model batches dispatched and not yet finished. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Items waiting per priority class. */
+  pendingByPriority(): Record<Priority, number> {
+    const out: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 };
+    for (const q of this.#queues.values())
+      for (const p of PRIORITIES) out[p] += q.scheduler.countOf(p);
+    return out;
+  }
+
+  /** Queues items for dispatch. */
+  enqueue(items: readonly T[]): void {
+    if (this.#closed) throw new Error("batcher is closed");
+    const now = this.#clock();
+    for (const item of items) {
+      const q = this.#queueFor(item);
+      q.arrivals = decay(q, now) + 1;
+      q.arrivalsAt = now;
+      q.scheduler.push(item);
+    }
+    this.#schedulePump();
+  }
+
+  /** Removes waiting items (cancel, deadline); returns those that were still waiting. */
+  remove(items: readonly T[]): T[] {
+    const removed: T[] = [];
+    for (const item of items) {
+      const q = this.#queues.get(item.queue);
+      if (q?.scheduler.remove(item)) removed.push(item);
+    }
+    if (removed.length > 0) this.#schedulePump();
+    return removed;
+  }
+
+  /** Items that will be dispatched before `item` in its queue. */
+  positionOf(item: T): number {
+    return this.#queues.get(item.queue)?.scheduler.positionOf(item) ?? 0;
+  }
+
+  /** The latency model of `model` (created on first use). */
+  latencyOf(model: string): LatencyModel {
+    let m = this.#latency.get(model);
+    if (m === undefined) {
+      m = new LatencyModel();
+      this.#latency.set(model, m);
+    }
+    return m;
+  }
+
+  /**
+   * Expected time to run `items` more items of `model` at the current target batch size over
+   * every thread, ms; undefined before anything was measured.
+   */
+  estimateMs(model: string, items: number): number | undefined {
+    const latency = this.latencyOf(model);
+    const size = Math.max(
+      1,
+      Math.min(this.o.options().maxBatchSize, this.o.modelMaxBatchSize(model)),
+    );
+    const target = latency.bestBatchSize(size, Number.POSITIVE_INFINITY);
+    const t = latency.estimate(target);
+    if (t === undefined) return undefined;
+    return (Math.ceil(items / target) * t) / this.o.pool.threads;
+  }
+
+  /** Stops dispatching and resolves once every in-flight model batch has ended. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#clearTimer();
+    if (this.#inFlight === 0) return;
+    await new Promise<void>((resolve) => {
+      this.#drained = resolve;
+    });
+  }
+
+  #queueFor(item: T): Queue<T> {
+    const key = item.queue;
+    let q = this.#queues.get(key);
+    if (q === undefined) {
+      q = {
+        key,
+        model: item.model,
+        scheduler: new PriorityScheduler<T>(() => this.o.options().priorityWeights),
+        arrivals: 0,
+        arrivalsAt: 0,
+      };
+      this.#queues.set(key, q);
+    }
+    return q;
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled || this.#closed) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#closed) return;
+    let wakeAt = Number.POSITIVE_INFINITY;
+    while (this.#inFlight < this.#capacity) {
+      const now = this.#clock();
+      const options = this.o.options();
+      let chosen: { q: Queue<T>; size: number } | undefined;
+      let chosenAge = Number.POSITIVE_INFINITY;
+      wakeAt = Number.POSITIVE_INFINITY;
+      for (const q of this.#queues.values()) {
+        if (q.scheduler.size === 0) {
+          this.#queues.delete(q.key);
+          continue;
+        }
+        const decision: BatchDecision = decideBatch(
+          {
+            pending: q.scheduler.size,
+            oldestArrival: q.scheduler.oldestArrival(),
+            earliestDeadline: q.scheduler.earliestDeadline(),
+            arrivalRatePerMs: decay(q, now) / RATE_WINDOW_MS,
+          },
+          {
+            now,
+            options,
+            modelMaxBatchSize: this.o.modelMaxBatchSize(q.model),
+            idleThreads: Math.max(0, this.o.pool.threads - this.#inFlight),
+            latency: this.latencyOf(q.model),
+          },
+        );
+        if (decision.kind === "dispatch") {
+          const age = q.scheduler.oldestArrival();
+          if (age < chosenAge) {
+            chosen = { q, size: decision.size };
+            chosenAge = age;
+          }
+        } else if (decision.kind === "wait") {
+          wakeAt = Math.min(wakeAt, decision.until);
+        }
+      }
+      if (chosen === undefined) break;
+      this.#dispatch(chosen.q, chosen.size, now, !options.enableDynamicBatching);
+    }
+    this.#clearTimer();
+    if (this.#inFlight < this.#capacity && wakeAt < Number.POSITIVE_INFINITY)
+      this.#setTimer(wakeAt);
+  }
+
+  #dispatch(q: Queue<T>, size: number, now: number, sameGroup: boolean): void {
+    const taken = q.scheduler.take(size, sameGroup);
+    const items: T[] = [];
+    const expired: T[] = [];
+    for (const item of taken) (item.deadline <= now ? expired : items).push(item);
+    if (expired.length > 0) this.o.onExpired(expired);
+    if (items.length === 0) return;
+    const first = items[0] as T;
+    const width = first.data.length;
+    const data = new Float32Array(items.length * width);
+    for (let i = 0; i < items.length; i++) data.set((items[i] as T).data, i * width);
+    this.#inFlight++;
+    this.o.onDispatch?.(items);
+    this.o.pool.run({ model: first.model, data, dims: [items.length, ...first.itemShape] }).then(
+      (result) => this.#finish(items, { ok: true, result }),
+      (error: unknown) => this.#finish(items, { ok: false, error }),
+    );
+  }
+
+  #finish(items: readonly T[], outcome: BatchOutcome): void {
+    this.#inFlight--;
+    if (outcome.ok)
+      this.latencyOf((items[0] as T).model).observe(items.length, outcome.result.inferenceMs);
+    try {
+      this.o.onComplete(items, outcome);
+    } finally {
+      if (this.#closed) {
+        if (this.#inFlight === 0) this.#drained?.();
+      } else {
+        this.#pump();
+      }
+    }
+  }
+
+  #setTimer(at: number): void {
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#pump();
+      },
+      Math.max(0, at - this.#clock()),
+    );
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+/** The queue an item belongs to: its model and its exact per-item shape. */
+export function queueKey(item: {
+  readonly model: string;
+  readonly itemShape: readonly number[];
+}): string {
+  return `${item.model}|${item.itemShape.join("x")}`;
+}
+
+function decay(q: { arrivals: number; arrivalsAt: number }, now: number): number {
+  return q.arrivals * Math.exp(-Math.max(0, now - q.arrivalsAt) / RATE_WINDOW_MS);
+}

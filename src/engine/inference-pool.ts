@@ -1,0 +1,62 @@
+/**
+ * What the engine needs from inference, declared here and implemented in `src/inference/`
+ * (Piscina + ONNX Runtime), so the engine never imports a runtime or a thread API.
+ */
+
+/** How a model's raw output is read. */
+export type OutputKind = "probabilities" | "logits" | "raw";
+
+/** What the engine knows about one model. */
+export interface ModelInfo {
+  readonly name: string;
+  /** False when the model failed to load; `reason` says why. */
+  readonly available: boolean;
+  readonly reason?: string | undefined;
+  /** Per-item input shape; -1 marks a dimension of any size. */
+  readonly itemShape: readonly number[];
+  /** The model's own batch limit. */
+  readonly maxBatchSize: number;
+  readonly outputKind: OutputKind;
+  readonly labels?: readonly string[] | undefined;
+  /** The execution provider its sessions run on (`cuda`, `cpu`). */
+  readonly executionProvider?: string | undefined;
+  readonly description?: string | undefined;
+}
+
+/** Looks models up by name. */
+export interface ModelCatalog {
+  get(name: string): ModelInfo | undefined;
+  list(): readonly ModelInfo[];
+}
+
+/** One model batch to execute. */
+export interface InferenceRequest {
+  readonly model: string;
+  /** Row-major input; ownership moves to the pool (it may be transferred to another thread). */
+  readonly data: Float32Array;
+  /** Full input dims, batch first. */
+  readonly dims: readonly number[];
+}
+
+/** The outcome of one model batch. */
+export interface InferenceResult {
+  /** Row-major output, `batch * outputSize` values (softmax already applied for logits models). */
+  readonly output: Float32Array;
+  /** Values per item. */
+  readonly outputSize: number;
+  /** Per-item confidence (largest probability) for classifiers, else null. */
+  readonly confidence: Float32Array | null;
+  /** Wall time of the model run on its thread, ms. */
+  readonly inferenceMs: number;
+}
+
+/** A pool of inference threads. */
+export interface InferencePool {
+  /** Threads that run model batches in parallel. */
+  readonly threads: number;
+  run(request: InferenceRequest, signal?: AbortSignal): Promise<InferenceResult>;
+  /** Finishes running work, then stops the threads. */
+  close(): Promise<void>;
+  /** Stops the threads now. */
+  destroy(): Promise<void>;
+}

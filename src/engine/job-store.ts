@@ -1,0 +1,118 @@
+/**
+ * Persistence as the engine sees it. Implementations live in `src/store/` (SQLite now, Redis
+ * later) and must pass the contract suite in `test/contract/`.
+ */
+import type { BatchStatus, Priority } from "./types.js";
+
+/** A stored batch. */
+export interface BatchRecord {
+  /** Store-assigned key, unique across owners. */
+  readonly pk: number;
+  readonly owner: string;
+  readonly batchId: string;
+  readonly modelId: string;
+  readonly priority: Priority;
+  readonly status: BatchStatus;
+  readonly error: string | null;
+  readonly timeoutMs: number;
+  readonly createdAt: number;
+  readonly deadline: number;
+  readonly startedAt: number | null;
+  readonly completedAt: number | null;
+  readonly total: number;
+  /** Items with an output. */
+  readonly succeeded: number;
+  /** Items with an error. */
+  readonly failed: number;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  /** Digest of the request, for idempotent resubmits; null when the server chose the id. */
+  readonly payloadHash: string | null;
+}
+
+/** A batch to create: everything but the store-assigned and progress fields. */
+export type NewBatch = Omit<
+  BatchRecord,
+  "pk" | "status" | "error" | "startedAt" | "completedAt" | "succeeded" | "failed"
+>;
+
+/** An item's input as stored. */
+export interface StoredInput {
+  readonly index: number;
+  readonly requestId: string;
+  readonly input: Float32Array;
+  readonly shape: readonly number[];
+}
+
+/** An item's outcome as stored. */
+export interface StoredResult {
+  readonly index: number;
+  readonly requestId: string;
+  /** null when the item has no output (failed, or not finished). */
+  readonly output: Float32Array | null;
+  readonly confidence: number;
+  readonly processingTimeMs: number;
+  readonly error: string | null;
+}
+
+/** One item's outcome to write. An item gets exactly one outcome; later writes are ignored. */
+export interface ItemWrite {
+  readonly pk: number;
+  readonly index: number;
+  readonly output: Float32Array | null;
+  readonly confidence: number;
+  readonly processingTimeMs: number;
+  readonly error: string | null;
+}
+
+/** A batch's new state to write. */
+export interface BatchWrite {
+  readonly pk: number;
+  readonly status: BatchStatus;
+  readonly error: string | null;
+  readonly startedAt: number | null;
+  readonly completedAt: number | null;
+}
+
+/** A page of batches, newest first. */
+export interface ListQuery {
+  /** Only this owner's batches; undefined for every owner (admin). */
+  readonly owner?: string | undefined;
+  readonly statuses?: readonly BatchStatus[] | undefined;
+  readonly limit: number;
+  /** Opaque cursor from a previous page. */
+  readonly cursor?: string | undefined;
+}
+
+/** A batch that was queued or processing when the process stopped, with its unfinished items. */
+export interface UnfinishedBatch {
+  readonly batch: BatchRecord;
+  readonly pending: readonly StoredInput[];
+}
+
+/** The engine's persistence interface. */
+export interface JobStore {
+  /**
+   * Creates a batch and its items in one transaction. When `(owner, batchId)` exists already,
+   * nothing is written and the existing record is returned with `created: false`.
+   */
+  createBatch(
+    batch: NewBatch,
+    items: readonly StoredInput[],
+  ): Promise<{ created: boolean; record: BatchRecord }>;
+  /** A batch by id: the owner's own, or, with owner undefined, any owner's (oldest first). */
+  findBatch(owner: string | undefined, batchId: string): Promise<BatchRecord | undefined>;
+  /** Item outcomes in index order; `finishedOnly` skips items with neither output nor error. */
+  getResults(pk: number, finishedOnly: boolean): Promise<StoredResult[]>;
+  /** Writes item outcomes and batch states in one transaction; counters follow the outcomes. */
+  save(items: readonly ItemWrite[], batches: readonly BatchWrite[]): Promise<void>;
+  listBatches(
+    query: ListQuery,
+  ): Promise<{ batches: BatchRecord[]; nextCursor: string | undefined }>;
+  /** Every batch left queued or processing, with the items that have no outcome. */
+  loadUnfinished(): Promise<UnfinishedBatch[]>;
+  /** Deletes batches that ended before `before` (epoch ms); returns how many. */
+  purgeFinished(before: number): Promise<number>;
+  getSetting(key: string): Promise<string | undefined>;
+  putSetting(key: string, value: string): Promise<void>;
+  close(): Promise<void>;
+}

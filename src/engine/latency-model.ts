@@ -1,0 +1,132 @@
+/**
+ * An online model of model-batch execution time against batch size, kept per model.
+ *
+ * Each observed size keeps an exponentially weighted mean; a least-squares line `t = a + b * size`
+ * over those means fills in sizes never seen. From it the batcher picks the batch size that gives
+ * (nearly) the best throughput within a latency budget.
+ */
+
+/** Options of {@link LatencyModel}. */
+export interface LatencyModelOptions {
+  /** Weight of a new sample in a size's running mean, 0..1. @defaultValue 0.2 */
+  smoothing?: number;
+  /** Samples a size needs before its own mean is trusted over the fitted line. @defaultValue 3 */
+  minSamples?: number;
+  /**
+   * The chosen size is the smallest whose throughput is at least this fraction of the best
+   * (larger batches that buy almost nothing only add latency). @defaultValue 0.97
+   */
+  plateauTolerance?: number;
+}
+
+interface SizeStats {
+  meanMs: number;
+  samples: number;
+}
+
+/** What the batch policy needs from a latency model. */
+export interface LatencyEstimator {
+  /** Expected execution time of a batch of `size` items, ms; undefined before any sample. */
+  estimate(size: number): number | undefined;
+  /** Best batch size in `1..maxSize` whose expected time fits `budgetMs`. */
+  bestBatchSize(maxSize: number, budgetMs: number): number;
+}
+
+/** Online per-model latency model; see the file comment. */
+export class LatencyModel implements LatencyEstimator {
+  readonly #sizes = new Map<number, SizeStats>();
+  readonly #smoothing: number;
+  readonly #minSamples: number;
+  readonly #tolerance: number;
+  #fit: { a: number; b: number } | undefined;
+
+  constructor(options: LatencyModelOptions = {}) {
+    this.#smoothing = options.smoothing ?? 0.2;
+    this.#minSamples = options.minSamples ?? 3;
+    this.#tolerance = options.plateauTolerance ?? 0.97;
+  }
+
+  /** Records one executed batch. Non-positive or non-finite samples are ignored. */
+  observe(size: number, ms: number): void {
+    if (!(size >= 1) || !Number.isFinite(ms) || ms < 0) return;
+    const stats = this.#sizes.get(size);
+    if (stats === undefined) this.#sizes.set(size, { meanMs: ms, samples: 1 });
+    else {
+      stats.meanMs += (ms - stats.meanMs) * this.#smoothing;
+      stats.samples++;
+    }
+    this.#fit = undefined;
+  }
+
+  /** Number of distinct batch sizes observed. */
+  get observedSizes(): number {
+    return this.#sizes.size;
+  }
+
+  /** The fitted line `{a, b}` (ms, ms per item), or undefined with fewer than two sizes. */
+  line(): { a: number; b: number } | undefined {
+    if (this.#fit !== undefined) return this.#fit;
+    if (this.#sizes.size < 2) return undefined;
+    let sw = 0;
+    let sx = 0;
+    let sy = 0;
+    let sxx = 0;
+    let sxy = 0;
+    for (const [x, { meanMs: y, samples }] of this.#sizes) {
+      const w = Math.min(samples, 20);
+      sw += w;
+      sx += w * x;
+      sy += w * y;
+      sxx += w * x * x;
+      sxy += w * x * y;
+    }
+    const det = sw * sxx - sx * sx;
+    if (det <= 0) return undefined;
+    let b = (sw * sxy - sx * sy) / det;
+    let a = (sy - b * sx) / sw;
+    // Batch time never shrinks with size, and never goes below zero at size 0.
+    if (b < 0) {
+      b = 0;
+      a = sy / sw;
+    }
+    if (a < 0) {
+      a = 0;
+      b = sxy / sxx;
+    }
+    this.#fit = { a, b };
+    return this.#fit;
+  }
+
+  estimate(size: number): number | undefined {
+    const stats = this.#sizes.get(size);
+    if (stats !== undefined && stats.samples >= this.#minSamples) return stats.meanMs;
+    const fit = this.line();
+    if (fit !== undefined) return fit.a + fit.b * size;
+    if (stats !== undefined) return stats.meanMs;
+    // One size seen: assume cost proportional to size (no fixed overhead), a pessimistic guess.
+    const [only] = this.#sizes;
+    if (only === undefined) return undefined;
+    return (only[1].meanMs * size) / only[0];
+  }
+
+  bestBatchSize(maxSize: number, budgetMs: number): number {
+    const max = Math.max(1, Math.floor(maxSize));
+    // Until two sizes are measured nothing is known about the curve: go large, which also measures.
+    if (this.#sizes.size < 2) return max;
+    const candidates = new Set<number>([max]);
+    for (const size of this.#sizes.keys()) if (size <= max) candidates.add(size);
+    for (let s = 1; s < max; s *= 2) candidates.add(s);
+    const scored: { size: number; throughput: number }[] = [];
+    for (const size of candidates) {
+      const t = this.estimate(size);
+      if (t === undefined || t > budgetMs) continue;
+      scored.push({ size, throughput: size / Math.max(t, 1e-6) });
+    }
+    if (scored.length === 0) return 1;
+    const best = Math.max(...scored.map((s) => s.throughput));
+    let choice = max;
+    for (const s of scored)
+      if (s.throughput >= best * this.#tolerance && s.size < choice) choice = s.size;
+    return choice;
+  }
+}

@@ -1,0 +1,95 @@
+/** Domain types shared by the engine, the stores and the service layer. */
+
+/** Priority classes, highest first. */
+export const PRIORITIES = ["critical", "high", "normal", "low"] as const;
+/** A priority class. */
+export type Priority = (typeof PRIORITIES)[number];
+
+/** Batch lifecycle states. */
+export const BATCH_STATUSES = ["queued", "processing", "completed", "failed", "cancelled"] as const;
+/** A batch lifecycle state. */
+export type BatchStatus = (typeof BATCH_STATUSES)[number];
+
+/** Who is calling: an opaque owner id (a key fingerprint, never the key) and admin rights. */
+export interface Principal {
+  readonly owner: string;
+  readonly admin: boolean;
+}
+
+/** One submitted item, as the transports hand it over. */
+export interface ItemInput {
+  /** The input numbers (flattened row-major when `shape` has more than one dimension). */
+  readonly input: ArrayLike<number>;
+  /** Client's id for the item; `req_<n>` (1-based) when absent. */
+  readonly requestId?: string | undefined;
+  /** Per-item tensor shape; defaults to `[input.length]`. */
+  readonly shape?: readonly number[] | undefined;
+}
+
+/** A submit (or infer) request. */
+export interface SubmitRequest {
+  readonly data: readonly ItemInput[];
+  /** @defaultValue "normal" */
+  readonly priority?: string | undefined;
+  /** Client idempotency key, scoped to the caller. */
+  readonly batchId?: string | undefined;
+  /** Deadline from submission, in ms (100..300000). @defaultValue 5000 */
+  readonly timeoutMs?: number | undefined;
+  /** Free-form JSON; `model_id` selects the model. */
+  readonly metadata?: Readonly<Record<string, unknown>> | undefined;
+}
+
+/** What a submit returns. */
+export interface SubmitReceipt {
+  readonly batchId: string;
+  readonly status: BatchStatus;
+  /** Epoch ms; null when nothing has been measured yet. */
+  readonly estimatedCompletionTime: number | null;
+  readonly queuePosition: number;
+  readonly requestCount: number;
+}
+
+/** A batch's status as every read path reports it. */
+export interface BatchView {
+  readonly batchId: string;
+  readonly status: BatchStatus;
+  readonly priority: Priority;
+  readonly modelId: string;
+  /** Finished items (with an output or an error) / total, 0..1. */
+  readonly progress: number;
+  readonly completedRequests: number;
+  readonly failedRequests: number;
+  readonly totalRequests: number;
+  readonly queuePosition: number;
+  readonly estimatedCompletionTime: number | null;
+  /** Time spent processing so far (or in total once ended), ms. */
+  readonly processingTimeMs: number;
+  readonly createdAt: number;
+  readonly startedAt: number | null;
+  readonly completedAt: number | null;
+  readonly error: string | null;
+  readonly metadata: Readonly<Record<string, unknown>>;
+}
+
+/** One item's outcome. */
+export interface ItemResult {
+  readonly requestId: string;
+  /** Model output for the item; empty when it failed or never ran. */
+  readonly output: readonly number[];
+  /** Largest class probability for classifiers, else 0. */
+  readonly confidence: number;
+  /** Wall time of the model batch the item ran in, ms. */
+  readonly processingTimeMs: number;
+  readonly error: string | null;
+}
+
+/** A batch's results. */
+export interface BatchResults {
+  readonly batchId: string;
+  readonly status: BatchStatus;
+  readonly results: readonly ItemResult[];
+  readonly totalProcessingTimeMs: number;
+  readonly averagePerRequestMs: number;
+  readonly batchSize: number;
+  readonly error: string | null;
+}

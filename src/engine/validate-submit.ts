@@ -1,0 +1,221 @@
+/**
+ * Validation of submit and infer requests. Every rule names the field as the client wrote it
+ * (`data[3].input[7]`), and the output is the normalized form the processor queues.
+ */
+import { InvalidInputError, ModelNotFoundError, ModelUnavailableError } from "./errors.js";
+import type { ModelCatalog, ModelInfo } from "./inference-pool.js";
+import { PRIORITIES, type Priority, type SubmitRequest } from "./types.js";
+
+/** Most items in one submit (the seed's limit). */
+export const MAX_ITEMS_PER_SUBMIT = 1000;
+/** `timeout_ms` bounds and default (the seed's). */
+export const TIMEOUT_MS = Object.freeze({ min: 100, max: 300_000, default: 5000 });
+/** Longest client `batch_id` / `request_id`. */
+export const MAX_ID_LENGTH = 128;
+const ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
+
+/** One item, validated and converted. */
+export interface ValidItem {
+  readonly requestId: string;
+  readonly data: Float32Array;
+  /** Per-item dims (no -1). */
+  readonly shape: readonly number[];
+}
+
+/** A validated request. */
+export interface ValidSubmit {
+  readonly items: readonly ValidItem[];
+  readonly priority: Priority;
+  readonly timeoutMs: number;
+  readonly model: ModelInfo;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  readonly batchId: string | undefined;
+}
+
+/** Validates `request` against the limits and the chosen model's input shape. */
+export function validateSubmit(
+  request: SubmitRequest,
+  models: ModelCatalog,
+  defaultModel: string,
+): ValidSubmit {
+  if (typeof request !== "object" || request === null)
+    throw new InvalidInputError("body", "expected a JSON object");
+  const metadata = validateMetadata(request.metadata);
+  const model = resolveModel(metadata, models, defaultModel);
+  const priority = validatePriority(request.priority);
+  const timeoutMs = validateTimeout(request.timeoutMs);
+  const batchId = validateId("batch_id", request.batchId);
+  const data: unknown = request.data;
+  if (!Array.isArray(data)) throw new InvalidInputError("data", "expected an array of items");
+  if (data.length === 0) throw new InvalidInputError("data", "must contain at least 1 item");
+  if (data.length > MAX_ITEMS_PER_SUBMIT) {
+    throw new InvalidInputError(
+      "data",
+      `must contain at most ${MAX_ITEMS_PER_SUBMIT} items, got ${data.length}`,
+    );
+  }
+  const items = data.map((item: unknown, i) => validateItem(item, i, model));
+  return { items, priority, timeoutMs, model, metadata, batchId };
+}
+
+function validateMetadata(metadata: unknown): Readonly<Record<string, unknown>> {
+  if (metadata === undefined || metadata === null) return {};
+  if (typeof metadata !== "object" || Array.isArray(metadata))
+    throw new InvalidInputError("metadata", "expected a JSON object");
+  return metadata as Record<string, unknown>;
+}
+
+function resolveModel(
+  metadata: Readonly<Record<string, unknown>>,
+  models: ModelCatalog,
+  defaultModel: string,
+): ModelInfo {
+  const requested = metadata.model_id;
+  if (requested !== undefined && typeof requested !== "string") {
+    throw new InvalidInputError("metadata.model_id", "expected a string");
+  }
+  const name = requested ?? defaultModel;
+  const model = models.get(name);
+  if (model === undefined)
+    throw new ModelNotFoundError(
+      name,
+      models.list().map((m) => m.name),
+    );
+  if (!model.available) throw new ModelUnavailableError(name, model.reason ?? "failed to load");
+  return model;
+}
+
+function validatePriority(priority: unknown): Priority {
+  if (priority === undefined || priority === null || priority === "") return "normal";
+  if (typeof priority !== "string" || !(PRIORITIES as readonly string[]).includes(priority)) {
+    throw new InvalidInputError(
+      "priority",
+      `expected one of ${PRIORITIES.join(", ")}, got ${JSON.stringify(priority)}`,
+    );
+  }
+  return priority as Priority;
+}
+
+function validateTimeout(timeoutMs: unknown): number {
+  if (timeoutMs === undefined || timeoutMs === null || timeoutMs === 0) return TIMEOUT_MS.default;
+  if (
+    typeof timeoutMs !== "number" ||
+    !Number.isInteger(timeoutMs) ||
+    timeoutMs < TIMEOUT_MS.min ||
+    timeoutMs > TIMEOUT_MS.max
+  ) {
+    throw new InvalidInputError(
+      "timeout_ms",
+      `expected an integer in ${TIMEOUT_MS.min}..${TIMEOUT_MS.max}, got ${JSON.stringify(timeoutMs)}`,
+    );
+  }
+  return timeoutMs;
+}
+
+/** Validates an optional client id (`batch_id`, `request_id`); empty means absent. */
+export function validateId(field: string, id: unknown): string | undefined {
+  if (id === undefined || id === null || id === "") return undefined;
+  if (typeof id !== "string") throw new InvalidInputError(field, "expected a string");
+  if (id.length > MAX_ID_LENGTH)
+    throw new InvalidInputError(field, `must be at most ${MAX_ID_LENGTH} characters`);
+  if (!ID_PATTERN.test(id))
+    throw new InvalidInputError(field, "may contain only letters, digits and . _ : -");
+  return id;
+}
+
+function validateItem(item: unknown, index: number, model: ModelInfo): ValidItem {
+  const field = `data[${index}]`;
+  if (typeof item !== "object" || item === null || Array.isArray(item)) {
+    throw new InvalidInputError(field, 'expected an object like {"input": [numbers...]}');
+  }
+  const { input, requestId, shape } = item as {
+    input?: unknown;
+    requestId?: unknown;
+    shape?: unknown;
+  };
+  if (input === undefined || input === null)
+    throw new InvalidInputError(`${field}.input`, "is required");
+  if (!isArrayLike(input))
+    throw new InvalidInputError(`${field}.input`, "expected an array of numbers");
+  const length = input.length;
+  if (length === 0) throw new InvalidInputError(`${field}.input`, "must contain at least 1 number");
+  const data = new Float32Array(length);
+  for (let j = 0; j < length; j++) {
+    const v = input[j];
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      throw new InvalidInputError(
+        `${field}.input[${j}]`,
+        `expected a finite number, got ${describe(v)}`,
+      );
+    }
+    data[j] = v;
+  }
+  const dims = validateShape(`${field}.shape`, shape, length);
+  checkFitsModel(field, dims, length, model);
+  return {
+    requestId: validateId(`${field}.request_id`, requestId) ?? `req_${index + 1}`,
+    data,
+    shape: dims,
+  };
+}
+
+function validateShape(field: string, shape: unknown, length: number): number[] {
+  if (shape === undefined || shape === null || (Array.isArray(shape) && shape.length === 0))
+    return [length];
+  if (!Array.isArray(shape))
+    throw new InvalidInputError(field, "expected an array of positive integers");
+  let product = 1;
+  for (const [k, d] of shape.entries()) {
+    if (typeof d !== "number" || !Number.isInteger(d) || d < 1) {
+      throw new InvalidInputError(
+        `${field}[${k}]`,
+        `expected a positive integer, got ${describe(d)}`,
+      );
+    }
+    product *= d;
+  }
+  if (product !== length) {
+    throw new InvalidInputError(
+      field,
+      `[${shape.join(", ")}] holds ${product} numbers but input has ${length}`,
+    );
+  }
+  return shape as number[];
+}
+
+function checkFitsModel(
+  field: string,
+  dims: readonly number[],
+  length: number,
+  model: ModelInfo,
+): void {
+  const expected = model.itemShape;
+  if (expected.length === 1 && dims.length === 1) {
+    const want = expected[0] as number;
+    if (want !== -1 && want !== length) {
+      throw new InvalidInputError(
+        `${field}.input`,
+        `expected ${want} numbers for model ${JSON.stringify(model.name)}, got ${length}`,
+      );
+    }
+    return;
+  }
+  const fits =
+    dims.length === expected.length && expected.every((d, k) => d === -1 || d === dims[k]);
+  if (!fits) {
+    throw new InvalidInputError(
+      `${field}.shape`,
+      `model ${JSON.stringify(model.name)} takes items of shape [${expected.map((d) => (d === -1 ? "*" : d)).join(", ")}], got [${dims.join(", ")}]`,
+    );
+  }
+}
+
+function isArrayLike(value: unknown): value is ArrayLike<unknown> {
+  return Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView));
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "number") return String(value);
+  if (value === undefined) return "nothing";
+  return JSON.stringify(value) ?? typeof value;
+}

@@ -1,0 +1,188 @@
+/**
+ * Entry of an inference thread. It creates one ONNX Runtime session per model when the thread
+ * starts, before Piscina marks it ready, and keeps them for the thread's life. Inputs arrive
+ * transferred; outputs leave moved.
+ */
+import { stripVTControlCharacters } from "node:util";
+import ort from "onnxruntime-node";
+import { move, transferableSymbol, valueSymbol, workerData } from "piscina";
+import type {
+  DescribeReply,
+  ModelLoadReport,
+  RunReply,
+  TensorInfo,
+  WorkerInit,
+  WorkerModel,
+  WorkerTask,
+} from "./messages.js";
+
+interface Loaded {
+  readonly model: WorkerModel;
+  readonly session: ort.InferenceSession;
+  readonly inputName: string;
+  readonly outputName: string;
+}
+
+async function createSession(
+  model: WorkerModel,
+  init: WorkerInit,
+): Promise<{ session: ort.InferenceSession; provider: string; fallbackReason?: string }> {
+  const base = {
+    intraOpNumThreads: init.intraOpNumThreads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: "all" as const,
+  };
+  const preferred = init.executionProviders.filter((p) => p !== "cpu");
+  if (preferred.length > 0) {
+    // ORT prints a native error line for a provider it cannot load; that case is expected and
+    // reported once by the main thread, so keep ORT quiet for this attempt only.
+    const level = ort.env.logLevel;
+    ort.env.logLevel = "fatal";
+    try {
+      const session = await ort.InferenceSession.create(model.path, {
+        ...base,
+        executionProviders: [...init.executionProviders],
+      });
+      return { session, provider: preferred[0] as string };
+    } catch (error) {
+      if (!init.executionProviders.includes("cpu")) throw error;
+      const session = await ort.InferenceSession.create(model.path, {
+        ...base,
+        executionProviders: ["cpu"],
+      });
+      return { session, provider: "cpu", fallbackReason: firstLine(error) };
+    } finally {
+      ort.env.logLevel = level ?? "warning";
+    }
+  }
+  return {
+    session: await ort.InferenceSession.create(model.path, {
+      ...base,
+      executionProviders: ["cpu"],
+    }),
+    provider: "cpu",
+  };
+}
+
+function tensorInfo(metadata: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[] {
+  return metadata.map((m) => ({ name: m.name, dims: m.isTensor ? [...m.shape] : [] }));
+}
+
+function firstLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return stripVTControlCharacters(text.split("\n")[0] ?? text).slice(0, 300);
+}
+
+async function loadAll(
+  init: WorkerInit,
+): Promise<{ loaded: Map<string, Loaded>; reports: ModelLoadReport[] }> {
+  const loaded = new Map<string, Loaded>();
+  const reports: ModelLoadReport[] = [];
+  for (const model of init.models) {
+    try {
+      const { session, provider, fallbackReason } = await createSession(model, init);
+      const inputName = model.inputName ?? session.inputNames[0];
+      const outputName = model.outputName ?? session.outputNames[0];
+      if (inputName === undefined || !session.inputNames.includes(inputName)) {
+        throw new Error(
+          `input ${JSON.stringify(inputName)} not in the graph (inputs: ${session.inputNames.join(", ")})`,
+        );
+      }
+      if (outputName === undefined || !session.outputNames.includes(outputName)) {
+        throw new Error(
+          `output ${JSON.stringify(outputName)} not in the graph (outputs: ${session.outputNames.join(", ")})`,
+        );
+      }
+      loaded.set(model.name, { model, session, inputName, outputName });
+      reports.push({
+        name: model.name,
+        ok: true,
+        provider,
+        fallbackReason,
+        inputs: tensorInfo(session.inputMetadata),
+        outputs: tensorInfo(session.outputMetadata),
+      });
+    } catch (error) {
+      reports.push({
+        name: model.name,
+        ok: false,
+        error: firstLine(error),
+        inputs: [],
+        outputs: [],
+      });
+    }
+  }
+  return { loaded, reports };
+}
+
+/** Softmax in place per row (numerically stable). */
+export function softmaxRows(values: Float32Array, width: number): void {
+  for (let r = 0; r < values.length; r += width) {
+    let max = Number.NEGATIVE_INFINITY;
+    for (let i = r; i < r + width; i++) max = Math.max(max, values[i] as number);
+    let sum = 0;
+    for (let i = r; i < r + width; i++) {
+      const e = Math.exp((values[i] as number) - max);
+      values[i] = e;
+      sum += e;
+    }
+    for (let i = r; i < r + width; i++) values[i] = (values[i] as number) / sum;
+  }
+}
+
+/** Largest value per row. */
+export function rowMax(values: Float32Array, width: number): Float32Array {
+  const out = new Float32Array(values.length / width);
+  for (let r = 0; r < out.length; r++) {
+    let max = Number.NEGATIVE_INFINITY;
+    for (let i = r * width; i < (r + 1) * width; i++) max = Math.max(max, values[i] as number);
+    out[r] = max;
+  }
+  return out;
+}
+
+async function run(
+  loaded: Map<string, Loaded>,
+  task: Extract<WorkerTask, { kind: "run" }>,
+): Promise<RunReply> {
+  const entry = loaded.get(task.model);
+  if (entry === undefined) throw new Error(`model ${task.model} is not loaded on this thread`);
+  const input = new ort.Tensor("float32", task.data, [...task.dims]);
+  const started = performance.now();
+  const outputs = await entry.session.run({ [entry.inputName]: input }, [entry.outputName]);
+  const tensor = outputs[entry.outputName] as ort.Tensor;
+  const raw = tensor.data;
+  if (!(raw instanceof Float32Array))
+    throw new Error(`output ${entry.outputName} is ${tensor.type}, expected float32`);
+  const output =
+    raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength ? raw : raw.slice();
+  const batch = task.dims[0] as number;
+  const outputSize = batch === 0 ? 0 : output.length / batch;
+  let confidence: Float32Array | null = null;
+  if (entry.model.outputKind === "logits") softmaxRows(output, outputSize);
+  if (entry.model.outputKind !== "raw") confidence = rowMax(output, outputSize);
+  const inferenceMs = performance.now() - started;
+  input.dispose();
+  return { output, outputSize, confidence, inferenceMs };
+}
+
+/** Wraps a reply so Piscina transfers its buffers instead of copying them. */
+function moved(reply: RunReply): unknown {
+  const buffers =
+    reply.confidence === null
+      ? [reply.output.buffer]
+      : [reply.output.buffer, reply.confidence.buffer];
+  return move({ [transferableSymbol]: buffers, [valueSymbol]: reply } as unknown as Parameters<
+    typeof move
+  >[0]);
+}
+
+const init = workerData as WorkerInit;
+
+export default (async () => {
+  const { loaded, reports } = await loadAll(init);
+  return async (task: WorkerTask): Promise<unknown> => {
+    if (task.kind === "describe") return { models: reports } satisfies DescribeReply;
+    return moved(await run(loaded, task));
+  };
+})();

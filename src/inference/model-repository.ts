@@ -1,0 +1,125 @@
+/**
+ * The model repository on disk: `<dir>/<name>/model.onnx` plus an optional `config.json`.
+ * Reading it never throws for one bad model: that model is reported unavailable with the reason.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { OutputKind } from "../engine/inference-pool.js";
+
+/** `config.json` beside a model, as written on disk (snake_case, like Triton's config). */
+export interface ModelConfigFile {
+  /** Most items per model batch. @defaultValue 1024 (or the graph's fixed batch dim) */
+  max_batch_size?: number;
+  /** Graph input to feed. @defaultValue the first input */
+  input_name?: string;
+  /** Graph output to return. @defaultValue the first output */
+  output_name?: string;
+  /** Per-item input shape, -1 for any size. @defaultValue read from the graph */
+  input_shape?: number[];
+  /** `probabilities` (confidence = max), `logits` (softmax applied first) or `raw`. @defaultValue "raw" */
+  output_kind?: OutputKind;
+  labels?: string[];
+  description?: string;
+}
+
+/** A model found in the repository. */
+export interface RepositoryEntry {
+  readonly name: string;
+  readonly path: string;
+  readonly maxBatchSize: number | undefined;
+  readonly inputName: string | undefined;
+  readonly outputName: string | undefined;
+  readonly inputShape: readonly number[] | undefined;
+  readonly outputKind: OutputKind;
+  readonly labels: readonly string[] | undefined;
+  readonly description: string | undefined;
+  /** Set when the entry cannot be loaded at all (bad config, missing file). */
+  readonly problem: string | undefined;
+}
+
+const NAME = /^[A-Za-z0-9._-]+$/;
+const OUTPUT_KINDS: readonly OutputKind[] = ["probabilities", "logits", "raw"];
+
+/** Lists the models under `dir`. Throws only when `dir` itself cannot be read. */
+export function readModelRepository(dir: string): RepositoryEntry[] {
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new Error(`model directory ${dir} does not exist`);
+  const entries: RepositoryEntry[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const folder = join(dir, name);
+    if (!statSync(folder).isDirectory() || !NAME.test(name)) continue;
+    const path = join(folder, "model.onnx");
+    if (!existsSync(path)) continue;
+    entries.push(readEntry(name, path, join(folder, "config.json")));
+  }
+  return entries;
+}
+
+function readEntry(name: string, path: string, configPath: string): RepositoryEntry {
+  const base: RepositoryEntry = {
+    name,
+    path,
+    maxBatchSize: undefined,
+    inputName: undefined,
+    outputName: undefined,
+    inputShape: undefined,
+    outputKind: "raw",
+    labels: undefined,
+    description: undefined,
+    problem: undefined,
+  };
+  if (!existsSync(configPath)) return base;
+  try {
+    const config = JSON.parse(readFileSync(configPath, "utf8")) as unknown;
+    return { ...base, ...parseConfig(config) };
+  } catch (error) {
+    return {
+      ...base,
+      problem: `config.json: ${error instanceof Error ? error.message : String(error)}`,
+    };
+  }
+}
+
+/** Validates a parsed `config.json`; throws naming the field. */
+export function parseConfig(config: unknown): Partial<RepositoryEntry> {
+  if (typeof config !== "object" || config === null || Array.isArray(config))
+    throw new TypeError("expected a JSON object");
+  const c = config as ModelConfigFile;
+  const out: { -readonly [K in keyof RepositoryEntry]?: RepositoryEntry[K] } = {};
+  if (c.max_batch_size !== undefined) {
+    if (!Number.isInteger(c.max_batch_size) || c.max_batch_size < 1 || c.max_batch_size > 65536) {
+      throw new RangeError(
+        `max_batch_size must be an integer in 1..65536, got ${JSON.stringify(c.max_batch_size)}`,
+      );
+    }
+    out.maxBatchSize = c.max_batch_size;
+  }
+  for (const key of ["input_name", "output_name", "description"] as const) {
+    if (c[key] !== undefined && typeof c[key] !== "string")
+      throw new TypeError(`${key} must be a string`);
+  }
+  out.inputName = c.input_name;
+  out.outputName = c.output_name;
+  out.description = c.description;
+  if (c.input_shape !== undefined) {
+    if (
+      !Array.isArray(c.input_shape) ||
+      c.input_shape.length === 0 ||
+      !c.input_shape.every((d) => d === -1 || (Number.isInteger(d) && d >= 1))
+    ) {
+      throw new RangeError("input_shape must be a non-empty array of positive integers or -1");
+    }
+    out.inputShape = c.input_shape;
+  }
+  if (c.output_kind !== undefined) {
+    if (!OUTPUT_KINDS.includes(c.output_kind))
+      throw new RangeError(`output_kind must be one of ${OUTPUT_KINDS.join(", ")}`);
+    out.outputKind = c.output_kind;
+  }
+  if (c.labels !== undefined) {
+    if (!Array.isArray(c.labels) || !c.labels.every((l) => typeof l === "string"))
+      throw new TypeError("labels must be an array of strings");
+    out.labels = c.labels;
+  }
+  return out;
+}

@@ -1,0 +1,201 @@
+/**
+ * The inference pool: a Piscina worker-thread pool in which every thread holds its own ONNX
+ * Runtime sessions, plus the model catalog built from what the threads actually loaded.
+ */
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import { Piscina } from "piscina";
+import type {
+  InferencePool,
+  InferenceRequest,
+  InferenceResult,
+  ModelCatalog,
+  ModelInfo,
+} from "../engine/inference-pool.js";
+import { type EngineLogger, NOOP_LOGGER } from "../engine/logger.js";
+import type {
+  DescribeReply,
+  ModelLoadReport,
+  RunReply,
+  WorkerInit,
+  WorkerTask,
+} from "./messages.js";
+import { type RepositoryEntry, readModelRepository } from "./model-repository.js";
+
+/** Options of {@link createInferencePool}. */
+export interface InferencePoolOptions {
+  /** The model repository folder. */
+  readonly modelDir: string;
+  /** Inference threads. @defaultValue the number of cores */
+  readonly threads?: number;
+  /** Providers in order of preference; CPU is the fallback. @defaultValue ["cuda", "cpu"] */
+  readonly executionProviders?: readonly string[];
+  /** ONNX Runtime intra-op threads per session. @defaultValue 1 */
+  readonly intraOpNumThreads?: number;
+  readonly logger?: EngineLogger;
+}
+
+/** Model batch limit when neither config.json nor the graph sets one. */
+export const DEFAULT_MODEL_MAX_BATCH_SIZE = 1024;
+
+/** A started pool and the catalog of its models. */
+export interface StartedPool {
+  readonly pool: InferencePool;
+  readonly models: ModelCatalog;
+}
+
+/** Starts the threads, waits until each has loaded its sessions, and builds the catalog. */
+export async function createInferencePool(options: InferencePoolOptions): Promise<StartedPool> {
+  const log = options.logger ?? NOOP_LOGGER;
+  const threads = options.threads ?? availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256)
+    throw new RangeError(`threads must be an integer in 1..256, got ${threads}`);
+  const intraOpNumThreads = options.intraOpNumThreads ?? 1;
+  if (!Number.isInteger(intraOpNumThreads) || intraOpNumThreads < 1)
+    throw new RangeError("intraOpNumThreads must be a positive integer");
+  const entries = readModelRepository(options.modelDir);
+  const loadable = entries.filter((e) => e.problem === undefined);
+  const init: WorkerInit = {
+    models: loadable.map((e) => ({
+      name: e.name,
+      path: e.path,
+      inputName: e.inputName,
+      outputName: e.outputName,
+      outputKind: e.outputKind,
+    })),
+    executionProviders: options.executionProviders ?? ["cuda", "cpu"],
+    intraOpNumThreads,
+  };
+  const piscina = new Piscina<WorkerTask, unknown>({
+    filename: workerFilename(),
+    minThreads: threads,
+    maxThreads: threads,
+    idleTimeout: Number.POSITIVE_INFINITY,
+    workerData: init,
+    // Every thread waits on Atomics between tasks: no event-loop hop inside the worker.
+    atomics: "sync",
+  });
+  let reports: readonly ModelLoadReport[];
+  try {
+    // One describe per thread: each resolves only after a thread has loaded every session.
+    const replies = (await Promise.all(
+      Array.from({ length: threads }, () => piscina.run({ kind: "describe" })),
+    )) as DescribeReply[];
+    reports = (replies[0] as DescribeReply).models;
+  } catch (error) {
+    await piscina.destroy();
+    throw error;
+  }
+  const models = buildCatalog(entries, reports, log);
+  return { pool: new PiscinaInferencePool(piscina, threads), models };
+}
+
+class PiscinaInferencePool implements InferencePool {
+  constructor(
+    private readonly piscina: Piscina<WorkerTask, unknown>,
+    readonly threads: number,
+  ) {}
+
+  async run(request: InferenceRequest, signal?: AbortSignal): Promise<InferenceResult> {
+    const task: WorkerTask = {
+      kind: "run",
+      model: request.model,
+      data: request.data,
+      dims: request.dims,
+    };
+    return (await this.piscina.run(task, {
+      transferList: [request.data.buffer as ArrayBuffer],
+      signal: signal ?? null,
+    })) as RunReply;
+  }
+
+  async close(): Promise<void> {
+    await this.piscina.close();
+  }
+
+  async destroy(): Promise<void> {
+    await this.piscina.destroy();
+  }
+}
+
+function workerFilename(): string {
+  // Under tsx/vitest this file is TypeScript and Piscina needs the shim that registers tsx.
+  const compiled = import.meta.url.endsWith(".js");
+  return fileURLToPath(
+    new URL(compiled ? "./inference-worker.js" : "./worker-shim.mjs", import.meta.url),
+  );
+}
+
+function buildCatalog(
+  entries: readonly RepositoryEntry[],
+  reports: readonly ModelLoadReport[],
+  log: EngineLogger,
+): ModelCatalog {
+  const byName = new Map<string, ModelInfo>();
+  let loggedFallback = false;
+  for (const entry of entries) {
+    const report = reports.find((r) => r.name === entry.name);
+    const reason =
+      entry.problem ?? (report === undefined ? "not loaded" : report.ok ? undefined : report.error);
+    if (reason !== undefined || report === undefined) {
+      log.warn({ model: entry.name, reason }, "model unavailable");
+      byName.set(entry.name, unavailable(entry, reason ?? "not loaded"));
+      continue;
+    }
+    if (report.fallbackReason !== undefined && !loggedFallback) {
+      loggedFallback = true;
+      log.warn(
+        { reason: report.fallbackReason },
+        "preferred execution provider unavailable; running on CPU",
+      );
+    }
+    const input = report.inputs.find((i) => i.name === (entry.inputName ?? report.inputs[0]?.name));
+    const graphDims = input?.dims ?? [];
+    const itemShape =
+      entry.inputShape ?? graphDims.slice(1).map((d) => (typeof d === "number" && d > 0 ? d : -1));
+    const graphBatch = graphDims[0];
+    const maxBatchSize =
+      entry.maxBatchSize ??
+      (typeof graphBatch === "number" && graphBatch > 0
+        ? graphBatch
+        : DEFAULT_MODEL_MAX_BATCH_SIZE);
+    if (itemShape.length === 0) {
+      byName.set(
+        entry.name,
+        unavailable(entry, "cannot tell the per-item input shape; set input_shape in config.json"),
+      );
+      continue;
+    }
+    byName.set(entry.name, {
+      name: entry.name,
+      available: true,
+      itemShape,
+      maxBatchSize,
+      outputKind: entry.outputKind,
+      labels: entry.labels,
+      executionProvider: report.provider,
+      description: entry.description,
+    });
+    log.info(
+      { model: entry.name, provider: report.provider, itemShape, maxBatchSize },
+      "model loaded",
+    );
+  }
+  return {
+    get: (name) => byName.get(name),
+    list: () => [...byName.values()],
+  };
+}
+
+function unavailable(entry: RepositoryEntry, reason: string): ModelInfo {
+  return {
+    name: entry.name,
+    available: false,
+    reason,
+    itemShape: entry.inputShape ?? [-1],
+    maxBatchSize: entry.maxBatchSize ?? 1,
+    outputKind: entry.outputKind,
+    labels: entry.labels,
+    description: entry.description,
+  };
+}

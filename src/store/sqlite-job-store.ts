@@ -1,0 +1,353 @@
+/**
+ * The embedded JobStore: better-sqlite3 in WAL mode. Each submit is one transaction, and so is
+ * each finished model batch (every item outcome and batch state it produced). An item's outcome
+ * is written once: later writes for the same item are ignored, so every item ends with exactly
+ * one result even when work is replayed after a crash.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import type {
+  BatchRecord,
+  BatchWrite,
+  ItemWrite,
+  JobStore,
+  ListQuery,
+  NewBatch,
+  StoredInput,
+  StoredResult,
+  UnfinishedBatch,
+} from "../engine/job-store.js";
+import type { BatchStatus, Priority } from "../engine/types.js";
+
+/** Options of {@link SqliteJobStore}. */
+export interface SqliteJobStoreOptions {
+  /** Folder of `batch-processor.db`, or `:memory:` to keep nothing on disk. */
+  readonly dataDir: string;
+  /**
+   * SQLite `synchronous`: `normal` survives a process crash (the WAL is on disk); `full` also
+   * survives power loss, at an fsync per transaction. @defaultValue "normal"
+   */
+  readonly synchronous?: "normal" | "full";
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS batches (
+  pk INTEGER PRIMARY KEY,
+  owner TEXT NOT NULL,
+  batch_id TEXT NOT NULL,
+  model_id TEXT NOT NULL,
+  priority TEXT NOT NULL,
+  status TEXT NOT NULL,
+  error TEXT,
+  timeout_ms INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  deadline INTEGER NOT NULL,
+  started_at INTEGER,
+  completed_at INTEGER,
+  total INTEGER NOT NULL,
+  succeeded INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0,
+  metadata TEXT NOT NULL,
+  payload_hash TEXT,
+  UNIQUE (owner, batch_id)
+);
+CREATE INDEX IF NOT EXISTS batches_status ON batches (status);
+CREATE INDEX IF NOT EXISTS batches_batch_id ON batches (batch_id);
+CREATE INDEX IF NOT EXISTS batches_completed ON batches (completed_at) WHERE completed_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS items (
+  batch_pk INTEGER NOT NULL REFERENCES batches (pk) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  request_id TEXT NOT NULL,
+  shape TEXT NOT NULL,
+  input BLOB NOT NULL,
+  output BLOB,
+  confidence REAL NOT NULL DEFAULT 0,
+  processing_ms REAL NOT NULL DEFAULT 0,
+  error TEXT,
+  done INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (batch_pk, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+interface BatchRow {
+  pk: number;
+  owner: string;
+  batch_id: string;
+  model_id: string;
+  priority: string;
+  status: string;
+  error: string | null;
+  timeout_ms: number;
+  created_at: number;
+  deadline: number;
+  started_at: number | null;
+  completed_at: number | null;
+  total: number;
+  succeeded: number;
+  failed: number;
+  metadata: string;
+  payload_hash: string | null;
+}
+
+/** See the file comment. */
+export class SqliteJobStore implements JobStore {
+  readonly #db: Database.Database;
+  readonly #insertBatch: Database.Statement;
+  readonly #insertItem: Database.Statement;
+  readonly #findOwn: Database.Statement;
+  readonly #findAny: Database.Statement;
+  readonly #writeItem: Database.Statement;
+  readonly #writeBatch: Database.Statement;
+  readonly #createTx: (
+    batch: NewBatch,
+    items: readonly StoredInput[],
+  ) => { created: boolean; record: BatchRecord };
+  readonly #saveTx: (items: readonly ItemWrite[], batches: readonly BatchWrite[]) => void;
+
+  constructor(options: SqliteJobStoreOptions) {
+    const memory = options.dataDir === ":memory:";
+    if (!memory) mkdirSync(options.dataDir, { recursive: true });
+    this.#db = new Database(memory ? ":memory:" : join(options.dataDir, "batch-processor.db"));
+    this.#db.pragma("journal_mode = WAL");
+    this.#db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
+    this.#db.pragma("foreign_keys = ON");
+    this.#db.exec(SCHEMA);
+    this.#insertBatch = this.#db.prepare(
+      `INSERT INTO batches (owner, batch_id, model_id, priority, status, timeout_ms, created_at, deadline, total, metadata, payload_hash)
+       VALUES (@owner, @batchId, @modelId, @priority, 'queued', @timeoutMs, @createdAt, @deadline, @total, @metadata, @payloadHash)
+       ON CONFLICT (owner, batch_id) DO NOTHING`,
+    );
+    this.#insertItem = this.#db.prepare(
+      "INSERT INTO items (batch_pk, idx, request_id, shape, input) VALUES (?, ?, ?, ?, ?)",
+    );
+    this.#findOwn = this.#db.prepare("SELECT * FROM batches WHERE owner = ? AND batch_id = ?");
+    this.#findAny = this.#db.prepare(
+      "SELECT * FROM batches WHERE batch_id = ? ORDER BY created_at, pk LIMIT 1",
+    );
+    this.#writeItem = this.#db.prepare(
+      "UPDATE items SET output = ?, confidence = ?, processing_ms = ?, error = ?, done = 1 WHERE batch_pk = ? AND idx = ? AND done = 0",
+    );
+    this.#writeBatch = this.#db.prepare(
+      `UPDATE batches SET status = @status, error = @error, started_at = @startedAt, completed_at = @completedAt,
+         succeeded = succeeded + @succeeded, failed = failed + @failed WHERE pk = @pk`,
+    );
+    this.#createTx = this.#db.transaction((batch: NewBatch, items: readonly StoredInput[]) => {
+      const info = this.#insertBatch.run({ ...batch, metadata: JSON.stringify(batch.metadata) });
+      if (info.changes === 0) {
+        return {
+          created: false,
+          record: toRecord(this.#findOwn.get(batch.owner, batch.batchId) as BatchRow),
+        };
+      }
+      const pk = Number(info.lastInsertRowid);
+      for (const item of items)
+        this.#insertItem.run(
+          pk,
+          item.index,
+          item.requestId,
+          item.shape.join(","),
+          bytes(item.input),
+        );
+      return {
+        created: true,
+        record: toRecord(this.#findOwn.get(batch.owner, batch.batchId) as BatchRow),
+      };
+    });
+    this.#saveTx = this.#db.transaction(
+      (items: readonly ItemWrite[], batches: readonly BatchWrite[]) => {
+        const counts = new Map<number, { succeeded: number; failed: number }>();
+        for (const w of items) {
+          const changed = this.#writeItem.run(
+            w.output === null ? null : bytes(w.output),
+            w.confidence,
+            w.processingTimeMs,
+            w.error,
+            w.pk,
+            w.index,
+          ).changes;
+          if (changed === 0) continue;
+          const c = counts.get(w.pk) ?? { succeeded: 0, failed: 0 };
+          if (w.error === null) c.succeeded++;
+          else c.failed++;
+          counts.set(w.pk, c);
+        }
+        const written = new Set<number>();
+        for (const b of batches) {
+          const c = counts.get(b.pk) ?? { succeeded: 0, failed: 0 };
+          this.#writeBatch.run({ ...b, ...c });
+          written.add(b.pk);
+        }
+        for (const [pk, c] of counts) {
+          if (!written.has(pk))
+            this.#db
+              .prepare(
+                "UPDATE batches SET succeeded = succeeded + ?, failed = failed + ? WHERE pk = ?",
+              )
+              .run(c.succeeded, c.failed, pk);
+        }
+      },
+    );
+  }
+
+  async createBatch(
+    batch: NewBatch,
+    items: readonly StoredInput[],
+  ): Promise<{ created: boolean; record: BatchRecord }> {
+    return this.#createTx(batch, items);
+  }
+
+  async findBatch(owner: string | undefined, batchId: string): Promise<BatchRecord | undefined> {
+    const row = (
+      owner === undefined ? this.#findAny.get(batchId) : this.#findOwn.get(owner, batchId)
+    ) as BatchRow | undefined;
+    return row === undefined ? undefined : toRecord(row);
+  }
+
+  async getResults(pk: number, finishedOnly: boolean): Promise<StoredResult[]> {
+    const rows = this.#db
+      .prepare(
+        `SELECT idx, request_id, output, confidence, processing_ms, error FROM items WHERE batch_pk = ? ${finishedOnly ? "AND done = 1" : ""} ORDER BY idx`,
+      )
+      .all(pk) as {
+      idx: number;
+      request_id: string;
+      output: Buffer | null;
+      confidence: number;
+      processing_ms: number;
+      error: string | null;
+    }[];
+    return rows.map((r) => ({
+      index: r.idx,
+      requestId: r.request_id,
+      output: r.output === null ? null : floats(r.output),
+      confidence: r.confidence,
+      processingTimeMs: r.processing_ms,
+      error: r.error,
+    }));
+  }
+
+  async save(items: readonly ItemWrite[], batches: readonly BatchWrite[]): Promise<void> {
+    this.#saveTx(items, batches);
+  }
+
+  async listBatches(
+    query: ListQuery,
+  ): Promise<{ batches: BatchRecord[]; nextCursor: string | undefined }> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.owner !== undefined) {
+      where.push("owner = ?");
+      params.push(query.owner);
+    }
+    if (query.statuses !== undefined && query.statuses.length > 0) {
+      where.push(`status IN (${query.statuses.map(() => "?").join(", ")})`);
+      params.push(...query.statuses);
+    }
+    if (query.cursor !== undefined) {
+      const [createdAt, pk] = decodeCursor(query.cursor);
+      where.push("(created_at < ? OR (created_at = ? AND pk < ?))");
+      params.push(createdAt, createdAt, pk);
+    }
+    const sql = `SELECT * FROM batches ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, pk DESC LIMIT ?`;
+    const rows = this.#db.prepare(sql).all(...params, query.limit + 1) as BatchRow[];
+    const more = rows.length > query.limit;
+    const page = rows.slice(0, query.limit).map(toRecord);
+    const last = page.at(-1);
+    return {
+      batches: page,
+      nextCursor: more && last !== undefined ? encodeCursor(last.createdAt, last.pk) : undefined,
+    };
+  }
+
+  async loadUnfinished(): Promise<UnfinishedBatch[]> {
+    const rows = this.#db
+      .prepare(
+        "SELECT * FROM batches WHERE status IN ('queued', 'processing') ORDER BY created_at, pk",
+      )
+      .all() as BatchRow[];
+    const items = this.#db.prepare(
+      "SELECT idx, request_id, shape, input FROM items WHERE batch_pk = ? AND done = 0 ORDER BY idx",
+    );
+    return rows.map((row) => ({
+      batch: toRecord(row),
+      pending: (
+        items.all(row.pk) as { idx: number; request_id: string; shape: string; input: Buffer }[]
+      ).map((r) => ({
+        index: r.idx,
+        requestId: r.request_id,
+        shape: r.shape.split(",").map(Number),
+        input: floats(r.input),
+      })),
+    }));
+  }
+
+  async purgeFinished(before: number): Promise<number> {
+    return this.#db
+      .prepare("DELETE FROM batches WHERE completed_at IS NOT NULL AND completed_at < ?")
+      .run(before).changes;
+  }
+
+  async getSetting(key: string): Promise<string | undefined> {
+    const row = this.#db.prepare("SELECT value FROM settings WHERE key = ?").get(key) as
+      | { value: string }
+      | undefined;
+    return row?.value;
+  }
+
+  async putSetting(key: string, value: string): Promise<void> {
+    this.#db
+      .prepare(
+        "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      )
+      .run(key, value);
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}
+
+function toRecord(row: BatchRow): BatchRecord {
+  return {
+    pk: row.pk,
+    owner: row.owner,
+    batchId: row.batch_id,
+    modelId: row.model_id,
+    priority: row.priority as Priority,
+    status: row.status as BatchStatus,
+    error: row.error,
+    timeoutMs: row.timeout_ms,
+    createdAt: row.created_at,
+    deadline: row.deadline,
+    startedAt: row.started_at,
+    completedAt: row.completed_at,
+    total: row.total,
+    succeeded: row.succeeded,
+    failed: row.failed,
+    metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+    payloadHash: row.payload_hash,
+  };
+}
+
+function bytes(data: Float32Array): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Copies a BLOB into its own aligned Float32Array (a Buffer's offset may not be 4-aligned). */
+function floats(blob: Buffer): Float32Array {
+  const out = new Float32Array(blob.byteLength / 4);
+  new Uint8Array(out.buffer).set(blob);
+  return out;
+}
+
+function encodeCursor(createdAt: number, pk: number): string {
+  return Buffer.from(`${createdAt}:${pk}`).toString("base64url");
+}
+
+function decodeCursor(cursor: string): [number, number] {
+  const match = /^(\d+):(\d+)$/.exec(Buffer.from(cursor, "base64url").toString());
+  if (match === null) throw new RangeError("cursor is not a token this store issued");
+  return [Number(match[1]), Number(match[2])];
+}

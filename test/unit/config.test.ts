@@ -1,0 +1,72 @@
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config/config.js";
+
+describe("loadConfig", () => {
+  it("uses the documented defaults", () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      apiHost: "0.0.0.0",
+      apiPort: 8000,
+      grpcPort: 50051,
+      requireApiKey: true,
+      maxBatchSize: 64,
+      maxWaitTimeMs: 50,
+      maxQueueSize: 10_000,
+      enableDynamicBatching: true,
+      maxConcurrentBatches: 0,
+      modelDir: "./models",
+      dataDir: "./data",
+      resultTtlMs: 86_400_000,
+      executionProviders: ["cuda", "cpu"],
+      logLevel: "info",
+    });
+    expect(c.inferenceThreads).toBeGreaterThanOrEqual(1);
+  });
+
+  it("reads the seed's variables", () => {
+    const c = loadConfig({
+      API_PORT: "9000",
+      API_WORKERS: "3",
+      API_KEYS: "a, b ,c",
+      REQUIRE_API_KEY: "false",
+      MAX_BATCH_SIZE: "128",
+      LOG_LEVEL: "INFO",
+      ENABLE_DYNAMIC_BATCHING: "false",
+    });
+    expect(c).toMatchObject({ apiPort: 9000, inferenceThreads: 3, apiKeys: ["a", "b", "c"], requireApiKey: false, maxBatchSize: 128, enableDynamicBatching: false });
+  });
+
+  it("prefers INFERENCE_THREADS over API_WORKERS", () => {
+    expect(loadConfig({ API_WORKERS: "3", INFERENCE_THREADS: "5" }).inferenceThreads).toBe(5);
+  });
+
+  it("lets flags override the environment", () => {
+    expect(loadConfig({ API_PORT: "9000" }, { port: "0", models: "/m" })).toMatchObject({ apiPort: 0, modelDir: "/m" });
+  });
+
+  it.each([
+    ["API_PORT", "http"],
+    ["API_PORT", "70000"],
+    ["MAX_BATCH_SIZE", "0"],
+    ["REQUIRE_API_KEY", "maybe"],
+    ["LOG_LEVEL", "loud"],
+    ["RESULT_TTL", "soon"],
+    ["DB_SYNCHRONOUS", "off"],
+  ])("rejects %s=%s naming the variable", (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name}`));
+  });
+
+  it.each([
+    ["3600", 3_600_000],
+    ["90m", 5_400_000],
+    ["24h", 86_400_000],
+    ["7d", 604_800_000],
+  ])("reads RESULT_TTL=%s", (value, ms) => {
+    expect(loadConfig({ RESULT_TTL: value }).resultTtlMs).toBe(ms);
+  });
+
+  it("maps WARNING to pino's warn and API_DEBUG to debug", () => {
+    expect(loadConfig({ LOG_LEVEL: "WARNING" }).logLevel).toBe("warn");
+    expect(loadConfig({ API_DEBUG: "true" }).logLevel).toBe("debug");
+  });
+});
