@@ -354,15 +354,21 @@ export class BatchProcessor {
     const onAbort = () => wake?.();
     signal?.addEventListener("abort", onAbort);
     try {
-      yield this.#view(job);
-      while (!job.terminal && !this.#closing && signal?.aborted !== true) {
+      let view = this.#view(job);
+      yield view;
+      while (!isTerminal(view.status)) {
+        if (signal?.aborted === true) return;
+        if (this.#closing) {
+          yield this.#view(job);
+          return;
+        }
         if (!dirty) await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
         if (!dirty) continue;
         dirty = false;
-        yield this.#view(job);
+        view = this.#view(job);
+        yield view;
       }
-      if (this.#closing && !job.terminal) yield this.#view(job);
     } finally {
       unsubscribe();
       signal?.removeEventListener("abort", onAbort);

@@ -116,6 +116,19 @@ export class LatencyModel implements LatencyEstimator {
     const candidates = new Set<number>([max]);
     for (const size of this.#sizes.keys()) if (size <= max) candidates.add(size);
     for (let s = 1; s < max; s *= 2) candidates.add(s);
+    // On the fitted line throughput s / (a + b s) rises monotonically; the smallest size within
+    // the tolerance of the largest size that fits the budget has a closed form.
+    const fit = this.line();
+    if (fit !== undefined && fit.b > 0) {
+      const top = Math.min(max, Math.floor((budgetMs - fit.a) / fit.b));
+      if (top >= 1) {
+        const t = this.#tolerance;
+        const denominator = fit.a + fit.b * top - t * fit.b * top;
+        if (denominator > 0)
+          candidates.add(Math.min(top, Math.max(1, Math.ceil((t * fit.a * top) / denominator))));
+        candidates.add(top);
+      }
+    }
     const scored: { size: number; throughput: number }[] = [];
     for (const size of candidates) {
       const t = this.estimate(size);

@@ -33,7 +33,14 @@ describe("loadConfig", () => {
       LOG_LEVEL: "INFO",
       ENABLE_DYNAMIC_BATCHING: "false",
     });
-    expect(c).toMatchObject({ apiPort: 9000, inferenceThreads: 3, apiKeys: ["a", "b", "c"], requireApiKey: false, maxBatchSize: 128, enableDynamicBatching: false });
+    expect(c).toMatchObject({
+      apiPort: 9000,
+      inferenceThreads: 3,
+      apiKeys: ["a", "b", "c"],
+      requireApiKey: false,
+      maxBatchSize: 128,
+      enableDynamicBatching: false,
+    });
   });
 
   it("prefers INFERENCE_THREADS over API_WORKERS", () => {
@@ -41,7 +48,10 @@ describe("loadConfig", () => {
   });
 
   it("lets flags override the environment", () => {
-    expect(loadConfig({ API_PORT: "9000" }, { port: "0", models: "/m" })).toMatchObject({ apiPort: 0, modelDir: "/m" });
+    expect(loadConfig({ API_PORT: "9000" }, { port: "0", models: "/m" })).toMatchObject({
+      apiPort: 0,
+      modelDir: "/m",
+    });
   });
 
   it.each([

@@ -4,11 +4,20 @@ import { assertTransition, isTerminal, TRANSITIONS } from "../../src/engine/job-
 import { BATCH_STATUSES } from "../../src/engine/types.js";
 
 describe("batch state machine", () => {
-  const legal = new Set(Object.entries(TRANSITIONS).flatMap(([from, tos]) => tos.map((to) => `${from}->${to}`)));
+  const legal = new Set(
+    Object.entries(TRANSITIONS).flatMap(([from, tos]) => tos.map((to) => `${from}->${to}`)),
+  );
 
   it("allows exactly queued->processing|failed|cancelled and processing->completed|failed|cancelled", () => {
     expect([...legal].sort()).toEqual(
-      ["queued->processing", "queued->failed", "queued->cancelled", "processing->completed", "processing->failed", "processing->cancelled"].sort(),
+      [
+        "queued->processing",
+        "queued->failed",
+        "queued->cancelled",
+        "processing->completed",
+        "processing->failed",
+        "processing->cancelled",
+      ].sort(),
     );
   });
 
@@ -18,7 +27,8 @@ describe("batch state machine", () => {
       if (legal.has(key)) {
         it(`accepts ${key}`, () => expect(() => assertTransition(from, to)).not.toThrow());
       } else {
-        it(`rejects ${key}`, () => expect(() => assertTransition(from, to)).toThrow(IllegalTransitionError));
+        it(`rejects ${key}`, () =>
+          expect(() => assertTransition(from, to)).toThrow(IllegalTransitionError));
       }
     }
   }

@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { BATCHING_DEFAULTS, PROCESSOR_DEFAULTS, resolveBatchingOptions, resolveProcessorOptions } from "../../src/engine/options.js";
+import {
+  BATCHING_DEFAULTS,
+  PROCESSOR_DEFAULTS,
+  resolveBatchingOptions,
+  resolveProcessorOptions,
+} from "../../src/engine/options.js";
 
 describe("resolveBatchingOptions", () => {
   it("returns the defaults for an empty patch", () => {
@@ -8,15 +13,22 @@ describe("resolveBatchingOptions", () => {
 
   it("merges a patch over the base it is given", () => {
     const base = resolveBatchingOptions({ maxBatchSize: 8 });
-    expect(resolveBatchingOptions({ maxWaitTimeMs: 5 }, base)).toMatchObject({ maxBatchSize: 8, maxWaitTimeMs: 5 });
+    expect(resolveBatchingOptions({ maxWaitTimeMs: 5 }, base)).toMatchObject({
+      maxBatchSize: 8,
+      maxWaitTimeMs: 5,
+    });
   });
 
   it.each([0, -1, 1.5, 4097, Number.NaN])("rejects maxBatchSize %s", (v) => {
-    expect(() => resolveBatchingOptions({ maxBatchSize: v })).toThrow(/maxBatchSize must be an integer in 1\.\.4096/);
+    expect(() => resolveBatchingOptions({ maxBatchSize: v })).toThrow(
+      /maxBatchSize must be an integer in 1\.\.4096/,
+    );
   });
 
   it.each([-1, 60_001, Number.POSITIVE_INFINITY])("rejects maxWaitTimeMs %s", (v) => {
-    expect(() => resolveBatchingOptions({ maxWaitTimeMs: v })).toThrow(/maxWaitTimeMs must be a number in 0\.\.60000/);
+    expect(() => resolveBatchingOptions({ maxWaitTimeMs: v })).toThrow(
+      /maxWaitTimeMs must be a number in 0\.\.60000/,
+    );
   });
 
   it("accepts maxWaitTimeMs 0 (dispatch at once)", () => {
@@ -24,27 +36,42 @@ describe("resolveBatchingOptions", () => {
   });
 
   it("rejects a non-boolean enableDynamicBatching", () => {
-    expect(() => resolveBatchingOptions({ enableDynamicBatching: "yes" as unknown as boolean })).toThrow(TypeError);
+    expect(() =>
+      resolveBatchingOptions({ enableDynamicBatching: "yes" as unknown as boolean }),
+    ).toThrow(TypeError);
   });
 
   it("rejects an unknown priority in priorityWeights", () => {
-    expect(() => resolveBatchingOptions({ priorityWeights: { urgent: 1 } as never })).toThrow(/priorityWeights\.urgent is not a priority/);
+    expect(() => resolveBatchingOptions({ priorityWeights: { urgent: 1 } as never })).toThrow(
+      /priorityWeights\.urgent is not a priority/,
+    );
   });
 
   it.each([-0.1, 1001, Number.NaN])("rejects a priority weight of %s", (w) => {
-    expect(() => resolveBatchingOptions({ priorityWeights: { high: w } })).toThrow(/priorityWeights\.high must be a number in 0\.\.1000/);
+    expect(() => resolveBatchingOptions({ priorityWeights: { high: w } })).toThrow(
+      /priorityWeights\.high must be a number in 0\.\.1000/,
+    );
   });
 
   it("rejects weights that are all zero", () => {
-    expect(() => resolveBatchingOptions({ priorityWeights: { critical: 0, high: 0, normal: 0, low: 0 } })).toThrow(/at least one weight above 0/);
+    expect(() =>
+      resolveBatchingOptions({ priorityWeights: { critical: 0, high: 0, normal: 0, low: 0 } }),
+    ).toThrow(/at least one weight above 0/);
   });
 
   it("keeps the weights it is not given", () => {
-    expect(resolveBatchingOptions({ priorityWeights: { low: 0 } }).priorityWeights).toEqual({ critical: 1, high: 0.8, normal: 0.5, low: 0 });
+    expect(resolveBatchingOptions({ priorityWeights: { low: 0 } }).priorityWeights).toEqual({
+      critical: 1,
+      high: 0.8,
+      normal: 0.5,
+      low: 0,
+    });
   });
 
   it("names fields in snake_case for the wire", () => {
-    expect(() => resolveBatchingOptions({ maxBatchSize: 0 }, BATCHING_DEFAULTS, "snake")).toThrow(/^max_batch_size must/);
+    expect(() => resolveBatchingOptions({ maxBatchSize: 0 }, BATCHING_DEFAULTS, "snake")).toThrow(
+      /^max_batch_size must/,
+    );
   });
 
   it("returns a frozen object", () => {
@@ -62,11 +89,15 @@ describe("resolveProcessorOptions", () => {
   });
 
   it.each([0, 1.5])("rejects maxQueueSize %s", (v) => {
-    expect(() => resolveProcessorOptions({ maxQueueSize: v })).toThrow(/maxQueueSize must be an integer/);
+    expect(() => resolveProcessorOptions({ maxQueueSize: v })).toThrow(
+      /maxQueueSize must be an integer/,
+    );
   });
 
   it("rejects a negative maxConcurrentBatches", () => {
-    expect(() => resolveProcessorOptions({ maxConcurrentBatches: -1 })).toThrow(/maxConcurrentBatches/);
+    expect(() => resolveProcessorOptions({ maxConcurrentBatches: -1 })).toThrow(
+      /maxConcurrentBatches/,
+    );
   });
 
   it("rejects a resultTtlMs under one second", () => {

@@ -1,0 +1,123 @@
+import { describe, expect, it } from "vitest";
+import {
+  decideBatch,
+  type PolicyContext,
+  type QueueState,
+  waitingPays,
+} from "../../src/engine/batch-policy.js";
+import { LatencyModel } from "../../src/engine/latency-model.js";
+import { resolveBatchingOptions } from "../../src/engine/options.js";
+
+function latency(a = 1, b = 0.1): LatencyModel {
+  const m = new LatencyModel();
+  for (let i = 0; i < 5; i++) for (const s of [1, 8, 32, 64]) m.observe(s, a + b * s);
+  return m;
+}
+
+const NOW = 1_000_000;
+const queue = (q: Partial<QueueState>): QueueState => ({
+  pending: 1,
+  oldestArrival: NOW,
+  earliestDeadline: NOW + 5000,
+  arrivalRatePerMs: 0,
+  ...q,
+});
+const ctx = (c: Partial<PolicyContext> = {}): PolicyContext => ({
+  now: NOW,
+  options: resolveBatchingOptions({ maxBatchSize: 32, maxWaitTimeMs: 50 }),
+  modelMaxBatchSize: 1024,
+  idleThreads: 0,
+  latency: latency(),
+  ...c,
+});
+
+describe("decideBatch", () => {
+  it("does nothing for an empty queue", () => {
+    expect(decideBatch(queue({ pending: 0 }), ctx())).toEqual({ kind: "empty" });
+  });
+
+  it("dispatches a full batch at once", () => {
+    const d = decideBatch(queue({ pending: 100 }), ctx({ latency: new LatencyModel() }));
+    expect(d).toEqual({ kind: "dispatch", size: 32, reason: "full" });
+  });
+
+  it("never exceeds the model's own batch limit", () => {
+    const d = decideBatch(queue({ pending: 100 }), ctx({ modelMaxBatchSize: 4 }));
+    expect(d).toMatchObject({ kind: "dispatch", size: 4 });
+  });
+
+  it("waits for more items while all threads are busy, until the max wait ends", () => {
+    const d = decideBatch(queue({ pending: 3 }), ctx());
+    expect(d).toEqual({ kind: "wait", until: NOW + 50 });
+  });
+
+  it("dispatches what it has once the oldest item has waited max_wait_time_ms", () => {
+    const d = decideBatch(queue({ pending: 3, oldestArrival: NOW - 50 }), ctx());
+    expect(d).toEqual({ kind: "dispatch", size: 3, reason: "max_wait" });
+  });
+
+  it("dispatches early when waiting longer would miss an item's deadline", () => {
+    const d = decideBatch(queue({ pending: 3, earliestDeadline: NOW + 2 }), ctx());
+    expect(d).toMatchObject({ kind: "dispatch", reason: "deadline" });
+  });
+
+  it("wakes up in time for the deadline when it comes before the max wait", () => {
+    const d = decideBatch(queue({ pending: 3, earliestDeadline: NOW + 20 }), ctx());
+    expect(d.kind).toBe("wait");
+    expect((d as { until: number }).until).toBeLessThan(NOW + 20);
+  });
+
+  it("dispatches at once to an idle thread when nothing else is arriving", () => {
+    const d = decideBatch(queue({ pending: 1, arrivalRatePerMs: 0 }), ctx({ idleThreads: 1 }));
+    expect(d).toEqual({ kind: "dispatch", size: 1, reason: "idle" });
+  });
+
+  it("keeps an idle thread waiting briefly when items arrive fast enough to fill a batch", () => {
+    const d = decideBatch(queue({ pending: 2, arrivalRatePerMs: 10 }), ctx({ idleThreads: 1 }));
+    expect(d.kind).toBe("wait");
+  });
+
+  it("without dynamic batching dispatches at once, up to max_batch_size", () => {
+    const options = resolveBatchingOptions({ enableDynamicBatching: false, maxBatchSize: 16 });
+    expect(decideBatch(queue({ pending: 1 }), ctx({ options }))).toEqual({
+      kind: "dispatch",
+      size: 16,
+      reason: "no_batching",
+    });
+  });
+
+  it("uses the latency model's target size rather than max_batch_size when it is smaller", () => {
+    const options = resolveBatchingOptions({ maxBatchSize: 1024 });
+    const d = decideBatch(queue({ pending: 2000 }), ctx({ options, latency: latency(1, 0.094) }));
+    expect(d.kind).toBe("dispatch");
+    expect((d as { size: number }).size).toBeLessThan(1024);
+  });
+});
+
+describe("waitingPays", () => {
+  it("is false when nothing arrives", () => {
+    expect(waitingPays(queue({ pending: 1 }), ctx({ idleThreads: 1 }), 32, NOW + 50)).toBe(false);
+  });
+
+  it("is false when the fixed cost per batch is negligible (batching buys nothing)", () => {
+    expect(
+      waitingPays(
+        queue({ pending: 1, arrivalRatePerMs: 0.05 }),
+        ctx({ latency: latency(0.001, 1) }),
+        32,
+        NOW + 50,
+      ),
+    ).toBe(false);
+  });
+
+  it("is true when a high fixed cost can be shared by items arriving soon", () => {
+    expect(
+      waitingPays(
+        queue({ pending: 1, arrivalRatePerMs: 5 }),
+        ctx({ latency: latency(5, 0.1) }),
+        32,
+        NOW + 50,
+      ),
+    ).toBe(true);
+  });
+});

@@ -1,0 +1,367 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { BatchProcessor, type BatchProcessorOptions } from "../../src/engine/batch-processor.js";
+import {
+  BatchEndedError,
+  BatchExistsError,
+  BatchNotFoundError,
+  CancelledError,
+  InvalidInputError,
+  PermissionDeniedError,
+  QueueFullError,
+  ResultsNotReadyError,
+  ShuttingDownError,
+} from "../../src/engine/errors.js";
+import type { BatchView, Principal } from "../../src/engine/types.js";
+import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
+import { FakePool, fakeCatalog, until } from "../fixtures/fake-pool.js";
+
+const alice: Principal = { owner: "alice", admin: false };
+const bob: Principal = { owner: "bob", admin: false };
+const admin: Principal = { owner: "root", admin: true };
+
+const open: BatchProcessor[] = [];
+const dirs: string[] = [];
+
+async function start(
+  options: Partial<BatchProcessorOptions> & { dataDir?: string; threads?: number } = {},
+) {
+  const pool = (options.pool as FakePool | undefined) ?? new FakePool(options.threads ?? 1);
+  const store = new SqliteJobStore({ dataDir: options.dataDir ?? ":memory:" });
+  const processor = await BatchProcessor.create({ models: fakeCatalog(), ...options, pool, store });
+  open.push(processor);
+  return { processor, pool };
+}
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "bp-proc-"));
+  dirs.push(dir);
+  return dir;
+}
+
+const items = (n: number, width = 3) =>
+  Array.from({ length: n }, (_, i) => ({ input: Array.from({ length: width }, (_, k) => i + k) }));
+
+async function settle(
+  processor: BatchProcessor,
+  principal: Principal,
+  batchId: string,
+): Promise<BatchView> {
+  let last: BatchView | undefined;
+  for await (const view of processor.watch(principal, batchId)) last = view;
+  return last as BatchView;
+}
+
+afterEach(async () => {
+  for (const p of open.splice(0)) await p.close({ timeoutMs: 100 });
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe("BatchProcessor", () => {
+  it("runs a submitted batch to completion with one result per item", async () => {
+    const { processor } = await start();
+    const receipt = await processor.submit(alice, { data: items(5), priority: "high" });
+    expect(receipt).toMatchObject({ status: "queued", requestCount: 5 });
+    expect(receipt.batchId).toMatch(/^batch_[0-9a-f]{32}$/);
+    expect((await settle(processor, alice, receipt.batchId)).status).toBe("completed");
+    const results = await processor.results(alice, receipt.batchId);
+    expect(results.results.map((r) => r.requestId)).toEqual([
+      "req_1",
+      "req_2",
+      "req_3",
+      "req_4",
+      "req_5",
+    ]);
+    expect(results.results[2]?.output).toEqual([2 + 3 + 4, 3]);
+    expect(results.results.every((r) => r.confidence === 0.5 && r.error === null)).toBe(true);
+    expect(results.batchSize).toBe(5);
+  });
+
+  it("returns the same batch for the same batch_id and payload", async () => {
+    const { processor } = await start();
+    const first = await processor.submit(alice, { data: items(2), batchId: "job-1" });
+    const again = await processor.submit(alice, { data: items(2), batchId: "job-1" });
+    expect(again.batchId).toBe(first.batchId);
+    const page = await processor.list(alice);
+    expect(page.batches).toHaveLength(1);
+  });
+
+  it("rejects a reused batch_id with another payload as ALREADY_EXISTS", async () => {
+    const { processor } = await start();
+    await processor.submit(alice, { data: items(2), batchId: "job-1" });
+    await expect(processor.submit(alice, { data: items(3), batchId: "job-1" })).rejects.toThrow(
+      BatchExistsError,
+    );
+    await expect(
+      processor.submit(alice, { data: items(2), batchId: "job-1", priority: "low" }),
+    ).rejects.toThrow(BatchExistsError);
+  });
+
+  it("scopes batch_id to the API key that used it", async () => {
+    const { processor } = await start();
+    await processor.submit(alice, { data: items(2), batchId: "shared-name" });
+    const theirs = await processor.submit(bob, { data: items(3), batchId: "shared-name" });
+    expect(theirs.requestCount).toBe(3);
+  });
+
+  it("rejects a submit that would overflow MAX_QUEUE_SIZE and queues none of it", async () => {
+    const { processor, pool } = await start({
+      maxQueueSize: 10,
+      batching: { maxBatchSize: 2, enableDynamicBatching: false },
+    });
+    pool.hold();
+    await processor.submit(alice, { data: items(10) });
+    await until(() => pool.heldCount === 2);
+    const pending = processor.stats().pending;
+    await expect(processor.submit(alice, { data: items(10 - pending + 1) })).rejects.toThrow(
+      QueueFullError,
+    );
+    expect(processor.stats().pending).toBe(pending);
+    expect((await processor.list(alice)).batches).toHaveLength(1);
+    const error = await processor.submit(alice, { data: items(11) }).catch((e: unknown) => e);
+    expect((error as QueueFullError).retryAfterMs).toBeGreaterThanOrEqual(1000);
+  });
+
+  it("rejects a submit beyond MAX_CONCURRENT_BATCHES active batches", async () => {
+    const { processor, pool } = await start({ maxConcurrentBatches: 2 });
+    pool.hold();
+    await processor.submit(alice, { data: items(1) });
+    await processor.submit(alice, { data: items(1) });
+    await expect(processor.submit(alice, { data: items(1) })).rejects.toThrow(
+      /MAX_CONCURRENT_BATCHES=2/,
+    );
+    pool.release();
+    await until(
+      async () => (await processor.list(alice, { status: "active" })).batches.length === 0,
+    );
+    await expect(processor.submit(alice, { data: items(1) })).resolves.toMatchObject({
+      status: "queued",
+    });
+  });
+
+  it("answers results with FAILED_PRECONDITION until the batch ends, unless partial", async () => {
+    const { processor, pool } = await start({
+      batching: { maxBatchSize: 2, enableDynamicBatching: false },
+    });
+    pool.hold();
+    const { batchId } = await processor.submit(alice, { data: items(8) });
+    await expect(processor.results(alice, batchId)).rejects.toThrow(ResultsNotReadyError);
+    expect((await processor.results(alice, batchId, { partial: true })).results).toHaveLength(0);
+    pool.release();
+    await settle(processor, alice, batchId);
+    expect((await processor.results(alice, batchId)).results).toHaveLength(8);
+  });
+
+  it("cancels a running batch, keeping outputs produced before the cancel", async () => {
+    const { processor, pool } = await start({
+      batching: { maxBatchSize: 2, enableDynamicBatching: false },
+    });
+    const { batchId } = await processor.submit(alice, { data: items(3) });
+    await settle(processor, alice, batchId);
+    pool.hold();
+    const before = pool.received.length;
+    const big = await processor.submit(alice, { data: items(10) });
+    await until(() => pool.heldCount === 2);
+    const view = await processor.cancel(alice, big.batchId);
+    expect(view.status).toBe("cancelled");
+    pool.release();
+    await new Promise((r) => setTimeout(r, 20));
+    const results = await processor.results(alice, big.batchId);
+    expect(results.status).toBe("cancelled");
+    expect(results.results).toHaveLength(10);
+    expect(
+      results.results.filter((r) =>
+        r.error?.startsWith("CANCELLED: the batch was cancelled while"),
+      ),
+    ).toHaveLength(4);
+    expect(
+      results.results.filter((r) =>
+        r.error?.startsWith("CANCELLED: the batch was cancelled before"),
+      ),
+    ).toHaveLength(6);
+    const sentAfter = pool.received.slice(before).reduce((n, b) => n + (b.dims[0] as number), 0);
+    expect(sentAfter).toBe(4);
+    await expect(processor.cancel(alice, batchId)).rejects.toThrow(BatchEndedError);
+    await expect(processor.cancel(alice, big.batchId)).resolves.toMatchObject({
+      status: "cancelled",
+    });
+  });
+
+  it("fails a batch whose deadline passes while it is queued, and its items never reach a thread", async () => {
+    const { processor, pool } = await start({ batching: { maxBatchSize: 1 } });
+    pool.hold();
+    await processor.submit(alice, { data: items(4, 2) });
+    await until(() => pool.heldCount === 2);
+    const late = await processor.submit(alice, { data: items(3, 7), timeoutMs: 100 });
+    const final = await settle(processor, alice, late.batchId);
+    expect(final.status).toBe("failed");
+    expect(final.error).toMatch(
+      /^DEADLINE_EXCEEDED: 3 of 3 items did not start within timeout_ms=100/,
+    );
+    expect(final.startedAt).toBeNull();
+    pool.release();
+    await until(() => processor.stats().pending === 0 && processor.stats().inFlightBatches === 0);
+    expect(pool.received.some((b) => b.dims[1] === 7)).toBe(false);
+  });
+
+  it("hides one key's batches from another and shows them to an admin", async () => {
+    const { processor } = await start();
+    const { batchId } = await processor.submit(alice, { data: items(1) });
+    await expect(processor.status(bob, batchId)).rejects.toThrow(BatchNotFoundError);
+    await expect(processor.results(bob, batchId, { partial: true })).rejects.toThrow(
+      BatchNotFoundError,
+    );
+    await expect(processor.cancel(bob, batchId)).rejects.toThrow(BatchNotFoundError);
+    expect((await processor.status(admin, batchId)).batchId).toBe(batchId);
+    expect((await processor.list(bob)).batches).toHaveLength(0);
+    expect((await processor.list(admin)).batches.map((b) => b.batchId)).toContain(batchId);
+  });
+
+  it("lists newest first with status filters and page tokens", async () => {
+    const { processor, pool } = await start();
+    const done: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const { batchId } = await processor.submit(alice, { data: items(1) });
+      await settle(processor, alice, batchId);
+      done.push(batchId);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    pool.hold();
+    const active = await processor.submit(alice, { data: items(1) });
+    expect(
+      (await processor.list(alice, { status: "active" })).batches.map((b) => b.batchId),
+    ).toEqual([active.batchId]);
+    const first = await processor.list(alice, { status: "completed", limit: 2 });
+    expect(first.batches.map((b) => b.batchId)).toEqual([done[4], done[3]]);
+    const second = await processor.list(alice, {
+      status: "completed",
+      limit: 2,
+      pageToken: first.nextPageToken,
+    });
+    expect(second.batches.map((b) => b.batchId)).toEqual([done[2], done[1]]);
+    await expect(processor.list(alice, { status: "done" })).rejects.toThrow(
+      /^status: expected active, all or one of/,
+    );
+    await expect(processor.list(alice, { limit: 5000 })).rejects.toThrow(/^limit: /);
+    await expect(processor.list(alice, { pageToken: "garbage" })).rejects.toThrow(/^page_token: /);
+  });
+
+  it("lets only admins configure, validates the whole change, and keeps it across restarts", async () => {
+    const dataDir = tempDir();
+    const { processor } = await start({ dataDir });
+    await expect(processor.configure(alice, { maxBatchSize: 8 })).rejects.toThrow(
+      PermissionDeniedError,
+    );
+    const error = await processor
+      .configure(admin, { maxBatchSize: 8, maxWaitTimeMs: -1 })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidInputError);
+    expect((error as InvalidInputError).field).toBe("max_wait_time_ms");
+    expect(processor.config.maxBatchSize).toBe(64);
+    await processor.configure(admin, { maxBatchSize: 8, priorityWeights: { low: 0.1 } });
+    await processor.close();
+    const { processor: reopened } = await start({ dataDir });
+    expect(reopened.config).toMatchObject({
+      maxBatchSize: 8,
+      priorityWeights: { critical: 1, high: 0.8, normal: 0.5, low: 0.1 },
+    });
+  });
+
+  it("streams queued, processing and completed, then ends", async () => {
+    const { processor, pool } = await start();
+    pool.hold();
+    const { batchId } = await processor.submit(alice, { data: items(2) });
+    const seen: string[] = [];
+    const watching = (async () => {
+      for await (const view of processor.watch(alice, batchId))
+        seen.push(`${view.status}:${view.completedRequests}`);
+    })();
+    await until(() => seen.length > 0);
+    pool.release();
+    await watching;
+    expect(seen[0]).toMatch(/^(queued|processing):0$/);
+    expect(seen.at(-1)).toBe("completed:2");
+  });
+
+  it("infers synchronously through the same batcher", async () => {
+    const { processor } = await start();
+    const results = await processor.infer(alice, {
+      data: [{ input: [1, 2] }, { input: [3, 4, 5], requestId: "x" }],
+    });
+    expect(results.status).toBe("completed");
+    expect(results.results.map((r) => [r.requestId, r.output])).toEqual([
+      ["req_1", [3, 2]],
+      ["x", [12, 3]],
+    ]);
+    expect((await processor.list(admin)).batches).toHaveLength(0);
+  });
+
+  it("stops an infer whose caller went away", async () => {
+    const { processor, pool } = await start();
+    pool.hold();
+    await processor.submit(alice, { data: items(4) });
+    await until(() => pool.heldCount > 0);
+    const controller = new AbortController();
+    const pending = processor.infer(alice, { data: items(3) }, controller.signal);
+    controller.abort();
+    await expect(pending).rejects.toThrow(CancelledError);
+  });
+
+  it("fails the items of a model batch that crashed without showing the cause", async () => {
+    const { processor, pool } = await start();
+    pool.failNext(1);
+    const { batchId } = await processor.submit(alice, { data: items(2) });
+    const final = await settle(processor, alice, batchId);
+    expect(final.status).toBe("failed");
+    const results = await processor.results(alice, batchId);
+    for (const r of results.results) {
+      expect(r.error).toMatch(/^INTERNAL: model execution failed \(error_id [0-9a-f-]{36}\)$/);
+    }
+    expect(JSON.stringify(results)).not.toContain("passwd");
+    expect(final.error).not.toContain("passwd");
+  });
+
+  it("purges ended batches once the result TTL has passed", async () => {
+    let now = Date.now();
+    const { processor } = await start({ resultTtlMs: 1000, clock: () => now });
+    const { batchId } = await processor.submit(alice, { data: items(1) });
+    await settle(processor, alice, batchId);
+    expect(await processor.purge()).toBe(0);
+    now += 1500;
+    expect(await processor.purge()).toBe(1);
+    await expect(processor.status(alice, batchId)).rejects.toThrow(BatchNotFoundError);
+  });
+
+  it("takes no new work once closing", async () => {
+    const { processor } = await start();
+    await processor.close();
+    await expect(processor.submit(alice, { data: items(1) })).rejects.toThrow(ShuttingDownError);
+    await expect(processor.infer(alice, { data: items(1) })).rejects.toThrow(ShuttingDownError);
+  });
+
+  it("runs queued work left by a previous process, once per item", async () => {
+    const dataDir = tempDir();
+    const first = await start({
+      dataDir,
+      batching: { maxBatchSize: 2, enableDynamicBatching: false },
+    });
+    first.pool.hold();
+    const { batchId } = await first.processor.submit(alice, { data: items(10) });
+    await until(() => first.pool.heldCount === 2);
+    await first.processor.close({ timeoutMs: 10 });
+    const second = await start({ dataDir });
+    const final = await settle(second.processor, alice, batchId);
+    expect(final.status).toBe("completed");
+    const results = await second.processor.results(alice, batchId);
+    expect(results.results.map((r) => r.output[1])).toEqual(Array(10).fill(3));
+    // Warm-up batches are 4 wide; the recovered items are 3 wide. At most the 10 items run again
+    // (fewer if the first process stored some outcomes before it closed).
+    const rerun = second.pool.received
+      .filter((b) => b.dims[1] === 3)
+      .reduce((n, b) => n + (b.dims[0] as number), 0);
+    expect(rerun).toBeGreaterThan(0);
+    expect(rerun).toBeLessThanOrEqual(10);
+  });
+});

@@ -1,0 +1,194 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import {
+  type BatchItem,
+  type BatchOutcome,
+  DynamicBatcher,
+  queueKey,
+} from "../../src/engine/dynamic-batcher.js";
+import { type ResolvedBatchingOptions, resolveBatchingOptions } from "../../src/engine/options.js";
+import type { Priority } from "../../src/engine/types.js";
+import { FakePool } from "../fixtures/fake-pool.js";
+
+interface Item extends BatchItem {
+  readonly id: number;
+}
+
+let seq = 0;
+function makeItem(
+  opts: {
+    width?: number;
+    priority?: Priority;
+    deadline?: number;
+    group?: object;
+    now?: number;
+  } = {},
+): Item {
+  const width = opts.width ?? 3;
+  const id = seq++;
+  const itemShape = [width];
+  return {
+    id,
+    model: "default",
+    itemShape,
+    queue: queueKey({ model: "default", itemShape }),
+    data: new Float32Array(width).fill(id),
+    priority: opts.priority ?? "normal",
+    deadline: opts.deadline ?? Date.now() + 60_000,
+    seq: id,
+    arrival: opts.now ?? Date.now(),
+    group: opts.group ?? {},
+    queued: false,
+  };
+}
+
+function setup(threads: number, batching: Parameters<typeof resolveBatchingOptions>[0]) {
+  const pool = new FakePool(threads);
+  let options: ResolvedBatchingOptions = resolveBatchingOptions(batching);
+  const completed: { items: readonly Item[]; outcome: BatchOutcome }[] = [];
+  const expired: Item[] = [];
+  const batcher = new DynamicBatcher<Item>({
+    pool,
+    options: () => options,
+    modelMaxBatchSize: () => 1024,
+    onComplete: (items, outcome) => completed.push({ items, outcome }),
+    onExpired: (items) => expired.push(...items),
+  });
+  return {
+    pool,
+    batcher,
+    completed,
+    expired,
+    setOptions: (o: Parameters<typeof resolveBatchingOptions>[0]) =>
+      (options = resolveBatchingOptions(o, options)),
+  };
+}
+
+const ids = (rows: number[][]) => rows.map((r) => r[0]);
+
+describe("DynamicBatcher", () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ now: 1_700_000_000_000 });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("dispatches a full batch as soon as max_batch_size items wait", async () => {
+    const { pool, batcher } = setup(1, { maxBatchSize: 4 });
+    batcher.enqueue([makeItem(), makeItem(), makeItem(), makeItem(), makeItem()]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(pool.received[0]?.dims).toEqual([4, 3]);
+  });
+
+  it("holds a partial batch for max_wait_time_ms while every thread is busy", async () => {
+    const { pool, batcher } = setup(1, { maxBatchSize: 4, maxWaitTimeMs: 50 });
+    pool.hold();
+    batcher.enqueue([makeItem(), makeItem(), makeItem(), makeItem()]);
+    await vi.advanceTimersByTimeAsync(0);
+    batcher.enqueue([makeItem(), makeItem()]);
+    await vi.advanceTimersByTimeAsync(49);
+    expect(pool.received).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(pool.received).toHaveLength(2);
+    expect(pool.received[1]?.dims).toEqual([2, 3]);
+  });
+
+  it("keeps each thread's next batch ready but no more: threads x 2 in flight", async () => {
+    const { pool, batcher } = setup(2, { maxBatchSize: 4, maxWaitTimeMs: 0 });
+    pool.hold();
+    batcher.enqueue(Array.from({ length: 100 }, () => makeItem()));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(pool.received).toHaveLength(4);
+    expect(batcher.inFlight).toBe(4);
+    pool.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(pool.received.reduce((n, b) => n + (b.dims[0] as number), 0)).toBe(100);
+  });
+
+  it("never sends an item whose deadline passed to a thread", async () => {
+    const { pool, batcher, expired } = setup(1, { maxBatchSize: 2, maxWaitTimeMs: 0 });
+    pool.hold();
+    batcher.enqueue([makeItem(), makeItem(), makeItem(), makeItem()]);
+    await vi.advanceTimersByTimeAsync(0);
+    const late = makeItem({ deadline: Date.now() + 10 });
+    batcher.enqueue([late]);
+    await vi.advanceTimersByTimeAsync(20);
+    pool.release();
+    await vi.advanceTimersByTimeAsync(10);
+    const sent = pool.received.flatMap((b) => ids(b.rows));
+    expect(sent).not.toContain(late.id);
+    expect(expired.map((i) => i.id)).toEqual([late.id]);
+  });
+
+  it("applies a configuration change to the next dispatched batch", async () => {
+    const { pool, batcher, setOptions } = setup(1, { maxBatchSize: 8, maxWaitTimeMs: 0 });
+    pool.hold();
+    batcher.enqueue(Array.from({ length: 8 }, () => makeItem()));
+    await vi.advanceTimersByTimeAsync(0);
+    setOptions({ maxBatchSize: 2 });
+    batcher.enqueue(Array.from({ length: 8 }, () => makeItem()));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(pool.received.map((b) => b.dims[0])).toEqual([8, 2]);
+  });
+
+  it("without dynamic batching never merges two requests into one model batch", async () => {
+    const { pool, batcher } = setup(1, { maxBatchSize: 4, enableDynamicBatching: false });
+    const a = {};
+    const b = {};
+    const items = [
+      ...Array.from({ length: 3 }, () => makeItem({ group: a })),
+      ...Array.from({ length: 6 }, () => makeItem({ group: b })),
+    ];
+    batcher.enqueue(items);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(pool.received.map((r) => r.dims[0])).toEqual([3, 4, 2]);
+    const groupOf = new Map(items.map((i) => [i.id, i.group]));
+    for (const batch of pool.received)
+      expect(new Set(ids(batch.rows).map((id) => groupOf.get(id as number))).size).toBe(1);
+  });
+
+  it("never puts items of different shapes in one model batch", async () => {
+    const { pool, batcher } = setup(2, { maxBatchSize: 16, maxWaitTimeMs: 1 });
+    batcher.enqueue(Array.from({ length: 40 }, (_, i) => makeItem({ width: i % 2 === 0 ? 3 : 5 })));
+    await vi.advanceTimersByTimeAsync(20);
+    expect(pool.received.reduce((n, b) => n + (b.dims[0] as number), 0)).toBe(40);
+    for (const batch of pool.received)
+      expect(new Set(batch.rows.map((r) => r.length)).size).toBe(1);
+  });
+
+  it("removes waiting items so they never run", async () => {
+    const { pool, batcher } = setup(1, { maxBatchSize: 2, maxWaitTimeMs: 0 });
+    pool.hold();
+    batcher.enqueue([makeItem(), makeItem(), makeItem(), makeItem()]);
+    await vi.advanceTimersByTimeAsync(0);
+    const gone = [makeItem(), makeItem()];
+    batcher.enqueue(gone);
+    expect(batcher.remove(gone)).toHaveLength(2);
+    expect(batcher.pending).toBe(0);
+    pool.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(pool.received.flatMap((b) => ids(b.rows))).not.toContain(gone[0]?.id);
+  });
+
+  it("reports every model batch's outcome, failures included", async () => {
+    const { pool, batcher, completed } = setup(1, { maxBatchSize: 2, maxWaitTimeMs: 0 });
+    pool.failNext(1);
+    batcher.enqueue([makeItem(), makeItem(), makeItem(), makeItem()]);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(completed.map((c) => c.outcome.ok)).toEqual([false, true]);
+  });
+
+  it("close resolves only after running batches end", async () => {
+    const { pool, batcher } = setup(1, { maxBatchSize: 2, maxWaitTimeMs: 0 });
+    pool.hold();
+    batcher.enqueue([makeItem(), makeItem()]);
+    await vi.advanceTimersByTimeAsync(0);
+    let closed = false;
+    const closing = batcher.close().then(() => (closed = true));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(closed).toBe(false);
+    pool.release();
+    await closing;
+    expect(closed).toBe(true);
+  });
+});

@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { LatencyModel } from "../../src/engine/latency-model.js";
+
+describe("LatencyModel", () => {
+  it("knows nothing before any sample", () => {
+    const m = new LatencyModel();
+    expect(m.estimate(8)).toBeUndefined();
+    expect(m.bestBatchSize(64, 100)).toBe(64);
+  });
+
+  it("fits batch time = a + b * size from noisy samples", () => {
+    const m = new LatencyModel();
+    let noise = 0;
+    for (let round = 0; round < 20; round++) {
+      for (const size of [1, 4, 16, 32, 64]) {
+        noise = (noise * 7 + 3) % 11;
+        m.observe(size, 2 + 0.1 * size + (noise - 5) * 0.01);
+      }
+    }
+    const line = m.line();
+    expect(line?.a).toBeCloseTo(2, 1);
+    expect(line?.b).toBeCloseTo(0.1, 2);
+    expect(m.estimate(128)).toBeCloseTo(14.8, 0);
+  });
+
+  it("trusts a well-sampled size's own mean over the line", () => {
+    const m = new LatencyModel();
+    for (let i = 0; i < 5; i++) {
+      m.observe(1, 1);
+      m.observe(10, 10);
+      m.observe(5, 20);
+    }
+    expect(m.estimate(5)).toBeCloseTo(20, 5);
+  });
+
+  it("picks the smallest size within 3% of the best throughput", () => {
+    const m = new LatencyModel();
+    // Heavy-model-like curve: throughput rises steeply, then flattens past ~48.
+    for (let i = 0; i < 5; i++)
+      for (const size of [1, 8, 32, 64]) m.observe(size, 1 + size * 0.094);
+    const best = m.bestBatchSize(64, Number.POSITIVE_INFINITY);
+    expect(best).toBeLessThan(64);
+    expect(best).toBeGreaterThanOrEqual(16);
+    const throughput = (s: number) => s / (m.estimate(s) as number);
+    expect(throughput(best)).toBeGreaterThanOrEqual(0.97 * throughput(64) - 1e-9);
+  });
+
+  it("keeps the batch within the latency budget", () => {
+    const m = new LatencyModel();
+    for (let i = 0; i < 5; i++) for (const size of [1, 8, 32, 64]) m.observe(size, 1 + size * 0.5);
+    const size = m.bestBatchSize(64, 10);
+    expect(m.estimate(size)).toBeLessThanOrEqual(10);
+    // 18 is the largest size that fits 10 ms; 14 gives 97% of its throughput.
+    expect(size).toBe(14);
+  });
+
+  it("falls back to 1 when no size fits the budget", () => {
+    const m = new LatencyModel();
+    m.observe(1, 50);
+    m.observe(2, 60);
+    expect(m.bestBatchSize(64, 5)).toBe(1);
+  });
+
+  it("ignores impossible samples", () => {
+    const m = new LatencyModel();
+    m.observe(0, 5);
+    m.observe(4, Number.NaN);
+    m.observe(4, -1);
+    expect(m.observedSizes).toBe(0);
+  });
+});

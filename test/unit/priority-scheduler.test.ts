@@ -1,0 +1,136 @@
+import { describe, expect, it } from "vitest";
+import { PriorityScheduler, type SchedulableItem } from "../../src/engine/priority-scheduler.js";
+import { PRIORITIES, type Priority } from "../../src/engine/types.js";
+
+interface Item extends SchedulableItem {
+  readonly id: number;
+}
+
+let seq = 0;
+function item(priority: Priority, deadline = 1e12, group: object = {}): Item {
+  const id = seq++;
+  return { id, priority, deadline, seq: id, arrival: id, group, queued: false };
+}
+
+function backlogged(weights: Record<Priority, number>, perClass: number) {
+  const s = new PriorityScheduler<Item>(() => weights);
+  for (let i = 0; i < perClass; i++) for (const p of PRIORITIES) s.push(item(p));
+  return s;
+}
+
+describe("PriorityScheduler", () => {
+  const weightSets: Record<Priority, number>[] = [
+    { critical: 1.0, high: 0.8, normal: 0.5, low: 0.2 },
+    { critical: 1, high: 1, normal: 1, low: 1 },
+    { critical: 8, high: 4, normal: 2, low: 1 },
+    { critical: 0.05, high: 0.1, normal: 0.3, low: 0.55 },
+  ];
+
+  for (const weights of weightSets) {
+    it(`gives each backlogged class its weight share over 10,000 dispatches (${JSON.stringify(weights)})`, () => {
+      const s = backlogged(weights, 20_000);
+      const served: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 };
+      let dispatched = 0;
+      while (dispatched < 10_000) {
+        for (const it of s.take(7)) served[it.priority]++;
+        dispatched += 7;
+      }
+      const total = PRIORITIES.reduce((a, p) => a + weights[p], 0);
+      for (const p of PRIORITIES) {
+        const share = served[p] / dispatched;
+        expect(Math.abs(share - weights[p] / total), `${p}: ${share}`).toBeLessThan(0.05);
+      }
+    });
+  }
+
+  it("never starves a class with a weight above 0, even at 1/1000 of the others", () => {
+    const s = backlogged({ critical: 1000, high: 1000, normal: 1000, low: 1 }, 5000);
+    const first = s.take(4000);
+    expect(first.some((i) => i.priority === "low")).toBe(true);
+  });
+
+  it("serves a class with weight 0 only when every weighted class is empty", () => {
+    const s = new PriorityScheduler<Item>(() => ({ critical: 1, high: 1, normal: 1, low: 0 }));
+    s.push(item("low"));
+    s.push(item("normal"));
+    s.push(item("critical"));
+    expect(s.take(3).map((i) => i.priority)).toEqual(["critical", "normal", "low"]);
+  });
+
+  it("orders a class by earliest deadline, then arrival", () => {
+    const s = new PriorityScheduler<Item>(() => ({ critical: 1, high: 1, normal: 1, low: 1 }));
+    const late = item("normal", 500);
+    const early = item("normal", 100);
+    const sameA = item("normal", 300);
+    const sameB = item("normal", 300);
+    for (const i of [late, sameA, early, sameB]) s.push(i);
+    expect(s.take(4).map((i) => i.id)).toEqual([early.id, sameA.id, sameB.id, late.id]);
+  });
+
+  it("does not let a class bank credit while it was empty", () => {
+    const s = new PriorityScheduler<Item>(() => ({ critical: 1, high: 1, normal: 1, low: 1 }));
+    for (let i = 0; i < 100; i++) s.push(item("critical"));
+    s.take(50);
+    for (let i = 0; i < 100; i++) s.push(item("low"));
+    const next = s.take(20);
+    const lows = next.filter((i) => i.priority === "low").length;
+    expect(lows).toBeGreaterThanOrEqual(9);
+    expect(lows).toBeLessThanOrEqual(11);
+  });
+
+  it("skips removed items and keeps its counts right", () => {
+    const s = new PriorityScheduler<Item>(() => ({ critical: 1, high: 1, normal: 1, low: 1 }));
+    const a = item("high");
+    const b = item("high");
+    s.push(a);
+    s.push(b);
+    expect(s.remove(a)).toBe(true);
+    expect(s.remove(a)).toBe(false);
+    expect(s.size).toBe(1);
+    expect(s.countOf("high")).toBe(1);
+    expect(s.take(5)).toEqual([b]);
+    expect(s.size).toBe(0);
+  });
+
+  it("takes only one request's items when asked not to merge", () => {
+    const s = new PriorityScheduler<Item>(() => ({ critical: 1, high: 1, normal: 1, low: 1 }));
+    const g1 = {};
+    const g2 = {};
+    for (let i = 0; i < 3; i++) s.push(item("normal", 1000, g1));
+    for (let i = 0; i < 3; i++) s.push(item("normal", 1000, g2));
+    expect(s.take(10, true).every((i) => i.group === g1)).toBe(true);
+    expect(s.take(2, true).every((i) => i.group === g2)).toBe(true);
+    expect(s.size).toBe(1);
+  });
+
+  it("reports the oldest arrival and the earliest deadline among waiting items", () => {
+    const s = new PriorityScheduler<Item>(() => ({ critical: 1, high: 1, normal: 1, low: 1 }));
+    expect(s.oldestArrival()).toBe(Number.POSITIVE_INFINITY);
+    const a = item("low", 900);
+    const b = item("high", 400);
+    s.push(a);
+    s.push(b);
+    expect(s.oldestArrival()).toBe(a.arrival);
+    expect(s.earliestDeadline()).toBe(400);
+    s.remove(a);
+    expect(s.oldestArrival()).toBe(b.arrival);
+  });
+
+  it("predicts an item's position as the number of items dispatched before it", () => {
+    const weights = { critical: 1.0, high: 0.8, normal: 0.5, low: 0.2 };
+    const s = new PriorityScheduler<Item>(() => weights);
+    const all: Item[] = [];
+    for (let i = 0; i < 200; i++) for (const p of PRIORITIES) all.push(item(p));
+    for (const i of all) s.push(i);
+    const probes = [all[41], all[402], all[799], all[3]] as Item[];
+    const predicted = probes.map((p) => s.positionOf(p));
+    const order = s.take(all.length).map((i) => i.id);
+    probes.forEach((p, k) => {
+      const actual = order.indexOf(p.id);
+      expect(
+        Math.abs((predicted[k] as number) - actual),
+        `${p.priority} #${p.id}`,
+      ).toBeLessThanOrEqual(4);
+    });
+  });
+});
