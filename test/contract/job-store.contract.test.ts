@@ -1,0 +1,275 @@
+/**
+ * The JobStore contract: every implementation runs this same suite (SQLite on disk and in memory
+ * today; Redis joins when it lands).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { JobStore, NewBatch, StoredInput } from "../../src/engine/job-store.js";
+import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
+
+interface StoreFactory {
+  readonly name: string;
+  create(): Promise<{ store: JobStore; reopen?: () => Promise<JobStore>; cleanup: () => void }>;
+}
+
+const factories: StoreFactory[] = [
+  {
+    name: "SqliteJobStore (file)",
+    async create() {
+      const dir = mkdtempSync(join(tmpdir(), "bp-store-"));
+      return {
+        store: new SqliteJobStore({ dataDir: dir }),
+        reopen: async () => new SqliteJobStore({ dataDir: dir }),
+        cleanup: () => rmSync(dir, { recursive: true, force: true }),
+      };
+    },
+  },
+  {
+    name: "SqliteJobStore (:memory:)",
+    async create() {
+      return { store: new SqliteJobStore({ dataDir: ":memory:" }), cleanup: () => {} };
+    },
+  },
+];
+
+let counter = 0;
+function newBatch(overrides: Partial<NewBatch> = {}): NewBatch {
+  counter++;
+  return {
+    owner: "owner-a",
+    batchId: `b-${counter}`,
+    modelId: "default",
+    priority: "normal",
+    timeoutMs: 5000,
+    createdAt: 1_700_000_000_000 + counter,
+    deadline: 1_700_000_005_000 + counter,
+    total: 3,
+    metadata: { user_id: "u1", nested: { a: [1, 2] } },
+    payloadHash: "h1",
+    ...overrides,
+  };
+}
+
+function inputs(n: number): StoredInput[] {
+  return Array.from({ length: n }, (_, index) => ({
+    index,
+    requestId: `req_${index + 1}`,
+    input: Float32Array.from([index, index + 0.5, -index]),
+    shape: [3],
+  }));
+}
+
+for (const factory of factories) {
+  describe(`JobStore contract: ${factory.name}`, () => {
+    let store: JobStore;
+    let reopen: (() => Promise<JobStore>) | undefined;
+    let cleanup: () => void;
+
+    beforeEach(async () => {
+      ({ store, reopen, cleanup } = await factory.create());
+    });
+    afterEach(async () => {
+      await store.close();
+      cleanup();
+    });
+
+    it("creates a batch with its items and reads it back", async () => {
+      const batch = newBatch();
+      const { created, record } = await store.createBatch(batch, inputs(3));
+      expect(created).toBe(true);
+      expect(record).toMatchObject({
+        ...batch,
+        status: "queued",
+        error: null,
+        startedAt: null,
+        completedAt: null,
+        succeeded: 0,
+        failed: 0,
+      });
+      expect(await store.findBatch("owner-a", batch.batchId)).toEqual(record);
+    });
+
+    it("returns the existing record instead of creating a duplicate (owner, batch_id)", async () => {
+      const batch = newBatch();
+      const first = await store.createBatch(batch, inputs(3));
+      const second = await store.createBatch(
+        { ...batch, payloadHash: "other", total: 9 },
+        inputs(9),
+      );
+      expect(second.created).toBe(false);
+      expect(second.record).toEqual(first.record);
+      expect(await store.getResults(first.record.pk, false)).toHaveLength(3);
+    });
+
+    it("keeps batch ids apart per owner, and finds any owner's for admins", async () => {
+      const a = await store.createBatch(newBatch({ batchId: "same", owner: "x" }), inputs(1));
+      const b = await store.createBatch(newBatch({ batchId: "same", owner: "y" }), inputs(1));
+      expect(b.created).toBe(true);
+      expect(a.record.pk).not.toBe(b.record.pk);
+      expect((await store.findBatch("y", "same"))?.pk).toBe(b.record.pk);
+      expect((await store.findBatch(undefined, "same"))?.pk).toBe(a.record.pk);
+      expect(await store.findBatch("z", "same")).toBeUndefined();
+    });
+
+    it("writes outcomes and batch state in one save, with counters that follow the outcomes", async () => {
+      const { record } = await store.createBatch(newBatch(), inputs(3));
+      await store.save(
+        [
+          {
+            pk: record.pk,
+            index: 0,
+            output: Float32Array.from([0.25, 0.75]),
+            confidence: 0.75,
+            processingTimeMs: 1.5,
+            error: null,
+          },
+          {
+            pk: record.pk,
+            index: 2,
+            output: null,
+            confidence: 0,
+            processingTimeMs: 0,
+            error: "DEADLINE_EXCEEDED: late",
+          },
+        ],
+        [{ pk: record.pk, status: "processing", error: null, startedAt: 10, completedAt: null }],
+      );
+      const after = await store.findBatch("owner-a", record.batchId);
+      expect(after).toMatchObject({ status: "processing", startedAt: 10, succeeded: 1, failed: 1 });
+      const finished = await store.getResults(record.pk, true);
+      expect(finished.map((r) => r.index)).toEqual([0, 2]);
+      expect(Array.from(finished[0]?.output ?? [])).toEqual([0.25, 0.75]);
+      expect(finished[1]).toMatchObject({
+        output: null,
+        error: "DEADLINE_EXCEEDED: late",
+        requestId: "req_3",
+      });
+      const all = await store.getResults(record.pk, false);
+      expect(all).toHaveLength(3);
+      expect(all[1]).toMatchObject({ output: null, error: null });
+    });
+
+    it("keeps the first outcome of an item and ignores later ones", async () => {
+      const { record } = await store.createBatch(newBatch(), inputs(1));
+      const write = (v: number) => ({
+        pk: record.pk,
+        index: 0,
+        output: Float32Array.from([v]),
+        confidence: v,
+        processingTimeMs: 1,
+        error: null,
+      });
+      await store.save([write(1)], []);
+      await store.save([write(2)], []);
+      const [result] = await store.getResults(record.pk, true);
+      expect(Array.from(result?.output ?? [])).toEqual([1]);
+      expect((await store.findBatch("owner-a", record.batchId))?.succeeded).toBe(1);
+    });
+
+    it("returns unfinished batches with exactly the items that have no outcome", async () => {
+      const { record } = await store.createBatch(newBatch(), inputs(3));
+      const ended = await store.createBatch(newBatch(), inputs(1));
+      await store.save(
+        [
+          {
+            pk: record.pk,
+            index: 1,
+            output: Float32Array.from([1]),
+            confidence: 1,
+            processingTimeMs: 1,
+            error: null,
+          },
+        ],
+        [
+          {
+            pk: ended.record.pk,
+            status: "cancelled",
+            error: "CANCELLED",
+            startedAt: null,
+            completedAt: 5,
+          },
+        ],
+      );
+      const unfinished = await store.loadUnfinished();
+      expect(unfinished.map((u) => u.batch.pk)).toEqual([record.pk]);
+      expect(unfinished[0]?.pending.map((p) => p.index)).toEqual([0, 2]);
+      expect(Array.from(unfinished[0]?.pending[1]?.input ?? [])).toEqual([2, 2.5, -2]);
+      expect(unfinished[0]?.pending[1]?.shape).toEqual([3]);
+    });
+
+    it("lists newest first, filtered by owner and status, in pages", async () => {
+      const made = [];
+      for (let i = 0; i < 5; i++)
+        made.push(
+          (await store.createBatch(newBatch({ owner: i === 4 ? "other" : "owner-a" }), inputs(1)))
+            .record,
+        );
+      await store.save(
+        [],
+        [{ pk: made[0]?.pk as number, status: "failed", error: "x", startedAt: 1, completedAt: 2 }],
+      );
+      const page1 = await store.listBatches({ owner: "owner-a", limit: 2 });
+      expect(page1.batches.map((b) => b.pk)).toEqual([made[3]?.pk, made[2]?.pk]);
+      const page2 = await store.listBatches({
+        owner: "owner-a",
+        limit: 2,
+        cursor: page1.nextCursor,
+      });
+      expect(page2.batches.map((b) => b.pk)).toEqual([made[1]?.pk, made[0]?.pk]);
+      expect(page2.nextCursor).toBeUndefined();
+      expect((await store.listBatches({ limit: 10 })).batches).toHaveLength(5);
+      expect(
+        (
+          await store.listBatches({ owner: "owner-a", statuses: ["failed"], limit: 10 })
+        ).batches.map((b) => b.pk),
+      ).toEqual([made[0]?.pk]);
+      await expect(store.listBatches({ limit: 1, cursor: "not-a-cursor" })).rejects.toThrow(
+        RangeError,
+      );
+    });
+
+    it("purges batches that ended before a time, and their items", async () => {
+      const old = await store.createBatch(newBatch(), inputs(2));
+      const recent = await store.createBatch(newBatch(), inputs(2));
+      const live = await store.createBatch(newBatch(), inputs(2));
+      await store.save(
+        [],
+        [
+          { pk: old.record.pk, status: "completed", error: null, startedAt: 1, completedAt: 100 },
+          {
+            pk: recent.record.pk,
+            status: "completed",
+            error: null,
+            startedAt: 1,
+            completedAt: 300,
+          },
+        ],
+      );
+      expect(await store.purgeFinished(200)).toBe(1);
+      expect(await store.findBatch("owner-a", old.record.batchId)).toBeUndefined();
+      expect(await store.getResults(old.record.pk, false)).toEqual([]);
+      expect(await store.findBatch("owner-a", recent.record.batchId)).toBeDefined();
+      expect(await store.findBatch("owner-a", live.record.batchId)).toBeDefined();
+    });
+
+    it("stores settings", async () => {
+      expect(await store.getSetting("batching")).toBeUndefined();
+      await store.putSetting("batching", '{"a":1}');
+      await store.putSetting("batching", '{"a":2}');
+      expect(await store.getSetting("batching")).toBe('{"a":2}');
+    });
+
+    it("keeps everything across a reopen when it is durable", async () => {
+      if (reopen === undefined) return expect(factory.name).toContain(":memory:");
+      const { record } = await store.createBatch(newBatch(), inputs(2));
+      await store.putSetting("k", "v");
+      await store.close();
+      store = await reopen();
+      expect(await store.findBatch("owner-a", record.batchId)).toEqual(record);
+      expect(await store.getSetting("k")).toBe("v");
+      expect((await store.loadUnfinished()).map((u) => u.pending.length)).toEqual([2]);
+    });
+  });
+}

@@ -1,0 +1,137 @@
+/**
+ * Kill -9 in the middle of a run, restart on the same DATA_DIR: every acknowledged item runs to
+ * exactly one result, and the results are right.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import ort from "onnxruntime-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { until } from "../fixtures/fake-pool.js";
+import {
+  createTestModelRepo,
+  DENSE_LAYERS,
+  type TestModelRepo,
+  vector,
+} from "../fixtures/model-repo.js";
+
+const CHILD = fileURLToPath(new URL("../fixtures/crash-child.ts", import.meta.url));
+const BATCHES = 4;
+const ITEMS = 500;
+
+let repo: TestModelRepo;
+let dataDir: string;
+beforeAll(() => {
+  repo = createTestModelRepo({ dense: true });
+  dataDir = mkdtempSync(join(tmpdir(), "bp-crash-"));
+});
+afterAll(() => {
+  repo.cleanup();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+function child(mode: "submit" | "resume"): {
+  proc: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+} {
+  const proc = spawn(
+    process.execPath,
+    ["--import", "tsx", CHILD, mode, dataDir, repo.dir, String(BATCHES), String(ITEMS)],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let out = "";
+  proc.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  proc.stderr?.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
+  return { proc, output: () => out, exited };
+}
+
+function counts(): { done: number; total: number; withOutput: number } {
+  const db = new Database(join(dataDir, "batch-processor.db"), {
+    readonly: true,
+    fileMustExist: true,
+  });
+  try {
+    return db
+      .prepare(
+        "SELECT SUM(done) AS done, COUNT(*) AS total, SUM(output IS NOT NULL) AS withOutput FROM items",
+      )
+      .get() as {
+      done: number;
+      total: number;
+      withOutput: number;
+    };
+  } finally {
+    db.close();
+  }
+}
+
+describe("crash recovery", () => {
+  it("finishes every batch with one result per item after a SIGKILL mid-run", async () => {
+    const first = child("submit");
+    await until(() => first.output().includes("SUBMITTED"), 60_000);
+    await until(() => counts().done > 0, 60_000);
+    first.proc.kill("SIGKILL");
+    await first.exited;
+    const atKill = counts();
+    expect(atKill.total).toBe(BATCHES * ITEMS);
+    expect(atKill.done, "the child must be killed mid-run").toBeLessThan(atKill.total);
+
+    const second = child("resume");
+    expect(await second.exited, second.output()).toBe(0);
+    expect(second.output()).toContain("DONE");
+
+    const db = new Database(join(dataDir, "batch-processor.db"), { readonly: true });
+    const batches = db
+      .prepare("SELECT batch_id, status, total, succeeded, failed FROM batches ORDER BY batch_id")
+      .all() as {
+      batch_id: string;
+      status: string;
+      total: number;
+      succeeded: number;
+      failed: number;
+    }[];
+    expect(batches.map((b) => [b.batch_id, b.status, b.succeeded, b.failed])).toEqual(
+      Array.from({ length: BATCHES }, (_, b) => [`crash-${b}`, "completed", ITEMS, 0]),
+    );
+    const items = db
+      .prepare(
+        "SELECT b.batch_id, i.idx, i.output, i.done FROM items i JOIN batches b ON b.pk = i.batch_pk",
+      )
+      .all() as {
+      batch_id: string;
+      idx: number;
+      output: Buffer | null;
+      done: number;
+    }[];
+    db.close();
+    expect(items).toHaveLength(BATCHES * ITEMS);
+    expect(
+      items.every((i) => i.done === 1 && i.output !== null && i.output.byteLength === 10 * 4),
+    ).toBe(true);
+
+    // Spot-check outputs (both runs' items) against a direct session.run.
+    const session = await ort.InferenceSession.create(join(repo.dir, "dense", "model.onnx"));
+    for (const item of items.filter((_, k) => k % 97 === 0)) {
+      const b = Number(item.batch_id.split("-")[1]);
+      const input = Float32Array.from(vector(b * 100_000 + item.idx, DENSE_LAYERS[0]));
+      const logits = (
+        await session.run({ input: new ort.Tensor("float32", input, [1, input.length]) })
+      ).logits?.data as Float32Array;
+      const max = Math.max(...logits);
+      const exp = Array.from(logits, (v) => Math.exp(v - max));
+      const sum = exp.reduce((a, c) => a + c, 0);
+      const stored = new Float32Array(new Uint8Array(item.output as Buffer).buffer);
+      stored.forEach((p, k) => {
+        expect(p).toBeCloseTo((exp[k] as number) / sum, 5);
+      });
+    }
+    await session.release();
+  });
+});
