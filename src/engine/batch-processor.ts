@@ -3,9 +3,8 @@
  * the dynamic batcher, a {@link JobStore} and an {@link InferencePool}. Transports call this and
  * nothing below it.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { itemResultOf, resultsOf, viewOfJob, viewOfRecord } from "./batch-views.js";
-import { type BatchOutcome, DynamicBatcher, queueKey } from "./dynamic-batcher.js";
 import {
   BatchEndedError,
   BatchExistsError,
@@ -19,9 +18,10 @@ import {
   ShuttingDownError,
 } from "./errors.js";
 import type { InferencePool, ModelCatalog } from "./inference-pool.js";
-import { ITEM_ERRORS, Job, type JobItem } from "./job.js";
+import { ITEM_ERRORS, Job } from "./job.js";
+import { JobRunner } from "./job-runner.js";
 import { isTerminal } from "./job-state.js";
-import type { BatchRecord, BatchWrite, ItemWrite, JobStore, StoredInput } from "./job-store.js";
+import type { BatchRecord, JobStore, StoredInput } from "./job-store.js";
 import { type EngineLogger, NOOP_LOGGER } from "./logger.js";
 import {
   type BatchingOptions,
@@ -32,17 +32,23 @@ import {
   resolveBatchingOptions,
   resolveProcessorOptions,
 } from "./options.js";
-import {
-  BATCH_STATUSES,
-  type BatchResults,
-  type BatchStatus,
-  type BatchView,
-  type ItemResult,
-  type Principal,
-  type SubmitReceipt,
-  type SubmitRequest,
+import type {
+  BatchResults,
+  BatchView,
+  ItemResult,
+  Principal,
+  SubmitReceipt,
+  SubmitRequest,
 } from "./types.js";
-import { type ValidSubmit, validateSubmit } from "./validate-submit.js";
+import {
+  type ListOptions,
+  payloadDigest,
+  validateListFilter,
+  validateSubmit,
+} from "./validation.js";
+import { warmUp } from "./warm-up.js";
+
+export type { ListOptions } from "./validation.js";
 
 /** Options of {@link BatchProcessor.create}. */
 export interface BatchProcessorOptions extends ProcessorOptions {
@@ -56,17 +62,7 @@ export interface BatchProcessorOptions extends ProcessorOptions {
   readonly clock?: () => number;
 }
 
-/** Filter of {@link BatchProcessor.list}. */
-export interface ListOptions {
-  /** A status, or `active` for queued + processing; all when absent. */
-  readonly status?: string | undefined;
-  /** 1..1000. @defaultValue 10 */
-  readonly limit?: number | undefined;
-  readonly pageToken?: string | undefined;
-}
-
 const SETTINGS_KEY = "batching";
-const ACTIVE: readonly BatchStatus[] = ["queued", "processing"];
 
 /** See the file comment. */
 export class BatchProcessor {
@@ -76,14 +72,8 @@ export class BatchProcessor {
   readonly #options: ResolvedProcessorOptions;
   readonly #log: EngineLogger;
   readonly #clock: () => number;
-  readonly #batcher: DynamicBatcher<JobItem>;
-  /** Live (queued or processing) jobs by `${owner}\u0000${batchId}`. */
-  readonly #jobs = new Map<string, Job>();
-  /** Live infer jobs (never stored): failed on shutdown so no caller waits forever. */
-  readonly #ephemeral = new Set<Job>();
+  readonly #runner: JobRunner;
   #batching: ResolvedBatchingOptions;
-  #seq = 0;
-  #durableActive = 0;
   #closing = false;
   #purgeTimer: NodeJS.Timeout | undefined;
 
@@ -95,13 +85,12 @@ export class BatchProcessor {
     this.#log = o.logger ?? NOOP_LOGGER;
     this.#clock = o.clock ?? Date.now;
     this.#batching = batching;
-    this.#batcher = new DynamicBatcher<JobItem>({
+    this.#runner = new JobRunner({
+      store: o.store,
       pool: o.pool,
-      options: () => this.#batching,
+      batching: () => this.#batching,
       modelMaxBatchSize: (model) => this.#models.get(model)?.maxBatchSize ?? 1,
-      onDispatch: (items) => this.#onDispatch(items),
-      onComplete: (items, outcome) => this.#onComplete(items, outcome),
-      onExpired: (items) => this.#fail(items, ITEM_ERRORS.deadline),
+      log: this.#log,
       clock: this.#clock,
     });
   }
@@ -121,7 +110,13 @@ export class BatchProcessor {
       }
     }
     const processor = new BatchProcessor(options, batching);
-    await processor.#warmUp();
+    await warmUp(
+      processor.#pool,
+      processor.#models,
+      processor.#runner.batcher,
+      processor.#batching.maxBatchSize,
+      processor.#log,
+    );
     await processor.#recover();
     processor.#purgeTimer = setInterval(
       () => void processor.purge(),
@@ -145,10 +140,10 @@ export class BatchProcessor {
     threads: number;
   } {
     return {
-      pending: this.#batcher.pending,
-      pendingByPriority: this.#batcher.pendingByPriority(),
-      inFlightBatches: this.#batcher.inFlight,
-      activeBatches: this.#jobs.size,
+      pending: this.#runner.batcher.pending,
+      pendingByPriority: this.#runner.batcher.pendingByPriority(),
+      inFlightBatches: this.#runner.batcher.inFlight,
+      activeBatches: this.#runner.activeStored,
       threads: this.#pool.threads,
     };
   }
@@ -157,7 +152,7 @@ export class BatchProcessor {
   async submit(principal: Principal, request: SubmitRequest): Promise<SubmitReceipt> {
     this.#assertOpen();
     const valid = validateSubmit(request, this.#models, this.#options.defaultModel);
-    const payloadHash = valid.batchId === undefined ? null : hashPayload(valid);
+    const payloadHash = valid.batchId === undefined ? null : payloadDigest(valid);
     if (valid.batchId !== undefined) {
       const existing = await this.#store.findBatch(principal.owner, valid.batchId);
       if (existing !== undefined) return this.#resubmit(existing, payloadHash);
@@ -187,12 +182,12 @@ export class BatchProcessor {
       inputs,
     );
     if (!created) return this.#resubmit(record, payloadHash);
-    const job = this.#start(record, inputs);
+    const job = this.#runner.start(record, inputs);
     this.#log.debug(
       { batchId, items: job.total, priority: job.priority, model: job.modelId },
       "batch queued",
     );
-    return this.#receipt(job);
+    return this.#runner.receipt(job);
   }
 
   /** Runs a request through the same batcher and resolves with its results; nothing is stored. */
@@ -218,32 +213,13 @@ export class BatchProcessor {
       total: valid.items.length,
       metadata: valid.metadata,
     });
-    const done = new Promise<void>((resolve) => {
-      const unsubscribe = job.subscribe(() => {
-        if (job.terminal) {
-          unsubscribe();
-          resolve();
-        }
-      });
-    });
-    const onAbort = () => this.#cancelJob(job);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    this.#ephemeral.add(job);
-    this.#enqueue(
-      job,
-      valid.items.map((item, index) => ({
-        index,
-        requestId: item.requestId,
-        input: item.data,
-        shape: item.shape,
-      })),
-    );
-    try {
-      await done;
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-      this.#ephemeral.delete(job);
-    }
+    const inputs = valid.items.map((item, index) => ({
+      index,
+      requestId: item.requestId,
+      input: item.data,
+      shape: item.shape,
+    }));
+    await this.#runner.runEphemeral(job, inputs, signal);
     if (signal?.aborted) throw new CancelledError();
     if (job.error === ITEM_ERRORS.shutdown) throw new ShuttingDownError();
     if (job.failed === job.total && (job.failures.get("DEADLINE_EXCEEDED") ?? 0) === job.total) {
@@ -260,8 +236,8 @@ export class BatchProcessor {
 
   /** The status of one batch. */
   async status(principal: Principal, batchId: string): Promise<BatchView> {
-    const job = this.#liveJob(principal, batchId);
-    if (job !== undefined) return this.#view(job);
+    const job = this.#runner.live(principal, batchId);
+    if (job !== undefined) return this.#runner.view(job);
     return viewOfRecord(await this.#record(principal, batchId), this.#clock());
   }
 
@@ -271,10 +247,10 @@ export class BatchProcessor {
     batchId: string,
     options: { partial?: boolean } = {},
   ): Promise<BatchResults> {
-    const job = this.#liveJob(principal, batchId);
+    const job = this.#runner.live(principal, batchId);
     const view =
       job !== undefined
-        ? this.#view(job)
+        ? this.#runner.view(job)
         : viewOfRecord(await this.#record(principal, batchId), this.#clock());
     if (!isTerminal(view.status) && options.partial !== true)
       throw new ResultsNotReadyError(batchId, view.status);
@@ -288,20 +264,7 @@ export class BatchProcessor {
     principal: Principal,
     options: ListOptions = {},
   ): Promise<{ batches: BatchView[]; nextPageToken: string | undefined }> {
-    const limit = options.limit === undefined || options.limit === 0 ? 10 : options.limit;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
-      throw new InvalidInputError("limit", `expected an integer in 1..1000, got ${limit}`);
-    let statuses: readonly BatchStatus[] | undefined;
-    if (options.status === "active") statuses = ACTIVE;
-    else if (options.status !== undefined && options.status !== "" && options.status !== "all") {
-      if (!(BATCH_STATUSES as readonly string[]).includes(options.status)) {
-        throw new InvalidInputError(
-          "status",
-          `expected active, all or one of ${BATCH_STATUSES.join(", ")}, got ${JSON.stringify(options.status)}`,
-        );
-      }
-      statuses = [options.status as BatchStatus];
-    }
+    const { limit, statuses } = validateListFilter(options);
     const page = await this.#store
       .listBatches({
         owner: principal.admin ? undefined : principal.owner,
@@ -316,22 +279,22 @@ export class BatchProcessor {
       });
     const now = this.#clock();
     const batches = page.batches.map((record) => {
-      const job = this.#jobs.get(jobKey(record.owner, record.batchId));
-      return job !== undefined ? this.#view(job) : viewOfRecord(record, now);
+      const job = this.#runner.liveOf(record);
+      return job !== undefined ? this.#runner.view(job) : viewOfRecord(record, now);
     });
     return { batches, nextPageToken: page.nextCursor };
   }
 
   /** Cancels a queued or processing batch; outputs produced before the cancel are kept. */
   async cancel(principal: Principal, batchId: string): Promise<BatchView> {
-    const job = this.#liveJob(principal, batchId);
+    const job = this.#runner.live(principal, batchId);
     if (job === undefined) {
       const record = await this.#record(principal, batchId);
       if (record.status === "cancelled") return viewOfRecord(record, this.#clock());
       throw new BatchEndedError(batchId, record.status);
     }
-    this.#cancelJob(job);
-    return this.#view(job);
+    this.#runner.cancel(job);
+    return this.#runner.view(job);
   }
 
   /** Status events of one batch: the current state, then every change, ending after the terminal one. */
@@ -340,7 +303,7 @@ export class BatchProcessor {
     batchId: string,
     signal?: AbortSignal,
   ): AsyncGenerator<BatchView> {
-    const job = this.#liveJob(principal, batchId);
+    const job = this.#runner.live(principal, batchId);
     if (job === undefined) {
       yield viewOfRecord(await this.#record(principal, batchId), this.#clock());
       return;
@@ -354,19 +317,19 @@ export class BatchProcessor {
     const onAbort = () => wake?.();
     signal?.addEventListener("abort", onAbort);
     try {
-      let view = this.#view(job);
+      let view = this.#runner.view(job);
       yield view;
       while (!isTerminal(view.status)) {
         if (signal?.aborted === true) return;
         if (this.#closing) {
-          yield this.#view(job);
+          yield this.#runner.view(job);
           return;
         }
         if (!dirty) await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
         if (!dirty) continue;
         dirty = false;
-        view = this.#view(job);
+        view = this.#runner.view(job);
         yield view;
       }
     } finally {
@@ -409,15 +372,11 @@ export class BatchProcessor {
     if (this.#closing) return;
     this.#closing = true;
     clearInterval(this.#purgeTimer);
-    for (const job of this.#jobs.values()) {
-      clearTimeout(job.deadlineTimer);
-      job.notify();
-    }
-    for (const job of this.#ephemeral) this.#endQueuedEphemeral(job);
+    this.#runner.shutdown();
     const timeoutMs = options.timeoutMs ?? 10_000;
     let timer: NodeJS.Timeout | undefined;
     const drained = await Promise.race([
-      this.#batcher.close().then(() => true),
+      this.#runner.batcher.close().then(() => true),
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
     ]);
     clearTimeout(timer);
@@ -432,18 +391,19 @@ export class BatchProcessor {
   }
 
   #admit(items: number, durable: boolean): void {
-    const pending = this.#batcher.pending;
+    const pending = this.#runner.batcher.pending;
     if (pending + items > this.#options.maxQueueSize) {
-      const retryAfterMs = this.#batcher.estimateMs(this.#options.defaultModel, pending) ?? 1000;
+      const retryAfterMs =
+        this.#runner.batcher.estimateMs(this.#options.defaultModel, pending) ?? 1000;
       throw new QueueFullError(
         `queue full: ${pending} items pending, this request adds ${items}, MAX_QUEUE_SIZE is ${this.#options.maxQueueSize}`,
         Math.max(1000, Math.ceil(retryAfterMs)),
       );
     }
     const limit = this.#options.maxConcurrentBatches;
-    if (durable && limit > 0 && this.#durableActive >= limit) {
+    if (durable && limit > 0 && this.#runner.activeStored >= limit) {
       throw new QueueFullError(
-        `too many active batches: ${this.#durableActive} of MAX_CONCURRENT_BATCHES=${limit}`,
+        `too many active batches: ${this.#runner.activeStored} of MAX_CONCURRENT_BATCHES=${limit}`,
         1000,
       );
     }
@@ -451,8 +411,8 @@ export class BatchProcessor {
 
   #resubmit(existing: BatchRecord, payloadHash: string | null): SubmitReceipt {
     if (existing.payloadHash !== payloadHash) throw new BatchExistsError(existing.batchId);
-    const job = this.#jobs.get(jobKey(existing.owner, existing.batchId));
-    if (job !== undefined) return this.#receipt(job);
+    const job = this.#runner.liveOf(existing);
+    if (job !== undefined) return this.#runner.receipt(job);
     const view = viewOfRecord(existing, this.#clock());
     return {
       batchId: view.batchId,
@@ -463,213 +423,6 @@ export class BatchProcessor {
     };
   }
 
-  #start(record: BatchRecord, pending: readonly StoredInput[]): Job {
-    const job = new Job({ ...record, pk: record.pk });
-    this.#jobs.set(jobKey(job.owner, job.batchId), job);
-    this.#durableActive++;
-    this.#enqueue(job, pending);
-    return job;
-  }
-
-  #enqueue(job: Job, inputs: readonly StoredInput[]): void {
-    const now = this.#clock();
-    const items = inputs.map((input): JobItem => {
-      const itemShape = input.shape;
-      return {
-        job,
-        index: input.index,
-        requestId: input.requestId,
-        model: job.modelId,
-        itemShape,
-        queue: queueKey({ model: job.modelId, itemShape }),
-        data: input.input,
-        priority: job.priority,
-        deadline: job.deadline,
-        seq: this.#seq++,
-        arrival: now,
-        group: job,
-        queued: false,
-        settled: false,
-      };
-    });
-    job.items = items;
-    this.#batcher.enqueue(items);
-    job.deadlineTimer = setTimeout(
-      () => this.#fail(job.queuedItems(), ITEM_ERRORS.deadline, true),
-      Math.max(0, job.deadline - now),
-    );
-  }
-
-  #onDispatch(items: readonly JobItem[]): void {
-    const now = this.#clock();
-    let last: Job | undefined;
-    for (const { job } of items) {
-      if (job === last) continue;
-      last = job;
-      if (job.status === "queued") {
-        job.transition("processing");
-        job.startedAt = now;
-        job.notify();
-      }
-    }
-  }
-
-  #onComplete(items: readonly JobItem[], outcome: BatchOutcome): void {
-    const writes: ItemWrite[] = [];
-    const touched = new Set<Job>();
-    let errorMessage: string | undefined;
-    if (!outcome.ok) {
-      const errorId = randomUUID();
-      this.#log.error(
-        { err: outcome.error, errorId, model: items[0]?.model, size: items.length },
-        "model batch failed",
-      );
-      errorMessage = `INTERNAL: model execution failed (error_id ${errorId})`;
-    }
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i] as JobItem;
-      const job = item.job;
-      if (job.terminal) continue; // cancelled while running: the outcome was already written
-      touched.add(job);
-      if (!outcome.ok) {
-        job.recordFailure(errorMessage as string);
-        this.#keep(job, writes, item, null, 0, 0, errorMessage as string);
-        continue;
-      }
-      const { output, outputSize, confidence, inferenceMs } = outcome.result;
-      const row = output.slice(i * outputSize, (i + 1) * outputSize);
-      job.succeeded++;
-      this.#keep(job, writes, item, row, confidence?.[i] ?? 0, inferenceMs, null);
-    }
-    this.#commit(writes, touched);
-  }
-
-  /** Records an item outcome: in memory for infer jobs, as a write for stored ones. */
-  #keep(
-    job: Job,
-    writes: ItemWrite[],
-    item: JobItem,
-    output: Float32Array | null,
-    confidence: number,
-    ms: number,
-    error: string | null,
-  ): void {
-    item.settled = true;
-    if (job.pk === undefined) {
-      (job.results as (ItemResult | undefined)[])[item.index] = {
-        requestId: item.requestId,
-        output: output === null ? [] : Array.from(output),
-        confidence,
-        processingTimeMs: ms,
-        error,
-      };
-    } else {
-      writes.push({
-        pk: job.pk,
-        index: item.index,
-        output,
-        confidence,
-        processingTimeMs: ms,
-        error,
-      });
-    }
-  }
-
-  /** Fails items that never ran (deadline, model gone); `removeQueued` takes them out of the batcher first. */
-  #fail(items: readonly JobItem[], error: string, removeQueued = false): void {
-    const failed = removeQueued ? this.#batcher.remove(items) : items;
-    if (failed.length === 0) return;
-    const writes: ItemWrite[] = [];
-    const touched = new Set<Job>();
-    for (const item of failed) {
-      if (item.job.terminal) continue;
-      item.job.recordFailure(error);
-      this.#keep(item.job, writes, item, null, 0, 0, error);
-      touched.add(item.job);
-    }
-    this.#commit(writes, touched);
-  }
-
-  /** Ends a live job now: queued items leave the batcher, running ones are written off. */
-  #endJob(
-    job: Job,
-    status: "cancelled" | "failed",
-    reason: string,
-    queuedError: string,
-    runningError: string,
-  ): void {
-    if (job.terminal) return;
-    const waiting = new Set(this.#batcher.remove(job.queuedItems()));
-    const writes: ItemWrite[] = [];
-    for (const item of job.items) {
-      if (item.settled) continue;
-      const error = waiting.has(item) ? queuedError : runningError;
-      job.recordFailure(error);
-      this.#keep(job, writes, item, null, 0, 0, error);
-    }
-    job.transition(status);
-    job.error = reason;
-    job.completedAt = this.#clock();
-    this.#persist(writes, job.pk === undefined ? [] : [batchWrite(job)]);
-    this.#retire(job);
-  }
-
-  /** On shutdown, an infer job whose items are still queued fails (its caller gets UNAVAILABLE). */
-  #endQueuedEphemeral(job: Job): void {
-    if (job.queuedItems().length === 0) return;
-    this.#endJob(job, "failed", ITEM_ERRORS.shutdown, ITEM_ERRORS.shutdown, ITEM_ERRORS.shutdown);
-  }
-
-  #cancelJob(job: Job): void {
-    this.#endJob(
-      job,
-      "cancelled",
-      "CANCELLED: cancelled by request",
-      ITEM_ERRORS.cancelledQueued,
-      ITEM_ERRORS.cancelledRunning,
-    );
-  }
-
-  #commit(writes: ItemWrite[], touched: ReadonlySet<Job>): void {
-    const batches: BatchWrite[] = [];
-    const ended: Job[] = [];
-    for (const job of touched) {
-      if (job.remaining === 0) {
-        const { status, error } = job.outcome();
-        job.transition(status);
-        job.error = error;
-        job.completedAt = this.#clock();
-        ended.push(job);
-      }
-      if (job.pk !== undefined) batches.push(batchWrite(job));
-    }
-    this.#persist(writes, batches);
-    for (const job of ended) this.#retire(job);
-    for (const job of touched) if (!job.terminal) job.notify();
-  }
-
-  #retire(job: Job): void {
-    clearTimeout(job.deadlineTimer);
-    if (job.pk !== undefined && this.#jobs.delete(jobKey(job.owner, job.batchId)))
-      this.#durableActive--;
-    this.#log.debug({ batchId: job.batchId, status: job.status, error: job.error }, "batch ended");
-    job.notify();
-  }
-
-  #persist(items: ItemWrite[], batches: BatchWrite[]): void {
-    if (items.length === 0 && batches.length === 0) return;
-    this.#store
-      .save(items, batches)
-      .catch((error: unknown) => this.#log.error({ err: error }, "saving batch progress failed"));
-  }
-
-  #liveJob(principal: Principal, batchId: string): Job | undefined {
-    const own = this.#jobs.get(jobKey(principal.owner, batchId));
-    if (own !== undefined || !principal.admin) return own;
-    for (const job of this.#jobs.values()) if (job.batchId === batchId) return job;
-    return undefined;
-  }
-
   async #record(principal: Principal, batchId: string): Promise<BatchRecord> {
     const own = await this.#store.findBatch(principal.owner, batchId);
     const record =
@@ -678,118 +431,22 @@ export class BatchProcessor {
     return record;
   }
 
-  #view(job: Job): BatchView {
-    const now = this.#clock();
-    if (job.terminal)
-      return viewOfJob(job, { queuePosition: 0, estimatedCompletionTime: job.completedAt }, now);
-    const first = job.firstQueued();
-    const queuePosition = first === undefined ? 0 : this.#batcher.positionOf(first);
-    const ms = this.#batcher.estimateMs(job.modelId, queuePosition + job.remaining);
-    return viewOfJob(
-      job,
-      { queuePosition, estimatedCompletionTime: ms === undefined ? null : now + ms },
-      now,
-    );
-  }
-
-  #receipt(job: Job): SubmitReceipt {
-    const view = this.#view(job);
-    return {
-      batchId: view.batchId,
-      status: view.status,
-      estimatedCompletionTime: view.estimatedCompletionTime,
-      queuePosition: view.queuePosition,
-      requestCount: view.totalRequests,
-    };
-  }
-
-  /**
-   * Runs a few zero-filled batches per model (1 item, an eighth of the limit, the limit) so the
-   * first requests do not pay ONNX Runtime's first-run cost and the latency model has points
-   * to estimate completion times from before any traffic.
-   */
-  async #warmUp(): Promise<void> {
-    for (const model of this.#models.list()) {
-      if (!model.available) continue;
-      const shape = model.itemShape.map((d) => (d === -1 ? 4 : d));
-      const width = shape.reduce((a, b) => a * b, 1);
-      const cap = Math.max(1, Math.min(this.#batching.maxBatchSize, model.maxBatchSize));
-      const latency = this.#batcher.latencyOf(model.name);
-      for (const size of new Set([1, Math.max(1, Math.floor(cap / 8)), cap])) {
-        for (let round = 0; round < 2; round++) {
-          try {
-            const result = await this.#pool.run({
-              model: model.name,
-              data: new Float32Array(size * width),
-              dims: [size, ...shape],
-            });
-            if (round > 0) latency.observe(size, result.inferenceMs);
-          } catch (error) {
-            this.#log.warn({ err: error, model: model.name }, "warm-up batch failed");
-            return;
-          }
-        }
-      }
-    }
-  }
-
   async #recover(): Promise<void> {
     const unfinished = await this.#store.loadUnfinished();
     for (const { batch, pending } of unfinished) {
       const model = this.#models.get(batch.modelId);
-      const job = new Job({ ...batch });
       if (model === undefined || !model.available) {
-        this.#jobs.set(jobKey(job.owner, job.batchId), job);
-        this.#durableActive++;
-        const writes: ItemWrite[] = [];
-        for (const input of pending) {
-          job.recordFailure(ITEM_ERRORS.modelUnavailable);
-          writes.push({
-            pk: batch.pk,
-            index: input.index,
-            output: null,
-            confidence: 0,
-            processingTimeMs: 0,
-            error: ITEM_ERRORS.modelUnavailable,
-          });
-        }
-        this.#commit(writes, new Set([job]));
-        continue;
+        this.#runner.failRecovered(batch, pending, ITEM_ERRORS.modelUnavailable);
+      } else {
+        this.#runner.start(batch, pending);
       }
-      this.#jobs.set(jobKey(job.owner, job.batchId), job);
-      this.#durableActive++;
-      this.#enqueue(job, pending);
     }
-    if (unfinished.length > 0)
+    if (unfinished.length > 0) {
       this.#log.info({ batches: unfinished.length }, "re-queued unfinished batches");
+    }
   }
-}
-
-function jobKey(owner: string, batchId: string): string {
-  return `${owner}\u0000${batchId}`;
-}
-
-function batchWrite(job: Job): BatchWrite {
-  return {
-    pk: job.pk as number,
-    status: job.status,
-    error: job.error,
-    startedAt: job.startedAt,
-    completedAt: job.completedAt,
-  };
 }
 
 function emptyResult(requestId: string, error: string | null): ItemResult {
   return { requestId, output: [], confidence: 0, processingTimeMs: 0, error };
-}
-
-/** Digest of everything that defines a request, for idempotent resubmits. */
-function hashPayload(valid: ValidSubmit): string {
-  const hash = createHash("sha256");
-  hash.update(JSON.stringify([valid.priority, valid.timeoutMs, valid.model.name, valid.metadata]));
-  for (const item of valid.items) {
-    hash.update(`\u0000${item.requestId}\u0000${item.shape.join(",")}\u0000`);
-    hash.update(new Uint8Array(item.data.buffer, item.data.byteOffset, item.data.byteLength));
-  }
-  return hash.digest("hex");
 }

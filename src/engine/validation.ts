@@ -2,9 +2,16 @@
  * Validation of submit and infer requests. Every rule names the field as the client wrote it
  * (`data[3].input[7]`), and the output is the normalized form the processor queues.
  */
+import { createHash } from "node:crypto";
 import { InvalidInputError, ModelNotFoundError, ModelUnavailableError } from "./errors.js";
 import type { ModelCatalog, ModelInfo } from "./inference-pool.js";
-import { PRIORITIES, type Priority, type SubmitRequest } from "./types.js";
+import {
+  BATCH_STATUSES,
+  type BatchStatus,
+  PRIORITIES,
+  type Priority,
+  type SubmitRequest,
+} from "./types.js";
 
 /** Most items in one submit (the seed's limit). */
 export const MAX_ITEMS_PER_SUBMIT = 1000;
@@ -218,4 +225,46 @@ function describe(value: unknown): string {
   if (typeof value === "number") return String(value);
   if (value === undefined) return "nothing";
   return JSON.stringify(value) ?? typeof value;
+}
+
+/** Digest of everything that defines a request, for idempotent resubmits. */
+export function payloadDigest(valid: ValidSubmit): string {
+  const hash = createHash("sha256");
+  hash.update(JSON.stringify([valid.priority, valid.timeoutMs, valid.model.name, valid.metadata]));
+  for (const item of valid.items) {
+    hash.update(`\u0000${item.requestId}\u0000${item.shape.join(",")}\u0000`);
+    hash.update(new Uint8Array(item.data.buffer, item.data.byteOffset, item.data.byteLength));
+  }
+  return hash.digest("hex");
+}
+
+/** Filter of `BatchProcessor.list`. */
+export interface ListOptions {
+  /** A status, or `active` for queued + processing; all when absent. */
+  readonly status?: string | undefined;
+  /** 1..1000. @defaultValue 10 */
+  readonly limit?: number | undefined;
+  readonly pageToken?: string | undefined;
+}
+
+/** Validates a list filter: `limit` 1..1000 (default 10), `status` a state, `active` or `all`. */
+export function validateListFilter(options: ListOptions): {
+  limit: number;
+  statuses: readonly BatchStatus[] | undefined;
+} {
+  const limit = options.limit === undefined || options.limit === 0 ? 10 : options.limit;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+    throw new InvalidInputError("limit", `expected an integer in 1..1000, got ${limit}`);
+  }
+  const status = options.status;
+  if (status === undefined || status === "" || status === "all")
+    return { limit, statuses: undefined };
+  if (status === "active") return { limit, statuses: ["queued", "processing"] };
+  if (!(BATCH_STATUSES as readonly string[]).includes(status)) {
+    throw new InvalidInputError(
+      "status",
+      `expected active, all or one of ${BATCH_STATUSES.join(", ")}, got ${JSON.stringify(status)}`,
+    );
+  }
+  return { limit, statuses: [status as BatchStatus] };
 }

@@ -5,7 +5,7 @@ import {
   ModelUnavailableError,
 } from "../../src/engine/errors.js";
 import type { SubmitRequest } from "../../src/engine/types.js";
-import { validateSubmit } from "../../src/engine/validate-submit.js";
+import { validateSubmit } from "../../src/engine/validation.js";
 import { fakeCatalog } from "../fixtures/fake-pool.js";
 
 const models = fakeCatalog();
