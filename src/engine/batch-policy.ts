@@ -25,11 +25,17 @@ export interface PolicyContext {
   readonly modelMaxBatchSize: number;
   /** Threads with nothing to run. */
   readonly idleThreads: number;
+  /** Model batches that may still be dispatched now (pipeline slots: threads x depth - in flight). */
+  readonly freeSlots: number;
+  /** Pipeline slots in all (threads x depth). */
+  readonly slots: number;
+  /** Items in dispatched, unfinished model batches. */
+  readonly inFlightItems: number;
   readonly latency: LatencyEstimator;
 }
 
 /** Why a batch was dispatched. */
-export type DispatchReason = "full" | "max_wait" | "deadline" | "idle" | "no_batching";
+export type DispatchReason = "full" | "max_wait" | "deadline" | "idle" | "pipeline" | "no_batching";
 
 /** The policy's answer. */
 export type BatchDecision =
@@ -61,6 +67,13 @@ export function decideBatch(queue: QueueState, ctx: PolicyContext): BatchDecisio
 
   if (ctx.idleThreads > 0 && !waitingPays(queue, ctx, target, waitEnds)) {
     return { kind: "dispatch", size, reason: "idle" };
+  }
+  // Every thread is busy but a pipeline slot is free: fill it once the queue holds its fair share
+  // of the work in the system. Waiting for more than that is waiting for items that, in a closed
+  // loop, only arrive after the running batches end: the thread would then sit idle.
+  if (ctx.idleThreads === 0 && ctx.freeSlots > 0) {
+    const share = Math.ceil((queue.pending + ctx.inFlightItems) / Math.max(1, ctx.slots));
+    if (size >= share) return { kind: "dispatch", size, reason: "pipeline" };
   }
   return { kind: "wait", until: Math.min(waitEnds, latestStart) };
 }

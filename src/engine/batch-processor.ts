@@ -74,6 +74,8 @@ export class BatchProcessor {
   readonly #clock: () => number;
   readonly #runner: JobRunner;
   #batching: ResolvedBatchingOptions;
+  /** Ids of infer requests: never stored, so unique per process is enough. */
+  readonly #inferIds = new IdSequence();
   #closing = false;
   #purgeTimer: NodeJS.Timeout | undefined;
 
@@ -163,7 +165,7 @@ export class BatchProcessor {
     const inputs: StoredInput[] = valid.items.map((item, index) => ({
       index,
       requestId: item.requestId,
-      input: item.data,
+      input: Float32Array.from(item.data),
       shape: item.shape,
     }));
     const { created, record } = await this.#store.createBatch(
@@ -203,7 +205,7 @@ export class BatchProcessor {
     const now = this.#clock();
     const job = new Job({
       pk: undefined,
-      batchId: valid.batchId ?? `infer_${randomUUID().replaceAll("-", "")}`,
+      batchId: valid.batchId ?? `infer_${this.#inferIds.next()}`,
       owner: principal.owner,
       priority: valid.priority,
       modelId: valid.model.name,
@@ -222,7 +224,7 @@ export class BatchProcessor {
     await this.#runner.runEphemeral(job, inputs, signal);
     if (signal?.aborted) throw new CancelledError();
     if (job.error === ITEM_ERRORS.shutdown) throw new ShuttingDownError();
-    if (job.failed === job.total && (job.failures.get("DEADLINE_EXCEEDED") ?? 0) === job.total) {
+    if (job.failed === job.total && (job.failures?.get("DEADLINE_EXCEEDED") ?? 0) === job.total) {
       throw new DeadlineExceededError(
         `DEADLINE_EXCEEDED: no item started within timeout_ms=${job.timeoutMs}`,
       );
@@ -449,4 +451,13 @@ export class BatchProcessor {
 
 function emptyResult(requestId: string, error: string | null): ItemResult {
   return { requestId, output: [], confidence: 0, processingTimeMs: 0, error };
+}
+
+/** Cheap unique ids for one process: a random prefix and a counter. */
+class IdSequence {
+  readonly #prefix = randomUUID().slice(0, 8);
+  #next = 0;
+  next(): string {
+    return `${this.#prefix}${(this.#next++).toString(36)}`;
+  }
 }

@@ -18,7 +18,8 @@ export interface BatchItem extends SchedulableItem {
   readonly queue: string;
   /** Per-item dims (no -1). Items of different shapes never share a model batch. */
   readonly itemShape: readonly number[];
-  readonly data: Float32Array;
+  /** The item's numbers; copied into the model batch's float32 tensor at dispatch. */
+  readonly data: ArrayLike<number>;
 }
 
 /** How a dispatched model batch ended. */
@@ -64,6 +65,7 @@ export class DynamicBatcher<T extends BatchItem> {
   readonly #clock: () => number;
   readonly #capacity: number;
   #inFlight = 0;
+  #inFlightItems = 0;
   #timer: NodeJS.Timeout | undefined;
   #pumpScheduled = false;
   #closed = false;
@@ -210,6 +212,9 @@ export class DynamicBatcher<T extends BatchItem> {
             options,
             modelMaxBatchSize: this.o.modelMaxBatchSize(q.model),
             idleThreads: Math.max(0, this.o.pool.threads - this.#inFlight),
+            freeSlots: this.#capacity - this.#inFlight,
+            slots: this.#capacity,
+            inFlightItems: this.#inFlightItems,
             latency: this.latencyOf(q.model),
           },
         );
@@ -243,6 +248,7 @@ export class DynamicBatcher<T extends BatchItem> {
     const data = new Float32Array(items.length * width);
     for (let i = 0; i < items.length; i++) data.set((items[i] as T).data, i * width);
     this.#inFlight++;
+    this.#inFlightItems += items.length;
     this.o.onDispatch?.(items);
     this.o.pool.run({ model: first.model, data, dims: [items.length, ...first.itemShape] }).then(
       (result) => this.#finish(items, { ok: true, result }),
@@ -252,6 +258,7 @@ export class DynamicBatcher<T extends BatchItem> {
 
   #finish(items: readonly T[], outcome: BatchOutcome): void {
     this.#inFlight--;
+    this.#inFlightItems -= items.length;
     if (outcome.ok)
       this.latencyOf((items[0] as T).model).observe(items.length, outcome.result.inferenceMs);
     try {

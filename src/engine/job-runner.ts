@@ -13,6 +13,14 @@ import type { EngineLogger } from "./logger.js";
 import type { ResolvedBatchingOptions } from "./options.js";
 import type { BatchView, ItemResult, Principal, SubmitReceipt } from "./types.js";
 
+/** An item to queue: a stored input, or an infer item's numbers as the client sent them. */
+export interface ItemSource {
+  readonly index: number;
+  readonly requestId: string;
+  readonly input: ArrayLike<number>;
+  readonly shape: readonly number[];
+}
+
 /** Options of {@link JobRunner}. */
 export interface JobRunnerOptions {
   readonly store: JobStore;
@@ -64,11 +72,7 @@ export class JobRunner {
    * Runs an infer job (never stored) and resolves once it has ended; an aborted `signal`
    * cancels it.
    */
-  async runEphemeral(
-    job: Job,
-    inputs: readonly StoredInput[],
-    signal?: AbortSignal,
-  ): Promise<void> {
+  async runEphemeral(job: Job, inputs: readonly ItemSource[], signal?: AbortSignal): Promise<void> {
     const ended = new Promise<void>((resolve) => {
       const unsubscribe = job.subscribe(() => {
         if (!job.terminal) return;
@@ -124,7 +128,7 @@ export class JobRunner {
   }
 
   /** Queues a job's items and arms its deadline. */
-  enqueue(job: Job, inputs: readonly StoredInput[]): void {
+  enqueue(job: Job, inputs: readonly ItemSource[]): void {
     const now = this.#clock();
     const items = inputs.map((input): JobItem => {
       const itemShape = input.shape;
@@ -190,7 +194,8 @@ export class JobRunner {
         continue;
       }
       const { output, outputSize, confidence, inferenceMs } = outcome.result;
-      const row = output.slice(i * outputSize, (i + 1) * outputSize);
+      // A view, not a copy: the store copies it into its row, infer results into a number[].
+      const row = output.subarray(i * outputSize, (i + 1) * outputSize);
       job.succeeded++;
       this.#keep(job, writes, item, row, confidence?.[i] ?? 0, inferenceMs, null);
     }

@@ -58,8 +58,8 @@ export class Job {
   error: string | null = null;
   succeeded: number;
   failed: number;
-  /** Items of failures by error code (`DEADLINE_EXCEEDED`, ...). */
-  readonly failures = new Map<string, number>();
+  /** Failed items by error code (`DEADLINE_EXCEEDED`, ...); created on the first failure. */
+  failures: Map<string, number> | undefined;
   /** First item error, for the batch's summary. */
   firstError: string | null = null;
   /** Items loaded into the batcher for this job, index order. */
@@ -67,7 +67,8 @@ export class Job {
   /** Outputs kept in memory for jobs that are never stored. */
   readonly results: (ItemResult | undefined)[] | undefined;
   deadlineTimer: NodeJS.Timeout | undefined;
-  readonly #listeners = new Set<() => void>();
+  /** Watchers; most jobs have at most one, so no Set until a second one comes. */
+  #listeners: (() => void)[] = [];
   #cursor = 0;
 
   constructor(init: JobInit) {
@@ -108,6 +109,7 @@ export class Job {
   recordFailure(error: string): void {
     this.failed++;
     const code = error.slice(0, error.indexOf(":"));
+    this.failures ??= new Map();
     this.failures.set(code, (this.failures.get(code) ?? 0) + 1);
     this.firstError ??= error;
   }
@@ -115,7 +117,7 @@ export class Job {
   /** The terminal state and error once every item has an outcome. */
   outcome(): { status: BatchStatus; error: string | null } {
     if (this.failed === 0) return { status: "completed", error: null };
-    const expired = this.failures.get("DEADLINE_EXCEEDED") ?? 0;
+    const expired = this.failures?.get("DEADLINE_EXCEEDED") ?? 0;
     if (expired > 0) {
       return {
         status: "failed",
@@ -142,8 +144,10 @@ export class Job {
 
   /** Calls `listener` on every change until the returned function is called. */
   subscribe(listener: () => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    this.#listeners = [...this.#listeners, listener];
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
+    };
   }
 
   /** Tells every watcher that something changed. */

@@ -24,7 +24,8 @@ const ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
 /** One item, validated and converted. */
 export interface ValidItem {
   readonly requestId: string;
-  readonly data: Float32Array;
+  /** The input numbers as given (checked finite); converted to float32 when batched or stored. */
+  readonly data: ArrayLike<number>;
   /** Per-item dims (no -1). */
   readonly shape: readonly number[];
 }
@@ -146,7 +147,6 @@ function validateItem(item: unknown, index: number, model: ModelInfo): ValidItem
     throw new InvalidInputError(`${field}.input`, "expected an array of numbers");
   const length = input.length;
   if (length === 0) throw new InvalidInputError(`${field}.input`, "must contain at least 1 number");
-  const data = new Float32Array(length);
   for (let j = 0; j < length; j++) {
     const v = input[j];
     if (typeof v !== "number" || !Number.isFinite(v)) {
@@ -155,13 +155,12 @@ function validateItem(item: unknown, index: number, model: ModelInfo): ValidItem
         `expected a finite number, got ${describe(v)}`,
       );
     }
-    data[j] = v;
   }
   const dims = validateShape(`${field}.shape`, shape, length);
   checkFitsModel(field, dims, length, model);
   return {
     requestId: validateId(`${field}.request_id`, requestId) ?? `req_${index + 1}`,
-    data,
+    data: input as ArrayLike<number>,
     shape: dims,
   };
 }
@@ -233,7 +232,8 @@ export function payloadDigest(valid: ValidSubmit): string {
   hash.update(JSON.stringify([valid.priority, valid.timeoutMs, valid.model.name, valid.metadata]));
   for (const item of valid.items) {
     hash.update(`\u0000${item.requestId}\u0000${item.shape.join(",")}\u0000`);
-    hash.update(new Uint8Array(item.data.buffer, item.data.byteOffset, item.data.byteLength));
+    const floats = Float32Array.from(item.data);
+    hash.update(new Uint8Array(floats.buffer));
   }
   return hash.digest("hex");
 }

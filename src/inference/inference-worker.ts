@@ -181,8 +181,14 @@ const init = workerData as WorkerInit;
 
 export default (async () => {
   const { loaded, reports } = await loadAll(init);
+  // A thread holds two tasks at once (the running batch and the next). ONNX Runtime's Node
+  // binding defers each run by a setImmediate and then blocks, so runs are chained here: each
+  // starts when the previous ends, and its measured time is its own.
+  let previous: Promise<unknown> = Promise.resolve();
   return async (task: WorkerTask): Promise<unknown> => {
     if (task.kind === "describe") return { models: reports } satisfies DescribeReply;
-    return moved(await run(loaded, task));
+    const current = previous.then(() => run(loaded, task));
+    previous = current.catch(() => undefined);
+    return moved(await current);
   };
 })();

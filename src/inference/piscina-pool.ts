@@ -35,6 +35,9 @@ export interface InferencePoolOptions {
   readonly logger?: EngineLogger;
 }
 
+/** Model batches per thread in flight: the one running and the next one, ready. */
+export const PIPELINE_DEPTH = 2;
+
 /** Model batch limit when neither config.json nor the graph sets one. */
 export const DEFAULT_MODEL_MAX_BATCH_SIZE = 1024;
 
@@ -72,7 +75,11 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
     maxThreads: threads,
     idleTimeout: Number.POSITIVE_INFINITY,
     workerData: init,
-    // Every thread waits on Atomics between tasks: no event-loop hop inside the worker.
+    // Each thread holds its running batch and the next one, so it starts the next batch the
+    // moment the current one ends, without waiting for the main thread (the batcher never has
+    // more than threads x PIPELINE_DEPTH batches in flight, so Piscina's own queue stays empty).
+    concurrentTasksPerWorker: PIPELINE_DEPTH,
+    // Threads wait on Atomics between tasks: no event-loop hop inside the worker.
     atomics: "sync",
   });
   let reports: readonly ModelLoadReport[];

@@ -27,6 +27,9 @@ const ctx = (c: Partial<PolicyContext> = {}): PolicyContext => ({
   options: resolveBatchingOptions({ maxBatchSize: 32, maxWaitTimeMs: 50 }),
   modelMaxBatchSize: 1024,
   idleThreads: 0,
+  freeSlots: 0,
+  slots: 4,
+  inFlightItems: 64,
   latency: latency(),
   ...c,
 });
@@ -75,6 +78,26 @@ describe("decideBatch", () => {
   it("keeps an idle thread waiting briefly when items arrive fast enough to fill a batch", () => {
     const d = decideBatch(queue({ pending: 2, arrivalRatePerMs: 10 }), ctx({ idleThreads: 1 }));
     expect(d.kind).toBe("wait");
+  });
+
+  it("fills a free pipeline slot once the queue holds its share of the work in the system", () => {
+    // 64 items run in 2 batches, 4 slots: a next batch of 22 keeps every slot busy.
+    const c = ctx({ freeSlots: 2, inFlightItems: 64, latency: latency(1, 0.001) });
+    expect(decideBatch(queue({ pending: 21 }), c).kind).toBe("wait");
+    expect(decideBatch(queue({ pending: 22 }), c)).toEqual({
+      kind: "dispatch",
+      size: 22,
+      reason: "pipeline",
+    });
+  });
+
+  it("does not fill a pipeline slot with less than its share, nor when no slot is free", () => {
+    expect(decideBatch(queue({ pending: 20 }), ctx({ freeSlots: 0, inFlightItems: 64 })).kind).toBe(
+      "wait",
+    );
+    expect(decideBatch(queue({ pending: 20 }), ctx({ freeSlots: 2, inFlightItems: 64 })).kind).toBe(
+      "wait",
+    );
   });
 
   it("without dynamic batching dispatches at once, up to max_batch_size", () => {
