@@ -120,6 +120,7 @@ export class JobRunner {
     this.commit(writes, new Set([job]));
   }
 
+  /** Starts a stored job (just created, or recovered) with the inputs that have no outcome. */
   start(record: BatchRecord, pending: readonly StoredInput[]): Job {
     const job = new Job({ ...record, pk: record.pk });
     this.#jobs.set(jobKey(job.owner, job.batchId), job);
