@@ -163,7 +163,11 @@ const limitRuns: Record<number, number[]> = {};
 const on: EngineRun[] = [];
 const off: EngineRun[] = [];
 for (let r = 0; r < repeat; r++) {
-  for (const b of sweep) (limitRuns[b] ??= []).push(await rawLimit(b));
+  for (const b of sweep) {
+    const runs = limitRuns[b] ?? [];
+    runs.push(await rawLimit(b));
+    limitRuns[b] = runs;
+  }
   on.push(await engine(true));
   off.push(await engine(false));
 }
