@@ -4,14 +4,14 @@
  */
 import { parseArgs } from "node:util";
 import { loadConfig } from "./config/config.js";
-import { startEngine } from "./engine-runtime.js";
 import { readModelRepository } from "./inference/model-repository.js";
 import { createLogger } from "./logger.js";
+import { startServer } from "./server.js";
 
 const USAGE = `usage: batch-processor <command> [flags]
 
 commands:
-  serve    start the server (engine, store, inference threads)
+  serve    start the server: REST/Connect/gRPC-Web on API_PORT, gRPC on GRPC_PORT
   models   list the models in the model repository
 
 flags (override the environment):
@@ -65,30 +65,22 @@ async function main(argv: string[]): Promise<number> {
 
 async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
   const logger = createLogger(config);
-  const { processor, models } = await startEngine(config, logger);
-  logger.info(
-    {
-      models: models.list().map((m) => ({ name: m.name, available: m.available })),
-      threads: config.inferenceThreads,
-      dataDir: config.dataDir,
-    },
-    "engine ready",
-  );
-  logger.warn(
-    "the network API (REST, Connect, gRPC on API_PORT/GRPC_PORT) is not served yet; this process runs the engine and finishes recovered batches",
-  );
-  // Until the API servers hold the event loop open, a timer does.
-  const keepAlive = setInterval(() => {}, 1 << 30);
+  const server = await startServer(config, logger);
+  if (server.generatedApiKey !== undefined) {
+    // Printed once, to the terminal only: keys never go to the log.
+    process.stderr.write(
+      `batch-processor: REQUIRE_API_KEY is true and API_KEYS is empty; generated API key for this run:\n  ${server.generatedApiKey}\n`,
+    );
+  }
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, "shutting down");
-      clearInterval(keepAlive);
       resolve();
     };
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
-  await processor.close({ timeoutMs: config.shutdownTimeoutMs });
+  await server.close();
   logger.info("stopped");
   return 0;
 }

@@ -30,6 +30,7 @@ export interface ServerConfig {
   readonly dbSynchronous: "normal" | "full";
   readonly resultTtlMs: number;
   readonly shutdownTimeoutMs: number;
+  readonly maxRequestBytes: number;
 }
 
 /** Command-line flags that override the environment. */
@@ -83,6 +84,7 @@ export function loadConfig(env: Env = process.env, flags: ConfigFlags = {}): Ser
     dbSynchronous: r.oneOf("DB_SYNCHRONOUS", ["normal", "full"] as const, "normal"),
     resultTtlMs: r.duration("RESULT_TTL", 24 * 3600 * 1000),
     shutdownTimeoutMs: r.int("SHUTDOWN_TIMEOUT_MS", 30_000, 0, 3_600_000),
+    maxRequestBytes: r.int("MAX_REQUEST_BYTES", 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
   });
 }
 

@@ -15,7 +15,8 @@ export type ErrorCode =
   | "RESOURCE_EXHAUSTED"
   | "DEADLINE_EXCEEDED"
   | "UNAVAILABLE"
-  | "CANCELLED";
+  | "CANCELLED"
+  | "UNIMPLEMENTED";
 
 /** Base class of every error whose message is safe to show to a client. */
 export abstract class DomainError extends Error {
@@ -139,6 +140,28 @@ export class ShuttingDownError extends DomainError {
   }
 }
 
+/** No API key, or one the server does not know. */
+export class UnauthenticatedError extends DomainError {
+  readonly code = "UNAUTHENTICATED";
+  constructor(
+    message = "missing or unknown API key: send it as X-API-Key or authorization: Bearer <key>",
+  ) {
+    super(message);
+    this.name = "UnauthenticatedError";
+  }
+}
+
+/** The request is bigger than the server accepts. */
+export class PayloadTooLargeError extends DomainError {
+  readonly code = "RESOURCE_EXHAUSTED";
+  constructor(readonly limitBytes: number) {
+    super(
+      `request body is larger than the ${limitBytes} bytes this server accepts (MAX_REQUEST_BYTES)`,
+    );
+    this.name = "PayloadTooLargeError";
+  }
+}
+
 /** The caller may not perform this operation. */
 export class PermissionDeniedError extends DomainError {
   readonly code = "PERMISSION_DENIED";
@@ -154,6 +177,15 @@ export class CancelledError extends DomainError {
   constructor(message = "the request was cancelled") {
     super(message);
     this.name = "CancelledError";
+  }
+}
+
+/** A method of the contract whose implementation has not landed yet. */
+export class NotImplementedError extends DomainError {
+  readonly code = "UNIMPLEMENTED";
+  constructor(method: string, reason: string) {
+    super(`${method} is not implemented yet: ${reason}`);
+    this.name = "NotImplementedError";
   }
 }
 

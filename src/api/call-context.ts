@@ -1,0 +1,34 @@
+/** Builds the transport-neutral {@link CallContext} from a request's headers and signals. */
+import type { BatchProcessorServiceImpl, CallContext } from "../service/batch-processor-service.js";
+import type { Authenticator, HeaderGetter } from "./auth.js";
+
+/** What every adapter needs to call the service. */
+export interface ServiceBinding {
+  readonly impl: BatchProcessorServiceImpl;
+  readonly auth: Authenticator;
+  /** Aborts when the server shuts down: running streams end and waiting calls give up. */
+  readonly shutdown: AbortSignal;
+}
+
+/** Authenticates the caller and combines the call's signal with the server's shutdown signal. */
+export function callContext(
+  binding: ServiceBinding,
+  header: HeaderGetter,
+  signal: AbortSignal,
+): CallContext {
+  return {
+    principal: binding.auth.authenticate(header),
+    signal: AbortSignal.any([signal, binding.shutdown]),
+  };
+}
+
+/** The implementation's function for a method, by the descriptor's local name. */
+export function implMethod(
+  impl: BatchProcessorServiceImpl,
+  localName: string,
+): (request: never, call: CallContext) => unknown {
+  const fn = (impl as unknown as Record<string, unknown>)[localName];
+  if (typeof fn !== "function")
+    throw new Error(`service implementation has no method ${localName}`);
+  return fn.bind(impl) as (request: never, call: CallContext) => unknown;
+}

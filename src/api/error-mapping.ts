@@ -1,0 +1,103 @@
+/**
+ * The one mapping from errors to what clients see, shared by every transport: a domain error
+ * keeps its message and gets its code; anything else becomes INTERNAL with an `error_id` that is
+ * in the log, and its message goes to the log only.
+ */
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  DomainError,
+  type ErrorCode,
+  PayloadTooLargeError,
+  QueueFullError,
+} from "../engine/errors.js";
+import type { EngineLogger } from "../engine/logger.js";
+
+const CODES: Record<ErrorCode, Code> = {
+  INVALID_ARGUMENT: Code.InvalidArgument,
+  UNAUTHENTICATED: Code.Unauthenticated,
+  PERMISSION_DENIED: Code.PermissionDenied,
+  NOT_FOUND: Code.NotFound,
+  FAILED_PRECONDITION: Code.FailedPrecondition,
+  ALREADY_EXISTS: Code.AlreadyExists,
+  RESOURCE_EXHAUSTED: Code.ResourceExhausted,
+  DEADLINE_EXCEEDED: Code.DeadlineExceeded,
+  UNAVAILABLE: Code.Unavailable,
+  CANCELLED: Code.Canceled,
+  UNIMPLEMENTED: Code.Unimplemented,
+};
+
+/** HTTP status of each code for the REST routes (DESIGN's table). */
+const HTTP_STATUS: Partial<Record<Code, number>> = {
+  [Code.InvalidArgument]: 400,
+  [Code.Unauthenticated]: 401,
+  [Code.PermissionDenied]: 403,
+  [Code.NotFound]: 404,
+  [Code.FailedPrecondition]: 409,
+  [Code.AlreadyExists]: 409,
+  [Code.ResourceExhausted]: 429,
+  [Code.DeadlineExceeded]: 504,
+  [Code.Unavailable]: 503,
+  [Code.Canceled]: 499,
+  [Code.Unimplemented]: 501,
+  [Code.OutOfRange]: 400,
+  [Code.Aborted]: 409,
+};
+
+/** Header carrying `error_id` on every protocol (and in REST bodies). */
+export const ERROR_ID_HEADER = "x-error-id";
+
+/** Converts anything thrown by a handler into the ConnectError a client may see. */
+export function toConnectError(
+  error: unknown,
+  log: EngineLogger,
+  context: object = {},
+): ConnectError {
+  if (error instanceof DomainError) {
+    const connectError = new ConnectError(error.message, CODES[error.code]);
+    if (error instanceof QueueFullError) {
+      connectError.metadata.set("retry-after", String(Math.ceil(error.retryAfterMs / 1000)));
+    }
+    if (error instanceof PayloadTooLargeError)
+      connectError.metadata.set("x-limit-bytes", String(error.limitBytes));
+    return connectError;
+  }
+  if (
+    error instanceof ConnectError &&
+    error.code !== Code.Internal &&
+    error.code !== Code.Unknown
+  ) {
+    // Raised by the protocol layer itself (malformed message, size limit, client cancel): its
+    // message describes the request, not the server.
+    return error;
+  }
+  const errorId = randomUUID();
+  log.error({ err: error, errorId, ...context }, "internal error");
+  const internal = new ConnectError(`internal error (error_id ${errorId})`, Code.Internal);
+  internal.metadata.set(ERROR_ID_HEADER, errorId);
+  return internal;
+}
+
+/** The HTTP status for a Connect code on the REST routes. */
+export function httpStatusOf(code: Code): number {
+  return HTTP_STATUS[code] ?? 500;
+}
+
+/** Lower-case snake name of a code, as Connect writes it (`invalid_argument`). */
+export function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+}
+
+/** The REST error body: `{"error": "<code>", "message": "...", "error_id": "..."}`. */
+export function restErrorBody(error: ConnectError): {
+  error: string;
+  message: string;
+  error_id?: string;
+} {
+  const errorId = error.metadata.get(ERROR_ID_HEADER);
+  return {
+    error: codeName(error.code),
+    message: error.rawMessage,
+    ...(errorId === null ? {} : { error_id: errorId }),
+  };
+}

@@ -1,0 +1,206 @@
+/**
+ * The native gRPC adapter (grpc-js). Its service definition is built from the generated
+ * descriptors (serialize with toBinary, parse with fromBinary), so there is one set of message
+ * types; gRPC health checking and server reflection run beside it.
+ */
+
+import {
+  type DescFile,
+  type DescMethod,
+  fromBinary,
+  type Message,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import * as grpc from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import {
+  BatchProcessorService,
+  file_batchprocessor_v1_batch_processor,
+} from "../../gen/batchprocessor/v1/batch_processor_pb.js";
+import type { EngineLogger } from "../engine/logger.js";
+import { callContext, implMethod, type ServiceBinding } from "./call-context.js";
+import { toConnectError } from "./error-mapping.js";
+
+/** Options of {@link startGrpcServer}. */
+export interface GrpcServerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Largest message accepted, bytes (checked after decompression). */
+  readonly maxMessageBytes: number;
+}
+
+/** A listening gRPC server. */
+export interface StartedGrpcServer {
+  readonly port: number;
+  /** Marks the service NOT_SERVING for health checks (shutdown started). */
+  setServing(serving: boolean): void;
+  /** Stops accepting calls and waits for running ones (up to `timeoutMs`, then forces). */
+  close(timeoutMs: number): Promise<void>;
+}
+
+/** Starts grpc-js with the service, health and reflection. */
+export async function startGrpcServer(
+  binding: ServiceBinding,
+  log: EngineLogger,
+  options: GrpcServerOptions,
+): Promise<StartedGrpcServer> {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": options.maxMessageBytes,
+    "grpc.max_send_message_length": -1,
+  });
+  server.addService(serviceDefinition(), handlers(binding, log));
+  const serviceName = BatchProcessorService.typeName;
+  const health = new HealthImplementation({ "": "SERVING", [serviceName]: "SERVING" });
+  health.addToServer(server);
+  new ReflectionService(reflectionPackageDefinition()).addToServer(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(
+      `${options.host}:${options.port}`,
+      grpc.ServerCredentials.createInsecure(),
+      (error, bound) => (error ? reject(error) : resolve(bound)),
+    ),
+  );
+  return {
+    port,
+    setServing(serving) {
+      const status = serving ? "SERVING" : "NOT_SERVING";
+      health.setStatus("", status);
+      health.setStatus(serviceName, status);
+    },
+    async close(timeoutMs) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, timeoutMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+function serviceDefinition(): grpc.ServiceDefinition {
+  const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
+  for (const method of BatchProcessorService.methods) {
+    definition[method.localName] = {
+      path: `/${BatchProcessorService.typeName}/${method.name}`,
+      requestStream: false,
+      responseStream: method.methodKind === "server_streaming",
+      requestSerialize: (message: Message) => Buffer.from(toBinary(method.input, message as never)),
+      requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+      responseSerialize: (message: Message) =>
+        Buffer.from(toBinary(method.output, message as never)),
+      responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
+    };
+  }
+  return definition;
+}
+
+function handlers(binding: ServiceBinding, log: EngineLogger): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const method of BatchProcessorService.methods) {
+    const fn = implMethod(binding.impl, method.localName);
+    out[method.localName] =
+      method.methodKind === "server_streaming"
+        ? streamingHandler(method, fn, binding, log)
+        : unaryHandler(method, fn, binding, log);
+  }
+  return out;
+}
+
+type ImplFn = ReturnType<typeof implMethod>;
+
+function unaryHandler(
+  method: DescMethod,
+  fn: ImplFn,
+  binding: ServiceBinding,
+  log: EngineLogger,
+): grpc.handleUnaryCall<Message, Message> {
+  return (call, callback) => {
+    const abort = signalOf(call);
+    (async () =>
+      fn(call.request as never, callContext(binding, headerGetter(call.metadata), abort)))().then(
+      (response) => callback(null, response as Message),
+      (error: unknown) => callback(grpcError(error, log, method)),
+    );
+  };
+}
+
+function streamingHandler(
+  method: DescMethod,
+  fn: ImplFn,
+  binding: ServiceBinding,
+  log: EngineLogger,
+): grpc.handleServerStreamingCall<Message, Message> {
+  return (call) => {
+    const abort = signalOf(call);
+    (async () => {
+      for await (const message of fn(
+        call.request as never,
+        callContext(binding, headerGetter(call.metadata), abort),
+      ) as AsyncIterable<Message>) {
+        if (call.cancelled) break;
+        call.write(message);
+      }
+    })().then(
+      () => call.end(),
+      (error: unknown) => call.destroy(grpcError(error, log, method) as Error),
+    );
+  };
+}
+
+function signalOf(
+  call: grpc.ServerUnaryCall<Message, Message> | grpc.ServerWritableStream<Message, Message>,
+): AbortSignal {
+  const controller = new AbortController();
+  call.on("cancelled", () => controller.abort());
+  return controller.signal;
+}
+
+function headerGetter(metadata: grpc.Metadata) {
+  return (name: string) => {
+    const value = metadata.get(name)[0];
+    return value === undefined ? undefined : value.toString();
+  };
+}
+
+function grpcError(
+  error: unknown,
+  log: EngineLogger,
+  method: DescMethod,
+): Partial<grpc.StatusObject> {
+  const connectError = toConnectError(error, log, { method: method.name });
+  const metadata = new grpc.Metadata();
+  for (const [name, value] of connectError.metadata) metadata.set(name, value);
+  return {
+    code: connectError.code as number as grpc.status,
+    details: connectError.rawMessage,
+    metadata,
+  };
+}
+
+/**
+ * What @grpc/reflection reads from a package definition (`fileDescriptorProtos`), built from the
+ * generated descriptors, which keep every file's imports (proto-loader's re-encoding drops them,
+ * and reflection clients then cannot resolve the service).
+ */
+function reflectionPackageDefinition() {
+  const files: DescFile[] = [];
+  const visit = (file: DescFile) => {
+    if (files.includes(file)) return;
+    for (const dependency of file.dependencies) visit(dependency);
+    files.push(file);
+  };
+  visit(file_batchprocessor_v1_batch_processor);
+  const fileDescriptorProtos = files.map((f) =>
+    Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)),
+  );
+  return {
+    [BatchProcessorService.typeName]: { fileDescriptorProtos },
+  } as unknown as ConstructorParameters<typeof ReflectionService>[0];
+}

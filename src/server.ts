@@ -1,0 +1,92 @@
+/**
+ * A whole server process: the engine, the API port (REST, Connect, gRPC-Web, health) and the
+ * native gRPC port, with the two-tier shutdown DESIGN asks for.
+ */
+import { createRequire } from "node:module";
+import { createAuthenticator } from "./api/auth.js";
+import { startGrpcServer } from "./api/grpc-server.js";
+import { startHttpServer } from "./api/http-server.js";
+import type { ServerConfig } from "./config/config.js";
+import { startEngine } from "./engine-runtime.js";
+import type { Logger } from "./logger.js";
+import { createBatchProcessorService } from "./service/batch-processor-service.js";
+
+/** A running server. */
+export interface RunningServer {
+  readonly apiPort: number;
+  readonly grpcPort: number;
+  /** The API key generated at start (keys required, none configured); print it once. */
+  readonly generatedApiKey: string | undefined;
+  /**
+   * Readiness off, no new work, running model batches finish, streams end with a final event,
+   * the store is flushed and closed; within `config.shutdownTimeoutMs`.
+   */
+  close(): Promise<void>;
+}
+
+/** The package version: package.json is one folder up from src/, two from dist/src/. */
+const VERSION = ((): string => {
+  const require = createRequire(import.meta.url);
+  for (const path of ["../package.json", "../../package.json"]) {
+    try {
+      return (require(path) as { version: string }).version;
+    } catch {}
+  }
+  return "unknown";
+})();
+
+/** Starts everything; resolves once both ports listen and the engine is ready. */
+export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
+  const { processor, models } = await startEngine(config, logger);
+  const auth = createAuthenticator({
+    requireApiKey: config.requireApiKey,
+    apiKeys: config.apiKeys,
+    adminApiKeys: config.adminApiKeys,
+  });
+  const shutdown = new AbortController();
+  const binding = {
+    impl: createBatchProcessorService(processor, models),
+    auth,
+    shutdown: shutdown.signal,
+  };
+  let ready = false;
+  const http = await startHttpServer(binding, logger, {
+    host: config.apiHost,
+    port: config.apiPort,
+    maxBodyBytes: config.maxRequestBytes,
+    version: VERSION,
+    ready: () => ready,
+  });
+  let grpc: Awaited<ReturnType<typeof startGrpcServer>>;
+  try {
+    grpc = await startGrpcServer(binding, logger, {
+      host: config.apiHost,
+      port: config.grpcPort,
+      maxMessageBytes: config.maxRequestBytes,
+    });
+  } catch (error) {
+    await http.close(0);
+    await processor.close({ timeoutMs: 0 });
+    throw error;
+  }
+  ready = true;
+  logger.info({ apiPort: http.port, grpcPort: grpc.port, version: VERSION }, "serving");
+  let closing: Promise<void> | undefined;
+  return {
+    apiPort: http.port,
+    grpcPort: grpc.port,
+    generatedApiKey: auth.generatedKey,
+    close() {
+      closing ??= (async () => {
+        ready = false;
+        grpc.setServing(false);
+        const started = Date.now();
+        await processor.close({ timeoutMs: config.shutdownTimeoutMs });
+        shutdown.abort();
+        const left = Math.max(0, config.shutdownTimeoutMs - (Date.now() - started));
+        await Promise.all([http.close(left), grpc.close(left)]);
+      })();
+      return closing;
+    },
+  };
+}

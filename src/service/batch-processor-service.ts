@@ -1,0 +1,225 @@
+/**
+ * The generated service's implementation: proto messages in, engine calls, proto messages out.
+ * Transport-neutral: every adapter (gRPC, Connect, REST) hands it the decoded request and a
+ * {@link CallContext}, and maps what it throws with the one error mapping.
+ */
+import { create, type JsonObject } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  type Analytics,
+  type BatchConfig,
+  BatchConfigSchema,
+  type BatchResults,
+  BatchResultsSchema,
+  type BatchStatus,
+  BatchStatusSchema,
+  type CancelBatchRequest,
+  type ConfigureRequest,
+  type GetAnalyticsRequest,
+  type GetBatchResultsRequest,
+  type GetBatchStatusRequest,
+  type GetConfigRequest,
+  type GetMetricsRequest,
+  type ListBatchesRequest,
+  type ListBatchesResponse,
+  ListBatchesResponseSchema,
+  type ListModelsRequest,
+  type ListModelsResponse,
+  ListModelsResponseSchema,
+  type Metrics,
+  type SubmitBatchRequest,
+  type SubmitBatchResponse,
+  SubmitBatchResponseSchema,
+  type WatchBatchRequest,
+} from "../../gen/batchprocessor/v1/batch_processor_pb.js";
+import type { BatchProcessor } from "../engine/batch-processor.js";
+import { NotImplementedError } from "../engine/errors.js";
+import type { ModelCatalog } from "../engine/inference-pool.js";
+import type { ResolvedBatchingOptions } from "../engine/options.js";
+import type {
+  BatchView,
+  BatchResults as EngineResults,
+  Principal,
+  SubmitRequest,
+} from "../engine/types.js";
+
+/** Who calls, and the signal that ends the call (client cancel, deadline, shutdown). */
+export interface CallContext {
+  readonly principal: Principal;
+  readonly signal: AbortSignal;
+}
+
+/** One method per RPC, named like the generated descriptor's `localName`. */
+export interface BatchProcessorServiceImpl {
+  submitBatch(request: SubmitBatchRequest, call: CallContext): Promise<SubmitBatchResponse>;
+  getBatchStatus(request: GetBatchStatusRequest, call: CallContext): Promise<BatchStatus>;
+  getBatchResults(request: GetBatchResultsRequest, call: CallContext): Promise<BatchResults>;
+  listBatches(request: ListBatchesRequest, call: CallContext): Promise<ListBatchesResponse>;
+  cancelBatch(request: CancelBatchRequest, call: CallContext): Promise<BatchStatus>;
+  configure(request: ConfigureRequest, call: CallContext): Promise<BatchConfig>;
+  getConfig(request: GetConfigRequest, call: CallContext): Promise<BatchConfig>;
+  getMetrics(request: GetMetricsRequest, call: CallContext): Promise<Metrics>;
+  getAnalytics(request: GetAnalyticsRequest, call: CallContext): Promise<Analytics>;
+  watchBatch(request: WatchBatchRequest, call: CallContext): AsyncIterable<BatchStatus>;
+  infer(request: SubmitBatchRequest, call: CallContext): Promise<BatchResults>;
+  listModels(request: ListModelsRequest, call: CallContext): Promise<ListModelsResponse>;
+}
+
+/** Builds the implementation over a running processor. */
+export function createBatchProcessorService(
+  processor: BatchProcessor,
+  models: ModelCatalog,
+): BatchProcessorServiceImpl {
+  return {
+    async submitBatch(request, { principal }) {
+      const receipt = await processor.submit(principal, submitRequestOf(request));
+      return create(SubmitBatchResponseSchema, {
+        batchId: receipt.batchId,
+        status: receipt.status,
+        estimatedCompletionTime: timestamp(receipt.estimatedCompletionTime),
+        queuePosition: receipt.queuePosition,
+        requestCount: receipt.requestCount,
+      });
+    },
+    async getBatchStatus(request, { principal }) {
+      return statusOf(await processor.status(principal, request.batchId));
+    },
+    async getBatchResults(request, { principal }) {
+      return resultsOf(
+        await processor.results(principal, request.batchId, { partial: request.partial }),
+      );
+    },
+    async listBatches(request, { principal }) {
+      const page = await processor.list(principal, {
+        status: request.status,
+        limit: request.limit,
+        pageToken: request.pageToken,
+      });
+      return create(ListBatchesResponseSchema, {
+        batches: page.batches.map(statusOf),
+        nextPageToken: page.nextPageToken ?? "",
+      });
+    },
+    async cancelBatch(request, { principal }) {
+      return statusOf(await processor.cancel(principal, request.batchId));
+    },
+    async configure(request, { principal }) {
+      const weights =
+        Object.keys(request.priorityWeights).length > 0 ? request.priorityWeights : undefined;
+      return configOf(
+        await processor.configure(principal, {
+          maxBatchSize: request.maxBatchSize,
+          maxWaitTimeMs: request.maxWaitTimeMs,
+          enableDynamicBatching: request.enableDynamicBatching,
+          priorityWeights: weights,
+        }),
+      );
+    },
+    async getConfig() {
+      return configOf(processor.config);
+    },
+    async getMetrics() {
+      throw new NotImplementedError(
+        "GetMetrics",
+        "the live metrics land with the observability work (issue 4)",
+      );
+    },
+    async getAnalytics() {
+      throw new NotImplementedError(
+        "GetAnalytics",
+        "the analytics windows land with the observability work (issue 4)",
+      );
+    },
+    async *watchBatch(request, { principal, signal }) {
+      for await (const view of processor.watch(principal, request.batchId, signal))
+        yield statusOf(view);
+    },
+    async infer(request, { principal, signal }) {
+      return resultsOf(await processor.infer(principal, submitRequestOf(request), signal));
+    },
+    async listModels() {
+      return create(ListModelsResponseSchema, {
+        models: models.list().map((m) => ({
+          name: m.name,
+          available: m.available,
+          reason: m.reason,
+          inputShape: [...m.itemShape],
+          maxBatchSize: m.maxBatchSize,
+          outputKind: m.outputKind,
+          labels: [...(m.labels ?? [])],
+          executionProvider: m.executionProvider ?? "",
+          description: m.description ?? "",
+        })),
+      });
+    },
+  };
+}
+
+/** Proto request -> engine request (empty strings and zeros mean "not given"). */
+export function submitRequestOf(request: SubmitBatchRequest): SubmitRequest {
+  return {
+    data: request.data.map((item) => ({
+      input: item.input,
+      requestId: item.requestId || undefined,
+      shape: item.shape.length > 0 ? item.shape : undefined,
+    })),
+    priority: request.priority || undefined,
+    batchId: request.batchId || undefined,
+    timeoutMs: request.timeoutMs || undefined,
+    metadata: request.metadata as JsonObject | undefined,
+  };
+}
+
+function timestamp(ms: number | null) {
+  return ms === null ? undefined : timestampFromMs(Math.round(ms));
+}
+
+/** Engine status view -> proto BatchStatus. */
+export function statusOf(view: BatchView): BatchStatus {
+  return create(BatchStatusSchema, {
+    batchId: view.batchId,
+    status: view.status,
+    progress: view.progress,
+    completedRequests: view.completedRequests,
+    totalRequests: view.totalRequests,
+    estimatedCompletionTime: timestamp(view.estimatedCompletionTime),
+    processingTimeMs: view.processingTimeMs,
+    error: view.error ?? undefined,
+    failedRequests: view.failedRequests,
+    queuePosition: view.queuePosition,
+    priority: view.priority,
+    modelId: view.modelId,
+    createdAt: timestamp(view.createdAt),
+    startedAt: timestamp(view.startedAt),
+    completedAt: timestamp(view.completedAt),
+  });
+}
+
+function resultsOf(results: EngineResults): BatchResults {
+  return create(BatchResultsSchema, {
+    batchId: results.batchId,
+    status: results.status,
+    results: results.results.map((r) => ({
+      requestId: r.requestId,
+      output: [...r.output],
+      confidence: r.confidence,
+      processingTimeMs: r.processingTimeMs,
+      error: r.error ?? undefined,
+    })),
+    metadata: {
+      totalProcessingTimeMs: results.totalProcessingTimeMs,
+      averagePerRequestMs: results.averagePerRequestMs,
+      batchSize: results.batchSize,
+    },
+    error: results.error ?? undefined,
+  });
+}
+
+function configOf(config: ResolvedBatchingOptions): BatchConfig {
+  return create(BatchConfigSchema, {
+    maxBatchSize: config.maxBatchSize,
+    maxWaitTimeMs: config.maxWaitTimeMs,
+    enableDynamicBatching: config.enableDynamicBatching,
+    priorityWeights: { ...config.priorityWeights },
+  });
+}
