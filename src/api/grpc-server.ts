@@ -50,7 +50,7 @@ export async function startGrpcServer(
     "grpc.max_receive_message_length": options.maxMessageBytes,
     "grpc.max_send_message_length": -1,
   });
-  server.addService(serviceDefinition(), handlers(binding, log));
+  server.addService(grpcServiceDefinition(), handlers(binding, log));
   const serviceName = BatchProcessorService.typeName;
   const health = new HealthImplementation({ "": "SERVING", [serviceName]: "SERVING" });
   health.addToServer(server);
@@ -84,7 +84,8 @@ export async function startGrpcServer(
   };
 }
 
-function serviceDefinition(): grpc.ServiceDefinition {
+/** The grpc-js service definition, built from the generated descriptors (servers and clients). */
+export function grpcServiceDefinition(): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
   for (const method of BatchProcessorService.methods) {
     definition[method.localName] = {
@@ -149,7 +150,7 @@ function streamingHandler(
       }
     })().then(
       () => call.end(),
-      (error: unknown) => call.destroy(grpcError(error, log, method) as Error),
+      (error: unknown) => call.emit("error", grpcError(error, log, method)),
     );
   };
 }

@@ -1,0 +1,270 @@
+/**
+ * The edges of the API: REST specifics (malformed bodies, size limits, compression, SSE,
+ * Retry-After, health and readiness), generated keys, gRPC health, and the promise that no
+ * protocol ever shows a client the message of an internal error.
+ */
+import { gzipSync } from "node:zlib";
+import * as grpc from "@grpc/grpc-js";
+import { service as healthService } from "grpc-health-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Authenticator, createAuthenticator } from "../../src/api/auth.js";
+import { startGrpcServer } from "../../src/api/grpc-server.js";
+import { startHttpServer } from "../../src/api/http-server.js";
+import { loadConfig } from "../../src/config/config.js";
+import { createLogger } from "../../src/logger.js";
+import { type RunningServer, startServer } from "../../src/server.js";
+import type { BatchProcessorServiceImpl } from "../../src/service/batch-processor-service.js";
+import {
+  connectClient,
+  grpcClient,
+  grpcWebClient,
+  type ProtocolClient,
+  restClient,
+} from "../fixtures/api-clients.js";
+import { createTestModelRepo, type TestModelRepo } from "../fixtures/model-repo.js";
+
+const KEY = "edge-key";
+let repo: TestModelRepo;
+let server: RunningServer;
+let base: string;
+
+async function start(env: Record<string, string>): Promise<RunningServer> {
+  const config = loadConfig({
+    API_HOST: "127.0.0.1",
+    API_PORT: "0",
+    GRPC_PORT: "0",
+    DATA_DIR: ":memory:",
+    MODEL_DIR: repo.dir,
+    INFERENCE_THREADS: "1",
+    LOG_LEVEL: "silent",
+    ...env,
+  });
+  return startServer(config, createLogger(config));
+}
+
+beforeAll(async () => {
+  repo = createTestModelRepo({ dense: false });
+  server = await start({ API_KEYS: KEY, MAX_REQUEST_BYTES: "65536" });
+  base = `http://127.0.0.1:${server.apiPort}`;
+});
+afterAll(async () => {
+  await server.close();
+  repo.cleanup();
+});
+
+const post = (path: string, body: string | Buffer, headers: Record<string, string> = {}) =>
+  fetch(`${base}${path}`, {
+    method: "POST",
+    body,
+    headers: { "x-api-key": KEY, "content-type": "application/json", ...headers },
+  });
+
+describe("REST edges", () => {
+  it("serves the seed's health JSON and readiness without a key", async () => {
+    const health = (await (await fetch(`${base}/health`)).json()) as Record<string, unknown>;
+    expect(Object.keys(health).sort()).toEqual(["status", "timestamp", "version"]);
+    expect(health.status).toBe("healthy");
+    const ready = await fetch(`${base}/ready`);
+    expect(ready.status).toBe(200);
+  });
+
+  it("accepts authorization: Bearer as well as X-API-Key", async () => {
+    const response = await fetch(`${base}/api/batch-processor/batches`, {
+      headers: { authorization: `Bearer ${KEY}` },
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ batches: [], next_page_token: "" });
+  });
+
+  it("answers malformed JSON with 400 naming the body", async () => {
+    const response = await post("/api/batch-processor/submit", '{"data": [');
+    expect(response.status).toBe(400);
+    const body = (await response.json()) as { error: string; message: string };
+    expect(body.error).toBe("invalid_argument");
+    expect(body.message).toMatch(/^body: malformed JSON/);
+  });
+
+  it.each([
+    ['{"data": [{"input": "1,2,3"}]}', /Item\.input/],
+    ['{"data": [{"input": [1, 2]}], "timeout_ms": "soon"}', /timeout_ms/],
+    ['{"data": [{"input": [1, 2]}], "colour": "red"}', /colour/],
+    ['{"data": {"input": [1]}}', /SubmitBatchRequest\.data/],
+  ])("answers wrong types and unknown fields with 400 naming them: %s", async (body, field) => {
+    const response = await post("/api/batch-processor/submit", body);
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { message: string }).message).toMatch(field);
+  });
+
+  it("refuses a body over MAX_REQUEST_BYTES with 413, also when it only grows once inflated", async () => {
+    const big = JSON.stringify({ data: [{ input: Array.from({ length: 20_000 }, () => 1.5) }] });
+    const plain = await post("/api/batch-processor/submit", big);
+    expect(plain.status).toBe(413);
+    const bomb = gzipSync(Buffer.from(big));
+    expect(bomb.length).toBeLessThan(65536);
+    const inflated = await post("/api/batch-processor/submit", bomb, {
+      "content-encoding": "gzip",
+    });
+    expect(inflated.status).toBe(413);
+    const small = await post(
+      "/api/batch-processor/submit",
+      gzipSync(Buffer.from('{"data":[{"input":[1,2,3]}]}')),
+      { "content-encoding": "gzip" },
+    );
+    expect(small.status).toBe(200);
+  });
+
+  it("streams a batch as Server-Sent Events when asked to", async () => {
+    const { batch_id } = (await (
+      await post("/api/batch-processor/submit", '{"data":[{"input":[1,2,3]}]}')
+    ).json()) as { batch_id: string };
+    const response = await fetch(`${base}/api/batch-processor/watch/${batch_id}`, {
+      headers: { "x-api-key": KEY, accept: "text/event-stream" },
+    });
+    expect(response.headers.get("content-type")).toBe("text/event-stream");
+    const frames = (await response.text()).split("\n\n").filter((f) => f.length > 0);
+    expect(frames.every((f) => f.startsWith("data: "))).toBe(true);
+    expect(JSON.parse((frames.at(-1) as string).slice(6))).toMatchObject({
+      batch_id,
+      status: "completed",
+    });
+  });
+
+  it("answers a wrong HTTP method with the methods that are allowed", async () => {
+    const response = await fetch(`${base}/api/batch-processor/submit`, {
+      headers: { "x-api-key": KEY },
+    });
+    expect(response.status).toBe(400);
+    expect(response.headers.get("allow")).toBe("POST");
+  });
+
+  it("rejects a submit over MAX_QUEUE_SIZE whole with 429 and Retry-After", async () => {
+    const small = await start({ API_KEYS: KEY, MAX_QUEUE_SIZE: "5" });
+    try {
+      const response = await fetch(`http://127.0.0.1:${small.apiPort}/api/batch-processor/submit`, {
+        method: "POST",
+        headers: { "x-api-key": KEY, "content-type": "application/json" },
+        body: JSON.stringify({ data: Array.from({ length: 6 }, () => ({ input: [1, 2] })) }),
+      });
+      expect(response.status).toBe(429);
+      expect(Number(response.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      const list = await fetch(`http://127.0.0.1:${small.apiPort}/api/batch-processor/batches`, {
+        headers: { "x-api-key": KEY },
+      });
+      expect(((await list.json()) as { batches: unknown[] }).batches).toEqual([]);
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+describe("keys", () => {
+  it("generates a key when keys are required and none is configured, and accepts only it", async () => {
+    const generated = await start({});
+    try {
+      expect(generated.generatedApiKey).toMatch(/^bp_/);
+      const url = `http://127.0.0.1:${generated.apiPort}/api/batch-processor/batches`;
+      expect((await fetch(url)).status).toBe(401);
+      expect(
+        (await fetch(url, { headers: { "x-api-key": generated.generatedApiKey as string } }))
+          .status,
+      ).toBe(200);
+    } finally {
+      await generated.close();
+    }
+  });
+
+  it("serves without keys as an admin when REQUIRE_API_KEY=false", async () => {
+    const open = await start({ REQUIRE_API_KEY: "false" });
+    try {
+      expect(open.generatedApiKey).toBeUndefined();
+      const response = await fetch(`http://127.0.0.1:${open.apiPort}/api/batch-processor/config`);
+      expect(response.status).toBe(200);
+    } finally {
+      await open.close();
+    }
+  });
+});
+
+describe("gRPC health", () => {
+  it("answers grpc.health.v1.Health/Check with SERVING", async () => {
+    const Client = grpc.makeGenericClientConstructor(healthService, "Health");
+    const client = new Client(
+      `127.0.0.1:${server.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    ) as unknown as {
+      check: (req: object, cb: (e: Error | null, r: { status: string }) => void) => void;
+      close: () => void;
+    };
+    const reply = await new Promise<{ status: string }>((resolve, reject) =>
+      client.check({ service: "" }, (e, r) => (e ? reject(e) : resolve(r))),
+    );
+    client.close();
+    expect(reply.status).toBe("SERVING");
+  });
+});
+
+describe("internal errors", () => {
+  const SECRET = "secret-detail-/etc/passwd";
+  let auth: Authenticator;
+  const logged: unknown[] = [];
+  const log = { debug() {}, info() {}, warn() {}, error: (fields: object) => logged.push(fields) };
+  let close: () => Promise<void>;
+  let clients: ProtocolClient[];
+
+  beforeAll(async () => {
+    auth = createAuthenticator({ apiKeys: [KEY] });
+    const boom = async () => {
+      throw new Error(SECRET);
+    };
+    const impl = new Proxy({} as BatchProcessorServiceImpl, {
+      get: (_target, name) =>
+        name === "watchBatch"
+          ? async function* () {
+              yield* [];
+              throw new Error(SECRET);
+            }
+          : boom,
+    });
+    const binding = { impl, auth, shutdown: new AbortController().signal };
+    const http = await startHttpServer(binding, log, {
+      host: "127.0.0.1",
+      port: 0,
+      maxBodyBytes: 65536,
+      version: "test",
+      ready: () => true,
+    });
+    const grpcServer = await startGrpcServer(binding, log, {
+      host: "127.0.0.1",
+      port: 0,
+      maxMessageBytes: 65536,
+    });
+    const url = `http://127.0.0.1:${http.port}`;
+    clients = [
+      grpcClient(`127.0.0.1:${grpcServer.port}`),
+      connectClient(url),
+      grpcWebClient(url),
+      restClient(url),
+    ];
+    close = async () => {
+      for (const c of clients) c.close();
+      await Promise.all([http.close(1000), grpcServer.close(1000)]);
+    };
+  });
+  afterAll(() => close());
+
+  it("never shows the message of an internal error on any protocol, and logs it with an error_id", async () => {
+    for (const client of clients) {
+      for (const method of ["GetBatchStatus", "WatchBatch"]) {
+        const result = await client.call(method, { batch_id: "x" }, KEY);
+        expect(result.ok, `${client.name} ${method}`).toBe(false);
+        if (result.ok) continue;
+        expect(result.code).toBe("internal");
+        expect(result.message).not.toContain("secret");
+        const errorId = /error_id ([0-9a-f-]{36})/.exec(result.message)?.[1];
+        expect(errorId, `${client.name} ${method}: ${result.message}`).toBeDefined();
+        expect(JSON.stringify(logged)).toContain(errorId);
+      }
+    }
+    expect(logged.length).toBeGreaterThanOrEqual(8);
+  });
+});
