@@ -9,6 +9,7 @@ import { startHttpServer } from "./api/http-server.js";
 import type { ServerConfig } from "./config/config.js";
 import { startEngine } from "./engine-runtime.js";
 import type { Logger } from "./logger.js";
+import { createResourceMonitor } from "./metrics/resource-usage.js";
 import { createBatchProcessorService } from "./service/batch-processor-service.js";
 
 /** A running server. */
@@ -44,8 +45,9 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     adminApiKeys: config.adminApiKeys,
   });
   const shutdown = new AbortController();
+  const resources = createResourceMonitor();
   const binding = {
-    impl: createBatchProcessorService(processor, models),
+    impl: createBatchProcessorService(processor, models, resources),
     auth,
     shutdown: shutdown.signal,
   };
@@ -79,6 +81,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     close() {
       closing ??= (async () => {
         ready = false;
+        resources.close();
         grpc.setServing(false);
         const started = Date.now();
         await processor.close({ timeoutMs: config.shutdownTimeoutMs });

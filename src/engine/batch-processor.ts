@@ -4,6 +4,7 @@
  * nothing below it.
  */
 import { randomUUID } from "node:crypto";
+import type { StatsSnapshot } from "./batch-stats.js";
 import { itemResultOf, resultsOf, viewOfJob, viewOfRecord } from "./batch-views.js";
 import {
   BatchEndedError,
@@ -37,6 +38,7 @@ import type {
   BatchView,
   ItemResult,
   Principal,
+  Priority,
   SubmitReceipt,
   SubmitRequest,
 } from "./types.js";
@@ -60,6 +62,18 @@ export interface BatchProcessorOptions extends ProcessorOptions {
   readonly logger?: EngineLogger;
   /** Epoch-ms clock. @defaultValue Date.now */
   readonly clock?: () => number;
+}
+
+/** What {@link BatchProcessor.stats} reports. */
+export interface ProcessorStats extends StatsSnapshot {
+  /** Items waiting to be dispatched. */
+  readonly pending: number;
+  readonly pendingByPriority: Readonly<Record<Priority, number>>;
+  /** Model batches dispatched and not yet finished. */
+  readonly inFlightBatches: number;
+  /** Stored batches that are queued or processing. */
+  readonly activeBatches: number;
+  readonly threads: number;
 }
 
 const SETTINGS_KEY = "batching";
@@ -133,20 +147,15 @@ export class BatchProcessor {
     return this.#batching;
   }
 
-  /** Counters for metrics and health. */
-  stats(): {
-    pending: number;
-    pendingByPriority: Record<string, number>;
-    inFlightBatches: number;
-    activeBatches: number;
-    threads: number;
-  } {
+  /** Live counters for metrics and health. */
+  stats(): ProcessorStats {
     return {
       pending: this.#runner.batcher.pending,
       pendingByPriority: this.#runner.batcher.pendingByPriority(),
       inFlightBatches: this.#runner.batcher.inFlight,
       activeBatches: this.#runner.activeStored,
       threads: this.#pool.threads,
+      ...this.#runner.stats.snapshot(),
     };
   }
 

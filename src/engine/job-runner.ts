@@ -4,6 +4,7 @@
  * live status of a job. The {@link BatchProcessor} decides what to run; this runs it.
  */
 import { randomUUID } from "node:crypto";
+import { BatchStats } from "./batch-stats.js";
 import { viewOfJob } from "./batch-views.js";
 import { type BatchOutcome, DynamicBatcher, queueKey } from "./dynamic-batcher.js";
 import type { InferencePool } from "./inference-pool.js";
@@ -34,6 +35,8 @@ export interface JobRunnerOptions {
 /** See the file comment. */
 export class JobRunner {
   readonly batcher: DynamicBatcher<JobItem>;
+  /** What ran and how it went (cancelled items are not counted). */
+  readonly stats: BatchStats;
   readonly #store: JobStore;
   readonly #log: EngineLogger;
   readonly #clock: () => number;
@@ -47,6 +50,7 @@ export class JobRunner {
     this.#store = o.store;
     this.#log = o.log;
     this.#clock = o.clock;
+    this.stats = new BatchStats({ clock: o.clock });
     this.batcher = new DynamicBatcher<JobItem>({
       pool: o.pool,
       options: o.batching,
@@ -184,10 +188,13 @@ export class JobRunner {
       );
       errorMessage = `INTERNAL: model execution failed (error_id ${errorId})`;
     }
+    const now = this.#clock();
+    this.stats.recordBatch(items.length, outcome.ok ? outcome.result.inferenceMs : 0);
     for (let i = 0; i < items.length; i++) {
       const item = items[i] as JobItem;
       const job = item.job;
       if (job.terminal) continue; // cancelled while running: the outcome was already written
+      this.stats.recordItem(now - item.arrival, outcome.ok);
       touched.add(job);
       if (!outcome.ok) {
         job.recordFailure(errorMessage as string);
@@ -240,8 +247,10 @@ export class JobRunner {
     if (failed.length === 0) return;
     const writes: ItemWrite[] = [];
     const touched = new Set<Job>();
+    const now = this.#clock();
     for (const item of failed) {
       if (item.job.terminal) continue;
+      this.stats.recordItem(now - item.arrival, false);
       item.job.recordFailure(error);
       this.#keep(item.job, writes, item, null, 0, 0, error);
       touched.add(item.job);

@@ -27,6 +27,7 @@ import {
   type ListModelsResponse,
   ListModelsResponseSchema,
   type Metrics,
+  MetricsSchema,
   type SubmitBatchRequest,
   type SubmitBatchResponse,
   SubmitBatchResponseSchema,
@@ -42,6 +43,7 @@ import type {
   Principal,
   SubmitRequest,
 } from "../engine/types.js";
+import type { ResourceMonitor } from "../metrics/resource-usage.js";
 
 /** Who calls, and the signal that ends the call (client cancel, deadline, shutdown). */
 export interface CallContext {
@@ -69,6 +71,7 @@ export interface BatchProcessorServiceImpl {
 export function createBatchProcessorService(
   processor: BatchProcessor,
   models: ModelCatalog,
+  resources: ResourceMonitor,
 ): BatchProcessorServiceImpl {
   return {
     async submitBatch(request, { principal }) {
@@ -119,10 +122,29 @@ export function createBatchProcessorService(
       return configOf(processor.config);
     },
     async getMetrics() {
-      throw new NotImplementedError(
-        "GetMetrics",
-        "the live metrics land with the observability work (issue 4)",
-      );
+      const stats = processor.stats();
+      const usage = resources.read();
+      const finished = stats.totalProcessed;
+      return create(MetricsSchema, {
+        currentStats: {
+          activeBatches: stats.activeBatches,
+          queueLength: stats.pending,
+          averageBatchSize: stats.averageBatchSize,
+          throughputPerSecond: stats.throughputPerSecond,
+          averageLatencyMs: stats.averageLatencyMs,
+        },
+        performanceStats: {
+          totalProcessed: finished,
+          successRate: finished === 0 ? 1 : stats.totalSucceeded / finished,
+          errorRate: finished === 0 ? 0 : stats.totalFailed / finished,
+          averageProcessingTimeMs: stats.averageProcessingTimeMs,
+        },
+        resourceUsage: {
+          cpuUsagePercent: usage.cpuUsagePercent,
+          memoryUsageMb: usage.memoryUsageMb,
+          gpuUsagePercent: usage.gpuUsagePercent,
+        },
+      });
     },
     async getAnalytics() {
       throw new NotImplementedError(

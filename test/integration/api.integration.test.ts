@@ -374,6 +374,41 @@ describe.each(protocols)("over %s", (protocol) => {
     expect(error.message).toContain("available models: default, dense");
   });
 
+  it("reports the seed's metrics JSON from live counters", async () => {
+    await client().call("Infer", { data: [{ input: [1, 2, 3] }] }, ALICE);
+    const metrics = ok(await client().call("GetMetrics", {}, ALICE));
+    expect(Object.keys(metrics).sort()).toEqual([
+      "current_stats",
+      "performance_stats",
+      "resource_usage",
+    ]);
+    const current = metrics.current_stats as JsonObject;
+    expect(Object.keys(current).sort()).toEqual([
+      "active_batches",
+      "average_batch_size",
+      "average_latency_ms",
+      "queue_length",
+      "throughput_per_second",
+    ]);
+    const performance = metrics.performance_stats as JsonObject;
+    expect(Object.keys(performance).sort()).toEqual([
+      "average_processing_time_ms",
+      "error_rate",
+      "success_rate",
+      "total_processed",
+    ]);
+    expect(performance.total_processed).toBeGreaterThan(0);
+    expect((performance.success_rate as number) + (performance.error_rate as number)).toBeCloseTo(
+      1,
+      9,
+    );
+    const usage = metrics.resource_usage as JsonObject;
+    expect(usage.memory_usage_mb).toBeGreaterThan(10);
+    expect(typeof usage.cpu_usage_percent).toBe("number");
+    // No GPU on this machine: the field is absent rather than a made-up number.
+    expect(usage).not.toHaveProperty("gpu_usage_percent");
+  });
+
   it("says which methods have not landed yet", async () => {
     expect(failure(await client().call("GetAnalytics", {}, ALICE)).code).toBe("unimplemented");
   });

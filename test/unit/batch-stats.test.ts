@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import { BatchStats } from "../../src/engine/batch-stats.js";
+
+describe("BatchStats", () => {
+  it("reports throughput, batch size and latency over the last minute, totals since start", () => {
+    let now = 1_700_000_000_000;
+    const stats = new BatchStats({ clock: () => now });
+    now += 10_000;
+    stats.recordBatch(4, 8);
+    for (let i = 0; i < 4; i++) stats.recordItem(20, i !== 3);
+    now += 1000;
+    stats.recordBatch(2, 4);
+    stats.recordItem(10, true);
+    stats.recordItem(10, true);
+    const s = stats.snapshot();
+    expect(s.totalProcessed).toBe(6);
+    expect(s.totalSucceeded).toBe(5);
+    expect(s.totalFailed).toBe(1);
+    expect(s.averageBatchSize).toBe(3);
+    expect(s.averageLatencyMs).toBeCloseTo(100 / 6, 9);
+    expect(s.averageProcessingTimeMs).toBe(6);
+    expect(s.throughputPerSecond).toBeCloseTo(6 / 11, 9);
+  });
+
+  it("forgets what is older than the window but keeps the totals", () => {
+    let now = 1_700_000_000_000;
+    const stats = new BatchStats({ clock: () => now, windowSeconds: 60 });
+    stats.recordBatch(10, 5);
+    for (let i = 0; i < 10; i++) stats.recordItem(1, true);
+    now += 61_000;
+    const s = stats.snapshot();
+    expect(s.throughputPerSecond).toBe(0);
+    expect(s.averageBatchSize).toBe(0);
+    expect(s.totalProcessed).toBe(10);
+  });
+});
