@@ -6,7 +6,8 @@ import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { BatchProcessorService } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import type { EngineLogger } from "../engine/logger.js";
 import { callContext, implMethod, type ServiceBinding } from "./call-context.js";
-import { toConnectError } from "./error-mapping.js";
+import { codeName, toConnectError } from "./error-mapping.js";
+import { batchIdOf, logRequest } from "./request-log.js";
 
 /** Registers every method of the contract on `router`. */
 export function registerConnectRoutes(
@@ -21,18 +22,47 @@ export function registerConnectRoutes(
       callContext(binding, (name) => ctx.requestHeader.get(name), ctx.signal);
     if (method.methodKind === "server_streaming") {
       handlers[method.localName] = async function* (request: never, ctx: HandlerContext) {
+        const started = performance.now();
+        let code = "ok";
         try {
           yield* fn(request, call(ctx)) as AsyncIterable<unknown>;
         } catch (error) {
-          throw toConnectError(error, log, { method: method.name });
+          const connectError = toConnectError(error, log, { method: method.name });
+          code = codeName(connectError.code);
+          throw connectError;
+        } finally {
+          logRequest(log, {
+            protocol: ctx.protocolName,
+            method: method.name,
+            code,
+            durationMs: performance.now() - started,
+            batchId: batchIdOf(request),
+          });
         }
       };
     } else {
       handlers[method.localName] = async (request: never, ctx: HandlerContext) => {
+        const started = performance.now();
         try {
-          return await fn(request, call(ctx));
+          const response = await fn(request, call(ctx));
+          logRequest(log, {
+            protocol: ctx.protocolName,
+            method: method.name,
+            code: "ok",
+            durationMs: performance.now() - started,
+            batchId: batchIdOf(request, response),
+          });
+          return response;
         } catch (error) {
-          throw toConnectError(error, log, { method: method.name });
+          const connectError = toConnectError(error, log, { method: method.name });
+          logRequest(log, {
+            protocol: ctx.protocolName,
+            method: method.name,
+            code: codeName(connectError.code),
+            durationMs: performance.now() - started,
+            batchId: batchIdOf(request),
+          });
+          throw connectError;
         }
       };
     }

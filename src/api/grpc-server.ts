@@ -12,6 +12,7 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import type { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
@@ -21,7 +22,8 @@ import {
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import type { EngineLogger } from "../engine/logger.js";
 import { callContext, implMethod, type ServiceBinding } from "./call-context.js";
-import { toConnectError } from "./error-mapping.js";
+import { codeName, toConnectError } from "./error-mapping.js";
+import { batchIdOf, logRequest } from "./request-log.js";
 
 /** Options of {@link startGrpcServer}. */
 export interface GrpcServerOptions {
@@ -124,10 +126,26 @@ function unaryHandler(
 ): grpc.handleUnaryCall<Message, Message> {
   return (call, callback) => {
     const abort = signalOf(call);
+    const started = performance.now();
+    const done = (code: string, response?: unknown) =>
+      logRequest(log, {
+        protocol: "grpc",
+        method: method.name,
+        code,
+        durationMs: performance.now() - started,
+        batchId: batchIdOf(call.request, response),
+      });
     (async () =>
       fn(call.request as never, callContext(binding, headerGetter(call.metadata), abort)))().then(
-      (response) => callback(null, response as Message),
-      (error: unknown) => callback(grpcError(error, log, method)),
+      (response) => {
+        done("ok", response);
+        callback(null, response as Message);
+      },
+      (error: unknown) => {
+        const status = grpcError(error, log, method);
+        done(codeName(status.code as number as Code));
+        callback(status);
+      },
     );
   };
 }
@@ -140,17 +158,34 @@ function streamingHandler(
 ): grpc.handleServerStreamingCall<Message, Message> {
   return (call) => {
     const abort = signalOf(call);
+    const started = performance.now();
+    const done = (code: string) =>
+      logRequest(log, {
+        protocol: "grpc",
+        method: method.name,
+        code,
+        durationMs: performance.now() - started,
+        batchId: batchIdOf(call.request),
+      });
     (async () => {
-      for await (const message of fn(
+      const messages = fn(
         call.request as never,
         callContext(binding, headerGetter(call.metadata), abort),
-      ) as AsyncIterable<Message>) {
+      ) as AsyncIterable<Message>;
+      for await (const message of messages) {
         if (call.cancelled) break;
         call.write(message);
       }
     })().then(
-      () => call.end(),
-      (error: unknown) => call.emit("error", grpcError(error, log, method)),
+      () => {
+        done("ok");
+        call.end();
+      },
+      (error: unknown) => {
+        const status = grpcError(error, log, method);
+        done(codeName(status.code as number as Code));
+        call.emit("error", status);
+      },
     );
   };
 }

@@ -11,8 +11,9 @@ import { BatchProcessorService } from "../../gen/batchprocessor/v1/batch_process
 import { InvalidInputError, PayloadTooLargeError } from "../engine/errors.js";
 import type { EngineLogger } from "../engine/logger.js";
 import { callContext, implMethod, type ServiceBinding } from "./call-context.js";
-import { httpStatusOf, restErrorBody, toConnectError } from "./error-mapping.js";
+import { codeName, httpStatusOf, restErrorBody, toConnectError } from "./error-mapping.js";
 import { JSON_WRITE_OPTIONS } from "./json-options.js";
+import { batchIdOf, logRequest } from "./request-log.js";
 import { decodeRestRequest, matchRoute, routesOf } from "./rest-transcoder.js";
 
 /** Options of {@link createRestHandler}. */
@@ -37,6 +38,10 @@ export function createRestHandler(
     if (match === undefined) return false;
     const abort = new AbortController();
     res.on("close", () => abort.abort());
+    const started = performance.now();
+    const method = "route" in match ? match.route.method.name : `${req.method} ${url.pathname}`;
+    let code = "ok";
+    let batchId: string | undefined;
     try {
       if ("allowed" in match) {
         res.setHeader("allow", match.allowed.join(", "));
@@ -49,27 +54,34 @@ export function createRestHandler(
       const call = callContext(binding, (name) => headerValue(req, name), abort.signal);
       const body = route.body === "*" ? await readJsonBody(req, options.maxBodyBytes) : undefined;
       const request = decodeRestRequest(route, params, url.searchParams, body);
+      batchId = batchIdOf(request);
       const fn = implMethod(binding.impl, route.method.localName);
       if (route.method.methodKind === "server_streaming") {
-        await stream(
+        code = await stream(
           req,
           res,
           route.method.output,
           fn(request as never, call) as AsyncIterable<Message>,
           log,
-          route.method.name,
+          method,
         );
       } else {
         const response = (await fn(request as never, call)) as Message;
+        batchId = batchIdOf(request, response);
         sendJson(res, 200, toJson(route.method.output, response, JSON_WRITE_OPTIONS));
       }
     } catch (error) {
-      sendError(
-        res,
-        toConnectError(error, log, {
-          method: match && "route" in match ? match.route.method.name : url.pathname,
-        }),
-      );
+      const connectError = toConnectError(error, log, { method });
+      code = codeName(connectError.code);
+      sendError(res, connectError);
+    } finally {
+      logRequest(log, {
+        protocol: "rest",
+        method,
+        code,
+        durationMs: performance.now() - started,
+        batchId,
+      });
     }
     return true;
   };
@@ -82,7 +94,7 @@ async function stream(
   events: AsyncIterable<Message>,
   log: EngineLogger,
   method: string,
-): Promise<void> {
+): Promise<string> {
   const sse = (req.headers.accept ?? "").includes("text/event-stream");
   const iterator = events[Symbol.asyncIterator]();
   // The first event decides the status: errors before it (unknown batch, no key) are plain errors.
@@ -104,8 +116,11 @@ async function stream(
   } catch (error) {
     const connectError = toConnectError(error, log, { method });
     write(sse ? restErrorBody(connectError) : { error: restErrorBody(connectError) }, "error");
+    res.end();
+    return codeName(connectError.code);
   }
   res.end();
+  return "ok";
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {

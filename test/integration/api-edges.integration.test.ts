@@ -157,6 +157,33 @@ describe("REST edges", () => {
   });
 });
 
+describe("message size limits on every protocol", () => {
+  it("refuses a message over MAX_REQUEST_BYTES over gRPC, Connect and gRPC-Web", async () => {
+    const url = `http://127.0.0.1:${server.apiPort}`;
+    const clients = [
+      grpcClient(`127.0.0.1:${server.grpcPort}`),
+      connectClient(url),
+      grpcWebClient(url),
+    ];
+    // 20,000 floats: 80 KB in binary protobuf, more in JSON; the limit is 64 KiB.
+    const big = { data: [{ input: Array.from({ length: 20_000 }, (_, i) => i / 7) }] };
+    try {
+      for (const client of clients) {
+        const result = await client.call("SubmitBatch", big, KEY);
+        expect(result.ok, client.name).toBe(false);
+        // The server answers resource_exhausted; over gRPC-Web on HTTP/1.1 it answers before the
+        // client has sent the whole body, and connect-node's client then reports the call aborted.
+        const expected =
+          client.name === "grpc-web" ? ["resource_exhausted", "aborted"] : ["resource_exhausted"];
+        if (!result.ok)
+          expect(expected, `${client.name}: ${result.message}`).toContain(result.code);
+      }
+    } finally {
+      for (const c of clients) c.close();
+    }
+  });
+});
+
 describe("keys", () => {
   it("generates a key when keys are required and none is configured, and accepts only it", async () => {
     const generated = await start({});
@@ -182,6 +209,70 @@ describe("keys", () => {
     } finally {
       await open.close();
     }
+  });
+});
+
+describe("request logs", () => {
+  it("write one line per request with method, code, duration and batch id, and never a key", async () => {
+    const lines: string[] = [];
+    const config = loadConfig({
+      API_HOST: "127.0.0.1",
+      API_PORT: "0",
+      GRPC_PORT: "0",
+      DATA_DIR: ":memory:",
+      MODEL_DIR: repo.dir,
+      INFERENCE_THREADS: "1",
+      API_KEYS: "sup3r-s3cret-key",
+      LOG_LEVEL: "debug",
+    });
+    const logged = await startServer(
+      config,
+      createLogger(config, { write: (line: string) => lines.push(line) }),
+    );
+    const url = `http://127.0.0.1:${logged.apiPort}`;
+    const clients = [
+      grpcClient(`127.0.0.1:${logged.grpcPort}`),
+      connectClient(url),
+      grpcWebClient(url),
+      restClient(url),
+    ];
+    try {
+      for (const client of clients) {
+        await client.call(
+          "SubmitBatch",
+          { data: [{ input: [1, 2] }], batch_id: `log-${client.name}` },
+          "sup3r-s3cret-key",
+        );
+        await client.call("GetBatchStatus", { batch_id: "missing" }, "wrong-key-also-secret");
+      }
+    } finally {
+      for (const c of clients) c.close();
+      await logged.close();
+    }
+    const requests = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === "request");
+    expect(requests.map((r) => r.protocol).sort()).toEqual([
+      "connect",
+      "connect",
+      "grpc",
+      "grpc",
+      "grpc-web",
+      "grpc-web",
+      "rest",
+      "rest",
+    ]);
+    const submit = requests.find((r) => r.protocol === "rest" && r.method === "SubmitBatch");
+    expect(submit).toMatchObject({ code: "ok", batchId: "log-rest" });
+    expect(typeof submit?.durationMs).toBe("number");
+    expect(
+      requests
+        .filter((r) => r.method === "GetBatchStatus")
+        .every((r) => r.code === "unauthenticated"),
+    ).toBe(true);
+    const all = lines.join("\n");
+    expect(all).not.toContain("sup3r-s3cret-key");
+    expect(all).not.toContain("wrong-key-also-secret");
   });
 });
 

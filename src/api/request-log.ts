@@ -1,0 +1,31 @@
+/**
+ * One structured log line per request, on every protocol: protocol, method, code, duration and
+ * the batch id when there is one. Never a key or a header: callers pass only these fields.
+ */
+import type { EngineLogger } from "../engine/logger.js";
+
+/** The fields of a request line. */
+export interface RequestLogEntry {
+  readonly protocol: string;
+  readonly method: string;
+  /** `ok` or the Connect code name (`not_found`, ...). */
+  readonly code: string;
+  readonly durationMs: number;
+  readonly batchId?: string | undefined;
+}
+
+/** Writes the request line (info for success and client errors, warn for server errors). */
+export function logRequest(log: EngineLogger, entry: RequestLogEntry): void {
+  const fields = { ...entry, durationMs: Math.round(entry.durationMs * 1000) / 1000 };
+  if (entry.code === "internal" || entry.code === "unknown") log.warn(fields, "request");
+  else log.info(fields, "request");
+}
+
+/** The `batchId` of a request or response message, if it carries a non-empty one. */
+export function batchIdOf(...messages: unknown[]): string | undefined {
+  for (const message of messages) {
+    const id = (message as { batchId?: unknown } | undefined)?.batchId;
+    if (typeof id === "string" && id.length > 0) return id;
+  }
+  return undefined;
+}
