@@ -5,6 +5,7 @@
 import type { ServerConfig } from "./config/config.js";
 import { BatchProcessor } from "./engine/batch-processor.js";
 import type { ModelCatalog } from "./engine/inference-pool.js";
+import type { EngineObserver } from "./engine/observer.js";
 import { createInferencePool } from "./inference/piscina-pool.js";
 import type { Logger } from "./logger.js";
 import { SqliteJobStore } from "./store/sqlite-job-store.js";
@@ -16,7 +17,11 @@ export interface EngineRuntime {
 }
 
 /** Starts the pool (threads load their sessions), opens the store and recovers unfinished batches. */
-export async function startEngine(config: ServerConfig, logger: Logger): Promise<EngineRuntime> {
+export async function startEngine(
+  config: ServerConfig,
+  logger: Logger,
+  observer?: EngineObserver,
+): Promise<EngineRuntime> {
   const { pool, models } = await createInferencePool({
     modelDir: config.modelDir,
     threads: config.inferenceThreads,
@@ -32,6 +37,7 @@ export async function startEngine(config: ServerConfig, logger: Logger): Promise
       pool,
       models,
       logger,
+      observer,
       maxQueueSize: config.maxQueueSize,
       maxConcurrentBatches: config.maxConcurrentBatches,
       resultTtlMs: config.resultTtlMs,

@@ -9,6 +9,7 @@ import { startHttpServer } from "./api/http-server.js";
 import type { ServerConfig } from "./config/config.js";
 import { startEngine } from "./engine-runtime.js";
 import type { Logger } from "./logger.js";
+import { createPrometheusMetrics } from "./metrics/prometheus.js";
 import { createResourceMonitor } from "./metrics/resource-usage.js";
 import { createBatchProcessorService } from "./service/batch-processor-service.js";
 
@@ -38,7 +39,9 @@ const VERSION = ((): string => {
 
 /** Starts everything; resolves once both ports listen and the engine is ready. */
 export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
-  const { processor, models } = await startEngine(config, logger);
+  const metrics = config.enableMonitoring ? createPrometheusMetrics() : undefined;
+  const { processor, models } = await startEngine(config, logger, metrics?.engine);
+  metrics?.bindStats(() => processor.stats());
   const auth = createAuthenticator({
     requireApiKey: config.requireApiKey,
     apiKeys: config.apiKeys,
@@ -50,6 +53,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     impl: createBatchProcessorService(processor, models, resources),
     auth,
     shutdown: shutdown.signal,
+    onRequest: metrics?.onRequest,
   };
   let ready = false;
   const http = await startHttpServer(binding, logger, {
@@ -58,6 +62,10 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     maxBodyBytes: config.maxRequestBytes,
     version: VERSION,
     ready: () => ready,
+    metrics:
+      metrics === undefined
+        ? undefined
+        : { registry: metrics.registry, requireApiKey: config.metricsRequireApiKey },
   });
   let grpc: Awaited<ReturnType<typeof startGrpcServer>>;
   try {

@@ -1,6 +1,7 @@
 /** Builds the transport-neutral {@link CallContext} from a request's headers and signals. */
 import type { BatchProcessorServiceImpl, CallContext } from "../service/batch-processor-service.js";
 import type { Authenticator, HeaderGetter } from "./auth.js";
+import type { RequestLogEntry } from "./request-log.js";
 
 /** What every adapter needs to call the service. */
 export interface ServiceBinding {
@@ -8,6 +9,8 @@ export interface ServiceBinding {
   readonly auth: Authenticator;
   /** Aborts when the server shuts down: running streams end and waiting calls give up. */
   readonly shutdown: AbortSignal;
+  /** Told about every finished request (metrics). */
+  readonly onRequest?: ((entry: RequestLogEntry) => void) | undefined;
 }
 
 /** Authenticates the caller and combines the call's signal with the server's shutdown signal. */

@@ -7,7 +7,7 @@ import { BatchProcessorService } from "../../gen/batchprocessor/v1/batch_process
 import type { EngineLogger } from "../engine/logger.js";
 import { callContext, implMethod, type ServiceBinding } from "./call-context.js";
 import { codeName, toConnectError } from "./error-mapping.js";
-import { batchIdOf, logRequest } from "./request-log.js";
+import { batchIdOf, finishRequest } from "./request-log.js";
 
 /** Registers every method of the contract on `router`. */
 export function registerConnectRoutes(
@@ -31,7 +31,7 @@ export function registerConnectRoutes(
           code = codeName(connectError.code);
           throw connectError;
         } finally {
-          logRequest(log, {
+          finishRequest(binding, log, {
             protocol: ctx.protocolName,
             method: method.name,
             code,
@@ -45,7 +45,7 @@ export function registerConnectRoutes(
         const started = performance.now();
         try {
           const response = await fn(request, call(ctx));
-          logRequest(log, {
+          finishRequest(binding, log, {
             protocol: ctx.protocolName,
             method: method.name,
             code: "ok",
@@ -55,7 +55,7 @@ export function registerConnectRoutes(
           return response;
         } catch (error) {
           const connectError = toConnectError(error, log, { method: method.name });
-          logRequest(log, {
+          finishRequest(binding, log, {
             protocol: ctx.protocolName,
             method: method.name,
             code: codeName(connectError.code),

@@ -23,7 +23,7 @@ import {
 import type { EngineLogger } from "../engine/logger.js";
 import { callContext, implMethod, type ServiceBinding } from "./call-context.js";
 import { codeName, toConnectError } from "./error-mapping.js";
-import { batchIdOf, logRequest } from "./request-log.js";
+import { batchIdOf, finishRequest } from "./request-log.js";
 
 /** Options of {@link startGrpcServer}. */
 export interface GrpcServerOptions {
@@ -128,7 +128,7 @@ function unaryHandler(
     const abort = signalOf(call);
     const started = performance.now();
     const done = (code: string, response?: unknown) =>
-      logRequest(log, {
+      finishRequest(binding, log, {
         protocol: "grpc",
         method: method.name,
         code,
@@ -160,7 +160,7 @@ function streamingHandler(
     const abort = signalOf(call);
     const started = performance.now();
     const done = (code: string) =>
-      logRequest(log, {
+      finishRequest(binding, log, {
         protocol: "grpc",
         method: method.name,
         code,

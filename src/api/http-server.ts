@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Registry } from "prom-client";
 import type { EngineLogger } from "../engine/logger.js";
 import type { ServiceBinding } from "./call-context.js";
 import { registerConnectRoutes } from "./connect-routes.js";
@@ -21,6 +22,8 @@ export interface HttpServerOptions {
   readonly version: string;
   /** True once models are loaded and the store is open, false again while shutting down. */
   readonly ready: () => boolean;
+  /** Serve Prometheus text at `/metrics` (absent: ENABLE_MONITORING=false, 404). */
+  readonly metrics?: { readonly registry: Registry; readonly requireApiKey: boolean } | undefined;
 }
 
 /** A listening API server. */
@@ -68,6 +71,10 @@ export async function startHttpServer(
       json(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready" });
       return;
     }
+    if (req.method === "GET" && path === "/metrics" && options.metrics !== undefined) {
+      await serveMetrics(req, res, options.metrics, binding);
+      return;
+    }
     if (await rest(req, res)) return;
     connect(req, res);
   }
@@ -89,6 +96,31 @@ export async function startHttpServer(
       clearTimeout(timer);
     },
   };
+}
+
+async function serveMetrics(
+  req: IncomingMessage,
+  res: ServerResponse,
+  metrics: NonNullable<HttpServerOptions["metrics"]>,
+  binding: ServiceBinding,
+): Promise<void> {
+  if (metrics.requireApiKey) {
+    try {
+      binding.auth.authenticate((name) => {
+        const value = req.headers[name];
+        return Array.isArray(value) ? value[0] : value;
+      });
+    } catch (error) {
+      json(res, 401, {
+        error: "unauthenticated",
+        message: error instanceof Error ? error.message : "unauthenticated",
+      });
+      return;
+    }
+  }
+  const text = await metrics.registry.metrics();
+  res.writeHead(200, { "content-type": metrics.registry.contentType });
+  res.end(text);
 }
 
 function json(res: ServerResponse, status: number, body: object): void {

@@ -14,6 +14,16 @@ export interface RequestLogEntry {
   readonly batchId?: string | undefined;
 }
 
+/** Logs the request line and tells `onRequest` (metrics), if any. */
+export function finishRequest(
+  binding: { readonly onRequest?: ((entry: RequestLogEntry) => void) | undefined },
+  log: EngineLogger,
+  entry: RequestLogEntry,
+): void {
+  logRequest(log, entry);
+  binding.onRequest?.(entry);
+}
+
 /** Writes the request line (info for success and client errors, warn for server errors). */
 export function logRequest(log: EngineLogger, entry: RequestLogEntry): void {
   const fields = { ...entry, durationMs: Math.round(entry.durationMs * 1000) / 1000 };

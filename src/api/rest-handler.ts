@@ -13,7 +13,7 @@ import type { EngineLogger } from "../engine/logger.js";
 import { callContext, implMethod, type ServiceBinding } from "./call-context.js";
 import { codeName, httpStatusOf, restErrorBody, toConnectError } from "./error-mapping.js";
 import { JSON_WRITE_OPTIONS } from "./json-options.js";
-import { batchIdOf, logRequest } from "./request-log.js";
+import { batchIdOf, finishRequest } from "./request-log.js";
 import { decodeRestRequest, matchRoute, routesOf } from "./rest-transcoder.js";
 
 /** Options of {@link createRestHandler}. */
@@ -75,7 +75,7 @@ export function createRestHandler(
       code = codeName(connectError.code);
       sendError(res, connectError);
     } finally {
-      logRequest(log, {
+      finishRequest(binding, log, {
         protocol: "rest",
         method,
         code,

@@ -24,6 +24,7 @@ import { JobRunner } from "./job-runner.js";
 import { isTerminal } from "./job-state.js";
 import type { BatchRecord, JobStore, StoredInput } from "./job-store.js";
 import { type EngineLogger, NOOP_LOGGER } from "./logger.js";
+import type { EngineObserver } from "./observer.js";
 import {
   type BatchingOptions,
   isOptionError,
@@ -45,6 +46,7 @@ import type {
 import {
   type ListOptions,
   payloadDigest,
+  type ValidSubmit,
   validateListFilter,
   validateSubmit,
 } from "./validation.js";
@@ -60,6 +62,8 @@ export interface BatchProcessorOptions extends ProcessorOptions {
   /** Initial batching options; a configuration saved by `configure` takes precedence. */
   readonly batching?: BatchingOptions;
   readonly logger?: EngineLogger;
+  /** Told what the engine does, for metrics. */
+  readonly observer?: EngineObserver;
   /** Epoch-ms clock. @defaultValue Date.now */
   readonly clock?: () => number;
 }
@@ -69,6 +73,8 @@ export interface ProcessorStats extends StatsSnapshot {
   /** Items waiting to be dispatched. */
   readonly pending: number;
   readonly pendingByPriority: Readonly<Record<Priority, number>>;
+  /** Items waiting per model and priority. */
+  readonly pendingByModel: ReadonlyMap<string, Readonly<Record<Priority, number>>>;
   /** Model batches dispatched and not yet finished. */
   readonly inFlightBatches: number;
   /** Stored batches that are queued or processing. */
@@ -87,6 +93,7 @@ export class BatchProcessor {
   readonly #log: EngineLogger;
   readonly #clock: () => number;
   readonly #runner: JobRunner;
+  readonly #observer: EngineObserver | undefined;
   #batching: ResolvedBatchingOptions;
   /** Ids of infer requests: never stored, so unique per process is enough. */
   readonly #inferIds = new IdSequence();
@@ -108,7 +115,9 @@ export class BatchProcessor {
       modelMaxBatchSize: (model) => this.#models.get(model)?.maxBatchSize ?? 1,
       log: this.#log,
       clock: this.#clock,
+      observer: o.observer,
     });
+    this.#observer = o.observer;
   }
 
   /** Opens the processor: loads the saved configuration and re-queues unfinished batches. */
@@ -152,6 +161,7 @@ export class BatchProcessor {
     return {
       pending: this.#runner.batcher.pending,
       pendingByPriority: this.#runner.batcher.pendingByPriority(),
+      pendingByModel: this.#runner.batcher.pendingByModel(),
       inFlightBatches: this.#runner.batcher.inFlight,
       activeBatches: this.#runner.activeStored,
       threads: this.#pool.threads,
@@ -168,7 +178,7 @@ export class BatchProcessor {
       const existing = await this.#store.findBatch(principal.owner, valid.batchId);
       if (existing !== undefined) return this.#resubmit(existing, payloadHash);
     }
-    this.#admit(valid.items.length, true);
+    this.#admit(valid, true);
     const now = this.#clock();
     const batchId = valid.batchId ?? `batch_${randomUUID().replaceAll("-", "")}`;
     const inputs: StoredInput[] = valid.items.map((item, index) => ({
@@ -210,7 +220,7 @@ export class BatchProcessor {
     this.#assertOpen();
     signal?.throwIfAborted();
     const valid = validateSubmit(request, this.#models, this.#options.defaultModel);
-    this.#admit(valid.items.length, false);
+    this.#admit(valid, false);
     const now = this.#clock();
     const job = new Job({
       pk: undefined,
@@ -401,11 +411,13 @@ export class BatchProcessor {
     if (this.#closing) throw new ShuttingDownError();
   }
 
-  #admit(items: number, durable: boolean): void {
+  #admit(valid: ValidSubmit, durable: boolean): void {
+    const items = valid.items.length;
     const pending = this.#runner.batcher.pending;
     if (pending + items > this.#options.maxQueueSize) {
       const retryAfterMs =
         this.#runner.batcher.estimateMs(this.#options.defaultModel, pending) ?? 1000;
+      this.#observer?.onRejected?.(valid.model.name, valid.priority, items);
       throw new QueueFullError(
         `queue full: ${pending} items pending, this request adds ${items}, MAX_QUEUE_SIZE is ${this.#options.maxQueueSize}`,
         Math.max(1000, Math.ceil(retryAfterMs)),
@@ -413,6 +425,7 @@ export class BatchProcessor {
     }
     const limit = this.#options.maxConcurrentBatches;
     if (durable && limit > 0 && this.#runner.activeStored >= limit) {
+      this.#observer?.onRejected?.(valid.model.name, valid.priority, items);
       throw new QueueFullError(
         `too many active batches: ${this.#runner.activeStored} of MAX_CONCURRENT_BATCHES=${limit}`,
         1000,

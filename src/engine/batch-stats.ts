@@ -3,6 +3,9 @@
  * of per-second buckets (items, model batches, latency), in bounded memory.
  */
 
+import type { EngineObserver, ItemOutcome } from "./observer.js";
+import type { Priority } from "./types.js";
+
 /** Options of {@link BatchStats}. */
 export interface BatchStatsOptions {
   /** Epoch-ms clock. @defaultValue Date.now */
@@ -35,8 +38,8 @@ export interface StatsSnapshot {
   readonly averageProcessingTimeMs: number;
 }
 
-/** See the file comment. */
-export class BatchStats {
+/** See the file comment. It observes the engine like any other {@link EngineObserver}. */
+export class BatchStats implements EngineObserver {
   readonly #clock: () => number;
   readonly #buckets: Bucket[];
   readonly #started: number;
@@ -74,6 +77,15 @@ export class BatchStats {
     bucket.latencyMs += latencyMs;
     if (ok) this.#succeeded++;
     else this.#failed++;
+  }
+
+  onBatchDone(_model: string, size: number, inferenceMs: number): void {
+    this.recordBatch(size, inferenceMs);
+  }
+
+  /** Cancelled items are not counted: they neither succeeded nor failed at anything. */
+  onItemDone(_model: string, _priority: Priority, outcome: ItemOutcome, latencyMs: number): void {
+    if (outcome !== "cancelled") this.recordItem(latencyMs, outcome === "success");
   }
 
   snapshot(): StatsSnapshot {

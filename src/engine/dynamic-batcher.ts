@@ -96,6 +96,17 @@ export class DynamicBatcher<T extends BatchItem> {
     return out;
   }
 
+  /** Items waiting per model and priority class. */
+  pendingByModel(): Map<string, Record<Priority, number>> {
+    const out = new Map<string, Record<Priority, number>>();
+    for (const q of this.#queues.values()) {
+      const counts = out.get(q.model) ?? { critical: 0, high: 0, normal: 0, low: 0 };
+      for (const p of PRIORITIES) counts[p] += q.scheduler.countOf(p);
+      out.set(q.model, counts);
+    }
+    return out;
+  }
+
   /** Queues items for dispatch. */
   enqueue(items: readonly T[]): void {
     if (this.#closed) throw new Error("batcher is closed");

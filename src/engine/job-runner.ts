@@ -11,6 +11,7 @@ import type { InferencePool } from "./inference-pool.js";
 import { ITEM_ERRORS, Job, type JobItem } from "./job.js";
 import type { BatchRecord, BatchWrite, ItemWrite, JobStore, StoredInput } from "./job-store.js";
 import type { EngineLogger } from "./logger.js";
+import type { EngineObserver, ItemOutcome } from "./observer.js";
 import type { ResolvedBatchingOptions } from "./options.js";
 import type { BatchView, ItemResult, Principal, SubmitReceipt } from "./types.js";
 
@@ -30,6 +31,8 @@ export interface JobRunnerOptions {
   readonly modelMaxBatchSize: (model: string) => number;
   readonly log: EngineLogger;
   readonly clock: () => number;
+  /** Told about dispatches, model batches and item outcomes (metrics). */
+  readonly observer?: EngineObserver | undefined;
 }
 
 /** See the file comment. */
@@ -37,6 +40,9 @@ export class JobRunner {
   readonly batcher: DynamicBatcher<JobItem>;
   /** What ran and how it went (cancelled items are not counted). */
   readonly stats: BatchStats;
+  /** The stats first, then whatever the embedder observes with. */
+  readonly #observers: readonly EngineObserver[];
+  readonly #observesDispatch: boolean;
   readonly #store: JobStore;
   readonly #log: EngineLogger;
   readonly #clock: () => number;
@@ -51,6 +57,8 @@ export class JobRunner {
     this.#log = o.log;
     this.#clock = o.clock;
     this.stats = new BatchStats({ clock: o.clock });
+    this.#observers = o.observer === undefined ? [this.stats] : [this.stats, o.observer];
+    this.#observesDispatch = this.#observers.some((observer) => observer.onDispatch !== undefined);
     this.batcher = new DynamicBatcher<JobItem>({
       pool: o.pool,
       options: o.batching,
@@ -162,8 +170,18 @@ export class JobRunner {
     );
   }
 
+  #itemDone(item: JobItem, outcome: ItemOutcome, now: number): void {
+    for (const o of this.#observers)
+      o.onItemDone?.(item.model, item.priority, outcome, now - item.arrival);
+  }
+
   #onDispatch(items: readonly JobItem[]): void {
     const now = this.#clock();
+    if (this.#observesDispatch) {
+      const waits = items.map((item) => now - item.arrival);
+      for (const o of this.#observers)
+        o.onDispatch?.((items[0] as JobItem).model, items.length, waits);
+    }
     let last: Job | undefined;
     for (const { job } of items) {
       if (job === last) continue;
@@ -189,12 +207,14 @@ export class JobRunner {
       errorMessage = `INTERNAL: model execution failed (error_id ${errorId})`;
     }
     const now = this.#clock();
-    this.stats.recordBatch(items.length, outcome.ok ? outcome.result.inferenceMs : 0);
+    const model = (items[0] as JobItem).model;
+    for (const o of this.#observers)
+      o.onBatchDone?.(model, items.length, outcome.ok ? outcome.result.inferenceMs : 0, outcome.ok);
     for (let i = 0; i < items.length; i++) {
       const item = items[i] as JobItem;
       const job = item.job;
       if (job.terminal) continue; // cancelled while running: the outcome was already written
-      this.stats.recordItem(now - item.arrival, outcome.ok);
+      this.#itemDone(item, outcome.ok ? "success" : "failed", now);
       touched.add(job);
       if (!outcome.ok) {
         job.recordFailure(errorMessage as string);
@@ -250,7 +270,7 @@ export class JobRunner {
     const now = this.#clock();
     for (const item of failed) {
       if (item.job.terminal) continue;
-      this.stats.recordItem(now - item.arrival, false);
+      this.#itemDone(item, error === ITEM_ERRORS.deadline ? "expired" : "failed", now);
       item.job.recordFailure(error);
       this.#keep(item.job, writes, item, null, 0, 0, error);
       touched.add(item.job);
@@ -269,8 +289,10 @@ export class JobRunner {
     if (job.terminal) return;
     const waiting = new Set(this.batcher.remove(job.queuedItems()));
     const writes: ItemWrite[] = [];
+    const now = this.#clock();
     for (const item of job.items) {
       if (item.settled) continue;
+      this.#itemDone(item, status === "cancelled" ? "cancelled" : "failed", now);
       const error = waiting.has(item) ? queuedError : runningError;
       job.recordFailure(error);
       this.#keep(job, writes, item, null, 0, 0, error);

@@ -184,6 +184,33 @@ describe("message size limits on every protocol", () => {
   });
 });
 
+describe("Prometheus endpoint", () => {
+  it("serves /metrics without a key, counting requests by protocol, method and code", async () => {
+    await fetch(`${base}/api/batch-processor/status/nope`, { headers: { "x-api-key": KEY } });
+    const response = await fetch(`${base}/metrics`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("text/plain");
+    const text = await response.text();
+    expect(text).toMatch(
+      /batch_processor_requests_total\{protocol="rest",method="GetBatchStatus",code="not_found"\} [1-9]/,
+    );
+    expect(text).toContain("batch_processor_pending_items");
+  });
+
+  it("protects /metrics with METRICS_REQUIRE_API_KEY and turns it off with ENABLE_MONITORING=false", async () => {
+    const guarded = await start({ API_KEYS: KEY, METRICS_REQUIRE_API_KEY: "true" });
+    const off = await start({ API_KEYS: KEY, ENABLE_MONITORING: "false" });
+    try {
+      const url = `http://127.0.0.1:${guarded.apiPort}/metrics`;
+      expect((await fetch(url)).status).toBe(401);
+      expect((await fetch(url, { headers: { "x-api-key": KEY } })).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${off.apiPort}/metrics`)).status).toBe(404);
+    } finally {
+      await Promise.all([guarded.close(), off.close()]);
+    }
+  });
+});
+
 describe("keys", () => {
   it("generates a key when keys are required and none is configured, and accepts only it", async () => {
     const generated = await start({});

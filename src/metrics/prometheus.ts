@@ -1,0 +1,144 @@
+/**
+ * Prometheus metrics (prom-client), named like Triton's nv_inference_* family: requests by
+ * protocol/method/code; items by model, priority and outcome; histograms of queue wait, model
+ * batch size, inference time per model batch and end-to-end item latency; gauges of waiting
+ * items, active batches and busy threads; default Node.js metrics.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { RequestLogEntry } from "../api/request-log.js";
+import type { ProcessorStats } from "../engine/batch-processor.js";
+import type { EngineObserver } from "../engine/observer.js";
+import { PRIORITIES } from "../engine/types.js";
+
+/** The registry and the hooks that feed it. */
+export interface PrometheusMetrics {
+  readonly registry: Registry;
+  /** Give to the engine (`BatchProcessor.create({ observer })`). */
+  readonly engine: EngineObserver;
+  /** Call once per finished request. */
+  onRequest(entry: RequestLogEntry): void;
+  /** Reads the engine's live counters for the gauges at scrape time. */
+  bindStats(stats: () => ProcessorStats): void;
+}
+
+const MS_BUCKETS = [
+  0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000,
+];
+const SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 256, 512, 1024];
+
+/** Creates the registry with every series registered. */
+export function createPrometheusMetrics(): PrometheusMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: "batch_processor_requests_total",
+    help: "API requests by protocol, method and result code",
+    labelNames: ["protocol", "method", "code"],
+    registers: [registry],
+  });
+  const requestDuration = new Histogram({
+    name: "batch_processor_request_duration_ms",
+    help: "API request duration in milliseconds (streams: until they end)",
+    labelNames: ["protocol", "method"],
+    buckets: MS_BUCKETS,
+    registers: [registry],
+  });
+  const items = new Counter({
+    name: "batch_processor_items_total",
+    help: "Items by model, priority and outcome (success, failed, expired, cancelled, rejected)",
+    labelNames: ["model", "priority", "outcome"],
+    registers: [registry],
+  });
+  const batches = new Counter({
+    name: "batch_processor_model_batches_total",
+    help: "Model batches dispatched to inference threads (items / batches = mean batch size)",
+    labelNames: ["model"],
+    registers: [registry],
+  });
+  const queueWait = new Histogram({
+    name: "batch_processor_queue_wait_ms",
+    help: "Time an item waited from arrival to dispatch, milliseconds",
+    labelNames: ["model"],
+    buckets: MS_BUCKETS,
+    registers: [registry],
+  });
+  const batchSize = new Histogram({
+    name: "batch_processor_model_batch_size",
+    help: "Items per dispatched model batch",
+    labelNames: ["model"],
+    buckets: SIZE_BUCKETS,
+    registers: [registry],
+  });
+  const inference = new Histogram({
+    name: "batch_processor_inference_ms",
+    help: "Run time of one model batch on its thread, milliseconds",
+    labelNames: ["model"],
+    buckets: MS_BUCKETS,
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: "batch_processor_item_latency_ms",
+    help: "End-to-end item latency (arrival to outcome), milliseconds",
+    labelNames: ["model", "priority"],
+    buckets: MS_BUCKETS,
+    registers: [registry],
+  });
+  let stats: (() => ProcessorStats) | undefined;
+  new Gauge({
+    name: "batch_processor_pending_items",
+    help: "Items waiting to be dispatched, by model and priority",
+    labelNames: ["model", "priority"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [model, counts] of stats?.().pendingByModel ?? []) {
+        for (const priority of PRIORITIES) this.set({ model, priority }, counts[priority]);
+      }
+    },
+  });
+  new Gauge({
+    name: "batch_processor_active_batches",
+    help: "Stored batches that are queued or processing",
+    registers: [registry],
+    collect() {
+      this.set(stats?.().activeBatches ?? 0);
+    },
+  });
+  new Gauge({
+    name: "batch_processor_busy_threads",
+    help: "Inference threads running a model batch",
+    registers: [registry],
+    collect() {
+      const s = stats?.();
+      this.set(s === undefined ? 0 : Math.min(s.threads, s.inFlightBatches));
+    },
+  });
+  return {
+    registry,
+    engine: {
+      onDispatch(model, size, waits) {
+        batches.inc({ model });
+        batchSize.observe({ model }, size);
+        const wait = queueWait.labels({ model });
+        for (const ms of waits) wait.observe(ms);
+      },
+      onBatchDone(model, _size, inferenceMs, ok) {
+        if (ok) inference.observe({ model }, inferenceMs);
+      },
+      onItemDone(model, priority, outcome, latencyMs) {
+        items.inc({ model, priority, outcome });
+        if (outcome !== "cancelled") latency.observe({ model, priority }, latencyMs);
+      },
+      onRejected(model, priority, count) {
+        items.inc({ model, priority, outcome: "rejected" }, count);
+      },
+    },
+    onRequest(entry) {
+      requests.inc({ protocol: entry.protocol, method: entry.method, code: entry.code });
+      requestDuration.observe({ protocol: entry.protocol, method: entry.method }, entry.durationMs);
+    },
+    bindStats(read) {
+      stats = read;
+    },
+  };
+}

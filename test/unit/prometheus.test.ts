@@ -1,0 +1,122 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { BatchProcessor } from "../../src/engine/batch-processor.js";
+import { createPrometheusMetrics } from "../../src/metrics/prometheus.js";
+import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
+import { FakePool, fakeCatalog, until } from "../fixtures/fake-pool.js";
+
+const me = { owner: "metrics", admin: true };
+const open: BatchProcessor[] = [];
+afterEach(async () => {
+  for (const p of open.splice(0)) await p.close({ timeoutMs: 100 });
+});
+
+async function setup() {
+  const metrics = createPrometheusMetrics();
+  const pool = new FakePool(1);
+  const processor = await BatchProcessor.create({
+    pool,
+    models: fakeCatalog(),
+    store: new SqliteJobStore({ dataDir: ":memory:" }),
+    observer: metrics.engine,
+    batching: { maxBatchSize: 4, enableDynamicBatching: false },
+    maxQueueSize: 20,
+  });
+  metrics.bindStats(() => processor.stats());
+  open.push(processor);
+  return { metrics, pool, processor };
+}
+
+async function value(
+  metrics: ReturnType<typeof createPrometheusMetrics>,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  // Histogram series (`_sum`, `_count`, `_bucket`) live under the histogram's own name.
+  const base = name.replace(/_(sum|count|bucket)$/, "");
+  const metric = (await metrics.registry.getMetricsAsJSON()).find(
+    (m) => m.name === name || m.name === base,
+  );
+  const match = metric?.values.find(
+    (v) =>
+      ((v as { metricName?: string }).metricName ?? metric.name) === name &&
+      Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l),
+  );
+  return match?.value ?? Number.NaN;
+}
+
+const items = (n: number) => Array.from({ length: n }, (_, i) => ({ input: [i, i + 1, i + 2] }));
+
+describe("Prometheus metrics", () => {
+  it("count items, model batches and batch sizes for a known workload", async () => {
+    const { metrics, processor } = await setup();
+    const before = await value(metrics, "batch_processor_model_batches_total", {
+      model: "default",
+    });
+    const ids = [];
+    for (const n of [3, 5, 2])
+      ids.push((await processor.submit(me, { data: items(n), priority: "high" })).batchId);
+    await until(async () => (await processor.list(me, { status: "active" })).batches.length === 0);
+    // Dynamic batching off, max 4: 3 -> [3], 5 -> [4, 1], 2 -> [2].
+    expect(
+      (await value(metrics, "batch_processor_model_batches_total", { model: "default" })) -
+        (Number.isNaN(before) ? 0 : before),
+    ).toBe(4);
+    expect(
+      await value(metrics, "batch_processor_items_total", {
+        model: "default",
+        priority: "high",
+        outcome: "success",
+      }),
+    ).toBe(10);
+    expect(
+      await value(metrics, "batch_processor_model_batch_size_sum", { model: "default" }),
+    ).toBeGreaterThanOrEqual(10);
+    expect(
+      await value(metrics, "batch_processor_item_latency_ms_count", {
+        model: "default",
+        priority: "high",
+      }),
+    ).toBe(10);
+    expect(
+      await value(metrics, "batch_processor_queue_wait_ms_count", { model: "default" }),
+    ).toBeGreaterThanOrEqual(10);
+  });
+
+  it("show waiting items by model and priority, active batches and busy threads while work waits", async () => {
+    const { metrics, pool, processor } = await setup();
+    pool.hold();
+    await processor.submit(me, { data: items(10), priority: "low" });
+    await until(() => pool.heldCount === 2);
+    expect(
+      await value(metrics, "batch_processor_pending_items", { model: "default", priority: "low" }),
+    ).toBe(2);
+    expect(await value(metrics, "batch_processor_active_batches")).toBe(1);
+    expect(await value(metrics, "batch_processor_busy_threads")).toBe(1);
+    pool.release();
+  });
+
+  it("count cancelled, expired and rejected items", async () => {
+    const { metrics, pool, processor } = await setup();
+    pool.hold();
+    const { batchId } = await processor.submit(me, { data: items(10) });
+    await until(() => pool.heldCount === 2);
+    await processor.cancel(me, batchId);
+    expect(await value(metrics, "batch_processor_items_total", { outcome: "cancelled" })).toBe(10);
+    await processor.submit(me, { data: items(2), timeoutMs: 100, priority: "critical" });
+    await until(
+      async () =>
+        (await value(metrics, "batch_processor_items_total", { outcome: "expired" })) === 2,
+      2000,
+    );
+    pool.release();
+  });
+
+  it("expose text the Prometheus format accepts, with Node's default metrics", async () => {
+    const { metrics } = await setup();
+    const text = await metrics.registry.metrics();
+    expect(text).toContain("# TYPE batch_processor_items_total counter");
+    expect(text).toContain("# TYPE batch_processor_inference_ms histogram");
+    expect(text).toContain("process_cpu_user_seconds_total");
+    expect(metrics.registry.contentType).toContain("text/plain");
+  });
+});
