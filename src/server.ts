@@ -7,11 +7,16 @@ import { createAuthenticator } from "./api/auth.js";
 import { startGrpcServer } from "./api/grpc-server.js";
 import { startHttpServer } from "./api/http-server.js";
 import type { ServerConfig } from "./config/config.js";
+import { combineObservers } from "./engine/observer.js";
 import { startEngine } from "./engine-runtime.js";
 import type { Logger } from "./logger.js";
+import { AnalyticsRecorder } from "./metrics/analytics.js";
 import { createPrometheusMetrics } from "./metrics/prometheus.js";
 import { createResourceMonitor } from "./metrics/resource-usage.js";
 import { createBatchProcessorService } from "./service/batch-processor-service.js";
+
+/** Store key of the analytics windows. */
+const ANALYTICS_STATE = "analytics";
 
 /** A running server. */
 export interface RunningServer {
@@ -40,8 +45,24 @@ const VERSION = ((): string => {
 /** Starts everything; resolves once both ports listen and the engine is ready. */
 export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
   const metrics = config.enableMonitoring ? createPrometheusMetrics() : undefined;
-  const { processor, models } = await startEngine(config, logger, metrics?.engine);
+  const analytics = new AnalyticsRecorder();
+  const observer = metrics === undefined ? analytics : combineObservers(metrics.engine, analytics);
+  const { processor, models } = await startEngine(config, logger, observer);
   metrics?.bindStats(() => processor.stats());
+  analytics.restore(await processor.loadState(ANALYTICS_STATE));
+  const sampler = setInterval(
+    () => analytics.sampleQueue(processor.stats().pendingByPriority),
+    1000,
+  );
+  sampler.unref();
+  const saver = setInterval(
+    () =>
+      void processor
+        .saveState(ANALYTICS_STATE, analytics)
+        .catch((error: unknown) => logger.warn({ err: error }, "saving analytics failed")),
+    60_000,
+  );
+  saver.unref();
   const auth = createAuthenticator({
     requireApiKey: config.requireApiKey,
     apiKeys: config.apiKeys,
@@ -50,7 +71,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const shutdown = new AbortController();
   const resources = createResourceMonitor();
   const binding = {
-    impl: createBatchProcessorService(processor, models, resources),
+    impl: createBatchProcessorService(processor, models, resources, analytics),
     auth,
     shutdown: shutdown.signal,
     onRequest: metrics?.onRequest,
@@ -90,6 +111,11 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       closing ??= (async () => {
         ready = false;
         resources.close();
+        clearInterval(sampler);
+        clearInterval(saver);
+        await processor
+          .saveState(ANALYTICS_STATE, analytics)
+          .catch((error: unknown) => logger.warn({ err: error }, "saving analytics failed"));
         grpc.setServing(false);
         const started = Date.now();
         await processor.close({ timeoutMs: config.shutdownTimeoutMs });

@@ -24,7 +24,6 @@ const CODES: Record<ErrorCode, Code> = {
   DEADLINE_EXCEEDED: Code.DeadlineExceeded,
   UNAVAILABLE: Code.Unavailable,
   CANCELLED: Code.Canceled,
-  UNIMPLEMENTED: Code.Unimplemented,
 };
 
 /** HTTP status of each code for the REST routes (DESIGN's table). */

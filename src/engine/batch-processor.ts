@@ -375,6 +375,22 @@ export class BatchProcessor {
     return next;
   }
 
+  /** Small state an embedder keeps in the same store (e.g. analytics windows), by key. */
+  async loadState(key: string): Promise<unknown> {
+    const text = await this.#store.getSetting(`state:${key}`);
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Saves what {@link loadState} reads back. */
+  async saveState(key: string, value: unknown): Promise<void> {
+    if (!this.#closing) await this.#store.putSetting(`state:${key}`, JSON.stringify(value));
+  }
+
   /** Deletes ended batches older than the result TTL. */
   async purge(): Promise<number> {
     try {

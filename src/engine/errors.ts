@@ -15,8 +15,7 @@ export type ErrorCode =
   | "RESOURCE_EXHAUSTED"
   | "DEADLINE_EXCEEDED"
   | "UNAVAILABLE"
-  | "CANCELLED"
-  | "UNIMPLEMENTED";
+  | "CANCELLED";
 
 /** Base class of every error whose message is safe to show to a client. */
 export abstract class DomainError extends Error {
@@ -177,15 +176,6 @@ export class CancelledError extends DomainError {
   constructor(message = "the request was cancelled") {
     super(message);
     this.name = "CancelledError";
-  }
-}
-
-/** A method of the contract whose implementation has not landed yet. */
-export class NotImplementedError extends DomainError {
-  readonly code = "UNIMPLEMENTED";
-  constructor(method: string, reason: string) {
-    super(`${method} is not implemented yet: ${reason}`);
-    this.name = "NotImplementedError";
   }
 }
 

@@ -179,8 +179,9 @@ export class JobRunner {
     const now = this.#clock();
     if (this.#observesDispatch) {
       const waits = items.map((item) => now - item.arrival);
+      const priorities = items.map((item) => item.priority);
       for (const o of this.#observers)
-        o.onDispatch?.((items[0] as JobItem).model, items.length, waits);
+        o.onDispatch?.((items[0] as JobItem).model, items.length, waits, priorities);
     }
     let last: Job | undefined;
     for (const { job } of items) {

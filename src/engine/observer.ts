@@ -9,12 +9,38 @@ export type ItemOutcome = "success" | "failed" | "expired" | "cancelled";
 
 /** Hooks the engine calls. */
 export interface EngineObserver {
-  /** A model batch left for a thread; `queueWaitMs` has one entry per item (arrival to dispatch). */
-  onDispatch?(model: string, size: number, queueWaitMs: readonly number[]): void;
+  /**
+   * A model batch left for a thread; `queueWaitMs` and `priorities` have one entry per item
+   * (arrival to dispatch, and the item's class).
+   */
+  onDispatch?(
+    model: string,
+    size: number,
+    queueWaitMs: readonly number[],
+    priorities: readonly Priority[],
+  ): void;
   /** A model batch ended; `inferenceMs` is its run time on the thread (0 when it failed). */
   onBatchDone?(model: string, size: number, inferenceMs: number, ok: boolean): void;
   /** An item ended; `latencyMs` runs from its arrival to now. */
   onItemDone?(model: string, priority: Priority, outcome: ItemOutcome, latencyMs: number): void;
   /** A submit or infer of `items` items was refused by admission control. */
   onRejected?(model: string, priority: Priority, items: number): void;
+}
+
+/** One observer that tells each of `observers` in turn. */
+export function combineObservers(...observers: readonly EngineObserver[]): EngineObserver {
+  return {
+    onDispatch: (model, size, waits, priorities) => {
+      for (const o of observers) o.onDispatch?.(model, size, waits, priorities);
+    },
+    onBatchDone: (model, size, ms, ok) => {
+      for (const o of observers) o.onBatchDone?.(model, size, ms, ok);
+    },
+    onItemDone: (model, priority, outcome, latencyMs) => {
+      for (const o of observers) o.onItemDone?.(model, priority, outcome, latencyMs);
+    },
+    onRejected: (model, priority, items) => {
+      for (const o of observers) o.onRejected?.(model, priority, items);
+    },
+  };
 }

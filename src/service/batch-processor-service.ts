@@ -7,6 +7,7 @@ import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   type Analytics,
+  AnalyticsSchema,
   type BatchConfig,
   BatchConfigSchema,
   type BatchResults,
@@ -34,7 +35,6 @@ import {
   type WatchBatchRequest,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import type { BatchProcessor } from "../engine/batch-processor.js";
-import { NotImplementedError } from "../engine/errors.js";
 import type { ModelCatalog } from "../engine/inference-pool.js";
 import type { ResolvedBatchingOptions } from "../engine/options.js";
 import type {
@@ -43,6 +43,7 @@ import type {
   Principal,
   SubmitRequest,
 } from "../engine/types.js";
+import type { AnalyticsRecorder } from "../metrics/analytics.js";
 import type { ResourceMonitor } from "../metrics/resource-usage.js";
 
 /** Who calls, and the signal that ends the call (client cancel, deadline, shutdown). */
@@ -72,6 +73,7 @@ export function createBatchProcessorService(
   processor: BatchProcessor,
   models: ModelCatalog,
   resources: ResourceMonitor,
+  analytics: AnalyticsRecorder,
 ): BatchProcessorServiceImpl {
   return {
     async submitBatch(request, { principal }) {
@@ -146,11 +148,22 @@ export function createBatchProcessorService(
         },
       });
     },
-    async getAnalytics() {
-      throw new NotImplementedError(
-        "GetAnalytics",
-        "the analytics windows land with the observability work (issue 4)",
-      );
+    async getAnalytics(request) {
+      const report = analytics.report(request.period, request.metrics);
+      return create(AnalyticsSchema, {
+        period: report.period,
+        start: timestampFromMs(report.start),
+        end: timestampFromMs(report.end),
+        series: report.series.map((series) => ({
+          metric: series.metric,
+          priority: series.priority,
+          summary: series.summary,
+          points: series.points.map((point) => ({
+            time: timestampFromMs(point.time),
+            value: point.value,
+          })),
+        })),
+      });
     },
     async *watchBatch(request, { principal, signal }) {
       for await (const view of processor.watch(principal, request.batchId, signal))

@@ -409,7 +409,34 @@ describe.each(protocols)("over %s", (protocol) => {
     expect(usage).not.toHaveProperty("gpu_usage_percent");
   });
 
-  it("says which methods have not landed yet", async () => {
-    expect(failure(await client().call("GetAnalytics", {}, ALICE)).code).toBe("unimplemented");
+  it("answers analytics for a period, overall and per priority, and names what it accepts", async () => {
+    await client().call("Infer", { data: [{ input: [1, 2, 3] }], priority: "critical" }, ALICE);
+    const report = ok(
+      await client().call(
+        "GetAnalytics",
+        { period: "5m", metrics: ["throughput", "latency"] },
+        ALICE,
+      ),
+    );
+    expect(report.period).toBe("5m");
+    const series = report.series as JsonObject[];
+    expect(new Set(series.map((s) => s.metric))).toEqual(
+      new Set(["throughput", "latency_p50", "latency_p95", "latency_p99"]),
+    );
+    expect(new Set(series.map((s) => s.priority))).toEqual(
+      new Set(["all", "critical", "high", "normal", "low"]),
+    );
+    const throughput = series.find(
+      (s) => s.metric === "throughput" && s.priority === "all",
+    ) as JsonObject;
+    expect(throughput.points).toHaveLength(5);
+    expect(throughput.summary).toBeGreaterThan(0);
+    const bad = failure(await client().call("GetAnalytics", { period: "2h" }, ALICE));
+    expect(bad.code).toBe("invalid_argument");
+    expect(bad.message).toContain("5m, 15m, 1h, 6h, 24h");
+    const unknown = failure(await client().call("GetAnalytics", { metrics: ["vibes"] }, ALICE));
+    expect(unknown.message).toMatch(
+      /^metrics: unknown metric "vibes"; expected any of throughput, latency/,
+    );
   });
 });
