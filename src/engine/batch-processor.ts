@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { StatsSnapshot } from "./batch-stats.js";
-import { itemResultOf, resultsOf, viewOfJob, viewOfRecord } from "./batch-views.js";
+import { itemResultOf, resultsOf, viewOf, viewOfRecord } from "./batch-views.js";
 import {
   BatchEndedError,
   BatchExistsError,
@@ -248,7 +248,7 @@ export class BatchProcessor {
         `DEADLINE_EXCEEDED: no item started within timeout_ms=${job.timeoutMs}`,
       );
     }
-    const view = viewOfJob(job, { queuePosition: 0, estimatedCompletionTime: null }, this.#clock());
+    const view = viewOf(job, { queuePosition: 0, estimatedCompletionTime: null }, this.#clock());
     return resultsOf(
       view,
       (job.results ?? []).map((r, i) => r ?? emptyResult(`req_${i + 1}`, null)),

@@ -1,6 +1,6 @@
 /** Builds the read-side views (status, results) from live jobs and stored records. */
 
-import type { Job } from "./job.js";
+import { isTerminal } from "./job-state.js";
 import type { BatchRecord, StoredResult } from "./job-store.js";
 import type { BatchResults, BatchView, ItemResult } from "./types.js";
 
@@ -10,50 +10,50 @@ export interface LiveFacts {
   readonly estimatedCompletionTime: number | null;
 }
 
-/** Status of a queued or processing job. */
-export function viewOfJob(job: Job, live: LiveFacts, now: number): BatchView {
-  const finished = job.succeeded + job.failed;
+/** What a status view is made of: a live {@link Job} and a stored {@link BatchRecord} both fit. */
+export type ViewSource = Pick<
+  BatchRecord,
+  | "batchId"
+  | "status"
+  | "priority"
+  | "modelId"
+  | "total"
+  | "succeeded"
+  | "failed"
+  | "createdAt"
+  | "startedAt"
+  | "completedAt"
+  | "error"
+  | "metadata"
+>;
+
+/** The status of a batch; `live` comes from the scheduler while it runs, from the end after. */
+export function viewOf(source: ViewSource, live: LiveFacts, now: number): BatchView {
+  const finished = source.succeeded + source.failed;
+  const ended = isTerminal(source.status);
   return {
-    batchId: job.batchId,
-    status: job.status,
-    priority: job.priority,
-    modelId: job.modelId,
-    progress: job.total === 0 ? 0 : finished / job.total,
+    batchId: source.batchId,
+    status: source.status,
+    priority: source.priority,
+    modelId: source.modelId,
+    progress: source.total === 0 ? 0 : finished / source.total,
     completedRequests: finished,
-    failedRequests: job.failed,
-    totalRequests: job.total,
-    queuePosition: job.terminal ? 0 : live.queuePosition,
-    estimatedCompletionTime: job.terminal ? job.completedAt : live.estimatedCompletionTime,
-    processingTimeMs: elapsed(job.startedAt, job.completedAt, now),
-    createdAt: job.createdAt,
-    startedAt: job.startedAt,
-    completedAt: job.completedAt,
-    error: job.error,
-    metadata: job.metadata,
+    failedRequests: source.failed,
+    totalRequests: source.total,
+    queuePosition: ended ? 0 : live.queuePosition,
+    estimatedCompletionTime: ended ? source.completedAt : live.estimatedCompletionTime,
+    processingTimeMs: elapsed(source.startedAt, source.completedAt, now),
+    createdAt: source.createdAt,
+    startedAt: source.startedAt,
+    completedAt: source.completedAt,
+    error: source.error,
+    metadata: source.metadata,
   };
 }
 
 /** Status of a stored batch that no live job holds (it has ended). */
 export function viewOfRecord(record: BatchRecord, now: number): BatchView {
-  const finished = record.succeeded + record.failed;
-  return {
-    batchId: record.batchId,
-    status: record.status,
-    priority: record.priority,
-    modelId: record.modelId,
-    progress: record.total === 0 ? 0 : finished / record.total,
-    completedRequests: finished,
-    failedRequests: record.failed,
-    totalRequests: record.total,
-    queuePosition: 0,
-    estimatedCompletionTime: record.completedAt,
-    processingTimeMs: elapsed(record.startedAt, record.completedAt, now),
-    createdAt: record.createdAt,
-    startedAt: record.startedAt,
-    completedAt: record.completedAt,
-    error: record.error,
-    metadata: record.metadata,
-  };
+  return viewOf(record, { queuePosition: 0, estimatedCompletionTime: record.completedAt }, now);
 }
 
 /** Results message from item outcomes. */

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { BatchStats } from "./batch-stats.js";
-import { viewOfJob } from "./batch-views.js";
+import { viewOf } from "./batch-views.js";
 import { type BatchOutcome, DynamicBatcher, queueKey } from "./dynamic-batcher.js";
 import type { InferencePool } from "./inference-pool.js";
 import { ITEM_ERRORS, Job, type JobItem } from "./job.js";
@@ -367,11 +367,11 @@ export class JobRunner {
   view(job: Job): BatchView {
     const now = this.#clock();
     if (job.terminal)
-      return viewOfJob(job, { queuePosition: 0, estimatedCompletionTime: job.completedAt }, now);
+      return viewOf(job, { queuePosition: 0, estimatedCompletionTime: job.completedAt }, now);
     const first = job.firstQueued();
     const queuePosition = first === undefined ? 0 : this.batcher.positionOf(first);
     const ms = this.batcher.estimateMs(job.modelId, queuePosition + job.remaining);
-    return viewOfJob(
+    return viewOf(
       job,
       { queuePosition, estimatedCompletionTime: ms === undefined ? null : now + ms },
       now,
