@@ -110,7 +110,10 @@ export function decodeRestRequest(
   try {
     return fromJson(input, json, { ignoreUnknownFields: false });
   } catch (error) {
-    throw new InvalidInputError(route.body === "*" ? "body" : "query", describeDecodeError(error));
+    throw new InvalidInputError(
+      route.body === "*" ? "body" : "query",
+      error instanceof Error ? error.message : String(error),
+    );
   }
 }
 
@@ -158,10 +161,4 @@ function safeDecode(part: string): string {
   } catch {
     return part;
   }
-}
-
-/** protobuf-es's decode messages, made a little friendlier ("field x: ..."). */
-export function describeDecodeError(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.replace(/^cannot decode (message|field) /, "cannot decode $1 ");
 }

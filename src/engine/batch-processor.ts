@@ -269,13 +269,14 @@ export class BatchProcessor {
     options: { partial?: boolean } = {},
   ): Promise<BatchResults> {
     const job = this.#runner.live(principal, batchId);
+    const record = job === undefined ? await this.#record(principal, batchId) : undefined;
     const view =
       job !== undefined
         ? this.#runner.view(job)
-        : viewOfRecord(await this.#record(principal, batchId), this.#clock());
+        : viewOfRecord(record as BatchRecord, this.#clock());
     if (!isTerminal(view.status) && options.partial !== true)
       throw new ResultsNotReadyError(batchId, view.status);
-    const pk = job?.pk ?? (await this.#record(principal, batchId)).pk;
+    const pk = (job?.pk ?? record?.pk) as number;
     const stored = await this.#store.getResults(pk, !isTerminal(view.status));
     return resultsOf(view, stored.map(itemResultOf));
   }
