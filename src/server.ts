@@ -68,12 +68,10 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     apiKeys: config.apiKeys,
     adminApiKeys: config.adminApiKeys,
   });
-  const shutdown = new AbortController();
   const resources = createResourceMonitor();
   const binding = {
     impl: createBatchProcessorService(processor, models, resources, analytics),
     auth,
-    shutdown: shutdown.signal,
     onRequest: metrics?.onRequest,
   };
   let ready = false;
@@ -119,7 +117,6 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
         grpc.setServing(false);
         const started = Date.now();
         await processor.close({ timeoutMs: config.shutdownTimeoutMs });
-        shutdown.abort();
         const left = Math.max(0, config.shutdownTimeoutMs - (Date.now() - started));
         await Promise.all([http.close(left), grpc.close(left)]);
       })();

@@ -7,13 +7,14 @@ import type { RequestLogEntry } from "./request-log.js";
 export interface ServiceBinding {
   readonly impl: BatchProcessorServiceImpl;
   readonly auth: Authenticator;
-  /** Aborts when the server shuts down: running streams end and waiting calls give up. */
-  readonly shutdown: AbortSignal;
   /** Told about every finished request (metrics). */
   readonly onRequest?: ((entry: RequestLogEntry) => void) | undefined;
 }
 
-/** Authenticates the caller and combines the call's signal with the server's shutdown signal. */
+/**
+ * Authenticates the caller. The call's own signal (client gone) is passed as is: shutdown needs
+ * no signal of its own, the engine ends watchers and queued infers itself when it closes.
+ */
 export function callContext(
   binding: ServiceBinding,
   header: HeaderGetter,
@@ -21,7 +22,7 @@ export function callContext(
 ): CallContext {
   return {
     principal: binding.auth.authenticate(header),
-    signal: AbortSignal.any([signal, binding.shutdown]),
+    signal,
   };
 }
 

@@ -125,7 +125,7 @@ function unaryHandler(
   log: EngineLogger,
 ): grpc.handleUnaryCall<Message, Message> {
   return (call, callback) => {
-    const abort = signalOf(call);
+    const { signal: abort, settle } = signalOf(call);
     const started = performance.now();
     const done = (code: string, response?: unknown) =>
       finishRequest(binding, log, {
@@ -138,10 +138,12 @@ function unaryHandler(
     (async () =>
       fn(call.request as never, callContext(binding, headerGetter(call.metadata), abort)))().then(
       (response) => {
+        settle();
         done("ok", response);
         callback(null, response as Message);
       },
       (error: unknown) => {
+        settle();
         const status = grpcError(error, log, method);
         done(codeName(status.code as number as Code));
         callback(status);
@@ -157,7 +159,7 @@ function streamingHandler(
   log: EngineLogger,
 ): grpc.handleServerStreamingCall<Message, Message> {
   return (call) => {
-    const abort = signalOf(call);
+    const { signal: abort, settle } = signalOf(call);
     const started = performance.now();
     const done = (code: string) =>
       finishRequest(binding, log, {
@@ -178,10 +180,12 @@ function streamingHandler(
       }
     })().then(
       () => {
+        settle();
         done("ok");
         call.end();
       },
       (error: unknown) => {
+        settle();
         const status = grpcError(error, log, method);
         done(codeName(status.code as number as Code));
         call.emit("error", status);
@@ -190,12 +194,25 @@ function streamingHandler(
   };
 }
 
+/** A signal that aborts when the client cancels; `settle()` marks the call answered. */
 function signalOf(
   call: grpc.ServerUnaryCall<Message, Message> | grpc.ServerWritableStream<Message, Message>,
-): AbortSignal {
+): {
+  signal: AbortSignal;
+  settle: () => void;
+} {
   const controller = new AbortController();
-  call.on("cancelled", () => controller.abort());
-  return controller.signal;
+  let settled = false;
+  // grpc-js also reports "cancelled" as the stream closes after an answer: only abort before one.
+  call.on("cancelled", () => {
+    if (!settled) controller.abort();
+  });
+  return {
+    signal: controller.signal,
+    settle: () => {
+      settled = true;
+    },
+  };
 }
 
 function headerGetter(metadata: grpc.Metadata) {

@@ -4,6 +4,7 @@
  * `Accept: text/event-stream`, Server-Sent Events.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Transform } from "node:stream";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import { type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
@@ -37,7 +38,10 @@ export function createRestHandler(
     const match = matchRoute(routes, req.method ?? "GET", url.pathname);
     if (match === undefined) return false;
     const abort = new AbortController();
-    res.on("close", () => abort.abort());
+    // "close" also follows a normal end; only a client that went away aborts the call.
+    res.on("close", () => {
+      if (!res.writableFinished) abort.abort();
+    });
     const started = performance.now();
     const method = "route" in match ? match.route.method.name : `${req.method} ${url.pathname}`;
     let code = "ok";
@@ -150,30 +154,48 @@ async function readJsonBody(req: IncomingMessage, limit: number): Promise<JsonVa
             : undefined;
   if (source === undefined)
     throw new InvalidInputError("content-encoding", `unsupported encoding ${encoding}`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of source as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > limit) throw new PayloadTooLargeError(limit);
-      chunks.push(chunk);
+  // Past the limit: stop inflating (a zip bomb costs nothing more) and drain the request.
+  const stop = () => {
+    if (source !== req) {
+      req.unpipe();
+      (source as Transform).destroy();
     }
-  } catch (error) {
-    if (error instanceof PayloadTooLargeError) throw error;
-    throw new InvalidInputError(
-      "body",
-      `could not be read: ${error instanceof Error ? error.message : String(error)}`,
-    );
-  }
-  if (size === 0) return undefined;
+    req.resume();
+  };
+  const body = await collect(source, limit, stop);
+  if (body.length === 0) return undefined;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as JsonValue;
+    return JSON.parse(body.toString("utf8")) as JsonValue;
   } catch (error) {
     throw new InvalidInputError(
       "body",
       `malformed JSON: ${error instanceof Error ? error.message : String(error)}`,
     );
   }
+}
+
+/** Reads a stream into one buffer, failing once it passes `limit` bytes. */
+function collect(source: NodeJS.ReadableStream, limit: number, stop: () => void): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    source.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        source.removeAllListeners("data");
+        stop();
+        reject(new PayloadTooLargeError(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    source.once("error", (error: Error) =>
+      reject(new InvalidInputError("body", `could not be read: ${error.message}`)),
+    );
+    source.once("end", () =>
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)),
+    );
+  });
 }
 
 function sendJson(res: ServerResponse, status: number, body: JsonValue | object): void {

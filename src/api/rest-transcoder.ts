@@ -5,6 +5,8 @@
  * JSON reader as Connect, so every protocol accepts and rejects the same input.
  */
 import {
+  create,
+  type DescField,
   type DescMessage,
   type DescMethod,
   type DescService,
@@ -108,7 +110,7 @@ export function decodeRestRequest(
   }
   for (const [name, value] of Object.entries(params)) json[name] = value;
   try {
-    return fromJson(input, json, { ignoreUnknownFields: false });
+    return decodeFast(input, json) ?? fromJson(input, json, { ignoreUnknownFields: false });
   } catch (error) {
     throw new InvalidInputError(
       route.body === "*" ? "body" : "query",
@@ -160,5 +162,76 @@ function safeDecode(part: string): string {
     return decodeURIComponent(part);
   } catch {
     return part;
+  }
+}
+
+/**
+ * A fast path for the hot shape of the contract: a list of flat messages of numbers (a submit's
+ * `data`), which protobuf-es's JSON reader checks element by element. Each such list is decoded
+ * here when every value already has the right JSON type, and the rest of the message goes through
+ * fromJson; anything unexpected returns undefined and the whole message takes the generic path,
+ * so errors and edge cases stay exactly fromJson's.
+ */
+function decodeFast(schema: DescMessage, json: JsonObject) {
+  const lists: [DescField & { fieldKind: "list" }, unknown[]][] = [];
+  for (const field of schema.fields) {
+    if (field.fieldKind !== "list" || field.listKind !== "message") continue;
+    const value = json[field.name] ?? json[field.jsonName];
+    if (!Array.isArray(value)) continue;
+    const items = value.map((item) => flatItem(field.message, item));
+    if (items.some((item) => item === undefined)) return undefined;
+    lists.push([field, items]);
+  }
+  if (lists.length === 0) return undefined;
+  const rest = { ...json };
+  for (const [field] of lists) {
+    delete rest[field.name];
+    delete rest[field.jsonName];
+  }
+  const message = fromJson(schema, rest, { ignoreUnknownFields: false }) as Record<string, unknown>;
+  for (const [field, items] of lists)
+    message[field.localName] = items.map((item) =>
+      create(field.message as DescMessage, item as never),
+    );
+  return message as ReturnType<typeof fromJson>;
+}
+
+/** The init object of a flat message, or undefined unless every value has its exact JSON type. */
+function flatItem(schema: DescMessage, item: unknown): Record<string, unknown> | undefined {
+  if (typeof item !== "object" || item === null || Array.isArray(item)) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(item)) {
+    const field = schema.fields.find((f) => f.name === key || f.jsonName === key);
+    if (field === undefined || value === null) return undefined;
+    if (
+      field.fieldKind === "scalar" &&
+      field.scalar === ScalarType.STRING &&
+      typeof value === "string"
+    )
+      out[field.localName] = value;
+    else if (
+      field.fieldKind === "list" &&
+      field.listKind === "scalar" &&
+      Array.isArray(value) &&
+      value.every((v) => fitsScalar(field.scalar, v))
+    ) {
+      out[field.localName] = value;
+    } else return undefined;
+  }
+  return out;
+}
+
+function fitsScalar(type: ScalarType, value: unknown): boolean {
+  if (typeof value !== "number") return false;
+  switch (type) {
+    case ScalarType.FLOAT:
+    case ScalarType.DOUBLE:
+      return true;
+    case ScalarType.UINT32:
+      return Number.isInteger(value) && value >= 0 && value <= 0xffffffff;
+    case ScalarType.INT32:
+      return Number.isInteger(value) && value >= -0x80000000 && value <= 0x7fffffff;
+    default:
+      return false;
   }
 }

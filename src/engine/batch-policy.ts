@@ -79,9 +79,11 @@ export function decideBatch(queue: QueueState, ctx: PolicyContext): BatchDecisio
 }
 
 /**
- * With a thread idle, waiting for more items pays only if it lowers the thread time spent per
- * item: `(wait + t(n')) / n'` against `t(n) / n`, where `n'` is the size expected after waiting
- * at the current arrival rate (until the target is reached or the max wait runs out).
+ * With a thread idle, waiting for more items pays only if the wait is short — no longer than
+ * running what is pending would take, so the thread is never idle longer than it would be busy —
+ * and it lowers the thread time spent per item: `(wait + t(n')) / n'` against `t(n) / n`, where
+ * `n'` is the size expected after waiting at the current arrival rate. Long waits are left to
+ * load itself: while the threads are busy the queue grows and the next batch is bigger.
  */
 export function waitingPays(
   queue: QueueState,
@@ -95,6 +97,7 @@ export function waitingPays(
   const tNow = ctx.latency.estimate(n);
   if (tNow === undefined) return false;
   const wait = Math.min((target - n) / rate, Math.max(0, waitEnds - ctx.now));
+  if (wait > tNow) return false;
   const expected = Math.min(target, n + rate * wait);
   const tLater = ctx.latency.estimate(Math.max(1, Math.floor(expected)));
   if (tLater === undefined) return false;

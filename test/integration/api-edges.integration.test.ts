@@ -343,7 +343,7 @@ describe("internal errors", () => {
             }
           : boom,
     });
-    const binding = { impl, auth, shutdown: new AbortController().signal };
+    const binding = { impl, auth };
     const http = await startHttpServer(binding, log, {
       host: "127.0.0.1",
       port: 0,

@@ -76,7 +76,7 @@ describe("decideBatch", () => {
   });
 
   it("keeps an idle thread waiting briefly when items arrive fast enough to fill a batch", () => {
-    const d = decideBatch(queue({ pending: 2, arrivalRatePerMs: 10 }), ctx({ idleThreads: 1 }));
+    const d = decideBatch(queue({ pending: 2, arrivalRatePerMs: 50 }), ctx({ idleThreads: 1 }));
     expect(d.kind).toBe("wait");
   });
 
@@ -128,6 +128,18 @@ describe("waitingPays", () => {
         queue({ pending: 1, arrivalRatePerMs: 0.05 }),
         ctx({ latency: latency(0.001, 1) }),
         32,
+        NOW + 50,
+      ),
+    ).toBe(false);
+  });
+
+  it("is false when filling the batch would keep the thread idle longer than the batch runs", () => {
+    // 1 item runs in ~1.1 ms; 27 more at 1 per ms would take 27 ms.
+    expect(
+      waitingPays(
+        queue({ pending: 1, arrivalRatePerMs: 1 }),
+        ctx({ latency: latency(1, 0.1) }),
+        28,
         NOW + 50,
       ),
     ).toBe(false);

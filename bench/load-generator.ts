@@ -1,0 +1,215 @@
+/**
+ * The load generator: a separate process that drives one scenario against a server and prints
+ * one JSON line with what it measured, including its own CPU use (so a report can show it was
+ * not the bottleneck).
+ * Usage: node --import tsx bench/load-generator.ts '<json LoadSpec>'
+ */
+
+import { Agent, request } from "node:http";
+import { create, type Message, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { SubmitBatchRequestSchema } from "../gen/batchprocessor/v1/batch_processor_pb.js";
+import { grpcServiceDefinition } from "../src/api/grpc-server.js";
+
+/** What to run. */
+export interface LoadSpec {
+  /** `grpc`: Infer over grpc-js; `rest`: POST …/infer; `naive`: POST /infer on the naive server. */
+  readonly target: "grpc" | "rest" | "naive";
+  readonly address: string;
+  readonly key: string;
+  /** Closed-loop clients, each sending its next request when the last one answered. */
+  readonly concurrency: number;
+  readonly seconds: number;
+  /** Warm-up before measuring, seconds. */
+  readonly warmupSeconds: number;
+  readonly model: string;
+  readonly width: number;
+  /** Priorities to cycle through per client (client i uses priorities[i % n]). */
+  readonly priorities?: readonly string[];
+  readonly timeoutMs?: number;
+}
+
+/** What it measured. */
+export interface LoadResult {
+  readonly requests: number;
+  readonly errors: number;
+  readonly errorCodes: Record<string, number>;
+  readonly seconds: number;
+  readonly itemsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** Latency percentiles per priority (when priorities were given). */
+  readonly byPriority: Record<string, { requests: number; p50Ms: number; p99Ms: number }>;
+  /** This process's CPU time / wall time, percent of one core. */
+  readonly generatorCpuPercent: number;
+}
+
+type Send = (index: number, priority: string) => Promise<string | undefined>;
+
+/** Requests are encoded once up front, so the generator spends its time sending, not encoding. */
+function grpcSender(spec: LoadSpec, inputs: readonly number[][]): Send {
+  const definition = grpcServiceDefinition();
+  const infer = definition.infer as grpc.MethodDefinition<Buffer, Message>;
+  const passthrough = { ...definition, infer: { ...infer, requestSerialize: (b: Buffer) => b } };
+  const Client = grpc.makeGenericClientConstructor(passthrough, "BatchProcessorService");
+  const client = new Client(spec.address, grpc.credentials.createInsecure()) as unknown as {
+    infer: (req: Buffer, md: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void) => void;
+  };
+  const metadata = new grpc.Metadata();
+  metadata.set("x-api-key", spec.key);
+  const encoded = new Map<string, Buffer[]>();
+  const encode = (priority: string) =>
+    inputs.map((input) =>
+      Buffer.from(
+        toBinary(
+          SubmitBatchRequestSchema,
+          create(SubmitBatchRequestSchema, {
+            data: [{ input }],
+            priority,
+            timeoutMs: spec.timeoutMs ?? 0,
+            metadata: { model_id: spec.model },
+          }),
+        ),
+      ),
+    );
+  return (index, priority) => {
+    let bodies = encoded.get(priority);
+    if (bodies === undefined) {
+      bodies = encode(priority);
+      encoded.set(priority, bodies);
+    }
+    const body = bodies[index % bodies.length] as Buffer;
+    return new Promise((resolve) =>
+      client.infer(body, metadata, (error) => resolve(error ? grpc.status[error.code] : undefined)),
+    );
+  };
+}
+
+/** HTTP/1.1 with keep-alive sockets (node:http: lighter than fetch), bodies encoded once. */
+function httpSender(spec: LoadSpec, inputs: readonly number[][]): Send {
+  const path = spec.target === "naive" ? "/infer" : "/api/batch-processor/infer";
+  const [host, port] = spec.address.split(":") as [string, string];
+  const agent = new Agent({ keepAlive: true, maxSockets: spec.concurrency });
+  const encoded = new Map<string, Buffer[]>();
+  return (index, priority) => {
+    let bodies = encoded.get(priority);
+    if (bodies === undefined) {
+      bodies = inputs.map((input) =>
+        Buffer.from(
+          JSON.stringify({
+            data: [{ input }],
+            priority,
+            timeout_ms: spec.timeoutMs ?? 0,
+            metadata: { model_id: spec.model },
+          }),
+        ),
+      );
+      encoded.set(priority, bodies);
+    }
+    const body = bodies[index % bodies.length] as Buffer;
+    return new Promise((resolve) => {
+      const req = request(
+        {
+          host,
+          port: Number(port),
+          path,
+          method: "POST",
+          agent,
+          headers: {
+            "content-type": "application/json",
+            "content-length": body.length,
+            "x-api-key": spec.key,
+          },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode === 200 ? undefined : String(res.statusCode)));
+        },
+      );
+      req.on("error", (error) => resolve(error.message));
+      req.end(body);
+    });
+  };
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted.length === 0
+    ? Number.NaN
+    : (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number);
+}
+
+async function main(spec: LoadSpec): Promise<LoadResult> {
+  const inputs = Array.from({ length: 64 }, (_, k) =>
+    Array.from({ length: spec.width }, (_, i) => Math.sin(k * spec.width + i)),
+  );
+  const send = spec.target === "grpc" ? grpcSender(spec, inputs) : httpSender(spec, inputs);
+  const priorities = spec.priorities ?? ["normal"];
+  const latencies: Record<string, number[]> = {};
+  const errorCodes: Record<string, number> = {};
+  let measuring = false;
+  let stop = false;
+  let requests = 0;
+  let errors = 0;
+  const client = async (id: number) => {
+    const priority = priorities[id % priorities.length] as string;
+    let k = id;
+    while (!stop) {
+      const started = performance.now();
+      const code = await send(k++, priority);
+      if (!measuring) continue;
+      requests++;
+      if (code !== undefined) {
+        errors++;
+        errorCodes[code] = (errorCodes[code] ?? 0) + 1;
+      } else {
+        (latencies[priority] ??= []).push(performance.now() - started);
+      }
+    }
+  };
+  const clients = Array.from({ length: spec.concurrency }, (_, i) => client(i));
+  await new Promise((r) => setTimeout(r, spec.warmupSeconds * 1000));
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  measuring = true;
+  await new Promise((r) => setTimeout(r, spec.seconds * 1000));
+  measuring = false;
+  const elapsed = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  stop = true;
+  await Promise.all(clients);
+  const all = Object.values(latencies)
+    .flat()
+    .sort((a, b) => a - b);
+  const byPriority: LoadResult["byPriority"] = {};
+  for (const [p, values] of Object.entries(latencies)) {
+    const sorted = [...values].sort((a, b) => a - b);
+    byPriority[p] = {
+      requests: sorted.length,
+      p50Ms: percentile(sorted, 50),
+      p99Ms: percentile(sorted, 99),
+    };
+  }
+  return {
+    requests,
+    errors,
+    errorCodes,
+    seconds: elapsed,
+    itemsPerSecond: (requests - errors) / elapsed,
+    p50Ms: percentile(all, 50),
+    p99Ms: percentile(all, 99),
+    byPriority,
+    generatorCpuPercent: ((used.user + used.system) / 1000 / (elapsed * 1000)) * 100,
+  };
+}
+
+const spec = JSON.parse(process.argv[2] ?? "{}") as LoadSpec;
+main(spec).then(
+  (result) => {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    process.exit(0);
+  },
+  (error: unknown) => {
+    process.stderr.write(`${String(error)}\n`);
+    process.exit(1);
+  },
+);
