@@ -162,7 +162,9 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
         errors++;
         errorCodes[code] = (errorCodes[code] ?? 0) + 1;
       } else {
-        (latencies[priority] ??= []).push(performance.now() - started);
+        const list = latencies[priority] ?? [];
+        list.push(performance.now() - started);
+        latencies[priority] = list;
       }
     }
   };

@@ -193,9 +193,13 @@ execFileSync(
 );
 
 const runs: Record<string, number[]> = {};
-const keep = (name: string, value: number) => (runs[name] ??= []).push(value);
+const keep = (name: string, value: number) => {
+  runs[name] = [...(runs[name] ?? []), value];
+};
 const detail: Record<string, unknown[]> = {};
-const note = (name: string, value: unknown) => (detail[name] ??= []).push(value);
+const note = (name: string, value: unknown) => {
+  detail[name] = [...(detail[name] ?? []), value];
+};
 
 for (let r = 0; r < repeat; r++) {
   console.error(`round ${r + 1}/${repeat}: limit`);
