@@ -145,10 +145,10 @@ describe("waitingPays", () => {
     ).toBe(false);
   });
 
-  it("is true when a high fixed cost can be shared by items arriving soon", () => {
+  it("is true when a high fixed cost can be shared by items arriving within one run time", () => {
     expect(
       waitingPays(
-        queue({ pending: 1, arrivalRatePerMs: 5 }),
+        queue({ pending: 1, arrivalRatePerMs: 10 }),
         ctx({ latency: latency(5, 0.1) }),
         32,
         NOW + 50,
