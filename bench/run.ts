@@ -239,7 +239,11 @@ for (let r = 0; r < repeat; r++) {
 
   keep("t5Rest", await submitAll(server, quick ? 5 : 50, 1000));
 
-  const rssBefore = await promValue(server, "process_resident_memory_bytes");
+  // Heap in use plus ArrayBuffer memory: what queued items hold (RSS alone moves with the allocator).
+  const memory = async () =>
+    (await promValue(server, "nodejs_heap_size_used_bytes")) +
+    (await promValue(server, "nodejs_external_memory_bytes"));
+  const rssBefore = await memory();
   await configure(server, { max_batch_size: 1, enable_dynamic_batching: false });
   const data = Array.from({ length: 1000 }, (_, k) => ({
     input: Array.from({ length: HEAVY_WIDTH }, (_, i) => Math.cos(k + i)),
@@ -257,7 +261,7 @@ for (let r = 0; r < repeat; r++) {
     })) as { batch_id: string };
     queued.push(receipt.batch_id);
   }
-  const rssAfter = await promValue(server, "process_resident_memory_bytes");
+  const rssAfter = await memory();
   keep("t9Ratio", (rssAfter - rssBefore) / (10_000 * HEAVY_WIDTH * 4));
   for (const id of queued)
     await api(server, `/api/batch-processor/cancel/${id}`, { method: "DELETE" }).catch(
@@ -347,9 +351,9 @@ const rows = [
   [
     "T9",
     "10,000 heavy items queued",
-    `RSS growth ${fmt(m("t9Ratio"), 2)} × the raw payload (${fmt((10_000 * HEAVY_WIDTH * 4) / 1048576, 1)} MiB)`,
+    `heap + external growth ${fmt(m("t9Ratio"), 2)} × the raw payload (${fmt((10_000 * HEAVY_WIDTH * 4) / 1048576, 1)} MiB)`,
     "≤ 3×",
-    verdict(m("t9Ratio") <= 3),
+    verdict(m("t9Ratio") > 0 && m("t9Ratio") <= 3),
   ],
 ];
 const lines = [
