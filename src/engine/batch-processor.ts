@@ -98,6 +98,7 @@ export class BatchProcessor {
   /** Ids of infer requests: never stored, so unique per process is enough. */
   readonly #inferIds = new IdSequence();
   #closing = false;
+  #storeClosed = false;
   #purgeTimer: NodeJS.Timeout | undefined;
 
   private constructor(o: BatchProcessorOptions, batching: ResolvedBatchingOptions) {
@@ -277,6 +278,7 @@ export class BatchProcessor {
     if (!isTerminal(view.status) && options.partial !== true)
       throw new ResultsNotReadyError(batchId, view.status);
     const pk = (job?.pk ?? record?.pk) as number;
+    this.#assertStoreOpen();
     const stored = await this.#store.getResults(pk, !isTerminal(view.status));
     return resultsOf(view, stored.map(itemResultOf));
   }
@@ -286,6 +288,7 @@ export class BatchProcessor {
     principal: Principal,
     options: ListOptions = {},
   ): Promise<{ batches: BatchView[]; nextPageToken: string | undefined }> {
+    this.#assertStoreOpen();
     const { limit, statuses } = validateListFilter(options);
     const page = await this.#store
       .listBatches({
@@ -420,9 +423,15 @@ export class BatchProcessor {
     clearTimeout(timer);
     await (drained ? this.#pool.close() : this.#pool.destroy());
     await this.#store.close();
+    this.#storeClosed = true;
   }
 
   // ---- internals -------------------------------------------------------------------------------
+
+  /** Reads still work while draining; once the store is closed they answer UNAVAILABLE. */
+  #assertStoreOpen(): void {
+    if (this.#storeClosed) throw new ShuttingDownError();
+  }
 
   #assertOpen(): void {
     if (this.#closing) throw new ShuttingDownError();
@@ -465,6 +474,7 @@ export class BatchProcessor {
   }
 
   async #record(principal: Principal, batchId: string): Promise<BatchRecord> {
+    this.#assertStoreOpen();
     const own = await this.#store.findBatch(principal.owner, batchId);
     const record =
       own ?? (principal.admin ? await this.#store.findBatch(undefined, batchId) : undefined);

@@ -100,6 +100,7 @@ export class SqliteJobStore implements JobStore {
   readonly #findAny: Database.Statement;
   readonly #writeItem: Database.Statement;
   readonly #writeBatch: Database.Statement;
+  readonly #addCounts: Database.Statement;
   readonly #createTx: (
     batch: NewBatch,
     items: readonly StoredInput[],
@@ -132,6 +133,9 @@ export class SqliteJobStore implements JobStore {
     this.#writeBatch = this.#db.prepare(
       `UPDATE batches SET status = @status, error = @error, started_at = @startedAt, completed_at = @completedAt,
          succeeded = succeeded + @succeeded, failed = failed + @failed WHERE pk = @pk`,
+    );
+    this.#addCounts = this.#db.prepare(
+      "UPDATE batches SET succeeded = succeeded + ?, failed = failed + ? WHERE pk = ?",
     );
     this.#createTx = this.#db.transaction((batch: NewBatch, items: readonly StoredInput[]) => {
       const info = this.#insertBatch.run({ ...batch, metadata: JSON.stringify(batch.metadata) });
@@ -180,12 +184,7 @@ export class SqliteJobStore implements JobStore {
           written.add(b.pk);
         }
         for (const [pk, c] of counts) {
-          if (!written.has(pk))
-            this.#db
-              .prepare(
-                "UPDATE batches SET succeeded = succeeded + ?, failed = failed + ? WHERE pk = ?",
-              )
-              .run(c.succeeded, c.failed, pk);
+          if (!written.has(pk)) this.#addCounts.run(c.succeeded, c.failed, pk);
         }
       },
     );

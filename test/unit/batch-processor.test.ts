@@ -339,6 +339,8 @@ describe("BatchProcessor", () => {
     await processor.close();
     await expect(processor.submit(alice, { data: items(1) })).rejects.toThrow(ShuttingDownError);
     await expect(processor.infer(alice, { data: items(1) })).rejects.toThrow(ShuttingDownError);
+    await expect(processor.status(alice, "anything")).rejects.toThrow(ShuttingDownError);
+    await expect(processor.list(alice)).rejects.toThrow(ShuttingDownError);
   });
 
   it("runs queued work left by a previous process, once per item", async () => {
