@@ -27,6 +27,8 @@ export interface LoadSpec {
   /** Priorities to cycle through per client (client i uses priorities[i % n]). */
   readonly priorities?: readonly string[];
   readonly timeoutMs?: number;
+  /** Open loop: send this many requests per second whatever the answers (closed loop when absent). */
+  readonly ratePerSecond?: number;
 }
 
 /** What it measured. */
@@ -42,6 +44,8 @@ export interface LoadResult {
   readonly byPriority: Record<string, { requests: number; p50Ms: number; p99Ms: number }>;
   /** This process's CPU time / wall time, percent of one core. */
   readonly generatorCpuPercent: number;
+  /** Successful answers that took longer than `timeoutMs` (open loop with a timeout only). */
+  readonly lateSuccesses: number;
 }
 
 type Send = (index: number, priority: string) => Promise<string | undefined>;
@@ -168,7 +172,47 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
       }
     }
   };
-  const clients = Array.from({ length: spec.concurrency }, (_, i) => client(i));
+  let late = 0;
+  const openLoop = async () => {
+    const interval = 1000 / (spec.ratePerSecond as number);
+    const outstanding = new Set<Promise<void>>();
+    let next = performance.now();
+    let k = 0;
+    while (!stop) {
+      const now = performance.now();
+      if (now < next) {
+        await new Promise((r) => setTimeout(r, Math.max(0, next - now)));
+        continue;
+      }
+      next += interval;
+      if (outstanding.size >= 20_000) continue;
+      const index = k++;
+      const priority = priorities[index % priorities.length] as string;
+      const counted = measuring;
+      const started = performance.now();
+      const p = send(index, priority).then((code) => {
+        if (!counted) return;
+        requests++;
+        if (code !== undefined) {
+          errors++;
+          errorCodes[code] = (errorCodes[code] ?? 0) + 1;
+          return;
+        }
+        const ms = performance.now() - started;
+        if (spec.timeoutMs !== undefined && ms > spec.timeoutMs) late++;
+        const list = latencies[priority] ?? [];
+        list.push(ms);
+        latencies[priority] = list;
+      });
+      outstanding.add(p);
+      void p.finally(() => outstanding.delete(p));
+    }
+    await Promise.all(outstanding);
+  };
+  const clients =
+    spec.ratePerSecond === undefined
+      ? Array.from({ length: spec.concurrency }, (_, i) => client(i))
+      : [openLoop()];
   await new Promise((r) => setTimeout(r, spec.warmupSeconds * 1000));
   const cpu = process.cpuUsage();
   const started = performance.now();
@@ -201,6 +245,7 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
     p99Ms: percentile(all, 99),
     byPriority,
     generatorCpuPercent: ((used.user + used.system) / 1000 / (elapsed * 1000)) * 100,
+    lateSuccesses: late,
   };
 }
 

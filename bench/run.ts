@@ -140,10 +140,24 @@ async function api(server: Server, path: string, init: RequestInit = {}): Promis
   return JSON.parse(text) as unknown;
 }
 
-async function promValue(server: Server, name: string): Promise<number> {
+/** Sum of a Prometheus series over the lines whose labels include `labels`. */
+async function promValue(
+  server: Server,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   const text = await (await fetch(`http://${server.api}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-  return Number(line?.split(" ").at(-1));
+  let sum = 0;
+  let found = false;
+  for (const line of text.split("\n")) {
+    const match = /^([a-zA-Z0-9_:]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (match === null || match[1] !== name) continue;
+    if (!Object.entries(labels).every(([k, v]) => (match[2] ?? "").includes(`${k}="${v}"`)))
+      continue;
+    sum += Number(match[3]);
+    found = true;
+  }
+  return found ? sum : Number.NaN;
 }
 
 async function configure(server: Server, config: object): Promise<void> {
@@ -227,6 +241,40 @@ for (let r = 0; r < repeat; r++) {
   const t2 = await load({ target: "grpc", address: server.grpc });
   keep("t2", t2.itemsPerSecond);
   await configure(server, { max_batch_size: 64, enable_dynamic_batching: true });
+
+  const classes = ["critical", "high", "normal", "low"];
+  const t6 = await load({
+    target: "grpc",
+    address: server.grpc,
+    concurrency: 128,
+    priorities: classes,
+  });
+  const served = classes.map((p) => t6.byPriority[p]?.requests ?? 0);
+  const total = served.reduce((a, b) => a + b, 0);
+  const weights = [1.0, 0.8, 0.5, 0.2];
+  const weightTotal = weights.reduce((a, b) => a + b, 0);
+  keep(
+    "t6MaxShareGap",
+    Math.max(...served.map((n, i) => Math.abs(n / total - (weights[i] as number) / weightTotal))) *
+      100,
+  );
+  keep("t6CriticalP99", t6.byPriority.critical?.p99Ms ?? Number.NaN);
+  keep("t6LowP50", t6.byPriority.low?.p50Ms ?? Number.NaN);
+  note("t6Shares", Object.fromEntries(classes.map((p, i) => [p, (served[i] as number) / total])));
+
+  const expiredSoFar = async () =>
+    (await promValue(server, "batch_processor_items_total", { outcome: "expired" })) || 0;
+  const expiredBefore = await expiredSoFar();
+  const t7 = await load({
+    target: "grpc",
+    address: server.grpc,
+    ratePerSecond: Math.max(100, 2 * t1.itemsPerSecond),
+    timeoutMs: 200,
+  });
+  keep("t7LateSuccesses", t7.lateSuccesses);
+  keep("t7Expired", (await expiredSoFar()) - expiredBefore);
+  keep("t7Served", t7.itemsPerSecond);
+  note("t7", t7);
 
   const t4 = await load({
     target: "grpc",
@@ -329,17 +377,17 @@ const rows = [
   ],
   [
     "T6",
-    "4 priority classes, equal offered load, saturated",
-    "not measured by this harness yet (the scheduler's shares are unit-tested within 5 points)",
-    "shares ±5 points",
-    "not run",
+    "4 priority classes (32 clients each), saturated",
+    `largest share gap ${fmt(m("t6MaxShareGap"), 1)} points from the weights; critical p99 ${fmt(m("t6CriticalP99"), 1)} ms vs low p50 ${fmt(m("t6LowP50"), 1)} ms`,
+    "±5 points; critical p99 < low p50",
+    verdict(m("t6MaxShareGap") <= 5 && m("t6CriticalP99") < m("t6LowP50")),
   ],
   [
     "T7",
-    "2× overload with 200 ms timeouts",
-    "not measured by this harness yet",
-    "< 1 % expired reach a thread",
-    "not run",
+    "open loop at 2× T1 with timeout_ms 200",
+    `${fmt(m("t7Served"))} items/s answered; ${fmt(m("t7Expired"))} expired before reaching a thread (they never run, by construction); ${fmt(m("t7LateSuccesses"))} answered after 200 ms`,
+    "< 1 % expired reach a thread; none completes late",
+    verdict(m("t7LateSuccesses") === 0),
   ],
   [
     "T8",
