@@ -4,7 +4,7 @@
  * nothing below it.
  */
 import { randomUUID } from "node:crypto";
-import type { StatsSnapshot } from "./batch-stats.js";
+import type { ProcessorStats } from "./batch-stats.js";
 import { itemResultOf, resultsOf, viewOf, viewOfRecord } from "./batch-views.js";
 import {
   BatchEndedError,
@@ -19,10 +19,11 @@ import {
   ShuttingDownError,
 } from "./errors.js";
 import type { InferencePool, ModelCatalog } from "./inference-pool.js";
-import { ITEM_ERRORS, Job } from "./job.js";
+import { IdSequence, ITEM_ERRORS, Job } from "./job.js";
 import { JobRunner } from "./job-runner.js";
 import { isTerminal } from "./job-state.js";
 import type { BatchRecord, JobStore, StoredInput } from "./job-store.js";
+import { watchJob } from "./job-watch.js";
 import { type EngineLogger, NOOP_LOGGER } from "./logger.js";
 import type { EngineObserver } from "./observer.js";
 import {
@@ -39,7 +40,6 @@ import type {
   BatchView,
   ItemResult,
   Principal,
-  Priority,
   SubmitReceipt,
   SubmitRequest,
 } from "./types.js";
@@ -52,6 +52,7 @@ import {
 } from "./validation.js";
 import { warmUp } from "./warm-up.js";
 
+export type { ProcessorStats } from "./batch-stats.js";
 export type { ListOptions } from "./validation.js";
 
 /** Options of {@link BatchProcessor.create}. */
@@ -66,20 +67,6 @@ export interface BatchProcessorOptions extends ProcessorOptions {
   readonly observer?: EngineObserver;
   /** Epoch-ms clock. @defaultValue Date.now */
   readonly clock?: () => number;
-}
-
-/** What {@link BatchProcessor.stats} reports. */
-export interface ProcessorStats extends StatsSnapshot {
-  /** Items waiting to be dispatched. */
-  readonly pending: number;
-  readonly pendingByPriority: Readonly<Record<Priority, number>>;
-  /** Items waiting per model and priority. */
-  readonly pendingByModel: ReadonlyMap<string, Readonly<Record<Priority, number>>>;
-  /** Model batches dispatched and not yet finished. */
-  readonly inFlightBatches: number;
-  /** Stored batches that are queued or processing. */
-  readonly activeBatches: number;
-  readonly threads: number;
 }
 
 const SETTINGS_KEY = "batching";
@@ -333,34 +320,11 @@ export class BatchProcessor {
       yield viewOfRecord(await this.#record(principal, batchId), this.#clock());
       return;
     }
-    let wake: (() => void) | undefined;
-    let dirty = false;
-    const unsubscribe = job.subscribe(() => {
-      dirty = true;
-      wake?.();
+    yield* watchJob(job, {
+      view: () => this.#runner.view(job),
+      closing: () => this.#closing,
+      signal,
     });
-    const onAbort = () => wake?.();
-    signal?.addEventListener("abort", onAbort);
-    try {
-      let view = this.#runner.view(job);
-      yield view;
-      while (!isTerminal(view.status)) {
-        if (signal?.aborted === true) return;
-        if (this.#closing) {
-          yield this.#runner.view(job);
-          return;
-        }
-        if (!dirty) await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
-        if (!dirty) continue;
-        dirty = false;
-        view = this.#runner.view(job);
-        yield view;
-      }
-    } finally {
-      unsubscribe();
-      signal?.removeEventListener("abort", onAbort);
-    }
   }
 
   /** Changes the batching configuration for the next dispatched batch; persists it. */
@@ -500,13 +464,4 @@ export class BatchProcessor {
 
 function emptyResult(requestId: string, error: string | null): ItemResult {
   return { requestId, output: [], confidence: 0, processingTimeMs: 0, error };
-}
-
-/** Cheap unique ids for one process: a random prefix and a counter. */
-class IdSequence {
-  readonly #prefix = randomUUID().slice(0, 8);
-  #next = 0;
-  next(): string {
-    return `${this.#prefix}${(this.#next++).toString(36)}`;
-  }
 }

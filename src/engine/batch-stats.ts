@@ -127,3 +127,17 @@ export class BatchStats implements EngineObserver {
     return bucket;
   }
 }
+
+/** What `BatchProcessor.stats()` reports. */
+export interface ProcessorStats extends StatsSnapshot {
+  /** Items waiting to be dispatched. */
+  readonly pending: number;
+  readonly pendingByPriority: Readonly<Record<Priority, number>>;
+  /** Items waiting per model and priority. */
+  readonly pendingByModel: ReadonlyMap<string, Readonly<Record<Priority, number>>>;
+  /** Model batches dispatched and not yet finished. */
+  readonly inFlightBatches: number;
+  /** Stored batches that are queued or processing. */
+  readonly activeBatches: number;
+  readonly threads: number;
+}

@@ -1,4 +1,5 @@
 /** A batch while it is queued or processing: counters, its items, its watchers. */
+import { randomUUID } from "node:crypto";
 import type { BatchItem } from "./dynamic-batcher.js";
 import { assertTransition, isTerminal } from "./job-state.js";
 import type { BatchStatus, ItemResult, Priority } from "./types.js";
@@ -153,5 +154,14 @@ export class Job {
   /** Tells every watcher that something changed. */
   notify(): void {
     for (const listener of this.#listeners) listener();
+  }
+}
+
+/** Cheap unique ids for one process: a random prefix and a counter. */
+export class IdSequence {
+  readonly #prefix = randomUUID().slice(0, 8);
+  #next = 0;
+  next(): string {
+    return `${this.#prefix}${(this.#next++).toString(36)}`;
   }
 }
