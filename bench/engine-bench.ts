@@ -11,12 +11,12 @@ import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Worker } from "node:worker_threads";
 import { HEAVY_LAYERS, writeHeavyModel } from "../scripts/build-bench-model.js";
 import { BatchProcessor } from "../src/engine/batch-processor.js";
 import type { InferencePool } from "../src/engine/inference-pool.js";
 import { createInferencePool } from "../src/inference/piscina-pool.js";
 import { SqliteJobStore } from "../src/store/sqlite-job-store.js";
+import { median, rawLimit } from "./lib/raw-limit.js";
 
 const { values } = parseArgs({
   options: {
@@ -38,30 +38,6 @@ const WIDTH = HEAVY_LAYERS[0];
 const modelRoot = fileURLToPath(new URL("./models", import.meta.url));
 if (!existsSync(join(modelRoot, "heavy", "model.onnx"))) writeHeavyModel(modelRoot);
 const modelPath = join(modelRoot, "heavy", "model.onnx");
-
-async function rawLimit(batch: number): Promise<number> {
-  const workers = Array.from(
-    { length: threads },
-    () =>
-      new Worker(new URL("./raw-ort-worker.mjs", import.meta.url), {
-        workerData: { modelPath, batch, width: WIDTH, durationMs: seconds * 1000 },
-      }),
-  );
-  await Promise.all(workers.map((w) => new Promise((resolve) => w.once("message", resolve))));
-  const results = await Promise.all(
-    workers.map((w) => {
-      const done = new Promise<{ items: number; ms: number }>((resolve) =>
-        w.once("message", resolve),
-      );
-      w.postMessage("go");
-      return done;
-    }),
-  );
-  await Promise.all(workers.map((w) => w.terminate()));
-  const items = results.reduce((n, r) => n + r.items, 0);
-  const ms = Math.max(...results.map((r) => r.ms));
-  return (items / ms) * 1000;
-}
 
 /** Counts model batches and items on their way to the real pool. */
 function counting(pool: InferencePool) {
@@ -156,8 +132,6 @@ async function engine(dynamic: boolean): Promise<EngineRun> {
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-
 const sweep = values.quick ? [32, 64] : [16, 32, 64, 128, 256];
 const limitRuns: Record<number, number[]> = {};
 const on: EngineRun[] = [];
@@ -165,7 +139,7 @@ const off: EngineRun[] = [];
 for (let r = 0; r < repeat; r++) {
   for (const b of sweep) {
     const runs = limitRuns[b] ?? [];
-    runs.push(await rawLimit(b));
+    runs.push(await rawLimit(modelPath, WIDTH, b, threads, seconds));
     limitRuns[b] = runs;
   }
   on.push(await engine(true));
