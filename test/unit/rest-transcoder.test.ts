@@ -1,0 +1,127 @@
+import { fromJson, type JsonObject, type Message, toBinary } from "@bufbuild/protobuf";
+import { describe, expect, it } from "vitest";
+import {
+  BatchProcessorService,
+  SubmitBatchRequestSchema,
+} from "../../gen/batchprocessor/v1/batch_processor_pb.js";
+import {
+  decodeRestRequest,
+  matchRoute,
+  type RestRoute,
+  routesOf,
+} from "../../src/api/rest-transcoder.js";
+import { InvalidInputError } from "../../src/engine/errors.js";
+
+const routes = routesOf(BatchProcessorService);
+const route = (name: string) => routes.find((r) => r.method.name === name) as RestRoute;
+/** Same message, byte for byte (NaN-safe, unlike equals()). */
+const same = (a: unknown, b: unknown) =>
+  Buffer.from(toBinary(SubmitBatchRequestSchema, a as never)).equals(
+    Buffer.from(toBinary(SubmitBatchRequestSchema, b as never)),
+  );
+
+describe("REST transcoding from google.api.http", () => {
+  it("derives one route per annotated method, with the seed's paths", () => {
+    expect(routes.map((r) => `${r.httpMethod} ${r.template}`).sort()).toEqual(
+      [
+        "DELETE /api/batch-processor/cancel/{batch_id}",
+        "GET /api/batch-processor/analytics",
+        "GET /api/batch-processor/batches",
+        "GET /api/batch-processor/config",
+        "GET /api/batch-processor/metrics",
+        "GET /api/batch-processor/models",
+        "GET /api/batch-processor/results/{batch_id}",
+        "GET /api/batch-processor/status/{batch_id}",
+        "GET /api/batch-processor/watch/{batch_id}",
+        "POST /api/batch-processor/configure",
+        "POST /api/batch-processor/infer",
+        "POST /api/batch-processor/submit",
+      ].sort(),
+    );
+  });
+
+  it("matches path variables, decoding them", () => {
+    const match = matchRoute(routes, "GET", "/api/batch-processor/status/a%3Ab");
+    expect(match && "route" in match ? [match.route.method.name, match.params] : match).toEqual([
+      "GetBatchStatus",
+      { batch_id: "a:b" },
+    ]);
+  });
+
+  it("reports the allowed methods when only the path matches", () => {
+    expect(matchRoute(routes, "GET", "/api/batch-processor/submit")).toEqual({ allowed: ["POST"] });
+    expect(matchRoute(routes, "GET", "/api/nothing")).toBeUndefined();
+  });
+
+  it("reads query parameters into fields, repeated ones from comma lists", () => {
+    const analytics = decodeRestRequest(
+      route("GetAnalytics"),
+      {},
+      new URLSearchParams("period=1h&metrics=throughput,latency&metrics=queue_wait"),
+      undefined,
+    );
+    expect(analytics).toMatchObject({
+      period: "1h",
+      metrics: ["throughput", "latency", "queue_wait"],
+    });
+    const list = decodeRestRequest(
+      route("ListBatches"),
+      {},
+      new URLSearchParams("status=active&limit=10"),
+      undefined,
+    );
+    expect(list).toMatchObject({ status: "active", limit: 10 });
+    const partial = decodeRestRequest(
+      route("GetBatchResults"),
+      { batch_id: "b" },
+      new URLSearchParams("partial=true"),
+      undefined,
+    );
+    expect(partial).toMatchObject({ batchId: "b", partial: true });
+  });
+
+  it("rejects unknown query parameters and values of the wrong type, naming them", () => {
+    expect(() =>
+      decodeRestRequest(route("ListBatches"), {}, new URLSearchParams("colour=red"), undefined),
+    ).toThrow(/^colour: unknown query parameter/);
+    expect(() =>
+      decodeRestRequest(route("ListBatches"), {}, new URLSearchParams("limit=ten"), undefined),
+    ).toThrow(InvalidInputError);
+  });
+
+  it.each<JsonObject>([
+    {
+      data: [{ input: [1, 2.5, -3] }, { input: [4], request_id: "x", shape: [1] }],
+      priority: "high",
+      metadata: { model_id: "default", a: [1, { b: null }] },
+    },
+    { data: [] },
+    { data: [{ input: [] }], timeout_ms: 5000, batch_id: "id-1" },
+  ])("decodes a submit body exactly as protobuf-es's fromJson does: %j", (body) => {
+    const decoded = decodeRestRequest(route("SubmitBatch"), {}, new URLSearchParams(), body);
+    expect(same(decoded, fromJson(SubmitBatchRequestSchema, body))).toBe(true);
+  });
+
+  it.each<[JsonObject]>([
+    [{ data: [{ input: [1, "2"] }] }],
+    [{ data: [{ input: ["NaN"] }] }],
+    [{ data: [{ input: [1], shape: [-1] }] }],
+    [{ data: [{ input: [1], colour: 1 }] }],
+    [{ data: [{ input: [1] }], colour: 1 }],
+  ])("leaves unusual bodies to fromJson, with its answer: %j", (body) => {
+    let expected: unknown;
+    try {
+      expected = fromJson(SubmitBatchRequestSchema, body, { ignoreUnknownFields: false });
+    } catch (error) {
+      expected = error;
+    }
+    if (expected instanceof Error) {
+      expect(() =>
+        decodeRestRequest(route("SubmitBatch"), {}, new URLSearchParams(), body),
+      ).toThrow(expected.message);
+    } else {
+      const decoded = decodeRestRequest(route("SubmitBatch"), {}, new URLSearchParams(), body);
+      expect(same(decoded, expected as Message)).toBe(true);
+    }
+  });
+});
