@@ -52,9 +52,6 @@ import {
 } from "./validation.js";
 import { warmUp } from "./warm-up.js";
 
-export type { ProcessorStats } from "./batch-stats.js";
-export type { ListOptions } from "./validation.js";
-
 /** Options of {@link BatchProcessor.create}. */
 export interface BatchProcessorOptions extends ProcessorOptions {
   readonly store: JobStore;
@@ -130,7 +127,7 @@ export class BatchProcessor {
       processor.#batching.maxBatchSize,
       processor.#log,
     );
-    await processor.#recover();
+    await processor.#runner.recover(await options.store.loadUnfinished(), options.models);
     processor.#purgeTimer = setInterval(
       () => void processor.purge(),
       processor.#options.purgeIntervalMs,
@@ -444,21 +441,6 @@ export class BatchProcessor {
       own ?? (principal.admin ? await this.#store.findBatch(undefined, batchId) : undefined);
     if (record === undefined) throw new BatchNotFoundError(batchId);
     return record;
-  }
-
-  async #recover(): Promise<void> {
-    const unfinished = await this.#store.loadUnfinished();
-    for (const { batch, pending } of unfinished) {
-      const model = this.#models.get(batch.modelId);
-      if (model === undefined || !model.available) {
-        this.#runner.failRecovered(batch, pending, ITEM_ERRORS.modelUnavailable);
-      } else {
-        this.#runner.start(batch, pending);
-      }
-    }
-    if (unfinished.length > 0) {
-      this.#log.info({ batches: unfinished.length }, "re-queued unfinished batches");
-    }
   }
 }
 

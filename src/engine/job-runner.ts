@@ -7,9 +7,16 @@ import { randomUUID } from "node:crypto";
 import { BatchStats } from "./batch-stats.js";
 import { viewOf } from "./batch-views.js";
 import { type BatchOutcome, DynamicBatcher, queueKey } from "./dynamic-batcher.js";
-import type { InferencePool } from "./inference-pool.js";
+import type { InferencePool, ModelCatalog } from "./inference-pool.js";
 import { ITEM_ERRORS, Job, type JobItem } from "./job.js";
-import type { BatchRecord, BatchWrite, ItemWrite, JobStore, StoredInput } from "./job-store.js";
+import type {
+  BatchRecord,
+  BatchWrite,
+  ItemWrite,
+  JobStore,
+  StoredInput,
+  UnfinishedBatch,
+} from "./job-store.js";
 import type { EngineLogger } from "./logger.js";
 import type { EngineObserver, ItemOutcome } from "./observer.js";
 import type { ResolvedBatchingOptions } from "./options.js";
@@ -111,6 +118,21 @@ export class JobRunner {
       job.notify();
     }
     for (const job of [...this.#ephemeral]) this.endQueuedEphemeral(job);
+  }
+
+  /**
+   * Takes over the batches a previous process left queued or processing: each runs again with
+   * the items that have no outcome, or fails them when its model is gone.
+   */
+  recover(unfinished: readonly UnfinishedBatch[], models: ModelCatalog): void {
+    for (const { batch, pending } of unfinished) {
+      const model = models.get(batch.modelId);
+      if (model === undefined || !model.available)
+        this.failRecovered(batch, pending, ITEM_ERRORS.modelUnavailable);
+      else this.start(batch, pending);
+    }
+    if (unfinished.length > 0)
+      this.#log.info({ batches: unfinished.length }, "re-queued unfinished batches");
   }
 
   /** Adopts a job recovered from the store whose model is gone: its pending items fail. */

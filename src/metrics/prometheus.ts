@@ -6,7 +6,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { RequestLogEntry } from "../api/request-log.js";
-import type { ProcessorStats } from "../engine/batch-processor.js";
+import type { ProcessorStats } from "../engine/batch-stats.js";
 import type { EngineObserver } from "../engine/observer.js";
 import { PRIORITIES } from "../engine/types.js";
 
