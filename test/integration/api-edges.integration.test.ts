@@ -28,7 +28,7 @@ let repo: TestModelRepo;
 let server: RunningServer;
 let base: string;
 
-async function start(env: Record<string, string>): Promise<RunningServer> {
+async function start(env: Record<string, string>, logLines?: string[]): Promise<RunningServer> {
   const config = loadConfig({
     API_HOST: "127.0.0.1",
     API_PORT: "0",
@@ -39,7 +39,9 @@ async function start(env: Record<string, string>): Promise<RunningServer> {
     LOG_LEVEL: "silent",
     ...env,
   });
-  return startServer(config, createLogger(config));
+  const destination =
+    logLines === undefined ? undefined : { write: (line: string) => logLines.push(line) };
+  return startServer(config, createLogger(config, destination));
 }
 
 beforeAll(async () => {
@@ -242,20 +244,7 @@ describe("keys", () => {
 describe("request logs", () => {
   it("write one line per request with method, code, duration and batch id, and never a key", async () => {
     const lines: string[] = [];
-    const config = loadConfig({
-      API_HOST: "127.0.0.1",
-      API_PORT: "0",
-      GRPC_PORT: "0",
-      DATA_DIR: ":memory:",
-      MODEL_DIR: repo.dir,
-      INFERENCE_THREADS: "1",
-      API_KEYS: "sup3r-s3cret-key",
-      LOG_LEVEL: "debug",
-    });
-    const logged = await startServer(
-      config,
-      createLogger(config, { write: (line: string) => lines.push(line) }),
-    );
+    const logged = await start({ API_KEYS: "sup3r-s3cret-key", LOG_LEVEL: "debug" }, lines);
     const url = `http://127.0.0.1:${logged.apiPort}`;
     const clients = [
       grpcClient(`127.0.0.1:${logged.grpcPort}`),
