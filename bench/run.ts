@@ -377,7 +377,7 @@ const rows = [
   ],
   [
     "T6",
-    "4 priority classes (32 clients each), saturated",
+    "4 priority classes, equal offered load at 2× T1 (open loop), saturated",
     `largest share gap ${fmt(m("t6MaxShareGap"), 1)} points from the weights; critical p99 ${fmt(m("t6CriticalP99"), 1)} ms vs low p50 ${fmt(m("t6LowP50"), 1)} ms`,
     "±5 points; critical p99 < low p50",
     verdict(m("t6MaxShareGap") <= 5 && m("t6CriticalP99") < m("t6LowP50")),
