@@ -158,7 +158,13 @@ export class BatchProcessor {
   async submit(principal: Principal, request: SubmitRequest): Promise<SubmitReceipt> {
     this.#assertOpen();
     const valid = validateSubmit(request, this.#models, this.#options.defaultModel);
-    const payloadHash = valid.batchId === undefined ? null : payloadDigest(valid);
+    const inputs: StoredInput[] = valid.items.map((item, index) => ({
+      index,
+      requestId: item.requestId,
+      input: Float32Array.from(item.data),
+      shape: item.shape,
+    }));
+    const payloadHash = valid.batchId === undefined ? null : payloadDigest(valid, inputs);
     if (valid.batchId !== undefined) {
       const existing = await this.#store.findBatch(principal.owner, valid.batchId);
       if (existing !== undefined) return this.#resubmit(existing, payloadHash);
@@ -166,12 +172,6 @@ export class BatchProcessor {
     this.#admit(valid, true);
     const now = this.#clock();
     const batchId = valid.batchId ?? `batch_${randomUUID().replaceAll("-", "")}`;
-    const inputs: StoredInput[] = valid.items.map((item, index) => ({
-      index,
-      requestId: item.requestId,
-      input: Float32Array.from(item.data),
-      shape: item.shape,
-    }));
     const { created, record } = await this.#store.createBatch(
       {
         owner: principal.owner,

@@ -137,26 +137,15 @@ export class JobRunner {
 
   /** Adopts a job recovered from the store whose model is gone: its pending items fail. */
   failRecovered(record: BatchRecord, pending: readonly StoredInput[], error: string): void {
-    const job = new Job({ ...record });
+    const job = new Job(record);
     this.#jobs.set(jobKey(job.owner, job.batchId), job);
-    const writes: ItemWrite[] = [];
-    for (const input of pending) {
-      job.recordFailure(error);
-      writes.push({
-        pk: record.pk,
-        index: input.index,
-        output: null,
-        confidence: 0,
-        processingTimeMs: 0,
-        error,
-      });
-    }
-    this.commit(writes, new Set([job]));
+    job.items = this.#itemsOf(job, pending);
+    this.#fail(job.items, error);
   }
 
   /** Starts a stored job (just created, or recovered) with the inputs that have no outcome. */
   start(record: BatchRecord, pending: readonly StoredInput[]): Job {
-    const job = new Job({ ...record, pk: record.pk });
+    const job = new Job(record);
     this.#jobs.set(jobKey(job.owner, job.batchId), job);
     this.enqueue(job, pending);
     return job;
@@ -165,7 +154,17 @@ export class JobRunner {
   /** Queues a job's items and arms its deadline. */
   enqueue(job: Job, inputs: readonly ItemSource[]): void {
     const now = this.#clock();
-    const items = inputs.map((input): JobItem => {
+    job.items = this.#itemsOf(job, inputs);
+    this.batcher.enqueue(job.items);
+    job.deadlineTimer = setTimeout(
+      () => this.#fail(job.queuedItems(), ITEM_ERRORS.deadline, true),
+      Math.max(0, job.deadline - now),
+    );
+  }
+
+  #itemsOf(job: Job, inputs: readonly ItemSource[]): JobItem[] {
+    const now = this.#clock();
+    return inputs.map((input): JobItem => {
       const itemShape = input.shape;
       return {
         job,
@@ -184,12 +183,6 @@ export class JobRunner {
         settled: false,
       };
     });
-    job.items = items;
-    this.batcher.enqueue(items);
-    job.deadlineTimer = setTimeout(
-      () => this.#fail(job.queuedItems(), ITEM_ERRORS.deadline, true),
-      Math.max(0, job.deadline - now),
-    );
   }
 
   #itemDone(item: JobItem, outcome: ItemOutcome, now: number): void {

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { InvalidInputError, ModelNotFoundError, ModelUnavailableError } from "./errors.js";
 import type { ModelCatalog, ModelInfo } from "./inference-pool.js";
+import type { StoredInput } from "./job-store.js";
 import {
   BATCH_STATUSES,
   type BatchStatus,
@@ -227,13 +228,12 @@ function describe(value: unknown): string {
 }
 
 /** Digest of everything that defines a request, for idempotent resubmits. */
-export function payloadDigest(valid: ValidSubmit): string {
+export function payloadDigest(valid: ValidSubmit, inputs: readonly StoredInput[]): string {
   const hash = createHash("sha256");
   hash.update(JSON.stringify([valid.priority, valid.timeoutMs, valid.model.name, valid.metadata]));
-  for (const item of valid.items) {
+  for (const item of inputs) {
     hash.update(`\u0000${item.requestId}\u0000${item.shape.join(",")}\u0000`);
-    const floats = Float32Array.from(item.data);
-    hash.update(new Uint8Array(floats.buffer));
+    hash.update(new Uint8Array(item.input.buffer, item.input.byteOffset, item.input.byteLength));
   }
   return hash.digest("hex");
 }

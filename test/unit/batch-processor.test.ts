@@ -366,4 +366,25 @@ describe("BatchProcessor", () => {
     expect(rerun).toBeGreaterThan(0);
     expect(rerun).toBeLessThanOrEqual(10);
   });
+
+  it("fails recovered work whose model is no longer available, item by item", async () => {
+    const dataDir = tempDir();
+    const first = await start({ dataDir });
+    first.pool.hold();
+    const { batchId } = await first.processor.submit(alice, {
+      data: items(3, 4),
+      metadata: { model_id: "fixed4" },
+    });
+    await first.processor.close({ timeoutMs: 10 });
+    const second = await start({
+      dataDir,
+      models: fakeCatalog({ fixed4: { available: false, reason: "gone" } }),
+    });
+    const view = await second.processor.status(alice, batchId);
+    expect(view.status).toBe("failed");
+    const { results } = await second.processor.results(alice, batchId);
+    expect(results.map((r) => r.error)).toEqual(
+      Array(3).fill("UNAVAILABLE: the model is no longer available"),
+    );
+  });
 });
