@@ -9,6 +9,7 @@ import type { Registry } from "prom-client";
 import type { EngineLogger } from "../engine/logger.js";
 import type { ServiceBinding } from "./call-context.js";
 import { registerConnectRoutes } from "./connect-routes.js";
+import { httpStatusOf, restErrorBody, toConnectError } from "./error-mapping.js";
 import { JSON_READ_OPTIONS, JSON_WRITE_OPTIONS } from "./json-options.js";
 import { createRestHandler } from "./rest-handler.js";
 
@@ -51,8 +52,8 @@ export async function startHttpServer(
   });
   const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
-      log.error({ err: error }, "request handling failed");
-      if (!res.headersSent) json(res, 500, { error: "internal", message: "internal error" });
+      const connectError = toConnectError(error, log, { path: req.url });
+      if (!res.headersSent) json(res, httpStatusOf(connectError.code), restErrorBody(connectError));
       else res.end();
     });
   });

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { ProcessorStats } from "./batch-stats.js";
-import { itemResultOf, resultsOf, viewOf, viewOfRecord } from "./batch-views.js";
+import { itemResultOf, resultsOf, viewOfRecord } from "./batch-views.js";
 import {
   BatchEndedError,
   BatchExistsError,
@@ -233,11 +233,8 @@ export class BatchProcessor {
         `DEADLINE_EXCEEDED: no item started within timeout_ms=${job.timeoutMs}`,
       );
     }
-    const view = viewOf(job, { queuePosition: 0, estimatedCompletionTime: null }, this.#clock());
-    return resultsOf(
-      view,
-      (job.results ?? []).map((r, i) => r ?? emptyResult(`req_${i + 1}`, null)),
-    );
+    // An ended job has an outcome for every item.
+    return resultsOf(this.#runner.view(job), job.results as ItemResult[]);
   }
 
   /** The status of one batch. */
@@ -442,8 +439,4 @@ export class BatchProcessor {
     if (record === undefined) throw new BatchNotFoundError(batchId);
     return record;
   }
-}
-
-function emptyResult(requestId: string, error: string | null): ItemResult {
-  return { requestId, output: [], confidence: 0, processingTimeMs: 0, error };
 }
