@@ -19,8 +19,10 @@ import { HealthImplementation } from "grpc-health-check";
 import {
   BatchProcessorService,
   file_batchprocessor_v1_batch_processor,
+  SubmitBatchRequestSchema,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import type { EngineLogger } from "../engine/logger.js";
+import { decodeSubmitBatchRequest } from "../service/packed-inputs.js";
 import { callContext, implMethod, type ServiceBinding } from "./call-context.js";
 import { codeName, toConnectError } from "./error-mapping.js";
 import { batchIdOf, finishRequest } from "./request-log.js";
@@ -95,7 +97,10 @@ export function grpcServiceDefinition(): grpc.ServiceDefinition {
       requestStream: false,
       responseStream: method.methodKind === "server_streaming",
       requestSerialize: (message: Message) => Buffer.from(toBinary(method.input, message as never)),
-      requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+      requestDeserialize:
+        method.input.typeName === SubmitBatchRequestSchema.typeName
+          ? decodeSubmitBatchRequest
+          : (bytes: Buffer) => fromBinary(method.input, bytes),
       responseSerialize: (message: Message) =>
         Buffer.from(toBinary(method.output, message as never)),
       responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),

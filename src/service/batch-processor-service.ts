@@ -45,6 +45,7 @@ import type {
 } from "../engine/types.js";
 import type { AnalyticsRecorder } from "../metrics/analytics.js";
 import type { ResourceMonitor } from "../metrics/resource-usage.js";
+import { inputOf } from "./packed-inputs.js";
 
 /** Who calls, and the signal that ends the call (client cancel, deadline, shutdown). */
 export interface CallContext {
@@ -194,7 +195,7 @@ export function createBatchProcessorService(
 export function submitRequestOf(request: SubmitBatchRequest): SubmitRequest {
   return {
     data: request.data.map((item) => ({
-      input: item.input,
+      input: inputOf(item),
       requestId: item.requestId || undefined,
       shape: item.shape.length > 0 ? item.shape : undefined,
     })),
