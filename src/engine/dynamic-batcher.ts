@@ -38,7 +38,10 @@ export interface DynamicBatcherOptions<T extends BatchItem> {
   readonly onDispatch?: (items: readonly T[]) => void;
   /** Called once per model batch when it ends. */
   readonly onComplete: (items: readonly T[], outcome: BatchOutcome) => void;
-  /** Called with items whose deadline passed while they waited; they never reach a thread. */
+  /**
+   * Called with items whose deadline passed while they waited, or that would end after it if
+   * started now (by the latency model); they never reach a thread.
+   */
   readonly onExpired: (items: readonly T[]) => void;
   /** Model batches per thread in flight: one running plus the next one ready. @defaultValue 2 */
   readonly pipelineDepth?: number;
@@ -251,7 +254,12 @@ export class DynamicBatcher<T extends BatchItem> {
     const taken = q.scheduler.take(size, sameGroup);
     const items: T[] = [];
     const expired: T[] = [];
-    for (const item of taken) (item.deadline <= now ? expired : items).push(item);
+    const ends =
+      now +
+      this.#expectedStartDelay(q.model) +
+      (this.latencyOf(q.model).estimate(taken.length) ?? 0);
+    // An item that would end after its deadline is not started: its answer would come too late.
+    for (const item of taken) (item.deadline <= ends ? expired : items).push(item);
     if (expired.length > 0) this.o.onExpired(expired);
     if (items.length === 0) return;
     const first = items[0] as T;
@@ -265,6 +273,16 @@ export class DynamicBatcher<T extends BatchItem> {
       (result) => this.#finish(items, { ok: true, result }),
       (error: unknown) => this.#finish(items, { ok: false, error }),
     );
+  }
+
+  /**
+   * How long a batch dispatched now waits before it runs, ms: nothing when a thread is idle,
+   * otherwise the run of an average batch in flight (it waits behind its thread's running batch).
+   */
+  #expectedStartDelay(model: string): number {
+    if (this.#inFlight < this.o.pool.threads) return 0;
+    const average = Math.max(1, Math.round(this.#inFlightItems / Math.max(1, this.#inFlight)));
+    return this.latencyOf(model).estimate(average) ?? 0;
   }
 
   #finish(items: readonly T[], outcome: BatchOutcome): void {

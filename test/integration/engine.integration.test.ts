@@ -167,13 +167,27 @@ describe("engine with ONNX Runtime threads", () => {
   it("fails a batch whose deadline expires while it waits, without running its items", async () => {
     const { processor } = await start();
     await processor.configure(me, { maxBatchSize: 2, priorityWeights: { low: 0 } });
-    const blocker = Array.from({ length: 600 }, (_, i) => ({ input: vector(i, DENSE_LAYERS[0]) }));
-    await processor.submit(me, {
-      data: blocker,
-      priority: "critical",
-      metadata: { model_id: "dense" },
-      timeoutMs: 60_000,
-    });
+    // Keep critical work queued (a class of weight 0 runs only when the others are empty) until
+    // the low batch has ended, however fast this machine runs the model: each round submits 400
+    // items and waits until half of them are done, so at least 200 stay queued.
+    let lowEnded = false;
+    const blocker = Array.from({ length: 400 }, (_, i) => ({ input: vector(i, DENSE_LAYERS[0]) }));
+    const submitBlocker = async () =>
+      (
+        await processor.submit(me, {
+          data: blocker,
+          priority: "critical",
+          metadata: { model_id: "dense" },
+          timeoutMs: 60_000,
+        })
+      ).batchId;
+    const block = async (first: string) => {
+      for (let batchId = first; !lowEnded; batchId = await submitBlocker()) {
+        while (!lowEnded && (await processor.status(me, batchId)).completedRequests < 200)
+          await new Promise((r) => setTimeout(r, 1));
+      }
+    };
+    const blocking = block(await submitBlocker());
     const late = await processor.submit(me, {
       data: [{ input: vector(1, DENSE_LAYERS[0]) }, { input: vector(2, DENSE_LAYERS[0]) }],
       priority: "low",
@@ -181,6 +195,8 @@ describe("engine with ONNX Runtime threads", () => {
       timeoutMs: 100,
     });
     const view = await finalView(processor, late.batchId);
+    lowEnded = true;
+    await blocking;
     expect(view.status).toBe("failed");
     expect(view.error).toMatch(/^DEADLINE_EXCEEDED/);
     expect(view.startedAt).toBeNull();

@@ -120,6 +120,34 @@ describe("DynamicBatcher", () => {
     expect(expired.map((i) => i.id)).toEqual([late.id]);
   });
 
+  it("does not start an item that would end after its deadline", async () => {
+    const { pool, batcher, expired } = setup(1, { maxBatchSize: 1, maxWaitTimeMs: 0 });
+    for (let i = 0; i < 5; i++) batcher.latencyOf("default").observe(1, 50);
+    const tooTight = makeItem({ deadline: Date.now() + 30 });
+    const inTime = makeItem({ deadline: Date.now() + 200 });
+    batcher.enqueue([tooTight, inTime]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(pool.received.flatMap((b) => ids(b.rows))).toEqual([inTime.id]);
+    expect(expired.map((i) => i.id)).toEqual([tooTight.id]);
+  });
+
+  it("counts the wait behind a running batch when every thread is busy", async () => {
+    const { pool, batcher, expired } = setup(1, { maxBatchSize: 1, maxWaitTimeMs: 0 });
+    for (let i = 0; i < 5; i++) batcher.latencyOf("default").observe(1, 50);
+    pool.hold();
+    batcher.enqueue([makeItem()]);
+    await vi.advanceTimersByTimeAsync(0);
+    // One batch runs; the next would wait ~50 ms for the thread and run ~50 ms.
+    const tooTight = makeItem({ deadline: Date.now() + 80 });
+    const inTime = makeItem({ deadline: Date.now() + 300 });
+    batcher.enqueue([tooTight, inTime]);
+    await vi.advanceTimersByTimeAsync(0);
+    pool.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(pool.received.flatMap((b) => ids(b.rows))).toContain(inTime.id);
+    expect(expired.map((i) => i.id)).toEqual([tooTight.id]);
+  });
+
   it("applies a configuration change to the next dispatched batch", async () => {
     const { pool, batcher, setOptions } = setup(1, { maxBatchSize: 8, maxWaitTimeMs: 0 });
     pool.hold();
