@@ -31,6 +31,31 @@ export interface SqliteJobStoreOptions {
   readonly synchronous?: "normal" | "full";
 }
 
+const ITEMS_TABLE = (name: string) => `
+CREATE TABLE IF NOT EXISTS ${name} (
+  batch_pk INTEGER NOT NULL REFERENCES batches (pk) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  request_id TEXT NOT NULL,
+  shape TEXT NOT NULL,
+  PRIMARY KEY (batch_pk, idx)
+) WITHOUT ROWID;`;
+
+const RESULTS_TABLE = `
+CREATE TABLE IF NOT EXISTS results (
+  batch_pk INTEGER NOT NULL REFERENCES batches (pk) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  output BLOB,
+  confidence REAL NOT NULL,
+  processing_ms REAL NOT NULL,
+  error TEXT,
+  PRIMARY KEY (batch_pk, idx)
+) WITHOUT ROWID;`;
+
+/**
+ * A batch's inputs are one BLOB (the items' float32 values back to back, in item order), written
+ * once at submit: one row of 2 MiB is far cheaper to write than 1,000 rows of 2 KiB. Outcomes
+ * have their own small rows, so writing one never rewrites a page that holds inputs.
+ */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
   pk INTEGER PRIMARY KEY,
@@ -55,19 +80,12 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE INDEX IF NOT EXISTS batches_status ON batches (status);
 CREATE INDEX IF NOT EXISTS batches_batch_id ON batches (batch_id);
 CREATE INDEX IF NOT EXISTS batches_completed ON batches (completed_at) WHERE completed_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS items (
-  batch_pk INTEGER NOT NULL REFERENCES batches (pk) ON DELETE CASCADE,
-  idx INTEGER NOT NULL,
-  request_id TEXT NOT NULL,
-  shape TEXT NOT NULL,
-  input BLOB NOT NULL,
-  output BLOB,
-  confidence REAL NOT NULL DEFAULT 0,
-  processing_ms REAL NOT NULL DEFAULT 0,
-  error TEXT,
-  done INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (batch_pk, idx)
-) WITHOUT ROWID;
+${ITEMS_TABLE("items")}
+CREATE TABLE IF NOT EXISTS inputs (
+  batch_pk INTEGER PRIMARY KEY REFERENCES batches (pk) ON DELETE CASCADE,
+  data BLOB NOT NULL
+);
+${RESULTS_TABLE}
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
@@ -96,6 +114,7 @@ export class SqliteJobStore implements JobStore {
   readonly #db: Database.Database;
   readonly #insertBatch: Database.Statement;
   readonly #insertItem: Database.Statement;
+  readonly #insertInputs: Database.Statement;
   readonly #findOwn: Database.Statement;
   readonly #findAny: Database.Statement;
   readonly #writeItem: Database.Statement;
@@ -114,21 +133,25 @@ export class SqliteJobStore implements JobStore {
     this.#db.pragma("journal_mode = WAL");
     this.#db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
     this.#db.pragma("foreign_keys = ON");
+    migrate(this.#db);
     this.#db.exec(SCHEMA);
+    this.#db.pragma(`user_version = ${SCHEMA_VERSION}`);
     this.#insertBatch = this.#db.prepare(
       `INSERT INTO batches (owner, batch_id, model_id, priority, status, timeout_ms, created_at, deadline, total, metadata, payload_hash)
        VALUES (@owner, @batchId, @modelId, @priority, 'queued', @timeoutMs, @createdAt, @deadline, @total, @metadata, @payloadHash)
        ON CONFLICT (owner, batch_id) DO NOTHING`,
     );
     this.#insertItem = this.#db.prepare(
-      "INSERT INTO items (batch_pk, idx, request_id, shape, input) VALUES (?, ?, ?, ?, ?)",
+      "INSERT INTO items (batch_pk, idx, request_id, shape) VALUES (?, ?, ?, ?)",
     );
+    this.#insertInputs = this.#db.prepare("INSERT INTO inputs (batch_pk, data) VALUES (?, ?)");
     this.#findOwn = this.#db.prepare("SELECT * FROM batches WHERE owner = ? AND batch_id = ?");
     this.#findAny = this.#db.prepare(
       "SELECT * FROM batches WHERE batch_id = ? ORDER BY created_at, pk LIMIT 1",
     );
     this.#writeItem = this.#db.prepare(
-      "UPDATE items SET output = ?, confidence = ?, processing_ms = ?, error = ?, done = 1 WHERE batch_pk = ? AND idx = ? AND done = 0",
+      `INSERT INTO results (output, confidence, processing_ms, error, batch_pk, idx) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (batch_pk, idx) DO NOTHING`,
     );
     this.#writeBatch = this.#db.prepare(
       `UPDATE batches SET status = @status, error = @error, started_at = @startedAt, completed_at = @completedAt,
@@ -147,13 +170,8 @@ export class SqliteJobStore implements JobStore {
       }
       const pk = Number(info.lastInsertRowid);
       for (const item of items)
-        this.#insertItem.run(
-          pk,
-          item.index,
-          item.requestId,
-          item.shape.join(","),
-          bytes(item.input),
-        );
+        this.#insertItem.run(pk, item.index, item.requestId, item.shape.join(","));
+      this.#insertInputs.run(pk, joined(items));
       return {
         created: true,
         record: toRecord(this.#findOwn.get(batch.owner, batch.batchId) as BatchRow),
@@ -207,7 +225,10 @@ export class SqliteJobStore implements JobStore {
   async getResults(pk: number, finishedOnly: boolean): Promise<StoredResult[]> {
     const rows = this.#db
       .prepare(
-        `SELECT idx, request_id, output, confidence, processing_ms, error FROM items WHERE batch_pk = ? ${finishedOnly ? "AND done = 1" : ""} ORDER BY idx`,
+        `SELECT i.idx, i.request_id, r.output, coalesce(r.confidence, 0) AS confidence,
+           coalesce(r.processing_ms, 0) AS processing_ms, r.error
+         FROM items i LEFT JOIN results r ON r.batch_pk = i.batch_pk AND r.idx = i.idx
+         WHERE i.batch_pk = ? ${finishedOnly ? "AND r.idx IS NOT NULL" : ""} ORDER BY i.idx`,
       )
       .all(pk) as {
       idx: number;
@@ -267,19 +288,34 @@ export class SqliteJobStore implements JobStore {
       )
       .all() as BatchRow[];
     const items = this.#db.prepare(
-      "SELECT idx, request_id, shape, input FROM items WHERE batch_pk = ? AND done = 0 ORDER BY idx",
+      `SELECT i.idx, i.request_id, i.shape, r.idx IS NOT NULL AS done
+       FROM items i LEFT JOIN results r ON r.batch_pk = i.batch_pk AND r.idx = i.idx
+       WHERE i.batch_pk = ? ORDER BY i.idx`,
     );
-    return rows.map((row) => ({
-      batch: toRecord(row),
-      pending: (
-        items.all(row.pk) as { idx: number; request_id: string; shape: string; input: Buffer }[]
-      ).map((r) => ({
-        index: r.idx,
-        requestId: r.request_id,
-        shape: r.shape.split(",").map(Number),
-        input: floats(r.input),
-      })),
-    }));
+    const inputs = this.#db.prepare("SELECT data FROM inputs WHERE batch_pk = ?").pluck();
+    return rows.map((row) => {
+      const data = floats(inputs.get(row.pk) as Buffer);
+      const pending: StoredInput[] = [];
+      let offset = 0;
+      for (const item of items.all(row.pk) as {
+        idx: number;
+        request_id: string;
+        shape: string;
+        done: number;
+      }[]) {
+        const shape = item.shape.split(",").map(Number);
+        const length = shape.reduce((a, b) => a * b, 1);
+        if (item.done === 0)
+          pending.push({
+            index: item.idx,
+            requestId: item.request_id,
+            shape,
+            input: data.slice(offset, offset + length),
+          });
+        offset += length;
+      }
+      return { batch: toRecord(row), pending };
+    });
   }
 
   async purgeFinished(before: number): Promise<number> {
@@ -308,6 +344,39 @@ export class SqliteJobStore implements JobStore {
   }
 }
 
+/** `PRAGMA user_version` of the schema above. */
+const SCHEMA_VERSION = 2;
+
+/**
+ * Brings a database written by an earlier version to {@link SCHEMA_VERSION}, in one transaction,
+ * losing nothing. Version 0 kept each item's input and outcome in its row: finished outcomes move
+ * to `results`, each batch's inputs are joined into its `inputs` BLOB, and `items` keeps the rest.
+ */
+function migrate(db: Database.Database): void {
+  const version = db.pragma("user_version", { simple: true }) as number;
+  if (version >= SCHEMA_VERSION) return;
+  const columns = db.prepare("SELECT name FROM pragma_table_info('items')").pluck().all();
+  if (!columns.includes("done")) return;
+  db.transaction(() => {
+    db.exec(`${RESULTS_TABLE}
+      INSERT INTO results (batch_pk, idx, output, confidence, processing_ms, error)
+        SELECT batch_pk, idx, output, confidence, processing_ms, error FROM items WHERE done = 1;
+      CREATE TABLE inputs (
+        batch_pk INTEGER PRIMARY KEY REFERENCES batches (pk) ON DELETE CASCADE,
+        data BLOB NOT NULL
+      );`);
+    const inputsOf = db.prepare("SELECT input FROM items WHERE batch_pk = ? ORDER BY idx").pluck();
+    const insert = db.prepare("INSERT INTO inputs (batch_pk, data) VALUES (?, ?)");
+    for (const pk of db.prepare("SELECT DISTINCT batch_pk FROM items").pluck().all())
+      insert.run(pk, Buffer.concat(inputsOf.all(pk) as Buffer[]));
+    db.exec(`${ITEMS_TABLE("items_v2")}
+      INSERT INTO items_v2 (batch_pk, idx, request_id, shape)
+        SELECT batch_pk, idx, request_id, shape FROM items;
+      DROP TABLE items;
+      ALTER TABLE items_v2 RENAME TO items;`);
+  })();
+}
+
 function toRecord(row: BatchRow): BatchRecord {
   return {
     pk: row.pk,
@@ -328,6 +397,24 @@ function toRecord(row: BatchRow): BatchRecord {
     metadata: JSON.parse(row.metadata) as Record<string, unknown>,
     payloadHash: row.payload_hash,
   };
+}
+
+/** The items' inputs back to back, in index order, as one BLOB. */
+function joined(items: readonly StoredInput[]): Buffer {
+  const ordered = items.every(
+    (item, k) => k === 0 || (items[k - 1] as StoredInput).index < item.index,
+  )
+    ? items
+    : [...items].sort((a, b) => a.index - b.index);
+  let length = 0;
+  for (const item of ordered) length += item.input.length;
+  const all = new Float32Array(length);
+  let offset = 0;
+  for (const item of ordered) {
+    all.set(item.input, offset);
+    offset += item.input.length;
+  }
+  return bytes(all);
 }
 
 function bytes(data: Float32Array): Buffer {

@@ -199,6 +199,24 @@ for (const factory of factories) {
       expect(unfinished[0]?.pending[1]?.shape).toEqual([3]);
     });
 
+    it("gives back each pending item its own input, whatever the shapes and the given order", async () => {
+      const mixed: StoredInput[] = [
+        { index: 2, requestId: "c", input: Float32Array.from([7, 8, 9, 10]), shape: [2, 2] },
+        { index: 0, requestId: "a", input: Float32Array.from([1]), shape: [1] },
+        { index: 1, requestId: "b", input: Float32Array.from([2, 3, 4, 5, 6]), shape: [5] },
+      ];
+      const { record } = await store.createBatch(newBatch({ total: 3 }), mixed);
+      const [batch] = await store.loadUnfinished();
+      expect(batch?.batch.pk).toBe(record.pk);
+      expect(
+        batch?.pending.map((p) => [p.index, p.requestId, p.shape, Array.from(p.input)]),
+      ).toEqual([
+        [0, "a", [1], [1]],
+        [1, "b", [5], [2, 3, 4, 5, 6]],
+        [2, "c", [2, 2], [7, 8, 9, 10]],
+      ]);
+    });
+
     it("lists newest first, filtered by owner and status, in pages", async () => {
       const made = [];
       for (let i = 0; i < 5; i++)

@@ -60,7 +60,8 @@ function counts(): { done: number; total: number; withOutput: number } {
   try {
     return db
       .prepare(
-        "SELECT SUM(done) AS done, COUNT(*) AS total, SUM(output IS NOT NULL) AS withOutput FROM items",
+        `SELECT (SELECT COUNT(*) FROM results) AS done, (SELECT COUNT(*) FROM items) AS total,
+           (SELECT COUNT(*) FROM results WHERE output IS NOT NULL) AS withOutput`,
       )
       .get() as {
       done: number;
@@ -102,7 +103,9 @@ describe("crash recovery", () => {
     );
     const items = db
       .prepare(
-        "SELECT b.batch_id, i.idx, i.output, i.done FROM items i JOIN batches b ON b.pk = i.batch_pk",
+        `SELECT b.batch_id, i.idx, r.output, r.idx IS NOT NULL AS done
+         FROM items i JOIN batches b ON b.pk = i.batch_pk
+         LEFT JOIN results r ON r.batch_pk = i.batch_pk AND r.idx = i.idx`,
       )
       .all() as {
       batch_id: string;
