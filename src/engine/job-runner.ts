@@ -187,7 +187,13 @@ export class JobRunner {
 
   #itemDone(item: JobItem, outcome: ItemOutcome, now: number): void {
     for (const o of this.#observers)
-      o.onItemDone?.(item.model, item.priority, outcome, now - item.arrival);
+      o.onItemDone?.(
+        item.model,
+        item.priority,
+        outcome,
+        now - item.arrival,
+        (outcome === "success" || outcome === "failed") && now > item.deadline,
+      );
   }
 
   #onDispatch(items: readonly JobItem[]): void {

@@ -21,8 +21,17 @@ export interface EngineObserver {
   ): void;
   /** A model batch ended; `inferenceMs` is its run time on the thread (0 when it failed). */
   onBatchDone?(model: string, size: number, inferenceMs: number, ok: boolean): void;
-  /** An item ended; `latencyMs` runs from its arrival to now. */
-  onItemDone?(model: string, priority: Priority, outcome: ItemOutcome, latencyMs: number): void;
+  /**
+   * An item ended; `latencyMs` runs from its arrival to now. `late`: it ran and its batch ended
+   * after the item's deadline (started in time by the latency model's estimate, which was short).
+   */
+  onItemDone?(
+    model: string,
+    priority: Priority,
+    outcome: ItemOutcome,
+    latencyMs: number,
+    late: boolean,
+  ): void;
   /** A submit or infer of `items` items was refused by admission control. */
   onRejected?(model: string, priority: Priority, items: number): void;
 }
@@ -36,8 +45,8 @@ export function combineObservers(...observers: readonly EngineObserver[]): Engin
     onBatchDone: (model, size, ms, ok) => {
       for (const o of observers) o.onBatchDone?.(model, size, ms, ok);
     },
-    onItemDone: (model, priority, outcome, latencyMs) => {
-      for (const o of observers) o.onItemDone?.(model, priority, outcome, latencyMs);
+    onItemDone: (model, priority, outcome, latencyMs, late) => {
+      for (const o of observers) o.onItemDone?.(model, priority, outcome, latencyMs, late);
     },
     onRejected: (model, priority, items) => {
       for (const o of observers) o.onRejected?.(model, priority, items);

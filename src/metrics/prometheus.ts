@@ -49,6 +49,12 @@ export function createPrometheusMetrics(): PrometheusMetrics {
     labelNames: ["model", "priority", "outcome"],
     registers: [registry],
   });
+  const late = new Counter({
+    name: "batch_processor_late_items_total",
+    help: "Items that ran and ended after their deadline (the latency estimate that let them start was short)",
+    labelNames: ["model"],
+    registers: [registry],
+  });
   const batches = new Counter({
     name: "batch_processor_model_batches_total",
     help: "Model batches dispatched to inference threads (items / batches = mean batch size)",
@@ -125,8 +131,9 @@ export function createPrometheusMetrics(): PrometheusMetrics {
       onBatchDone(model, _size, inferenceMs, ok) {
         if (ok) inference.observe({ model }, inferenceMs);
       },
-      onItemDone(model, priority, outcome, latencyMs) {
+      onItemDone(model, priority, outcome, latencyMs, isLate) {
         items.inc({ model, priority, outcome });
+        if (isLate) late.inc({ model });
         if (outcome !== "cancelled") latency.observe({ model, priority }, latencyMs);
       },
       onRejected(model, priority, count) {

@@ -111,6 +111,28 @@ describe("Prometheus metrics", () => {
     pool.release();
   });
 
+  it("count items that ran and ended after their deadline as late", async () => {
+    const { metrics, pool, processor } = await setup();
+    pool.hold();
+    await processor.submit(me, { data: items(2), timeoutMs: 100 });
+    await until(() => pool.heldCount === 1);
+    await new Promise((r) => setTimeout(r, 150));
+    pool.release();
+    await until(
+      async () =>
+        (await value(metrics, "batch_processor_items_total", { outcome: "success" })) === 2,
+      2000,
+    );
+    expect(await value(metrics, "batch_processor_late_items_total", { model: "default" })).toBe(2);
+    await processor.submit(me, { data: items(3), timeoutMs: 5000 });
+    await until(
+      async () =>
+        (await value(metrics, "batch_processor_items_total", { outcome: "success" })) === 5,
+      2000,
+    );
+    expect(await value(metrics, "batch_processor_late_items_total", { model: "default" })).toBe(2);
+  });
+
   it("expose text the Prometheus format accepts, with Node's default metrics", async () => {
     const { metrics } = await setup();
     const text = await metrics.registry.metrics();
