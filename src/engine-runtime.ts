@@ -27,6 +27,7 @@ export async function startEngine(
     threads: config.inferenceThreads,
     executionProviders: config.executionProviders,
     intraOpNumThreads: config.intraOpNumThreads,
+    nice: config.inferenceNice,
     logger,
   });
   let store: SqliteJobStore | undefined;

@@ -11,6 +11,7 @@ export interface ServerConfig {
   readonly grpcPort: number;
   readonly inferenceThreads: number;
   readonly intraOpNumThreads: number;
+  readonly inferenceNice: number;
   readonly executionProviders: readonly string[];
   readonly requireApiKey: boolean;
   readonly apiKeys: readonly string[];
@@ -65,6 +66,7 @@ export function loadConfig(env: Env = process.env, flags: ConfigFlags = {}): Ser
       256,
     ),
     intraOpNumThreads: r.int("INTRA_OP_THREADS", 1, 1, 256),
+    inferenceNice: r.int("INFERENCE_NICE", 10, 0, 19),
     executionProviders: r.list("EXECUTION_PROVIDERS", ["cuda", "cpu"]),
     requireApiKey: r.bool("REQUIRE_API_KEY", true),
     apiKeys: r.list("API_KEYS", []),

@@ -3,6 +3,8 @@
  * starts, before Piscina marks it ready, and keeps them for the thread's life. Inputs arrive
  * transferred; outputs leave moved.
  */
+import { readlinkSync } from "node:fs";
+import { setPriority } from "node:os";
 import { stripVTControlCharacters } from "node:util";
 import ort from "onnxruntime-node";
 import { move, transferableSymbol, valueSymbol, workerData } from "piscina";
@@ -177,16 +179,36 @@ function moved(reply: RunReply): unknown {
   >[0]);
 }
 
+/**
+ * Gives this thread the nice value `nice` (on Linux a thread's nice value is its own, and threads
+ * it starts inherit it). Returns why it could not, or undefined.
+ */
+function lowerPriority(nice: number): string | undefined {
+  if (nice === 0) return undefined;
+  if (process.platform !== "linux")
+    return `per-thread priority is set on Linux only (this is ${process.platform})`;
+  try {
+    // "/proc/thread-self" links to "<pid>/task/<tid>".
+    const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
+    setPriority(tid, nice);
+    return undefined;
+  } catch (error) {
+    return firstLine(error);
+  }
+}
+
 const init = workerData as WorkerInit;
 
 export default (async () => {
+  // Before the sessions exist, so any thread ONNX Runtime starts for them inherits it.
+  const niceError = lowerPriority(init.nice);
   const { loaded, reports } = await loadAll(init);
   // A thread holds two tasks at once (the running batch and the next). ONNX Runtime's Node
   // binding defers each run by a setImmediate and then blocks, so runs are chained here: each
   // starts when the previous ends, and its measured time is its own.
   let previous: Promise<unknown> = Promise.resolve();
   return async (task: WorkerTask): Promise<unknown> => {
-    if (task.kind === "describe") return { models: reports } satisfies DescribeReply;
+    if (task.kind === "describe") return { models: reports, niceError } satisfies DescribeReply;
     const current = previous.then(() => run(loaded, task));
     previous = current.catch(() => undefined);
     return moved(await current);

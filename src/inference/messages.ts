@@ -21,6 +21,8 @@ export interface WorkerInit {
   /** Execution providers in order of preference, e.g. `["cuda", "cpu"]`. */
   readonly executionProviders: readonly string[];
   readonly intraOpNumThreads: number;
+  /** Nice value for the thread (and the ONNX Runtime threads it starts); 0 leaves it alone. */
+  readonly nice: number;
 }
 
 /** Run one model batch. */
@@ -69,4 +71,6 @@ export interface ModelLoadReport {
 /** Reply to {@link DescribeTask}. */
 export interface DescribeReply {
   readonly models: readonly ModelLoadReport[];
+  /** Why the thread's nice value could not be set; absent when it was (or none was asked). */
+  readonly niceError?: string | undefined;
 }

@@ -1,6 +1,7 @@
 /**
  * The engine with real ONNX models in real Piscina threads and the SQLite store.
  */
+import { readdirSync, readFileSync } from "node:fs";
 import ort from "onnxruntime-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BatchProcessor } from "../../src/engine/batch-processor.js";
@@ -37,11 +38,12 @@ const logger = {
   error() {},
 };
 
-async function start(threads = 2) {
+async function start(threads = 2, nice = 0) {
   const { pool, models } = await createInferencePool({
     modelDir: repo.dir,
     threads,
     executionProviders: ["cuda", "cpu"],
+    nice,
     logger,
   });
   const processor = await BatchProcessor.create({
@@ -224,4 +226,37 @@ describe("engine with ONNX Runtime threads", () => {
     expect(models.get("default")?.executionProvider).toBe("cpu");
     expect(warnings.filter((w) => w.includes("running on CPU"))).toHaveLength(1);
   });
+
+  it("runs the inference threads at the nice value asked for, and only them", async () => {
+    warnings.length = 0;
+    // Nice values only ever go up without privileges: what this process's threads had before.
+    const before = niceOfThreads();
+    await start(2, 7);
+    if (process.platform === "linux") {
+      const after = niceOfThreads();
+      // The two inference threads, plus any thread ONNX Runtime started from them; all new.
+      const niced = [...after].filter(([, n]) => n === 7).map(([tid]) => tid);
+      expect(niced.length).toBeGreaterThanOrEqual(2);
+      expect(niced.filter((tid) => before.has(tid))).toEqual([]);
+      expect(after.get(process.pid)).toBe(before.get(process.pid));
+      expect(warnings.filter((w) => w.includes("default priority"))).toHaveLength(0);
+    } else {
+      expect(warnings.filter((w) => w.includes("default priority"))).toHaveLength(1);
+    }
+  });
 });
+
+/** Thread id → nice value of every thread of this process (Linux; empty elsewhere). */
+function niceOfThreads(): Map<number, number> {
+  const out = new Map<number, number>();
+  if (process.platform !== "linux") return out;
+  for (const tid of readdirSync("/proc/self/task")) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]));
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}

@@ -19,6 +19,7 @@ describe("loadConfig", () => {
       resultTtlMs: 86_400_000,
       executionProviders: ["cuda", "cpu"],
       logLevel: "info",
+      inferenceNice: 10,
     });
     expect(c.inferenceThreads).toBeGreaterThanOrEqual(1);
   });
@@ -62,6 +63,8 @@ describe("loadConfig", () => {
     ["LOG_LEVEL", "loud"],
     ["RESULT_TTL", "soon"],
     ["DB_SYNCHRONOUS", "off"],
+    ["INFERENCE_NICE", "-5"],
+    ["INFERENCE_NICE", "20"],
   ])("rejects %s=%s naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name}`));
   });
