@@ -3,12 +3,17 @@
  * Retry-After, health and readiness), generated keys, gRPC health, and the promise that no
  * protocol ever shows a client the message of an internal error.
  */
+import { connect } from "node:http2";
 import { gzipSync } from "node:zlib";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Authenticator, createAuthenticator } from "../../src/api/auth.js";
-import { startGrpcServer } from "../../src/api/grpc-server.js";
+import {
+  CONNECTION_WINDOW_BYTES,
+  STREAM_WINDOW_BYTES,
+  startGrpcServer,
+} from "../../src/api/grpc-server.js";
 import { startHttpServer } from "../../src/api/http-server.js";
 import { loadConfig } from "../../src/config/config.js";
 import { createLogger } from "../../src/logger.js";
@@ -289,6 +294,27 @@ describe("request logs", () => {
     const all = lines.join("\n");
     expect(all).not.toContain("sup3r-s3cret-key");
     expect(all).not.toContain("wrong-key-also-secret");
+  });
+});
+
+describe("gRPC transport", () => {
+  it("opens each connection with wide HTTP/2 receive windows, not Node's 64 KiB", async () => {
+    const session = connect(`http://127.0.0.1:${server.grpcPort}`);
+    try {
+      // The server's first SETTINGS are Node's; the widened ones follow in a second frame.
+      session.on("error", () => {});
+      const started = Date.now();
+      while (
+        session.remoteSettings?.initialWindowSize !== STREAM_WINDOW_BYTES &&
+        Date.now() - started < 2000
+      )
+        await new Promise((r) => setTimeout(r, 10));
+      expect(session.remoteSettings.initialWindowSize).toBe(STREAM_WINDOW_BYTES);
+      // The connection-level window arrives as a WINDOW_UPDATE with them.
+      expect(session.state.remoteWindowSize).toBe(CONNECTION_WINDOW_BYTES);
+    } finally {
+      session.destroy();
+    }
   });
 });
 
