@@ -407,6 +407,17 @@ export class BatchProcessor {
         Math.max(1000, Math.ceil(retryAfterMs)),
       );
     }
+    // Shed now what could only expire: when the items already waiting ahead would take longer
+    // than the request's timeout, no item of it would start in time. Refusing costs the server
+    // nothing further and tells the client at once (under overload, this keeps the work spent
+    // on requests that can still be answered).
+    const waitMs = this.#runner.batcher.expectedWaitMs(valid.model.name, valid.priority);
+    if (waitMs !== undefined && waitMs > valid.timeoutMs) {
+      this.#observer?.onRejected?.(valid.model.name, valid.priority, items);
+      throw new DeadlineExceededError(
+        `DEADLINE_EXCEEDED: no item would start within timeout_ms=${valid.timeoutMs}: the ${valid.priority} items waiting ahead take about ${Math.ceil(waitMs)} ms`,
+      );
+    }
     const limit = this.#options.maxConcurrentBatches;
     if (durable && limit > 0 && this.#runner.activeStored >= limit) {
       this.#observer?.onRejected?.(valid.model.name, valid.priority, items);

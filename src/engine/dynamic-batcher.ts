@@ -165,6 +165,26 @@ export class DynamicBatcher<T extends BatchItem> {
     return (Math.ceil(items / target) * t) / this.o.pool.threads;
   }
 
+  /**
+   * Expected wait before a new item of `priority` for `model` would start, ms, by the latency
+   * model: the items of its class already waiting, plus what the stride scheduler serves of the
+   * other classes meanwhile (each in proportion to its weight, while it has items). Undefined
+   * before anything was measured, and for a class of weight 0 (it runs when the others are idle).
+   */
+  expectedWaitMs(model: string, priority: Priority): number | undefined {
+    const weights = this.o.options().priorityWeights;
+    const own = weights[priority];
+    if (!(own > 0)) return undefined;
+    const pending: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 };
+    for (const q of this.#queues.values())
+      if (q.model === model) for (const p of PRIORITIES) pending[p] += q.scheduler.countOf(p);
+    const ahead = pending[priority];
+    let before = ahead;
+    for (const p of PRIORITIES)
+      if (p !== priority) before += Math.min(pending[p], (ahead * weights[p]) / own);
+    return this.estimateMs(model, before);
+  }
+
   /** Stops dispatching and resolves once every in-flight model batch has ended. */
   async close(): Promise<void> {
     this.#closed = true;

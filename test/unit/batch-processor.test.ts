@@ -8,6 +8,7 @@ import {
   BatchExistsError,
   BatchNotFoundError,
   CancelledError,
+  DeadlineExceededError,
   InvalidInputError,
   PermissionDeniedError,
   QueueFullError,
@@ -122,6 +123,35 @@ describe("BatchProcessor", () => {
     expect((await processor.list(alice)).batches).toHaveLength(1);
     const error = await processor.submit(alice, { data: items(11) }).catch((e: unknown) => e);
     expect((error as QueueFullError).retryAfterMs).toBeGreaterThanOrEqual(1000);
+  });
+
+  it("refuses at once a request whose items could not start before its deadline", async () => {
+    // Every model batch reports 200 ms, so the latency model expects 200 ms per batch of 2.
+    const { processor, pool } = await start({
+      pool: new FakePool(1, () => 200),
+      batching: { maxBatchSize: 2, enableDynamicBatching: false },
+    });
+    for (let i = 0; i < 3; i++) await processor.infer(alice, { data: items(2) });
+    pool.hold();
+    await processor.submit(alice, { data: items(10) });
+    await until(() => pool.heldCount === 2);
+    // 6 normal items wait ahead: about 3 batches x 200 ms.
+    const refused = await processor
+      .infer(alice, { data: items(1), timeoutMs: 500 })
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(DeadlineExceededError);
+    expect(String(refused)).toMatch(/timeout_ms=500.*about 600 ms/);
+    await expect(processor.submit(alice, { data: items(1), timeoutMs: 500 })).rejects.toThrow(
+      DeadlineExceededError,
+    );
+    expect(processor.stats().pending).toBe(6);
+    // The same request with room before its deadline, or of a class served ahead, is taken.
+    const patient = processor.infer(alice, { data: items(1), timeoutMs: 5000 });
+    const urgent = processor.infer(alice, { data: items(1), timeoutMs: 500, priority: "critical" });
+    await until(() => processor.stats().pending === 8);
+    pool.release();
+    expect((await patient).results).toHaveLength(1);
+    expect((await urgent).results).toHaveLength(1);
   });
 
   it("rejects a submit beyond MAX_CONCURRENT_BATCHES active batches", async () => {

@@ -148,6 +148,26 @@ describe("DynamicBatcher", () => {
     expect(expired.map((i) => i.id)).toEqual([tooTight.id]);
   });
 
+  it("expects a new item to wait for its class and the others' weighted share", async () => {
+    const { pool, batcher, setOptions } = setup(1, { maxBatchSize: 4, maxWaitTimeMs: 0 });
+    expect(batcher.expectedWaitMs("default", "normal")).toBeUndefined();
+    for (let i = 0; i < 5; i++) batcher.latencyOf("default").observe(4, 40);
+    pool.hold();
+    batcher.enqueue(Array.from({ length: 8 }, () => makeItem({ priority: "critical" })));
+    await vi.advanceTimersByTimeAsync(0); // 2 batches of 4 go to the (held) thread
+    batcher.enqueue([
+      ...Array.from({ length: 8 }, () => makeItem({ priority: "critical" })),
+      ...Array.from({ length: 8 }, () => makeItem({ priority: "low" })),
+    ]);
+    // critical: its 8 plus low's share meanwhile (8 x 0.2) = 9.6 items -> 3 batches of 40 ms.
+    expect(batcher.expectedWaitMs("default", "critical")).toBe(120);
+    // low: its 8 plus every critical item (8 x 1.0 / 0.2 > 8) = 16 items -> 4 batches.
+    expect(batcher.expectedWaitMs("default", "low")).toBe(160);
+    setOptions({ priorityWeights: { low: 0 } });
+    expect(batcher.expectedWaitMs("default", "low")).toBeUndefined();
+    pool.release();
+  });
+
   it("applies a configuration change to the next dispatched batch", async () => {
     const { pool, batcher, setOptions } = setup(1, { maxBatchSize: 8, maxWaitTimeMs: 0 });
     pool.hold();
