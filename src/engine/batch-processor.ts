@@ -161,7 +161,8 @@ export class BatchProcessor {
     const inputs: StoredInput[] = valid.items.map((item, index) => ({
       index,
       requestId: item.requestId,
-      input: Float32Array.from(item.data),
+      // A Float32Array here is the request's own copy (the gRPC reader's): kept, not copied again.
+      input: item.data instanceof Float32Array ? item.data : Float32Array.from(item.data),
       shape: item.shape,
     }));
     const payloadHash = valid.batchId === undefined ? null : payloadDigest(valid, inputs);

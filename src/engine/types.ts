@@ -18,7 +18,11 @@ export interface Principal {
 
 /** One submitted item, as the transports hand it over. */
 export interface ItemInput {
-  /** The input numbers (flattened row-major when `shape` has more than one dimension). */
+  /**
+   * The input numbers (flattened row-major when `shape` has more than one dimension). A
+   * Float32Array is kept as it is, not copied, until its item has run: the caller hands it over
+   * and must not change it afterwards.
+   */
   readonly input: ArrayLike<number>;
   /** Client's id for the item; `req_<n>` (1-based) when absent. */
   readonly requestId?: string | undefined;
