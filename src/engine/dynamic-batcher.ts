@@ -4,7 +4,7 @@
  * When to dispatch and how much is decided by the pure {@link decideBatch}; this class only owns
  * the queues, the single wake-up timer and the in-flight count.
  */
-import { type BatchDecision, decideBatch } from "./batch-policy.js";
+import { type BatchDecision, DEADLINE_MARGIN_MS, decideBatch } from "./batch-policy.js";
 import type { InferencePool, InferenceResult } from "./inference-pool.js";
 import { LatencyModel } from "./latency-model.js";
 import type { ResolvedBatchingOptions } from "./options.js";
@@ -48,6 +48,12 @@ export interface DynamicBatcherOptions<T extends BatchItem> {
   /** Epoch-ms clock. @defaultValue Date.now */
   readonly clock?: () => number;
 }
+
+/**
+ * Run times are means and a busy machine stretches single runs well past them: an item starts
+ * only if its batch would end in time even `LATE_SAFETY` times slower than expected.
+ */
+const LATE_SAFETY = 1.5;
 
 /** Time constant of the arrival-rate estimate, ms. */
 const RATE_WINDOW_MS = 100;
@@ -274,10 +280,9 @@ export class DynamicBatcher<T extends BatchItem> {
     const taken = q.scheduler.take(size, sameGroup);
     const items: T[] = [];
     const expired: T[] = [];
-    const ends =
-      now +
-      this.#expectedStartDelay(q.model) +
-      (this.latencyOf(q.model).estimate(taken.length) ?? 0);
+    const expected =
+      this.#expectedStartDelay(q.model) + (this.latencyOf(q.model).estimate(taken.length) ?? 0);
+    const ends = now + LATE_SAFETY * expected + (expected > 0 ? DEADLINE_MARGIN_MS : 0);
     // An item that would end after its deadline is not started: its answer would come too late.
     for (const item of taken) (item.deadline <= ends ? expired : items).push(item);
     if (expired.length > 0) this.o.onExpired(expired);

@@ -126,29 +126,29 @@ describe("BatchProcessor", () => {
   });
 
   it("refuses at once a request whose items could not start before its deadline", async () => {
-    // Every model batch reports 200 ms, so the latency model expects 200 ms per batch of 2.
+    // Every model batch reports 100 ms, so the latency model expects 100 ms per batch of 2.
     const { processor, pool } = await start({
-      pool: new FakePool(1, () => 200),
+      pool: new FakePool(1, () => 100),
       batching: { maxBatchSize: 2, enableDynamicBatching: false },
     });
     for (let i = 0; i < 3; i++) await processor.infer(alice, { data: items(2) });
     pool.hold();
-    await processor.submit(alice, { data: items(10) });
+    await processor.submit(alice, { data: items(20) });
     await until(() => pool.heldCount === 2);
-    // 6 normal items wait ahead: about 3 batches x 200 ms.
+    // 16 normal items wait ahead: about 8 batches x 100 ms.
     const refused = await processor
       .infer(alice, { data: items(1), timeoutMs: 500 })
       .catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(DeadlineExceededError);
-    expect(String(refused)).toMatch(/timeout_ms=500.*about 600 ms/);
+    expect(String(refused)).toMatch(/timeout_ms=500.*about 800 ms/);
     await expect(processor.submit(alice, { data: items(1), timeoutMs: 500 })).rejects.toThrow(
       DeadlineExceededError,
     );
-    expect(processor.stats().pending).toBe(6);
+    expect(processor.stats().pending).toBe(16);
     // The same request with room before its deadline, or of a class served ahead, is taken.
     const patient = processor.infer(alice, { data: items(1), timeoutMs: 5000 });
     const urgent = processor.infer(alice, { data: items(1), timeoutMs: 500, priority: "critical" });
-    await until(() => processor.stats().pending === 8);
+    await until(() => processor.stats().pending === 18);
     pool.release();
     expect((await patient).results).toHaveLength(1);
     expect((await urgent).results).toHaveLength(1);
