@@ -1,8 +1,8 @@
 /**
  * The hot message's fast reader. A SubmitBatchRequest is almost all `Item.input`: packed float32
  * on the wire, which protobuf-es reads one number at a time into a JS array (about 26 µs and a
- * 4 KiB array per 512-float item). This reader copies each item's packed bytes into a
- * Float32Array in one move and hands everything else to `fromBinary`, so every other field,
+ * 4 KiB array per 512-float item). This reader copies all items' packed bytes into one
+ * Float32Array (each item gets a view of its part) and hands everything else to `fromBinary`, so every other field,
  * unknown fields and every error stay exactly protobuf-es's. The floats travel beside the message
  * (the message's own `input` stays empty); {@link inputOf} reads an item's numbers either way.
  */
@@ -54,7 +54,7 @@ interface Scan {
 function scanRequest(bytes: Uint8Array): Scan | undefined {
   const reader = new WireReader(bytes);
   const pieces: Uint8Array[] = [];
-  const inputs: (Float32Array | undefined)[] = [];
+  const packed: (Uint8Array | undefined)[] = [];
   let copiedFrom = 0;
   while (reader.pos < bytes.length) {
     const fieldStart = reader.pos;
@@ -69,20 +69,41 @@ function scanRequest(bytes: Uint8Array): Scan | undefined {
     const item = scanItem(bytes.subarray(reader.pos, reader.pos + length));
     if (item === undefined) return undefined;
     reader.pos += length;
-    inputs.push(item.input);
+    packed.push(item.input);
     if (item.input === undefined) continue;
     // Keep what came before this item, then the item re-framed without its input.
     pieces.push(bytes.subarray(copiedFrom, fieldStart), frame(item.rest));
     copiedFrom = reader.pos;
   }
+  const inputs = unpack(packed);
   if (pieces.length === 0) return { rest: bytes, inputs };
   pieces.push(bytes.subarray(copiedFrom));
   return { rest: concat(pieces), inputs };
 }
 
-function scanItem(bytes: Uint8Array): { input?: Float32Array; rest: Uint8Array } | undefined {
+/**
+ * Copies every item's packed floats into one Float32Array, in item order, and returns a view of
+ * it per item: one allocation per request, and a store can write the whole as one BLOB as is.
+ */
+function unpack(packed: readonly (Uint8Array | undefined)[]): (Float32Array | undefined)[] {
+  let bytes = 0;
+  for (const p of packed) bytes += p?.length ?? 0;
+  const all = new Float32Array(bytes / 4);
+  const target = new Uint8Array(all.buffer);
+  let at = 0;
+  return packed.map((p) => {
+    if (p === undefined) return undefined;
+    target.set(p, at);
+    const view = all.subarray(at / 4, (at + p.length) / 4);
+    at += p.length;
+    return view;
+  });
+}
+
+/** An item's packed input bytes (a view of `bytes`) and the item without them. */
+function scanItem(bytes: Uint8Array): { input?: Uint8Array; rest: Uint8Array } | undefined {
   const reader = new WireReader(bytes);
-  let input: Float32Array | undefined;
+  let input: Uint8Array | undefined;
   let inputStart = 0;
   let inputEnd = 0;
   while (reader.pos < bytes.length) {
@@ -97,8 +118,7 @@ function scanItem(bytes: Uint8Array): { input?: Float32Array; rest: Uint8Array }
     const length = reader.varint();
     if (length === undefined || length % 4 !== 0 || reader.pos + length > bytes.length)
       return undefined;
-    input = new Float32Array(length / 4);
-    new Uint8Array(input.buffer).set(bytes.subarray(reader.pos, reader.pos + length));
+    input = bytes.subarray(reader.pos, reader.pos + length);
     reader.pos += length;
     inputStart = fieldStart;
     inputEnd = reader.pos;

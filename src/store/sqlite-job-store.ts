@@ -399,13 +399,25 @@ function toRecord(row: BatchRow): BatchRecord {
   };
 }
 
-/** The items' inputs back to back, in index order, as one BLOB. */
+/**
+ * The items' inputs back to back, in index order, as one BLOB. When they already lie back to back
+ * in one buffer (the gRPC reader puts a request's inputs there), that memory is written as is.
+ */
 function joined(items: readonly StoredInput[]): Buffer {
   const ordered = items.every(
     (item, k) => k === 0 || (items[k - 1] as StoredInput).index < item.index,
   )
     ? items
     : [...items].sort((a, b) => a.index - b.index);
+  const first = ordered[0]?.input;
+  if (first !== undefined && contiguous(ordered)) {
+    const last = (ordered[ordered.length - 1] as StoredInput).input;
+    return Buffer.from(
+      first.buffer,
+      first.byteOffset,
+      last.byteOffset + last.byteLength - first.byteOffset,
+    );
+  }
   let length = 0;
   for (const item of ordered) length += item.input.length;
   const all = new Float32Array(length);
@@ -415,6 +427,20 @@ function joined(items: readonly StoredInput[]): Buffer {
     offset += item.input.length;
   }
   return bytes(all);
+}
+
+/** Whether each input starts in the same buffer right where the one before ends. */
+function contiguous(ordered: readonly StoredInput[]): boolean {
+  for (let k = 1; k < ordered.length; k++) {
+    const before = (ordered[k - 1] as StoredInput).input;
+    const input = (ordered[k] as StoredInput).input;
+    if (
+      input.buffer !== before.buffer ||
+      input.byteOffset !== before.byteOffset + before.byteLength
+    )
+      return false;
+  }
+  return true;
 }
 
 function bytes(data: Float32Array): Buffer {

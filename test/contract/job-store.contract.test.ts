@@ -217,6 +217,21 @@ for (const factory of factories) {
       ]);
     });
 
+    it("stores inputs that are views of one shared buffer, and only their part of it", async () => {
+      const shared = Float32Array.from([99, 1, 2, 3, 4, 5, 99]);
+      const views: StoredInput[] = [
+        { index: 0, requestId: "a", input: shared.subarray(1, 3), shape: [2] },
+        { index: 1, requestId: "b", input: shared.subarray(3, 6), shape: [3] },
+      ];
+      await store.createBatch(newBatch({ total: 2 }), views);
+      shared.fill(0); // the store must have written the values, not kept the memory
+      const [batch] = await store.loadUnfinished();
+      expect(batch?.pending.map((p) => Array.from(p.input))).toEqual([
+        [1, 2],
+        [3, 4, 5],
+      ]);
+    });
+
     it("lists newest first, filtered by owner and status, in pages", async () => {
       const made = [];
       for (let i = 0; i < 5; i++)

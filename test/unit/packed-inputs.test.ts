@@ -49,6 +49,13 @@ describe("decodeSubmitBatchRequest", () => {
       Math.fround(0.1),
       Math.fround(0.2),
     ]);
+    // One allocation per request: the items' inputs are consecutive views of one buffer.
+    const views = decoded.data.map((item) => inputOf(item) as Float32Array).filter((v) => v.length);
+    expect(new Set(views.map((v) => v.buffer)).size).toBe(1);
+    for (let k = 1; k < views.length; k++) {
+      const [a, b] = [views[k - 1] as Float32Array, views[k] as Float32Array];
+      expect(b.byteOffset).toBe(a.byteOffset + a.byteLength);
+    }
     // The message itself stays a valid SubmitBatchRequest with the inputs moved out of it.
     expect(decoded.data[0]?.input).toEqual([]);
   });
