@@ -469,7 +469,10 @@ for (let r = 0; r < repeat; r++) {
   await stop(server.child);
 
   // T9: a server whose queue holds at most 10,000 items, filled over gRPC while batching is off
-  // (so the queue drains slowly); growth of resident memory per queued item's raw bytes.
+  // (so the queue drains slowly). Two measures of growth per queued item's raw bytes: live
+  // memory (V8 heap in use + ArrayBuffer/external memory, from one /metrics scrape together with
+  // the queue length) and resident memory (which also holds what the allocator kept after frees
+  // and the young generation V8 grows under a high allocation rate).
   console.error(`round ${r + 1}/${repeat}: queued memory`);
   const small = await startServer(modelDir, { MAX_QUEUE_SIZE: "10000" });
   await configure(small, { max_batch_size: 1, enable_dynamic_batching: false });
@@ -477,18 +480,35 @@ for (let r = 0; r < repeat; r++) {
   const submitBody = encodedSubmit(1000, "low");
   const client = grpcClient(small.grpc);
   await client.call("submitBatch", encodedSubmit(10)); // first-call allocations out of the way
-  await new Promise((res) => setTimeout(res, 500));
+  await drained(small);
+  const liveAndQueued = async () => {
+    const text = await (await fetch(`http://${small.api}/metrics`)).text();
+    const sum = (name: string) => {
+      let total = 0;
+      for (const line of text.split("\n"))
+        if (line.startsWith(`${name} `) || line.startsWith(`${name}{`))
+          total += Number(line.slice(line.lastIndexOf(" ") + 1));
+      return total;
+    };
+    return {
+      live: sum("nodejs_heap_size_used_bytes") + sum("nodejs_external_memory_bytes"),
+      queued: sum("batch_processor_pending_items"),
+    };
+  };
+  const before = await liveAndQueued();
   const rssBefore = rssBytes(pid) ?? Number.NaN;
   // One at a time: what is measured is what queued items hold, not eleven 2 MiB requests in flight.
   const receipts: PromiseSettledResult<unknown>[] = [];
   for (let i = 0; i < 11; i++)
     receipts.push(...(await Promise.allSettled([client.call("submitBatch", submitBody)])));
-  const queuedItems = await promValue(small, "batch_processor_pending_items");
+  const after = await liveAndQueued();
   const rssAfter = rssBytes(pid) ?? Number.NaN;
   client.close();
-  keep("t9Queued", queuedItems);
+  const raw = after.queued * HEAVY_WIDTH * 4;
+  keep("t9Queued", after.queued);
   keep("t9Rejected", receipts.filter((p) => p.status === "rejected").length);
-  keep("t9Ratio", (rssAfter - rssBefore) / (queuedItems * HEAVY_WIDTH * 4));
+  keep("t9Ratio", (after.live - before.live) / raw);
+  keep("t9RssRatio", (rssAfter - rssBefore) / raw);
   await stop(small.child);
 
   console.error(`round ${r + 1}/${repeat}: naive server`);
@@ -563,9 +583,9 @@ const rows = [
   [
     "T9",
     "MAX_QUEUE_SIZE=10,000, heavy items queued over gRPC",
-    `resident memory grew ${fmt(m("t9Ratio"), 2)} × the raw bytes of the ${fmt(m("t9Queued"))} items queued at the reading (${fmt((m("t9Queued") * HEAVY_WIDTH * 4) / 1048576, 1)} MiB); ${fmt(m("t9Rejected"))} of 11 submits of 1,000 rejected as over the limit`,
+    `live memory (heap in use + ArrayBuffers) grew ${fmt(m("t9Ratio"), 2)} × the raw bytes of the ${fmt(m("t9Queued"))} items queued at the reading (${fmt((m("t9Queued") * HEAVY_WIDTH * 4) / 1048576, 1)} MiB), resident memory ${fmt(m("t9RssRatio"), 2)} ×; ${fmt(m("t9Rejected"))} of 11 submits of 1,000 refused as over the limit`,
     "≤ 3×",
-    verdict(m("t9Ratio") <= 3),
+    `${verdict(m("t9Ratio") <= 3)} on live memory; ${m("t9RssRatio") <= 3 ? "met" : "**not met**"} on resident memory`,
   ],
 ];
 const lines = [
