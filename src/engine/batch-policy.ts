@@ -35,13 +35,23 @@ export interface PolicyContext {
 }
 
 /** Why a batch was dispatched. */
-export type DispatchReason = "full" | "max_wait" | "deadline" | "idle" | "pipeline" | "no_batching";
+export type DispatchReason =
+  | "full"
+  | "explore"
+  | "max_wait"
+  | "deadline"
+  | "idle"
+  | "pipeline"
+  | "no_batching";
 
 /** The policy's answer. */
 export type BatchDecision =
   | { readonly kind: "dispatch"; readonly size: number; readonly reason: DispatchReason }
   | { readonly kind: "wait"; readonly until: number }
   | { readonly kind: "empty" };
+
+/** Batches of the largest allowed size measured before the latency model's choice is trusted. */
+export const EXPLORE_SAMPLES = 3;
 
 /** Margin kept before a deadline when deciding to dispatch for it, ms. */
 export const DEADLINE_MARGIN_MS = 2;
@@ -54,6 +64,15 @@ export function decideBatch(queue: QueueState, ctx: PolicyContext): BatchDecisio
     return { kind: "dispatch", size: cap, reason: "no_batching" };
 
   const slack = queue.earliestDeadline - ctx.now;
+  // A full batch of the largest allowed size waits and that size has not been measured yet: run
+  // it, so its own time (often better per item than the fitted line says) enters the choice.
+  // Only with a backlog that fills it, and only when it fits well within the earliest deadline.
+  if (
+    queue.pending >= cap &&
+    ctx.latency.samples(cap) < EXPLORE_SAMPLES &&
+    (ctx.latency.estimate(cap) ?? 0) * 2 <= slack
+  )
+    return { kind: "dispatch", size: cap, reason: "explore" };
   const target = Math.min(cap, Math.max(1, ctx.latency.bestBatchSize(cap, slack)));
   if (queue.pending >= target) return { kind: "dispatch", size: target, reason: "full" };
 

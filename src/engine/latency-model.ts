@@ -30,6 +30,8 @@ export interface LatencyEstimator {
   estimate(size: number): number | undefined;
   /** Best batch size in `1..maxSize` whose expected time fits `budgetMs`. */
   bestBatchSize(maxSize: number, budgetMs: number): number;
+  /** Batches of exactly `size` observed so far. */
+  samples(size: number): number;
 }
 
 /** Online per-model latency model; see the file comment. */
@@ -56,6 +58,10 @@ export class LatencyModel implements LatencyEstimator {
       stats.samples++;
     }
     this.#fit = undefined;
+  }
+
+  samples(size: number): number {
+    return this.#sizes.get(size)?.samples ?? 0;
   }
 
   /** Number of distinct batch sizes observed. */
