@@ -74,7 +74,13 @@ export function decideBatch(queue: QueueState, ctx: PolicyContext): BatchDecisio
   )
     return { kind: "dispatch", size: cap, reason: "explore" };
   const target = Math.min(cap, Math.max(1, ctx.latency.bestBatchSize(cap, slack)));
-  if (queue.pending >= target) return { kind: "dispatch", size: target, reason: "full" };
+  if (queue.pending >= target) {
+    // Several threads idle and fewer items than would fill a batch for each: share them out
+    // rather than run one big batch while the other threads wait for it to end.
+    const share =
+      ctx.idleThreads > 1 ? Math.ceil(queue.pending / ctx.idleThreads) : Number.POSITIVE_INFINITY;
+    return { kind: "dispatch", size: Math.min(target, share), reason: "full" };
+  }
 
   const size = queue.pending;
   const waitEnds = queue.oldestArrival + ctx.options.maxWaitTimeMs;

@@ -45,6 +45,15 @@ describe("decideBatch", () => {
     expect(d).toEqual({ kind: "dispatch", size: 29, reason: "full" });
   });
 
+  it("shares a full batch's worth of items out among idle threads", () => {
+    // 32 items, target 29: with two idle threads, two batches of 16 rather than 29 and 3.
+    const d = decideBatch(queue({ pending: 32 }), ctx({ idleThreads: 2, freeSlots: 4 }));
+    expect(d).toEqual({ kind: "dispatch", size: 16, reason: "full" });
+    // A backlog that fills a target-size batch for every idle thread is not split.
+    const big = decideBatch(queue({ pending: 100 }), ctx({ idleThreads: 2, freeSlots: 4 }));
+    expect(big).toEqual({ kind: "dispatch", size: 29, reason: "full" });
+  });
+
   it("runs the largest size while it is unmeasured and a backlog fills it, then trusts its time", () => {
     const options = resolveBatchingOptions({ maxBatchSize: 256 });
     const m = latency(1, 0.1); // sizes 1..64 measured; 256 only on the fitted line
