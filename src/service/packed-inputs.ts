@@ -2,9 +2,10 @@
  * The hot message's fast reader. A SubmitBatchRequest is almost all `Item.input`: packed float32
  * on the wire, which protobuf-es reads one number at a time into a JS array (about 26 µs and a
  * 4 KiB array per 512-float item). This reader copies all items' packed bytes into one
- * Float32Array (each item gets a view of its part) and hands everything else to `fromBinary`, so every other field,
- * unknown fields and every error stay exactly protobuf-es's. The floats travel beside the message
- * (the message's own `input` stays empty); {@link inputOf} reads an item's numbers either way.
+ * Float32Array (each item gets a view of its part) and hands everything else to `fromBinary`, so
+ * every other field, unknown fields and every error stay exactly protobuf-es's. The floats travel
+ * beside the message (its own `input` stays empty); {@link inputOf} reads an item's numbers
+ * either way, so code that copies the message instead of reading it through `inputOf` loses them.
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import {
