@@ -19,6 +19,7 @@ import type {
   UnfinishedBatch,
 } from "../engine/job-store.js";
 import type { BatchStatus, Priority } from "../engine/types.js";
+import { applySchema } from "./sqlite-schema.js";
 
 /** Options of {@link SqliteJobStore}. */
 export interface SqliteJobStoreOptions {
@@ -30,64 +31,6 @@ export interface SqliteJobStoreOptions {
    */
   readonly synchronous?: "normal" | "full";
 }
-
-const ITEMS_TABLE = (name: string) => `
-CREATE TABLE IF NOT EXISTS ${name} (
-  batch_pk INTEGER NOT NULL REFERENCES batches (pk) ON DELETE CASCADE,
-  idx INTEGER NOT NULL,
-  request_id TEXT NOT NULL,
-  shape TEXT NOT NULL,
-  PRIMARY KEY (batch_pk, idx)
-) WITHOUT ROWID;`;
-
-const RESULTS_TABLE = `
-CREATE TABLE IF NOT EXISTS results (
-  batch_pk INTEGER NOT NULL REFERENCES batches (pk) ON DELETE CASCADE,
-  idx INTEGER NOT NULL,
-  output BLOB,
-  confidence REAL NOT NULL,
-  processing_ms REAL NOT NULL,
-  error TEXT,
-  PRIMARY KEY (batch_pk, idx)
-) WITHOUT ROWID;`;
-
-/**
- * A batch's inputs are one BLOB (the items' float32 values back to back, in item order), written
- * once at submit: one row of 2 MiB is far cheaper to write than 1,000 rows of 2 KiB. Outcomes
- * have their own small rows, so writing one never rewrites a page that holds inputs.
- */
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS batches (
-  pk INTEGER PRIMARY KEY,
-  owner TEXT NOT NULL,
-  batch_id TEXT NOT NULL,
-  model_id TEXT NOT NULL,
-  priority TEXT NOT NULL,
-  status TEXT NOT NULL,
-  error TEXT,
-  timeout_ms INTEGER NOT NULL,
-  created_at INTEGER NOT NULL,
-  deadline INTEGER NOT NULL,
-  started_at INTEGER,
-  completed_at INTEGER,
-  total INTEGER NOT NULL,
-  succeeded INTEGER NOT NULL DEFAULT 0,
-  failed INTEGER NOT NULL DEFAULT 0,
-  metadata TEXT NOT NULL,
-  payload_hash TEXT,
-  UNIQUE (owner, batch_id)
-);
-CREATE INDEX IF NOT EXISTS batches_status ON batches (status);
-CREATE INDEX IF NOT EXISTS batches_batch_id ON batches (batch_id);
-CREATE INDEX IF NOT EXISTS batches_completed ON batches (completed_at) WHERE completed_at IS NOT NULL;
-${ITEMS_TABLE("items")}
-CREATE TABLE IF NOT EXISTS inputs (
-  batch_pk INTEGER PRIMARY KEY REFERENCES batches (pk) ON DELETE CASCADE,
-  data BLOB NOT NULL
-);
-${RESULTS_TABLE}
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-`;
 
 interface BatchRow {
   pk: number;
@@ -133,9 +76,7 @@ export class SqliteJobStore implements JobStore {
     this.#db.pragma("journal_mode = WAL");
     this.#db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
     this.#db.pragma("foreign_keys = ON");
-    migrate(this.#db);
-    this.#db.exec(SCHEMA);
-    this.#db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    applySchema(this.#db);
     this.#insertBatch = this.#db.prepare(
       `INSERT INTO batches (owner, batch_id, model_id, priority, status, timeout_ms, created_at, deadline, total, metadata, payload_hash)
        VALUES (@owner, @batchId, @modelId, @priority, 'queued', @timeoutMs, @createdAt, @deadline, @total, @metadata, @payloadHash)
@@ -342,39 +283,6 @@ export class SqliteJobStore implements JobStore {
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }
-}
-
-/** `PRAGMA user_version` of the schema above. */
-const SCHEMA_VERSION = 2;
-
-/**
- * Brings a database written by an earlier version to {@link SCHEMA_VERSION}, in one transaction,
- * losing nothing. Version 0 kept each item's input and outcome in its row: finished outcomes move
- * to `results`, each batch's inputs are joined into its `inputs` BLOB, and `items` keeps the rest.
- */
-function migrate(db: Database.Database): void {
-  const version = db.pragma("user_version", { simple: true }) as number;
-  if (version >= SCHEMA_VERSION) return;
-  const columns = db.prepare("SELECT name FROM pragma_table_info('items')").pluck().all();
-  if (!columns.includes("done")) return;
-  db.transaction(() => {
-    db.exec(`${RESULTS_TABLE}
-      INSERT INTO results (batch_pk, idx, output, confidence, processing_ms, error)
-        SELECT batch_pk, idx, output, confidence, processing_ms, error FROM items WHERE done = 1;
-      CREATE TABLE inputs (
-        batch_pk INTEGER PRIMARY KEY REFERENCES batches (pk) ON DELETE CASCADE,
-        data BLOB NOT NULL
-      );`);
-    const inputsOf = db.prepare("SELECT input FROM items WHERE batch_pk = ? ORDER BY idx").pluck();
-    const insert = db.prepare("INSERT INTO inputs (batch_pk, data) VALUES (?, ?)");
-    for (const pk of db.prepare("SELECT DISTINCT batch_pk FROM items").pluck().all())
-      insert.run(pk, Buffer.concat(inputsOf.all(pk) as Buffer[]));
-    db.exec(`${ITEMS_TABLE("items_v2")}
-      INSERT INTO items_v2 (batch_pk, idx, request_id, shape)
-        SELECT batch_pk, idx, request_id, shape FROM items;
-      DROP TABLE items;
-      ALTER TABLE items_v2 RENAME TO items;`);
-  })();
 }
 
 function toRecord(row: BatchRow): BatchRecord {
