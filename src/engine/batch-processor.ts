@@ -4,6 +4,7 @@
  * nothing below it.
  */
 import { randomUUID } from "node:crypto";
+import { admissionRefusal } from "./admission.js";
 import type { ProcessorStats } from "./batch-stats.js";
 import { itemResultOf, resultsOf, viewOfRecord } from "./batch-views.js";
 import {
@@ -14,7 +15,6 @@ import {
   DeadlineExceededError,
   InvalidInputError,
   PermissionDeniedError,
-  QueueFullError,
   ResultsNotReadyError,
   ShuttingDownError,
 } from "./errors.js";
@@ -397,36 +397,15 @@ export class BatchProcessor {
   }
 
   #admit(valid: ValidSubmit, durable: boolean): void {
-    const items = valid.items.length;
-    const pending = this.#runner.batcher.pending;
-    if (pending + items > this.#options.maxQueueSize) {
-      const retryAfterMs =
-        this.#runner.batcher.estimateMs(this.#options.defaultModel, pending) ?? 1000;
-      this.#observer?.onRejected?.(valid.model.name, valid.priority, items);
-      throw new QueueFullError(
-        `queue full: ${pending} items pending, this request adds ${items}, MAX_QUEUE_SIZE is ${this.#options.maxQueueSize}`,
-        Math.max(1000, Math.ceil(retryAfterMs)),
-      );
-    }
-    // Shed now what could only expire: when the items already waiting ahead would take longer
-    // than the request's timeout, no item of it would start in time. Refusing costs the server
-    // nothing further and tells the client at once (under overload, this keeps the work spent
-    // on requests that can still be answered).
-    const waitMs = this.#runner.batcher.expectedWaitMs(valid.model.name, valid.priority);
-    if (waitMs !== undefined && waitMs > valid.timeoutMs) {
-      this.#observer?.onRejected?.(valid.model.name, valid.priority, items);
-      throw new DeadlineExceededError(
-        `DEADLINE_EXCEEDED: no item would start within timeout_ms=${valid.timeoutMs}: the ${valid.priority} items waiting ahead take about ${Math.ceil(waitMs)} ms`,
-      );
-    }
-    const limit = this.#options.maxConcurrentBatches;
-    if (durable && limit > 0 && this.#runner.activeStored >= limit) {
-      this.#observer?.onRejected?.(valid.model.name, valid.priority, items);
-      throw new QueueFullError(
-        `too many active batches: ${this.#runner.activeStored} of MAX_CONCURRENT_BATCHES=${limit}`,
-        1000,
-      );
-    }
+    const refusal = admissionRefusal(valid, durable, {
+      queue: this.#runner.batcher,
+      activeStored: this.#runner.activeStored,
+      maxQueueSize: this.#options.maxQueueSize,
+      maxConcurrentBatches: this.#options.maxConcurrentBatches,
+    });
+    if (refusal === undefined) return;
+    this.#observer?.onRejected?.(valid.model.name, valid.priority, valid.items.length);
+    throw refusal;
   }
 
   #resubmit(existing: BatchRecord, payloadHash: string | null): SubmitReceipt {
