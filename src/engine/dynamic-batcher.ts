@@ -97,11 +97,12 @@ export class DynamicBatcher<T extends BatchItem> {
     return this.#inFlight;
   }
 
-  /** Items waiting per priority class. */
-  pendingByPriority(): Record<Priority, number> {
+  /** Items waiting per priority class, over every model or for one. */
+  pendingByPriority(model?: string): Record<Priority, number> {
     const out: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 };
     for (const q of this.#queues.values())
-      for (const p of PRIORITIES) out[p] += q.scheduler.countOf(p);
+      if (model === undefined || q.model === model)
+        for (const p of PRIORITIES) out[p] += q.scheduler.countOf(p);
     return out;
   }
 
@@ -181,9 +182,7 @@ export class DynamicBatcher<T extends BatchItem> {
     const weights = this.o.options().priorityWeights;
     const own = weights[priority];
     if (!(own > 0)) return undefined;
-    const pending: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 };
-    for (const q of this.#queues.values())
-      if (q.model === model) for (const p of PRIORITIES) pending[p] += q.scheduler.countOf(p);
+    const pending = this.pendingByPriority(model);
     const ahead = pending[priority];
     let before = ahead;
     for (const p of PRIORITIES)

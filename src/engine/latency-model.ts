@@ -41,6 +41,8 @@ export class LatencyModel implements LatencyEstimator {
   readonly #minSamples: number;
   readonly #tolerance: number;
   #fit: { a: number; b: number } | undefined;
+  /** The last answer without a latency budget (estimates ask it per request), until the next sample. */
+  #unbounded: { maxSize: number; size: number } | undefined;
 
   constructor(options: LatencyModelOptions = {}) {
     this.#smoothing = options.smoothing ?? 0.2;
@@ -58,6 +60,7 @@ export class LatencyModel implements LatencyEstimator {
       stats.samples++;
     }
     this.#fit = undefined;
+    this.#unbounded = undefined;
   }
 
   samples(size: number): number {
@@ -116,6 +119,13 @@ export class LatencyModel implements LatencyEstimator {
   }
 
   bestBatchSize(maxSize: number, budgetMs: number): number {
+    if (budgetMs !== Number.POSITIVE_INFINITY) return this.#bestBatchSize(maxSize, budgetMs);
+    if (this.#unbounded?.maxSize !== maxSize)
+      this.#unbounded = { maxSize, size: this.#bestBatchSize(maxSize, budgetMs) };
+    return this.#unbounded.size;
+  }
+
+  #bestBatchSize(maxSize: number, budgetMs: number): number {
     const max = Math.max(1, Math.floor(maxSize));
     // Until two sizes are measured nothing is known about the curve: go large, which also measures.
     if (this.#sizes.size < 2) return max;

@@ -68,4 +68,16 @@ describe("LatencyModel", () => {
     m.observe(4, -1);
     expect(m.observedSizes).toBe(0);
   });
+
+  it("answers again from the new samples once more arrive (no stale unbudgeted answer)", () => {
+    const m = new LatencyModel();
+    for (let i = 0; i < 5; i++) for (const size of [1, 64]) m.observe(size, 1 + 0.1 * size);
+    const before = m.bestBatchSize(256, Number.POSITIVE_INFINITY);
+    expect(m.bestBatchSize(256, Number.POSITIVE_INFINITY)).toBe(before);
+    // 256 turns out far cheaper per item than the line says: it becomes the answer.
+    for (let i = 0; i < 5; i++) m.observe(256, 8);
+    expect(before).toBeLessThan(256);
+    expect(m.bestBatchSize(256, Number.POSITIVE_INFINITY)).toBe(256);
+    expect(m.bestBatchSize(128, Number.POSITIVE_INFINITY)).toBeLessThanOrEqual(128);
+  });
 });
