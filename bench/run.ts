@@ -189,24 +189,32 @@ async function api(server: Server, path: string, init: RequestInit = {}): Promis
   return JSON.parse(text) as unknown;
 }
 
-/** Sum of a Prometheus series over the lines whose labels include `labels`. */
+/** One scrape of `/metrics`: the sum of a series over the lines whose labels include `labels`. */
+async function scrape(
+  server: Server,
+): Promise<(name: string, labels?: Record<string, string>) => number> {
+  const text = await (await fetch(`http://${server.api}/metrics`)).text();
+  return (name, labels = {}) => {
+    let sum = 0;
+    let found = false;
+    for (const line of text.split("\n")) {
+      const match = /^([a-zA-Z0-9_:]+)(\{[^}]*\})? (\S+)$/.exec(line);
+      if (match === null || match[1] !== name) continue;
+      if (!Object.entries(labels).every(([k, v]) => (match[2] ?? "").includes(`${k}="${v}"`)))
+        continue;
+      sum += Number(match[3]);
+      found = true;
+    }
+    return found ? sum : Number.NaN;
+  };
+}
+
 async function promValue(
   server: Server,
   name: string,
   labels: Record<string, string> = {},
 ): Promise<number> {
-  const text = await (await fetch(`http://${server.api}/metrics`)).text();
-  let sum = 0;
-  let found = false;
-  for (const line of text.split("\n")) {
-    const match = /^([a-zA-Z0-9_:]+)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    if (!Object.entries(labels).every(([k, v]) => (match[2] ?? "").includes(`${k}="${v}"`)))
-      continue;
-    sum += Number(match[3]);
-    found = true;
-  }
-  return found ? sum : Number.NaN;
+  return (await scrape(server))(name, labels);
 }
 
 async function configure(server: Server, config: object): Promise<void> {
@@ -483,17 +491,10 @@ for (let r = 0; r < repeat; r++) {
   await client.call("submitBatch", encodedSubmit(10)); // first-call allocations out of the way
   await drained(small);
   const liveAndQueued = async () => {
-    const text = await (await fetch(`http://${small.api}/metrics`)).text();
-    const sum = (name: string) => {
-      let total = 0;
-      for (const line of text.split("\n"))
-        if (line.startsWith(`${name} `) || line.startsWith(`${name}{`))
-          total += Number(line.slice(line.lastIndexOf(" ") + 1));
-      return total;
-    };
+    const value = await scrape(small);
     return {
-      live: sum("nodejs_heap_size_used_bytes") + sum("nodejs_external_memory_bytes"),
-      queued: sum("batch_processor_pending_items"),
+      live: value("nodejs_heap_size_used_bytes") + value("nodejs_external_memory_bytes"),
+      queued: value("batch_processor_pending_items") || 0,
     };
   };
   const before = await liveAndQueued();
