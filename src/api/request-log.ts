@@ -3,6 +3,7 @@
  * the batch id when there is one. Never a key or a header: callers pass only these fields.
  */
 import type { EngineLogger } from "../engine/logger.js";
+import { MAX_ID_LENGTH } from "../engine/validation.js";
 
 /** The fields of a request line. */
 export interface RequestLogEntry {
@@ -31,11 +32,15 @@ export function logRequest(log: EngineLogger, entry: RequestLogEntry): void {
   else log.info(fields, "request");
 }
 
-/** The `batchId` of a request or response message, if it carries a non-empty one. */
+/**
+ * The `batchId` of a request or response message, if it carries a non-empty one; an id longer than
+ * any valid one is cut, since the line is written before (and whether or not) the id is validated.
+ */
 export function batchIdOf(...messages: unknown[]): string | undefined {
   for (const message of messages) {
     const id = (message as { batchId?: unknown } | undefined)?.batchId;
-    if (typeof id === "string" && id.length > 0) return id;
+    if (typeof id === "string" && id.length > 0)
+      return id.length > MAX_ID_LENGTH ? `${id.slice(0, MAX_ID_LENGTH)}…` : id;
   }
   return undefined;
 }

@@ -19,7 +19,7 @@ import {
   ShuttingDownError,
 } from "./errors.js";
 import type { InferencePool, ModelCatalog } from "./inference-pool.js";
-import { IdSequence, ITEM_ERRORS, Job } from "./job.js";
+import { IdSequence, ITEM_FAILURES, Job } from "./job.js";
 import { JobRunner } from "./job-runner.js";
 import { isTerminal } from "./job-state.js";
 import type { BatchRecord, JobStore, StoredInput } from "./job-store.js";
@@ -47,6 +47,7 @@ import {
   type ListOptions,
   payloadDigest,
   type ValidSubmit,
+  validateBatchId,
   validateListFilter,
   validateSubmit,
 } from "./validation.js";
@@ -67,6 +68,9 @@ export interface BatchProcessorOptions extends ProcessorOptions {
 }
 
 const SETTINGS_KEY = "batching";
+
+/** Batches one purge call deletes at most. */
+const PURGE_CHUNK = 500;
 
 /** See the file comment. */
 export class BatchProcessor {
@@ -218,7 +222,6 @@ export class BatchProcessor {
       deadline: now + valid.timeoutMs,
       timeoutMs: valid.timeoutMs,
       total: valid.items.length,
-      metadata: valid.metadata,
     });
     const inputs = valid.items.map((item, index) => ({
       index,
@@ -228,7 +231,7 @@ export class BatchProcessor {
     }));
     await this.#runner.runEphemeral(job, inputs, signal);
     if (signal?.aborted) throw new CancelledError();
-    if (job.error === ITEM_ERRORS.shutdown) throw new ShuttingDownError();
+    if (job.error === ITEM_FAILURES.shutdown) throw new ShuttingDownError();
     if (job.failed === job.total && (job.failures?.get("DEADLINE_EXCEEDED") ?? 0) === job.total) {
       throw new DeadlineExceededError(
         `DEADLINE_EXCEEDED: no item started within timeout_ms=${job.timeoutMs}`,
@@ -239,7 +242,8 @@ export class BatchProcessor {
   }
 
   /** The status of one batch. */
-  async status(principal: Principal, batchId: string): Promise<BatchView> {
+  async status(principal: Principal, id: string): Promise<BatchView> {
+    const batchId = validateBatchId(id);
     const job = this.#runner.live(principal, batchId);
     if (job !== undefined) return this.#runner.view(job);
     return viewOfRecord(await this.#record(principal, batchId), this.#clock());
@@ -248,9 +252,10 @@ export class BatchProcessor {
   /** Results of a batch: only once it has ended, unless `partial` (then what is finished so far). */
   async results(
     principal: Principal,
-    batchId: string,
+    id: string,
     options: { partial?: boolean } = {},
   ): Promise<BatchResults> {
+    const batchId = validateBatchId(id);
     const job = this.#runner.live(principal, batchId);
     const record = job === undefined ? await this.#record(principal, batchId) : undefined;
     const view =
@@ -293,7 +298,8 @@ export class BatchProcessor {
   }
 
   /** Cancels a queued or processing batch; outputs produced before the cancel are kept. */
-  async cancel(principal: Principal, batchId: string): Promise<BatchView> {
+  async cancel(principal: Principal, id: string): Promise<BatchView> {
+    const batchId = validateBatchId(id);
     const job = this.#runner.live(principal, batchId);
     if (job === undefined) {
       const record = await this.#record(principal, batchId);
@@ -305,11 +311,8 @@ export class BatchProcessor {
   }
 
   /** Status events of one batch: the current state, then every change, ending after the terminal one. */
-  async *watch(
-    principal: Principal,
-    batchId: string,
-    signal?: AbortSignal,
-  ): AsyncGenerator<BatchView> {
+  async *watch(principal: Principal, id: string, signal?: AbortSignal): AsyncGenerator<BatchView> {
+    const batchId = validateBatchId(id);
     const job = this.#runner.live(principal, batchId);
     if (job === undefined) {
       yield viewOfRecord(await this.#record(principal, batchId), this.#clock());
@@ -354,14 +357,25 @@ export class BatchProcessor {
     if (!this.#closing) await this.#store.putSetting(`state:${key}`, JSON.stringify(value));
   }
 
-  /** Deletes ended batches older than the result TTL. */
+  /**
+   * Deletes ended batches older than the result TTL, {@link PURGE_CHUNK} per store call with the
+   * event loop free in between, so a large backlog of expired batches never blocks requests.
+   */
   async purge(): Promise<number> {
+    const before = this.#clock() - this.#options.resultTtlMs;
+    let total = 0;
+    await this.#runner.retryUnrecorded();
     try {
-      return await this.#store.purgeFinished(this.#clock() - this.#options.resultTtlMs);
+      while (!this.#closing) {
+        const deleted = await this.#store.purgeFinished(before, PURGE_CHUNK);
+        total += deleted;
+        if (deleted < PURGE_CHUNK) break;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
     } catch (error) {
       this.#log.error({ err: error }, "purging expired results failed");
-      return 0;
     }
+    return total;
   }
 
   /**

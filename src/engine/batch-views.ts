@@ -24,7 +24,6 @@ export type ViewSource = Pick<
   | "startedAt"
   | "completedAt"
   | "error"
-  | "metadata"
 >;
 
 /** The status of a batch; `live` comes from the scheduler while it runs, from the end after. */
@@ -47,7 +46,6 @@ export function viewOf(source: ViewSource, live: LiveFacts, now: number): BatchV
     startedAt: source.startedAt,
     completedAt: source.completedAt,
     error: source.error,
-    metadata: source.metadata,
   };
 }
 

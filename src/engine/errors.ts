@@ -17,9 +17,64 @@ export type ErrorCode =
   | "UNAVAILABLE"
   | "CANCELLED";
 
+/** Every {@link ErrorCode}, in one list (stores read codes back and check them against it). */
+export const ERROR_CODES: readonly ErrorCode[] = [
+  "INVALID_ARGUMENT",
+  "UNAUTHENTICATED",
+  "PERMISSION_DENIED",
+  "NOT_FOUND",
+  "FAILED_PRECONDITION",
+  "ALREADY_EXISTS",
+  "RESOURCE_EXHAUSTED",
+  "DEADLINE_EXCEEDED",
+  "UNAVAILABLE",
+  "CANCELLED",
+];
+
+/**
+ * Codes an item or a batch can end with: the request codes, and INTERNAL for failures of the
+ * server's own (a model run that crashed, a store write that failed).
+ */
+export type OutcomeCode = ErrorCode | "INTERNAL";
+
+/** Every {@link OutcomeCode}. */
+export const OUTCOME_CODES: readonly OutcomeCode[] = [...ERROR_CODES, "INTERNAL"];
+
+/** Why an item has no output, or why a batch did not complete; the message is safe to show. */
+export interface Failure {
+  readonly code: OutcomeCode;
+  readonly message: string;
+}
+
+/** A frozen {@link Failure}. */
+export function failure(code: OutcomeCode, message: string): Failure {
+  return Object.freeze({ code, message });
+}
+
 /** Base class of every error whose message is safe to show to a client. */
 export abstract class DomainError extends Error {
   abstract readonly code: ErrorCode;
+}
+
+/** Longest piece of a client's value that an error message or a log line repeats. */
+export const ECHO_MAX_CHARS = 64;
+
+/**
+ * A client's value as messages quote it: JSON, cut to {@link ECHO_MAX_CHARS} characters, so a
+ * megabyte-long id or string is never echoed back or logged whole.
+ */
+export function echo(value: unknown): string {
+  if (typeof value === "number") return String(value);
+  if (value === undefined) return "nothing";
+  if (typeof value === "string" && value.length > ECHO_MAX_CHARS)
+    return `${JSON.stringify(value.slice(0, ECHO_MAX_CHARS))}… (${value.length} characters)`;
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? typeof value;
+  } catch {
+    text = typeof value;
+  }
+  return text.length > ECHO_MAX_CHARS ? `${text.slice(0, ECHO_MAX_CHARS)}…` : text;
 }
 
 /** A request field breaks a rule; `field` is its wire name (`data[3].input`). */
@@ -38,7 +93,7 @@ export class InvalidInputError extends DomainError {
 export class BatchNotFoundError extends DomainError {
   readonly code = "NOT_FOUND";
   constructor(readonly batchId: string) {
-    super(`batch ${JSON.stringify(batchId)} not found`);
+    super(`batch ${echo(batchId)} not found`);
     this.name = "BatchNotFoundError";
   }
 }
@@ -51,7 +106,7 @@ export class ModelNotFoundError extends DomainError {
     readonly available: readonly string[],
   ) {
     super(
-      `metadata.model_id: model ${JSON.stringify(modelId)} not found; available models: ${
+      `metadata.model_id: model ${echo(modelId)} not found; available models: ${
         available.length > 0 ? available.join(", ") : "(none)"
       }`,
     );
@@ -66,7 +121,7 @@ export class ModelUnavailableError extends DomainError {
     readonly modelId: string,
     readonly reason: string,
   ) {
-    super(`model ${JSON.stringify(modelId)} is unavailable: ${reason}`);
+    super(`model ${echo(modelId)} is unavailable: ${reason}`);
     this.name = "ModelUnavailableError";
   }
 }
@@ -79,7 +134,7 @@ export class ResultsNotReadyError extends DomainError {
     readonly status: string,
   ) {
     super(
-      `batch ${JSON.stringify(batchId)} is ${status}; results are available once it ends (or ask for partial results)`,
+      `batch ${echo(batchId)} is ${status}; results are available once it ends (or ask for partial results)`,
     );
     this.name = "ResultsNotReadyError";
   }
@@ -93,7 +148,7 @@ export class BatchEndedError extends DomainError {
     readonly status: string,
   ) {
     super(
-      `batch ${JSON.stringify(batchId)} has already ${status === "failed" ? "failed" : "completed"} and can no longer be cancelled`,
+      `batch ${echo(batchId)} has already ${status === "failed" ? "failed" : "completed"} and can no longer be cancelled`,
     );
     this.name = "BatchEndedError";
   }
@@ -103,7 +158,7 @@ export class BatchEndedError extends DomainError {
 export class BatchExistsError extends DomainError {
   readonly code = "ALREADY_EXISTS";
   constructor(readonly batchId: string) {
-    super(`batch_id: ${JSON.stringify(batchId)} already exists with a different payload`);
+    super(`batch_id: ${echo(batchId)} already exists with a different payload`);
     this.name = "BatchExistsError";
   }
 }

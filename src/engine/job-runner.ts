@@ -7,13 +7,15 @@ import { randomUUID } from "node:crypto";
 import { BatchStats } from "./batch-stats.js";
 import { viewOf } from "./batch-views.js";
 import { type BatchOutcome, DynamicBatcher, queueKey } from "./dynamic-batcher.js";
+import { type Failure, failure } from "./errors.js";
 import type { InferencePool, ModelCatalog } from "./inference-pool.js";
-import { ITEM_ERRORS, Job, type JobItem } from "./job.js";
+import { ITEM_FAILURES, Job, type JobItem } from "./job.js";
 import type {
   BatchRecord,
   BatchWrite,
   ItemWrite,
   JobStore,
+  StartedRun,
   StoredInput,
   UnfinishedBatch,
 } from "./job-store.js";
@@ -28,6 +30,8 @@ export interface ItemSource {
   readonly requestId: string;
   readonly input: ArrayLike<number>;
   readonly shape: readonly number[];
+  /** A recovered item that an earlier process had handed to a thread. */
+  readonly started?: boolean;
 }
 
 /** Options of {@link JobRunner}. */
@@ -57,6 +61,11 @@ export class JobRunner {
   readonly #jobs = new Map<string, Job>();
   /** Live infer jobs (never stored): failed on shutdown so no caller waits forever. */
   readonly #ephemeral = new Set<Job>();
+  /**
+   * Stored jobs whose failure could not be saved either (see {@link #unrecorded}): kept in
+   * {@link #jobs} so every read shows them failed, and saved again on {@link retryUnrecorded}.
+   */
+  readonly #unrecordedJobs = new Set<Job>();
   #seq = 0;
 
   constructor(o: JobRunnerOptions) {
@@ -72,14 +81,14 @@ export class JobRunner {
       modelMaxBatchSize: o.modelMaxBatchSize,
       onDispatch: (items) => this.#onDispatch(items),
       onComplete: (items, outcome) => this.#onComplete(items, outcome),
-      onExpired: (items) => this.#fail(items, ITEM_ERRORS.deadline),
+      onExpired: (items) => this.#fail(items, ITEM_FAILURES.deadline),
       clock: o.clock,
     });
   }
 
   /** Stored jobs that are queued or processing. */
   get activeStored(): number {
-    return this.#jobs.size;
+    return this.#jobs.size - this.#unrecordedJobs.size;
   }
 
   /** The live stored job of `record`, if it is still running. */
@@ -128,7 +137,7 @@ export class JobRunner {
     for (const { batch, pending } of unfinished) {
       const model = models.get(batch.modelId);
       if (model === undefined || !model.available)
-        this.failRecovered(batch, pending, ITEM_ERRORS.modelUnavailable);
+        this.failRecovered(batch, pending, ITEM_FAILURES.modelUnavailable);
       else this.start(batch, pending);
     }
     if (unfinished.length > 0)
@@ -136,7 +145,7 @@ export class JobRunner {
   }
 
   /** Adopts a job recovered from the store whose model is gone: its pending items fail. */
-  failRecovered(record: BatchRecord, pending: readonly StoredInput[], error: string): void {
+  failRecovered(record: BatchRecord, pending: readonly StoredInput[], error: Failure): void {
     const job = new Job(record);
     this.#jobs.set(jobKey(job.owner, job.batchId), job);
     job.items = this.#itemsOf(job, pending);
@@ -157,7 +166,7 @@ export class JobRunner {
     job.items = this.#itemsOf(job, inputs);
     this.batcher.enqueue(job.items);
     job.deadlineTimer = setTimeout(
-      () => this.#fail(job.queuedItems(), ITEM_ERRORS.deadline, true),
+      () => this.#fail(job.queuedItems(), ITEM_FAILURES.deadline, true),
       Math.max(0, job.deadline - now),
     );
   }
@@ -180,6 +189,7 @@ export class JobRunner {
         arrival: now,
         group: job,
         queued: false,
+        ranBefore: input.started === true,
         settled: false,
       };
     });
@@ -204,52 +214,82 @@ export class JobRunner {
       for (const o of this.#observers)
         o.onDispatch?.((items[0] as JobItem).model, items.length, waits, priorities);
     }
-    let last: Job | undefined;
-    for (const { job } of items) {
-      if (job === last) continue;
-      last = job;
+    // What a thread now holds is saved before it runs, so that after a crash the store tells an
+    // item that ran (its result lost) from one that never started.
+    const runs: StartedRun[] = [];
+    const batches: BatchWrite[] = [];
+    let run: { job: Job; lo: number; hi: number } | undefined;
+    const flush = () => {
+      if (run?.job.pk !== undefined) runs.push({ pk: run.job.pk, lo: run.lo, hi: run.hi });
+    };
+    for (const item of items) {
+      const job = item.job;
+      if (run !== undefined && run.job === job && item.index === run.hi + 1) {
+        run.hi = item.index;
+        continue;
+      }
+      flush();
+      run = { job, lo: item.index, hi: item.index };
       if (job.status === "queued") {
         job.transition("processing");
         job.startedAt = now;
+        if (job.pk !== undefined) batches.push(batchWrite(job));
         job.notify();
       }
     }
+    flush();
+    if (runs.length > 0) void this.#persist(new Set(items.map((i) => i.job)), [], batches, runs);
   }
 
   #onComplete(items: readonly JobItem[], outcome: BatchOutcome): void {
     const writes: ItemWrite[] = [];
     const touched = new Set<Job>();
-    let errorMessage: string | undefined;
+    let crashed: Failure | undefined;
+    const model = (items[0] as JobItem).model;
     if (!outcome.ok) {
       const errorId = randomUUID();
       this.#log.error(
-        { err: outcome.error, errorId, model: items[0]?.model, size: items.length },
+        { err: outcome.error, errorId, model, size: items.length },
         "model batch failed",
       );
-      errorMessage = `INTERNAL: model execution failed (error_id ${errorId})`;
+      crashed = failure("INTERNAL", `model execution failed (error_id ${errorId})`);
     }
     const now = this.#clock();
-    const model = (items[0] as JobItem).model;
     for (const o of this.#observers)
       o.onBatchDone?.(model, items.length, outcome.ok ? outcome.result.inferenceMs : 0, outcome.ok);
+    let nonFinite = 0;
     for (let i = 0; i < items.length; i++) {
       const item = items[i] as JobItem;
       const job = item.job;
       if (job.terminal) continue; // cancelled while running: the outcome was already written
-      this.#itemDone(item, outcome.ok ? "success" : "failed", now);
       touched.add(job);
       if (!outcome.ok) {
-        job.recordFailure(errorMessage as string);
-        this.#keep(job, writes, item, null, 0, 0, errorMessage as string);
+        this.#itemFailed(job, writes, item, crashed as Failure, now);
         continue;
       }
       const { output, outputSize, confidence, inferenceMs } = outcome.result;
       // A view, not a copy: the store copies it into its row, infer results into a number[].
       const row = output.subarray(i * outputSize, (i + 1) * outputSize);
+      const itemConfidence = confidence?.[i] ?? 0;
+      // No answer carries NaN or Infinity, whatever the model computes.
+      if (!allFinite(row) || !Number.isFinite(itemConfidence)) {
+        nonFinite++;
+        this.#itemFailed(job, writes, item, ITEM_FAILURES.nonFiniteOutput, now);
+        continue;
+      }
+      this.#itemDone(item, "success", now);
       job.succeeded++;
-      this.#keep(job, writes, item, row, confidence?.[i] ?? 0, inferenceMs, null);
+      this.#keep(job, writes, item, row, itemConfidence, inferenceMs, null);
     }
+    if (nonFinite > 0)
+      this.#log.warn({ model, items: nonFinite }, "model produced non-finite outputs");
     this.commit(writes, touched);
+  }
+
+  #itemFailed(job: Job, writes: ItemWrite[], item: JobItem, f: Failure, now: number): void {
+    this.#itemDone(item, f.code === "DEADLINE_EXCEEDED" ? "expired" : "failed", now);
+    job.recordFailure(f);
+    this.#keep(job, writes, item, null, 0, 0, f);
   }
 
   /** Records an item outcome: in memory for infer jobs, as a write for stored ones. */
@@ -260,7 +300,7 @@ export class JobRunner {
     output: Float32Array | null,
     confidence: number,
     ms: number,
-    error: string | null,
+    error: Failure | null,
   ): void {
     item.settled = true;
     if (job.pk === undefined) {
@@ -284,7 +324,7 @@ export class JobRunner {
   }
 
   /** Fails items that never ran (deadline, model gone); `removeQueued` takes them out of the batcher first. */
-  #fail(items: readonly JobItem[], error: string, removeQueued = false): void {
+  #fail(items: readonly JobItem[], error: Failure, removeQueued = false): void {
     const failed = removeQueued ? this.batcher.remove(items) : items;
     if (failed.length === 0) return;
     const writes: ItemWrite[] = [];
@@ -292,9 +332,9 @@ export class JobRunner {
     const now = this.#clock();
     for (const item of failed) {
       if (item.job.terminal) continue;
-      this.#itemDone(item, error === ITEM_ERRORS.deadline ? "expired" : "failed", now);
-      item.job.recordFailure(error);
-      this.#keep(item.job, writes, item, null, 0, 0, error);
+      // An item that ran before a restart did start: its expiry says that its result was lost.
+      const f = item.ranBefore && error === ITEM_FAILURES.deadline ? ITEM_FAILURES.runLost : error;
+      this.#itemFailed(item.job, writes, item, f, now);
       touched.add(item.job);
     }
     this.commit(writes, touched);
@@ -304,9 +344,9 @@ export class JobRunner {
   #endJob(
     job: Job,
     status: "cancelled" | "failed",
-    reason: string,
-    queuedError: string,
-    runningError: string,
+    reason: Failure,
+    queuedError: Failure,
+    runningError: Failure,
   ): void {
     if (job.terminal) return;
     const waiting = new Set(this.batcher.remove(job.queuedItems()));
@@ -322,14 +362,22 @@ export class JobRunner {
     job.transition(status);
     job.error = reason;
     job.completedAt = this.#clock();
-    this.#persist(writes, job.pk === undefined ? [] : [batchWrite(job)]);
-    this.#retire(job);
+    this.#retireOnceSaved(
+      [job],
+      this.#persist([job], writes, job.pk === undefined ? [] : [batchWrite(job)]),
+    );
   }
 
   /** On shutdown, an infer job whose items are still queued fails (its caller gets UNAVAILABLE). */
   endQueuedEphemeral(job: Job): void {
     if (job.queuedItems().length === 0) return;
-    this.#endJob(job, "failed", ITEM_ERRORS.shutdown, ITEM_ERRORS.shutdown, ITEM_ERRORS.shutdown);
+    this.#endJob(
+      job,
+      "failed",
+      ITEM_FAILURES.shutdown,
+      ITEM_FAILURES.shutdown,
+      ITEM_FAILURES.shutdown,
+    );
   }
 
   /** Cancels a live job; outputs already produced are kept. */
@@ -337,9 +385,9 @@ export class JobRunner {
     this.#endJob(
       job,
       "cancelled",
-      "CANCELLED: cancelled by request",
-      ITEM_ERRORS.cancelledQueued,
-      ITEM_ERRORS.cancelledRunning,
+      CANCELLED_BY_REQUEST,
+      ITEM_FAILURES.cancelledQueued,
+      ITEM_FAILURES.cancelledRunning,
     );
   }
 
@@ -357,9 +405,25 @@ export class JobRunner {
       }
       if (job.pk !== undefined) batches.push(batchWrite(job));
     }
-    this.#persist(writes, batches);
-    for (const job of ended) this.#retire(job);
+    const saved = this.#persist(touched, writes, batches);
     for (const job of touched) if (!job.terminal) job.notify();
+    this.#retireOnceSaved(ended, saved);
+  }
+
+  /**
+   * Announces the end of `ended` jobs: an infer job's at once, a stored job's once its end is in
+   * the store (a failed write ends it failed instead, see {@link #unrecorded}).
+   */
+  #retireOnceSaved(ended: readonly Job[], saved: Promise<boolean>): void {
+    if (ended.length === 0) return;
+    for (const job of ended) {
+      clearTimeout(job.deadlineTimer);
+      if (job.pk === undefined) this.#retire(job);
+    }
+    if (ended.some((job) => job.pk !== undefined))
+      void saved.then((ok) => {
+        if (ok) for (const job of ended) if (job.pk !== undefined) this.#retire(job);
+      });
   }
 
   #retire(job: Job): void {
@@ -369,11 +433,91 @@ export class JobRunner {
     job.notify();
   }
 
-  #persist(items: ItemWrite[], batches: BatchWrite[]): void {
-    if (items.length === 0 && batches.length === 0) return;
-    this.#store
-      .save(items, batches)
-      .catch((error: unknown) => this.#log.error({ err: error }, "saving batch progress failed"));
+  /** Saves writes of `jobs`; resolves false (never rejects) when the store failed them. */
+  #persist(
+    jobs: Iterable<Job>,
+    items: ItemWrite[],
+    batches: BatchWrite[],
+    started: StartedRun[] = [],
+  ): Promise<boolean> {
+    if (items.length === 0 && batches.length === 0 && started.length === 0) return SAVED;
+    return this.#store.save(items, batches, started).then(
+      () => true,
+      (error: unknown) => {
+        this.#unrecorded(error, [...jobs], items);
+        return false;
+      },
+    );
+  }
+
+  /**
+   * A write failed (disk full, I/O error, constraint): the store no longer holds what the jobs
+   * it concerned did, so each of them ends `failed` with an INTERNAL failure whose `error_id` is
+   * in the log, whatever it reached in memory. Unsettled items and items whose outcome was in the
+   * lost write get that failure too. The end is saved at once and, if the store still fails, on
+   * every {@link retryUnrecorded}; until then the job stays in memory so every read shows it
+   * failed. A process that stops before it is saved leaves the batch unfinished in the store, and
+   * the next start runs its unfinished items again.
+   */
+  #unrecorded(error: unknown, jobs: readonly Job[], lost: readonly ItemWrite[]): void {
+    const stored = jobs.filter((job) => job.pk !== undefined);
+    if (stored.length === 0) return;
+    const errorId = randomUUID();
+    this.#log.error(
+      { err: error, errorId, batchIds: stored.map((job) => job.batchId) },
+      "saving batch progress failed; the batches it concerned fail",
+    );
+    for (const o of this.#observers) o.onStoreError?.();
+    const f = failure("INTERNAL", `saving the batch's progress failed (error_id ${errorId})`);
+    const now = this.#clock();
+    for (const job of stored) {
+      const pk = job.pk as number;
+      const indices = new Set(lost.filter((w) => w.pk === pk).map((w) => w.index));
+      if (!job.terminal) {
+        this.batcher.remove(job.queuedItems());
+        for (const item of job.items) {
+          if (item.settled) continue;
+          item.settled = true;
+          this.#itemDone(item, "failed", now);
+          job.recordFailure(f);
+          indices.add(item.index);
+        }
+        job.transition("failed");
+        job.error = f;
+        job.completedAt = now;
+      }
+      clearTimeout(job.deadlineTimer);
+      job.unrecorded ??= { failure: f, indices: new Set() };
+      for (const index of indices) job.unrecorded.indices.add(index);
+      job.items = [];
+      this.#jobs.set(jobKey(job.owner, job.batchId), job);
+      this.#unrecordedJobs.add(job);
+      job.notify();
+    }
+    void this.retryUnrecorded();
+  }
+
+  /** Saves the failure of jobs whose writes failed; those saved leave memory. */
+  async retryUnrecorded(): Promise<void> {
+    for (const job of [...this.#unrecordedJobs]) {
+      const { failure: f, indices } = job.unrecorded as NonNullable<Job["unrecorded"]>;
+      const pk = job.pk as number;
+      const items: ItemWrite[] = [...indices].map((index) => ({
+        pk,
+        index,
+        output: null,
+        confidence: 0,
+        processingTimeMs: 0,
+        error: f,
+      }));
+      try {
+        await this.#store.save(items, [{ ...batchWrite(job), status: "failed", error: f }]);
+      } catch {
+        continue; // still failing: the next retry tries again
+      }
+      this.#unrecordedJobs.delete(job);
+      this.#jobs.delete(jobKey(job.owner, job.batchId));
+    }
   }
 
   /** The caller's live job with this id (an admin's: anyone's). */
@@ -387,6 +531,10 @@ export class JobRunner {
   /** The live status of a job, with its queue position and estimated completion. */
   view(job: Job): BatchView {
     const now = this.#clock();
+    if (job.unrecorded !== null) {
+      const failed = { ...job, status: "failed" as const, error: job.unrecorded.failure };
+      return viewOf(failed, { queuePosition: 0, estimatedCompletionTime: job.completedAt }, now);
+    }
     if (job.terminal)
       return viewOf(job, { queuePosition: 0, estimatedCompletionTime: job.completedAt }, now);
     const first = job.firstQueued();
@@ -410,6 +558,15 @@ export class JobRunner {
       requestCount: view.totalRequests,
     };
   }
+}
+
+const CANCELLED_BY_REQUEST = failure("CANCELLED", "cancelled by request");
+
+const SAVED = Promise.resolve(true);
+
+function allFinite(values: Float32Array): boolean {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
+  return true;
 }
 
 function jobKey(owner: string, batchId: string): string {

@@ -2,6 +2,7 @@
  * Persistence as the engine sees it. Implementations live in `src/store/` (SQLite now, Redis
  * later) and must pass the contract suite in `test/contract/`.
  */
+import type { Failure } from "./errors.js";
 import type { BatchStatus, Priority } from "./types.js";
 
 /** A stored batch. */
@@ -13,7 +14,7 @@ export interface BatchRecord {
   readonly modelId: string;
   readonly priority: Priority;
   readonly status: BatchStatus;
-  readonly error: string | null;
+  readonly error: Failure | null;
   readonly timeoutMs: number;
   readonly createdAt: number;
   readonly deadline: number;
@@ -24,16 +25,18 @@ export interface BatchRecord {
   readonly succeeded: number;
   /** Items with an error. */
   readonly failed: number;
-  readonly metadata: Readonly<Record<string, unknown>>;
   /** Digest of the request, for idempotent resubmits; null when the server chose the id. */
   readonly payloadHash: string | null;
 }
 
-/** A batch to create: everything but the store-assigned and progress fields. */
+/**
+ * A batch to create: everything but the store-assigned and progress fields, plus its metadata,
+ * which is written with it and never read back by the engine.
+ */
 export type NewBatch = Omit<
   BatchRecord,
   "pk" | "status" | "error" | "startedAt" | "completedAt" | "succeeded" | "failed"
->;
+> & { readonly metadata: Readonly<Record<string, unknown>> };
 
 /** An item's input as stored. */
 export interface StoredInput {
@@ -51,7 +54,7 @@ export interface StoredResult {
   readonly output: Float32Array | null;
   readonly confidence: number;
   readonly processingTimeMs: number;
-  readonly error: string | null;
+  readonly error: Failure | null;
 }
 
 /** One item's outcome to write. An item gets exactly one outcome; later writes are ignored. */
@@ -61,16 +64,23 @@ export interface ItemWrite {
   readonly output: Float32Array | null;
   readonly confidence: number;
   readonly processingTimeMs: number;
-  readonly error: string | null;
+  readonly error: Failure | null;
 }
 
 /** A batch's new state to write. */
 export interface BatchWrite {
   readonly pk: number;
   readonly status: BatchStatus;
-  readonly error: string | null;
+  readonly error: Failure | null;
   readonly startedAt: number | null;
   readonly completedAt: number | null;
+}
+
+/** Items `lo..hi` (inclusive) of a batch were handed to an inference thread. */
+export interface StartedRun {
+  readonly pk: number;
+  readonly lo: number;
+  readonly hi: number;
 }
 
 /** A page of batches, newest first. */
@@ -83,10 +93,15 @@ export interface ListQuery {
   readonly cursor?: string | undefined;
 }
 
+/** An item without an outcome, and whether it had been handed to a thread (see {@link StartedRun}). */
+export interface PendingInput extends StoredInput {
+  readonly started: boolean;
+}
+
 /** A batch that was queued or processing when the process stopped, with its unfinished items. */
 export interface UnfinishedBatch {
   readonly batch: BatchRecord;
-  readonly pending: readonly StoredInput[];
+  readonly pending: readonly PendingInput[];
 }
 
 /** The engine's persistence interface. */
@@ -103,15 +118,25 @@ export interface JobStore {
   findBatch(owner: string | undefined, batchId: string): Promise<BatchRecord | undefined>;
   /** Item outcomes in index order; `finishedOnly` skips items with neither output nor error. */
   getResults(pk: number, finishedOnly: boolean): Promise<StoredResult[]>;
-  /** Writes item outcomes and batch states in one transaction; counters follow the outcomes. */
-  save(items: readonly ItemWrite[], batches: readonly BatchWrite[]): Promise<void>;
+  /**
+   * Writes item outcomes, batch states and started runs in one transaction; counters follow the
+   * outcomes.
+   */
+  save(
+    items: readonly ItemWrite[],
+    batches: readonly BatchWrite[],
+    started?: readonly StartedRun[],
+  ): Promise<void>;
   listBatches(
     query: ListQuery,
   ): Promise<{ batches: BatchRecord[]; nextCursor: string | undefined }>;
   /** Every batch left queued or processing, with the items that have no outcome. */
   loadUnfinished(): Promise<UnfinishedBatch[]>;
-  /** Deletes batches that ended before `before` (epoch ms); returns how many. */
-  purgeFinished(before: number): Promise<number>;
+  /**
+   * Deletes at most `limit` batches that ended before `before` (epoch ms), oldest first; returns
+   * how many. Callers repeat until fewer than `limit` are deleted, so no call runs long.
+   */
+  purgeFinished(before: number, limit: number): Promise<number>;
   getSetting(key: string): Promise<string | undefined>;
   putSetting(key: string, value: string): Promise<void>;
   close(): Promise<void>;

@@ -1,6 +1,7 @@
 /** A batch while it is queued or processing: counters, its items, its watchers. */
 import { randomUUID } from "node:crypto";
 import type { BatchItem } from "./dynamic-batcher.js";
+import { type Failure, failure, type OutcomeCode } from "./errors.js";
 import { assertTransition, isTerminal } from "./job-state.js";
 import type { BatchStatus, ItemResult, Priority } from "./types.js";
 
@@ -9,17 +10,30 @@ export interface JobItem extends BatchItem {
   readonly job: Job;
   readonly index: number;
   readonly requestId: string;
+  /**
+   * True when the item was handed to a thread by a process that stopped before its outcome was
+   * saved: it ran, and its result was lost.
+   */
+  readonly ranBefore: boolean;
   /** True once the item has an outcome (output or error). */
   settled: boolean;
 }
 
-/** Item error prefixes: the code, then a colon and the reason. */
-export const ITEM_ERRORS = Object.freeze({
-  deadline: "DEADLINE_EXCEEDED: the item did not start before the batch deadline",
-  cancelledQueued: "CANCELLED: the batch was cancelled before the item ran",
-  cancelledRunning: "CANCELLED: the batch was cancelled while the item was running",
-  modelUnavailable: "UNAVAILABLE: the model is no longer available",
-  shutdown: "UNAVAILABLE: the server shut down before the item ran",
+/** Why items end without an output, one value per cause. */
+export const ITEM_FAILURES = Object.freeze({
+  deadline: failure("DEADLINE_EXCEEDED", "the item did not start before the batch deadline"),
+  cancelledQueued: failure("CANCELLED", "the batch was cancelled before the item ran"),
+  cancelledRunning: failure("CANCELLED", "the batch was cancelled while the item was running"),
+  modelUnavailable: failure("UNAVAILABLE", "the model is no longer available"),
+  shutdown: failure("UNAVAILABLE", "the server shut down before the item ran"),
+  runLost: failure(
+    "UNAVAILABLE",
+    "the item was running when the server stopped, and its deadline passed before it could run again",
+  ),
+  nonFiniteOutput: failure(
+    "INTERNAL",
+    "the model's output for this item is not finite (NaN or Infinity)",
+  ),
 });
 
 /** What a {@link Job} starts from (a new submit, or a batch recovered from the store). */
@@ -34,7 +48,6 @@ export interface JobInit {
   readonly deadline: number;
   readonly timeoutMs: number;
   readonly total: number;
-  readonly metadata: Readonly<Record<string, unknown>>;
   readonly status?: BatchStatus;
   readonly startedAt?: number | null;
   readonly succeeded?: number;
@@ -52,22 +65,27 @@ export class Job {
   readonly deadline: number;
   readonly timeoutMs: number;
   readonly total: number;
-  readonly metadata: Readonly<Record<string, unknown>>;
   status: BatchStatus;
   startedAt: number | null;
   completedAt: number | null = null;
-  error: string | null = null;
+  error: Failure | null = null;
   succeeded: number;
   failed: number;
-  /** Failed items by error code (`DEADLINE_EXCEEDED`, ...); created on the first failure. */
-  failures: Map<string, number> | undefined;
-  /** First item error, for the batch's summary. */
-  firstError: string | null = null;
+  /** Failed items by code; created on the first failure. */
+  failures: Map<OutcomeCode, number> | undefined;
+  /** First item failure, and the first one that is not an expiry, for the batch's summary. */
+  firstFailure: Failure | null = null;
+  firstOtherFailure: Failure | null = null;
   /** Items loaded into the batcher for this job, index order. */
   items: JobItem[] = [];
   /** Outputs kept in memory for jobs that are never stored. */
   readonly results: (ItemResult | undefined)[] | undefined;
   deadlineTimer: NodeJS.Timeout | undefined;
+  /**
+   * Set when a store write for this job failed: the failure it ended with, and the items whose
+   * failure is still to be saved. Reads then show the job failed, whatever it reached in memory.
+   */
+  unrecorded: { readonly failure: Failure; readonly indices: Set<number> } | null = null;
   /** Watchers; most jobs have at most one, so no Set until a second one comes. */
   #listeners: (() => void)[] = [];
   #cursor = 0;
@@ -82,7 +100,6 @@ export class Job {
     this.deadline = init.deadline;
     this.timeoutMs = init.timeoutMs;
     this.total = init.total;
-    this.metadata = init.metadata;
     this.status = init.status ?? "queued";
     this.startedAt = init.startedAt ?? null;
     this.succeeded = init.succeeded ?? 0;
@@ -107,28 +124,18 @@ export class Job {
   }
 
   /** Records one failed item. */
-  recordFailure(error: string): void {
+  recordFailure(f: Failure): void {
     this.failed++;
-    const code = error.slice(0, error.indexOf(":"));
     this.failures ??= new Map();
-    this.failures.set(code, (this.failures.get(code) ?? 0) + 1);
-    this.firstError ??= error;
+    this.failures.set(f.code, (this.failures.get(f.code) ?? 0) + 1);
+    this.firstFailure ??= f;
+    if (f.code !== "DEADLINE_EXCEEDED") this.firstOtherFailure ??= f;
   }
 
-  /** The terminal state and error once every item has an outcome. */
-  outcome(): { status: BatchStatus; error: string | null } {
+  /** The terminal state and its failure once every item has an outcome. */
+  outcome(): { status: BatchStatus; error: Failure | null } {
     if (this.failed === 0) return { status: "completed", error: null };
-    const expired = this.failures?.get("DEADLINE_EXCEEDED") ?? 0;
-    if (expired > 0) {
-      return {
-        status: "failed",
-        error: `DEADLINE_EXCEEDED: ${expired} of ${this.total} items did not start within timeout_ms=${this.timeoutMs}`,
-      };
-    }
-    return {
-      status: "failed",
-      error: `${this.failed} of ${this.total} items failed; first: ${this.firstError}`,
-    };
+    return { status: "failed", error: summarize(this) };
   }
 
   /** The first item still waiting in the batcher, if any. */
@@ -155,6 +162,26 @@ export class Job {
   notify(): void {
     for (const listener of this.#listeners) listener();
   }
+}
+
+/**
+ * A failed batch's summary: expiries are counted on their own (the usual cause, and the one the
+ * client can act on by a longer `timeout_ms`), any other failure is counted and its first shown.
+ */
+function summarize(job: Job): Failure {
+  const expired = job.failures?.get("DEADLINE_EXCEEDED") ?? 0;
+  const other = job.failed - expired;
+  const first = job.firstOtherFailure;
+  const otherText = (count: string) =>
+    first === null ? "" : `${count} failed; first: ${first.code}: ${first.message}`;
+  if (expired > 0) {
+    const text = `${expired} of ${job.total} items did not start within timeout_ms=${job.timeoutMs}`;
+    return failure(
+      "DEADLINE_EXCEEDED",
+      other > 0 ? `${text}; ${otherText(`${other} more`)}` : text,
+    );
+  }
+  return failure(first?.code ?? "INTERNAL", otherText(`${other} of ${job.total} items`));
 }
 
 /** Cheap unique ids for one process: a random prefix and a counter. */

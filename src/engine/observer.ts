@@ -34,6 +34,8 @@ export interface EngineObserver {
   ): void;
   /** A submit or infer of `items` items was refused by admission control. */
   onRejected?(model: string, priority: Priority, items: number): void;
+  /** A store write failed; the batches it concerned ended failed. */
+  onStoreError?(): void;
 }
 
 /** One observer that tells each of `observers` in turn. */
@@ -50,6 +52,9 @@ export function combineObservers(...observers: readonly EngineObserver[]): Engin
     },
     onRejected: (model, priority, items) => {
       for (const o of observers) o.onRejected?.(model, priority, items);
+    },
+    onStoreError: () => {
+      for (const o of observers) o.onStoreError?.();
     },
   };
 }

@@ -1,4 +1,5 @@
 /** Domain types shared by the engine, the stores and the service layer. */
+import type { Failure } from "./errors.js";
 
 /** Priority classes, highest first. */
 export const PRIORITIES = ["critical", "high", "normal", "low"] as const;
@@ -71,8 +72,8 @@ export interface BatchView {
   readonly createdAt: number;
   readonly startedAt: number | null;
   readonly completedAt: number | null;
-  readonly error: string | null;
-  readonly metadata: Readonly<Record<string, unknown>>;
+  /** Why the batch failed or was cancelled. */
+  readonly error: Failure | null;
 }
 
 /** One item's outcome. */
@@ -84,7 +85,8 @@ export interface ItemResult {
   readonly confidence: number;
   /** Wall time of the model batch the item ran in, ms. */
   readonly processingTimeMs: number;
-  readonly error: string | null;
+  /** Why the item has no output. */
+  readonly error: Failure | null;
 }
 
 /** A batch's results. */
@@ -95,5 +97,5 @@ export interface BatchResults {
   readonly totalProcessingTimeMs: number;
   readonly averagePerRequestMs: number;
   readonly batchSize: number;
-  readonly error: string | null;
+  readonly error: Failure | null;
 }

@@ -3,7 +3,7 @@
  * (`data[3].input[7]`), and the output is the normalized form the processor queues.
  */
 import { createHash } from "node:crypto";
-import { InvalidInputError, ModelNotFoundError, ModelUnavailableError } from "./errors.js";
+import { echo, InvalidInputError, ModelNotFoundError, ModelUnavailableError } from "./errors.js";
 import type { ModelCatalog, ModelInfo } from "./inference-pool.js";
 import type { StoredInput } from "./job-store.js";
 import {
@@ -21,6 +21,25 @@ export const TIMEOUT_MS = Object.freeze({ min: 100, max: 300_000, default: 5000 
 /** Longest client `batch_id` / `request_id`. */
 export const MAX_ID_LENGTH = 128;
 const ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
+/** Largest magnitude a float32 holds; inputs are float32 tensors. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * Bounds of a request's `metadata`: it is stored with the batch for the result TTL and decoding
+ * it costs the event loop per entry, so its size is capped as a whole and in its parts.
+ */
+export const METADATA_LIMITS = Object.freeze({
+  /** Size of the whole object as JSON, bytes. */
+  maxBytes: 16_384,
+  /** Keys of the top-level object. */
+  maxEntries: 64,
+  /** Length of any key, at any depth, characters. */
+  maxKeyChars: 128,
+  /** Length of any string value, at any depth, characters. */
+  maxStringChars: 4096,
+  /** Nesting of objects and arrays below the top level. */
+  maxDepth: 8,
+});
 
 /** One item, validated and converted. */
 export interface ValidItem {
@@ -71,7 +90,71 @@ function validateMetadata(metadata: unknown): Readonly<Record<string, unknown>> 
   if (metadata === undefined || metadata === null) return {};
   if (typeof metadata !== "object" || Array.isArray(metadata))
     throw new InvalidInputError("metadata", "expected a JSON object");
+  const entries = Object.keys(metadata).length;
+  if (entries > METADATA_LIMITS.maxEntries) {
+    throw new InvalidInputError(
+      "metadata",
+      `has ${entries} entries; at most ${METADATA_LIMITS.maxEntries} are allowed`,
+    );
+  }
+  checkMetadataValue("metadata", metadata, 0, { bytes: 0 });
+  const bytes = Buffer.byteLength(JSON.stringify(metadata));
+  if (bytes > METADATA_LIMITS.maxBytes) {
+    throw new InvalidInputError(
+      "metadata",
+      `is ${bytes} bytes as JSON; at most ${METADATA_LIMITS.maxBytes} are allowed`,
+    );
+  }
   return metadata as Record<string, unknown>;
+}
+
+/**
+ * Checks key and string lengths and depth, and stops as soon as the running size passes
+ * `maxBytes`, so an oversized object costs no more than the limit to reject.
+ */
+function checkMetadataValue(
+  field: string,
+  value: unknown,
+  depth: number,
+  size: { bytes: number },
+): void {
+  const tooBig = () =>
+    new InvalidInputError(
+      "metadata",
+      `is larger than the ${METADATA_LIMITS.maxBytes} bytes allowed as JSON`,
+    );
+  if (typeof value === "string") {
+    if (value.length > METADATA_LIMITS.maxStringChars) {
+      throw new InvalidInputError(
+        field,
+        `is ${value.length} characters long; at most ${METADATA_LIMITS.maxStringChars} are allowed`,
+      );
+    }
+    size.bytes += value.length + 2;
+  } else if (typeof value === "object" && value !== null) {
+    if (depth >= METADATA_LIMITS.maxDepth)
+      throw new InvalidInputError(field, `nests deeper than ${METADATA_LIMITS.maxDepth} levels`);
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        checkMetadataValue(`${field}[${i}]`, value[i], depth + 1, size);
+        if (size.bytes > METADATA_LIMITS.maxBytes) throw tooBig();
+      }
+    } else {
+      for (const [key, inner] of Object.entries(value)) {
+        if (key.length > METADATA_LIMITS.maxKeyChars) {
+          throw new InvalidInputError(
+            field,
+            `key ${echo(key)} is longer than ${METADATA_LIMITS.maxKeyChars} characters`,
+          );
+        }
+        size.bytes += key.length + 3;
+        checkMetadataValue(`${field}.${key}`, inner, depth + 1, size);
+        if (size.bytes > METADATA_LIMITS.maxBytes) throw tooBig();
+      }
+    }
+  } else {
+    size.bytes += 8;
+  }
 }
 
 function resolveModel(
@@ -99,7 +182,7 @@ function validatePriority(priority: unknown): Priority {
   if (typeof priority !== "string" || !(PRIORITIES as readonly string[]).includes(priority)) {
     throw new InvalidInputError(
       "priority",
-      `expected one of ${PRIORITIES.join(", ")}, got ${JSON.stringify(priority)}`,
+      `expected one of ${PRIORITIES.join(", ")}, got ${echo(priority)}`,
     );
   }
   return priority as Priority;
@@ -115,18 +198,29 @@ function validateTimeout(timeoutMs: unknown): number {
   ) {
     throw new InvalidInputError(
       "timeout_ms",
-      `expected an integer in ${TIMEOUT_MS.min}..${TIMEOUT_MS.max}, got ${JSON.stringify(timeoutMs)}`,
+      `expected an integer in ${TIMEOUT_MS.min}..${TIMEOUT_MS.max}, got ${echo(timeoutMs)}`,
     );
   }
   return timeoutMs;
+}
+
+/** Validates the `batch_id` a lookup (status, results, cancel, watch) names. */
+export function validateBatchId(id: unknown): string {
+  const valid = validateId("batch_id", id);
+  if (valid === undefined) throw new InvalidInputError("batch_id", "is required");
+  return valid;
 }
 
 /** Validates an optional client id (`batch_id`, `request_id`); empty means absent. */
 export function validateId(field: string, id: unknown): string | undefined {
   if (id === undefined || id === null || id === "") return undefined;
   if (typeof id !== "string") throw new InvalidInputError(field, "expected a string");
-  if (id.length > MAX_ID_LENGTH)
-    throw new InvalidInputError(field, `must be at most ${MAX_ID_LENGTH} characters`);
+  if (id.length > MAX_ID_LENGTH) {
+    throw new InvalidInputError(
+      field,
+      `must be at most ${MAX_ID_LENGTH} characters, got ${id.length}`,
+    );
+  }
   if (!ID_PATTERN.test(id))
     throw new InvalidInputError(field, "may contain only letters, digits and . _ : -");
   return id;
@@ -148,14 +242,18 @@ function validateItem(item: unknown, index: number, model: ModelInfo): ValidItem
     throw new InvalidInputError(`${field}.input`, "expected an array of numbers");
   const length = input.length;
   if (length === 0) throw new InvalidInputError(`${field}.input`, "must contain at least 1 number");
+  // A Float32Array holds float32 values already; plain numbers must also fit one.
+  const float32 = input instanceof Float32Array;
   for (let j = 0; j < length; j++) {
     const v = input[j];
     if (typeof v !== "number" || !Number.isFinite(v)) {
       throw new InvalidInputError(
         `${field}.input[${j}]`,
-        `expected a finite number, got ${describe(v)}`,
+        `expected a finite number, got ${echo(v)}`,
       );
     }
+    if (!float32 && (v > FLOAT32_MAX || v < -FLOAT32_MAX))
+      throw new InvalidInputError(`${field}.input[${j}]`, `${v} is outside the float32 range`);
   }
   const dims = validateShape(`${field}.shape`, shape, length);
   checkFitsModel(field, dims, length, model);
@@ -174,10 +272,7 @@ function validateShape(field: string, shape: unknown, length: number): number[] 
   let product = 1;
   for (const [k, d] of shape.entries()) {
     if (typeof d !== "number" || !Number.isInteger(d) || d < 1) {
-      throw new InvalidInputError(
-        `${field}[${k}]`,
-        `expected a positive integer, got ${describe(d)}`,
-      );
+      throw new InvalidInputError(`${field}[${k}]`, `expected a positive integer, got ${echo(d)}`);
     }
     product *= d;
   }
@@ -221,12 +316,6 @@ function isArrayLike(value: unknown): value is ArrayLike<unknown> {
   return Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView));
 }
 
-function describe(value: unknown): string {
-  if (typeof value === "number") return String(value);
-  if (value === undefined) return "nothing";
-  return JSON.stringify(value) ?? typeof value;
-}
-
 /** Digest of everything that defines a request, for idempotent resubmits. */
 export function payloadDigest(valid: ValidSubmit, inputs: readonly StoredInput[]): string {
   const hash = createHash("sha256");
@@ -237,6 +326,10 @@ export function payloadDigest(valid: ValidSubmit, inputs: readonly StoredInput[]
   }
   return hash.digest("hex");
 }
+
+/** Longest `page_token` a store issues. */
+const MAX_PAGE_TOKEN_LENGTH = 128;
+const TOKEN_PATTERN = /^[A-Za-z0-9_-]*$/;
 
 /** Filter of `BatchProcessor.list`. */
 export interface ListOptions {
@@ -254,8 +347,11 @@ export function validateListFilter(options: ListOptions): {
 } {
   const limit = options.limit === undefined || options.limit === 0 ? 10 : options.limit;
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-    throw new InvalidInputError("limit", `expected an integer in 1..1000, got ${limit}`);
+    throw new InvalidInputError("limit", `expected an integer in 1..1000, got ${echo(limit)}`);
   }
+  const token = options.pageToken;
+  if (token !== undefined && (token.length > MAX_PAGE_TOKEN_LENGTH || !TOKEN_PATTERN.test(token)))
+    throw new InvalidInputError("page_token", "is not a token this server issued");
   const status = options.status;
   if (status === undefined || status === "" || status === "all")
     return { limit, statuses: undefined };
@@ -263,7 +359,7 @@ export function validateListFilter(options: ListOptions): {
   if (!(BATCH_STATUSES as readonly string[]).includes(status)) {
     throw new InvalidInputError(
       "status",
-      `expected active, all or one of ${BATCH_STATUSES.join(", ")}, got ${JSON.stringify(status)}`,
+      `expected active, all or one of ${BATCH_STATUSES.join(", ")}, got ${echo(status)}`,
     );
   }
   return { limit, statuses: [status as BatchStatus] };

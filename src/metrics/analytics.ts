@@ -3,7 +3,7 @@
  * minutes, sparse log-scale histograms), fed by the engine observer and a queue-length sampler,
  * and answered as time series plus a summary for a period, overall and per priority.
  */
-import { InvalidInputError } from "../engine/errors.js";
+import { echo, InvalidInputError } from "../engine/errors.js";
 import type { EngineObserver, ItemOutcome } from "../engine/observer.js";
 import { PRIORITIES, type Priority } from "../engine/types.js";
 
@@ -133,18 +133,19 @@ export class AnalyticsRecorder implements EngineObserver {
 
   /** Series for `period` and `metrics` (all when empty); throws InvalidInputError for unknown names. */
   report(period = "1h", metrics: readonly string[] = []): AnalyticsReport {
-    const minutes = PERIODS[period || "1h"];
+    const key = period || "1h";
+    const minutes = Object.hasOwn(PERIODS, key) ? PERIODS[key] : undefined;
     if (minutes === undefined)
       throw new InvalidInputError(
         "period",
-        `expected one of ${Object.keys(PERIODS).join(", ")}, got ${JSON.stringify(period)}`,
+        `expected one of ${Object.keys(PERIODS).join(", ")}, got ${echo(period)}`,
       );
     const wanted = metrics.length === 0 ? [...ANALYTICS_METRICS] : metrics;
     for (const name of wanted) {
       if (!(ANALYTICS_METRICS as readonly string[]).includes(name)) {
         throw new InvalidInputError(
           "metrics",
-          `unknown metric ${JSON.stringify(name)}; expected any of ${ANALYTICS_METRICS.join(", ")}`,
+          `unknown metric ${echo(name)}; expected any of ${ANALYTICS_METRICS.join(", ")}`,
         );
       }
     }

@@ -55,6 +55,11 @@ export function createPrometheusMetrics(): PrometheusMetrics {
     labelNames: ["model"],
     registers: [registry],
   });
+  const storeErrors = new Counter({
+    name: "batch_processor_store_errors_total",
+    help: "Store writes that failed; each failed the batches it concerned",
+    registers: [registry],
+  });
   const batches = new Counter({
     name: "batch_processor_model_batches_total",
     help: "Model batches dispatched to inference threads (items / batches = mean batch size)",
@@ -138,6 +143,9 @@ export function createPrometheusMetrics(): PrometheusMetrics {
       },
       onRejected(model, priority, count) {
         items.inc({ model, priority, outcome: "rejected" }, count);
+      },
+      onStoreError() {
+        storeErrors.inc();
       },
     },
     onRequest(entry) {

@@ -35,6 +35,7 @@ import {
   type WatchBatchRequest,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import type { BatchProcessor } from "../engine/batch-processor.js";
+import type { Failure } from "../engine/errors.js";
 import type { ModelCatalog } from "../engine/inference-pool.js";
 import type { ResolvedBatchingOptions } from "../engine/options.js";
 import type {
@@ -206,6 +207,11 @@ export function submitRequestOf(request: SubmitBatchRequest): SubmitRequest {
   };
 }
 
+/** A failure as every protocol writes it: `"DEADLINE_EXCEEDED: the item did not start …"`. */
+function failureText(f: Failure | null): string | undefined {
+  return f === null ? undefined : `${f.code}: ${f.message}`;
+}
+
 function timestamp(ms: number | null) {
   return ms === null ? undefined : timestampFromMs(Math.round(ms));
 }
@@ -220,7 +226,7 @@ export function statusOf(view: BatchView): BatchStatus {
     totalRequests: view.totalRequests,
     estimatedCompletionTime: timestamp(view.estimatedCompletionTime),
     processingTimeMs: view.processingTimeMs,
-    error: view.error ?? undefined,
+    error: failureText(view.error),
     failedRequests: view.failedRequests,
     queuePosition: view.queuePosition,
     priority: view.priority,
@@ -240,14 +246,14 @@ function resultsOf(results: EngineResults): BatchResults {
       output: [...r.output],
       confidence: r.confidence,
       processingTimeMs: r.processingTimeMs,
-      error: r.error ?? undefined,
+      error: failureText(r.error),
     })),
     metadata: {
       totalProcessingTimeMs: results.totalProcessingTimeMs,
       averagePerRequestMs: results.averagePerRequestMs,
       batchSize: results.batchSize,
     },
-    error: results.error ?? undefined,
+    error: failureText(results.error),
   });
 }
 

@@ -7,6 +7,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { type Failure, failure } from "../engine/errors.js";
 import type {
   BatchRecord,
   BatchWrite,
@@ -14,12 +15,14 @@ import type {
   JobStore,
   ListQuery,
   NewBatch,
+  PendingInput,
+  StartedRun,
   StoredInput,
   StoredResult,
   UnfinishedBatch,
 } from "../engine/job-store.js";
 import type { BatchStatus, Priority } from "../engine/types.js";
-import { applySchema } from "./sqlite-schema.js";
+import { applySchema, isOutcomeCode } from "./sqlite-schema.js";
 
 /** Options of {@link SqliteJobStore}. */
 export interface SqliteJobStoreOptions {
@@ -40,6 +43,7 @@ interface BatchRow {
   priority: string;
   status: string;
   error: string | null;
+  error_code: string | null;
   timeout_ms: number;
   created_at: number;
   deadline: number;
@@ -48,9 +52,12 @@ interface BatchRow {
   total: number;
   succeeded: number;
   failed: number;
-  metadata: string;
   payload_hash: string | null;
 }
+
+/** Every column of a {@link BatchRecord}: metadata is written with a batch and never read. */
+const RECORD_COLUMNS =
+  "pk, owner, batch_id, model_id, priority, status, error, error_code, timeout_ms, created_at, deadline, started_at, completed_at, total, succeeded, failed, payload_hash";
 
 /** See the file comment. */
 export class SqliteJobStore implements JobStore {
@@ -63,11 +70,16 @@ export class SqliteJobStore implements JobStore {
   readonly #writeItem: Database.Statement;
   readonly #writeBatch: Database.Statement;
   readonly #addCounts: Database.Statement;
+  readonly #insertStarted: Database.Statement;
   readonly #createTx: (
     batch: NewBatch,
     items: readonly StoredInput[],
   ) => { created: boolean; record: BatchRecord };
-  readonly #saveTx: (items: readonly ItemWrite[], batches: readonly BatchWrite[]) => void;
+  readonly #saveTx: (
+    items: readonly ItemWrite[],
+    batches: readonly BatchWrite[],
+    started: readonly StartedRun[],
+  ) => void;
 
   constructor(options: SqliteJobStoreOptions) {
     const memory = options.dataDir === ":memory:";
@@ -86,20 +98,25 @@ export class SqliteJobStore implements JobStore {
       "INSERT INTO items (batch_pk, idx, request_id, shape) VALUES (?, ?, ?, ?)",
     );
     this.#insertInputs = this.#db.prepare("INSERT INTO inputs (batch_pk, data) VALUES (?, ?)");
-    this.#findOwn = this.#db.prepare("SELECT * FROM batches WHERE owner = ? AND batch_id = ?");
+    this.#findOwn = this.#db.prepare(
+      `SELECT ${RECORD_COLUMNS} FROM batches WHERE owner = ? AND batch_id = ?`,
+    );
     this.#findAny = this.#db.prepare(
-      "SELECT * FROM batches WHERE batch_id = ? ORDER BY created_at, pk LIMIT 1",
+      `SELECT ${RECORD_COLUMNS} FROM batches WHERE batch_id = ? ORDER BY created_at, pk LIMIT 1`,
     );
     this.#writeItem = this.#db.prepare(
-      `INSERT INTO results (output, confidence, processing_ms, error, batch_pk, idx) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO results (output, confidence, processing_ms, error, error_code, batch_pk, idx) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (batch_pk, idx) DO NOTHING`,
     );
     this.#writeBatch = this.#db.prepare(
-      `UPDATE batches SET status = @status, error = @error, started_at = @startedAt, completed_at = @completedAt,
-         succeeded = succeeded + @succeeded, failed = failed + @failed WHERE pk = @pk`,
+      `UPDATE batches SET status = @status, error = @error, error_code = @errorCode, started_at = @startedAt,
+         completed_at = @completedAt, succeeded = succeeded + @succeeded, failed = failed + @failed WHERE pk = @pk`,
     );
     this.#addCounts = this.#db.prepare(
       "UPDATE batches SET succeeded = succeeded + ?, failed = failed + ? WHERE pk = ?",
+    );
+    this.#insertStarted = this.#db.prepare(
+      "INSERT INTO started (batch_pk, lo, hi) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
     );
     this.#createTx = this.#db.transaction((batch: NewBatch, items: readonly StoredInput[]) => {
       const info = this.#insertBatch.run({ ...batch, metadata: JSON.stringify(batch.metadata) });
@@ -119,14 +136,20 @@ export class SqliteJobStore implements JobStore {
       };
     });
     this.#saveTx = this.#db.transaction(
-      (items: readonly ItemWrite[], batches: readonly BatchWrite[]) => {
+      (
+        items: readonly ItemWrite[],
+        batches: readonly BatchWrite[],
+        started: readonly StartedRun[],
+      ) => {
+        for (const run of started) this.#insertStarted.run(run.pk, run.lo, run.hi);
         const counts = new Map<number, { succeeded: number; failed: number }>();
         for (const w of items) {
           const changed = this.#writeItem.run(
             w.output === null ? null : bytes(w.output),
             w.confidence,
             w.processingTimeMs,
-            w.error,
+            w.error?.message ?? null,
+            w.error?.code ?? null,
             w.pk,
             w.index,
           ).changes;
@@ -139,7 +162,15 @@ export class SqliteJobStore implements JobStore {
         const written = new Set<number>();
         for (const b of batches) {
           const c = counts.get(b.pk) ?? { succeeded: 0, failed: 0 };
-          this.#writeBatch.run({ ...b, ...c });
+          this.#writeBatch.run({
+            pk: b.pk,
+            status: b.status,
+            error: b.error?.message ?? null,
+            errorCode: b.error?.code ?? null,
+            startedAt: b.startedAt,
+            completedAt: b.completedAt,
+            ...c,
+          });
           written.add(b.pk);
         }
         for (const [pk, c] of counts) {
@@ -167,7 +198,7 @@ export class SqliteJobStore implements JobStore {
     const rows = this.#db
       .prepare(
         `SELECT i.idx, i.request_id, r.output, coalesce(r.confidence, 0) AS confidence,
-           coalesce(r.processing_ms, 0) AS processing_ms, r.error
+           coalesce(r.processing_ms, 0) AS processing_ms, r.error, r.error_code
          FROM items i LEFT JOIN results r ON r.batch_pk = i.batch_pk AND r.idx = i.idx
          WHERE i.batch_pk = ? ${finishedOnly ? "AND r.idx IS NOT NULL" : ""} ORDER BY i.idx`,
       )
@@ -178,6 +209,7 @@ export class SqliteJobStore implements JobStore {
       confidence: number;
       processing_ms: number;
       error: string | null;
+      error_code: string | null;
     }[];
     return rows.map((r) => ({
       index: r.idx,
@@ -185,34 +217,23 @@ export class SqliteJobStore implements JobStore {
       output: r.output === null ? null : floats(r.output),
       confidence: r.confidence,
       processingTimeMs: r.processing_ms,
-      error: r.error,
+      error: failureOf(r.error_code, r.error),
     }));
   }
 
-  async save(items: readonly ItemWrite[], batches: readonly BatchWrite[]): Promise<void> {
-    this.#saveTx(items, batches);
+  async save(
+    items: readonly ItemWrite[],
+    batches: readonly BatchWrite[],
+    started: readonly StartedRun[] = [],
+  ): Promise<void> {
+    this.#saveTx(items, batches, started);
   }
 
   async listBatches(
     query: ListQuery,
   ): Promise<{ batches: BatchRecord[]; nextCursor: string | undefined }> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (query.owner !== undefined) {
-      where.push("owner = ?");
-      params.push(query.owner);
-    }
-    if (query.statuses !== undefined && query.statuses.length > 0) {
-      where.push(`status IN (${query.statuses.map(() => "?").join(", ")})`);
-      params.push(...query.statuses);
-    }
-    if (query.cursor !== undefined) {
-      const [createdAt, pk] = decodeCursor(query.cursor);
-      where.push("(created_at < ? OR (created_at = ? AND pk < ?))");
-      params.push(createdAt, createdAt, pk);
-    }
-    const sql = `SELECT * FROM batches ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, pk DESC LIMIT ?`;
-    const rows = this.#db.prepare(sql).all(...params, query.limit + 1) as BatchRow[];
+    const { sql, params } = listStatement(query);
+    const rows = this.#db.prepare(sql).all(...params) as BatchRow[];
     const more = rows.length > query.limit;
     const page = rows.slice(0, query.limit).map(toRecord);
     const last = page.at(-1);
@@ -225,24 +246,26 @@ export class SqliteJobStore implements JobStore {
   async loadUnfinished(): Promise<UnfinishedBatch[]> {
     const rows = this.#db
       .prepare(
-        "SELECT * FROM batches WHERE status IN ('queued', 'processing') ORDER BY created_at, pk",
+        `SELECT ${RECORD_COLUMNS} FROM batches WHERE status IN ('queued', 'processing') ORDER BY created_at, pk`,
       )
       .all() as BatchRow[];
     const items = this.#db.prepare(
-      `SELECT i.idx, i.request_id, i.shape, r.idx IS NOT NULL AS done
+      `SELECT i.idx, i.request_id, i.shape, r.idx IS NOT NULL AS done,
+         EXISTS (SELECT 1 FROM started s WHERE s.batch_pk = i.batch_pk AND i.idx BETWEEN s.lo AND s.hi) AS started
        FROM items i LEFT JOIN results r ON r.batch_pk = i.batch_pk AND r.idx = i.idx
        WHERE i.batch_pk = ? ORDER BY i.idx`,
     );
     const inputs = this.#db.prepare("SELECT data FROM inputs WHERE batch_pk = ?").pluck();
     return rows.map((row) => {
       const data = floats(inputs.get(row.pk) as Buffer);
-      const pending: StoredInput[] = [];
+      const pending: PendingInput[] = [];
       let offset = 0;
       for (const item of items.all(row.pk) as {
         idx: number;
         request_id: string;
         shape: string;
         done: number;
+        started: number;
       }[]) {
         const shape = item.shape.split(",").map(Number);
         const length = shape.reduce((a, b) => a * b, 1);
@@ -252,6 +275,7 @@ export class SqliteJobStore implements JobStore {
             requestId: item.request_id,
             shape,
             input: data.slice(offset, offset + length),
+            started: item.started === 1,
           });
         offset += length;
       }
@@ -259,10 +283,13 @@ export class SqliteJobStore implements JobStore {
     });
   }
 
-  async purgeFinished(before: number): Promise<number> {
+  async purgeFinished(before: number, limit: number): Promise<number> {
     return this.#db
-      .prepare("DELETE FROM batches WHERE completed_at IS NOT NULL AND completed_at < ?")
-      .run(before).changes;
+      .prepare(
+        `DELETE FROM batches WHERE pk IN (SELECT pk FROM batches
+           WHERE completed_at IS NOT NULL AND completed_at < ? ORDER BY completed_at LIMIT ?)`,
+      )
+      .run(before, limit).changes;
   }
 
   async getSetting(key: string): Promise<string | undefined> {
@@ -293,7 +320,7 @@ function toRecord(row: BatchRow): BatchRecord {
     modelId: row.model_id,
     priority: row.priority as Priority,
     status: row.status as BatchStatus,
-    error: row.error,
+    error: failureOf(row.error_code, row.error),
     timeoutMs: row.timeout_ms,
     createdAt: row.created_at,
     deadline: row.deadline,
@@ -302,9 +329,14 @@ function toRecord(row: BatchRow): BatchRecord {
     total: row.total,
     succeeded: row.succeeded,
     failed: row.failed,
-    metadata: JSON.parse(row.metadata) as Record<string, unknown>,
     payloadHash: row.payload_hash,
   };
+}
+
+/** A stored failure; a code this version does not know reads as INTERNAL. */
+function failureOf(code: string | null, message: string | null): Failure | null {
+  if (message === null) return null;
+  return failure(isOutcomeCode(code) ? code : "INTERNAL", message);
 }
 
 /**
@@ -360,6 +392,42 @@ function floats(blob: Buffer): Float32Array {
   const out = new Float32Array(blob.byteLength / 4);
   new Uint8Array(out.buffer).set(blob);
   return out;
+}
+
+/**
+ * The query of one list page (one row more than `limit`, to tell whether another page follows).
+ * Every filter reads an index in the page's order, from the cursor on, and stops at the limit;
+ * several statuses read one such range each and merge at most `limit + 1` rows per status.
+ */
+export function listStatement(query: ListQuery): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (query.owner !== undefined) {
+    where.push("owner = ?");
+    params.push(query.owner);
+  }
+  if (query.cursor !== undefined) {
+    where.push("(created_at, pk) < (?, ?)");
+    params.push(...decodeCursor(query.cursor));
+  }
+  const page = (conditions: readonly string[]) =>
+    `SELECT ${RECORD_COLUMNS} FROM batches ${conditions.length > 0 ? `WHERE ${conditions.join(" AND ")}` : ""} ORDER BY created_at DESC, pk DESC LIMIT ?`;
+  const statuses = query.statuses ?? [];
+  if (statuses.length <= 1) {
+    const conditions = statuses.length === 1 ? ["status = ?", ...where] : where;
+    return {
+      sql: page(conditions),
+      params: [...statuses, ...params, query.limit + 1],
+    };
+  }
+  const branches = statuses.map(() => `SELECT * FROM (${page(["status = ?", ...where])})`);
+  return {
+    sql: `SELECT * FROM (${branches.join(" UNION ALL ")}) ORDER BY created_at DESC, pk DESC LIMIT ?`,
+    params: [
+      ...statuses.flatMap((status) => [status, ...params, query.limit + 1]),
+      query.limit + 1,
+    ],
+  };
 }
 
 function encodeCursor(createdAt: number, pk: number): string {

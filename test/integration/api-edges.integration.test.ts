@@ -83,6 +83,17 @@ describe("REST edges", () => {
     expect(await response.json()).toEqual({ batches: [], next_page_token: "" });
   });
 
+  it("rejects a number outside the float32 range, naming it", async () => {
+    for (const path of ["submit", "infer"]) {
+      const response = await post(`/api/batch-processor/${path}`, '{"data":[{"input":[1,1e39]}]}');
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({
+        error: "invalid_argument",
+        message: "data[0].input[1]: 1e+39 is outside the float32 range",
+      });
+    }
+  });
+
   it("answers malformed JSON with 400 naming the body", async () => {
     const response = await post("/api/batch-processor/submit", '{"data": [');
     expect(response.status).toBe(400);

@@ -31,7 +31,7 @@ let server: RunningServer;
 const clients: ProtocolClient[] = [];
 
 beforeAll(async () => {
-  repo = createTestModelRepo({ dense: true });
+  repo = createTestModelRepo({ dense: true, log: true });
   const config = loadConfig({
     API_HOST: "127.0.0.1",
     API_PORT: "0",
@@ -310,7 +310,7 @@ describe.each(protocols)("over %s", (protocol) => {
       3, 3,
     ]);
     const models = ok(await client().call("ListModels", {}, ALICE)).models as JsonObject[];
-    expect(models.map((m) => m.name)).toEqual(["default", "dense"]);
+    expect(models.map((m) => m.name)).toEqual(["default", "dense", "log"]);
     expect(models[0]).toMatchObject({
       available: true,
       input_shape: [-1],
@@ -371,7 +371,38 @@ describe.each(protocols)("over %s", (protocol) => {
       ),
     );
     expect(error.code).toBe("not_found");
-    expect(error.message).toContain("available models: default, dense");
+    expect(error.message).toContain("available models: default, dense, log");
+  });
+
+  it("fails an item whose model output is not finite, and never writes NaN or Infinity", async () => {
+    for (const method of ["Infer", "SubmitBatch"] as const) {
+      const request = { data: [{ input: [1, 2] }, { input: [-1, 2] }, { input: [0] }] };
+      const answered = ok(
+        await client().call(method, { ...request, metadata: { model_id: "log" } }, ALICE),
+      );
+      const batchId = answered.batch_id as string;
+      if (method === "SubmitBatch") await client().call("WatchBatch", { batch_id: batchId }, ALICE);
+      const results =
+        method === "Infer"
+          ? answered
+          : ok(await client().call("GetBatchResults", { batch_id: batchId }, ALICE));
+      const items = results.results as JsonObject[];
+      expect(results.status).toBe("failed");
+      expect(((items[0]?.output ?? []) as number[]).map((v) => Math.round(v * 1000))).toEqual([
+        0, 693,
+      ]);
+      for (const item of items.slice(1)) {
+        expect(item.output).toEqual([]);
+        expect(item.error).toBe(
+          "INTERNAL: the model's output for this item is not finite (NaN or Infinity)",
+        );
+      }
+      // Every number written is a finite JSON number (proto3 JSON would write "NaN" as a string).
+      for (const item of items) {
+        expect(typeof item.confidence).toBe("number");
+        for (const v of item.output as unknown[]) expect(Number.isFinite(v)).toBe(true);
+      }
+    }
   });
 
   it("reports the seed's metrics JSON from live counters", async () => {

@@ -15,8 +15,10 @@ import {
   ResultsNotReadyError,
   ShuttingDownError,
 } from "../../src/engine/errors.js";
+import { ITEM_FAILURES } from "../../src/engine/job.js";
 import type { BatchView, Principal } from "../../src/engine/types.js";
 import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
+import { FailingStore } from "../fixtures/failing-store.js";
 import { FakePool, fakeCatalog, until } from "../fixtures/fake-pool.js";
 
 const alice: Principal = { owner: "alice", admin: false };
@@ -30,7 +32,7 @@ async function start(
   options: Partial<BatchProcessorOptions> & { dataDir?: string; threads?: number } = {},
 ) {
   const pool = (options.pool as FakePool | undefined) ?? new FakePool(options.threads ?? 1);
-  const store = new SqliteJobStore({ dataDir: options.dataDir ?? ":memory:" });
+  const store = options.store ?? new SqliteJobStore({ dataDir: options.dataDir ?? ":memory:" });
   const processor = await BatchProcessor.create({ models: fakeCatalog(), ...options, pool, store });
   open.push(processor);
   return { processor, pool };
@@ -202,13 +204,17 @@ describe("BatchProcessor", () => {
     expect(results.status).toBe("cancelled");
     expect(results.results).toHaveLength(10);
     expect(
-      results.results.filter((r) =>
-        r.error?.startsWith("CANCELLED: the batch was cancelled while"),
+      results.results.filter(
+        (r) =>
+          r.error?.code === "CANCELLED" &&
+          r.error.message === "the batch was cancelled while the item was running",
       ),
     ).toHaveLength(4);
     expect(
-      results.results.filter((r) =>
-        r.error?.startsWith("CANCELLED: the batch was cancelled before"),
+      results.results.filter(
+        (r) =>
+          r.error?.code === "CANCELLED" &&
+          r.error.message === "the batch was cancelled before the item ran",
       ),
     ).toHaveLength(6);
     const sentAfter = pool.received.slice(before).reduce((n, b) => n + (b.dims[0] as number), 0);
@@ -227,9 +233,10 @@ describe("BatchProcessor", () => {
     const late = await processor.submit(alice, { data: items(3, 7), timeoutMs: 100 });
     const final = await settle(processor, alice, late.batchId);
     expect(final.status).toBe("failed");
-    expect(final.error).toMatch(
-      /^DEADLINE_EXCEEDED: 3 of 3 items did not start within timeout_ms=100/,
-    );
+    expect(final.error).toEqual({
+      code: "DEADLINE_EXCEEDED",
+      message: "3 of 3 items did not start within timeout_ms=100",
+    });
     expect(final.startedAt).toBeNull();
     pool.release();
     await until(() => processor.stats().pending === 0 && processor.stats().inFlightBatches === 0);
@@ -347,10 +354,11 @@ describe("BatchProcessor", () => {
     expect(final.status).toBe("failed");
     const results = await processor.results(alice, batchId);
     for (const r of results.results) {
-      expect(r.error).toMatch(/^INTERNAL: model execution failed \(error_id [0-9a-f-]{36}\)$/);
+      expect(r.error?.code).toBe("INTERNAL");
+      expect(r.error?.message).toMatch(/^model execution failed \(error_id [0-9a-f-]{36}\)$/);
     }
     expect(JSON.stringify(results)).not.toContain("passwd");
-    expect(final.error).not.toContain("passwd");
+    expect(JSON.stringify(final.error)).not.toContain("passwd");
   });
 
   it("purges ended batches once the result TTL has passed", async () => {
@@ -414,7 +422,134 @@ describe("BatchProcessor", () => {
     expect(view.status).toBe("failed");
     const { results } = await second.processor.results(alice, batchId);
     expect(results.map((r) => r.error)).toEqual(
-      Array(3).fill("UNAVAILABLE: the model is no longer available"),
+      Array(3).fill({ code: "UNAVAILABLE", message: "the model is no longer available" }),
     );
+  });
+});
+
+describe("BatchProcessor failures inside the server", () => {
+  it("fails an item whose model output is not finite, and no answer carries NaN", async () => {
+    const { processor, pool } = await start();
+    pool.poisoned.add(7);
+    const { batchId } = await processor.submit(alice, {
+      data: [{ input: [1, 2] }, { input: [7, 1] }],
+    });
+    const final = await settle(processor, alice, batchId);
+    expect(final.status).toBe("failed");
+    expect(final.error).toEqual({
+      code: "INTERNAL",
+      message: `1 of 2 items failed; first: INTERNAL: ${ITEM_FAILURES.nonFiniteOutput.message}`,
+    });
+    const { results } = await processor.results(alice, batchId);
+    expect(results[0]).toMatchObject({ output: [3, 2], error: null });
+    expect(results[1]).toMatchObject({
+      output: [],
+      confidence: 0,
+      error: ITEM_FAILURES.nonFiniteOutput,
+    });
+    const inferred = await processor.infer(alice, { data: [{ input: [7, 1] }, { input: [2] }] });
+    expect(inferred.results.map((r) => [r.output, r.error?.code ?? null])).toEqual([
+      [[], "INTERNAL"],
+      [[2, 1], null],
+    ]);
+  });
+
+  it("fails a batch whose progress cannot be saved, ends its watchers, and saves the failure once the store works", async () => {
+    const inner = new SqliteJobStore({ dataDir: ":memory:" });
+    const store = new FailingStore(inner);
+    const logged: Record<string, unknown>[] = [];
+    let storeErrors = 0;
+    const { processor, pool } = await start({
+      store,
+      observer: { onStoreError: () => storeErrors++ },
+      logger: { debug() {}, info() {}, warn() {}, error: (fields) => logged.push({ ...fields }) },
+    });
+    pool.hold();
+    const { batchId } = await processor.submit(alice, { data: items(3) });
+    const events: BatchView[] = [];
+    const watching = (async () => {
+      for await (const view of processor.watch(alice, batchId)) events.push(view);
+    })();
+    await until(() => pool.heldCount > 0);
+    store.failSaves();
+    pool.release();
+    await watching;
+    const last = events.at(-1) as BatchView;
+    expect(last.status).toBe("failed");
+    expect(last.error?.code).toBe("INTERNAL");
+    const errorId = /^saving the batch's progress failed \(error_id ([0-9a-f-]{36})\)$/.exec(
+      last.error?.message ?? "",
+    )?.[1];
+    expect(errorId).toBeDefined();
+    expect(logged.some((fields) => fields.errorId === errorId)).toBe(true);
+    expect(storeErrors).toBeGreaterThan(0);
+    expect(await processor.status(alice, batchId)).toMatchObject({ status: "failed" });
+    expect(processor.stats().activeBatches).toBe(0);
+    // The store still holds the batch unfinished until a save succeeds.
+    expect((await inner.findBatch("alice", batchId))?.status).not.toBe("failed");
+    store.heal();
+    await processor.purge();
+    expect(await inner.findBatch("alice", batchId)).toMatchObject({
+      status: "failed",
+      error: last.error,
+      failed: 3,
+    });
+    const stored = await inner.getResults(
+      (await inner.findBatch("alice", batchId))?.pk ?? 0,
+      false,
+    );
+    expect(stored.map((r) => r.error)).toEqual(Array(3).fill(last.error && { ...last.error }));
+  });
+
+  it("tells after a restart which unfinished items ran and which never started", async () => {
+    const dataDir = tempDir();
+    const inner = new SqliteJobStore({ dataDir });
+    const store = new FailingStore(inner);
+    const first = await start({
+      store,
+      batching: { maxBatchSize: 2, enableDynamicBatching: false },
+    });
+    first.pool.hold();
+    const { batchId } = await first.processor.submit(alice, { data: items(6), timeoutMs: 1000 });
+    // Two model batches (items 0-3) are on the thread; 4 and 5 wait. Then nothing more is saved,
+    // as when the process is killed.
+    await until(() => first.pool.heldCount === 2);
+    store.failSaves();
+    await first.processor.close({ timeoutMs: 10 });
+    const second = await start({ dataDir, clock: () => Date.now() + 60_000 });
+    const final = await settle(second.processor, alice, batchId);
+    expect(final.status).toBe("failed");
+    expect(final.error).toEqual({
+      code: "DEADLINE_EXCEEDED",
+      message: `2 of 6 items did not start within timeout_ms=1000; 4 more failed; first: UNAVAILABLE: ${ITEM_FAILURES.runLost.message}`,
+    });
+    const { results } = await second.processor.results(alice, batchId);
+    expect(results.map((r) => r.error)).toEqual([
+      ...Array(4).fill(ITEM_FAILURES.runLost),
+      ...Array(2).fill(ITEM_FAILURES.deadline),
+    ]);
+    expect(second.pool.received.some((b) => b.dims[1] === 3)).toBe(false);
+  });
+
+  it("rejects an invalid batch_id on every lookup, quoting none of it", async () => {
+    const { processor } = await start();
+    const huge = "x".repeat(1_000_000);
+    const calls = [
+      () => processor.status(alice, huge),
+      () => processor.results(alice, huge),
+      () => processor.cancel(alice, huge),
+      async () => {
+        for await (const _ of processor.watch(alice, huge)) break;
+      },
+    ];
+    for (const call of calls) {
+      const error = await call().then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(error).toBeInstanceOf(InvalidInputError);
+      expect(error?.message).toBe("batch_id: must be at most 128 characters, got 1000000");
+    }
+    await expect(processor.status(alice, "a b")).rejects.toThrow(/^batch_id: may contain only/);
   });
 });

@@ -5,7 +5,12 @@ import {
   ModelUnavailableError,
 } from "../../src/engine/errors.js";
 import type { SubmitRequest } from "../../src/engine/types.js";
-import { validateSubmit } from "../../src/engine/validation.js";
+import {
+  METADATA_LIMITS,
+  validateBatchId,
+  validateListFilter,
+  validateSubmit,
+} from "../../src/engine/validation.js";
 import { fakeCatalog } from "../fixtures/fake-pool.js";
 
 const models = fakeCatalog();
@@ -123,5 +128,77 @@ describe("validateSubmit", () => {
     rejects(
       { data: [{ input: [1, 2, 3, 4], shape: [2, 2] }] },
       /^data\[0\]\.shape: model "default" takes items of shape \[\*\]/,
+    ));
+  it("rejects a number outside the float32 range, naming it", () =>
+    rejects(
+      { data: [{ input: [1, 1e39] }] },
+      /^data\[0\]\.input\[1\]: 1e\+39 is outside the float32 range$/,
+    ));
+  it("rejects a negative number outside the float32 range", () =>
+    rejects({ data: [{ input: [-3.5e38] }] }, /^data\[0\]\.input\[0\]: -3\.5e\+38 is outside/));
+  it("accepts the largest float32 and converts it exactly", () => {
+    const max = 3.4028234663852886e38;
+    expect(Array.from(valid({ data: [{ input: [max, -max] }] }).items[0]?.data ?? [])).toEqual([
+      max,
+      -max,
+    ]);
+  });
+});
+
+describe("metadata limits", () => {
+  const meta = (metadata: Record<string, unknown>) => ({ ...ok, metadata });
+  it("accepts metadata within every limit", () => {
+    const metadata = { user_id: "u1", tags: ["a", "b"], nested: { depth: { ok: true } } };
+    expect(valid(meta(metadata)).metadata).toEqual(metadata);
+  });
+  it("rejects more top-level entries than allowed", () =>
+    rejects(
+      meta(Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, i]))),
+      /^metadata: has 65 entries; at most 64 are allowed$/,
+    ));
+  it("rejects a key longer than allowed, quoting only its start", () => {
+    const key = "k".repeat(5000);
+    expect(() => valid(meta({ [key]: 1 }))).toThrow(
+      /^metadata: key "k{64}"… \(5000 characters\) is longer than 128 characters$/,
+    );
+  });
+  it("rejects a string value longer than allowed, naming where it is", () =>
+    rejects(
+      meta({ user: { name: "x".repeat(METADATA_LIMITS.maxStringChars + 1) } }),
+      /^metadata\.user\.name: is 4097 characters long; at most 4096 are allowed$/,
+    ));
+  it("rejects nesting deeper than allowed", () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 9; i++) deep = { d: deep };
+    rejects(meta({ deep }), /^metadata\.deep(\.d)*: nests deeper than 8 levels$/);
+  });
+  it("rejects metadata larger than allowed in total", () =>
+    rejects(
+      meta(Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, "v".repeat(2000)]))),
+      /^metadata: is larger than the 16384 bytes allowed as JSON$/,
+    ));
+  it("rejects a 2 MB metadata object without walking all of it", () => {
+    const values = Array.from({ length: 1000 }, () => "v".repeat(2000));
+    rejects(meta({ values }), /^metadata: is larger than the 16384 bytes allowed/);
+  });
+});
+
+describe("lookups", () => {
+  it("accepts a valid batch_id", () =>
+    expect(validateBatchId("batch_1:a.b-c")).toBe("batch_1:a.b-c"));
+  it("requires a batch_id", () =>
+    expect(() => validateBatchId("")).toThrow(/^batch_id: is required$/));
+  it("rejects a 15 MB batch_id with a message of bounded length", () => {
+    const lookup = () => validateBatchId("x".repeat(15 * 1024 * 1024));
+    expect(lookup).toThrow(InvalidInputError);
+    expect(lookup).toThrow(/^batch_id: must be at most 128 characters, got 15728640$/);
+  });
+  it("rejects a page_token this server could not have issued", () => {
+    expect(() => validateListFilter({ pageToken: "a/b" })).toThrow(/^page_token: is not a token/);
+    expect(() => validateListFilter({ pageToken: "x".repeat(10_000) })).toThrow(/^page_token:/);
+  });
+  it("quotes at most the start of a long unknown status", () =>
+    expect(() => validateListFilter({ status: "s".repeat(100_000) })).toThrow(
+      /got "s{64}"… \(100000 characters\)$/,
     ));
 });
