@@ -66,10 +66,17 @@ async function main(argv: string[]): Promise<number> {
 async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
   const logger = createLogger(config);
   const server = await startServer(config, logger);
-  if (server.generatedApiKey !== undefined) {
-    // Printed once, to the terminal only: keys never go to the log.
+  const generated = server.generatedApiKey;
+  if (generated !== undefined) {
+    // To the terminal only: keys never go to the log.
+    const where =
+      generated.path === undefined
+        ? "for this run only (DATA_DIR is :memory:)"
+        : `kept in ${generated.path}`;
     process.stderr.write(
-      `batch-processor: REQUIRE_API_KEY is true and API_KEYS is empty; generated API key for this run:\n  ${server.generatedApiKey}\n`,
+      generated.created
+        ? `batch-processor: REQUIRE_API_KEY is true and API_KEYS is empty; generated an API key, ${where}:\n  ${generated.value}\n`
+        : `batch-processor: REQUIRE_API_KEY is true and API_KEYS is empty; using the API key ${where}\n`,
     );
   }
   await new Promise<void>((resolve) => {

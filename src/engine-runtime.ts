@@ -16,11 +16,15 @@ export interface EngineRuntime {
   readonly models: ModelCatalog;
 }
 
-/** Starts the pool (threads load their sessions), opens the store and recovers unfinished batches. */
+/**
+ * Starts the pool (threads load their sessions), opens the store, moves batches whose owner id
+ * was derived differently before (`ownerRenames`), and recovers unfinished batches.
+ */
 export async function startEngine(
   config: ServerConfig,
   logger: Logger,
   observer?: EngineObserver,
+  ownerRenames: readonly { readonly from: string; readonly to: string }[] = [],
 ): Promise<EngineRuntime> {
   const { pool, models } = await createInferencePool({
     modelDir: config.modelDir,
@@ -33,6 +37,9 @@ export async function startEngine(
   let store: SqliteJobStore | undefined;
   try {
     store = new SqliteJobStore({ dataDir: config.dataDir, synchronous: config.dbSynchronous });
+    let moved = 0;
+    for (const { from, to } of ownerRenames) moved += await store.renameOwner(from, to);
+    if (moved > 0) logger.info({ batches: moved }, "moved batches to their owner's new id");
     const processor = await BatchProcessor.create({
       store,
       pool,

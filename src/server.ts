@@ -3,10 +3,11 @@
  * native gRPC port, with the two-tier shutdown DESIGN asks for.
  */
 import { createRequire } from "node:module";
-import { createAuthenticator } from "./api/auth.js";
+import { type Authenticator, createAuthenticator } from "./api/auth.js";
 import { startGrpcServer } from "./api/grpc-server.js";
 import { startHttpServer } from "./api/http-server.js";
 import type { ServerConfig } from "./config/config.js";
+import { type KeptSecret, keptApiKey, keptOwnerSecret } from "./config/kept-secrets.js";
 import { combineObservers } from "./engine/observer.js";
 import { startEngine } from "./engine-runtime.js";
 import type { Logger } from "./logger.js";
@@ -22,8 +23,11 @@ const ANALYTICS_STATE = "analytics";
 export interface RunningServer {
   readonly apiPort: number;
   readonly grpcPort: number;
-  /** The API key generated at start (keys required, none configured); print it once. */
-  readonly generatedApiKey: string | undefined;
+  /**
+   * The server's own API key when keys are required and none is configured: made at the first
+   * start and kept in DATA_DIR (`created` tells whether this start made it).
+   */
+  readonly generatedApiKey: KeptSecret | undefined;
   /**
    * Readiness off, no new work, running model batches finish, streams end with a final event,
    * the store is flushed and closed; within `config.shutdownTimeoutMs`.
@@ -42,12 +46,39 @@ const VERSION = ((): string => {
   return "unknown";
 })();
 
+/** Says at start who owns batches and who may configure (never a key). */
+function logAccess(logger: Logger, auth: Authenticator): void {
+  if (auth.adminMode === "anonymous") {
+    logger.warn({}, "REQUIRE_API_KEY is false: every caller is one anonymous admin");
+    return;
+  }
+  logger.info(
+    { keys: auth.keyCount, admins: auth.adminMode },
+    "a batch belongs to the API key that submitted it; other keys get NOT_FOUND",
+  );
+  if (auth.adminMode === "none")
+    logger.warn(
+      { keys: auth.keyCount },
+      "no API key is an admin (several API_KEYS and no ADMIN_API_KEYS): configure is refused and no key sees another's batches",
+    );
+}
+
 /** Starts everything; resolves once both ports listen and the engine is ready. */
 export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
   const metrics = config.enableMonitoring ? createPrometheusMetrics() : undefined;
   const analytics = new AnalyticsRecorder();
   const observer = metrics === undefined ? analytics : combineObservers(metrics.engine, analytics);
-  const { processor, models } = await startEngine(config, logger, observer);
+  const generated =
+    config.requireApiKey && config.apiKeys.length === 0 && config.adminApiKeys.length === 0
+      ? keptApiKey(config.dataDir)
+      : undefined;
+  const auth = createAuthenticator({
+    requireApiKey: config.requireApiKey,
+    apiKeys: generated === undefined ? config.apiKeys : [generated.value],
+    adminApiKeys: config.adminApiKeys,
+    secret: Buffer.from(keptOwnerSecret(config.dataDir).value),
+  });
+  const { processor, models } = await startEngine(config, logger, observer, auth.ownerRenames());
   metrics?.bindStats(() => processor.stats());
   analytics.restore(await processor.loadState(ANALYTICS_STATE));
   const sampler = setInterval(
@@ -63,11 +94,6 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     60_000,
   );
   saver.unref();
-  const auth = createAuthenticator({
-    requireApiKey: config.requireApiKey,
-    apiKeys: config.apiKeys,
-    adminApiKeys: config.adminApiKeys,
-  });
   const resources = createResourceMonitor();
   const binding = {
     impl: createBatchProcessorService(processor, models, resources, analytics),
@@ -99,12 +125,13 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     throw error;
   }
   ready = true;
+  logAccess(logger, auth);
   logger.info({ apiPort: http.port, grpcPort: grpc.port, version: VERSION }, "serving");
   let closing: Promise<void> | undefined;
   return {
     apiPort: http.port,
     grpcPort: grpc.port,
-    generatedApiKey: auth.generatedKey,
+    generatedApiKey: generated,
     close() {
       closing ??= (async () => {
         ready = false;

@@ -1,9 +1,11 @@
 /**
- * API keys: `X-API-Key` (the seed's header) or `authorization: Bearer <key>`, on every protocol.
- * Keys are kept only as SHA-256 digests and compared in constant time; the owner of a batch is a
- * digest prefix of the key, so keys never reach the store or the logs.
+ * API keys: `X-API-Key` (the original API's header) or `authorization: Bearer <key>`, on every
+ * protocol. A key is known only by its HMAC-SHA256 under a server secret: presented keys are
+ * compared by that digest in constant time, and the owner of a batch is a prefix of it, so
+ * neither the store nor the logs hold a key, and a copy of the database alone does not let
+ * anyone test guesses of a key against it.
  */
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { UnauthenticatedError } from "../engine/errors.js";
 import type { Principal } from "../engine/types.js";
 
@@ -13,43 +15,71 @@ export interface AuthOptions {
   readonly requireApiKey?: boolean;
   /** Accepted keys. */
   readonly apiKeys?: readonly string[];
-  /** Keys that may configure and see every batch; when empty, every key may. */
+  /**
+   * Keys that may configure and see every batch (accepted too). When empty, a server with one
+   * key is single-tenant and that key is its admin; with several keys nobody is.
+   */
   readonly adminApiKeys?: readonly string[];
+  /** Secret of the keyed hash that identifies keys and owners; the server keeps it in DATA_DIR. */
+  readonly secret: Uint8Array;
 }
 
 /** Reads a header by lower-case name. */
 export type HeaderGetter = (name: string) => string | null | undefined;
 
+/** How admin rights were decided. */
+export type AdminMode = "listed" | "single-key" | "none" | "anonymous";
+
 /** Resolves request headers to a {@link Principal}, or throws {@link UnauthenticatedError}. */
 export interface Authenticator {
   authenticate(header: HeaderGetter): Principal;
-  /** The key generated at start when keys are required and none was configured. */
-  readonly generatedKey: string | undefined;
+  /** Who is an admin: listed keys, the only key, nobody, or everyone (keys not required). */
+  readonly adminMode: AdminMode;
+  /** Accepted keys. */
+  readonly keyCount: number;
+  /**
+   * For each accepted key, its owner id under the former scheme (an unsalted SHA-256 prefix)
+   * and under this one, so batches stored before can be moved to their owner.
+   */
+  ownerRenames(): { readonly from: string; readonly to: string }[];
 }
 
 interface KnownKey {
+  readonly key: string;
   readonly digest: Buffer;
   readonly admin: boolean;
 }
 
 const ANONYMOUS: Principal = Object.freeze({ owner: "anonymous", admin: true });
 
-/** Builds the authenticator; with keys required and none configured it generates one. */
-export function createAuthenticator(options: AuthOptions = {}): Authenticator {
+/** Bytes of the digest that form an owner id (hex: twice as many characters). */
+const OWNER_BYTES = 12;
+
+/** Builds the authenticator. */
+export function createAuthenticator(options: AuthOptions): Authenticator {
   const required = options.requireApiKey ?? true;
   const admins = new Set(options.adminApiKeys ?? []);
-  let keys = [...new Set([...(options.apiKeys ?? []), ...admins])];
-  let generatedKey: string | undefined;
-  if (required && keys.length === 0) {
-    generatedKey = `bp_${randomBytes(24).toString("base64url")}`;
-    keys = [generatedKey];
-  }
+  const keys = [...new Set([...(options.apiKeys ?? []), ...admins])];
+  const adminMode: AdminMode = !required
+    ? "anonymous"
+    : admins.size > 0
+      ? "listed"
+      : keys.length === 1
+        ? "single-key"
+        : "none";
+  const digest = (key: string) => createHmac("sha256", options.secret).update(key).digest();
   const known: KnownKey[] = keys.map((key) => ({
+    key,
     digest: digest(key),
-    admin: admins.size === 0 || admins.has(key),
+    admin: adminMode === "single-key" || admins.has(key),
   }));
+  const adminNote =
+    adminMode === "none"
+      ? "no key is an admin: with several keys, the admin keys are listed in ADMIN_API_KEYS"
+      : "only keys listed in ADMIN_API_KEYS are admins";
   return {
-    generatedKey,
+    adminMode,
+    keyCount: keys.length,
     authenticate(header) {
       if (!required) return ANONYMOUS;
       const key = presentedKey(header);
@@ -60,7 +90,14 @@ export function createAuthenticator(options: AuthOptions = {}): Authenticator {
       for (const candidate of known)
         if (timingSafeEqual(candidate.digest, presented)) match ??= candidate;
       if (match === undefined) throw new UnauthenticatedError("unknown API key");
-      return { owner: presented.subarray(0, 12).toString("hex"), admin: match.admin };
+      const owner = presented.subarray(0, OWNER_BYTES).toString("hex");
+      return match.admin ? { owner, admin: true } : { owner, admin: false, adminNote };
+    },
+    ownerRenames() {
+      return known.map(({ key, digest: d }) => ({
+        from: createHash("sha256").update(key).digest().subarray(0, OWNER_BYTES).toString("hex"),
+        to: d.subarray(0, OWNER_BYTES).toString("hex"),
+      }));
     },
   };
 }
@@ -71,8 +108,4 @@ function presentedKey(header: HeaderGetter): string | undefined {
   const authorization = header("authorization")?.trim();
   const match = authorization === undefined ? null : /^Bearer\s+(\S+)$/i.exec(authorization);
   return match?.[1];
-}
-
-function digest(key: string): Buffer {
-  return createHash("sha256").update(key).digest();
 }

@@ -327,7 +327,8 @@ export class BatchProcessor {
 
   /** Changes the batching configuration for the next dispatched batch; persists it. */
   async configure(principal: Principal, patch: BatchingOptions): Promise<ResolvedBatchingOptions> {
-    if (!principal.admin) throw new PermissionDeniedError("change the configuration");
+    if (!principal.admin)
+      throw new PermissionDeniedError("change the configuration", principal.adminNote);
     let next: ResolvedBatchingOptions;
     try {
       next = resolveBatchingOptions(patch, this.#batching, "snake");

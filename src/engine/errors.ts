@@ -219,8 +219,8 @@ export class PayloadTooLargeError extends DomainError {
 /** The caller may not perform this operation. */
 export class PermissionDeniedError extends DomainError {
   readonly code = "PERMISSION_DENIED";
-  constructor(action: string) {
-    super(`this API key may not ${action}`);
+  constructor(action: string, note?: string) {
+    super(`this API key may not ${action}${note === undefined ? "" : ` (${note})`}`);
     this.name = "PermissionDeniedError";
   }
 }

@@ -15,6 +15,8 @@ export type BatchStatus = (typeof BATCH_STATUSES)[number];
 export interface Principal {
   readonly owner: string;
   readonly admin: boolean;
+  /** Why this caller is not an admin, in the words of whoever decided it (for messages). */
+  readonly adminNote?: string | undefined;
 }
 
 /** One submitted item, as the transports hand it over. */

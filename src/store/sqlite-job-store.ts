@@ -292,6 +292,11 @@ export class SqliteJobStore implements JobStore {
       .run(before, limit).changes;
   }
 
+  async renameOwner(from: string, to: string): Promise<number> {
+    return this.#db.prepare("UPDATE OR IGNORE batches SET owner = ? WHERE owner = ?").run(to, from)
+      .changes;
+  }
+
   async getSetting(key: string): Promise<string | undefined> {
     const row = this.#db.prepare("SELECT value FROM settings WHERE key = ?").get(key) as
       | { value: string }

@@ -3,7 +3,11 @@
  * Retry-After, health and readiness), generated keys, gRPC health, and the promise that no
  * protocol ever shows a client the message of an internal error.
  */
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { connect } from "node:http2";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
@@ -19,6 +23,7 @@ import { loadConfig } from "../../src/config/config.js";
 import { createLogger } from "../../src/logger.js";
 import { type RunningServer, startServer } from "../../src/server.js";
 import type { BatchProcessorServiceImpl } from "../../src/service/batch-processor-service.js";
+import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
 import {
   connectClient,
   grpcClient,
@@ -230,18 +235,128 @@ describe("Prometheus endpoint", () => {
 });
 
 describe("keys", () => {
-  it("generates a key when keys are required and none is configured, and accepts only it", async () => {
-    const generated = await start({});
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+  const dataDir = () => {
+    const dir = mkdtempSync(join(tmpdir(), "bp-keys-"));
+    dirs.push(dir);
+    return dir;
+  };
+
+  it("generates a key when none is configured, keeps it in DATA_DIR across restarts, and accepts only it", async () => {
+    const dir = dataDir();
+    const first = await start({ DATA_DIR: dir });
+    const generated = first.generatedApiKey;
+    let batchId: string;
     try {
-      expect(generated.generatedApiKey).toMatch(/^bp_/);
-      const url = `http://127.0.0.1:${generated.apiPort}/api/batch-processor/batches`;
-      expect((await fetch(url)).status).toBe(401);
-      expect(
-        (await fetch(url, { headers: { "x-api-key": generated.generatedApiKey as string } }))
-          .status,
-      ).toBe(200);
+      expect(generated).toMatchObject({ created: true, path: join(dir, "api-key") });
+      expect(generated?.value).toMatch(/^bp_[A-Za-z0-9_-]{32}$/);
+      expect(statSync(join(dir, "api-key")).mode & 0o777).toBe(0o600);
+      const url = `http://127.0.0.1:${first.apiPort}/api/batch-processor`;
+      expect((await fetch(`${url}/batches`)).status).toBe(401);
+      const submitted = await fetch(`${url}/submit`, {
+        method: "POST",
+        headers: { "x-api-key": generated?.value as string },
+        body: '{"data": [{"input": [1, 2, 3]}]}',
+      });
+      batchId = ((await submitted.json()) as { batch_id: string }).batch_id;
     } finally {
-      await generated.close();
+      await first.close();
+    }
+    const second = await start({ DATA_DIR: dir });
+    try {
+      expect(second.generatedApiKey).toMatchObject({ created: false, value: generated?.value });
+      const status = await fetch(
+        `http://127.0.0.1:${second.apiPort}/api/batch-processor/status/${batchId}`,
+        { headers: { "x-api-key": generated?.value as string } },
+      );
+      expect(status.status).toBe(200);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("moves batches stored under a key's former owner id to its keyed-hash id", async () => {
+    const dir = dataDir();
+    const legacy = createHash("sha256").update("old-key").digest("hex").slice(0, 24);
+    const store = new SqliteJobStore({ dataDir: dir });
+    await store.createBatch(
+      {
+        owner: legacy,
+        batchId: "from-before",
+        modelId: "default",
+        priority: "normal",
+        timeoutMs: 5000,
+        createdAt: Date.now(),
+        deadline: Date.now() + 5000,
+        total: 1,
+        metadata: {},
+        payloadHash: null,
+      },
+      [{ index: 0, requestId: "req_1", input: Float32Array.from([1]), shape: [1] }],
+    );
+    await store.close();
+    const server = await start({ DATA_DIR: dir, API_KEYS: "old-key" });
+    try {
+      const status = await fetch(
+        `http://127.0.0.1:${server.apiPort}/api/batch-processor/status/from-before`,
+        { headers: { "x-api-key": "old-key" } },
+      );
+      expect(status.status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("makes no key an admin when several are set without ADMIN_API_KEYS, and says so", async () => {
+    const lines: string[] = [];
+    const server = await start({ API_KEYS: "key-a,key-b", LOG_LEVEL: "info" }, lines);
+    const url = `http://127.0.0.1:${server.apiPort}/api/batch-processor`;
+    try {
+      expect(lines.some((l) => /no API key is an admin/.test(l))).toBe(true);
+      expect(lines.some((l) => /belongs to the API key that submitted it/.test(l))).toBe(true);
+      const submitted = await fetch(`${url}/submit`, {
+        method: "POST",
+        headers: { "x-api-key": "key-a" },
+        body: '{"data": [{"input": [1, 2, 3]}], "batch_id": "mine"}',
+      });
+      expect(submitted.status).toBe(200);
+      for (const path of ["status/mine", "results/mine?partial=true"]) {
+        const theirs = await fetch(`${url}/${path}`, { headers: { "x-api-key": "key-b" } });
+        expect(theirs.status).toBe(404);
+      }
+      for (const key of ["key-a", "key-b"]) {
+        const configured = await fetch(`${url}/configure`, {
+          method: "POST",
+          headers: { "x-api-key": key },
+          body: '{"max_batch_size": 32}',
+        });
+        expect(configured.status).toBe(403);
+        expect(((await configured.json()) as { message: string }).message).toMatch(
+          /ADMIN_API_KEYS/,
+        );
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("lets the only key of a single-tenant server configure, as the original API's example does", async () => {
+    const server = await start({ API_KEYS: "solo" });
+    try {
+      const configured = await fetch(
+        `http://127.0.0.1:${server.apiPort}/api/batch-processor/configure`,
+        {
+          method: "POST",
+          headers: { "x-api-key": "solo" },
+          body: '{"max_batch_size": 64, "max_wait_time_ms": 50, "enable_dynamic_batching": true, "priority_weights": {"critical": 1.0, "high": 0.8, "normal": 0.5, "low": 0.2}}',
+        },
+      );
+      expect(configured.status).toBe(200);
+    } finally {
+      await server.close();
     }
   });
 
@@ -356,7 +471,7 @@ describe("internal errors", () => {
   let clients: ProtocolClient[];
 
   beforeAll(async () => {
-    auth = createAuthenticator({ apiKeys: [KEY] });
+    auth = createAuthenticator({ apiKeys: [KEY], secret: Buffer.from("test") });
     const boom = async () => {
       throw new Error(SECRET);
     };
