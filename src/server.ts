@@ -4,10 +4,13 @@
  */
 import { createRequire } from "node:module";
 import { type Authenticator, createAuthenticator } from "./api/auth.js";
+import type { ServiceBinding } from "./api/call.js";
 import { startGrpcServer } from "./api/grpc-server.js";
 import { startHttpServer } from "./api/http-server.js";
+import { createOverloadGuard } from "./api/overload.js";
 import type { ServerConfig } from "./config/config.js";
 import { type KeptSecret, keptApiKey, keptOwnerSecret } from "./config/kept-secrets.js";
+import type { ModelCatalog } from "./engine/inference-pool.js";
 import { combineObservers } from "./engine/observer.js";
 import { startEngine } from "./engine-runtime.js";
 import type { Logger } from "./logger.js";
@@ -63,6 +66,15 @@ function logAccess(logger: Logger, auth: Authenticator): void {
     );
 }
 
+/** Why each of `required` cannot serve (absent, or failed to load); empty when all can. */
+function unavailableModels(models: ModelCatalog, required: readonly string[]): string[] {
+  return required.flatMap((name) => {
+    const model = models.get(name);
+    if (model === undefined) return [`model "${name}" is not in the model repository`];
+    return model.available ? [] : [`model "${name}" is unavailable: ${model.reason}`];
+  });
+}
+
 /** Starts everything; resolves once both ports listen and the engine is ready. */
 export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
   const metrics = config.enableMonitoring ? createPrometheusMetrics() : undefined;
@@ -95,18 +107,32 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   );
   saver.unref();
   const resources = createResourceMonitor();
-  const binding = {
+  const guard = createOverloadGuard({
+    maxRequestsInFlight: config.maxRequestsInFlight,
+    maxEventLoopDelayMs: config.maxEventLoopDelayMs,
+  });
+  const binding: ServiceBinding = {
     impl: createBatchProcessorService(processor, models, resources, analytics),
     auth,
+    guard,
+    log: logger,
     onRequest: metrics?.onRequest,
   };
-  let ready = false;
-  const http = await startHttpServer(binding, logger, {
+  // Models load once, at start: a required model that is not there now will not come.
+  const missingModels = unavailableModels(models, config.requiredModels);
+  if (missingModels.length > 0)
+    logger.warn({ reasons: missingModels }, "not ready: a required model is unavailable");
+  let state: "starting" | "serving" | "closing" = "starting";
+  const http = await startHttpServer(binding, {
     host: config.apiHost,
     port: config.apiPort,
     maxBodyBytes: config.maxRequestBytes,
+    requestTimeoutMs: config.requestTimeoutMs,
     version: VERSION,
-    ready: () => ready,
+    notReady: () =>
+      state === "serving"
+        ? missingModels
+        : [state === "starting" ? "the server is starting" : "the server is shutting down"],
     metrics:
       metrics === undefined
         ? undefined
@@ -114,7 +140,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   });
   let grpc: Awaited<ReturnType<typeof startGrpcServer>>;
   try {
-    grpc = await startGrpcServer(binding, logger, {
+    grpc = await startGrpcServer(binding, {
       host: config.apiHost,
       port: config.grpcPort,
       maxMessageBytes: config.maxRequestBytes,
@@ -124,7 +150,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     await processor.close({ timeoutMs: 0 });
     throw error;
   }
-  ready = true;
+  state = "serving";
   logAccess(logger, auth);
   logger.info({ apiPort: http.port, grpcPort: grpc.port, version: VERSION }, "serving");
   let closing: Promise<void> | undefined;
@@ -134,7 +160,8 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     generatedApiKey: generated,
     close() {
       closing ??= (async () => {
-        ready = false;
+        state = "closing";
+        guard.close();
         resources.close();
         clearInterval(sampler);
         clearInterval(saver);

@@ -1,15 +1,16 @@
 /**
- * The one mapping from errors to what clients see, shared by every transport: a domain error
- * keeps its message and gets its code; anything else becomes INTERNAL with an `error_id` that is
- * in the log, and its message goes to the log only.
+ * The one mapping from errors to what clients see, shared by every transport and by the API
+ * port's own answers (404, 405, 413, 401 on `/metrics`): a domain error keeps its message and gets
+ * its code, HTTP status and headers; anything else becomes INTERNAL with an `error_id` that is in
+ * the log, and its message goes to the log only.
  */
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   DomainError,
   type ErrorCode,
+  MethodNotAllowedError,
   PayloadTooLargeError,
-  QueueFullError,
 } from "../engine/errors.js";
 import type { EngineLogger } from "../engine/logger.js";
 
@@ -26,7 +27,7 @@ const CODES: Record<ErrorCode, Code> = {
   CANCELLED: Code.Canceled,
 };
 
-/** HTTP status of each code for the REST routes (DESIGN's table). */
+/** HTTP status of each code on the REST routes. */
 const HTTP_STATUS: Partial<Record<Code, number>> = {
   [Code.InvalidArgument]: 400,
   [Code.Unauthenticated]: 401,
@@ -46,19 +47,19 @@ const HTTP_STATUS: Partial<Record<Code, number>> = {
 /** Header carrying `error_id` on every protocol (and in REST bodies). */
 export const ERROR_ID_HEADER = "x-error-id";
 
-/** Converts anything thrown by a handler into the ConnectError a client may see. */
+/** Converts anything thrown while serving a call into the ConnectError a client may see. */
 export function toConnectError(
   error: unknown,
   log: EngineLogger,
   context: object = {},
 ): ConnectError {
   if (error instanceof DomainError) {
-    const connectError = new ConnectError(error.message, CODES[error.code]);
-    if (error instanceof QueueFullError) {
+    // The domain error stays the cause, so the HTTP status below is chosen by its type.
+    const connectError = new ConnectError(error.message, CODES[error.code], {}, [], error);
+    if (error.retryAfterMs !== undefined)
       connectError.metadata.set("retry-after", String(Math.ceil(error.retryAfterMs / 1000)));
-    }
-    if (error instanceof PayloadTooLargeError)
-      connectError.metadata.set("x-limit-bytes", String(error.limitBytes));
+    if (error instanceof MethodNotAllowedError)
+      connectError.metadata.set("allow", error.allowed.join(", "));
     return connectError;
   }
   if (
@@ -66,7 +67,7 @@ export function toConnectError(
     error.code !== Code.Internal &&
     error.code !== Code.Unknown
   ) {
-    // Raised by the protocol layer itself (malformed message, size limit, client cancel): its
+    // Raised by the protocol layer itself (size limit, client cancel, bad timeout header): its
     // message describes the request, not the server.
     return error;
   }
@@ -77,9 +78,11 @@ export function toConnectError(
   return internal;
 }
 
-/** The HTTP status for a Connect code on the REST routes. */
-export function httpStatusOf(code: Code): number {
-  return HTTP_STATUS[code] ?? 500;
+/** The HTTP status of an error on the REST routes and the API port's own answers. */
+export function httpStatusOf(error: ConnectError): number {
+  if (error.cause instanceof PayloadTooLargeError) return 413;
+  if (error.cause instanceof MethodNotAllowedError) return 405;
+  return HTTP_STATUS[error.code] ?? 500;
 }
 
 /** Lower-case snake name of a code, as Connect writes it (`invalid_argument`). */

@@ -1,7 +1,9 @@
 /**
  * The native gRPC adapter (grpc-js). Its service definition is built from the generated
- * descriptors (serialize with toBinary, parse with fromBinary), so there is one set of message
- * types; gRPC health checking and server reflection run beside it.
+ * descriptors, so there is one set of message types; gRPC health checking and server reflection
+ * run beside it. Every call of the service is admitted (load shedding, key, header size) by a
+ * server interceptor as soon as its headers arrive, before its message is read; requests decode
+ * without throwing, so a malformed message is INVALID_ARGUMENT rather than grpc-js's INTERNAL.
  */
 
 import type { EventEmitter } from "node:events";
@@ -14,20 +16,17 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import type { Code } from "@connectrpc/connect";
+import type { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import {
   BatchProcessorService,
   file_batchprocessor_v1_batch_processor,
-  SubmitBatchRequestSchema,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-import type { EngineLogger } from "../engine/logger.js";
-import { decodeSubmitBatchRequest } from "../service/packed-inputs.js";
-import { callContext, implMethod, type ServiceBinding } from "./call-context.js";
-import { codeName, toConnectError } from "./error-mapping.js";
-import { batchIdOf, finishRequest } from "./request-log.js";
+import { PayloadTooLargeError } from "../engine/errors.js";
+import { type DecodedRequest, decodeBinaryRequestSafely } from "./binary-request.js";
+import { Call, type ServiceBinding } from "./call.js";
 
 /** Options of {@link startGrpcServer}. */
 export interface GrpcServerOptions {
@@ -46,17 +45,21 @@ export interface StartedGrpcServer {
   close(timeoutMs: number): Promise<void>;
 }
 
+/** Largest total size of a call's request headers (names and values), bytes. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
 /** Starts grpc-js with the service, health and reflection. */
 export async function startGrpcServer(
   binding: ServiceBinding,
-  log: EngineLogger,
   options: GrpcServerOptions,
 ): Promise<StartedGrpcServer> {
+  const calls = new WeakMap<grpc.Metadata, Call>();
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxMessageBytes,
     "grpc.max_send_message_length": -1,
+    interceptors: [admission(binding, calls)],
   });
-  server.addService(grpcServiceDefinition(), handlers(binding, log));
+  server.addService(grpcServiceDefinition(), handlers(calls));
   const serviceName = BatchProcessorService.typeName;
   const health = new HealthImplementation({ "": "SERVING", [serviceName]: "SERVING" });
   health.addToServer(server);
@@ -69,7 +72,7 @@ export async function startGrpcServer(
     ),
   );
   if (!widenReceiveWindows(server)) {
-    log.warn(
+    binding.log.warn(
       { windowBytes: 65_535 },
       "could not raise the gRPC port's HTTP/2 receive windows; large requests stay throttled",
     );
@@ -126,19 +129,20 @@ function widenReceiveWindows(server: grpc.Server): boolean {
   return true;
 }
 
-/** The grpc-js service definition, built from the generated descriptors (servers and clients). */
+/**
+ * The grpc-js service definition, built from the generated descriptors. Servers get requests as
+ * {@link DecodedRequest}s; clients (tests, benchmarks) use it as it is.
+ */
 export function grpcServiceDefinition(): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
   for (const method of BatchProcessorService.methods) {
     definition[method.localName] = {
-      path: `/${BatchProcessorService.typeName}/${method.name}`,
+      path: pathOf(method),
       requestStream: false,
       responseStream: method.methodKind === "server_streaming",
       requestSerialize: (message: Message) => Buffer.from(toBinary(method.input, message as never)),
-      requestDeserialize:
-        method.input.typeName === SubmitBatchRequestSchema.typeName
-          ? decodeSubmitBatchRequest
-          : (bytes: Buffer) => fromBinary(method.input, bytes),
+      requestDeserialize: (bytes: Buffer) =>
+        decodeBinaryRequestSafely(method.input, bytes) as unknown as Message,
       responseSerialize: (message: Message) =>
         Buffer.from(toBinary(method.output, message as never)),
       responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
@@ -147,91 +151,119 @@ export function grpcServiceDefinition(): grpc.ServiceDefinition {
   return definition;
 }
 
-function handlers(binding: ServiceBinding, log: EngineLogger): grpc.UntypedServiceImplementation {
+function pathOf(method: DescMethod): string {
+  return `/${BatchProcessorService.typeName}/${method.name}`;
+}
+
+/**
+ * The interceptor that starts and admits each call of the service from its headers alone: the
+ * call's message is read only once it is let in. Health and reflection pass untouched.
+ */
+function admission(binding: ServiceBinding, calls: WeakMap<grpc.Metadata, Call>) {
+  const methods = new Map(BatchProcessorService.methods.map((m) => [pathOf(m), m]));
+  return (
+    descriptor: grpc.ServerMethodDefinition<unknown, unknown>,
+    next: grpc.ServerInterceptingCallInterface,
+  ) => {
+    const method = methods.get(descriptor.path);
+    if (method === undefined) return new grpc.ServerInterceptingCall(next);
+    return new grpc.ServerInterceptingCall(next, {
+      start(startNext) {
+        startNext({
+          onReceiveMetadata(metadata, metadataNext) {
+            const call = new Call(binding, "grpc", method);
+            try {
+              const headerBytes = sizeOf(metadata);
+              if (headerBytes > MAX_HEADER_BYTES)
+                throw new PayloadTooLargeError(
+                  MAX_HEADER_BYTES,
+                  `request headers (${headerBytes} bytes)`,
+                );
+              call.admit((name) => {
+                const value = metadata.get(name)[0];
+                return value === undefined ? undefined : value.toString();
+              });
+            } catch (error) {
+              next.sendStatus(grpcStatus(call.fail(error)));
+              return;
+            }
+            calls.set(metadata, call);
+            metadataNext(metadata);
+          },
+        });
+      },
+    });
+  };
+}
+
+function sizeOf(metadata: grpc.Metadata): number {
+  let bytes = 0;
+  for (const [name, values] of Object.entries(metadata.toHttp2Headers()))
+    for (const value of Array.isArray(values) ? values : [values])
+      bytes += name.length + String(value).length;
+  return bytes;
+}
+
+function handlers(calls: WeakMap<grpc.Metadata, Call>): grpc.UntypedServiceImplementation {
   const out: grpc.UntypedServiceImplementation = {};
   for (const method of BatchProcessorService.methods) {
-    const fn = implMethod(binding.impl, method.localName);
     out[method.localName] =
-      method.methodKind === "server_streaming"
-        ? streamingHandler(method, fn, binding, log)
-        : unaryHandler(method, fn, binding, log);
+      method.methodKind === "server_streaming" ? streamingHandler(calls) : unaryHandler(calls);
   }
   return out;
 }
 
-type ImplFn = ReturnType<typeof implMethod>;
+/** The admitted call of a grpc-js call; the interceptor made it from the same metadata. */
+function callOf(calls: WeakMap<grpc.Metadata, Call>, metadata: grpc.Metadata): Call {
+  const call = calls.get(metadata);
+  if (call === undefined) throw new Error("a gRPC call reached its handler without admission");
+  return call;
+}
 
-function unaryHandler(
-  method: DescMethod,
-  fn: ImplFn,
-  binding: ServiceBinding,
-  log: EngineLogger,
-): grpc.handleUnaryCall<Message, Message> {
-  return (call, callback) => {
-    const { signal: abort, settle } = signalOf(call);
-    const started = performance.now();
-    const done = (code: string, response?: unknown) =>
-      finishRequest(binding, log, {
-        protocol: "grpc",
-        method: method.name,
-        code,
-        durationMs: performance.now() - started,
-        batchId: batchIdOf(call.request, response),
-      });
-    (async () =>
-      fn(call.request as never, callContext(binding, headerGetter(call.metadata), abort)))().then(
+function unaryHandler(calls: WeakMap<grpc.Metadata, Call>): grpc.handleUnaryCall<Message, Message> {
+  return (grpcCall, callback) => {
+    const call = callOf(calls, grpcCall.metadata);
+    const { signal, settle } = signalOf(grpcCall);
+    const decoded = grpcCall.request as unknown as DecodedRequest;
+    (async () => {
+      if (!decoded.ok) throw decoded.error;
+      return call.unary(decoded.request, signal);
+    })().then(
       (response) => {
         settle();
-        done("ok", response);
+        call.ok(response);
         callback(null, response as Message);
       },
       (error: unknown) => {
         settle();
-        const status = grpcError(error, log, method);
-        done(codeName(status.code as number as Code));
-        callback(status);
+        callback(grpcStatus(call.fail(error)));
       },
     );
   };
 }
 
 function streamingHandler(
-  method: DescMethod,
-  fn: ImplFn,
-  binding: ServiceBinding,
-  log: EngineLogger,
+  calls: WeakMap<grpc.Metadata, Call>,
 ): grpc.handleServerStreamingCall<Message, Message> {
-  return (call) => {
-    const { signal: abort, settle } = signalOf(call);
-    const started = performance.now();
-    const done = (code: string) =>
-      finishRequest(binding, log, {
-        protocol: "grpc",
-        method: method.name,
-        code,
-        durationMs: performance.now() - started,
-        batchId: batchIdOf(call.request),
-      });
+  return (grpcCall) => {
+    const call = callOf(calls, grpcCall.metadata);
+    const { signal, settle } = signalOf(grpcCall);
+    const decoded = grpcCall.request as unknown as DecodedRequest;
     (async () => {
-      const messages = fn(
-        call.request as never,
-        callContext(binding, headerGetter(call.metadata), abort),
-      ) as AsyncIterable<Message>;
-      for await (const message of messages) {
-        if (call.cancelled) break;
-        call.write(message);
+      if (!decoded.ok) throw decoded.error;
+      for await (const message of call.stream(decoded.request, signal)) {
+        if (grpcCall.cancelled) break;
+        grpcCall.write(message as Message);
       }
     })().then(
       () => {
         settle();
-        done("ok");
-        call.end();
+        call.ok();
+        grpcCall.end();
       },
       (error: unknown) => {
         settle();
-        const status = grpcError(error, log, method);
-        done(codeName(status.code as number as Code));
-        call.emit("error", status);
+        grpcCall.emit("error", grpcStatus(call.fail(error)));
       },
     );
   };
@@ -258,24 +290,13 @@ function signalOf(
   };
 }
 
-function headerGetter(metadata: grpc.Metadata) {
-  return (name: string) => {
-    const value = metadata.get(name)[0];
-    return value === undefined ? undefined : value.toString();
-  };
-}
-
-function grpcError(
-  error: unknown,
-  log: EngineLogger,
-  method: DescMethod,
-): Partial<grpc.StatusObject> {
-  const connectError = toConnectError(error, log, { method: method.name });
+/** A ConnectError as a gRPC status, its metadata (retry-after, error id) as trailers. */
+function grpcStatus(error: ConnectError): grpc.StatusObject {
   const metadata = new grpc.Metadata();
-  for (const [name, value] of connectError.metadata) metadata.set(name, value);
+  for (const [name, value] of error.metadata) metadata.set(name, value);
   return {
-    code: connectError.code as number as grpc.status,
-    details: connectError.rawMessage,
+    code: error.code as number as Code as number as grpc.status,
+    details: error.rawMessage,
     metadata,
   };
 }

@@ -1,17 +1,14 @@
 /**
- * The API port: `/health` and `/ready` (no key), the REST routes, and Connect + gRPC-Web for
- * everything else, on one node:http server.
+ * The API port: `/health` and `/ready` (no key), `/metrics`, the REST routes, and Connect +
+ * gRPC-Web for everything else, on one node:http server with header, body and idle timeouts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
-import type { EngineLogger } from "../engine/logger.js";
-import type { ServiceBinding } from "./call-context.js";
-import { registerConnectRoutes } from "./connect-routes.js";
-import { httpStatusOf, restErrorBody, toConnectError } from "./error-mapping.js";
-import { JSON_READ_OPTIONS, JSON_WRITE_OPTIONS } from "./json-options.js";
-import { createRestHandler } from "./rest-handler.js";
+import type { ServiceBinding } from "./call.js";
+import { createConnectHandler } from "./connect-adapter.js";
+import { toConnectError } from "./error-mapping.js";
+import { createRestHandler, sendError } from "./rest-handler.js";
 
 /** Options of {@link startHttpServer}. */
 export interface HttpServerOptions {
@@ -19,10 +16,12 @@ export interface HttpServerOptions {
   readonly port: number;
   /** Largest request body or message accepted, after decompression, bytes. */
   readonly maxBodyBytes: number;
+  /** Longest a client may take to send a whole request (headers and body), ms. */
+  readonly requestTimeoutMs: number;
   /** The version `/health` reports. */
   readonly version: string;
-  /** True once models are loaded and the store is open, false again while shutting down. */
-  readonly ready: () => boolean;
+  /** Readiness: why the server cannot serve now, or an empty list when it can. */
+  readonly notReady: () => readonly string[];
   /** Serve Prometheus text at `/metrics` (absent: ENABLE_MONITORING=false, 404). */
   readonly metrics?: { readonly registry: Registry; readonly requireApiKey: boolean } | undefined;
 }
@@ -35,52 +34,60 @@ export interface StartedHttpServer {
   close(timeoutMs: number): Promise<void>;
 }
 
+/** Longest a client may take to send its request headers, ms. */
+const HEADERS_TIMEOUT_MS = 20_000;
+/** How long an idle keep-alive connection stays open between requests, ms. */
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
 /** Starts the API server. */
 export async function startHttpServer(
   binding: ServiceBinding,
-  log: EngineLogger,
   options: HttpServerOptions,
 ): Promise<StartedHttpServer> {
-  const rest = createRestHandler(binding, log, { maxBodyBytes: options.maxBodyBytes });
-  const connect = connectNodeAdapter({
-    routes: (router) => registerConnectRoutes(router, binding, log),
-    readMaxBytes: options.maxBodyBytes,
-    acceptCompression: [compressionGzip],
-    jsonOptions: { ...JSON_READ_OPTIONS, ...JSON_WRITE_OPTIONS },
-    fallback: (_req, res) =>
-      json(res as ServerResponse, 404, { error: "not_found", message: "no such route" }),
-  });
-  const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      const connectError = toConnectError(error, log, { path: req.url });
-      if (!res.headersSent) json(res, httpStatusOf(connectError.code), restErrorBody(connectError));
-      else res.end();
-    });
-  });
+  const rest = createRestHandler(binding, { maxBodyBytes: options.maxBodyBytes });
+  const connect = createConnectHandler(binding, { maxBodyBytes: options.maxBodyBytes });
+  const server = createServer(
+    {
+      headersTimeout: Math.min(HEADERS_TIMEOUT_MS, options.requestTimeoutMs),
+      requestTimeout: options.requestTimeoutMs,
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+      // How often the timeouts above are checked; the default (30 s) lets a slow body linger.
+      connectionsCheckingInterval: 1000,
+    },
+    (req, res) => {
+      handle(req, res).catch((error: unknown) =>
+        sendError(req, res, toConnectError(error, binding.log, { path: req.url })),
+      );
+    },
+  );
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?")[0];
-    if (req.method === "GET" && path === "/health") {
-      json(res, 200, {
+    const probe = req.method === "GET" || req.method === "HEAD";
+    if (probe && path === "/health") {
+      json(req, res, 200, {
         status: "healthy",
         timestamp: new Date().toISOString(),
         version: options.version,
       });
       return;
     }
-    if (req.method === "GET" && path === "/ready") {
-      const ready = options.ready();
-      json(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready" });
+    if (probe && path === "/ready") {
+      const reasons = options.notReady();
+      json(
+        req,
+        res,
+        reasons.length === 0 ? 200 : 503,
+        reasons.length === 0 ? { status: "ready" } : { status: "not_ready", reasons },
+      );
       return;
     }
-    if (req.method === "GET" && path === "/metrics" && options.metrics !== undefined) {
+    if (probe && path === "/metrics" && options.metrics !== undefined) {
       await serveMetrics(req, res, options.metrics, binding);
       return;
     }
     if (await rest(req, res)) return;
     connect(req, res);
   }
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => resolve());
@@ -112,23 +119,20 @@ async function serveMetrics(
         return Array.isArray(value) ? value[0] : value;
       });
     } catch (error) {
-      json(res, 401, {
-        error: "unauthenticated",
-        message: error instanceof Error ? error.message : "unauthenticated",
-      });
+      sendError(req, res, toConnectError(error, binding.log));
       return;
     }
   }
   const text = await metrics.registry.metrics();
   res.writeHead(200, { "content-type": metrics.registry.contentType });
-  res.end(text);
+  res.end(req.method === "HEAD" ? undefined : text);
 }
 
-function json(res: ServerResponse, status: number, body: object): void {
+function json(req: IncomingMessage, res: ServerResponse, status: number, body: object): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     "content-type": "application/json",
     "content-length": Buffer.byteLength(text),
   });
-  res.end(text);
+  res.end(req.method === "HEAD" ? undefined : text);
 }

@@ -1,20 +1,18 @@
 /**
  * The REST/JSON adapter: serves the routes transcoded from the contract's `google.api.http`
- * annotations with plain JSON bodies (the seed's API), and server streams as NDJSON or, for
- * `Accept: text/event-stream`, Server-Sent Events.
+ * annotations with plain JSON bodies (the original API's), and server streams as NDJSON or, for
+ * `Accept: text/event-stream`, Server-Sent Events. A call is admitted from its headers before its
+ * body is read.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Transform } from "node:stream";
-import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import { type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
 import { BatchProcessorService } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-import { InvalidInputError, PayloadTooLargeError } from "../engine/errors.js";
-import type { EngineLogger } from "../engine/logger.js";
-import { callContext, implMethod, type ServiceBinding } from "./call-context.js";
-import { codeName, httpStatusOf, restErrorBody, toConnectError } from "./error-mapping.js";
+import { echo, InvalidInputError, MethodNotAllowedError } from "../engine/errors.js";
+import { Call, type ServiceBinding } from "./call.js";
+import { httpStatusOf, restErrorBody } from "./error-mapping.js";
 import { JSON_WRITE_OPTIONS } from "./json-options.js";
-import { batchIdOf, finishRequest } from "./request-log.js";
+import { parseJsonBody, readBody } from "./request-body.js";
 import { decodeRestRequest, matchRoute, routesOf } from "./rest-transcoder.js";
 
 /** Options of {@link createRestHandler}. */
@@ -29,7 +27,6 @@ export type RestHandler = (req: IncomingMessage, res: ServerResponse) => Promise
 /** Builds the REST adapter for the contract's service. */
 export function createRestHandler(
   binding: ServiceBinding,
-  log: EngineLogger,
   options: RestHandlerOptions,
 ): RestHandler {
   const routes = routesOf(BatchProcessorService);
@@ -37,55 +34,27 @@ export function createRestHandler(
     const url = new URL(req.url ?? "/", "http://localhost");
     const match = matchRoute(routes, req.method ?? "GET", url.pathname);
     if (match === undefined) return false;
+    const call = new Call(binding, "rest", match.route.method);
     const abort = new AbortController();
     // "close" also follows a normal end; only a client that went away aborts the call.
     res.on("close", () => {
       if (!res.writableFinished) abort.abort();
     });
-    const started = performance.now();
-    const method = "route" in match ? match.route.method.name : `${req.method} ${url.pathname}`;
-    let code = "ok";
-    let batchId: string | undefined;
     try {
-      if ("allowed" in match) {
-        res.setHeader("allow", match.allowed.join(", "));
-        throw new InvalidInputError(
-          "method",
-          `${req.method} is not allowed here; use ${match.allowed.join(" or ")}`,
-        );
-      }
+      if ("allowed" in match) throw new MethodNotAllowedError(req.method ?? "", match.allowed);
+      call.admit((name) => headerValue(req, name));
       const { route, params } = match;
-      const call = callContext(binding, (name) => headerValue(req, name), abort.signal);
-      const body = route.body === "*" ? await readJsonBody(req, options.maxBodyBytes) : undefined;
+      const body = route.body === "*" ? await readJson(req, options.maxBodyBytes) : undefined;
       const request = decodeRestRequest(route, params, url.searchParams, body);
-      batchId = batchIdOf(request);
-      const fn = implMethod(binding.impl, route.method.localName);
       if (route.method.methodKind === "server_streaming") {
-        code = await stream(
-          req,
-          res,
-          route.method.output,
-          fn(request as never, call) as AsyncIterable<Message>,
-          log,
-          method,
-        );
+        await stream(req, res, call, call.stream(request, abort.signal) as AsyncIterable<Message>);
       } else {
-        const response = (await fn(request as never, call)) as Message;
-        batchId = batchIdOf(request, response);
+        const response = (await call.unary(request, abort.signal)) as Message;
         sendJson(res, 200, toJson(route.method.output, response, JSON_WRITE_OPTIONS));
+        call.ok(response);
       }
     } catch (error) {
-      const connectError = toConnectError(error, log, { method });
-      code = codeName(connectError.code);
-      sendError(res, connectError);
-    } finally {
-      finishRequest(binding, log, {
-        protocol: "rest",
-        method,
-        code,
-        durationMs: performance.now() - started,
-        batchId,
-      });
+      sendError(req, res, call.fail(error));
     }
     return true;
   };
@@ -94,11 +63,10 @@ export function createRestHandler(
 async function stream(
   req: IncomingMessage,
   res: ServerResponse,
-  schema: Parameters<typeof toJson>[0],
+  call: Call,
   events: AsyncIterable<Message>,
-  log: EngineLogger,
-  method: string,
-): Promise<string> {
+): Promise<void> {
+  const schema = call.method.output;
   const sse = (req.headers.accept ?? "").includes("text/event-stream");
   const iterator = events[Symbol.asyncIterator]();
   // The first event decides the status: errors before it (unknown batch, no key) are plain errors.
@@ -118,13 +86,12 @@ async function stream(
     for (let step = first; !step.done; step = await iterator.next())
       write(toJson(schema, step.value as never, JSON_WRITE_OPTIONS));
   } catch (error) {
-    const connectError = toConnectError(error, log, { method });
-    write(sse ? restErrorBody(connectError) : { error: restErrorBody(connectError) }, "error");
-    res.end();
-    return codeName(connectError.code);
+    // Past the status line an error is a frame of its own, from the same mapping.
+    const body = restErrorBody(call.fail(error));
+    write(sse ? body : { error: body }, "error");
   }
   res.end();
-  return "ok";
+  call.ok();
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {
@@ -132,70 +99,13 @@ function headerValue(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** Reads and parses a JSON body, inflating gzip/deflate/br, never holding more than `limit` bytes. */
-async function readJsonBody(req: IncomingMessage, limit: number): Promise<JsonValue | undefined> {
-  // Bodies are JSON whatever the declared type (curl -d sends form-urlencoded); only multipart,
-  // which is never JSON, is refused outright.
+/** Reads and parses a JSON body; bodies are JSON whatever their declared type but multipart. */
+async function readJson(req: IncomingMessage, limit: number): Promise<JsonValue | undefined> {
+  // curl -d sends form-urlencoded; only multipart, which is never JSON, is refused outright.
   const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
   if (type.startsWith("multipart/"))
-    throw new InvalidInputError("content-type", `expected application/json, got ${type}`);
-  const declared = Number(req.headers["content-length"] ?? 0);
-  if (declared > limit) throw new PayloadTooLargeError(limit);
-  const encoding = (req.headers["content-encoding"] ?? "identity").toLowerCase();
-  const source =
-    encoding === "gzip"
-      ? req.pipe(createGunzip())
-      : encoding === "deflate"
-        ? req.pipe(createInflate())
-        : encoding === "br"
-          ? req.pipe(createBrotliDecompress())
-          : encoding === "identity"
-            ? req
-            : undefined;
-  if (source === undefined)
-    throw new InvalidInputError("content-encoding", `unsupported encoding ${encoding}`);
-  // Past the limit: stop inflating (a zip bomb costs nothing more) and drain the request.
-  const stop = () => {
-    if (source !== req) {
-      req.unpipe();
-      (source as Transform).destroy();
-    }
-    req.resume();
-  };
-  const body = await collect(source, limit, stop);
-  if (body.length === 0) return undefined;
-  try {
-    return JSON.parse(body.toString("utf8")) as JsonValue;
-  } catch (error) {
-    throw new InvalidInputError(
-      "body",
-      `malformed JSON: ${error instanceof Error ? error.message : String(error)}`,
-    );
-  }
-}
-
-/** Reads a stream into one buffer, failing once it passes `limit` bytes. */
-function collect(source: NodeJS.ReadableStream, limit: number, stop: () => void): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    source.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        source.removeAllListeners("data");
-        stop();
-        reject(new PayloadTooLargeError(limit));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    source.once("error", (error: Error) =>
-      reject(new InvalidInputError("body", `could not be read: ${error.message}`)),
-    );
-    source.once("end", () =>
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)),
-    );
-  });
+    throw new InvalidInputError("content-type", `expected application/json, got ${echo(type)}`);
+  return parseJsonBody(await readBody(req, limit, headerValue(req, "content-encoding")));
 }
 
 function sendJson(res: ServerResponse, status: number, body: JsonValue | object): void {
@@ -207,12 +117,16 @@ function sendJson(res: ServerResponse, status: number, body: JsonValue | object)
   res.end(text);
 }
 
-function sendError(res: ServerResponse, error: ConnectError): void {
+/**
+ * Writes an error as the one mapping says. A request whose body was not read to its end (refused
+ * before or while reading it) closes its connection, so nothing more of it is read.
+ */
+export function sendError(req: IncomingMessage, res: ServerResponse, error: ConnectError): void {
   if (res.headersSent) {
     res.end();
     return;
   }
   for (const [name, value] of error.metadata) res.setHeader(name, value);
-  const status = error.metadata.has("x-limit-bytes") ? 413 : httpStatusOf(error.code);
-  sendJson(res, status, restErrorBody(error));
+  if (!req.complete) res.setHeader("connection", "close");
+  sendJson(res, httpStatusOf(error), restErrorBody(error));
 }

@@ -1,16 +1,13 @@
 /**
  * REST/JSON routes derived from the `google.api.http` annotations of a service, not written
  * route by route: path templates with `{field}` variables, query parameters (repeated fields as
- * repeated keys or comma lists), and `body: "*"`. Requests are decoded with the same protobuf
- * JSON reader as Connect, so every protocol accepts and rejects the same input.
+ * repeated keys or comma lists), and `body: "*"`. Requests are decoded by the same JSON reader
+ * as Connect's, so every JSON protocol accepts and rejects the same input, with the same words.
  */
 import {
-  create,
-  type DescField,
   type DescMessage,
   type DescMethod,
   type DescService,
-  fromJson,
   getOption,
   hasOption,
   type JsonObject,
@@ -18,7 +15,8 @@ import {
   ScalarType,
 } from "@bufbuild/protobuf";
 import { http } from "../../gen/google/api/annotations_pb.js";
-import { InvalidInputError } from "../engine/errors.js";
+import { echo, InvalidInputError } from "../engine/errors.js";
+import { decodeJsonRequest } from "./json-request.js";
 
 /** One REST route. */
 export interface RestRoute {
@@ -64,14 +62,21 @@ function parseTemplate(template: string): RestRoute["segments"] {
     });
 }
 
-/** The route for a request, with its path variables; `allowed` lists methods when only the path matched. */
+/**
+ * The route for a request, with its path variables; when only the path matched, `allowed` lists
+ * the HTTP methods it serves and `route` is one of its routes.
+ */
 export function matchRoute(
   routes: readonly RestRoute[],
   httpMethod: string,
   pathname: string,
-): { route: RestRoute; params: Record<string, string> } | { allowed: string[] } | undefined {
+):
+  | { route: RestRoute; params: Record<string, string> }
+  | { route: RestRoute; allowed: string[] }
+  | undefined {
   const parts = pathname.split("/").filter((s) => s.length > 0);
   const allowed: string[] = [];
+  let pathMatch: RestRoute | undefined;
   for (const route of routes) {
     if (route.segments.length !== parts.length) continue;
     const params: Record<string, string> = {};
@@ -83,9 +88,10 @@ export function matchRoute(
     });
     if (!matches) continue;
     if (route.httpMethod === httpMethod) return { route, params };
+    pathMatch ??= route;
     allowed.push(route.httpMethod);
   }
-  return allowed.length > 0 ? { allowed } : undefined;
+  return pathMatch === undefined ? undefined : { route: pathMatch, allowed };
 }
 
 /**
@@ -109,21 +115,14 @@ export function decodeRestRequest(
     for (const key of new Set(query.keys())) json[key] = queryValue(input, key, query.getAll(key));
   }
   for (const [name, value] of Object.entries(params)) json[name] = value;
-  try {
-    return decodeFast(input, json) ?? fromJson(input, json, { ignoreUnknownFields: false });
-  } catch (error) {
-    throw new InvalidInputError(
-      route.body === "*" ? "body" : "query",
-      error instanceof Error ? error.message : String(error),
-    );
-  }
+  return decodeJsonRequest(input, json);
 }
 
 function queryValue(message: DescMessage, key: string, values: string[]): JsonValue {
   const field = message.fields.find((f) => f.name === key || f.jsonName === key);
   if (field === undefined) {
     throw new InvalidInputError(
-      key,
+      key.length > 64 ? echo(key) : key,
       `unknown query parameter; expected one of ${message.fields.map((f) => f.name).join(", ")}`,
     );
   }
@@ -162,76 +161,5 @@ function safeDecode(part: string): string {
     return decodeURIComponent(part);
   } catch {
     return part;
-  }
-}
-
-/**
- * A fast path for the hot shape of the contract: a list of flat messages of numbers (a submit's
- * `data`), which protobuf-es's JSON reader checks element by element. Each such list is decoded
- * here when every value already has the right JSON type, and the rest of the message goes through
- * fromJson; anything unexpected returns undefined and the whole message takes the generic path,
- * so errors and edge cases stay exactly fromJson's.
- */
-function decodeFast(schema: DescMessage, json: JsonObject) {
-  const lists: [DescField & { fieldKind: "list" }, unknown[]][] = [];
-  for (const field of schema.fields) {
-    if (field.fieldKind !== "list" || field.listKind !== "message") continue;
-    const value = json[field.name] ?? json[field.jsonName];
-    if (!Array.isArray(value)) continue;
-    const items = value.map((item) => flatItem(field.message, item));
-    if (items.some((item) => item === undefined)) return undefined;
-    lists.push([field, items]);
-  }
-  if (lists.length === 0) return undefined;
-  const rest = { ...json };
-  for (const [field] of lists) {
-    delete rest[field.name];
-    delete rest[field.jsonName];
-  }
-  const message = fromJson(schema, rest, { ignoreUnknownFields: false }) as Record<string, unknown>;
-  for (const [field, items] of lists)
-    message[field.localName] = items.map((item) =>
-      create(field.message as DescMessage, item as never),
-    );
-  return message as ReturnType<typeof fromJson>;
-}
-
-/** The init object of a flat message, or undefined unless every value has its exact JSON type. */
-function flatItem(schema: DescMessage, item: unknown): Record<string, unknown> | undefined {
-  if (typeof item !== "object" || item === null || Array.isArray(item)) return undefined;
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(item)) {
-    const field = schema.fields.find((f) => f.name === key || f.jsonName === key);
-    if (field === undefined || value === null) return undefined;
-    if (
-      field.fieldKind === "scalar" &&
-      field.scalar === ScalarType.STRING &&
-      typeof value === "string"
-    )
-      out[field.localName] = value;
-    else if (
-      field.fieldKind === "list" &&
-      field.listKind === "scalar" &&
-      Array.isArray(value) &&
-      value.every((v) => fitsScalar(field.scalar, v))
-    ) {
-      out[field.localName] = value;
-    } else return undefined;
-  }
-  return out;
-}
-
-function fitsScalar(type: ScalarType, value: unknown): boolean {
-  if (typeof value !== "number") return false;
-  switch (type) {
-    case ScalarType.FLOAT:
-    case ScalarType.DOUBLE:
-      return true;
-    case ScalarType.UINT32:
-      return Number.isInteger(value) && value >= 0 && value <= 0xffffffff;
-    case ScalarType.INT32:
-      return Number.isInteger(value) && value >= -0x80000000 && value <= 0x7fffffff;
-    default:
-      return false;
   }
 }

@@ -32,6 +32,11 @@ export interface ServerConfig {
   readonly resultTtlMs: number;
   readonly shutdownTimeoutMs: number;
   readonly maxRequestBytes: number;
+  readonly requestTimeoutMs: number;
+  readonly maxRequestsInFlight: number;
+  readonly maxEventLoopDelayMs: number;
+  /** Models without which `/ready` answers 503. */
+  readonly requiredModels: readonly string[];
 }
 
 /** Command-line flags that override the environment. */
@@ -87,6 +92,10 @@ export function loadConfig(env: Env = process.env, flags: ConfigFlags = {}): Ser
     resultTtlMs: r.duration("RESULT_TTL", 24 * 3600 * 1000),
     shutdownTimeoutMs: r.int("SHUTDOWN_TIMEOUT_MS", 30_000, 0, 3_600_000),
     maxRequestBytes: r.int("MAX_REQUEST_BYTES", 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    requestTimeoutMs: r.int("REQUEST_TIMEOUT_MS", 60_000, 1000, 3_600_000),
+    maxRequestsInFlight: r.int("MAX_REQUESTS_IN_FLIGHT", 1024, 0, 1_000_000),
+    maxEventLoopDelayMs: r.int("MAX_EVENT_LOOP_DELAY_MS", 200, 0, 60_000),
+    requiredModels: r.noneOrList("REQUIRED_MODELS", ["default"]),
   });
 }
 
@@ -152,6 +161,12 @@ class EnvReader {
       .split(",")
       .map((s) => s.trim())
       .filter((s) => s.length > 0);
+  }
+
+  /** A comma list, or `none` for the empty list. */
+  noneOrList(name: string, fallback: readonly string[]): readonly string[] {
+    const list = this.list(name, fallback);
+    return list.length === 1 && list[0]?.toLowerCase() === "none" ? [] : list;
   }
 
   oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {

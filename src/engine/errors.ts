@@ -54,6 +54,8 @@ export function failure(code: OutcomeCode, message: string): Failure {
 /** Base class of every error whose message is safe to show to a client. */
 export abstract class DomainError extends Error {
   abstract readonly code: ErrorCode;
+  /** When set, a hint for `Retry-After`, ms: the same request may succeed after that long. */
+  readonly retryAfterMs?: number;
 }
 
 /** Longest piece of a client's value that an error message or a log line repeats. */
@@ -168,11 +170,22 @@ export class QueueFullError extends DomainError {
   readonly code = "RESOURCE_EXHAUSTED";
   constructor(
     message: string,
-    /** A hint for `Retry-After`, in milliseconds. */
-    readonly retryAfterMs: number,
+    override readonly retryAfterMs: number,
   ) {
     super(message);
     this.name = "QueueFullError";
+  }
+}
+
+/** The server sheds load: the request was refused before any work was done for it. */
+export class OverloadedError extends DomainError {
+  readonly code = "RESOURCE_EXHAUSTED";
+  constructor(
+    message: string,
+    override readonly retryAfterMs: number,
+  ) {
+    super(message);
+    this.name = "OverloadedError";
   }
 }
 
@@ -208,11 +221,37 @@ export class UnauthenticatedError extends DomainError {
 /** The request is bigger than the server accepts. */
 export class PayloadTooLargeError extends DomainError {
   readonly code = "RESOURCE_EXHAUSTED";
-  constructor(readonly limitBytes: number) {
+  constructor(
+    readonly limitBytes: number,
+    what = "request body",
+    /** The setting that sets the limit, named in the message. */
+    setting?: string,
+  ) {
     super(
-      `request body is larger than the ${limitBytes} bytes this server accepts (MAX_REQUEST_BYTES)`,
+      `${what} is larger than the ${limitBytes} bytes this server accepts${setting === undefined ? "" : ` (${setting})`}`,
     );
     this.name = "PayloadTooLargeError";
+  }
+}
+
+/** An HTTP method a REST route does not serve; `allowed` lists those it does. */
+export class MethodNotAllowedError extends DomainError {
+  readonly code = "INVALID_ARGUMENT";
+  constructor(
+    method: string,
+    readonly allowed: readonly string[],
+  ) {
+    super(`method: ${echo(method)} is not allowed here; use ${allowed.join(" or ")}`);
+    this.name = "MethodNotAllowedError";
+  }
+}
+
+/** No route or RPC at this path. */
+export class RouteNotFoundError extends DomainError {
+  readonly code = "NOT_FOUND";
+  constructor(path: string) {
+    super(`no route ${echo(path)}`);
+    this.name = "RouteNotFoundError";
   }
 }
 

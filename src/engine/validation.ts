@@ -86,22 +86,29 @@ export function validateSubmit(
   return { items, priority, timeoutMs, model, metadata, batchId };
 }
 
-function validateMetadata(metadata: unknown): Readonly<Record<string, unknown>> {
+/**
+ * Validates free-form JSON (`metadata`) against {@link METADATA_LIMITS}; `field` names it in
+ * messages. Transports call it too, before decoding such JSON costs them anything.
+ */
+export function validateMetadata(
+  metadata: unknown,
+  field = "metadata",
+): Readonly<Record<string, unknown>> {
   if (metadata === undefined || metadata === null) return {};
   if (typeof metadata !== "object" || Array.isArray(metadata))
-    throw new InvalidInputError("metadata", "expected a JSON object");
+    throw new InvalidInputError(field, "expected a JSON object");
   const entries = Object.keys(metadata).length;
   if (entries > METADATA_LIMITS.maxEntries) {
     throw new InvalidInputError(
-      "metadata",
+      field,
       `has ${entries} entries; at most ${METADATA_LIMITS.maxEntries} are allowed`,
     );
   }
-  checkMetadataValue("metadata", metadata, 0, { bytes: 0 });
+  checkMetadataValue(field, field, metadata, 0, { bytes: 0 });
   const bytes = Buffer.byteLength(JSON.stringify(metadata));
   if (bytes > METADATA_LIMITS.maxBytes) {
     throw new InvalidInputError(
-      "metadata",
+      field,
       `is ${bytes} bytes as JSON; at most ${METADATA_LIMITS.maxBytes} are allowed`,
     );
   }
@@ -113,6 +120,7 @@ function validateMetadata(metadata: unknown): Readonly<Record<string, unknown>> 
  * `maxBytes`, so an oversized object costs no more than the limit to reject.
  */
 function checkMetadataValue(
+  root: string,
   field: string,
   value: unknown,
   depth: number,
@@ -120,7 +128,7 @@ function checkMetadataValue(
 ): void {
   const tooBig = () =>
     new InvalidInputError(
-      "metadata",
+      root,
       `is larger than the ${METADATA_LIMITS.maxBytes} bytes allowed as JSON`,
     );
   if (typeof value === "string") {
@@ -136,7 +144,7 @@ function checkMetadataValue(
       throw new InvalidInputError(field, `nests deeper than ${METADATA_LIMITS.maxDepth} levels`);
     if (Array.isArray(value)) {
       for (let i = 0; i < value.length; i++) {
-        checkMetadataValue(`${field}[${i}]`, value[i], depth + 1, size);
+        checkMetadataValue(root, `${field}[${i}]`, value[i], depth + 1, size);
         if (size.bytes > METADATA_LIMITS.maxBytes) throw tooBig();
       }
     } else {
@@ -148,7 +156,7 @@ function checkMetadataValue(
           );
         }
         size.bytes += key.length + 3;
-        checkMetadataValue(`${field}.${key}`, inner, depth + 1, size);
+        checkMetadataValue(root, `${field}.${key}`, inner, depth + 1, size);
         if (size.bytes > METADATA_LIMITS.maxBytes) throw tooBig();
       }
     }

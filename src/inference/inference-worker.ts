@@ -81,8 +81,23 @@ async function loadAll(
   const loaded = new Map<string, Loaded>();
   const reports: ModelLoadReport[] = [];
   for (const model of init.models) {
+    let created: Awaited<ReturnType<typeof createSession>>;
     try {
-      const { session, provider, fallbackReason } = await createSession(model, init);
+      created = await createSession(model, init);
+    } catch (error) {
+      // ONNX Runtime's message names the model file's path: callers get the gist, the log all.
+      reports.push({
+        name: model.name,
+        ok: false,
+        error: firstLine(error),
+        reason: "ONNX Runtime could not load model.onnx (the server log has the cause)",
+        inputs: [],
+        outputs: [],
+      });
+      continue;
+    }
+    try {
+      const { session, provider, fallbackReason } = created;
       const inputName = model.inputName ?? session.inputNames[0];
       const outputName = model.outputName ?? session.outputNames[0];
       if (inputName === undefined || !session.inputNames.includes(inputName)) {
@@ -109,6 +124,7 @@ async function loadAll(
         name: model.name,
         ok: false,
         error: firstLine(error),
+        reason: firstLine(error),
         inputs: [],
         outputs: [],
       });

@@ -59,7 +59,10 @@ export interface TensorInfo {
 export interface ModelLoadReport {
   readonly name: string;
   readonly ok: boolean;
+  /** Why it failed, in full (for the log: it may name files of the server). */
   readonly error?: string | undefined;
+  /** Why it failed, in words fit for API callers. */
+  readonly reason?: string | undefined;
   /** The provider the session runs on. */
   readonly provider?: string | undefined;
   /** Set when a preferred provider failed and the session fell back to CPU: why. */

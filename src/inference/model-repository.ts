@@ -73,9 +73,14 @@ function readEntry(name: string, path: string, configPath: string): RepositoryEn
     const config = JSON.parse(readFileSync(configPath, "utf8")) as unknown;
     return { ...base, ...parseConfig(config) };
   } catch (error) {
+    // A parse or rule error says what is wrong in the file; a read error would name its path.
+    const readable =
+      error instanceof SyntaxError || error instanceof TypeError || error instanceof RangeError;
     return {
       ...base,
-      problem: `config.json: ${error instanceof Error ? error.message : String(error)}`,
+      problem: readable
+        ? `config.json: ${(error as Error).message}`
+        : "config.json could not be read",
     };
   }
 }

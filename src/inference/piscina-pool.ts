@@ -160,11 +160,10 @@ function buildCatalog(
   let loggedFallback = false;
   for (const entry of entries) {
     const report = reports.find((r) => r.name === entry.name);
-    const reason =
-      entry.problem ?? (report === undefined ? "not loaded" : report.ok ? undefined : report.error);
-    if (reason !== undefined || report === undefined) {
-      log.warn({ model: entry.name, reason }, "model unavailable");
-      byName.set(entry.name, unavailable(entry, reason ?? "not loaded"));
+    if (entry.problem !== undefined || report === undefined || !report.ok) {
+      const reason = entry.problem ?? report?.reason ?? "not loaded";
+      log.warn({ model: entry.name, reason, cause: report?.error }, "model unavailable");
+      byName.set(entry.name, unavailable(entry, reason));
       continue;
     }
     if (report.fallbackReason !== undefined && !loggedFallback) {

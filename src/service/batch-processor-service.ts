@@ -29,7 +29,6 @@ import {
   ListModelsResponseSchema,
   type Metrics,
   MetricsSchema,
-  type SubmitBatchRequest,
   type SubmitBatchResponse,
   SubmitBatchResponseSchema,
   type WatchBatchRequest,
@@ -46,7 +45,7 @@ import type {
 } from "../engine/types.js";
 import type { AnalyticsRecorder } from "../metrics/analytics.js";
 import type { ResourceMonitor } from "../metrics/resource-usage.js";
-import { inputOf } from "./packed-inputs.js";
+import { type SubmitBatchInput, unpackSubmit } from "./packed-inputs.js";
 
 /** Who calls, and the signal that ends the call (client cancel, deadline, shutdown). */
 export interface CallContext {
@@ -56,7 +55,7 @@ export interface CallContext {
 
 /** One method per RPC, named like the generated descriptor's `localName`. */
 export interface BatchProcessorServiceImpl {
-  submitBatch(request: SubmitBatchRequest, call: CallContext): Promise<SubmitBatchResponse>;
+  submitBatch(request: SubmitBatchInput, call: CallContext): Promise<SubmitBatchResponse>;
   getBatchStatus(request: GetBatchStatusRequest, call: CallContext): Promise<BatchStatus>;
   getBatchResults(request: GetBatchResultsRequest, call: CallContext): Promise<BatchResults>;
   listBatches(request: ListBatchesRequest, call: CallContext): Promise<ListBatchesResponse>;
@@ -66,7 +65,7 @@ export interface BatchProcessorServiceImpl {
   getMetrics(request: GetMetricsRequest, call: CallContext): Promise<Metrics>;
   getAnalytics(request: GetAnalyticsRequest, call: CallContext): Promise<Analytics>;
   watchBatch(request: WatchBatchRequest, call: CallContext): AsyncIterable<BatchStatus>;
-  infer(request: SubmitBatchRequest, call: CallContext): Promise<BatchResults>;
+  infer(request: SubmitBatchInput, call: CallContext): Promise<BatchResults>;
   listModels(request: ListModelsRequest, call: CallContext): Promise<ListModelsResponse>;
 }
 
@@ -193,10 +192,11 @@ export function createBatchProcessorService(
 }
 
 /** Proto request -> engine request (empty strings and zeros mean "not given"). */
-export function submitRequestOf(request: SubmitBatchRequest): SubmitRequest {
+export function submitRequestOf(input: SubmitBatchInput): SubmitRequest {
+  const { message: request, inputOf } = unpackSubmit(input);
   return {
-    data: request.data.map((item) => ({
-      input: inputOf(item),
+    data: request.data.map((item, k) => ({
+      input: inputOf(k),
       requestId: item.requestId || undefined,
       shape: item.shape.length > 0 ? item.shape : undefined,
     })),

@@ -1,43 +1,66 @@
 /**
  * The hot message's fast reader. A SubmitBatchRequest is almost all `Item.input`: packed float32
- * on the wire, which protobuf-es reads one number at a time into a JS array (about 26 µs and a
- * 4 KiB array per 512-float item). This reader copies all items' packed bytes into one
- * Float32Array (each item gets a view of its part) and hands everything else to `fromBinary`, so
- * every other field, unknown fields and every error stay exactly protobuf-es's. The floats travel
- * beside the message (its own `input` stays empty); {@link inputOf} reads an item's numbers
- * either way, so code that copies the message instead of reading it through `inputOf` loses them.
+ * on the wire, which protobuf-es reads one number at a time into a JS array. This reader copies
+ * all items' packed bytes into one Float32Array (each item gets a view of its part) and hands
+ * everything else to `fromBinary`, so every other field, unknown fields and every error stay
+ * exactly protobuf-es's. The result is its own type, {@link PackedSubmitBatchRequest}: the
+ * message without its inputs, and the inputs beside it.
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import {
-  type Item,
   type SubmitBatchRequest,
   SubmitBatchRequestSchema,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
+import { InvalidInputError } from "../engine/errors.js";
+import { METADATA_LIMITS } from "../engine/validation.js";
 
-const packedInputs = new WeakMap<Item, Float32Array>();
-
-/** The item's input numbers, whether they were read by {@link decodeSubmitBatchRequest} or not. */
-export function inputOf(item: Item): ArrayLike<number> {
-  return packedInputs.get(item) ?? item.input;
+/**
+ * A SubmitBatchRequest read by {@link decodeSubmitBatchRequest}: `message.data[k].input` is empty
+ * and `inputs[k]` holds its numbers (undefined when the item had none).
+ */
+export interface PackedSubmitBatchRequest {
+  readonly message: SubmitBatchRequest;
+  readonly inputs: readonly (Float32Array | undefined)[];
 }
+
+/** What the service takes as a submit or infer request: as any reader decoded it. */
+export type SubmitBatchInput = SubmitBatchRequest | PackedSubmitBatchRequest;
+
+/** Splits a submit or infer request into its message and, per item, the inputs to read. */
+export function unpackSubmit(request: SubmitBatchInput): {
+  message: SubmitBatchRequest;
+  inputOf: (index: number) => ArrayLike<number>;
+} {
+  if ("message" in request) {
+    const { message, inputs } = request;
+    return { message, inputOf: (k) => inputs[k] ?? (message.data[k]?.input as number[]) };
+  }
+  return { message: request, inputOf: (k) => request.data[k]?.input as number[] };
+}
+
+/**
+ * Wire bytes of `metadata` past which it cannot fit {@link METADATA_LIMITS} as JSON: its binary
+ * form is never much more than twice its JSON. Refused before protobuf-es spends time on it.
+ */
+const METADATA_WIRE_MAX = 2 * METADATA_LIMITS.maxBytes + 1024;
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Field numbers and wire types used below (batch_processor.proto). */
 const DATA_FIELD = 1;
 const INPUT_FIELD = 1;
+const METADATA_FIELD = 5;
 const LEN = 2;
 
-/** Decodes a SubmitBatchRequest; same result and errors as `fromBinary`, inputs read in bulk. */
-export function decodeSubmitBatchRequest(bytes: Uint8Array): SubmitBatchRequest {
+/**
+ * Decodes a SubmitBatchRequest; same message and errors as `fromBinary`, inputs read in bulk.
+ * Metadata too large to be valid is refused first, naming the field.
+ */
+export function decodeSubmitBatchRequest(bytes: Uint8Array): PackedSubmitBatchRequest {
   const scan = LITTLE_ENDIAN ? scanRequest(bytes) : undefined;
-  if (scan === undefined) return fromBinary(SubmitBatchRequestSchema, bytes);
-  const request = fromBinary(SubmitBatchRequestSchema, scan.rest);
-  scan.inputs.forEach((input, k) => {
-    const item = request.data[k];
-    if (input !== undefined && item !== undefined) packedInputs.set(item, input);
-  });
-  return request;
+  if (scan === undefined)
+    return { message: fromBinary(SubmitBatchRequestSchema, bytes), inputs: [] };
+  return { message: fromBinary(SubmitBatchRequestSchema, scan.rest), inputs: scan.inputs };
 }
 
 interface Scan {
@@ -61,6 +84,16 @@ function scanRequest(bytes: Uint8Array): Scan | undefined {
     const fieldStart = reader.pos;
     const tag = reader.varint();
     if (tag === undefined) return undefined;
+    if (tag >>> 3 === METADATA_FIELD && (tag & 7) === LEN) {
+      const at = reader.pos;
+      const length = reader.varint();
+      if (length !== undefined && length > METADATA_WIRE_MAX)
+        throw new InvalidInputError(
+          "metadata",
+          `is larger than the ${METADATA_LIMITS.maxBytes} bytes allowed as JSON`,
+        );
+      reader.pos = at;
+    }
     if (tag >>> 3 !== DATA_FIELD || (tag & 7) !== LEN) {
       if (!reader.skip(tag & 7)) return undefined;
       continue;

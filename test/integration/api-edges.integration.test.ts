@@ -19,6 +19,7 @@ import {
   startGrpcServer,
 } from "../../src/api/grpc-server.js";
 import { startHttpServer } from "../../src/api/http-server.js";
+import { createOverloadGuard } from "../../src/api/overload.js";
 import { loadConfig } from "../../src/config/config.js";
 import { createLogger } from "../../src/logger.js";
 import { type RunningServer, startServer } from "../../src/server.js";
@@ -47,6 +48,8 @@ async function start(env: Record<string, string>, logLines?: string[]): Promise<
     MODEL_DIR: repo.dir,
     INFERENCE_THREADS: "1",
     LOG_LEVEL: "silent",
+    // The test process is the client too: its own work would read as the server's lag.
+    MAX_EVENT_LOOP_DELAY_MS: "0",
     ...env,
   });
   const destination =
@@ -108,10 +111,10 @@ describe("REST edges", () => {
   });
 
   it.each([
-    ['{"data": [{"input": "1,2,3"}]}', /Item\.input/],
+    ['{"data": [{"input": "1,2,3"}]}', /^data\[0\]\.input: expected an array, got "1,2,3"$/],
     ['{"data": [{"input": [1, 2]}], "timeout_ms": "soon"}', /timeout_ms/],
     ['{"data": [{"input": [1, 2]}], "colour": "red"}', /colour/],
-    ['{"data": {"input": [1]}}', /SubmitBatchRequest\.data/],
+    ['{"data": {"input": [1]}}', /^data: expected an array, got \{"input":\[1\]\}$/],
   ])("answers wrong types and unknown fields with 400 naming them: %s", async (body, field) => {
     const response = await post("/api/batch-processor/submit", body);
     expect(response.status).toBe(400);
@@ -152,12 +155,24 @@ describe("REST edges", () => {
     });
   });
 
-  it("answers a wrong HTTP method with the methods that are allowed", async () => {
+  it("answers a wrong HTTP method with 405 and the methods that are allowed", async () => {
     const response = await fetch(`${base}/api/batch-processor/submit`, {
       headers: { "x-api-key": KEY },
     });
-    expect(response.status).toBe(400);
+    expect(response.status).toBe(405);
     expect(response.headers.get("allow")).toBe("POST");
+    expect(await response.json()).toEqual({
+      error: "invalid_argument",
+      message: 'method: "GET" is not allowed here; use POST',
+    });
+  });
+
+  it("answers HEAD on the probes like GET, without a body", async () => {
+    for (const path of ["/health", "/ready"]) {
+      const response = await fetch(`${base}${path}`, { method: "HEAD" });
+      expect(response.status).toBe(200);
+      expect(await response.text()).toBe("");
+    }
   });
 
   it("rejects a submit over MAX_QUEUE_SIZE whole with 429 and Retry-After", async () => {
@@ -484,15 +499,21 @@ describe("internal errors", () => {
             }
           : boom,
     });
-    const binding = { impl, auth };
-    const http = await startHttpServer(binding, log, {
+    const binding = {
+      impl,
+      auth,
+      log,
+      guard: createOverloadGuard({ maxRequestsInFlight: 0, maxEventLoopDelayMs: 0 }),
+    };
+    const http = await startHttpServer(binding, {
       host: "127.0.0.1",
       port: 0,
       maxBodyBytes: 65536,
+      requestTimeoutMs: 10_000,
       version: "test",
-      ready: () => true,
+      notReady: () => [],
     });
-    const grpcServer = await startGrpcServer(binding, log, {
+    const grpcServer = await startGrpcServer(binding, {
       host: "127.0.0.1",
       port: 0,
       maxMessageBytes: 65536,

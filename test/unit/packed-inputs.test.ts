@@ -5,15 +5,20 @@ import {
   type SubmitBatchRequest,
   SubmitBatchRequestSchema,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-import { decodeSubmitBatchRequest, inputOf } from "../../src/service/packed-inputs.js";
+import {
+  decodeSubmitBatchRequest,
+  type SubmitBatchInput,
+  unpackSubmit,
+} from "../../src/service/packed-inputs.js";
 
 type Init = MessageInitShape<typeof SubmitBatchRequestSchema>;
 
-/** What the reader must agree with: protobuf-es's own decode, inputs read through inputOf. */
-function plain(request: SubmitBatchRequest) {
+/** What the reader must agree with: protobuf-es's own decode, inputs read through unpackSubmit. */
+function plain(request: SubmitBatchInput): SubmitBatchRequest {
+  const { message, inputOf } = unpackSubmit(request);
   return {
-    ...request,
-    data: request.data.map((item) => ({ ...item, input: Array.from(inputOf(item)) })),
+    ...message,
+    data: message.data.map((item, k) => ({ ...item, input: Array.from(inputOf(k)) })),
   };
 }
 
@@ -44,20 +49,28 @@ describe("decodeSubmitBatchRequest", () => {
     const { fast, reference } = both(bytes);
     expect(fast).toEqual(reference);
     const decoded = decodeSubmitBatchRequest(bytes);
-    expect(inputOf(decoded.data[0] as never)).toBeInstanceOf(Float32Array);
-    expect(Array.from(inputOf(decoded.data[1] as never))).toEqual([
-      Math.fround(0.1),
-      Math.fround(0.2),
-    ]);
+    const { inputOf } = unpackSubmit(decoded);
+    expect(inputOf(0)).toBeInstanceOf(Float32Array);
+    expect(Array.from(inputOf(1))).toEqual([Math.fround(0.1), Math.fround(0.2)]);
     // One allocation per request: the items' inputs are consecutive views of one buffer.
-    const views = decoded.data.map((item) => inputOf(item) as Float32Array).filter((v) => v.length);
+    const views = decoded.inputs.filter((v): v is Float32Array => v !== undefined && v.length > 0);
     expect(new Set(views.map((v) => v.buffer)).size).toBe(1);
     for (let k = 1; k < views.length; k++) {
       const [a, b] = [views[k - 1] as Float32Array, views[k] as Float32Array];
       expect(b.byteOffset).toBe(a.byteOffset + a.byteLength);
     }
     // The message itself stays a valid SubmitBatchRequest with the inputs moved out of it.
-    expect(decoded.data[0]?.input).toEqual([]);
+    expect(decoded.message.data[0]?.input).toEqual([]);
+  });
+
+  it("refuses metadata far too large to be valid before decoding it", () => {
+    const bytes = encode({
+      data: [{ input: [1] }],
+      metadata: Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`key${i}`, i])),
+    });
+    expect(() => decodeSubmitBatchRequest(bytes)).toThrow(
+      /^metadata: is larger than the 16384 bytes allowed as JSON$/,
+    );
   });
 
   it("agrees with fromBinary on random messages", () => {

@@ -1,0 +1,127 @@
+/**
+ * What every API call goes through, whatever its protocol, written once (an interceptor in
+ * connect-es's sense): load shedding and authentication from the headers before any body is read,
+ * the service method, the one error mapping, and one request log line and metric per call. An
+ * adapter only reads its wire format: it starts a {@link Call}, admits it, decodes the request,
+ * runs it, and writes what the call answers.
+ */
+import type { DescMethod } from "@bufbuild/protobuf";
+import type { ConnectError } from "@connectrpc/connect";
+import type { EngineLogger } from "../engine/logger.js";
+import type { Principal } from "../engine/types.js";
+import type { BatchProcessorServiceImpl, CallContext } from "../service/batch-processor-service.js";
+import type { Authenticator, HeaderGetter } from "./auth.js";
+import { codeName, toConnectError } from "./error-mapping.js";
+import type { OverloadGuard } from "./overload.js";
+import { batchIdOf, logRequest, type RequestLogEntry } from "./request-log.js";
+
+/** The protocols calls arrive by. */
+export type Protocol = "grpc" | "connect" | "grpc-web" | "rest";
+
+/** What every adapter needs to serve calls. */
+export interface ServiceBinding {
+  readonly impl: BatchProcessorServiceImpl;
+  readonly auth: Authenticator;
+  readonly guard: OverloadGuard;
+  readonly log: EngineLogger;
+  /** Told about every finished call (metrics). */
+  readonly onRequest?: ((entry: RequestLogEntry) => void) | undefined;
+}
+
+type ImplFn = (request: never, call: CallContext) => unknown;
+
+/** One call from its arrival to its answer; see the file comment. */
+export class Call {
+  readonly #binding: ServiceBinding;
+  readonly #protocol: Protocol;
+  readonly #method: DescMethod;
+  readonly #started = performance.now();
+  #principal: Principal | undefined;
+  #release: (() => void) | undefined;
+  #request: unknown;
+  #finished = false;
+
+  constructor(binding: ServiceBinding, protocol: Protocol, method: DescMethod) {
+    this.#binding = binding;
+    this.#protocol = protocol;
+    this.#method = method;
+  }
+
+  /** The RPC this call is for. */
+  get method(): DescMethod {
+    return this.#method;
+  }
+
+  /**
+   * Lets the call in: sheds it when the server is overloaded, then authenticates it. Both read
+   * headers only, so a refused call never has its body read.
+   */
+  admit(header: HeaderGetter): void {
+    this.#release = this.#binding.guard.enter(this.#method.methodKind === "server_streaming");
+    this.#principal = this.#binding.auth.authenticate(header);
+  }
+
+  /** Runs a unary method with its decoded request. */
+  async unary(request: unknown, signal: AbortSignal): Promise<unknown> {
+    this.#request = request;
+    return this.#impl()(request as never, { principal: this.#who(), signal });
+  }
+
+  /** Runs a server-streaming method with its decoded request. */
+  stream(request: unknown, signal: AbortSignal): AsyncIterable<unknown> {
+    this.#request = request;
+    return this.#impl()(request as never, {
+      principal: this.#who(),
+      signal,
+    }) as AsyncIterable<unknown>;
+  }
+
+  /** Ends the call as answered. */
+  ok(response?: unknown): void {
+    this.#finish("ok", response);
+  }
+
+  /** Ends the call as failed: what the client sees, by the one mapping. */
+  fail(error: unknown): ConnectError {
+    const connectError = toConnectError(error, this.#binding.log, {
+      protocol: this.#protocol,
+      method: this.#method.name,
+    });
+    this.#finish(codeName(connectError.code));
+    return connectError;
+  }
+
+  #impl(): ImplFn {
+    const fn = (this.#binding.impl as unknown as Record<string, ImplFn>)[this.#method.localName];
+    if (typeof fn !== "function")
+      throw new Error(`service implementation has no method ${this.#method.localName}`);
+    return fn.bind(this.#binding.impl) as ImplFn;
+  }
+
+  #who(): Principal {
+    if (this.#principal === undefined) throw new Error("a call runs only once admitted");
+    return this.#principal;
+  }
+
+  #finish(code: string, response?: unknown): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#release?.();
+    const entry: RequestLogEntry = {
+      protocol: this.#protocol,
+      method: this.#method.name,
+      code,
+      durationMs: performance.now() - this.#started,
+      batchId: batchIdOf(requestMessage(this.#request), response),
+    };
+    logRequest(this.#binding.log, entry);
+    this.#binding.onRequest?.(entry);
+  }
+}
+
+/** The message of a decoded request (a bulk-read submit carries its message inside). */
+function requestMessage(request: unknown): unknown {
+  return typeof request === "object" && request !== null && "message" in request
+    ? (request as { message: unknown }).message
+    : request;
+}

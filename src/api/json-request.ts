@@ -1,0 +1,256 @@
+/**
+ * Request messages from JSON, with errors that name the field as the client wrote it
+ * (`data[3].input[7]: expected a number, got "abc"`, `data[0].inputs: unknown field, did you
+ * mean "input"?`) rather than protobuf's type names. The JSON is checked against the message's
+ * descriptor first; what passes is decoded by protobuf-es's own reader (with a fast path for lists
+ * of flat numeric messages), so every JSON protocol accepts exactly proto3 JSON.
+ */
+import {
+  create,
+  type DescField,
+  type DescMessage,
+  fromJson,
+  type JsonObject,
+  type JsonValue,
+  type MessageShape,
+  ScalarType,
+} from "@bufbuild/protobuf";
+import { echo, InvalidInputError } from "../engine/errors.js";
+import { FLOAT32_MAX, validateMetadata } from "../engine/validation.js";
+
+/** Decodes `json` as a `schema` message, or throws {@link InvalidInputError} naming the field. */
+export function decodeJsonRequest<Desc extends DescMessage>(
+  schema: Desc,
+  json: JsonValue | undefined,
+): MessageShape<Desc> {
+  const body = json ?? {};
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    throw new InvalidInputError("body", `expected a JSON object, got ${echo(body)}`);
+  checkMessage(schema, body, "");
+  try {
+    return decodeFast(schema, body) ?? fromJson(schema, body, { ignoreUnknownFields: false });
+  } catch (error) {
+    // The check above accepts only what the reader accepts; this is the reader's last word.
+    throw new InvalidInputError("body", error instanceof Error ? error.message : String(error));
+  }
+}
+
+const join = (path: string, name: string) => (path === "" ? name : `${path}.${name}`);
+
+function checkMessage(schema: DescMessage, value: JsonValue, path: string): void {
+  switch (schema.typeName) {
+    case "google.protobuf.Struct":
+      // Free-form JSON: bounded like metadata, before the reader spends time on each entry.
+      if (typeof value !== "object" || value === null || Array.isArray(value))
+        throw new InvalidInputError(path, `expected a JSON object, got ${echo(value)}`);
+      validateMetadata(value, path);
+      return;
+    case "google.protobuf.Value":
+    case "google.protobuf.ListValue":
+    case "google.protobuf.Timestamp":
+    case "google.protobuf.Duration":
+      return; // their own JSON forms; the reader checks them
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new InvalidInputError(path, `expected an object, got ${echo(value)}`);
+  for (const [key, inner] of Object.entries(value)) {
+    const field = schema.fields.find((f) => f.name === key || f.jsonName === key);
+    if (field === undefined) throw unknownField(schema, join(path, key), key);
+    if (inner !== null) checkField(field, inner, join(path, field.name));
+  }
+}
+
+function checkField(field: DescField, value: JsonValue, path: string): void {
+  switch (field.fieldKind) {
+    case "scalar":
+      checkScalar(field.scalar, value, path);
+      return;
+    case "message":
+      checkMessage(field.message, value, path);
+      return;
+    case "enum":
+      return;
+    case "list":
+      if (!Array.isArray(value))
+        throw new InvalidInputError(path, `expected an array, got ${echo(value)}`);
+      for (let i = 0; i < value.length; i++) {
+        const element = value[i] as JsonValue;
+        const at = `${path}[${i}]`;
+        if (field.listKind === "scalar") checkScalar(field.scalar, element, at);
+        else if (field.listKind === "message") checkMessage(field.message, element, at);
+      }
+      return;
+    case "map":
+      if (typeof value !== "object" || value === null || Array.isArray(value))
+        throw new InvalidInputError(path, `expected an object, got ${echo(value)}`);
+      for (const [key, inner] of Object.entries(value)) {
+        const at = `${path}.${key}`;
+        if (field.mapKind === "scalar") checkScalar(field.scalar, inner, at);
+        else if (field.mapKind === "message") checkMessage(field.message, inner, at);
+      }
+      return;
+  }
+}
+
+const INT_RANGES: Partial<Record<ScalarType, readonly [number, number]>> = {
+  [ScalarType.INT32]: [-0x80000000, 0x7fffffff],
+  [ScalarType.SINT32]: [-0x80000000, 0x7fffffff],
+  [ScalarType.SFIXED32]: [-0x80000000, 0x7fffffff],
+  [ScalarType.UINT32]: [0, 0xffffffff],
+  [ScalarType.FIXED32]: [0, 0xffffffff],
+};
+
+function checkScalar(type: ScalarType, value: JsonValue, path: string): void {
+  switch (type) {
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT: {
+      // proto3 JSON also writes floats as strings: numerals, "NaN", "Infinity", "-Infinity".
+      if (value === "NaN" || value === "Infinity" || value === "-Infinity") return;
+      const n = numeric(value);
+      if (n === undefined)
+        throw new InvalidInputError(path, `expected a number, got ${echo(value)}`);
+      if (type === ScalarType.FLOAT && Math.abs(n) > FLOAT32_MAX)
+        throw new InvalidInputError(path, `${n} is outside the float32 range`);
+      return;
+    }
+    case ScalarType.BOOL:
+      if (typeof value !== "boolean")
+        throw new InvalidInputError(path, `expected true or false, got ${echo(value)}`);
+      return;
+    case ScalarType.STRING:
+      if (typeof value !== "string")
+        throw new InvalidInputError(path, `expected a string, got ${echo(value)}`);
+      return;
+    case ScalarType.BYTES:
+      if (typeof value !== "string")
+        throw new InvalidInputError(path, `expected a base64 string, got ${echo(value)}`);
+      return;
+    default: {
+      const n = numeric(value);
+      const range = INT_RANGES[type];
+      const rule =
+        range === undefined
+          ? "expected an integer"
+          : `expected an integer in ${range[0]}..${range[1]}`;
+      if (n === undefined || !Number.isInteger(n))
+        throw new InvalidInputError(path, `${rule}, got ${echo(value)}`);
+      if (range !== undefined && (n < range[0] || n > range[1]))
+        throw new InvalidInputError(path, `${rule}, got ${echo(value)}`);
+    }
+  }
+}
+
+/** A JSON number, or a string holding one (proto3 JSON's form for numbers); else undefined. */
+function numeric(value: JsonValue): number | undefined {
+  if (typeof value === "number") return value;
+  if (typeof value !== "string" || value.trim() !== value || value === "") return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function unknownField(schema: DescMessage, path: string, key: string): InvalidInputError {
+  const names = schema.fields.map((f) => f.name);
+  const nearest = names
+    .map((name) => ({ name, distance: editDistance(key.toLowerCase(), name) }))
+    .sort((a, b) => a.distance - b.distance)[0];
+  const close =
+    nearest !== undefined && nearest.distance <= Math.max(1, Math.floor(key.length / 3));
+  return new InvalidInputError(
+    key.length > 64 ? `${path.slice(0, path.length - key.length)}${echo(key)}` : path,
+    close
+      ? `unknown field, did you mean "${nearest.name}"?`
+      : `unknown field; expected one of ${names.join(", ")}`,
+  );
+}
+
+/** Levenshtein distance, bounded work: keys longer than any field name are never close. */
+function editDistance(a: string, b: string): number {
+  if (a.length > b.length + 3) return a.length;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min(
+        (previous[j] as number) + 1,
+        (current[j - 1] as number) + 1,
+        (previous[j - 1] as number) + cost,
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}
+
+/**
+ * A fast path for the hot shape of the contract: a list of flat messages of numbers (a submit's
+ * `data`), which protobuf-es's JSON reader checks element by element. Each such list is built
+ * here when every value already has its exact JSON type, and the rest of the message goes through
+ * fromJson; anything else returns undefined and the whole message takes the generic path.
+ */
+function decodeFast<Desc extends DescMessage>(
+  schema: Desc,
+  json: JsonObject,
+): MessageShape<Desc> | undefined {
+  const lists: [DescField & { fieldKind: "list" }, unknown[]][] = [];
+  for (const field of schema.fields) {
+    if (field.fieldKind !== "list" || field.listKind !== "message") continue;
+    const value = json[field.name] ?? json[field.jsonName];
+    if (!Array.isArray(value)) continue;
+    const items = value.map((item) => flatItem(field.message, item));
+    if (items.some((item) => item === undefined)) return undefined;
+    lists.push([field, items]);
+  }
+  if (lists.length === 0) return undefined;
+  const rest = { ...json };
+  for (const [field] of lists) {
+    delete rest[field.name];
+    delete rest[field.jsonName];
+  }
+  const message = fromJson(schema, rest, { ignoreUnknownFields: false }) as Record<string, unknown>;
+  for (const [field, items] of lists)
+    message[field.localName] = items.map((item) =>
+      create(field.message as DescMessage, item as never),
+    );
+  return message as MessageShape<Desc>;
+}
+
+/** The init object of a flat message, or undefined unless every value has its exact JSON type. */
+function flatItem(schema: DescMessage, item: unknown): Record<string, unknown> | undefined {
+  if (typeof item !== "object" || item === null || Array.isArray(item)) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(item)) {
+    const field = schema.fields.find((f) => f.name === key || f.jsonName === key);
+    if (field === undefined || value === null) return undefined;
+    if (
+      field.fieldKind === "scalar" &&
+      field.scalar === ScalarType.STRING &&
+      typeof value === "string"
+    )
+      out[field.localName] = value;
+    else if (
+      field.fieldKind === "list" &&
+      field.listKind === "scalar" &&
+      Array.isArray(value) &&
+      value.every((v) => fitsScalar(field.scalar, v))
+    ) {
+      out[field.localName] = value;
+    } else return undefined;
+  }
+  return out;
+}
+
+function fitsScalar(type: ScalarType, value: unknown): boolean {
+  if (typeof value !== "number") return false;
+  switch (type) {
+    case ScalarType.FLOAT:
+    case ScalarType.DOUBLE:
+      return true;
+    case ScalarType.UINT32:
+      return Number.isInteger(value) && value >= 0 && value <= 0xffffffff;
+    case ScalarType.INT32:
+      return Number.isInteger(value) && value >= -0x80000000 && value <= 0x7fffffff;
+    default:
+      return false;
+  }
+}
