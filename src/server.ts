@@ -1,6 +1,6 @@
 /**
  * A whole server process: the engine, the API port (REST, Connect, gRPC-Web, health) and the
- * native gRPC port, with the two-tier shutdown DESIGN asks for.
+ * native gRPC port, with a two-tier shutdown: drain within a timeout, then stop.
  */
 import { createRequire } from "node:module";
 import { type Authenticator, createAuthenticator } from "./api/auth.js";

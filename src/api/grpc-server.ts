@@ -108,10 +108,9 @@ export const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
  * Raises the receive windows of every connection the server accepts. grpc-js leaves them at
  * Node's 64 KiB and has no option for it yet (grpc/grpc-node#3058): a client may then send only
  * 64 KiB per WINDOW_UPDATE round trip, so when the event loop is busy every upload on the
- * connection stalls, and requests wait in the client where no scheduler sees them (measured:
- * 16-item Infer at 1,900 requests/s waited 1.25 s p50 before reaching the server; with these
- * windows 0.19 s). The http2 servers are grpc-js internals, read once after binding; false when
- * they are not where grpc-js 1.14 keeps them (a test fails then).
+ * connection stalls, and requests wait in the client where no scheduler sees them. The http2
+ * servers are grpc-js internals, read once after binding; false when they are not where grpc-js
+ * 1.14 keeps them (a test fails then).
  */
 function widenReceiveWindows(server: grpc.Server): boolean {
   const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;

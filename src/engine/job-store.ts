@@ -1,6 +1,6 @@
 /**
- * Persistence as the engine sees it. Implementations live in `src/store/` (SQLite now, Redis
- * later) and must pass the contract suite in `test/contract/`.
+ * Persistence as the engine sees it. Implementations live in `src/store/` and must pass the
+ * contract suite in `test/contract/`.
  */
 import type { Failure } from "./errors.js";
 import type { BatchStatus, Priority } from "./types.js";

@@ -14,9 +14,9 @@ import {
   type SubmitRequest,
 } from "./types.js";
 
-/** Most items in one submit (the seed's limit). */
+/** Most items in one submit. */
 export const MAX_ITEMS_PER_SUBMIT = 1000;
-/** `timeout_ms` bounds and default (the seed's). */
+/** `timeout_ms` bounds and default. */
 export const TIMEOUT_MS = Object.freeze({ min: 100, max: 300_000, default: 5000 });
 /** Longest client `batch_id` / `request_id`. */
 export const MAX_ID_LENGTH = 128;
