@@ -2,6 +2,7 @@
  * The contract over every protocol against a real server on port 0: the real engine, the default
  * and a dense ONNX model in real threads, the SQLite store in memory.
  */
+import { execFileSync } from "node:child_process";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/config.js";
@@ -61,6 +62,18 @@ afterAll(async () => {
   await server.close();
   repo.cleanup();
 });
+
+function hasNvidiaSmi(): boolean {
+  try {
+    execFileSync("nvidia-smi", ["--query-gpu=utilization.gpu", "--format=csv,noheader"], {
+      stdio: "ignore",
+      timeout: 5000,
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function ok(result: CallResult): JsonObject {
   if (!result.ok) throw new Error(`expected success, got ${result.code}: ${result.message}`);
@@ -438,8 +451,13 @@ describe.each(protocols)("over %s", (protocol) => {
     const usage = metrics.resource_usage as JsonObject;
     expect(usage.memory_usage_mb).toBeGreaterThan(10);
     expect(typeof usage.cpu_usage_percent).toBe("number");
-    // No GPU on this machine: the field is absent rather than a made-up number.
-    expect(usage).not.toHaveProperty("gpu_usage_percent");
+    // From nvidia-smi where the machine has it; otherwise absent rather than a made-up number.
+    if (hasNvidiaSmi()) {
+      if ("gpu_usage_percent" in usage) {
+        expect(usage.gpu_usage_percent).toBeGreaterThanOrEqual(0);
+        expect(usage.gpu_usage_percent).toBeLessThanOrEqual(100);
+      }
+    } else expect(usage).not.toHaveProperty("gpu_usage_percent");
   });
 
   it("answers analytics for a period, overall and per priority, and names what it accepts", async () => {

@@ -199,7 +199,7 @@ describe("BatchProcessor", () => {
     const view = await processor.cancel(alice, big.batchId);
     expect(view.status).toBe("cancelled");
     pool.release();
-    await new Promise((r) => setTimeout(r, 20));
+    await until(() => processor.stats().inFlightBatches === 0);
     const results = await processor.results(alice, big.batchId);
     expect(results.status).toBe("cancelled");
     expect(results.results).toHaveLength(10);
@@ -263,7 +263,6 @@ describe("BatchProcessor", () => {
       const { batchId } = await processor.submit(alice, { data: items(1) });
       await settle(processor, alice, batchId);
       done.push(batchId);
-      await new Promise((r) => setTimeout(r, 2));
     }
     pool.hold();
     const active = await processor.submit(alice, { data: items(1) });

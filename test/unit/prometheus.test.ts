@@ -13,6 +13,7 @@ afterEach(async () => {
 async function setup() {
   const metrics = createPrometheusMetrics();
   const pool = new FakePool(1);
+  const clock = { now: Date.now() };
   const processor = await BatchProcessor.create({
     pool,
     models: fakeCatalog(),
@@ -20,10 +21,11 @@ async function setup() {
     observer: metrics.engine,
     batching: { maxBatchSize: 4, enableDynamicBatching: false },
     maxQueueSize: 20,
+    clock: () => clock.now,
   });
   metrics.bindStats(() => processor.stats());
   open.push(processor);
-  return { metrics, pool, processor };
+  return { metrics, pool, processor, clock };
 }
 
 async function value(
@@ -112,11 +114,11 @@ describe("Prometheus metrics", () => {
   });
 
   it("count items that ran and ended after their deadline as late", async () => {
-    const { metrics, pool, processor } = await setup();
+    const { metrics, pool, processor, clock } = await setup();
     pool.hold();
     await processor.submit(me, { data: items(2), timeoutMs: 100 });
     await until(() => pool.heldCount === 1);
-    await new Promise((r) => setTimeout(r, 150));
+    clock.now += 150; // the batch runs past the items' deadline
     pool.release();
     await until(
       async () =>
