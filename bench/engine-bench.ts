@@ -44,6 +44,7 @@ function counting(pool: InferencePool) {
   const counts = { batches: 0, items: 0, inferenceMs: 0 };
   const wrapped: InferencePool = {
     threads: pool.threads,
+    pipelineDepth: pool.pipelineDepth,
     run: async (request, signal) => {
       counts.batches++;
       counts.items += request.dims[0] as number;

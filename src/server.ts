@@ -152,7 +152,10 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   }
   state = "serving";
   logAccess(logger, auth);
-  logger.info({ apiPort: http.port, grpcPort: grpc.port, version: VERSION }, "serving");
+  logger.info(
+    { apiPort: http.port, grpcPort: grpc.port, version: VERSION, environment: config.apiEnv },
+    "serving",
+  );
   let closing: Promise<void> | undefined;
   return {
     apiPort: http.port,

@@ -1,43 +1,12 @@
 /**
- * The only reader of `process.env`: every setting of the server, typed and validated. An invalid
- * value stops the start with a message naming the variable. Every variable is listed in README.
+ * The only reader of `process.env`. Every setting is declared once in {@link SETTINGS}: its
+ * variable, flag, default (written as the environment would write it) and meaning; bounds come
+ * from the module that owns the option. One reader parses them all, and the README's table is
+ * rendered from the same declarations ({@link renderSettingsTable}; a test keeps them equal).
  */
 import { availableParallelism } from "node:os";
-
-/** Every setting of a server process. */
-export interface ServerConfig {
-  readonly apiHost: string;
-  readonly apiPort: number;
-  readonly grpcPort: number;
-  readonly inferenceThreads: number;
-  readonly intraOpNumThreads: number;
-  readonly inferenceNice: number;
-  readonly executionProviders: readonly string[];
-  readonly requireApiKey: boolean;
-  readonly apiKeys: readonly string[];
-  readonly adminApiKeys: readonly string[];
-  readonly metricsRequireApiKey: boolean;
-  readonly maxBatchSize: number;
-  readonly maxWaitTimeMs: number;
-  readonly maxQueueSize: number;
-  readonly enableDynamicBatching: boolean;
-  readonly maxConcurrentBatches: number;
-  readonly enableMonitoring: boolean;
-  readonly logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
-  readonly apiEnv: string;
-  readonly apiDebug: boolean;
-  readonly modelDir: string;
-  readonly dataDir: string;
-  readonly dbSynchronous: "normal" | "full";
-  readonly resultTtlMs: number;
-  readonly shutdownTimeoutMs: number;
-  readonly maxRequestBytes: number;
-  readonly requestTimeoutMs: number;
-  readonly maxRequestsInFlight: number;
-  readonly maxEventLoopDelayMs: number;
-  /** Models without which `/ready` answers 503. */
-  readonly requiredModels: readonly string[];
-}
+import { BATCHING_DEFAULTS, OPTION_BOUNDS, PROCESSOR_DEFAULTS } from "../engine/options.js";
+import { POOL_BOUNDS } from "../inference/piscina-pool.js";
 
 /** Command-line flags that override the environment. */
 export interface ConfigFlags {
@@ -50,158 +19,330 @@ export interface ConfigFlags {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-/** Reads and validates the configuration; throws a `RangeError` naming the variable. */
-export function loadConfig(env: Env = process.env, flags: ConfigFlags = {}): ServerConfig {
-  const r = new EnvReader(env);
-  const apiDebug = r.bool("API_DEBUG", false);
-  return Object.freeze({
-    apiHost: flags.host ?? r.string("API_HOST", "0.0.0.0"),
-    apiPort:
-      flags.port !== undefined
-        ? parsePort("--port", flags.port)
-        : r.int("API_PORT", 8000, 0, 65535),
-    grpcPort:
-      flags.grpcPort !== undefined
-        ? parsePort("--grpc-port", flags.grpcPort)
-        : r.int("GRPC_PORT", 50051, 0, 65535),
-    inferenceThreads: r.int(
-      "INFERENCE_THREADS",
-      r.int("API_WORKERS", availableParallelism(), 1, 256),
-      1,
-      256,
-    ),
-    intraOpNumThreads: r.int("INTRA_OP_THREADS", 1, 1, 256),
-    inferenceNice: r.int("INFERENCE_NICE", 10, 0, 19),
-    executionProviders: r.list("EXECUTION_PROVIDERS", ["cuda", "cpu"]),
-    requireApiKey: r.bool("REQUIRE_API_KEY", true),
-    apiKeys: r.list("API_KEYS", []),
-    adminApiKeys: r.list("ADMIN_API_KEYS", []),
-    metricsRequireApiKey: r.bool("METRICS_REQUIRE_API_KEY", false),
-    maxBatchSize: r.int("MAX_BATCH_SIZE", 64, 1, 4096),
-    maxWaitTimeMs: r.number("MAX_WAIT_TIME_MS", 50, 0, 60_000),
-    maxQueueSize: r.int("MAX_QUEUE_SIZE", 10_000, 1, 10_000_000),
-    enableDynamicBatching: r.bool("ENABLE_DYNAMIC_BATCHING", true),
-    maxConcurrentBatches: r.int("MAX_CONCURRENT_BATCHES", 0, 0, 10_000_000),
-    enableMonitoring: r.bool("ENABLE_MONITORING", true),
-    logLevel: r.logLevel("LOG_LEVEL", apiDebug ? "debug" : "info"),
-    apiEnv: r.string("API_ENV", "production"),
-    apiDebug,
-    modelDir: flags.models ?? r.string("MODEL_DIR", "./models"),
-    dataDir: flags.dataDir ?? r.string("DATA_DIR", "./data"),
-    dbSynchronous: r.oneOf("DB_SYNCHRONOUS", ["normal", "full"] as const, "normal"),
-    resultTtlMs: r.duration("RESULT_TTL", 24 * 3600 * 1000),
-    shutdownTimeoutMs: r.int("SHUTDOWN_TIMEOUT_MS", 30_000, 0, 3_600_000),
-    maxRequestBytes: r.int("MAX_REQUEST_BYTES", 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
-    requestTimeoutMs: r.int("REQUEST_TIMEOUT_MS", 60_000, 1000, 3_600_000),
-    maxRequestsInFlight: r.int("MAX_REQUESTS_IN_FLIGHT", 1024, 0, 1_000_000),
-    maxEventLoopDelayMs: r.int("MAX_EVENT_LOOP_DELAY_MS", 200, 0, 60_000),
-    requiredModels: r.noneOrList("REQUIRED_MODELS", ["default"]),
-  });
+/** A value that breaks its setting's rule; the reader names the variable. */
+class RuleError extends Error {}
+
+/** One setting: where it is read from, its default and meaning, and how its text is read. */
+interface Setting<T> {
+  readonly env: string;
+  /** A second variable read when `env` is unset (the original API's name). */
+  readonly alias?: string;
+  readonly flag?: { readonly name: keyof ConfigFlags; readonly text: string };
+  /** The default as the environment would write it, or, for one decided at start, how. */
+  readonly default: string | { readonly text: string; readonly value: (env: Env) => string };
+  readonly meaning: string;
+  readonly parse: (text: string) => T;
 }
 
-function parsePort(name: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new RangeError(`${name} must be a port number in 0..65535, got ${JSON.stringify(value)}`);
-  return n;
-}
+const setting = <T>(s: Setting<T>): Setting<T> => s;
 
-const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
-const LEVEL_ALIASES: Record<string, (typeof LOG_LEVELS)[number]> = {
-  warning: "warn",
-  critical: "fatal",
+const integer =
+  ([min, max]: readonly [number, number]) =>
+  (text: string): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new RuleError(`must be an integer in ${min}..${max}`);
+    return n;
+  };
+
+const decimal =
+  ([min, max]: readonly [number, number]) =>
+  (text: string): number => {
+    const n = Number(text);
+    if (!Number.isFinite(n) || n < min || n > max)
+      throw new RuleError(`must be a number in ${min}..${max}`);
+    return n;
+  };
+
+const boolean = (text: string): boolean => {
+  const t = text.toLowerCase();
+  if (["true", "1", "yes", "on"].includes(t)) return true;
+  if (["false", "0", "no", "off"].includes(t)) return false;
+  throw new RuleError("must be true or false");
 };
 
-class EnvReader {
-  constructor(private readonly env: Env) {}
+const text = (value: string): string => value;
 
-  #raw(name: string): string | undefined {
-    const v = this.env[name]?.trim();
-    return v === undefined || v === "" ? undefined : v;
-  }
+const list = (value: string): readonly string[] =>
+  value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 
-  string(name: string, fallback: string): string {
-    return this.#raw(name) ?? fallback;
-  }
+/** A comma list, or `none` for the empty list. */
+const noneOrList = (value: string): readonly string[] =>
+  value.trim().toLowerCase() === "none" ? [] : list(value);
 
-  number(name: string, fallback: number, min: number, max: number): number {
-    const raw = this.#raw(name);
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n < min || n > max)
-      throw new RangeError(
-        `${name} must be a number in ${min}..${max}, got ${JSON.stringify(raw)}`,
-      );
-    return n;
-  }
+const oneOf =
+  <T extends string>(allowed: readonly T[], aliases: Readonly<Record<string, T>> = {}) =>
+  (value: string): T => {
+    const v = value.toLowerCase();
+    const resolved = aliases[v] ?? v;
+    if (!(allowed as readonly string[]).includes(resolved))
+      throw new RuleError(`must be one of ${allowed.join(", ")}`);
+    return resolved as T;
+  };
 
-  int(name: string, fallback: number, min: number, max: number): number {
-    const raw = this.#raw(name);
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new RangeError(
-        `${name} must be an integer in ${min}..${max}, got ${JSON.stringify(raw)}`,
-      );
-    return n;
-  }
+const DURATION_UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
-  bool(name: string, fallback: boolean): boolean {
-    const raw = this.#raw(name)?.toLowerCase();
-    if (raw === undefined) return fallback;
-    if (["true", "1", "yes", "on"].includes(raw)) return true;
-    if (["false", "0", "no", "off"].includes(raw)) return false;
-    throw new RangeError(`${name} must be true or false, got ${JSON.stringify(this.env[name])}`);
-  }
-
-  list(name: string, fallback: readonly string[]): readonly string[] {
-    const raw = this.#raw(name);
-    if (raw === undefined) return fallback;
-    return raw
-      .split(",")
-      .map((s) => s.trim())
-      .filter((s) => s.length > 0);
-  }
-
-  /** A comma list, or `none` for the empty list. */
-  noneOrList(name: string, fallback: readonly string[]): readonly string[] {
-    const list = this.list(name, fallback);
-    return list.length === 1 && list[0]?.toLowerCase() === "none" ? [] : list;
-  }
-
-  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
-    const raw = this.#raw(name)?.toLowerCase();
-    if (raw === undefined) return fallback;
-    if (!(allowed as readonly string[]).includes(raw))
-      throw new RangeError(
-        `${name} must be one of ${allowed.join(", ")}, got ${JSON.stringify(raw)}`,
-      );
-    return raw as T;
-  }
-
-  logLevel(name: string, fallback: ServerConfig["logLevel"]): ServerConfig["logLevel"] {
-    const raw = this.#raw(name)?.toLowerCase();
-    if (raw === undefined) return fallback;
-    const level = LEVEL_ALIASES[raw] ?? raw;
-    if (!(LOG_LEVELS as readonly string[]).includes(level))
-      throw new RangeError(
-        `${name} must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(raw)}`,
-      );
-    return level as ServerConfig["logLevel"];
-  }
-
-  /** `90` (seconds), `90s`, `15m`, `24h`, `7d` or `500ms`. */
-  duration(name: string, fallbackMs: number): number {
-    const raw = this.#raw(name);
-    if (raw === undefined) return fallbackMs;
-    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(raw);
-    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** `90` (seconds), `90s`, `15m`, `24h`, `7d` or `500ms`, within `bounds` (ms). */
+const duration =
+  ([min, max]: readonly [number, number]) =>
+  (value: string): number => {
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value);
     const ms =
-      match === null ? Number.NaN : Number(match[1]) * unit[(match[2] ?? "s") as keyof typeof unit];
-    if (!Number.isFinite(ms) || ms < 1000)
-      throw new RangeError(
-        `${name} must be a duration of at least 1s like 3600, 90m or 24h, got ${JSON.stringify(raw)}`,
+      match === null
+        ? Number.NaN
+        : Number(match[1]) * DURATION_UNITS[(match[2] ?? "s") as keyof typeof DURATION_UNITS];
+    if (!Number.isFinite(ms) || ms < min || ms > max)
+      throw new RuleError(
+        `must be a duration of ${min / 1000} s to ${max / 86_400_000} days, like 3600, 90m or 24h`,
       );
     return Math.round(ms);
+  };
+
+const PORT: readonly [number, number] = [0, 65535];
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+
+/** Every setting of a server process, in the README's order. */
+export const SETTINGS = {
+  apiHost: setting({
+    env: "API_HOST",
+    flag: { name: "host", text: "--host" },
+    default: "0.0.0.0",
+    meaning: "address of the API",
+    parse: text,
+  }),
+  apiPort: setting({
+    env: "API_PORT",
+    flag: { name: "port", text: "--port" },
+    default: "8000",
+    meaning: "REST / Connect / gRPC-Web port (0..65535)",
+    parse: integer(PORT),
+  }),
+  grpcPort: setting({
+    env: "GRPC_PORT",
+    flag: { name: "grpcPort", text: "--grpc-port" },
+    default: "50051",
+    meaning: "native gRPC port (0..65535)",
+    parse: integer(PORT),
+  }),
+  inferenceThreads: setting({
+    env: "INFERENCE_THREADS",
+    alias: "API_WORKERS",
+    default: { text: "number of cores", value: () => String(availableParallelism()) },
+    meaning: `inference threads (${POOL_BOUNDS.threads.join("..")})`,
+    parse: integer(POOL_BOUNDS.threads),
+  }),
+  intraOpNumThreads: setting({
+    env: "INTRA_OP_THREADS",
+    default: "1",
+    meaning: `ONNX Runtime intra-op threads per session (${POOL_BOUNDS.intraOpNumThreads.join("..")})`,
+    parse: integer(POOL_BOUNDS.intraOpNumThreads),
+  }),
+  inferenceNice: setting({
+    env: "INFERENCE_NICE",
+    default: "10",
+    meaning: `nice value (${POOL_BOUNDS.nice.join("..")}) of the inference threads (Linux); 0 leaves them alone`,
+    parse: integer(POOL_BOUNDS.nice),
+  }),
+  executionProviders: setting({
+    env: "EXECUTION_PROVIDERS",
+    default: "cuda,cpu",
+    meaning: "providers in order; CPU is the fallback, logged once",
+    parse: list,
+  }),
+  modelDir: setting({
+    env: "MODEL_DIR",
+    flag: { name: "models", text: "--models" },
+    default: "./models",
+    meaning: "model repository",
+    parse: text,
+  }),
+  requiredModels: setting({
+    env: "REQUIRED_MODELS",
+    default: PROCESSOR_DEFAULTS.defaultModel,
+    meaning: "models without which `/ready` answers 503; `none` for none",
+    parse: noneOrList,
+  }),
+  dataDir: setting({
+    env: "DATA_DIR",
+    flag: { name: "dataDir", text: "--data-dir" },
+    default: "./data",
+    meaning: "SQLite database, the owner-id secret and a generated key; `:memory:` keeps nothing",
+    parse: text,
+  }),
+  dbSynchronous: setting({
+    env: "DB_SYNCHRONOUS",
+    default: "normal",
+    meaning: "`normal` survives a process crash; `full` also power loss (fsync per commit)",
+    parse: oneOf(["normal", "full"] as const),
+  }),
+  resultTtlMs: setting({
+    env: "RESULT_TTL",
+    default: "24h",
+    meaning: "how long ended batches are kept: seconds, or `90m`, `24h`, `7d`",
+    parse: duration(OPTION_BOUNDS.resultTtlMs),
+  }),
+  maxBatchSize: setting({
+    env: "MAX_BATCH_SIZE",
+    default: String(BATCHING_DEFAULTS.maxBatchSize),
+    meaning: `initial \`max_batch_size\` (${OPTION_BOUNDS.maxBatchSize.join("..")})`,
+    parse: integer(OPTION_BOUNDS.maxBatchSize),
+  }),
+  maxWaitTimeMs: setting({
+    env: "MAX_WAIT_TIME_MS",
+    default: String(BATCHING_DEFAULTS.maxWaitTimeMs),
+    meaning: `initial \`max_wait_time_ms\` (${OPTION_BOUNDS.maxWaitTimeMs.join("..")})`,
+    parse: decimal(OPTION_BOUNDS.maxWaitTimeMs),
+  }),
+  enableDynamicBatching: setting({
+    env: "ENABLE_DYNAMIC_BATCHING",
+    default: String(BATCHING_DEFAULTS.enableDynamicBatching),
+    meaning: "initial `enable_dynamic_batching`",
+    parse: boolean,
+  }),
+  maxQueueSize: setting({
+    env: "MAX_QUEUE_SIZE",
+    default: String(PROCESSOR_DEFAULTS.maxQueueSize),
+    meaning: `most waiting items over all batches (${OPTION_BOUNDS.maxQueueSize.join("..")})`,
+    parse: integer(OPTION_BOUNDS.maxQueueSize),
+  }),
+  maxConcurrentBatches: setting({
+    env: "MAX_CONCURRENT_BATCHES",
+    default: String(PROCESSOR_DEFAULTS.maxConcurrentBatches),
+    meaning: "most stored batches queued or processing; 0 = no limit",
+    parse: integer(OPTION_BOUNDS.maxConcurrentBatches),
+  }),
+  maxRequestBytes: setting({
+    env: "MAX_REQUEST_BYTES",
+    default: String(16 * 1024 * 1024),
+    meaning: "largest request body or gRPC message, after inflation (1024 .. 1 GiB)",
+    parse: integer([1024, 1024 * 1024 * 1024]),
+  }),
+  requestTimeoutMs: setting({
+    env: "REQUEST_TIMEOUT_MS",
+    default: "60000",
+    meaning: "longest a client may take to send a whole request on the API port (1000..3600000)",
+    parse: integer([1000, 3_600_000]),
+  }),
+  maxRequestsInFlight: setting({
+    env: "MAX_REQUESTS_IN_FLIGHT",
+    default: "1024",
+    meaning: "unary calls served at once before new ones get 429 / RESOURCE_EXHAUSTED; 0 = no cap",
+    parse: integer([0, 1_000_000]),
+  }),
+  maxEventLoopDelayMs: setting({
+    env: "MAX_EVENT_LOOP_DELAY_MS",
+    default: "200",
+    meaning: "event-loop lag (over 3 samples 20 ms apart) past which calls are shed; 0 = off",
+    parse: integer([0, 60_000]),
+  }),
+  requireApiKey: setting({
+    env: "REQUIRE_API_KEY",
+    default: "true",
+    meaning: "API keys required",
+    parse: boolean,
+  }),
+  apiKeys: setting({
+    env: "API_KEYS",
+    default: "",
+    meaning: "comma-separated keys",
+    parse: list,
+  }),
+  adminApiKeys: setting({
+    env: "ADMIN_API_KEYS",
+    default: "",
+    meaning: "comma-separated admin keys; see Security for who is an admin",
+    parse: list,
+  }),
+  metricsRequireApiKey: setting({
+    env: "METRICS_REQUIRE_API_KEY",
+    default: "false",
+    meaning: "protect `/metrics`",
+    parse: boolean,
+  }),
+  enableMonitoring: setting({
+    env: "ENABLE_MONITORING",
+    default: "true",
+    meaning: "Prometheus endpoint",
+    parse: boolean,
+  }),
+  apiDebug: setting({
+    env: "API_DEBUG",
+    default: "false",
+    meaning: "raises log verbosity only",
+    parse: boolean,
+  }),
+  logLevel: setting({
+    env: "LOG_LEVEL",
+    default: {
+      text: "info (debug with API_DEBUG)",
+      value: (env) => (boolean(env.API_DEBUG?.trim() || "false") ? "debug" : "info"),
+    },
+    meaning: "`trace` … `fatal`, `silent`; `INFO`, `WARNING` accepted",
+    parse: oneOf(LOG_LEVELS, { warning: "warn", critical: "fatal" }),
+  }),
+  apiEnv: setting({
+    env: "API_ENV",
+    default: "production",
+    meaning: "the deployment's name, in the start log line",
+    parse: text,
+  }),
+  shutdownTimeoutMs: setting({
+    env: "SHUTDOWN_TIMEOUT_MS",
+    default: "30000",
+    meaning: "how long a shutdown waits for running model batches (0..3600000)",
+    parse: integer([0, 3_600_000]),
+  }),
+} as const;
+
+type Settings = typeof SETTINGS;
+
+/** Every setting of a server process. */
+export type ServerConfig = {
+  readonly [K in keyof Settings]: ReturnType<Settings[K]["parse"]>;
+};
+
+/** Reads and validates the configuration; throws a `RangeError` naming the variable (or flag). */
+export function loadConfig(env: Env = process.env, flags: ConfigFlags = {}): ServerConfig {
+  const config: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
+    const flag = s.flag === undefined ? undefined : flags[s.flag.name];
+    const given =
+      flag ?? present(env, s.env) ?? (s.alias === undefined ? undefined : present(env, s.alias));
+    const raw = given ?? (typeof s.default === "string" ? s.default : s.default.value(env));
+    const name =
+      flag !== undefined
+        ? s.flag?.text
+        : present(env, s.env) !== undefined || s.alias === undefined
+          ? s.env
+          : s.alias;
+    try {
+      config[key] = s.parse(raw);
+    } catch (error) {
+      if (!(error instanceof RuleError)) throw error;
+      throw new RangeError(`${name} ${error.message}, got ${JSON.stringify(raw)}`);
+    }
   }
+  return Object.freeze(config) as ServerConfig;
+}
+
+function present(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/** The README's configuration table, rendered from {@link SETTINGS}. */
+export function renderSettingsTable(): string {
+  const rows = Object.values(SETTINGS).map((s: Setting<unknown>) => {
+    const name = s.alias === undefined ? `\`${s.env}\`` : `\`${s.env}\` (alias \`${s.alias}\`)`;
+    const flag = s.flag === undefined ? "" : `\`${s.flag.text}\``;
+    const def = typeof s.default === "string" ? s.default : s.default.text;
+    const shown = def === "" ? "empty" : typeof s.default === "string" ? `\`${def}\`` : def;
+    return `| ${name} | ${flag} | ${shown} | ${s.meaning} |`;
+  });
+  return ["| variable | flag | default | meaning |", "| --- | --- | --- | --- |", ...rows].join(
+    "\n",
+  );
 }

@@ -32,7 +32,7 @@ export function admissionRefusal(
   if (pending + items > state.maxQueueSize) {
     const retryAfterMs = state.queue.estimateMs(valid.model.name, pending) ?? 1000;
     return new QueueFullError(
-      `queue full: ${pending} items pending, this request adds ${items}, MAX_QUEUE_SIZE is ${state.maxQueueSize}`,
+      `queue full: ${pending} items wait, this request adds ${items}, and the queue holds at most ${state.maxQueueSize}`,
       Math.max(1000, Math.ceil(retryAfterMs)),
     );
   }
@@ -49,7 +49,7 @@ export function admissionRefusal(
   const limit = state.maxConcurrentBatches;
   if (durable && limit > 0 && state.activeStored >= limit) {
     return new QueueFullError(
-      `too many active batches: ${state.activeStored} of MAX_CONCURRENT_BATCHES=${limit}`,
+      `too many active batches: ${state.activeStored} are queued or processing, of at most ${limit}`,
       1000,
     );
   }

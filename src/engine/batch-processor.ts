@@ -28,7 +28,6 @@ import { type EngineLogger, NOOP_LOGGER } from "./logger.js";
 import type { EngineObserver } from "./observer.js";
 import {
   type BatchingOptions,
-  isOptionError,
   type ProcessorOptions,
   type ResolvedBatchingOptions,
   type ResolvedProcessorOptions,
@@ -329,13 +328,7 @@ export class BatchProcessor {
   async configure(principal: Principal, patch: BatchingOptions): Promise<ResolvedBatchingOptions> {
     if (!principal.admin)
       throw new PermissionDeniedError("change the configuration", principal.adminNote);
-    let next: ResolvedBatchingOptions;
-    try {
-      next = resolveBatchingOptions(patch, this.#batching, "snake");
-    } catch (error) {
-      if (isOptionError(error)) throw new InvalidInputError(error.field, error.rule);
-      throw error;
-    }
+    const next = resolveBatchingOptions(patch, this.#batching);
     await this.#store.putSetting(SETTINGS_KEY, JSON.stringify(next));
     this.#batching = next;
     this.#log.info({ config: next }, "batching configuration changed");

@@ -43,8 +43,6 @@ export interface DynamicBatcherOptions<T extends BatchItem> {
    * started now (by the latency model); they never reach a thread.
    */
   readonly onExpired: (items: readonly T[]) => void;
-  /** Model batches per thread in flight: one running plus the next one ready. @defaultValue 2 */
-  readonly pipelineDepth?: number;
   /** Epoch-ms clock. @defaultValue Date.now */
   readonly clock?: () => number;
 }
@@ -82,7 +80,7 @@ export class DynamicBatcher<T extends BatchItem> {
 
   constructor(private readonly o: DynamicBatcherOptions<T>) {
     this.#clock = o.clock ?? Date.now;
-    this.#capacity = Math.max(1, o.pool.threads * (o.pipelineDepth ?? 2));
+    this.#capacity = Math.max(1, o.pool.threads * o.pool.pipelineDepth);
   }
 
   /** Items waiting in every queue. */

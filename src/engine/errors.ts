@@ -84,7 +84,7 @@ export class InvalidInputError extends DomainError {
   readonly code = "INVALID_ARGUMENT";
   constructor(
     readonly field: string,
-    rule: string,
+    readonly rule: string,
   ) {
     super(`${field}: ${rule}`);
     this.name = "InvalidInputError";

@@ -54,6 +54,11 @@ export interface InferenceResult {
 export interface InferencePool {
   /** Threads that run model batches in parallel. */
   readonly threads: number;
+  /**
+   * Model batches each thread holds at once: the one running and those ready behind it. The
+   * batcher keeps `threads × pipelineDepth` in flight, so none waits in the pool's own queue.
+   */
+  readonly pipelineDepth: number;
   run(request: InferenceRequest, signal?: AbortSignal): Promise<InferenceResult>;
   /** Finishes running work, then stops the threads. */
   close(): Promise<void>;

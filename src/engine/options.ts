@@ -1,7 +1,10 @@
 /**
- * Option types of the engine and the one place where their defaults and rules live.
- * Every `resolveX` throws a `RangeError` or `TypeError` whose message names the field.
+ * Option types of the engine and the one place where their defaults and bounds live. Every
+ * `resolveX` throws {@link InvalidInputError} naming the field in the engine's own words
+ * (`maxBatchSize`); the layers that own other names (the wire's `max_batch_size`, the
+ * environment's `MAX_BATCH_SIZE`) rename the field, and read the bounds from here.
  */
+import { InvalidInputError } from "./errors.js";
 import { PRIORITIES, type Priority } from "./types.js";
 
 /** Live batching configuration (what `Configure` changes). */
@@ -32,43 +35,16 @@ export const BATCHING_DEFAULTS: ResolvedBatchingOptions = Object.freeze({
   priorityWeights: Object.freeze({ critical: 1.0, high: 0.8, normal: 0.5, low: 0.2 }),
 });
 
-/** Upper bound of `maxBatchSize`. */
-export const MAX_BATCH_SIZE_LIMIT = 4096;
-/** Upper bound of `maxWaitTimeMs`. */
-export const MAX_WAIT_TIME_LIMIT_MS = 60_000;
-/** Upper bound of one priority weight. */
-export const MAX_PRIORITY_WEIGHT = 1000;
-
-/** A `RangeError` or `TypeError` that also carries the field it names. */
-export type OptionError = (RangeError | TypeError) & {
-  readonly field: string;
-  readonly rule: string;
-};
-
-/** Builds an {@link OptionError}: its message is `"<field> <rule>"`. */
-export function optionError(kind: "range" | "type", field: string, rule: string): OptionError {
-  const error =
-    kind === "range" ? new RangeError(`${field} ${rule}`) : new TypeError(`${field} ${rule}`);
-  return Object.assign(error, { field, rule });
-}
-
-/** True for errors made by {@link optionError}. */
-export function isOptionError(error: unknown): error is OptionError {
-  return (
-    (error instanceof RangeError || error instanceof TypeError) &&
-    typeof (error as { field?: unknown }).field === "string"
-  );
-}
-
-/** How field names appear in messages: camelCase for code, snake_case for the wire. */
-export type FieldNaming = "camel" | "snake";
-
-const SNAKE: Record<string, string> = {
-  maxBatchSize: "max_batch_size",
-  maxWaitTimeMs: "max_wait_time_ms",
-  enableDynamicBatching: "enable_dynamic_batching",
-  priorityWeights: "priority_weights",
-};
+/** Inclusive bounds of the numeric options, by field. */
+export const OPTION_BOUNDS = Object.freeze({
+  maxBatchSize: [1, 4096],
+  maxWaitTimeMs: [0, 60_000],
+  priorityWeight: [0, 1000],
+  maxQueueSize: [1, 10_000_000],
+  maxConcurrentBatches: [0, 10_000_000],
+  resultTtlMs: [1000, 365 * 24 * 3600 * 1000],
+  purgeIntervalMs: [10, 24 * 3600 * 1000],
+} as const satisfies Record<string, readonly [number, number]>);
 
 /**
  * Merges `patch` over `base` and validates the result as a whole, so a configure either applies
@@ -77,84 +53,67 @@ const SNAKE: Record<string, string> = {
 export function resolveBatchingOptions(
   patch: BatchingOptions = {},
   base: ResolvedBatchingOptions = BATCHING_DEFAULTS,
-  naming: FieldNaming = "camel",
 ): ResolvedBatchingOptions {
-  const name = (field: string) => (naming === "snake" ? (SNAKE[field] ?? field) : field);
   if (typeof patch !== "object" || patch === null)
-    throw optionError("type", "options", "must be an object");
-  const maxBatchSize = patch.maxBatchSize ?? base.maxBatchSize;
-  if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1 || maxBatchSize > MAX_BATCH_SIZE_LIMIT) {
-    throw optionError(
-      "range",
-      name("maxBatchSize"),
-      `must be an integer in 1..${MAX_BATCH_SIZE_LIMIT}, got ${String(maxBatchSize)}`,
-    );
-  }
+    throw new InvalidInputError("options", "must be an object");
+  const maxBatchSize = integerIn("maxBatchSize", patch.maxBatchSize ?? base.maxBatchSize);
   const maxWaitTimeMs = patch.maxWaitTimeMs ?? base.maxWaitTimeMs;
+  const [minWait, maxWait] = OPTION_BOUNDS.maxWaitTimeMs;
   if (
     typeof maxWaitTimeMs !== "number" ||
     !Number.isFinite(maxWaitTimeMs) ||
-    maxWaitTimeMs < 0 ||
-    maxWaitTimeMs > MAX_WAIT_TIME_LIMIT_MS
+    maxWaitTimeMs < minWait ||
+    maxWaitTimeMs > maxWait
   ) {
-    throw optionError(
-      "range",
-      name("maxWaitTimeMs"),
-      `must be a number in 0..${MAX_WAIT_TIME_LIMIT_MS}, got ${String(maxWaitTimeMs)}`,
+    throw new InvalidInputError(
+      "maxWaitTimeMs",
+      `must be a number in ${minWait}..${maxWait}, got ${String(maxWaitTimeMs)}`,
     );
   }
   const enableDynamicBatching = patch.enableDynamicBatching ?? base.enableDynamicBatching;
   if (typeof enableDynamicBatching !== "boolean") {
-    throw optionError(
-      "type",
-      name("enableDynamicBatching"),
+    throw new InvalidInputError(
+      "enableDynamicBatching",
       `must be a boolean, got ${typeof enableDynamicBatching}`,
     );
   }
-  const priorityWeights = resolveWeights(
-    patch.priorityWeights,
-    base.priorityWeights,
-    name("priorityWeights"),
-  );
+  const priorityWeights = resolveWeights(patch.priorityWeights, base.priorityWeights);
   return Object.freeze({ maxBatchSize, maxWaitTimeMs, enableDynamicBatching, priorityWeights });
 }
 
 function resolveWeights(
   patch: Partial<Record<Priority, number>> | undefined,
   base: Readonly<Record<Priority, number>>,
-  field: string,
 ): Readonly<Record<Priority, number>> {
+  const field = "priorityWeights";
   if (patch === undefined) return base;
   if (typeof patch !== "object" || patch === null || Array.isArray(patch)) {
-    throw optionError(
-      "type",
+    throw new InvalidInputError(
       field,
       `must be an object mapping ${PRIORITIES.join("|")} to weights`,
     );
   }
   for (const key of Object.keys(patch)) {
     if (!(PRIORITIES as readonly string[]).includes(key)) {
-      throw optionError(
-        "type",
+      throw new InvalidInputError(
         `${field}.${key}`,
         `is not a priority; expected one of ${PRIORITIES.join(", ")}`,
       );
     }
   }
   const merged = { ...base, ...patch } as Record<Priority, number>;
+  const [min, max] = OPTION_BOUNDS.priorityWeight;
   for (const p of PRIORITIES) {
     const w = merged[p];
-    if (typeof w !== "number" || !Number.isFinite(w) || w < 0 || w > MAX_PRIORITY_WEIGHT) {
-      throw optionError(
-        "range",
+    if (typeof w !== "number" || !Number.isFinite(w) || w < min || w > max) {
+      throw new InvalidInputError(
         `${field}.${p}`,
-        `must be a number in 0..${MAX_PRIORITY_WEIGHT}, got ${String(w)}`,
+        `must be a number in ${min}..${max}, got ${String(w)}`,
       );
     }
   }
-  if (PRIORITIES.every((p) => merged[p] === 0)) {
-    throw optionError("range", field, "must have at least one weight above 0");
-  }
+  if (PRIORITIES.every((p) => merged[p] === 0))
+    throw new InvalidInputError(field, "must have at least one weight above 0");
   return Object.freeze(merged);
 }
 
@@ -187,21 +146,23 @@ export const PROCESSOR_DEFAULTS: ResolvedProcessorOptions = Object.freeze({
 /** Applies {@link PROCESSOR_DEFAULTS} and validates each field. */
 export function resolveProcessorOptions(options: ProcessorOptions = {}): ResolvedProcessorOptions {
   const o = { ...PROCESSOR_DEFAULTS, ...stripUndefined(options) };
-  integerIn("maxQueueSize", o.maxQueueSize, 1, 10_000_000);
-  integerIn("maxConcurrentBatches", o.maxConcurrentBatches, 0, 10_000_000);
-  integerIn("resultTtlMs", o.resultTtlMs, 1000, 365 * 24 * 3600 * 1000);
-  integerIn("purgeIntervalMs", o.purgeIntervalMs, 10, 24 * 3600 * 1000);
-  if (typeof o.defaultModel !== "string" || o.defaultModel.length === 0) {
-    throw optionError("type", "defaultModel", "must be a non-empty string");
-  }
+  integerIn("maxQueueSize", o.maxQueueSize);
+  integerIn("maxConcurrentBatches", o.maxConcurrentBatches);
+  integerIn("resultTtlMs", o.resultTtlMs);
+  integerIn("purgeIntervalMs", o.purgeIntervalMs);
+  if (typeof o.defaultModel !== "string" || o.defaultModel.length === 0)
+    throw new InvalidInputError("defaultModel", "must be a non-empty string");
   return Object.freeze(o);
 }
 
-/** Throws a RangeError naming `field` unless `value` is an integer in `min..max`. */
-export function integerIn(field: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw optionError("range", field, `must be an integer in ${min}..${max}, got ${String(value)}`);
-  }
+/** `value` if it is an integer within {@link OPTION_BOUNDS} of `field`; otherwise throws. */
+function integerIn(field: keyof typeof OPTION_BOUNDS, value: unknown): number {
+  const [min, max] = OPTION_BOUNDS[field];
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max)
+    throw new InvalidInputError(
+      field,
+      `must be an integer in ${min}..${max}, got ${String(value)}`,
+    );
   return value;
 }
 

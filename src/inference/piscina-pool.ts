@@ -5,6 +5,7 @@
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
+import { InvalidInputError } from "../engine/errors.js";
 import type {
   InferencePool,
   InferenceRequest,
@@ -44,7 +45,14 @@ export interface InferencePoolOptions {
 }
 
 /** Model batches per thread in flight: the one running and the next one, ready. */
-export const PIPELINE_DEPTH = 2;
+const PIPELINE_DEPTH = 2;
+
+/** Inclusive bounds of the numeric pool options. */
+export const POOL_BOUNDS = Object.freeze({
+  threads: [1, 256],
+  intraOpNumThreads: [1, 256],
+  nice: [0, 19],
+} as const satisfies Record<string, readonly [number, number]>);
 
 /** Model batch limit when neither config.json nor the graph sets one. */
 export const DEFAULT_MODEL_MAX_BATCH_SIZE = 1024;
@@ -58,15 +66,9 @@ export interface StartedPool {
 /** Starts the threads, waits until each has loaded its sessions, and builds the catalog. */
 export async function createInferencePool(options: InferencePoolOptions): Promise<StartedPool> {
   const log = options.logger ?? NOOP_LOGGER;
-  const threads = options.threads ?? availableParallelism();
-  if (!Number.isInteger(threads) || threads < 1 || threads > 256)
-    throw new RangeError(`threads must be an integer in 1..256, got ${threads}`);
-  const intraOpNumThreads = options.intraOpNumThreads ?? 1;
-  if (!Number.isInteger(intraOpNumThreads) || intraOpNumThreads < 1)
-    throw new RangeError("intraOpNumThreads must be a positive integer");
-  const nice = options.nice ?? 0;
-  if (!Number.isInteger(nice) || nice < 0 || nice > 19)
-    throw new RangeError(`nice must be an integer in 0..19, got ${nice}`);
+  const threads = bounded("threads", options.threads ?? availableParallelism());
+  const intraOpNumThreads = bounded("intraOpNumThreads", options.intraOpNumThreads ?? 1);
+  const nice = bounded("nice", options.nice ?? 0);
   const entries = readModelRepository(options.modelDir);
   const loadable = entries.filter((e) => e.problem === undefined);
   const init: WorkerInit = {
@@ -88,8 +90,8 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
     idleTimeout: Number.POSITIVE_INFINITY,
     workerData: init,
     // Each thread holds its running batch and the next one, so it starts the next batch the
-    // moment the current one ends, without waiting for the main thread (the batcher never has
-    // more than threads x PIPELINE_DEPTH batches in flight, so Piscina's own queue stays empty).
+    // moment the current one ends, without waiting for the main thread (the batcher keeps
+    // threads x pipelineDepth batches in flight, so Piscina's own queue stays empty).
     concurrentTasksPerWorker: PIPELINE_DEPTH,
     // Threads wait on Atomics between tasks: no event-loop hop inside the worker.
     atomics: "sync",
@@ -115,7 +117,16 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
   return { pool: new PiscinaInferencePool(piscina, threads), models };
 }
 
+function bounded(field: keyof typeof POOL_BOUNDS, value: number): number {
+  const [min, max] = POOL_BOUNDS[field];
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new InvalidInputError(field, `must be an integer in ${min}..${max}, got ${value}`);
+  return value;
+}
+
 class PiscinaInferencePool implements InferencePool {
+  readonly pipelineDepth = PIPELINE_DEPTH;
+
   constructor(
     private readonly piscina: Piscina<WorkerTask, unknown>,
     readonly threads: number,

@@ -34,7 +34,7 @@ import {
   type WatchBatchRequest,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import type { BatchProcessor } from "../engine/batch-processor.js";
-import type { Failure } from "../engine/errors.js";
+import { type Failure, InvalidInputError } from "../engine/errors.js";
 import type { ModelCatalog } from "../engine/inference-pool.js";
 import type { ResolvedBatchingOptions } from "../engine/options.js";
 import type {
@@ -112,14 +112,18 @@ export function createBatchProcessorService(
     async configure(request, { principal }) {
       const weights =
         Object.keys(request.priorityWeights).length > 0 ? request.priorityWeights : undefined;
-      return configOf(
-        await processor.configure(principal, {
-          maxBatchSize: request.maxBatchSize,
-          maxWaitTimeMs: request.maxWaitTimeMs,
-          enableDynamicBatching: request.enableDynamicBatching,
-          priorityWeights: weights,
-        }),
-      );
+      try {
+        return configOf(
+          await processor.configure(principal, {
+            maxBatchSize: request.maxBatchSize,
+            maxWaitTimeMs: request.maxWaitTimeMs,
+            enableDynamicBatching: request.enableDynamicBatching,
+            priorityWeights: weights,
+          }),
+        );
+      } catch (error) {
+        throw inWireNames(error);
+      }
     },
     async getConfig() {
       return configOf(processor.config);
@@ -205,6 +209,22 @@ export function submitRequestOf(input: SubmitBatchInput): SubmitRequest {
     timeoutMs: request.timeoutMs || undefined,
     metadata: request.metadata as JsonObject | undefined,
   };
+}
+
+/** The contract's name of each batching option the engine names. */
+const CONFIG_FIELDS: Readonly<Record<string, string>> = {
+  maxBatchSize: "max_batch_size",
+  maxWaitTimeMs: "max_wait_time_ms",
+  enableDynamicBatching: "enable_dynamic_batching",
+  priorityWeights: "priority_weights",
+};
+
+/** An invalid option as the client wrote it: the field renamed to the contract's name. */
+function inWireNames(error: unknown): unknown {
+  if (!(error instanceof InvalidInputError)) return error;
+  const [head = "", ...rest] = error.field.split(".");
+  const name = CONFIG_FIELDS[head];
+  return name === undefined ? error : new InvalidInputError([name, ...rest].join("."), error.rule);
 }
 
 /** A failure as every protocol writes it: `"DEADLINE_EXCEEDED: the item did not start …"`. */

@@ -162,7 +162,7 @@ describe("BatchProcessor", () => {
     await processor.submit(alice, { data: items(1) });
     await processor.submit(alice, { data: items(1) });
     await expect(processor.submit(alice, { data: items(1) })).rejects.toThrow(
-      /MAX_CONCURRENT_BATCHES=2/,
+      /too many active batches: 2 are queued or processing, of at most 2/,
     );
     pool.release();
     await until(
@@ -294,7 +294,7 @@ describe("BatchProcessor", () => {
       .configure(admin, { maxBatchSize: 8, maxWaitTimeMs: -1 })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidInputError);
-    expect((error as InvalidInputError).field).toBe("max_wait_time_ms");
+    expect((error as InvalidInputError).field).toBe("maxWaitTimeMs");
     expect(processor.config.maxBatchSize).toBe(64);
     await processor.configure(admin, { maxBatchSize: 8, priorityWeights: { low: 0.1 } });
     await processor.close();

@@ -1,5 +1,8 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config/config.js";
+import { loadConfig, renderSettingsTable, SETTINGS } from "../../src/config/config.js";
+import { BATCHING_DEFAULTS, PROCESSOR_DEFAULTS } from "../../src/engine/options.js";
 
 describe("loadConfig", () => {
   it("uses the documented defaults", () => {
@@ -81,5 +84,47 @@ describe("loadConfig", () => {
   it("maps WARNING to pino's warn and API_DEBUG to debug", () => {
     expect(loadConfig({ LOG_LEVEL: "WARNING" }).logLevel).toBe("warn");
     expect(loadConfig({ API_DEBUG: "true" }).logLevel).toBe("debug");
+  });
+
+  it("takes its engine defaults from the engine's own", () => {
+    expect(loadConfig({})).toMatchObject({
+      maxBatchSize: BATCHING_DEFAULTS.maxBatchSize,
+      maxWaitTimeMs: BATCHING_DEFAULTS.maxWaitTimeMs,
+      enableDynamicBatching: BATCHING_DEFAULTS.enableDynamicBatching,
+      maxQueueSize: PROCESSOR_DEFAULTS.maxQueueSize,
+      maxConcurrentBatches: PROCESSOR_DEFAULTS.maxConcurrentBatches,
+      resultTtlMs: PROCESSOR_DEFAULTS.resultTtlMs,
+      requiredModels: [PROCESSOR_DEFAULTS.defaultModel],
+    });
+  });
+
+  it("reads only the variables it declares", () => {
+    const read = new Set<string>();
+    const env = new Proxy({} as Record<string, string | undefined>, {
+      get: (_target, name) => {
+        read.add(String(name));
+        return undefined;
+      },
+    });
+    loadConfig(env);
+    const declared = Object.values(SETTINGS).flatMap((s) =>
+      "alias" in s ? [s.env, s.alias] : [s.env],
+    );
+    expect([...read].sort()).toEqual([...new Set(declared)].sort());
+  });
+
+  it("is documented in README.md exactly as declared (npm run docs:settings writes it)", () => {
+    const readme = readFileSync(fileURLToPath(new URL("../../README.md", import.meta.url)), "utf8");
+    const section = readme.slice(
+      readme.indexOf("<!-- settings:begin -->") + "<!-- settings:begin -->".length,
+      readme.indexOf("<!-- settings:end -->"),
+    );
+    // Cells compared trimmed: the formatter pads the README's tables.
+    const cells = (table: string) =>
+      table
+        .trim()
+        .split("\n")
+        .map((row) => row.split("|").map((cell) => cell.trim().replace(/^-{3,}$/, "---")));
+    expect(cells(section)).toEqual(cells(renderSettingsTable()));
   });
 });

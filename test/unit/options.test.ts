@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { InvalidInputError } from "../../src/engine/errors.js";
 import {
   BATCHING_DEFAULTS,
   PROCESSOR_DEFAULTS,
@@ -21,13 +22,13 @@ describe("resolveBatchingOptions", () => {
 
   it.each([0, -1, 1.5, 4097, Number.NaN])("rejects maxBatchSize %s", (v) => {
     expect(() => resolveBatchingOptions({ maxBatchSize: v })).toThrow(
-      /maxBatchSize must be an integer in 1\.\.4096/,
+      /^maxBatchSize: must be an integer in 1\.\.4096/,
     );
   });
 
   it.each([-1, 60_001, Number.POSITIVE_INFINITY])("rejects maxWaitTimeMs %s", (v) => {
     expect(() => resolveBatchingOptions({ maxWaitTimeMs: v })).toThrow(
-      /maxWaitTimeMs must be a number in 0\.\.60000/,
+      /^maxWaitTimeMs: must be a number in 0\.\.60000/,
     );
   });
 
@@ -38,18 +39,18 @@ describe("resolveBatchingOptions", () => {
   it("rejects a non-boolean enableDynamicBatching", () => {
     expect(() =>
       resolveBatchingOptions({ enableDynamicBatching: "yes" as unknown as boolean }),
-    ).toThrow(TypeError);
+    ).toThrow(/^enableDynamicBatching: must be a boolean, got string$/);
   });
 
   it("rejects an unknown priority in priorityWeights", () => {
     expect(() => resolveBatchingOptions({ priorityWeights: { urgent: 1 } as never })).toThrow(
-      /priorityWeights\.urgent is not a priority/,
+      /^priorityWeights\.urgent: is not a priority/,
     );
   });
 
   it.each([-0.1, 1001, Number.NaN])("rejects a priority weight of %s", (w) => {
     expect(() => resolveBatchingOptions({ priorityWeights: { high: w } })).toThrow(
-      /priorityWeights\.high must be a number in 0\.\.1000/,
+      /^priorityWeights\.high: must be a number in 0\.\.1000/,
     );
   });
 
@@ -68,10 +69,18 @@ describe("resolveBatchingOptions", () => {
     });
   });
 
-  it("names fields in snake_case for the wire", () => {
-    expect(() => resolveBatchingOptions({ maxBatchSize: 0 }, BATCHING_DEFAULTS, "snake")).toThrow(
-      /^max_batch_size must/,
-    );
+  it("throws the one invalid-input error, naming the field and its rule apart", () => {
+    let thrown: unknown;
+    try {
+      resolveBatchingOptions({ maxBatchSize: 0 });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(InvalidInputError);
+    expect(thrown).toMatchObject({
+      field: "maxBatchSize",
+      rule: "must be an integer in 1..4096, got 0",
+    });
   });
 
   it("returns a frozen object", () => {
@@ -90,7 +99,7 @@ describe("resolveProcessorOptions", () => {
 
   it.each([0, 1.5])("rejects maxQueueSize %s", (v) => {
     expect(() => resolveProcessorOptions({ maxQueueSize: v })).toThrow(
-      /maxQueueSize must be an integer/,
+      /^maxQueueSize: must be an integer in 1..10000000/,
     );
   });
 
