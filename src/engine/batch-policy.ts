@@ -1,9 +1,14 @@
 /**
- * When to dispatch a model batch, and how big: a pure function of the queue's state, the clock,
- * the live options and the latency model. No timers, no threads: unit-tested directly.
+ * Batch forming, decided in one place: which queue dispatches now and how many of its items,
+ * which of the items taken are too late to start, and every estimate that follows from the same
+ * timing rule (when a batch would end, how long a new request would wait, when a batch's items
+ * will all have run). Pure functions of the queues' state, the clock, the live options and the
+ * latency model: no timers, no threads, unit-tested directly. The {@link DynamicBatcher} only
+ * keeps the queues, the timer and what is in flight, and does what these functions say.
  */
 import type { LatencyEstimator } from "./latency-model.js";
 import type { ResolvedBatchingOptions } from "./options.js";
+import { PRIORITIES, type Priority } from "./types.js";
 
 /** What the policy needs to know about one (model, shape) queue. */
 export interface QueueState {
@@ -31,6 +36,8 @@ export interface PolicyContext {
   readonly slots: number;
   /** Items in dispatched, unfinished model batches. */
   readonly inFlightItems: number;
+  /** How long a batch dispatched now waits for a thread, ms ({@link startDelayMs}). */
+  readonly startDelayMs: number;
   readonly latency: LatencyEstimator;
 }
 
@@ -44,7 +51,7 @@ export type DispatchReason =
   | "pipeline"
   | "no_batching";
 
-/** The policy's answer. */
+/** The policy's answer for one queue. */
 export type BatchDecision =
   | { readonly kind: "dispatch"; readonly size: number; readonly reason: DispatchReason }
   | { readonly kind: "wait"; readonly until: number }
@@ -53,8 +60,62 @@ export type BatchDecision =
 /** Batches of the largest allowed size measured before the latency model's choice is trusted. */
 export const EXPLORE_SAMPLES = 3;
 
-/** Margin kept before a deadline when deciding to dispatch for it, ms. */
+/**
+ * Run times are means and a busy machine stretches single runs well past them: a batch counts as
+ * ending in time only if it would even `LATE_SAFETY` times slower than expected.
+ */
+export const LATE_SAFETY = 1.5;
+
+/** Kept between a batch's expected end and a deadline, ms. */
 export const DEADLINE_MARGIN_MS = 2;
+
+/**
+ * How much earlier than the last moment a batch is dispatched for a deadline, ms: the timer and
+ * the pump run a little after they are due, and the item must still pass {@link splitLate}.
+ */
+const DISPATCH_LEAD_MS = 2;
+
+/**
+ * How long a batch dispatched now waits before it runs, ms: nothing while a thread is idle,
+ * otherwise the run of an average batch in flight (it waits behind its thread's running batch).
+ */
+export function startDelayMs(
+  threads: number,
+  inFlight: number,
+  inFlightItems: number,
+  latency: LatencyEstimator,
+): number {
+  if (inFlight < threads) return 0;
+  const average = Math.max(1, Math.round(inFlightItems / Math.max(1, inFlight)));
+  return latency.estimate(average) ?? 0;
+}
+
+/**
+ * The one timing rule: from dispatch to the end of a batch of `size`, at its slow end (start
+ * delay plus run, times {@link LATE_SAFETY}, plus the margin), ms; 0 while nothing is known.
+ */
+export function slowSpanMs(size: number, latency: LatencyEstimator, startDelay: number): number {
+  const expected = startDelay + (latency.estimate(size) ?? 0);
+  return expected > 0 ? LATE_SAFETY * expected + DEADLINE_MARGIN_MS : 0;
+}
+
+/**
+ * Of the items taken for a batch now, those to run and those too late to start: an item starts
+ * only if the batch would end before its deadline by {@link slowSpanMs}; an answer after the
+ * deadline is one the client no longer waits for.
+ */
+export function splitLate<T extends { readonly deadline: number }>(
+  items: readonly T[],
+  now: number,
+  latency: LatencyEstimator,
+  startDelay: number,
+): { run: T[]; late: T[] } {
+  const ends = now + slowSpanMs(items.length, latency, startDelay);
+  const run: T[] = [];
+  const late: T[] = [];
+  for (const item of items) (item.deadline < ends ? late : run).push(item);
+  return { run, late };
+}
 
 /** Decides what one queue should do now. */
 export function decideBatch(queue: QueueState, ctx: PolicyContext): BatchDecision {
@@ -86,8 +147,10 @@ export function decideBatch(queue: QueueState, ctx: PolicyContext): BatchDecisio
   const waitEnds = queue.oldestArrival + ctx.options.maxWaitTimeMs;
   if (ctx.now >= waitEnds) return { kind: "dispatch", size, reason: "max_wait" };
 
-  const runMs = ctx.latency.estimate(size) ?? 0;
-  const latestStart = queue.earliestDeadline - runMs - DEADLINE_MARGIN_MS;
+  // The last moment that still lets the earliest deadline's item start, by the same rule that
+  // decides at dispatch whether it may.
+  const latestStart =
+    queue.earliestDeadline - slowSpanMs(size, ctx.latency, ctx.startDelayMs) - DISPATCH_LEAD_MS;
   if (ctx.now >= latestStart) return { kind: "dispatch", size, reason: "deadline" };
 
   if (ctx.idleThreads > 0 && !waitingPays(queue, ctx, target, waitEnds)) {
@@ -127,4 +190,87 @@ export function waitingPays(
   const tLater = ctx.latency.estimate(Math.max(1, Math.floor(expected)));
   if (tLater === undefined) return false;
   return (wait + tLater) / expected < tNow / n;
+}
+
+/** One queue as {@link planDispatch} sees it. */
+export interface Candidate<K> {
+  readonly key: K;
+  readonly queue: QueueState;
+  readonly ctx: PolicyContext;
+}
+
+/** What the batcher does next. */
+export type DispatchPlan<K> =
+  | {
+      readonly kind: "dispatch";
+      readonly key: K;
+      readonly size: number;
+      readonly reason: DispatchReason;
+    }
+  | { readonly kind: "wait"; readonly until: number }
+  | { readonly kind: "idle" };
+
+/**
+ * Which queue dispatches now: of those whose {@link decideBatch} says dispatch, the one whose
+ * oldest item arrived first (no queue starves behind another); else when to look again.
+ */
+export function planDispatch<K>(candidates: Iterable<Candidate<K>>): DispatchPlan<K> {
+  let chosen: { key: K; size: number; reason: DispatchReason; age: number } | undefined;
+  let wakeAt = Number.POSITIVE_INFINITY;
+  for (const { key, queue, ctx } of candidates) {
+    const decision = decideBatch(queue, ctx);
+    if (decision.kind === "dispatch") {
+      if (chosen === undefined || queue.oldestArrival < chosen.age)
+        chosen = { key, size: decision.size, reason: decision.reason, age: queue.oldestArrival };
+    } else if (decision.kind === "wait") wakeAt = Math.min(wakeAt, decision.until);
+  }
+  if (chosen !== undefined)
+    return { kind: "dispatch", key: chosen.key, size: chosen.size, reason: chosen.reason };
+  return wakeAt < Number.POSITIVE_INFINITY ? { kind: "wait", until: wakeAt } : { kind: "idle" };
+}
+
+/** What the estimates below read of one model's share of the machine. */
+export interface DrainContext {
+  readonly latency: LatencyEstimator;
+  /** Largest batch the model may run now (options and the model's own limit). */
+  readonly maxBatchSize: number;
+  readonly threads: number;
+  /** Items of the model in dispatched, unfinished batches. */
+  readonly inFlightItems: number;
+  /** Items per ms the model has really finished at while the threads were saturated, if known. */
+  readonly serviceRatePerMs: number | undefined;
+}
+
+/**
+ * How long until `items` more items of a model have run, after those in flight, ms: at the rate
+ * measured while the threads were saturated once there is one, before that at the latency
+ * model's target batch size over every thread; undefined before anything was measured.
+ */
+export function drainMs(items: number, ctx: DrainContext): number | undefined {
+  const total = items + ctx.inFlightItems;
+  if (ctx.serviceRatePerMs !== undefined) return total / ctx.serviceRatePerMs;
+  const size = ctx.latency.bestBatchSize(Math.max(1, ctx.maxBatchSize), Number.POSITIVE_INFINITY);
+  const t = ctx.latency.estimate(size);
+  if (t === undefined) return undefined;
+  return (Math.ceil(total / size) * t) / Math.max(1, ctx.threads);
+}
+
+/**
+ * Items dispatched before a new item of `priority` would start, under stride scheduling: the
+ * items of its class already waiting, plus what each other class is served meanwhile (in
+ * proportion to its weight, while it has items). Undefined for a class of weight 0, which runs
+ * only when the others are idle.
+ */
+export function itemsAhead(
+  pending: Readonly<Record<Priority, number>>,
+  weights: Readonly<Record<Priority, number>>,
+  priority: Priority,
+): number | undefined {
+  const own = weights[priority];
+  if (!(own > 0)) return undefined;
+  const ahead = pending[priority];
+  let before = ahead;
+  for (const p of PRIORITIES)
+    if (p !== priority) before += Math.min(pending[p], (ahead * weights[p]) / own);
+  return before;
 }

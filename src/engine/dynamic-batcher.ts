@@ -1,12 +1,22 @@
 /**
  * The dynamic batcher: one {@link PriorityScheduler} per (model, input shape), a latency model per
  * model, and a dispatch loop that keeps every inference thread busy with its next batch ready.
- * When to dispatch and how much is decided by the pure {@link decideBatch}; this class only owns
- * the queues, the single wake-up timer and the in-flight count.
+ * What to dispatch, what is too late to start, and every estimate are decided by the pure
+ * functions of `batch-policy.ts`; this class only owns the queues, the single wake-up timer and
+ * what is in flight, and does what they say.
  */
-import { type BatchDecision, DEADLINE_MARGIN_MS, decideBatch } from "./batch-policy.js";
+import {
+  type Candidate,
+  type DrainContext,
+  drainMs,
+  itemsAhead,
+  type PolicyContext,
+  planDispatch,
+  splitLate,
+  startDelayMs,
+} from "./batch-policy.js";
 import type { InferencePool, InferenceResult } from "./inference-pool.js";
-import { LatencyModel } from "./latency-model.js";
+import { LatencyModel, ServiceRate } from "./latency-model.js";
 import type { ResolvedBatchingOptions } from "./options.js";
 import { PriorityScheduler, type SchedulableItem } from "./priority-scheduler.js";
 import { PRIORITIES, type Priority } from "./types.js";
@@ -47,12 +57,6 @@ export interface DynamicBatcherOptions<T extends BatchItem> {
   readonly clock?: () => number;
 }
 
-/**
- * Run times are means and a busy machine stretches single runs well past them: an item starts
- * only if its batch would end in time even `LATE_SAFETY` times slower than expected.
- */
-const LATE_SAFETY = 1.5;
-
 /** Time constant of the arrival-rate estimate, ms. */
 const RATE_WINDOW_MS = 100;
 
@@ -69,6 +73,7 @@ interface Queue<T extends BatchItem> {
 export class DynamicBatcher<T extends BatchItem> {
   readonly #queues = new Map<string, Queue<T>>();
   readonly #latency = new Map<string, LatencyModel>();
+  readonly #service = new Map<string, ServiceRate>();
   readonly #clock: () => number;
   readonly #capacity: number;
   #inFlight = 0;
@@ -155,37 +160,35 @@ export class DynamicBatcher<T extends BatchItem> {
   }
 
   /**
-   * Expected time to run `items` more items of `model` at the current target batch size over
-   * every thread, ms; undefined before anything was measured.
+   * Expected time until `items` more items of `model` have run, after what is in flight, ms;
+   * undefined before anything was measured.
    */
   estimateMs(model: string, items: number): number | undefined {
-    const latency = this.latencyOf(model);
-    const size = Math.max(
-      1,
-      Math.min(this.o.options().maxBatchSize, this.o.modelMaxBatchSize(model)),
-    );
-    const target = latency.bestBatchSize(size, Number.POSITIVE_INFINITY);
-    const t = latency.estimate(target);
-    if (t === undefined) return undefined;
-    return (Math.ceil(items / target) * t) / this.o.pool.threads;
+    return drainMs(items, this.#drainContext(model));
   }
 
   /**
-   * Expected wait before a new item of `priority` for `model` would start, ms, by the latency
-   * model: the items of its class already waiting, plus what the stride scheduler serves of the
-   * other classes meanwhile (each in proportion to its weight, while it has items). Undefined
-   * before anything was measured, and for a class of weight 0 (it runs when the others are idle).
+   * Expected wait before a new item of `priority` for `model` would start, ms: the items
+   * dispatched before it under the current schedule, at the measured speed. Undefined before
+   * anything was measured, and for a class of weight 0 (it runs when the others are idle).
    */
   expectedWaitMs(model: string, priority: Priority): number | undefined {
-    const weights = this.o.options().priorityWeights;
-    const own = weights[priority];
-    if (!(own > 0)) return undefined;
-    const pending = this.pendingByPriority(model);
-    const ahead = pending[priority];
-    let before = ahead;
-    for (const p of PRIORITIES)
-      if (p !== priority) before += Math.min(pending[p], (ahead * weights[p]) / own);
-    return this.estimateMs(model, before);
+    const ahead = itemsAhead(
+      this.pendingByPriority(model),
+      this.o.options().priorityWeights,
+      priority,
+    );
+    return ahead === undefined ? undefined : this.estimateMs(model, ahead);
+  }
+
+  #drainContext(model: string): DrainContext {
+    return {
+      latency: this.latencyOf(model),
+      maxBatchSize: Math.min(this.o.options().maxBatchSize, this.o.modelMaxBatchSize(model)),
+      threads: this.o.pool.threads,
+      inFlightItems: this.#inFlightItems,
+      serviceRatePerMs: this.#service.get(model)?.perMs(),
+    };
   }
 
   /** Stops dispatching and resolves once every in-flight model batch has ended. */
@@ -227,62 +230,54 @@ export class DynamicBatcher<T extends BatchItem> {
     if (this.#closed) return;
     let wakeAt = Number.POSITIVE_INFINITY;
     while (this.#inFlight < this.#capacity) {
-      const now = this.#clock();
-      const options = this.o.options();
-      let chosen: { q: Queue<T>; size: number } | undefined;
-      let chosenAge = Number.POSITIVE_INFINITY;
-      wakeAt = Number.POSITIVE_INFINITY;
-      for (const q of this.#queues.values()) {
-        if (q.scheduler.size === 0) {
-          this.#queues.delete(q.key);
-          continue;
-        }
-        const decision: BatchDecision = decideBatch(
-          {
-            pending: q.scheduler.size,
-            oldestArrival: q.scheduler.oldestArrival(),
-            earliestDeadline: q.scheduler.earliestDeadline(),
-            arrivalRatePerMs: decay(q, now) / RATE_WINDOW_MS,
-          },
-          {
-            now,
-            options,
-            modelMaxBatchSize: this.o.modelMaxBatchSize(q.model),
-            idleThreads: Math.max(0, this.o.pool.threads - this.#inFlight),
-            freeSlots: this.#capacity - this.#inFlight,
-            slots: this.#capacity,
-            inFlightItems: this.#inFlightItems,
-            latency: this.latencyOf(q.model),
-          },
-        );
-        if (decision.kind === "dispatch") {
-          const age = q.scheduler.oldestArrival();
-          if (age < chosenAge) {
-            chosen = { q, size: decision.size };
-            chosenAge = age;
-          }
-        } else if (decision.kind === "wait") {
-          wakeAt = Math.min(wakeAt, decision.until);
-        }
-      }
-      if (chosen === undefined) break;
-      this.#dispatch(chosen.q, chosen.size, now, !options.enableDynamicBatching);
+      for (const q of this.#queues.values()) if (q.scheduler.size === 0) this.#queues.delete(q.key);
+      const plan = planDispatch(this.#candidates(this.#clock()));
+      wakeAt = plan.kind === "wait" ? plan.until : Number.POSITIVE_INFINITY;
+      if (plan.kind !== "dispatch") break;
+      this.#dispatch(plan.key, plan.size);
     }
     this.#clearTimer();
     if (this.#inFlight < this.#capacity && wakeAt < Number.POSITIVE_INFINITY)
       this.#setTimer(wakeAt);
   }
 
-  #dispatch(q: Queue<T>, size: number, now: number, sameGroup: boolean): void {
-    const taken = q.scheduler.take(size, sameGroup);
-    const items: T[] = [];
-    const expired: T[] = [];
-    const expected =
-      this.#expectedStartDelay(q.model) + (this.latencyOf(q.model).estimate(taken.length) ?? 0);
-    const ends = now + LATE_SAFETY * expected + (expected > 0 ? DEADLINE_MARGIN_MS : 0);
-    // An item that would end after its deadline is not started: its answer would come too late.
-    for (const item of taken) (item.deadline <= ends ? expired : items).push(item);
-    if (expired.length > 0) this.o.onExpired(expired);
+  /** Every queue with what the policy reads of it. */
+  *#candidates(now: number): Generator<Candidate<Queue<T>>> {
+    const options = this.o.options();
+    const threads = this.o.pool.threads;
+    for (const q of this.#queues.values()) {
+      const latency = this.latencyOf(q.model);
+      const ctx: PolicyContext = {
+        now,
+        options,
+        modelMaxBatchSize: this.o.modelMaxBatchSize(q.model),
+        idleThreads: Math.max(0, threads - this.#inFlight),
+        freeSlots: this.#capacity - this.#inFlight,
+        slots: this.#capacity,
+        inFlightItems: this.#inFlightItems,
+        startDelayMs: startDelayMs(threads, this.#inFlight, this.#inFlightItems, latency),
+        latency,
+      };
+      yield {
+        key: q,
+        ctx,
+        queue: {
+          pending: q.scheduler.size,
+          oldestArrival: q.scheduler.oldestArrival(),
+          earliestDeadline: q.scheduler.earliestDeadline(),
+          arrivalRatePerMs: decay(q, now) / RATE_WINDOW_MS,
+        },
+      };
+    }
+  }
+
+  #dispatch(q: Queue<T>, size: number): void {
+    const now = this.#clock();
+    const taken = q.scheduler.take(size, !this.o.options().enableDynamicBatching);
+    const latency = this.latencyOf(q.model);
+    const delay = startDelayMs(this.o.pool.threads, this.#inFlight, this.#inFlightItems, latency);
+    const { run: items, late } = splitLate(taken, now, latency, delay);
+    if (late.length > 0) this.o.onExpired(late);
     if (items.length === 0) return;
     const first = items[0] as T;
     const width = first.data.length;
@@ -297,21 +292,19 @@ export class DynamicBatcher<T extends BatchItem> {
     );
   }
 
-  /**
-   * How long a batch dispatched now waits before it runs, ms: nothing when a thread is idle,
-   * otherwise the run of an average batch in flight (it waits behind its thread's running batch).
-   */
-  #expectedStartDelay(model: string): number {
-    if (this.#inFlight < this.o.pool.threads) return 0;
-    const average = Math.max(1, Math.round(this.#inFlightItems / Math.max(1, this.#inFlight)));
-    return this.latencyOf(model).estimate(average) ?? 0;
-  }
-
   #finish(items: readonly T[], outcome: BatchOutcome): void {
+    const model = (items[0] as T).model;
+    if (outcome.ok) {
+      this.latencyOf(model).observe(items.length, outcome.result.inferenceMs);
+      let service = this.#service.get(model);
+      if (service === undefined) {
+        service = new ServiceRate();
+        this.#service.set(model, service);
+      }
+      service.record(items.length, this.#clock(), this.#inFlight >= this.o.pool.threads);
+    }
     this.#inFlight--;
     this.#inFlightItems -= items.length;
-    if (outcome.ok)
-      this.latencyOf((items[0] as T).model).observe(items.length, outcome.result.inferenceMs);
     try {
       this.o.onComplete(items, outcome);
     } finally {

@@ -539,7 +539,11 @@ export class JobRunner {
       return viewOf(job, { queuePosition: 0, estimatedCompletionTime: job.completedAt }, now);
     const first = job.firstQueued();
     const queuePosition = first === undefined ? 0 : this.batcher.positionOf(first);
-    const ms = this.batcher.estimateMs(job.modelId, queuePosition + job.remaining);
+    // The batch ends when its last waiting item has run: everything dispatched before that item
+    // (its own items and, by the weights, the other classes' meanwhile), after what is in flight.
+    const last = job.lastQueued();
+    const through = last === undefined ? 0 : this.batcher.positionOf(last) + 1;
+    const ms = this.batcher.estimateMs(job.modelId, through);
     return viewOf(
       job,
       { queuePosition, estimatedCompletionTime: ms === undefined ? null : now + ms },

@@ -89,6 +89,7 @@ export class Job {
   /** Watchers; most jobs have at most one, so no Set until a second one comes. */
   #listeners: (() => void)[] = [];
   #cursor = 0;
+  #lastCursor = -1;
 
   constructor(init: JobInit) {
     this.pk = init.pk;
@@ -143,6 +144,15 @@ export class Job {
     while (this.#cursor < this.items.length && !(this.items[this.#cursor] as JobItem).queued)
       this.#cursor++;
     return this.items[this.#cursor];
+  }
+
+  /** The last item still waiting in the batcher, if any (items leave roughly in index order). */
+  lastQueued(): JobItem | undefined {
+    if (this.#lastCursor < 0 || this.#lastCursor >= this.items.length)
+      this.#lastCursor = this.items.length - 1;
+    while (this.#lastCursor >= 0 && !(this.items[this.#lastCursor] as JobItem).queued)
+      this.#lastCursor--;
+    return this.items[this.#lastCursor];
   }
 
   /** Items still waiting in the batcher. */

@@ -159,3 +159,34 @@ export class LatencyModel implements LatencyEstimator {
     return choice;
   }
 }
+
+/** Weight kept by the measured rate at each new batch (the last few dozen batches count). */
+const SERVICE_DECAY = 0.95;
+/** Saturated time seen before the measured rate is trusted, ms. */
+const SERVICE_MIN_MS = 100;
+
+/**
+ * The rate at which a model's items really finish while every thread is busy, on the wall
+ * clock: what the threads' run times alone do not show (the main thread's share of the cores,
+ * the gaps between batches). A decayed ratio of items finished to time elapsed between batch
+ * ends, counting only gaps during which the threads were saturated.
+ */
+export class ServiceRate {
+  #items = 0;
+  #ms = 0;
+  #lastAt: number | undefined;
+
+  /** A batch of `items` ended at `now`; `saturated`: every thread was busy up to then. */
+  record(items: number, now: number, saturated: boolean): void {
+    if (saturated && this.#lastAt !== undefined) {
+      this.#items = this.#items * SERVICE_DECAY + items;
+      this.#ms = this.#ms * SERVICE_DECAY + Math.max(0, now - this.#lastAt);
+    }
+    this.#lastAt = now;
+  }
+
+  /** Items per ms, once enough saturated time has been seen; undefined before. */
+  perMs(): number | undefined {
+    return this.#ms >= SERVICE_MIN_MS && this.#items > 0 ? this.#items / this.#ms : undefined;
+  }
+}

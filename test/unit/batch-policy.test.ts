@@ -30,6 +30,7 @@ const ctx = (c: Partial<PolicyContext> = {}): PolicyContext => ({
   freeSlots: 0,
   slots: 4,
   inFlightItems: 64,
+  startDelayMs: 0,
   latency: latency(),
   ...c,
 });

@@ -120,6 +120,27 @@ describe("DynamicBatcher", () => {
     expect(expired.map((i) => i.id)).toEqual([late.id]);
   });
 
+  it("dispatches for a deadline early enough that the item it waited for then runs", async () => {
+    // max_wait_time_ms is longer than the item's slack: only the deadline rule dispatches it,
+    // and the rule that lets items start must then agree that it still ends in time.
+    const { pool, batcher, expired } = setup(1, { maxBatchSize: 4, maxWaitTimeMs: 1000 });
+    for (let i = 0; i < 5; i++) {
+      batcher.latencyOf("default").observe(1, 30);
+      batcher.latencyOf("default").observe(4, 30);
+    }
+    pool.hold();
+    batcher.enqueue([makeItem(), makeItem(), makeItem(), makeItem()]);
+    await vi.advanceTimersByTimeAsync(0);
+    // The thread is busy with 4 items; a lone item would wait for company until max_wait.
+    const tight = makeItem({ deadline: Date.now() + 100 });
+    batcher.enqueue([tight]);
+    await vi.advanceTimersByTimeAsync(99);
+    pool.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(expired.map((i) => i.id)).toEqual([]);
+    expect(pool.received.flatMap((b) => ids(b.rows))).toContain(tight.id);
+  });
+
   it("does not start an item that would end after its deadline", async () => {
     const { pool, batcher, expired } = setup(1, { maxBatchSize: 1, maxWaitTimeMs: 0 });
     for (let i = 0; i < 5; i++) batcher.latencyOf("default").observe(1, 50);
@@ -161,10 +182,11 @@ describe("DynamicBatcher", () => {
       ...Array.from({ length: 8 }, () => makeItem({ priority: "critical" })),
       ...Array.from({ length: 8 }, () => makeItem({ priority: "low" })),
     ]);
-    // critical: its 8 plus low's share meanwhile (8 x 0.2) = 9.6 items -> 3 batches of 40 ms.
-    expect(batcher.expectedWaitMs("default", "critical")).toBe(120);
-    // low: its 8 plus every critical item (8 x 1.0 / 0.2 > 8) = 16 items -> 4 batches.
-    expect(batcher.expectedWaitMs("default", "low")).toBe(160);
+    // After the 8 items in flight: critical's 8 plus low's share meanwhile (8 x 0.2) = 9.6 items,
+    // 17.6 in all -> 5 batches of 40 ms.
+    expect(batcher.expectedWaitMs("default", "critical")).toBe(200);
+    // low: 8 in flight, its 8 plus every critical item (8 x 1.0 / 0.2 > 8) = 24 -> 6 batches.
+    expect(batcher.expectedWaitMs("default", "low")).toBe(240);
     setOptions({ priorityWeights: { low: 0 } });
     expect(batcher.expectedWaitMs("default", "low")).toBeUndefined();
     pool.release();
