@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { admissionRefusal } from "./admission.js";
 import type { ProcessorStats } from "./batch-stats.js";
-import { itemResultOf, resultsOf, viewOfRecord } from "./batch-views.js";
+import { itemResultOf, receiptOf, resultsOf, viewOfRecord } from "./batch-views.js";
 import {
   BatchEndedError,
   BatchExistsError,
@@ -197,7 +197,7 @@ export class BatchProcessor {
       { batchId, items: job.total, priority: job.priority, model: job.modelId },
       "batch queued",
     );
-    return this.#runner.receipt(job);
+    return receiptOf(this.#runner.view(job));
   }
 
   /** Runs a request through the same batcher and resolves with its results; nothing is stored. */
@@ -419,15 +419,9 @@ export class BatchProcessor {
   #resubmit(existing: BatchRecord, payloadHash: string | null): SubmitReceipt {
     if (existing.payloadHash !== payloadHash) throw new BatchExistsError(existing.batchId);
     const job = this.#runner.liveOf(existing);
-    if (job !== undefined) return this.#runner.receipt(job);
-    const view = viewOfRecord(existing, this.#clock());
-    return {
-      batchId: view.batchId,
-      status: view.status,
-      estimatedCompletionTime: view.estimatedCompletionTime,
-      queuePosition: 0,
-      requestCount: view.totalRequests,
-    };
+    return receiptOf(
+      job === undefined ? viewOfRecord(existing, this.#clock()) : this.#runner.view(job),
+    );
   }
 
   async #record(principal: Principal, batchId: string): Promise<BatchRecord> {

@@ -1,8 +1,9 @@
 /** Builds the read-side views (status, results) from live jobs and stored records. */
 
+import type { Job, JobItem } from "./job.js";
 import { isTerminal } from "./job-state.js";
 import type { BatchRecord, StoredResult } from "./job-store.js";
-import type { BatchResults, BatchView, ItemResult } from "./types.js";
+import type { BatchResults, BatchView, ItemResult, SubmitReceipt } from "./types.js";
 
 /** Live facts about a job that only the scheduler knows. */
 export interface LiveFacts {
@@ -46,6 +47,48 @@ export function viewOf(source: ViewSource, live: LiveFacts, now: number): BatchV
     startedAt: source.startedAt,
     completedAt: source.completedAt,
     error: source.error,
+  };
+}
+
+/** What a live view reads of the schedule. */
+export interface ScheduleReader {
+  /** Items that will be dispatched before `item` in its queue. */
+  positionOf(item: JobItem): number;
+  /** Expected time until `items` more items of `model` have run, after those in flight, ms. */
+  estimateMs(model: string, items: number): number | undefined;
+}
+
+/** The status of a live job, with its queue position and estimated completion. */
+export function liveViewOf(job: Job, schedule: ScheduleReader, now: number): BatchView {
+  if (job.unrecorded !== null) {
+    // Its end could not be saved: failed, whatever it reached in memory.
+    const failed = { ...job, status: "failed" as const, error: job.unrecorded.failure };
+    return viewOf(failed, { queuePosition: 0, estimatedCompletionTime: job.completedAt }, now);
+  }
+  if (job.terminal)
+    return viewOf(job, { queuePosition: 0, estimatedCompletionTime: job.completedAt }, now);
+  const first = job.firstQueued();
+  const queuePosition = first === undefined ? 0 : schedule.positionOf(first);
+  // The batch ends when its last waiting item has run: everything dispatched before that item
+  // (its own items and, by the weights, the other classes' meanwhile), after what is in flight.
+  const last = job.lastQueued();
+  const through = last === undefined ? 0 : schedule.positionOf(last) + 1;
+  const ms = schedule.estimateMs(job.modelId, through);
+  return viewOf(
+    job,
+    { queuePosition, estimatedCompletionTime: ms === undefined ? null : now + ms },
+    now,
+  );
+}
+
+/** What a submit answers, from the batch's view. */
+export function receiptOf(view: BatchView): SubmitReceipt {
+  return {
+    batchId: view.batchId,
+    status: view.status,
+    estimatedCompletionTime: view.estimatedCompletionTime,
+    queuePosition: view.queuePosition,
+    requestCount: view.totalRequests,
   };
 }
 

@@ -5,11 +5,12 @@
  */
 import { randomUUID } from "node:crypto";
 import { BatchStats } from "./batch-stats.js";
-import { viewOf } from "./batch-views.js";
+import { liveViewOf } from "./batch-views.js";
 import { type BatchOutcome, DynamicBatcher, queueKey } from "./dynamic-batcher.js";
 import { type Failure, failure } from "./errors.js";
 import type { InferencePool, ModelCatalog } from "./inference-pool.js";
 import { ITEM_FAILURES, Job, type JobItem } from "./job.js";
+import { batchWrite, JobJournal } from "./job-journal.js";
 import type {
   BatchRecord,
   BatchWrite,
@@ -22,7 +23,7 @@ import type {
 import type { EngineLogger } from "./logger.js";
 import type { EngineObserver, ItemOutcome } from "./observer.js";
 import type { ResolvedBatchingOptions } from "./options.js";
-import type { BatchView, ItemResult, Principal, SubmitReceipt } from "./types.js";
+import type { BatchView, ItemResult, Principal } from "./types.js";
 
 /** An item to queue: a stored input, or an infer item's numbers as the client sent them. */
 export interface ItemSource {
@@ -54,22 +55,16 @@ export class JobRunner {
   /** The stats first, then whatever the embedder observes with. */
   readonly #observers: readonly EngineObserver[];
   readonly #observesDispatch: boolean;
-  readonly #store: JobStore;
   readonly #log: EngineLogger;
   readonly #clock: () => number;
   /** Live (queued or processing) stored jobs by `${owner}\u0000${batchId}`. */
   readonly #jobs = new Map<string, Job>();
   /** Live infer jobs (never stored): failed on shutdown so no caller waits forever. */
   readonly #ephemeral = new Set<Job>();
-  /**
-   * Stored jobs whose failure could not be saved either (see {@link #unrecorded}): kept in
-   * {@link #jobs} so every read shows them failed, and saved again on {@link retryUnrecorded}.
-   */
-  readonly #unrecordedJobs = new Set<Job>();
+  readonly #journal: JobJournal;
   #seq = 0;
 
   constructor(o: JobRunnerOptions) {
-    this.#store = o.store;
     this.#log = o.log;
     this.#clock = o.clock;
     this.stats = new BatchStats({ clock: o.clock });
@@ -84,11 +79,24 @@ export class JobRunner {
       onExpired: (items) => this.#fail(items, ITEM_FAILURES.deadline),
       clock: o.clock,
     });
+    this.#journal = new JobJournal({
+      store: o.store,
+      log: o.log,
+      onStoreError: () => {
+        for (const observer of this.#observers) observer.onStoreError?.();
+      },
+      endWith: (job, f) => this.#endWith(job, f),
+      hold: (job, held) => {
+        const key = jobKey(job.owner, job.batchId);
+        if (held) this.#jobs.set(key, job);
+        else this.#jobs.delete(key);
+      },
+    });
   }
 
   /** Stored jobs that are queued or processing. */
   get activeStored(): number {
-    return this.#jobs.size - this.#unrecordedJobs.size;
+    return this.#jobs.size - this.#journal.unsavedCount;
   }
 
   /** The live stored job of `record`, if it is still running. */
@@ -238,7 +246,8 @@ export class JobRunner {
       }
     }
     flush();
-    if (runs.length > 0) void this.#persist(new Set(items.map((i) => i.job)), [], batches, runs);
+    if (runs.length > 0)
+      void this.#journal.save(new Set(items.map((i) => i.job)), [], batches, runs);
   }
 
   #onComplete(items: readonly JobItem[], outcome: BatchOutcome): void {
@@ -364,7 +373,7 @@ export class JobRunner {
     job.completedAt = this.#clock();
     this.#retireOnceSaved(
       [job],
-      this.#persist([job], writes, job.pk === undefined ? [] : [batchWrite(job)]),
+      this.#journal.save([job], writes, job.pk === undefined ? [] : [batchWrite(job)]),
     );
   }
 
@@ -405,14 +414,14 @@ export class JobRunner {
       }
       if (job.pk !== undefined) batches.push(batchWrite(job));
     }
-    const saved = this.#persist(touched, writes, batches);
+    const saved = this.#journal.save(touched, writes, batches);
     for (const job of touched) if (!job.terminal) job.notify();
     this.#retireOnceSaved(ended, saved);
   }
 
   /**
    * Announces the end of `ended` jobs: an infer job's at once, a stored job's once its end is in
-   * the store (a failed write ends it failed instead, see {@link #unrecorded}).
+   * the store (a failed write ends it failed instead, see `job-journal.ts`).
    */
   #retireOnceSaved(ended: readonly Job[], saved: Promise<boolean>): void {
     if (ended.length === 0) return;
@@ -433,91 +442,31 @@ export class JobRunner {
     job.notify();
   }
 
-  /** Saves writes of `jobs`; resolves false (never rejects) when the store failed them. */
-  #persist(
-    jobs: Iterable<Job>,
-    items: ItemWrite[],
-    batches: BatchWrite[],
-    started: StartedRun[] = [],
-  ): Promise<boolean> {
-    if (items.length === 0 && batches.length === 0 && started.length === 0) return SAVED;
-    return this.#store.save(items, batches, started).then(
-      () => true,
-      (error: unknown) => {
-        this.#unrecorded(error, [...jobs], items);
-        return false;
-      },
-    );
-  }
-
   /**
-   * A write failed (disk full, I/O error, constraint): the store no longer holds what the jobs
-   * it concerned did, so each of them ends `failed` with an INTERNAL failure whose `error_id` is
-   * in the log, whatever it reached in memory. Unsettled items and items whose outcome was in the
-   * lost write get that failure too. The end is saved at once and, if the store still fails, on
-   * every {@link retryUnrecorded}; until then the job stays in memory so every read shows it
-   * failed. A process that stops before it is saved leaves the batch unfinished in the store, and
-   * the next start runs its unfinished items again.
+   * Ends a live job with `f` because a write for it failed (see `job-journal.ts`); returns the
+   * indices of the items it settled with it.
    */
-  #unrecorded(error: unknown, jobs: readonly Job[], lost: readonly ItemWrite[]): void {
-    const stored = jobs.filter((job) => job.pk !== undefined);
-    if (stored.length === 0) return;
-    const errorId = randomUUID();
-    this.#log.error(
-      { err: error, errorId, batchIds: stored.map((job) => job.batchId) },
-      "saving batch progress failed; the batches it concerned fail",
-    );
-    for (const o of this.#observers) o.onStoreError?.();
-    const f = failure("INTERNAL", `saving the batch's progress failed (error_id ${errorId})`);
+  #endWith(job: Job, f: Failure): number[] {
+    if (job.terminal) return [];
     const now = this.#clock();
-    for (const job of stored) {
-      const pk = job.pk as number;
-      const indices = new Set(lost.filter((w) => w.pk === pk).map((w) => w.index));
-      if (!job.terminal) {
-        this.batcher.remove(job.queuedItems());
-        for (const item of job.items) {
-          if (item.settled) continue;
-          item.settled = true;
-          this.#itemDone(item, "failed", now);
-          job.recordFailure(f);
-          indices.add(item.index);
-        }
-        job.transition("failed");
-        job.error = f;
-        job.completedAt = now;
-      }
-      clearTimeout(job.deadlineTimer);
-      job.unrecorded ??= { failure: f, indices: new Set() };
-      for (const index of indices) job.unrecorded.indices.add(index);
-      job.items = [];
-      this.#jobs.set(jobKey(job.owner, job.batchId), job);
-      this.#unrecordedJobs.add(job);
-      job.notify();
+    const settled: number[] = [];
+    this.batcher.remove(job.queuedItems());
+    for (const item of job.items) {
+      if (item.settled) continue;
+      item.settled = true;
+      this.#itemDone(item, "failed", now);
+      job.recordFailure(f);
+      settled.push(item.index);
     }
-    void this.retryUnrecorded();
+    job.transition("failed");
+    job.error = f;
+    job.completedAt = now;
+    return settled;
   }
 
-  /** Saves the failure of jobs whose writes failed; those saved leave memory. */
-  async retryUnrecorded(): Promise<void> {
-    for (const job of [...this.#unrecordedJobs]) {
-      const { failure: f, indices } = job.unrecorded as NonNullable<Job["unrecorded"]>;
-      const pk = job.pk as number;
-      const items: ItemWrite[] = [...indices].map((index) => ({
-        pk,
-        index,
-        output: null,
-        confidence: 0,
-        processingTimeMs: 0,
-        error: f,
-      }));
-      try {
-        await this.#store.save(items, [{ ...batchWrite(job), status: "failed", error: f }]);
-      } catch {
-        continue; // still failing: the next retry tries again
-      }
-      this.#unrecordedJobs.delete(job);
-      this.#jobs.delete(jobKey(job.owner, job.batchId));
-    }
+  /** Saves the failure of jobs whose writes failed (see `job-journal.ts`). */
+  retryUnrecorded(): Promise<void> {
+    return this.#journal.retry();
   }
 
   /** The caller's live job with this id (an admin's: anyone's). */
@@ -530,43 +479,11 @@ export class JobRunner {
 
   /** The live status of a job, with its queue position and estimated completion. */
   view(job: Job): BatchView {
-    const now = this.#clock();
-    if (job.unrecorded !== null) {
-      const failed = { ...job, status: "failed" as const, error: job.unrecorded.failure };
-      return viewOf(failed, { queuePosition: 0, estimatedCompletionTime: job.completedAt }, now);
-    }
-    if (job.terminal)
-      return viewOf(job, { queuePosition: 0, estimatedCompletionTime: job.completedAt }, now);
-    const first = job.firstQueued();
-    const queuePosition = first === undefined ? 0 : this.batcher.positionOf(first);
-    // The batch ends when its last waiting item has run: everything dispatched before that item
-    // (its own items and, by the weights, the other classes' meanwhile), after what is in flight.
-    const last = job.lastQueued();
-    const through = last === undefined ? 0 : this.batcher.positionOf(last) + 1;
-    const ms = this.batcher.estimateMs(job.modelId, through);
-    return viewOf(
-      job,
-      { queuePosition, estimatedCompletionTime: ms === undefined ? null : now + ms },
-      now,
-    );
-  }
-
-  /** What a submit answers for a live job. */
-  receipt(job: Job): SubmitReceipt {
-    const view = this.view(job);
-    return {
-      batchId: view.batchId,
-      status: view.status,
-      estimatedCompletionTime: view.estimatedCompletionTime,
-      queuePosition: view.queuePosition,
-      requestCount: view.totalRequests,
-    };
+    return liveViewOf(job, this.batcher, this.#clock());
   }
 }
 
 const CANCELLED_BY_REQUEST = failure("CANCELLED", "cancelled by request");
-
-const SAVED = Promise.resolve(true);
 
 function allFinite(values: Float32Array): boolean {
   for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
@@ -575,14 +492,4 @@ function allFinite(values: Float32Array): boolean {
 
 function jobKey(owner: string, batchId: string): string {
   return `${owner}\u0000${batchId}`;
-}
-
-function batchWrite(job: Job): BatchWrite {
-  return {
-    pk: job.pk as number,
-    status: job.status,
-    error: job.error,
-    startedAt: job.startedAt,
-    completedAt: job.completedAt,
-  };
 }
