@@ -274,3 +274,40 @@ export function itemsAhead(
     if (p !== priority) before += Math.min(pending[p], (ahead * weights[p]) / own);
   return before;
 }
+
+/** What {@link positionInSchedule} reads of a stride scheduler. */
+export interface ScheduleSnapshot {
+  /** The item's class, and how many of its class go before it (deadline, then arrival). */
+  readonly priority: Priority;
+  readonly ahead: number;
+  /** Each class's pass value, waiting items and weight. */
+  readonly passes: Readonly<Record<Priority, number>>;
+  readonly counts: Readonly<Record<Priority, number>>;
+  readonly weights: Readonly<Record<Priority, number>>;
+}
+
+/**
+ * How many waiting items a stride scheduler dispatches before an item: those ahead of it in its
+ * class, plus what each other class gets until the item's class reaches its turn (each class's
+ * pass grows by 1 / weight per item). A class of weight 0 waits for every weighted class and for
+ * the weight-0 classes listed before it.
+ */
+export function positionInSchedule(s: ScheduleSnapshot): number {
+  const own = s.weights[s.priority];
+  let position = s.ahead;
+  if (own > 0) {
+    const passAtTurn = s.passes[s.priority] + s.ahead / own;
+    for (const q of PRIORITIES) {
+      if (q === s.priority || s.weights[q] <= 0) continue;
+      const share = Math.ceil((passAtTurn - s.passes[q]) * s.weights[q]);
+      position += Math.min(s.counts[q], Math.max(0, share));
+    }
+    return position;
+  }
+  for (const q of PRIORITIES) {
+    if (q === s.priority) continue;
+    if (s.weights[q] > 0 || PRIORITIES.indexOf(q) < PRIORITIES.indexOf(s.priority))
+      position += s.counts[q];
+  }
+  return position;
+}

@@ -8,6 +8,7 @@
  * weight 0 run only when every weighted class is empty. Within a class: earliest deadline first,
  * then arrival order.
  */
+import { positionInSchedule } from "./batch-policy.js";
 import { MinHeap } from "./min-heap.js";
 import { PRIORITIES, type Priority } from "./types.js";
 
@@ -136,31 +137,19 @@ export class PriorityScheduler<T extends SchedulableItem> {
   }
 
   /**
-   * How many waiting items will be dispatched before `item` under the current weights and passes:
-   * the items ahead of it in its class, plus what each other class gets meanwhile.
+   * How many waiting items will be dispatched before `item` under the current weights and passes
+   * (see {@link positionInSchedule}).
    */
   positionOf(item: T): number {
     if (!item.queued) return 0;
     const p = item.priority;
-    const ahead = this.#heap(p).count((o) => o.queued && earlier(o, item));
-    const weights = this.weights();
-    let position = ahead;
-    const wp = weights[p];
-    if (wp > 0) {
-      const passAtTurn = this.#pass[p] + ahead / wp;
-      for (const q of PRIORITIES) {
-        if (q === p || weights[q] <= 0) continue;
-        const share = Math.ceil((passAtTurn - this.#pass[q]) * weights[q]);
-        position += Math.min(this.#counts[q], Math.max(0, share));
-      }
-    } else {
-      for (const q of PRIORITIES) {
-        if (q === p) continue;
-        if (weights[q] > 0 || PRIORITIES.indexOf(q) < PRIORITIES.indexOf(p))
-          position += this.#counts[q];
-      }
-    }
-    return position;
+    return positionInSchedule({
+      priority: p,
+      ahead: this.#heap(p).count((o) => o.queued && earlier(o, item)),
+      passes: this.#pass,
+      counts: this.#counts,
+      weights: this.weights(),
+    });
   }
 
   #heap(p: Priority): MinHeap<T> {
