@@ -11,7 +11,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { type Failure, failure } from "./errors.js";
-import type { Job } from "./job.js";
+import type { Job, JobItem } from "./job.js";
 import type { BatchWrite, ItemWrite, JobStore, StartedRun } from "./job-store.js";
 import type { EngineLogger } from "./logger.js";
 
@@ -110,6 +110,26 @@ export class JobJournal {
     }
     void this.retry();
   }
+}
+
+/**
+ * The index runs of stored jobs in a model batch handed to a thread: consecutive items of one job
+ * form one run (a job's items leave the queue in index order, so a batch holds few runs).
+ */
+export function startedRuns(items: readonly JobItem[]): StartedRun[] {
+  const runs: StartedRun[] = [];
+  let run: { pk: number; lo: number; hi: number } | undefined;
+  for (const { job, index } of items) {
+    if (job.pk === undefined) continue;
+    if (run !== undefined && run.pk === job.pk && index === run.hi + 1) {
+      run.hi = index;
+      continue;
+    }
+    if (run !== undefined) runs.push(run);
+    run = { pk: job.pk, lo: index, hi: index };
+  }
+  if (run !== undefined) runs.push(run);
+  return runs;
 }
 
 /** A stored job's state as the store records it. */

@@ -10,13 +10,12 @@ import { type BatchOutcome, DynamicBatcher, queueKey } from "./dynamic-batcher.j
 import { type Failure, failure } from "./errors.js";
 import type { InferencePool, ModelCatalog } from "./inference-pool.js";
 import { ITEM_FAILURES, Job, type JobItem } from "./job.js";
-import { batchWrite, JobJournal } from "./job-journal.js";
+import { batchWrite, JobJournal, startedRuns } from "./job-journal.js";
 import type {
   BatchRecord,
   BatchWrite,
   ItemWrite,
   JobStore,
-  StartedRun,
   StoredInput,
   UnfinishedBatch,
 } from "./job-store.js";
@@ -222,30 +221,20 @@ export class JobRunner {
       for (const o of this.#observers)
         o.onDispatch?.((items[0] as JobItem).model, items.length, waits, priorities);
     }
+    const batches: BatchWrite[] = [];
+    let last: Job | undefined;
+    for (const { job } of items) {
+      if (job === last) continue;
+      last = job;
+      if (job.status !== "queued") continue;
+      job.transition("processing");
+      job.startedAt = now;
+      if (job.pk !== undefined) batches.push(batchWrite(job));
+      job.notify();
+    }
     // What a thread now holds is saved before it runs, so that after a crash the store tells an
     // item that ran (its result lost) from one that never started.
-    const runs: StartedRun[] = [];
-    const batches: BatchWrite[] = [];
-    let run: { job: Job; lo: number; hi: number } | undefined;
-    const flush = () => {
-      if (run?.job.pk !== undefined) runs.push({ pk: run.job.pk, lo: run.lo, hi: run.hi });
-    };
-    for (const item of items) {
-      const job = item.job;
-      if (run !== undefined && run.job === job && item.index === run.hi + 1) {
-        run.hi = item.index;
-        continue;
-      }
-      flush();
-      run = { job, lo: item.index, hi: item.index };
-      if (job.status === "queued") {
-        job.transition("processing");
-        job.startedAt = now;
-        if (job.pk !== undefined) batches.push(batchWrite(job));
-        job.notify();
-      }
-    }
-    flush();
+    const runs = startedRuns(items);
     if (runs.length > 0)
       void this.#journal.save(new Set(items.map((i) => i.job)), [], batches, runs);
   }

@@ -20,9 +20,7 @@ import {
 } from "../../src/api/grpc-server.js";
 import { startHttpServer } from "../../src/api/http-server.js";
 import { createOverloadGuard } from "../../src/api/overload.js";
-import { loadConfig } from "../../src/config/config.js";
-import { createLogger } from "../../src/logger.js";
-import { type RunningServer, startServer } from "../../src/server.js";
+import type { RunningServer } from "../../src/server.js";
 import type { BatchProcessorServiceImpl } from "../../src/service/batch-processor-service.js";
 import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
 import {
@@ -33,28 +31,15 @@ import {
   restClient,
 } from "../fixtures/api-clients.js";
 import { createTestModelRepo, type TestModelRepo } from "../fixtures/model-repo.js";
+import { startTestServer } from "../fixtures/test-server.js";
 
 const KEY = "edge-key";
 let repo: TestModelRepo;
 let server: RunningServer;
 let base: string;
 
-async function start(env: Record<string, string>, logLines?: string[]): Promise<RunningServer> {
-  const config = loadConfig({
-    API_HOST: "127.0.0.1",
-    API_PORT: "0",
-    GRPC_PORT: "0",
-    DATA_DIR: ":memory:",
-    MODEL_DIR: repo.dir,
-    INFERENCE_THREADS: "1",
-    LOG_LEVEL: "silent",
-    // The test process is the client too: its own work would read as the server's lag.
-    MAX_EVENT_LOOP_DELAY_MS: "0",
-    ...env,
-  });
-  const destination =
-    logLines === undefined ? undefined : { write: (line: string) => logLines.push(line) };
-  return startServer(config, createLogger(config, destination));
+function start(env: Record<string, string>, logLines?: string[]): Promise<RunningServer> {
+  return startTestServer(repo.dir, env, logLines);
 }
 
 beforeAll(async () => {

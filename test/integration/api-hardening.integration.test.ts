@@ -11,10 +11,9 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GetBatchStatusRequestSchema } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import { grpcServiceDefinition } from "../../src/api/grpc-server.js";
-import { loadConfig } from "../../src/config/config.js";
-import { createLogger } from "../../src/logger.js";
-import { type RunningServer, startServer } from "../../src/server.js";
+import type { RunningServer } from "../../src/server.js";
 import { createTestModelRepo, type TestModelRepo } from "../fixtures/model-repo.js";
+import { startTestServer } from "../fixtures/test-server.js";
 
 const KEY = "hardening-key";
 const SERVICE = "/batchprocessor.v1.BatchProcessorService";
@@ -22,22 +21,8 @@ let repo: TestModelRepo;
 let server: RunningServer;
 let base: string;
 
-async function start(env: Record<string, string>): Promise<RunningServer> {
-  const config = loadConfig({
-    API_HOST: "127.0.0.1",
-    API_PORT: "0",
-    GRPC_PORT: "0",
-    DATA_DIR: ":memory:",
-    MODEL_DIR: repo.dir,
-    INFERENCE_THREADS: "1",
-    LOG_LEVEL: "silent",
-    API_KEYS: KEY,
-    MAX_REQUEST_BYTES: "65536",
-    // The test process is the client too: its own work would read as the server's lag.
-    MAX_EVENT_LOOP_DELAY_MS: "0",
-    ...env,
-  });
-  return startServer(config, createLogger(config));
+function start(env: Record<string, string>): Promise<RunningServer> {
+  return startTestServer(repo.dir, { API_KEYS: KEY, MAX_REQUEST_BYTES: "65536", ...env });
 }
 
 beforeAll(async () => {

@@ -5,9 +5,7 @@
 import { execFileSync } from "node:child_process";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config/config.js";
-import { createLogger } from "../../src/logger.js";
-import { type RunningServer, startServer } from "../../src/server.js";
+import type { RunningServer } from "../../src/server.js";
 import {
   type CallResult,
   connectClient,
@@ -22,6 +20,7 @@ import {
   type TestModelRepo,
   vector,
 } from "../fixtures/model-repo.js";
+import { startTestServer } from "../fixtures/test-server.js";
 
 const ALICE = "alice-key";
 const BOB = "bob-key";
@@ -33,21 +32,12 @@ const clients: ProtocolClient[] = [];
 
 beforeAll(async () => {
   repo = createTestModelRepo({ dense: true, log: true });
-  const config = loadConfig({
-    API_HOST: "127.0.0.1",
-    API_PORT: "0",
-    GRPC_PORT: "0",
-    DATA_DIR: ":memory:",
-    MODEL_DIR: repo.dir,
+  server = await startTestServer(repo.dir, {
     INFERENCE_THREADS: "2",
     API_KEYS: `${ALICE},${BOB}`,
     ADMIN_API_KEYS: ADMIN,
     MAX_REQUEST_BYTES: String(4 * 1024 * 1024),
-    LOG_LEVEL: "silent",
-    // The test process is the client too: its own work would read as the server's lag.
-    MAX_EVENT_LOOP_DELAY_MS: "0",
   });
-  server = await startServer(config, createLogger(config));
   const base = `http://127.0.0.1:${server.apiPort}`;
   clients.push(
     grpcClient(`127.0.0.1:${server.grpcPort}`),

@@ -9,10 +9,9 @@ import { request as httpRequest } from "node:http";
 import { connect as http2Connect } from "node:http2";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config/config.js";
-import { createLogger } from "../../src/logger.js";
-import { type RunningServer, startServer } from "../../src/server.js";
+import type { RunningServer } from "../../src/server.js";
 import { createTestModelRepo, type TestModelRepo } from "../fixtures/model-repo.js";
+import { startTestServer } from "../fixtures/test-server.js";
 
 const KEY = "bad-input-key";
 const SERVICE = "/batchprocessor.v1.BatchProcessorService";
@@ -21,20 +20,7 @@ let server: RunningServer;
 
 beforeAll(async () => {
   repo = createTestModelRepo({ dense: false });
-  const config = loadConfig({
-    API_HOST: "127.0.0.1",
-    API_PORT: "0",
-    GRPC_PORT: "0",
-    DATA_DIR: ":memory:",
-    MODEL_DIR: repo.dir,
-    INFERENCE_THREADS: "1",
-    LOG_LEVEL: "silent",
-    API_KEYS: KEY,
-    MAX_REQUEST_BYTES: "262144",
-    // The test process is the client too: its own work would read as the server's lag.
-    MAX_EVENT_LOOP_DELAY_MS: "0",
-  });
-  server = await startServer(config, createLogger(config));
+  server = await startTestServer(repo.dir, { API_KEYS: KEY, MAX_REQUEST_BYTES: "262144" });
 });
 afterAll(async () => {
   await server.close();
