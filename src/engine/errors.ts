@@ -198,6 +198,16 @@ export class DeadlineExceededError extends DomainError {
   }
 }
 
+/** The store cannot be reached (a shared store's connection is down); the same call may work soon. */
+export class StoreUnavailableError extends DomainError {
+  readonly code = "UNAVAILABLE";
+  override readonly retryAfterMs = 1000;
+  constructor() {
+    super("the job store is unavailable; retry shortly");
+    this.name = "StoreUnavailableError";
+  }
+}
+
 /** The server is draining and takes no new work. */
 export class ShuttingDownError extends DomainError {
   readonly code = "UNAVAILABLE";

@@ -5,15 +5,21 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { JobStore, NewBatch, StoredInput } from "../../src/engine/job-store.js";
+import { RedisJobStore } from "../../src/store/redis-job-store.js";
 import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
 
 interface StoreFactory {
   readonly name: string;
   /** Whether what it stores outlives the store object (then `reopen` reads it back). */
   readonly durable: boolean;
-  create(): Promise<{ store: JobStore; reopen?: () => Promise<JobStore>; cleanup: () => void }>;
+  create(): Promise<{
+    store: JobStore;
+    reopen?: () => Promise<JobStore>;
+    cleanup: () => void | Promise<void>;
+  }>;
 }
 
 const factories: StoreFactory[] = [
@@ -34,6 +40,29 @@ const factories: StoreFactory[] = [
     durable: false,
     async create() {
       return { store: new SqliteJobStore({ dataDir: ":memory:" }), cleanup: () => {} };
+    },
+  },
+  {
+    name: "RedisJobStore",
+    durable: true,
+    async create() {
+      // A prefix of its own per test, on the shared Redis (REDIS_URL, else the local one).
+      const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+      const prefix = `test-store-${process.pid}-${++counter}`;
+      const open = () => {
+        const store = new RedisJobStore({ url, prefix });
+        return store.ready().then(() => store);
+      };
+      return {
+        store: await open(),
+        reopen: open,
+        cleanup: async () => {
+          const redis = new Redis(url);
+          const keys = await redis.keys(`${prefix}:*`);
+          if (keys.length > 0) await redis.del(...keys);
+          await redis.quit();
+        },
+      };
     },
   },
 ];
@@ -69,14 +98,14 @@ for (const factory of factories) {
   describe(`JobStore contract: ${factory.name}`, () => {
     let store: JobStore;
     let reopen: (() => Promise<JobStore>) | undefined;
-    let cleanup: () => void;
+    let cleanup: () => void | Promise<void>;
 
     beforeEach(async () => {
       ({ store, reopen, cleanup } = await factory.create());
     });
     afterEach(async () => {
       await store.close();
-      cleanup();
+      await cleanup();
     });
 
     it("creates a batch with its items and reads it back", async () => {

@@ -1,0 +1,417 @@
+/**
+ * The JobStore on Redis (ioredis), for a cluster of nodes sharing one Redis: the same contract
+ * as the SQLite store, each operation one atomic Lua script (`redis-scripts.ts` has the layout).
+ * A batch's inputs are one blob written at submit; each outcome is a field of its own, written
+ * once, so every item ends with exactly one result however often work is replayed.
+ *
+ * While Redis is unreachable, calls fail at once (no offline queue) with {@link StoreUnavailableError}
+ * rather than waiting: the caller answers UNAVAILABLE and the client retries.
+ */
+import { Redis, type RedisOptions } from "ioredis";
+import {
+  type Failure,
+  failure,
+  OUTCOME_CODES,
+  type OutcomeCode,
+  StoreUnavailableError,
+} from "../engine/errors.js";
+import type {
+  BatchRecord,
+  BatchWrite,
+  ItemWrite,
+  JobStore,
+  ListQuery,
+  NewBatch,
+  PendingInput,
+  StartedRun,
+  StoredInput,
+  StoredResult,
+  UnfinishedBatch,
+} from "../engine/job-store.js";
+import type { BatchStatus, Priority } from "../engine/types.js";
+import { CREATE_BATCH, PAGE, PURGE, RENAME_OWNER, SAVE } from "./redis-scripts.js";
+
+/** Options of {@link RedisJobStore}. */
+export interface RedisJobStoreOptions {
+  /** `redis://host:port/db`. */
+  readonly url: string;
+  /** Key prefix; two clusters on one Redis use two prefixes. @defaultValue "bp" */
+  readonly prefix?: string;
+  /** More ioredis options (tests, TLS). */
+  readonly redis?: RedisOptions;
+}
+
+/** Fields of a batch hash read into a {@link BatchRecord} (metadata is never read back). */
+const FIELDS = [
+  "owner",
+  "batch_id",
+  "model_id",
+  "priority",
+  "status",
+  "error",
+  "error_code",
+  "timeout_ms",
+  "created_at",
+  "deadline",
+  "started_at",
+  "completed_at",
+  "total",
+  "succeeded",
+  "failed",
+  "payload_hash",
+] as const;
+
+type Scripted = Redis & {
+  bpCreate(...args: (string | Buffer | number)[]): Promise<[number, number]>;
+  bpSave(...args: (string | Buffer | number)[]): Promise<number>;
+  bpPage(...args: (string | number)[]): Promise<string[]>;
+  bpPurge(...args: (string | number)[]): Promise<number>;
+  bpRenameOwner(...args: string[]): Promise<number>;
+};
+
+/** See the file comment. */
+export class RedisJobStore implements JobStore {
+  readonly #redis: Scripted;
+  readonly #p: string;
+
+  constructor(options: RedisJobStoreOptions) {
+    this.#p = `${options.prefix ?? "bp"}:store`;
+    this.#redis = new Redis(options.url, {
+      // Fail calls while disconnected instead of queueing them: a caller must never hang.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      lazyConnect: false,
+      ...options.redis,
+    }) as Scripted;
+    // Reconnection is ioredis's; its errors surface through the calls that fail meanwhile.
+    this.#redis.on("error", () => {});
+    const scripts: [string, string][] = [
+      ["bpCreate", CREATE_BATCH],
+      ["bpSave", SAVE],
+      ["bpPage", PAGE],
+      ["bpPurge", PURGE],
+      ["bpRenameOwner", RENAME_OWNER],
+    ];
+    for (const [name, lua] of scripts) this.#redis.defineCommand(name, { numberOfKeys: 0, lua });
+  }
+
+  /** Resolves once connected; rejects with StoreUnavailableError if not within `timeoutMs`. */
+  async ready(timeoutMs = 5000): Promise<void> {
+    if (this.#redis.status === "ready") return;
+    await new Promise<void>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#redis.off("ready", onReady);
+      };
+      const onReady = () => {
+        done();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new StoreUnavailableError());
+      }, timeoutMs);
+      this.#redis.once("ready", onReady);
+    });
+  }
+
+  async createBatch(
+    batch: NewBatch,
+    items: readonly StoredInput[],
+  ): Promise<{ created: boolean; record: BatchRecord }> {
+    const ordered = [...items].sort((a, b) => a.index - b.index);
+    const [created, pk] = await this.#call(() =>
+      this.#redis.bpCreate(
+        this.#p,
+        batch.owner,
+        batch.batchId,
+        batch.modelId,
+        batch.priority,
+        batch.timeoutMs,
+        batch.createdAt,
+        batch.deadline,
+        batch.total,
+        JSON.stringify(batch.metadata),
+        batch.payloadHash ?? "",
+        joined(ordered),
+        JSON.stringify(ordered.map((item) => [item.requestId, item.shape.join(",")])),
+      ),
+    );
+    return { created: created === 1, record: (await this.#record(pk)) as BatchRecord };
+  }
+
+  async findBatch(owner: string | undefined, batchId: string): Promise<BatchRecord | undefined> {
+    const pk = await this.#call(async () =>
+      owner === undefined
+        ? (await this.#redis.zrange(`${this.#p}:any:${batchId}`, 0, 0))[0]
+        : await this.#redis.hget(`${this.#p}:ids:${owner}`, batchId),
+    );
+    return pk === undefined || pk === null ? undefined : this.#record(Number(pk));
+  }
+
+  async getResults(pk: number, finishedOnly: boolean): Promise<StoredResult[]> {
+    const [meta, outcomes] = await this.#call(() =>
+      Promise.all([
+        this.#redis.get(`${this.#p}:meta:${pk}`),
+        this.#redis.hgetallBuffer(`${this.#p}:r:${pk}`),
+      ]),
+    );
+    if (meta === null) return [];
+    const results: StoredResult[] = [];
+    (JSON.parse(meta) as [string, string][]).forEach(([requestId], index) => {
+      const blob = outcomes[String(index)];
+      if (blob === undefined) {
+        if (!finishedOnly)
+          results.push({
+            index,
+            requestId,
+            output: null,
+            confidence: 0,
+            processingTimeMs: 0,
+            error: null,
+          });
+        return;
+      }
+      results.push({ index, requestId, ...decodeOutcome(blob) });
+    });
+    return results;
+  }
+
+  async save(
+    items: readonly ItemWrite[],
+    batches: readonly BatchWrite[],
+    started: readonly StartedRun[] = [],
+  ): Promise<void> {
+    const args: (string | Buffer | number)[] = [this.#p, items.length];
+    for (const w of items) args.push(w.pk, w.index, encodeOutcome(w), w.error === null ? "0" : "1");
+    args.push(batches.length);
+    for (const b of batches)
+      args.push(
+        b.pk,
+        b.status,
+        b.error?.message ?? "",
+        b.error?.code ?? "",
+        b.startedAt ?? "",
+        b.completedAt ?? "",
+      );
+    args.push(started.length);
+    for (const run of started) args.push(run.pk, `${run.lo}:${run.hi}`);
+    await this.#call(() => this.#redis.bpSave(...args));
+  }
+
+  async listBatches(
+    query: ListQuery,
+  ): Promise<{ batches: BatchRecord[]; nextCursor: string | undefined }> {
+    const [time, pk] = query.cursor === undefined ? ["", ""] : decodeCursor(query.cursor);
+    const after = pk === "" ? "" : member(Number(pk));
+    const keys =
+      query.statuses === undefined || query.statuses.length === 0
+        ? [query.owner === undefined ? `${this.#p}:l:all` : `${this.#p}:l:o:${query.owner}`]
+        : query.statuses.map((status) =>
+            query.owner === undefined
+              ? `${this.#p}:l:s:${status}`
+              : `${this.#p}:l:os:${status}:${query.owner}`,
+          );
+    // Each index gives its own page; several (statuses) merge by creation time, then pk.
+    const pages = await this.#call(() =>
+      Promise.all(keys.map((key) => this.#redis.bpPage(key, time, after, query.limit + 1))),
+    );
+    const records = (
+      await Promise.all([...new Set(pages.flat())].map((m) => this.#record(Number(m))))
+    ).filter((r): r is BatchRecord => r !== undefined);
+    records.sort((a, b) => b.createdAt - a.createdAt || b.pk - a.pk);
+    const more = records.length > query.limit;
+    const page = records.slice(0, query.limit);
+    const last = page.at(-1);
+    return {
+      batches: page,
+      nextCursor: more && last !== undefined ? encodeCursor(last.createdAt, last.pk) : undefined,
+    };
+  }
+
+  async loadUnfinished(): Promise<UnfinishedBatch[]> {
+    const members = await this.#call(async () => [
+      ...(await this.#redis.zrange(`${this.#p}:l:s:queued`, 0, -1)),
+      ...(await this.#redis.zrange(`${this.#p}:l:s:processing`, 0, -1)),
+    ]);
+    const out: UnfinishedBatch[] = [];
+    for (const m of members) {
+      const pk = Number(m);
+      const [record, meta, inputs, done, runs] = await Promise.all([
+        this.#record(pk),
+        this.#call(() => this.#redis.get(`${this.#p}:meta:${pk}`)),
+        this.#call(() => this.#redis.getBuffer(`${this.#p}:in:${pk}`)),
+        this.#call(() => this.#redis.hkeys(`${this.#p}:r:${pk}`)),
+        this.#call(() => this.#redis.smembers(`${this.#p}:s:${pk}`)),
+      ]);
+      if (record === undefined || meta === null || inputs === null) continue;
+      const finished = new Set(done.map(Number));
+      const ranges = runs.map((r) => r.split(":").map(Number) as [number, number]);
+      const data = floats(inputs);
+      const pending: PendingInput[] = [];
+      let offset = 0;
+      (JSON.parse(meta) as [string, string][]).forEach(([requestId, shapeText], index) => {
+        const shape = shapeText.split(",").map(Number);
+        const length = shape.reduce((a, b) => a * b, 1);
+        if (!finished.has(index))
+          pending.push({
+            index,
+            requestId,
+            shape,
+            input: data.slice(offset, offset + length),
+            started: ranges.some(([lo, hi]) => index >= lo && index <= hi),
+          });
+        offset += length;
+      });
+      out.push({ batch: record, pending });
+    }
+    return out.sort((a, b) => a.batch.createdAt - b.batch.createdAt || a.batch.pk - b.batch.pk);
+  }
+
+  async purgeFinished(before: number, limit: number): Promise<number> {
+    return this.#call(() => this.#redis.bpPurge(this.#p, before, limit));
+  }
+
+  async renameOwner(from: string, to: string): Promise<number> {
+    return this.#call(() => this.#redis.bpRenameOwner(this.#p, from, to));
+  }
+
+  async getSetting(key: string): Promise<string | undefined> {
+    return (await this.#call(() => this.#redis.hget(`${this.#p}:settings`, key))) ?? undefined;
+  }
+
+  async putSetting(key: string, value: string): Promise<void> {
+    await this.#call(() => this.#redis.hset(`${this.#p}:settings`, key, value));
+  }
+
+  async close(): Promise<void> {
+    if (this.#redis.status === "end") return;
+    await this.#redis.quit().catch(() => this.#redis.disconnect());
+  }
+
+  async #record(pk: number): Promise<BatchRecord | undefined> {
+    const f = await this.#call(() => this.#redis.hmget(`${this.#p}:b:${pk}`, ...FIELDS));
+    if (f[0] === null) return undefined;
+    const [
+      owner,
+      batchId,
+      modelId,
+      priority,
+      status,
+      error,
+      errorCode,
+      timeoutMs,
+      createdAt,
+      deadline,
+      startedAt,
+      completedAt,
+      total,
+      succeeded,
+      failed,
+      payloadHash,
+    ] = f as string[];
+    return {
+      pk,
+      owner: owner as string,
+      batchId: batchId as string,
+      modelId: modelId as string,
+      priority: priority as Priority,
+      status: status as BatchStatus,
+      error: error === "" || error === undefined ? null : failure(codeOf(errorCode), error),
+      timeoutMs: Number(timeoutMs),
+      createdAt: Number(createdAt),
+      deadline: Number(deadline),
+      startedAt: startedAt === "" ? null : Number(startedAt),
+      completedAt: completedAt === "" ? null : Number(completedAt),
+      total: Number(total),
+      succeeded: Number(succeeded),
+      failed: Number(failed),
+      payloadHash: payloadHash === "" || payloadHash === undefined ? null : payloadHash,
+    };
+  }
+
+  /** Runs a Redis call; a connection failure becomes {@link StoreUnavailableError}. */
+  async #call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (isConnectionError(error)) throw new StoreUnavailableError();
+      throw error;
+    }
+  }
+}
+
+function isConnectionError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as NodeJS.ErrnoException).code;
+  return (
+    code === "ECONNREFUSED" ||
+    code === "ECONNRESET" ||
+    code === "EPIPE" ||
+    code === "ETIMEDOUT" ||
+    /Connection is closed|Stream isn't writeable|max retries per request|enableOfflineQueue/i.test(
+      error.message,
+    )
+  );
+}
+
+function codeOf(code: string | undefined): OutcomeCode {
+  return (OUTCOME_CODES as readonly (string | undefined)[]).includes(code)
+    ? (code as OutcomeCode)
+    : "INTERNAL";
+}
+
+function member(pk: number): string {
+  return String(pk).padStart(16, "0");
+}
+
+/** Outcome blob: a kind byte (0 output, 1 error), confidence and time (f64), then floats or text. */
+function encodeOutcome(w: ItemWrite): Buffer {
+  const head = Buffer.alloc(17);
+  head[0] = w.error === null ? 0 : 1;
+  head.writeDoubleLE(w.confidence, 1);
+  head.writeDoubleLE(w.processingTimeMs, 9);
+  if (w.error !== null)
+    return Buffer.concat([head, Buffer.from(`${w.error.code}\n${w.error.message}`)]);
+  const output = w.output ?? new Float32Array(0);
+  return Buffer.concat([head, Buffer.from(output.buffer, output.byteOffset, output.byteLength)]);
+}
+
+function decodeOutcome(blob: Buffer): Omit<StoredResult, "index" | "requestId"> {
+  const confidence = blob.readDoubleLE(1);
+  const processingTimeMs = blob.readDoubleLE(9);
+  const body = blob.subarray(17);
+  if (blob[0] === 1) {
+    const text = body.toString("utf8");
+    const cut = text.indexOf("\n");
+    const error: Failure = failure(codeOf(text.slice(0, cut)), text.slice(cut + 1));
+    return { output: null, confidence, processingTimeMs, error };
+  }
+  return { output: floats(body), confidence, processingTimeMs, error: null };
+}
+
+/** The items' inputs back to back, in index order, as one blob. */
+function joined(ordered: readonly StoredInput[]): Buffer {
+  return Buffer.concat(
+    ordered.map((item) =>
+      Buffer.from(item.input.buffer, item.input.byteOffset, item.input.byteLength),
+    ),
+  );
+}
+
+/** Copies bytes into their own aligned Float32Array (a Buffer's offset may not be 4-aligned). */
+function floats(bytes: Buffer): Float32Array {
+  const out = new Float32Array(bytes.byteLength / 4);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
+
+function encodeCursor(createdAt: number, pk: number): string {
+  return Buffer.from(`${createdAt}:${pk}`).toString("base64url");
+}
+
+function decodeCursor(cursor: string): [string, string] {
+  const match = /^(\d+):(\d+)$/.exec(Buffer.from(cursor, "base64url").toString());
+  if (match === null) throw new RangeError("cursor is not a token this store issued");
+  return [match[1] as string, match[2] as string];
+}

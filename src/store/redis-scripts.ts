@@ -1,0 +1,184 @@
+/**
+ * The Redis store's operations as Lua scripts: each runs atomically in Redis, so a batch and all
+ * its indexes change together or not at all, as one SQLite transaction would. Keys are built
+ * inside the scripts from the prefix (ARGV[1]), so the store's data lives in one Redis (not a
+ * Redis Cluster, whose slots would need every key of a script named up front).
+ *
+ * Layout under the prefix `P`:
+ * - `P:seq` the last batch key (pk); `P:b:<pk>` a batch's fields (hash); `P:ids:<owner>` an
+ *   owner's batch ids to pks (hash); `P:any:<batchId>` every owner's pk of a batch id, oldest
+ *   first (sorted set);
+ * - `P:in:<pk>` the inputs, one blob; `P:meta:<pk>` each item's request id and shape (JSON);
+ *   `P:r:<pk>` outcomes by item index, written once (hash); `P:s:<pk>` index runs handed to a
+ *   thread (set of `lo:hi`);
+ * - lists newest first, sorted sets scored by creation time with zero-padded pks as members (so
+ *   equal times order by pk): `P:l:all`, `P:l:o:<owner>`, `P:l:s:<status>`, `P:l:os:<status>:<owner>`;
+ *   `P:ended` ended batches by end time, for purges; `P:settings` (hash).
+ */
+
+/** Shared Lua: a pk as an index member, and moving a batch between status indexes. */
+const COMMON = `
+local function member(pk) return string.format('%016d', tonumber(pk)) end
+local function move(p, pk, from, to, owner, created)
+  if from == to then return end
+  local m = member(pk)
+  if from then
+    redis.call('ZREM', p .. ':l:s:' .. from, m)
+    redis.call('ZREM', p .. ':l:os:' .. from .. ':' .. owner, m)
+  end
+  redis.call('ZADD', p .. ':l:s:' .. to, created, m)
+  redis.call('ZADD', p .. ':l:os:' .. to .. ':' .. owner, created, m)
+end
+`;
+
+/**
+ * Creates a batch unless (owner, batch id) exists. ARGV: prefix, owner, batchId, modelId,
+ * priority, timeoutMs, createdAt, deadline, total, metadata, payloadHash ('' for none), inputs,
+ * items JSON. Returns {created (0|1), pk}.
+ */
+export const CREATE_BATCH = `${COMMON}
+local p, owner, id = ARGV[1], ARGV[2], ARGV[3]
+local existing = redis.call('HGET', p .. ':ids:' .. owner, id)
+if existing then return {0, tonumber(existing)} end
+local pk = redis.call('INCR', p .. ':seq')
+local created = tonumber(ARGV[7])
+local m = member(pk)
+redis.call('HSET', p .. ':ids:' .. owner, id, pk)
+redis.call('HSET', p .. ':b:' .. pk, 'owner', owner, 'batch_id', id, 'model_id', ARGV[4],
+  'priority', ARGV[5], 'status', 'queued', 'error', '', 'error_code', '', 'timeout_ms', ARGV[6],
+  'created_at', ARGV[7], 'deadline', ARGV[8], 'started_at', '', 'completed_at', '',
+  'total', ARGV[9], 'succeeded', 0, 'failed', 0, 'metadata', ARGV[10], 'payload_hash', ARGV[11])
+redis.call('SET', p .. ':in:' .. pk, ARGV[12])
+redis.call('SET', p .. ':meta:' .. pk, ARGV[13])
+redis.call('ZADD', p .. ':any:' .. id, created, m)
+redis.call('ZADD', p .. ':l:all', created, m)
+redis.call('ZADD', p .. ':l:o:' .. owner, created, m)
+move(p, pk, false, 'queued', owner, created)
+return {1, pk}
+`;
+
+/**
+ * Writes item outcomes (first one wins), batch states and started runs. ARGV: prefix, then
+ * n and n x (pk, index, outcome blob, '1' if an error), then m and m x (pk, status, error,
+ * errorCode, startedAt, completedAt) ('' for null), then k and k x (pk, 'lo:hi'). Counters follow
+ * the outcomes written; writes for a purged batch are dropped.
+ */
+export const SAVE = `${COMMON}
+local p = ARGV[1]
+local at = 2
+local counts = {}
+local n = tonumber(ARGV[at]); at = at + 1
+for _ = 1, n do
+  local pk, index, blob, failed = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  at = at + 4
+  if redis.call('EXISTS', p .. ':b:' .. pk) == 1 and
+      redis.call('HSETNX', p .. ':r:' .. pk, index, blob) == 1 then
+    local c = counts[pk] or {0, 0}
+    if failed == '1' then c[2] = c[2] + 1 else c[1] = c[1] + 1 end
+    counts[pk] = c
+  end
+end
+for pk, c in pairs(counts) do
+  redis.call('HINCRBY', p .. ':b:' .. pk, 'succeeded', c[1])
+  redis.call('HINCRBY', p .. ':b:' .. pk, 'failed', c[2])
+end
+local m = tonumber(ARGV[at]); at = at + 1
+for _ = 1, m do
+  local pk, status = ARGV[at], ARGV[at + 1]
+  local key = p .. ':b:' .. pk
+  local old = redis.call('HGET', key, 'status')
+  if old then
+    redis.call('HSET', key, 'status', status, 'error', ARGV[at + 2], 'error_code', ARGV[at + 3],
+      'started_at', ARGV[at + 4], 'completed_at', ARGV[at + 5])
+    local owner = redis.call('HGET', key, 'owner')
+    move(p, pk, old, status, owner, tonumber(redis.call('HGET', key, 'created_at')))
+    if ARGV[at + 5] ~= '' then redis.call('ZADD', p .. ':ended', tonumber(ARGV[at + 5]), member(pk)) end
+  end
+  at = at + 6
+end
+local k = tonumber(ARGV[at]); at = at + 1
+for _ = 1, k do
+  if redis.call('EXISTS', p .. ':b:' .. ARGV[at]) == 1 then
+    redis.call('SADD', p .. ':s:' .. ARGV[at], ARGV[at + 1])
+  end
+  at = at + 2
+end
+return 0
+`;
+
+/**
+ * One page of an index, newest first, from a cursor. ARGV: index key, cursor time ('' for the
+ * start), cursor pk member ('' for none), count. Members at the cursor's time with a pk not below
+ * it are skipped (they were on earlier pages). Returns members.
+ */
+export const PAGE = `
+local key, time, after, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local out = {}
+local max = time == '' and '+inf' or time
+local offset = 0
+while #out < count do
+  local chunk = redis.call('ZREVRANGEBYSCORE', key, max, '-inf', 'WITHSCORES', 'LIMIT', offset, count + 64)
+  if #chunk == 0 then break end
+  for i = 1, #chunk, 2 do
+    local m, score = chunk[i], chunk[i + 1]
+    if not (after ~= '' and tonumber(score) == tonumber(time) and m >= after) then
+      out[#out + 1] = m
+      if #out == count then break end
+    end
+  end
+  offset = offset + #chunk / 2
+end
+return out
+`;
+
+/**
+ * Deletes at most ARGV[3] batches that ended before ARGV[2] (ARGV[1]: prefix), oldest first,
+ * with everything they own and their index entries. Returns how many.
+ */
+export const PURGE = `${COMMON}
+local p, before, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ended = redis.call('ZRANGEBYSCORE', p .. ':ended', '-inf', '(' .. before, 'LIMIT', 0, limit)
+for _, m in ipairs(ended) do
+  local pk = tostring(tonumber(m))
+  local key = p .. ':b:' .. pk
+  local f = redis.call('HMGET', key, 'owner', 'batch_id', 'status')
+  if f[1] then
+    redis.call('HDEL', p .. ':ids:' .. f[1], f[2])
+    redis.call('ZREM', p .. ':any:' .. f[2], m)
+    redis.call('ZREM', p .. ':l:o:' .. f[1], m)
+    redis.call('ZREM', p .. ':l:s:' .. f[3], m)
+    redis.call('ZREM', p .. ':l:os:' .. f[3] .. ':' .. f[1], m)
+  end
+  redis.call('ZREM', p .. ':l:all', m)
+  redis.call('DEL', key, p .. ':in:' .. pk, p .. ':meta:' .. pk, p .. ':r:' .. pk, p .. ':s:' .. pk)
+  redis.call('ZREM', p .. ':ended', m)
+end
+return #ended
+`;
+
+/**
+ * Moves every batch of owner ARGV[2] to owner ARGV[3] (ARGV[1]: prefix), except one whose id the
+ * new owner already uses. Returns how many moved.
+ */
+export const RENAME_OWNER = `${COMMON}
+local p, from, to = ARGV[1], ARGV[2], ARGV[3]
+local moved = 0
+local members = redis.call('ZRANGE', p .. ':l:o:' .. from, 0, -1, 'WITHSCORES')
+for i = 1, #members, 2 do
+  local m, created = members[i], members[i + 1]
+  local pk = tostring(tonumber(m))
+  local key = p .. ':b:' .. pk
+  local f = redis.call('HMGET', key, 'batch_id', 'status')
+  if f[1] and redis.call('HEXISTS', p .. ':ids:' .. to, f[1]) == 0 then
+    redis.call('HSET', key, 'owner', to)
+    redis.call('HDEL', p .. ':ids:' .. from, f[1])
+    redis.call('HSET', p .. ':ids:' .. to, f[1], pk)
+    redis.call('ZREM', p .. ':l:o:' .. from, m)
+    redis.call('ZADD', p .. ':l:o:' .. to, created, m)
+    redis.call('ZREM', p .. ':l:os:' .. f[2] .. ':' .. from, m)
+    redis.call('ZADD', p .. ':l:os:' .. f[2] .. ':' .. to, created, m)
+    moved = moved + 1
+  end
+end
+return moved
+`;
