@@ -9,7 +9,7 @@ import { liveViewOf } from "./batch-views.js";
 import { type BatchOutcome, DynamicBatcher, queueKey } from "./dynamic-batcher.js";
 import { type Failure, failure } from "./errors.js";
 import type { InferencePool, ModelCatalog } from "./inference-pool.js";
-import { ITEM_FAILURES, Job, type JobItem } from "./job.js";
+import { CANCELLED_BY_REQUEST, ITEM_FAILURES, Job, type JobItem } from "./job.js";
 import { batchWrite, JobJournal, startedRuns } from "./job-journal.js";
 import type {
   BatchRecord,
@@ -137,26 +137,32 @@ export class JobRunner {
   }
 
   /**
-   * Takes over the batches a previous process left queued or processing: each runs again with
-   * the items that have no outcome, or fails them when its model is gone.
+   * Takes over the batches a previous process left queued or processing (see {@link adopt}).
    */
   recover(unfinished: readonly UnfinishedBatch[], models: ModelCatalog): void {
-    for (const { batch, pending } of unfinished) {
-      const model = models.get(batch.modelId);
-      if (model === undefined || !model.available)
-        this.failRecovered(batch, pending, ITEM_FAILURES.modelUnavailable);
-      else this.start(batch, pending);
-    }
+    for (const batch of unfinished) this.adopt(batch, models);
     if (unfinished.length > 0)
       this.#log.info({ batches: unfinished.length }, "re-queued unfinished batches");
   }
 
-  /** Adopts a job recovered from the store whose model is gone: its pending items fail. */
-  failRecovered(record: BatchRecord, pending: readonly StoredInput[], error: Failure): void {
-    const job = new Job(record);
+  /**
+   * Runs a stored batch that did not start here (left by a process that stopped, or taken from a
+   * cluster): with the items that have no outcome, or failing them when its model is gone. A
+   * batch whose every item already has an outcome ends at once.
+   */
+  adopt({ batch, pending }: UnfinishedBatch, models: ModelCatalog): Job {
+    const model = models.get(batch.modelId);
+    if (model?.available && pending.length > 0) return this.start(batch, pending);
+    const job = new Job(batch);
     this.#jobs.set(jobKey(job.owner, job.batchId), job);
     job.items = this.#itemsOf(job, pending);
-    this.#fail(job.items, error);
+    if (pending.length > 0) this.#fail(job.items, ITEM_FAILURES.modelUnavailable);
+    else {
+      // Every outcome was saved, and the process stopped before the batch's end was.
+      if (job.status === "queued") job.transition("processing");
+      this.commit([], new Set([job]));
+    }
+    return job;
   }
 
   /** Starts a stored job (just created, or recovered) with the inputs that have no outcome. */
@@ -471,8 +477,6 @@ export class JobRunner {
     return liveViewOf(job, this.batcher, this.#clock());
   }
 }
-
-const CANCELLED_BY_REQUEST = failure("CANCELLED", "cancelled by request");
 
 function allFinite(values: Float32Array): boolean {
   for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;

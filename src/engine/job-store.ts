@@ -132,6 +132,10 @@ export interface JobStore {
   ): Promise<{ batches: BatchRecord[]; nextCursor: string | undefined }>;
   /** Every batch left queued or processing, with the items that have no outcome. */
   loadUnfinished(): Promise<UnfinishedBatch[]>;
+  /** One batch with the items that have no outcome (every item is pending in an ended batch too). */
+  loadBatch(pk: number): Promise<UnfinishedBatch | undefined>;
+  /** Batches queued or processing, and their items without an outcome, over every node. */
+  activity(): Promise<{ readonly activeBatches: number; readonly pendingItems: number }>;
   /**
    * Deletes at most `limit` batches that ended before `before` (epoch ms), oldest first; returns
    * how many. Callers repeat until fewer than `limit` are deleted, so no call runs long.

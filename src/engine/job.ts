@@ -36,6 +36,9 @@ export const ITEM_FAILURES = Object.freeze({
   ),
 });
 
+/** Why a batch ended cancelled. */
+export const CANCELLED_BY_REQUEST = failure("CANCELLED", "cancelled by request");
+
 /** What a {@link Job} starts from (a new submit, or a batch recovered from the store). */
 export interface JobInit {
   /** Store key; undefined for jobs that are never stored (synchronous infer). */

@@ -236,36 +236,51 @@ export class RedisJobStore implements JobStore {
     ]);
     const out: UnfinishedBatch[] = [];
     for (const m of members) {
-      const pk = Number(m);
-      const [record, meta, inputs, done, runs] = await Promise.all([
-        this.#record(pk),
-        this.#call(() => this.#redis.get(`${this.#p}:meta:${pk}`)),
-        this.#call(() => this.#redis.getBuffer(`${this.#p}:in:${pk}`)),
-        this.#call(() => this.#redis.hkeys(`${this.#p}:r:${pk}`)),
-        this.#call(() => this.#redis.smembers(`${this.#p}:s:${pk}`)),
-      ]);
-      if (record === undefined || meta === null || inputs === null) continue;
-      const finished = new Set(done.map(Number));
-      const ranges = runs.map((r) => r.split(":").map(Number) as [number, number]);
-      const data = floats(inputs);
-      const pending: PendingInput[] = [];
-      let offset = 0;
-      (JSON.parse(meta) as [string, string][]).forEach(([requestId, shapeText], index) => {
-        const shape = shapeText.split(",").map(Number);
-        const length = shape.reduce((a, b) => a * b, 1);
-        if (!finished.has(index))
-          pending.push({
-            index,
-            requestId,
-            shape,
-            input: data.slice(offset, offset + length),
-            started: ranges.some(([lo, hi]) => index >= lo && index <= hi),
-          });
-        offset += length;
-      });
-      out.push({ batch: record, pending });
+      const batch = await this.loadBatch(Number(m));
+      if (batch !== undefined) out.push(batch);
     }
     return out.sort((a, b) => a.batch.createdAt - b.batch.createdAt || a.batch.pk - b.batch.pk);
+  }
+
+  async loadBatch(pk: number): Promise<UnfinishedBatch | undefined> {
+    const [record, meta, inputs, done, runs] = await Promise.all([
+      this.#record(pk),
+      this.#call(() => this.#redis.get(`${this.#p}:meta:${pk}`)),
+      this.#call(() => this.#redis.getBuffer(`${this.#p}:in:${pk}`)),
+      this.#call(() => this.#redis.hkeys(`${this.#p}:r:${pk}`)),
+      this.#call(() => this.#redis.smembers(`${this.#p}:s:${pk}`)),
+    ]);
+    if (record === undefined || meta === null || inputs === null) return undefined;
+    const finished = new Set(done.map(Number));
+    const ranges = runs.map((r) => r.split(":").map(Number) as [number, number]);
+    const data = floats(inputs);
+    const pending: PendingInput[] = [];
+    let offset = 0;
+    (JSON.parse(meta) as [string, string][]).forEach(([requestId, shapeText], index) => {
+      const shape = shapeText.split(",").map(Number);
+      const length = shape.reduce((a, b) => a * b, 1);
+      if (!finished.has(index))
+        pending.push({
+          index,
+          requestId,
+          shape,
+          input: data.slice(offset, offset + length),
+          started: ranges.some(([lo, hi]) => index >= lo && index <= hi),
+        });
+      offset += length;
+    });
+    return { batch: record, pending };
+  }
+
+  async activity(): Promise<{ activeBatches: number; pendingItems: number }> {
+    const [queued, processing, pending] = await this.#call(() =>
+      Promise.all([
+        this.#redis.zcard(`${this.#p}:l:s:queued`),
+        this.#redis.zcard(`${this.#p}:l:s:processing`),
+        this.#redis.get(`${this.#p}:pending`),
+      ]),
+    );
+    return { activeBatches: queued + processing, pendingItems: Math.max(0, Number(pending ?? 0)) };
   }
 
   async purgeFinished(before: number, limit: number): Promise<number> {

@@ -13,7 +13,8 @@
  *   thread (set of `lo:hi`);
  * - lists newest first, sorted sets scored by creation time with zero-padded pks as members (so
  *   equal times order by pk): `P:l:all`, `P:l:o:<owner>`, `P:l:s:<status>`, `P:l:os:<status>:<owner>`;
- *   `P:ended` ended batches by end time, for purges; `P:settings` (hash).
+ *   `P:ended` ended batches by end time, for purges; `P:settings` (hash); `P:pending` the items
+ *   of every batch without an outcome (what admission counts over the cluster).
  */
 
 /** Shared Lua: a pk as an index member, and moving a batch between status indexes. */
@@ -54,6 +55,7 @@ redis.call('ZADD', p .. ':any:' .. id, created, m)
 redis.call('ZADD', p .. ':l:all', created, m)
 redis.call('ZADD', p .. ':l:o:' .. owner, created, m)
 move(p, pk, false, 'queued', owner, created)
+redis.call('INCRBY', p .. ':pending', tonumber(ARGV[9]))
 return {1, pk}
 `;
 
@@ -81,6 +83,7 @@ end
 for pk, c in pairs(counts) do
   redis.call('HINCRBY', p .. ':b:' .. pk, 'succeeded', c[1])
   redis.call('HINCRBY', p .. ':b:' .. pk, 'failed', c[2])
+  redis.call('DECRBY', p .. ':pending', c[1] + c[2])
 end
 local m = tonumber(ARGV[at]); at = at + 1
 for _ = 1, m do

@@ -71,6 +71,8 @@ export class SqliteJobStore implements JobStore {
   readonly #writeBatch: Database.Statement;
   readonly #addCounts: Database.Statement;
   readonly #insertStarted: Database.Statement;
+  readonly #itemsOf: Database.Statement;
+  readonly #inputsOf: Database.Statement;
   readonly #createTx: (
     batch: NewBatch,
     items: readonly StoredInput[],
@@ -118,6 +120,13 @@ export class SqliteJobStore implements JobStore {
     this.#insertStarted = this.#db.prepare(
       "INSERT INTO started (batch_pk, lo, hi) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
     );
+    this.#itemsOf = this.#db.prepare(
+      `SELECT i.idx, i.request_id, i.shape, r.idx IS NOT NULL AS done,
+         EXISTS (SELECT 1 FROM started s WHERE s.batch_pk = i.batch_pk AND i.idx BETWEEN s.lo AND s.hi) AS started
+       FROM items i LEFT JOIN results r ON r.batch_pk = i.batch_pk AND r.idx = i.idx
+       WHERE i.batch_pk = ? ORDER BY i.idx`,
+    );
+    this.#inputsOf = this.#db.prepare("SELECT data FROM inputs WHERE batch_pk = ?").pluck();
     this.#createTx = this.#db.transaction((batch: NewBatch, items: readonly StoredInput[]) => {
       const info = this.#insertBatch.run({ ...batch, metadata: JSON.stringify(batch.metadata) });
       if (info.changes === 0) {
@@ -249,38 +258,51 @@ export class SqliteJobStore implements JobStore {
         `SELECT ${RECORD_COLUMNS} FROM batches WHERE status IN ('queued', 'processing') ORDER BY created_at, pk`,
       )
       .all() as BatchRow[];
-    const items = this.#db.prepare(
-      `SELECT i.idx, i.request_id, i.shape, r.idx IS NOT NULL AS done,
-         EXISTS (SELECT 1 FROM started s WHERE s.batch_pk = i.batch_pk AND i.idx BETWEEN s.lo AND s.hi) AS started
-       FROM items i LEFT JOIN results r ON r.batch_pk = i.batch_pk AND r.idx = i.idx
-       WHERE i.batch_pk = ? ORDER BY i.idx`,
-    );
-    const inputs = this.#db.prepare("SELECT data FROM inputs WHERE batch_pk = ?").pluck();
-    return rows.map((row) => {
-      const data = floats(inputs.get(row.pk) as Buffer);
-      const pending: PendingInput[] = [];
-      let offset = 0;
-      for (const item of items.all(row.pk) as {
-        idx: number;
-        request_id: string;
-        shape: string;
-        done: number;
-        started: number;
-      }[]) {
-        const shape = item.shape.split(",").map(Number);
-        const length = shape.reduce((a, b) => a * b, 1);
-        if (item.done === 0)
-          pending.push({
-            index: item.idx,
-            requestId: item.request_id,
-            shape,
-            input: data.slice(offset, offset + length),
-            started: item.started === 1,
-          });
-        offset += length;
-      }
-      return { batch: toRecord(row), pending };
-    });
+    return rows.map((row) => this.#unfinished(row));
+  }
+
+  async loadBatch(pk: number): Promise<UnfinishedBatch | undefined> {
+    const row = this.#db.prepare(`SELECT ${RECORD_COLUMNS} FROM batches WHERE pk = ?`).get(pk) as
+      | BatchRow
+      | undefined;
+    return row === undefined ? undefined : this.#unfinished(row);
+  }
+
+  async activity(): Promise<{ activeBatches: number; pendingItems: number }> {
+    const row = this.#db
+      .prepare(
+        `SELECT count(*) AS batches, coalesce(sum(total - succeeded - failed), 0) AS items
+         FROM batches WHERE status IN ('queued', 'processing')`,
+      )
+      .get() as { batches: number; items: number };
+    return { activeBatches: row.batches, pendingItems: row.items };
+  }
+
+  /** A batch with the items that have no outcome, each with its input and whether it started. */
+  #unfinished(row: BatchRow): UnfinishedBatch {
+    const data = floats(this.#inputsOf.get(row.pk) as Buffer);
+    const pending: PendingInput[] = [];
+    let offset = 0;
+    for (const item of this.#itemsOf.all(row.pk) as {
+      idx: number;
+      request_id: string;
+      shape: string;
+      done: number;
+      started: number;
+    }[]) {
+      const shape = item.shape.split(",").map(Number);
+      const length = shape.reduce((a, b) => a * b, 1);
+      if (item.done === 0)
+        pending.push({
+          index: item.idx,
+          requestId: item.request_id,
+          shape,
+          input: data.slice(offset, offset + length),
+          started: item.started === 1,
+        });
+      offset += length;
+    }
+    return { batch: toRecord(row), pending };
   }
 
   async purgeFinished(before: number, limit: number): Promise<number> {

@@ -390,6 +390,31 @@ for (const factory of factories) {
       ]);
     });
 
+    it("loads one batch with its pending items, and counts the active work", async () => {
+      const a = await store.createBatch(newBatch({ total: 3 }), inputs(3));
+      const b = await store.createBatch(newBatch({ total: 2 }), inputs(2));
+      expect(await store.activity()).toEqual({ activeBatches: 2, pendingItems: 5 });
+      const outcome = (pk: number, index: number) => ({
+        pk,
+        index,
+        output: Float32Array.from([index]),
+        confidence: 1,
+        processingTimeMs: 1,
+        error: null,
+      });
+      await store.save([outcome(a.record.pk, 0), outcome(a.record.pk, 2)], []);
+      await store.save(
+        [outcome(b.record.pk, 0), outcome(b.record.pk, 1)],
+        [{ pk: b.record.pk, status: "completed", error: null, startedAt: 1, completedAt: 2 }],
+      );
+      expect(await store.activity()).toEqual({ activeBatches: 1, pendingItems: 1 });
+      const loaded = await store.loadBatch(a.record.pk);
+      expect(loaded?.batch.pk).toBe(a.record.pk);
+      expect(loaded?.pending.map((p) => [p.index, [...p.input]])).toEqual([[1, [1, 1.5, -1]]]);
+      expect((await store.loadBatch(b.record.pk))?.pending).toEqual([]);
+      expect(await store.loadBatch(999_999)).toBeUndefined();
+    });
+
     it("stores settings", async () => {
       expect(await store.getSetting("batching")).toBeUndefined();
       await store.putSetting("batching", '{"a":1}');
