@@ -1,13 +1,18 @@
 /**
  * Composition of the engine for a server process: the inference pool and its model catalog, the
- * SQLite store and the batch processor, all configured from a {@link ServerConfig}.
+ * store (SQLite on one node; Redis, with the BullMQ cluster, when `REDIS_URL` is set) and the
+ * batch processor, all configured from a {@link ServerConfig}.
  */
+
+import { RedisCluster } from "./cluster/redis-cluster.js";
 import type { ServerConfig } from "./config/config.js";
 import { BatchProcessor } from "./engine/batch-processor.js";
 import type { ModelCatalog } from "./engine/inference-pool.js";
+import type { JobStore } from "./engine/job-store.js";
 import type { EngineObserver } from "./engine/observer.js";
 import { createInferencePool } from "./inference/piscina-pool.js";
 import type { Logger } from "./logger.js";
+import { RedisJobStore } from "./store/redis-job-store.js";
 import { SqliteJobStore } from "./store/sqlite-job-store.js";
 
 /** A running engine. */
@@ -34,9 +39,23 @@ export async function startEngine(
     nice: config.inferenceNice,
     logger,
   });
-  let store: SqliteJobStore | undefined;
+  let store: JobStore | undefined;
+  let cluster: RedisCluster | undefined;
   try {
-    store = new SqliteJobStore({ dataDir: config.dataDir, synchronous: config.dbSynchronous });
+    if (config.redisUrl === "") {
+      store = new SqliteJobStore({ dataDir: config.dataDir, synchronous: config.dbSynchronous });
+    } else {
+      const redisStore = new RedisJobStore({ url: config.redisUrl, prefix: config.clusterPrefix });
+      store = redisStore;
+      await redisStore.ready();
+      cluster = new RedisCluster({
+        url: config.redisUrl,
+        prefix: config.clusterPrefix,
+        batchesPerClass: config.clusterBatchesPerClass,
+        lockMs: config.clusterLockMs,
+        log: logger,
+      });
+    }
     let moved = 0;
     for (const { from, to } of ownerRenames) moved += await store.renameOwner(from, to);
     if (moved > 0) logger.info({ batches: moved }, "moved batches to their owner's new id");
@@ -46,6 +65,7 @@ export async function startEngine(
       models,
       logger,
       observer,
+      cluster,
       maxQueueSize: config.maxQueueSize,
       maxConcurrentBatches: config.maxConcurrentBatches,
       resultTtlMs: config.resultTtlMs,
@@ -57,6 +77,7 @@ export async function startEngine(
     });
     return { processor, models };
   } catch (error) {
+    await cluster?.close().catch(() => undefined);
     await store?.close();
     await pool.destroy();
     throw error;

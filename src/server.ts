@@ -9,7 +9,7 @@ import { startGrpcServer } from "./api/grpc-server.js";
 import { startHttpServer } from "./api/http-server.js";
 import { createOverloadGuard } from "./api/overload.js";
 import type { ServerConfig } from "./config/config.js";
-import { type KeptSecret, keptApiKey, keptOwnerSecret } from "./config/kept-secrets.js";
+import { type KeptSecret, keptSecrets } from "./config/kept-secrets.js";
 import type { ModelCatalog } from "./engine/inference-pool.js";
 import { combineObservers } from "./engine/observer.js";
 import { startEngine } from "./engine-runtime.js";
@@ -80,15 +80,16 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const metrics = config.enableMonitoring ? createPrometheusMetrics() : undefined;
   const analytics = new AnalyticsRecorder();
   const observer = metrics === undefined ? analytics : combineObservers(metrics.engine, analytics);
-  const generated =
-    config.requireApiKey && config.apiKeys.length === 0 && config.adminApiKeys.length === 0
-      ? keptApiKey(config.dataDir)
-      : undefined;
+  const secrets = await keptSecrets(
+    config,
+    config.requireApiKey && config.apiKeys.length === 0 && config.adminApiKeys.length === 0,
+  );
+  const generated = secrets.apiKey;
   const auth = createAuthenticator({
     requireApiKey: config.requireApiKey,
     apiKeys: generated === undefined ? config.apiKeys : [generated.value],
     adminApiKeys: config.adminApiKeys,
-    secret: Buffer.from(keptOwnerSecret(config.dataDir).value),
+    secret: Buffer.from(secrets.ownerSecret.value),
   });
   const { processor, models } = await startEngine(config, logger, observer, auth.ownerRenames());
   metrics?.bindStats(() => processor.stats());

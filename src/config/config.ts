@@ -5,6 +5,7 @@
  * rendered from the same declarations ({@link renderSettingsTable}; a test keeps them equal).
  */
 import { availableParallelism } from "node:os";
+import { CLUSTER_BOUNDS } from "../cluster/redis-cluster.js";
 import { BATCHING_DEFAULTS, OPTION_BOUNDS, PROCESSOR_DEFAULTS } from "../engine/options.js";
 import { POOL_BOUNDS } from "../inference/piscina-pool.js";
 
@@ -101,6 +102,13 @@ const duration =
     return Math.round(ms);
   };
 
+/** A Redis key prefix: letters, digits, `_`, `-` and `.` (a `:` would split the key layout). */
+const clusterPrefix = (value: string): string => {
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value))
+    throw new RuleError("must be 1 to 64 letters, digits, `_`, `-` or `.`");
+  return value;
+};
+
 const PORT: readonly [number, number] = [0, 65535];
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 
@@ -169,8 +177,34 @@ export const SETTINGS = {
     env: "DATA_DIR",
     flag: { name: "dataDir", text: "--data-dir" },
     default: "./data",
-    meaning: "SQLite database, the owner-id secret and a generated key; `:memory:` keeps nothing",
+    meaning:
+      "SQLite database, the owner-id secret and a generated key (a cluster keeps these in Redis); `:memory:` keeps nothing",
     parse: text,
+  }),
+  redisUrl: setting({
+    env: "REDIS_URL",
+    default: "",
+    meaning:
+      "Redis of a cluster (`redis://host:6379/0`): batches are stored there and run on any node sharing it; empty: one node on SQLite",
+    parse: text,
+  }),
+  clusterPrefix: setting({
+    env: "CLUSTER_PREFIX",
+    default: "bp",
+    meaning: "prefix of the cluster's Redis keys; two deployments on one Redis use two prefixes",
+    parse: clusterPrefix,
+  }),
+  clusterBatchesPerClass: setting({
+    env: "CLUSTER_BATCHES_PER_CLASS",
+    default: "32",
+    meaning: `batches of one priority class a node runs at once (${CLUSTER_BOUNDS.batchesPerClass.join("..")})`,
+    parse: integer(CLUSTER_BOUNDS.batchesPerClass),
+  }),
+  clusterLockMs: setting({
+    env: "CLUSTER_LOCK_MS",
+    default: "30000",
+    meaning: `how long a node's hold on a batch lasts unrenewed: a dead node's batches move on within about twice this (${CLUSTER_BOUNDS.lockMs.join("..")})`,
+    parse: integer(CLUSTER_BOUNDS.lockMs),
   }),
   dbSynchronous: setting({
     env: "DB_SYNCHRONOUS",

@@ -1,17 +1,19 @@
 /**
- * Secrets the server makes itself and keeps in DATA_DIR, so they outlive a restart: the key of
- * the owner-id hash and, when keys are required and none is configured, the generated API key.
- * Each is one file, readable by the server's user only. With `DATA_DIR=:memory:` nothing is kept
- * and each start makes new ones.
+ * Secrets the server makes itself and keeps, so they outlive a restart: the key of the owner-id
+ * hash and, when keys are required and none is configured, the generated API key. A single node
+ * keeps each in a file in DATA_DIR, readable by the server's user only (with `DATA_DIR=:memory:`
+ * nothing is kept and each start makes new ones). The nodes of a cluster must agree on them, so
+ * there they are kept in the shared Redis, and the first node to start makes them.
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 
 /** A secret and where it is kept. */
 export interface KeptSecret {
   readonly value: string;
-  /** The file; undefined with `DATA_DIR=:memory:`. */
+  /** The file or Redis key, in words; undefined with `DATA_DIR=:memory:`. */
   readonly path: string | undefined;
   /** True when this start made it. */
   readonly created: boolean;
@@ -23,14 +25,53 @@ export const SECRET_FILES = Object.freeze({
   apiKey: "api-key",
 });
 
-/** The owner-id hash key: 32 random bytes. */
-export function keptOwnerSecret(dataDir: string): KeptSecret {
-  return kept(dataDir, SECRET_FILES.ownerSecret, () => randomBytes(32).toString("base64url"));
+/** Where secrets are kept: DATA_DIR, or the cluster's Redis when `redisUrl` is not empty. */
+export interface SecretHome {
+  readonly dataDir: string;
+  readonly redisUrl: string;
+  readonly clusterPrefix: string;
 }
 
-/** The generated API key: `bp_` and 24 random bytes. */
-export function keptApiKey(dataDir: string): KeptSecret {
-  return kept(dataDir, SECRET_FILES.apiKey, () => `bp_${randomBytes(24).toString("base64url")}`);
+const MAKE = {
+  ownerSecret: () => randomBytes(32).toString("base64url"),
+  apiKey: () => `bp_${randomBytes(24).toString("base64url")}`,
+} as const;
+
+/** The owner-id hash key (32 random bytes) and, when `withApiKey`, the generated API key. */
+export async function keptSecrets(
+  home: SecretHome,
+  withApiKey: boolean,
+): Promise<{ ownerSecret: KeptSecret; apiKey: KeptSecret | undefined }> {
+  const names = withApiKey ? (["ownerSecret", "apiKey"] as const) : (["ownerSecret"] as const);
+  const secrets =
+    home.redisUrl === ""
+      ? names.map((name) => kept(home.dataDir, SECRET_FILES[name], MAKE[name]))
+      : await keptInRedis(home, names);
+  return { ownerSecret: secrets[0] as KeptSecret, apiKey: secrets[1] };
+}
+
+async function keptInRedis(
+  { redisUrl, clusterPrefix }: SecretHome,
+  names: readonly (keyof typeof MAKE)[],
+): Promise<KeptSecret[]> {
+  const key = `${clusterPrefix}:secrets`;
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  redis.on("error", () => {
+    // The command below fails with the reason.
+  });
+  try {
+    await redis.connect();
+    return await Promise.all(
+      names.map(async (name) => {
+        // HSETNX: the first node to start makes the secret; every other node reads that one.
+        const created = (await redis.hsetnx(key, SECRET_FILES[name], MAKE[name]())) === 1;
+        const value = (await redis.hget(key, SECRET_FILES[name])) as string;
+        return { value, path: `Redis hash ${key}, field ${SECRET_FILES[name]}`, created };
+      }),
+    );
+  } finally {
+    redis.disconnect();
+  }
 }
 
 function kept(dataDir: string, name: string, make: () => string): KeptSecret {

@@ -4,9 +4,11 @@
  * nothing below it.
  */
 import { randomUUID } from "node:crypto";
-import { admissionRefusal } from "./admission.js";
+import { type AdmissionState, admissionRefusal } from "./admission.js";
 import type { ProcessorStats } from "./batch-stats.js";
 import { itemResultOf, receiptOf, resultsOf, viewOfRecord } from "./batch-views.js";
+import type { Cluster } from "./cluster.js";
+import { ClusterMember } from "./cluster-member.js";
 import {
   BatchEndedError,
   BatchExistsError,
@@ -64,6 +66,11 @@ export interface BatchProcessorOptions extends ProcessorOptions {
   readonly observer?: EngineObserver;
   /** Epoch-ms clock. @defaultValue Date.now */
   readonly clock?: () => number;
+  /**
+   * The nodes sharing `store`, when there are several: batches then run on whichever node takes
+   * them. Without one, this process runs every batch it stores.
+   */
+  readonly cluster?: Cluster;
 }
 
 const SETTINGS_KEY = "batching";
@@ -81,6 +88,9 @@ export class BatchProcessor {
   readonly #clock: () => number;
   readonly #runner: JobRunner;
   readonly #observer: EngineObserver | undefined;
+  readonly #cluster: Cluster | undefined;
+  /** This node's part in the cluster; undefined without one. */
+  readonly #member: ClusterMember | undefined;
   #batching: ResolvedBatchingOptions;
   /** Ids of infer requests: never stored, so unique per process is enough. */
   readonly #inferIds = new IdSequence();
@@ -106,9 +116,23 @@ export class BatchProcessor {
       observer: o.observer,
     });
     this.#observer = o.observer;
+    this.#cluster = o.cluster;
+    this.#member =
+      o.cluster === undefined
+        ? undefined
+        : new ClusterMember({
+            cluster: o.cluster,
+            store: o.store,
+            runner: this.#runner,
+            models: o.models,
+            clock: this.#clock,
+          });
   }
 
-  /** Opens the processor: loads the saved configuration and re-queues unfinished batches. */
+  /**
+   * Opens the processor: loads the saved configuration and re-queues unfinished batches (in a
+   * cluster: starts taking batches, and hands the cluster any stored batch it does not hold).
+   */
   static async create(options: BatchProcessorOptions): Promise<BatchProcessor> {
     const saved = await options.store.getSetting(SETTINGS_KEY);
     let batching = resolveBatchingOptions(options.batching);
@@ -130,7 +154,14 @@ export class BatchProcessor {
       processor.#batching.maxBatchSize,
       processor.#log,
     );
-    await processor.#runner.recover(await options.store.loadUnfinished(), options.models);
+    const member = processor.#member;
+    if (options.cluster !== undefined && member !== undefined) {
+      await options.cluster.start({
+        run: (pk, signal) => member.run(pk, signal),
+        configure: (next) => processor.#configured(next, "another node"),
+      });
+      await member.requeueUnheld();
+    } else processor.#runner.recover(await options.store.loadUnfinished(), options.models);
     processor.#purgeTimer = setInterval(
       () => void processor.purge(),
       processor.#options.purgeIntervalMs,
@@ -173,7 +204,8 @@ export class BatchProcessor {
       const existing = await this.#store.findBatch(principal.owner, valid.batchId);
       if (existing !== undefined) return this.#resubmit(existing, payloadHash);
     }
-    this.#admit(valid, true);
+    if (this.#member === undefined) this.#admit(valid, true);
+    else this.#refuse(valid, await this.#member.admissionRefusal(valid, this.#admissionState()));
     const now = this.#clock();
     const batchId = valid.batchId ?? `batch_${randomUUID().replaceAll("-", "")}`;
     const { created, record } = await this.#store.createBatch(
@@ -192,6 +224,7 @@ export class BatchProcessor {
       inputs,
     );
     if (!created) return this.#resubmit(record, payloadHash);
+    if (this.#member !== undefined) return this.#member.enqueue(record);
     const job = this.#runner.start(record, inputs);
     this.#log.debug(
       { batchId, items: job.total, priority: job.priority, model: job.modelId },
@@ -245,7 +278,8 @@ export class BatchProcessor {
     const batchId = validateBatchId(id);
     const job = this.#runner.live(principal, batchId);
     if (job !== undefined) return this.#runner.view(job);
-    return viewOfRecord(await this.#record(principal, batchId), this.#clock());
+    const record = await this.#record(principal, batchId);
+    return this.#member?.view(record) ?? viewOfRecord(record, this.#clock());
   }
 
   /** Results of a batch: only once it has ended, unless `partial` (then what is finished so far). */
@@ -260,7 +294,8 @@ export class BatchProcessor {
     const view =
       job !== undefined
         ? this.#runner.view(job)
-        : viewOfRecord(record as BatchRecord, this.#clock());
+        : ((await this.#member?.view(record as BatchRecord)) ??
+          viewOfRecord(record as BatchRecord, this.#clock()));
     if (!isTerminal(view.status) && options.partial !== true)
       throw new ResultsNotReadyError(batchId, view.status);
     const pk = (job?.pk ?? record?.pk) as number;
@@ -303,7 +338,9 @@ export class BatchProcessor {
     if (job === undefined) {
       const record = await this.#record(principal, batchId);
       if (record.status === "cancelled") return viewOfRecord(record, this.#clock());
-      throw new BatchEndedError(batchId, record.status);
+      if (isTerminal(record.status) || this.#member === undefined)
+        throw new BatchEndedError(batchId, record.status);
+      return this.#member.cancel(record);
     }
     this.#runner.cancel(job);
     return this.#runner.view(job);
@@ -314,7 +351,9 @@ export class BatchProcessor {
     const batchId = validateBatchId(id);
     const job = this.#runner.live(principal, batchId);
     if (job === undefined) {
-      yield viewOfRecord(await this.#record(principal, batchId), this.#clock());
+      const record = await this.#record(principal, batchId);
+      if (this.#member !== undefined) yield* this.#member.watch(record, signal);
+      else yield viewOfRecord(record, this.#clock());
       return;
     }
     yield* watchJob(job, {
@@ -330,8 +369,8 @@ export class BatchProcessor {
       throw new PermissionDeniedError("change the configuration", principal.adminNote);
     const next = resolveBatchingOptions(patch, this.#batching);
     await this.#store.putSetting(SETTINGS_KEY, JSON.stringify(next));
-    this.#batching = next;
-    this.#log.info({ config: next }, "batching configuration changed");
+    this.#configured(next, "this node");
+    await this.#cluster?.configured(next);
     return next;
   }
 
@@ -380,6 +419,9 @@ export class BatchProcessor {
     if (this.#closing) return;
     this.#closing = true;
     clearInterval(this.#purgeTimer);
+    await this.#cluster?.stopTaking().catch((error: unknown) => {
+      this.#log.warn({ err: error }, "the cluster did not stop handing this node batches");
+    });
     this.#runner.shutdown();
     const timeoutMs = options.timeoutMs ?? 10_000;
     let timer: NodeJS.Timeout | undefined;
@@ -388,6 +430,11 @@ export class BatchProcessor {
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
     ]);
     clearTimeout(timer);
+    // Batches this node holds go back to the cluster with the outcomes saved so far.
+    this.#member?.release();
+    await this.#cluster?.close().catch((error: unknown) => {
+      this.#log.warn({ err: error }, "closing the cluster connections failed");
+    });
     await (drained ? this.#pool.close() : this.#pool.destroy());
     await this.#store.close();
     this.#storeClosed = true;
@@ -404,16 +451,28 @@ export class BatchProcessor {
     if (this.#closing) throw new ShuttingDownError();
   }
 
-  #admit(valid: ValidSubmit, durable: boolean): void {
-    const refusal = admissionRefusal(valid, durable, {
+  #admissionState(): AdmissionState {
+    return {
       queue: this.#runner.batcher,
       activeStored: this.#runner.activeStored,
       maxQueueSize: this.#options.maxQueueSize,
       maxConcurrentBatches: this.#options.maxConcurrentBatches,
-    });
+    };
+  }
+
+  #admit(valid: ValidSubmit, durable: boolean): void {
+    this.#refuse(valid, admissionRefusal(valid, durable, this.#admissionState()));
+  }
+
+  #refuse(valid: ValidSubmit, refusal: Error | undefined): void {
     if (refusal === undefined) return;
     this.#observer?.onRejected?.(valid.model.name, valid.priority, valid.items.length);
     throw refusal;
+  }
+
+  #configured(next: ResolvedBatchingOptions, by: string): void {
+    this.#batching = next;
+    this.#log.info({ config: next, by }, "batching configuration changed");
   }
 
   #resubmit(existing: BatchRecord, payloadHash: string | null): SubmitReceipt {

@@ -202,8 +202,9 @@ export class DeadlineExceededError extends DomainError {
 export class StoreUnavailableError extends DomainError {
   readonly code = "UNAVAILABLE";
   override readonly retryAfterMs = 1000;
-  constructor() {
-    super("the job store is unavailable; retry shortly");
+  /** `cause`: the client error underneath, for the log. */
+  constructor(cause?: unknown) {
+    super("the job store is unavailable; retry shortly", { cause });
     this.name = "StoreUnavailableError";
   }
 }

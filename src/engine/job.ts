@@ -30,6 +30,10 @@ export const ITEM_FAILURES = Object.freeze({
     "UNAVAILABLE",
     "the item was running when the server stopped, and its deadline passed before it could run again",
   ),
+  notHandedOver: failure(
+    "UNAVAILABLE",
+    "the batch was stored but could not be handed to a node; submit it again",
+  ),
   nonFiniteOutput: failure(
     "INTERNAL",
     "the model's output for this item is not finite (NaN or Infinity)",

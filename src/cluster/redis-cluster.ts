@@ -1,0 +1,257 @@
+/**
+ * The {@link Cluster} on BullMQ and Redis. Each stored batch is one BullMQ job (id `b<pk>`) in
+ * the queue of its priority class; every node runs one worker per class, so each node holds
+ * batches of every class at once and its own batcher weighs them (a steady stream of urgent
+ * batches never starves a low one). A node that dies stops renewing its jobs' locks; BullMQ's
+ * stalled check hands those jobs to another node, which resumes the batch from its stored
+ * outcomes. A node that shuts down hands its batches back at once.
+ *
+ * Nodes talk through a BullMQ Relay: views of running batches (`batches.<pk>`, the last one
+ * retained), cancels (`cancel`) and configuration changes (`config`). A view is also kept under
+ * `<prefix>:live:<pk>` for status reads.
+ */
+import { Queue, Relay, type RelaySubscription, WaitingError, Worker } from "bullmq";
+import { Redis } from "ioredis";
+import type { Cluster, ClusterNode, RemoteCancel } from "../engine/cluster.js";
+import type { BatchRecord } from "../engine/job-store.js";
+import type { EngineLogger } from "../engine/logger.js";
+import type { ResolvedBatchingOptions } from "../engine/options.js";
+import { type BatchView, PRIORITIES, type Priority } from "../engine/types.js";
+
+/** Options of {@link RedisCluster}. */
+export interface RedisClusterOptions {
+  /** `redis://host:port/db`. */
+  readonly url: string;
+  /** Prefix of every key; the store and the cluster of one deployment share it. */
+  readonly prefix: string;
+  /** Batches of one priority class a node runs at once. */
+  readonly batchesPerClass: number;
+  /**
+   * How long a node's hold on a batch lasts without renewal, ms: after a node dies, its batches
+   * move to another node within about twice this.
+   */
+  readonly lockMs: number;
+  readonly log: EngineLogger;
+}
+
+/** Bounds of the options, for the configuration reader. */
+export const CLUSTER_BOUNDS = Object.freeze({
+  batchesPerClass: [1, 10_000] as const,
+  lockMs: [1000, 600_000] as const,
+});
+
+/** How long a published view stays readable without a newer one, ms. */
+const LIVE_TTL_MS = 30_000;
+
+/** How long a count of nodes is reused, ms. */
+const NODES_TTL_MS = 2000;
+
+/** Attempts of a batch whose run throws (a store error): it waits and is taken again. */
+const RUN_ATTEMPTS = 1000;
+const RUN_RETRY_MS = 1000;
+
+/**
+ * Times a batch may lose its node to a stalled lock before BullMQ gives up on it. Taking a batch
+ * over is safe however often it happens (items that had started are not run twice), so the
+ * limit only stops a batch that brings down every node that takes it.
+ */
+const MAX_STALLS = 100;
+
+const jobId = (pk: number) => `b${pk}`;
+const pkOf = (id: string | undefined) => Number(id?.slice(1));
+
+/** See the file comment. */
+export class RedisCluster implements Cluster {
+  readonly #o: RedisClusterOptions;
+  /** Commands that must fail at once while Redis is away (enqueue, views). */
+  readonly #redis: Redis;
+  readonly #queues: ReadonlyMap<Priority, Queue>;
+  readonly #relay: Relay<Redis>;
+  #workers: Worker[] = [];
+  #subscriptions: RelaySubscription[] = [];
+  #nodes: { count: number; at: number } | undefined;
+  /** Connections made for the workers and the relay, closed last. */
+  readonly #connections: Redis[] = [];
+
+  constructor(options: RedisClusterOptions) {
+    this.#o = options;
+    this.#redis = new Redis(options.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+    });
+    this.#redis.on("error", () => {
+      // Reported where a command fails; ioredis reconnects by itself.
+    });
+    this.#queues = new Map(
+      PRIORITIES.map((priority) => [
+        priority,
+        new Queue(`batches-${priority}`, {
+          connection: this.#redis,
+          prefix: options.prefix,
+        }),
+      ]),
+    );
+    this.#relay = new Relay({
+      connection: this.#blocking(),
+      prefix: options.prefix,
+      namespace: "nodes",
+    });
+    this.#relay.on("error", (error: unknown) =>
+      options.log.warn({ err: error }, "cluster messages: Redis error"),
+    );
+  }
+
+  async start(node: ClusterNode): Promise<void> {
+    await Promise.all([...this.#queues.values()].map((queue) => queue.waitUntilReady()));
+    await this.#relay.waitUntilReady();
+    const { log } = this.#o;
+    this.#subscriptions = await Promise.all([
+      this.#relay.subscribe<{ pk: number }>("cancel", ({ data }) => {
+        for (const worker of this.#workers)
+          worker.cancelJob(jobId(data.pk), "cancelled by request");
+      }),
+      this.#relay.subscribe<{ from: string; options: ResolvedBatchingOptions }>(
+        "config",
+        ({ data }) => {
+          if (data.from !== this.#relay.nodeId) node.configure(data.options);
+        },
+      ),
+    ]);
+    this.#workers = PRIORITIES.map((priority) => {
+      const worker = new Worker(
+        `batches-${priority}`,
+        async (job, token, signal) => {
+          const outcome = await node.run(pkOf(job.id), signal ?? new AbortController().signal);
+          if (outcome === "released") {
+            // Back to the queue now; if that fails, the lock lapses and the stalled check does it.
+            await job.moveToWait(token).catch((error: unknown) => {
+              log.warn({ err: error, batch: job.id }, "handing a batch back failed");
+            });
+            throw new WaitingError();
+          }
+        },
+        {
+          connection: this.#blocking(),
+          prefix: this.#o.prefix,
+          concurrency: this.#o.batchesPerClass,
+          lockDuration: this.#o.lockMs,
+          stalledInterval: this.#o.lockMs,
+          maxStalledCount: MAX_STALLS,
+        },
+      );
+      worker.on("error", (error) => log.warn({ err: error }, "cluster worker: Redis error"));
+      worker.on("failed", (job, error) =>
+        log.error({ err: error, batch: job?.id }, "running a batch failed; it is taken again"),
+      );
+      return worker;
+    });
+    await Promise.all(this.#workers.map((worker) => worker.waitUntilReady()));
+  }
+
+  async enqueue(record: BatchRecord): Promise<void> {
+    const queue = this.#queues.get(record.priority) as Queue;
+    await queue.add(
+      "batch",
+      { batchId: record.batchId },
+      {
+        jobId: jobId(record.pk),
+        removeOnComplete: true,
+        removeOnFail: true,
+        attempts: RUN_ATTEMPTS,
+        backoff: { type: "fixed", delay: RUN_RETRY_MS },
+      },
+    );
+  }
+
+  async cancel(record: BatchRecord): Promise<RemoteCancel> {
+    const queue = this.#queues.get(record.priority) as Queue;
+    const id = jobId(record.pk);
+    // A waiting job is removed whole; an active one is locked and stays.
+    if ((await queue.remove(id)) === 1) return "removed";
+    const state = await queue.getJobState(id);
+    if (state !== "active") return "removed";
+    await this.#relay.publish("cancel", { pk: record.pk });
+    return "signalled";
+  }
+
+  publish(pk: number, view: BatchView): void {
+    const text = JSON.stringify(view);
+    Promise.all([
+      this.#redis.set(this.#liveKey(pk), text, "PX", LIVE_TTL_MS),
+      this.#relay.publish(`batches.${pk}`, view, { retain: LIVE_TTL_MS }),
+    ]).catch((error: unknown) =>
+      this.#o.log.debug({ err: error, batch: view.batchId }, "publishing a batch view failed"),
+    );
+  }
+
+  async latest(pk: number): Promise<BatchView | undefined> {
+    try {
+      const text = await this.#redis.get(this.#liveKey(pk));
+      return text === null ? undefined : (JSON.parse(text) as BatchView);
+    } catch {
+      // Without the live view a status read answers from the store.
+      return undefined;
+    }
+  }
+
+  async *watch(pk: number, signal?: AbortSignal): AsyncGenerator<BatchView> {
+    const views: BatchView[] = [];
+    let wake: (() => void) | undefined;
+    const subscription = await this.#relay.subscribe<BatchView>(`batches.${pk}`, ({ data }) => {
+      views.push(data);
+      wake?.();
+    });
+    const onAbort = () => wake?.();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      while (signal?.aborted !== true) {
+        const next = views.shift();
+        if (next !== undefined) yield next;
+        else await new Promise<void>((resolve) => (wake = resolve));
+      }
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      await subscription.unsubscribe().catch(() => undefined);
+    }
+  }
+
+  async configured(options: ResolvedBatchingOptions): Promise<void> {
+    await this.#relay.publish("config", { from: this.#relay.nodeId, options });
+  }
+
+  async nodes(): Promise<number> {
+    const now = Date.now();
+    if (this.#nodes === undefined || now - this.#nodes.at > NODES_TTL_MS) {
+      const nodes = await this.#relay.getNodes();
+      this.#nodes = { count: Math.max(1, nodes.length), at: now };
+    }
+    return this.#nodes.count;
+  }
+
+  async stopTaking(): Promise<void> {
+    await Promise.all(this.#workers.map((worker) => worker.pause(true)));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#workers.map((worker) => worker.close()));
+    await Promise.all(this.#subscriptions.map((s) => s.unsubscribe().catch(() => undefined)));
+    await this.#relay.close();
+    await Promise.all([...this.#queues.values()].map((queue) => queue.close()));
+    this.#redis.disconnect();
+    for (const connection of this.#connections) connection.disconnect();
+  }
+
+  #liveKey(pk: number): string {
+    return `${this.#o.prefix}:live:${pk}`;
+  }
+
+  /** A connection for blocking reads, which must wait out a Redis restart rather than fail. */
+  #blocking(): Redis {
+    const redis = new Redis(this.#o.url, { maxRetriesPerRequest: null });
+    redis.on("error", () => {
+      // The worker or relay reports the failure; ioredis reconnects by itself.
+    });
+    this.#connections.push(redis);
+    return redis;
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * The engine's part in a cluster: running the batches this node takes, telling the other nodes
+ * how they stand, and answering for batches that run elsewhere (or wait to be taken) from the
+ * shared store and from what their node publishes. The {@link BatchProcessor} asks this for every
+ * batch that is not live in its own process.
+ */
+import { type AdmissionState, admissionRefusal } from "./admission.js";
+import { receiptOf, viewOfRecord } from "./batch-views.js";
+import type { Cluster } from "./cluster.js";
+import { type Failure, StoreUnavailableError } from "./errors.js";
+import type { ModelCatalog } from "./inference-pool.js";
+import { CANCELLED_BY_REQUEST, ITEM_FAILURES, type Job } from "./job.js";
+import type { JobRunner } from "./job-runner.js";
+import { isTerminal } from "./job-state.js";
+import type { BatchRecord, ItemWrite, JobStore } from "./job-store.js";
+import type { BatchView, SubmitReceipt } from "./types.js";
+import type { ValidSubmit } from "./validation.js";
+
+/** Options of {@link ClusterMember}. */
+export interface ClusterMemberOptions {
+  readonly cluster: Cluster;
+  readonly store: JobStore;
+  readonly runner: JobRunner;
+  readonly models: ModelCatalog;
+  readonly clock: () => number;
+}
+
+/** Least time between two progress views a node publishes of one batch, ms. */
+const PUBLISH_INTERVAL_MS = 200;
+
+/** Batches read per store call when handing unheld batches to the cluster. */
+const REQUEUE_PAGE = 500;
+
+/** How long a cancel waits for the node running the batch to end it, ms. */
+const CANCEL_WAIT_MS = 2000;
+
+/** See the file comment. */
+export class ClusterMember {
+  readonly #o: ClusterMemberOptions;
+  /** Resolves once this node has stopped running batches (shutdown): the rest go back. */
+  readonly #released: Promise<void>;
+  #release!: () => void;
+  /** Aborted on release: ends the watches this node serves for batches of other nodes. */
+  readonly #closed = new AbortController();
+
+  constructor(options: ClusterMemberOptions) {
+    this.#o = options;
+    this.#released = new Promise((resolve) => (this.#release = resolve));
+  }
+
+  /** Runs a stored batch this node took; see `ClusterNode.run`. */
+  async run(pk: number, signal: AbortSignal): Promise<"ended" | "released"> {
+    const { runner, store, models } = this.#o;
+    if (this.#closed.signal.aborted) return "released";
+    const loaded = await store.loadBatch(pk);
+    if (loaded === undefined || isTerminal(loaded.batch.status)) return "ended";
+    const job = runner.liveOf(loaded.batch) ?? runner.adopt(loaded, models);
+    const stopPublishing = this.#publishing(pk, job);
+    const onAbort = () => runner.cancel(job);
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      await Promise.race([ended(job), this.#released]);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      stopPublishing();
+    }
+    return job.terminal ? "ended" : "released";
+  }
+
+  /** This node stops running batches: those it holds go back to the cluster. */
+  release(): void {
+    this.#closed.abort();
+    this.#release();
+  }
+
+  /** The status of a batch that is not live here: its node's last view, else the stored one. */
+  async view(record: BatchRecord): Promise<BatchView> {
+    if (!isTerminal(record.status)) {
+      const latest = await this.#o.cluster.latest(record.pk);
+      if (latest !== undefined) return latest;
+    }
+    return viewOfRecord(record, this.#o.clock());
+  }
+
+  /** Status events of a batch that is not live here, ending after the terminal one. */
+  async *watch(record: BatchRecord, signal?: AbortSignal): AsyncGenerator<BatchView> {
+    const first = await this.view(record);
+    yield first;
+    if (isTerminal(first.status)) return;
+    const until =
+      signal === undefined ? this.#closed.signal : AbortSignal.any([signal, this.#closed.signal]);
+    for await (const view of this.#o.cluster.watch(record.pk, until)) {
+      yield view;
+      if (isTerminal(view.status)) return;
+    }
+  }
+
+  /**
+   * Cancels a batch that is not live here: one still waiting to be taken is ended here, as
+   * cancelled; one running elsewhere is cancelled by its node, and the answer waits (briefly)
+   * for that end.
+   */
+  async cancel(record: BatchRecord): Promise<BatchView> {
+    const how = await this.#o.cluster.cancel(record);
+    if (how === "removed")
+      return this.#endUnheld(
+        record,
+        "cancelled",
+        CANCELLED_BY_REQUEST,
+        ITEM_FAILURES.cancelledQueued,
+      );
+    const timeout = AbortSignal.timeout(CANCEL_WAIT_MS);
+    let last = await this.view(record);
+    try {
+      for await (const view of this.watch(record, timeout)) last = view;
+    } catch {
+      // Not ended within the wait: the answer is how it stands; the cancel still reaches it.
+    }
+    return last;
+  }
+
+  /**
+   * Hands a batch just stored to the cluster. When that fails the batch is ended as failed (no
+   * node would ever take it) and the caller gets the error.
+   */
+  async enqueue(record: BatchRecord): Promise<SubmitReceipt> {
+    try {
+      await this.#o.cluster.enqueue(record);
+    } catch (error) {
+      const notQueued = ITEM_FAILURES.notHandedOver;
+      await this.#endUnheld(record, "failed", notQueued, notQueued).catch(() => {
+        // The store is away too: the next node to start hands the batch over (requeueUnheld).
+      });
+      throw error instanceof StoreUnavailableError ? error : new StoreUnavailableError(error);
+    }
+    return receiptOf(viewOfRecord(record, this.#o.clock()));
+  }
+
+  /**
+   * Hands the cluster every stored batch that has not ended; those it already holds are left as
+   * they are. Run at each start, it picks up a batch whose hand-over failed with Redis away.
+   */
+  async requeueUnheld(): Promise<number> {
+    let cursor: string | undefined;
+    let count = 0;
+    do {
+      const page = await this.#o.store.listBatches({
+        statuses: ["queued", "processing"],
+        limit: REQUEUE_PAGE,
+        cursor,
+      });
+      await Promise.all(page.batches.map((record) => this.#o.cluster.enqueue(record)));
+      count += page.batches.length;
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+    return count;
+  }
+
+  /**
+   * Why a durable submit is refused, over the whole cluster: the work stored and not yet done
+   * against the per-node limits times the nodes taking batches. The local queue's estimates
+   * stand for the cluster's.
+   */
+  async admissionRefusal(valid: ValidSubmit, local: AdmissionState): Promise<Error | undefined> {
+    const [activity, nodes] = await Promise.all([
+      this.#o.store.activity(),
+      this.#o.cluster.nodes(),
+    ]);
+    return admissionRefusal(valid, true, {
+      queue: {
+        pending: activity.pendingItems,
+        estimateMs: (model, items) => local.queue.estimateMs(model, Math.ceil(items / nodes)),
+        expectedWaitMs: (model, priority) => local.queue.expectedWaitMs(model, priority),
+      },
+      activeStored: activity.activeBatches,
+      maxQueueSize: local.maxQueueSize * nodes,
+      maxConcurrentBatches: local.maxConcurrentBatches * nodes,
+    });
+  }
+
+  /** Ends a batch that no node holds: every item without an outcome, and the batch. */
+  async #endUnheld(
+    record: BatchRecord,
+    status: "cancelled" | "failed",
+    error: Failure,
+    itemError: Failure,
+  ): Promise<BatchView> {
+    const { store, clock } = this.#o;
+    const loaded = await store.loadBatch(record.pk);
+    if (loaded === undefined) return viewOfRecord(record, clock());
+    const now = clock();
+    const items: ItemWrite[] = loaded.pending.map((item) => ({
+      pk: record.pk,
+      index: item.index,
+      output: null,
+      confidence: 0,
+      processingTimeMs: 0,
+      error: itemError,
+    }));
+    await store.save(items, [
+      {
+        pk: record.pk,
+        status,
+        error,
+        startedAt: loaded.batch.startedAt,
+        completedAt: now,
+      },
+    ]);
+    const ended = await store.loadBatch(record.pk);
+    const view = viewOfRecord(ended?.batch ?? record, now);
+    this.#o.cluster.publish(record.pk, view);
+    return view;
+  }
+
+  /**
+   * Publishes a job's view on each change: a new status at once, progress at most every
+   * {@link PUBLISH_INTERVAL_MS}.
+   */
+  #publishing(pk: number, job: Job): () => void {
+    const { cluster, runner, clock } = this.#o;
+    let last = 0;
+    let status = job.status;
+    let timer: NodeJS.Timeout | undefined;
+    const publish = () => {
+      clearTimeout(timer);
+      timer = undefined;
+      last = clock();
+      status = job.status;
+      cluster.publish(pk, runner.view(job));
+    };
+    publish();
+    const unsubscribe = job.subscribe(() => {
+      if (job.status !== status) publish();
+      else if (timer === undefined)
+        timer = setTimeout(publish, Math.max(0, last + PUBLISH_INTERVAL_MS - clock()));
+    });
+    return () => {
+      clearTimeout(timer);
+      unsubscribe();
+    };
+  }
+}
+
+/** Resolves once `job` has ended and its end is announced. */
+function ended(job: Job): Promise<void> {
+  if (job.terminal && job.unrecorded === null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const unsubscribe = job.subscribe(() => {
+      if (!job.terminal) return;
+      unsubscribe();
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,236 @@
+/**
+ * Several engine nodes sharing one Redis: a batch runs on whichever node takes it, any node
+ * answers for it, cancels and configuration reach the node that needs them, and a node that
+ * leaves (shut down, or killed) hands its batches to the others without losing or repeating an
+ * outcome.
+ */
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { BatchProcessor } from "../../src/engine/batch-processor.js";
+import { QueueFullError } from "../../src/engine/errors.js";
+import type { BatchView, Principal } from "../../src/engine/types.js";
+import {
+  dropCluster,
+  REDIS_URL,
+  startNode,
+  type TestNode,
+  type TestNodeOptions,
+} from "../fixtures/cluster-node.js";
+import { until } from "../fixtures/fake-pool.js";
+import { createTestModelRepo, type TestModelRepo } from "../fixtures/model-repo.js";
+import { startTestServer } from "../fixtures/test-server.js";
+
+const CHILD = fileURLToPath(new URL("../fixtures/cluster-node.ts", import.meta.url));
+const alice: Principal = { owner: "alice", admin: false };
+const admin: Principal = { owner: "root", admin: true };
+
+const nodes: TestNode[] = [];
+const prefixes: string[] = [];
+
+function newPrefix(): string {
+  const prefix = `test-cluster-${randomUUID().slice(0, 8)}`;
+  prefixes.push(prefix);
+  return prefix;
+}
+
+async function node(options: TestNodeOptions): Promise<TestNode> {
+  const started = await startNode(options);
+  nodes.push(started);
+  return started;
+}
+
+const items = (n: number, first = 0) =>
+  Array.from({ length: n }, (_, i) => ({ input: [first + i, 1, 2] }));
+
+async function settle(processor: BatchProcessor, batchId: string): Promise<BatchView> {
+  let last: BatchView | undefined;
+  for await (const view of processor.watch(alice, batchId)) last = view;
+  return last as BatchView;
+}
+
+afterEach(async () => {
+  for (const n of nodes.splice(0)) await n.processor.close({ timeoutMs: 100 });
+  for (const prefix of prefixes.splice(0)) await dropCluster(prefix);
+});
+
+describe("a cluster of nodes on one Redis", () => {
+  it("runs batches on every node and answers for each from any node", async () => {
+    const prefix = newPrefix();
+    const a = await node({ prefix, batchesPerClass: 1 });
+    const b = await node({ prefix, batchesPerClass: 1 });
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++)
+      ids.push((await a.processor.submit(alice, { data: items(20, i * 100) })).batchId);
+    for (const id of ids) expect((await settle(b.processor, id)).status).toBe("completed");
+    // With one batch at a time per node, the second node must have taken some of them.
+    expect(a.pool.received.length).toBeGreaterThan(0);
+    expect(b.pool.received.length).toBeGreaterThan(0);
+    for (const [i, id] of ids.entries()) {
+      const results = await b.processor.results(alice, id);
+      expect(results.results).toHaveLength(20);
+      expect(results.results.map((r) => r.output?.[0])).toEqual(
+        Array.from({ length: 20 }, (_, k) => i * 100 + k + 3),
+      );
+      expect((await a.processor.status(alice, id)).completedRequests).toBe(20);
+    }
+  });
+
+  it("cancels from another node a batch that runs elsewhere, and one still waiting", async () => {
+    const prefix = newPrefix();
+    const a = await node({ prefix, batchesPerClass: 1, hold: true });
+    const b = await node({ prefix, batchesPerClass: 1, hold: true });
+    // Each node takes one batch and holds it; the third waits for a node.
+    const first = await a.processor.submit(alice, { data: items(10) });
+    const second = await a.processor.submit(alice, { data: items(10) });
+    await until(() => a.pool.heldCount > 0 && b.pool.heldCount > 0);
+    const waiting = await a.processor.submit(alice, { data: items(10) });
+    const cancelledWaiting = await a.processor.cancel(alice, waiting.batchId);
+    expect(cancelledWaiting).toMatchObject({ status: "cancelled", failedRequests: 10 });
+    // One of the two runs on b: a cancels it through the cluster, and the other locally.
+    for (const { batchId } of [first, second])
+      expect((await a.processor.cancel(alice, batchId)).status).toBe("cancelled");
+    a.pool.release();
+    b.pool.release();
+    const final = await b.processor.results(alice, waiting.batchId);
+    expect(final.results.map((r) => r.error?.code)).toEqual(Array(10).fill("CANCELLED"));
+    for (const { batchId } of [first, second])
+      expect((await b.processor.status(alice, batchId)).status).toBe("cancelled");
+  });
+
+  it("streams a batch's progress to a watcher on a node that does not run it", async () => {
+    const prefix = newPrefix();
+    const runner = await node({ prefix, hold: true });
+    const { batchId } = await runner.processor.submit(alice, { data: items(30) });
+    await until(() => runner.pool.heldCount > 0);
+    const watcher = await node({ prefix, batchesPerClass: 1 });
+    const seen: BatchView[] = [];
+    const watching = (async () => {
+      for await (const view of watcher.processor.watch(alice, batchId)) seen.push(view);
+    })();
+    await until(() => seen.some((v) => v.status === "processing"));
+    runner.pool.release();
+    await watching;
+    expect(seen.at(-1)?.status).toBe("completed");
+    expect(seen.at(-1)?.completedRequests).toBe(30);
+  });
+
+  it("hands a shutting-down node's batch to another node, each item ending once", async () => {
+    const prefix = newPrefix();
+    const leaving = await node({ prefix, hold: true });
+    const { batchId } = await leaving.processor.submit(alice, { data: items(40) });
+    await until(() => leaving.pool.heldCount > 0);
+    const staying = await node({ prefix });
+    nodes.splice(nodes.indexOf(leaving), 1);
+    await leaving.processor.close({ timeoutMs: 50 });
+    const final = await settle(staying.processor, batchId);
+    expect(final.status).toBe("completed");
+    const results = await staying.processor.results(alice, batchId);
+    expect(results.results.map((r) => r.requestId)).toEqual(
+      Array.from({ length: 40 }, (_, i) => `req_${i + 1}`),
+    );
+    expect(results.results.every((r) => r.output?.[1] === 3)).toBe(true);
+    expect(staying.pool.received.length).toBeGreaterThan(0);
+  });
+
+  it("moves a killed node's batch to a live node once its hold lapses", async () => {
+    const prefix = newPrefix();
+    // The first node holds a batch that fills it, so the child takes the next one.
+    const survivor = await node({ prefix, batchesPerClass: 1, hold: true, lockMs: 1000 });
+    const blocker = await survivor.processor.submit(alice, { data: items(1) });
+    await until(() => survivor.pool.heldCount > 0);
+    const child = spawn(process.execPath, ["--import", "tsx", CHILD, prefix, "1000"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    try {
+      await until(() => out.includes("STARTED"), 20_000);
+      const { batchId } = await survivor.processor.submit(alice, { data: items(25) });
+      await until(() => out.includes("HOLDING"), 10_000);
+      expect((await survivor.processor.status(alice, batchId)).status).toBe("processing");
+      const rowsBefore = survivor.pool.received.flatMap((b) => b.rows).length;
+      child.kill("SIGKILL");
+      await exited;
+      survivor.pool.release();
+      expect((await settle(survivor.processor, blocker.batchId)).status).toBe("completed");
+      const final = await settle(survivor.processor, batchId);
+      expect(final).toMatchObject({
+        status: "completed",
+        completedRequests: 25,
+        failedRequests: 0,
+      });
+      const results = await survivor.processor.results(alice, batchId);
+      expect(results.results.map((r) => r.output?.[0])).toEqual(
+        Array.from({ length: 25 }, (_, i) => i + 3),
+      );
+      // The child never finished an item: the survivor ran all of them.
+      expect(survivor.pool.received.flatMap((b) => b.rows).length).toBeGreaterThanOrEqual(
+        rowsBefore + 25,
+      );
+    } finally {
+      child.kill("SIGKILL");
+    }
+  }, 30_000);
+
+  it("applies a configuration changed on one node on every node", async () => {
+    const prefix = newPrefix();
+    const a = await node({ prefix });
+    const b = await node({ prefix });
+    await a.processor.configure(admin, { maxBatchSize: 3 });
+    await until(() => b.processor.config.maxBatchSize === 3);
+    const c = await node({ prefix });
+    expect(c.processor.config.maxBatchSize).toBe(3);
+  });
+
+  it("refuses a submit when the cluster's stored work is at its limit", async () => {
+    const prefix = newPrefix();
+    const a = await node({ prefix, hold: true, maxQueueSize: 30 });
+    await a.processor.submit(alice, { data: items(25) });
+    await expect(a.processor.submit(alice, { data: items(10) })).rejects.toBeInstanceOf(
+      QueueFullError,
+    );
+  });
+});
+
+describe("servers with REDIS_URL", () => {
+  let repo: TestModelRepo;
+  beforeAll(() => {
+    repo = createTestModelRepo({ dense: false });
+  });
+  afterAll(() => repo.cleanup());
+
+  it("share one generated key and one owner secret, and answer for each other's batches", async () => {
+    const prefix = newPrefix();
+    const env = { REDIS_URL, CLUSTER_PREFIX: prefix, REQUIRE_API_KEY: "true" };
+    const a = await startTestServer(repo.dir, env);
+    const b = await startTestServer(repo.dir, env);
+    try {
+      expect(a.generatedApiKey).toMatchObject({ created: true });
+      expect(b.generatedApiKey).toMatchObject({ created: false, value: a.generatedApiKey?.value });
+      const headers = { "x-api-key": a.generatedApiKey?.value as string };
+      const submitted = await fetch(`http://127.0.0.1:${a.apiPort}/api/batch-processor/submit`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ data: [{ input: [1, 2, 3] }, { input: [4, 5] }] }),
+      });
+      expect(submitted.status).toBe(200);
+      const { batch_id } = (await submitted.json()) as { batch_id: string };
+      const fromB = `http://127.0.0.1:${b.apiPort}/api/batch-processor`;
+      await until(async () => {
+        const status = await fetch(`${fromB}/status/${batch_id}`, { headers });
+        return ((await status.json()) as { status: string }).status === "completed";
+      });
+      const results = await fetch(`${fromB}/results/${batch_id}`, { headers });
+      const body = (await results.json()) as { results: { output: number[] }[] };
+      expect(body.results).toHaveLength(2);
+      for (const r of body.results) expect(r.output.reduce((x, y) => x + y, 0)).toBeCloseTo(1, 5);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
