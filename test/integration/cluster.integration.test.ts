@@ -6,10 +6,14 @@
  */
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { type AddressInfo, connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { BatchProcessor } from "../../src/engine/batch-processor.js";
-import { QueueFullError } from "../../src/engine/errors.js";
+import { QueueFullError, StoreUnavailableError } from "../../src/engine/errors.js";
 import type { BatchView, Principal } from "../../src/engine/types.js";
 import {
   dropCluster,
@@ -234,3 +238,71 @@ describe("servers with REDIS_URL", () => {
     }
   });
 });
+
+describe("a node whose Redis goes away", () => {
+  it("answers UNAVAILABLE at once while Redis is down, and serves again once it is back", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bp-redis-"));
+    const port = await freePort();
+    const startRedis = () =>
+      spawn(
+        "redis-server",
+        ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"],
+        { cwd: dir, stdio: "ignore" },
+      );
+    let redis = startRedis();
+    const url = `redis://127.0.0.1:${port}`;
+    const prefix = newPrefix();
+    try {
+      await until(() => canConnect(port), 10_000);
+      const n = await node({ prefix, url });
+      const before = await n.processor.submit(alice, { data: items(5) });
+      expect((await settle(n.processor, before.batchId)).status).toBe("completed");
+      redis.kill("SIGTERM");
+      await new Promise((resolve) => redis.once("exit", resolve));
+      // Refused rather than queued behind the reconnect (a queued call would never settle here).
+      await expect(n.processor.status(alice, before.batchId)).rejects.toBeInstanceOf(
+        StoreUnavailableError,
+      );
+      await expect(n.processor.submit(alice, { data: items(5) })).rejects.toBeInstanceOf(
+        StoreUnavailableError,
+      );
+      redis = startRedis();
+      await until(() => canConnect(port), 10_000);
+      await until(async () => {
+        try {
+          return (await n.processor.status(alice, before.batchId)).status === "completed";
+        } catch {
+          return false;
+        }
+      }, 10_000);
+      const after = await n.processor.submit(alice, { data: items(5) });
+      expect((await settle(n.processor, after.batchId)).status).toBe("completed");
+    } finally {
+      for (const n of nodes.splice(0)) await n.processor.close({ timeoutMs: 100 });
+      redis.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
