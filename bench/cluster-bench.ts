@@ -4,7 +4,7 @@
  * the heavy bench model). Batches are submitted over REST round-robin to the nodes, their status
  * read from the nodes round-robin until each has ended, and every item's outcome read back and
  * counted: only completed items count. Also: the Redis commands the cluster spent per item.
- * Usage: npm run bench:cluster [-- --batches 40 --items 250 --nodes 3 --threads 1]
+ * Usage: npm run bench:cluster [-- --batches 50 --items 1000 --nodes 3 --threads 1]
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -18,8 +18,8 @@ import { HEAVY_LAYERS, writeHeavyModel } from "../scripts/build-bench-model.js";
 
 const { values } = parseArgs({
   options: {
-    batches: { type: "string", default: "40" },
-    items: { type: "string", default: "250" },
+    batches: { type: "string", default: "50" },
+    items: { type: "string", default: "1000" },
     nodes: { type: "string", default: "3" },
     threads: { type: "string", default: "1" },
     redis: { type: "string", default: process.env.REDIS_URL ?? "redis://127.0.0.1:6379" },
@@ -108,11 +108,22 @@ interface Round {
   readonly completed: number;
   readonly failed: number;
   readonly commandsPerItem: number | undefined;
+  /** Items each node ran, as a share of all it ran, in node order. */
+  readonly shares: readonly number[];
+}
+
+/** Items a node has run so far (its seed-JSON metrics). */
+async function processed(node: Node): Promise<number> {
+  const metrics = await json<{ performance_stats: { total_processed: number } }>(
+    fetch(`${node.url}/api/batch-processor/metrics`),
+  );
+  return metrics.performance_stats.total_processed;
 }
 
 /** One burst through `nodes`; returns what completed and how long it took. */
 async function burst(name: string, nodes: Node[], redis: Redis | undefined): Promise<Round> {
   process.stderr.write(`${name}: submitting\n`);
+  const processedBefore = await Promise.all(nodes.map(processed));
   const commandsBefore = redis === undefined ? 0 : await totalCommands(redis);
   const began = performance.now();
   const ids: string[] = [];
@@ -146,6 +157,10 @@ async function burst(name: string, nodes: Node[], redis: Redis | undefined): Pro
     if (open.size > 0) await new Promise((resolve) => setTimeout(resolve, 250));
   }
   const seconds = (performance.now() - began) / 1000;
+  const ran = (await Promise.all(nodes.map(processed))).map(
+    (n, i) => n - (processedBefore[i] ?? 0),
+  );
+  const ranTotal = ran.reduce((a, b) => a + b, 0);
   const commands = redis === undefined ? undefined : (await totalCommands(redis)) - commandsBefore;
   let completed = 0;
   let failed = 0;
@@ -165,6 +180,7 @@ async function burst(name: string, nodes: Node[], redis: Redis | undefined): Pro
     completed,
     failed,
     commandsPerItem: commands === undefined ? undefined : commands / (batches * perBatch),
+    shares: ran.map((n) => n / ranTotal),
   };
 }
 
@@ -204,13 +220,14 @@ const lines = [
   "submitted over REST round-robin to the nodes, status read round-robin every 250 ms until each",
   "batch ended, then every item's outcome read back; only completed items count.",
   "",
-  "| setup | completed / failed | seconds | items/s | vs one node on SQLite | Redis commands per item |",
-  "| --- | ---: | ---: | ---: | ---: | ---: |",
+  "| setup | completed / failed | seconds | items/s | vs one node on SQLite | Redis commands per item | items run per node |",
+  "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
   ...rounds.map((r) => {
     const rate = r.completed / r.seconds;
     const ratio = rate / (base.completed / base.seconds);
     const commands = r.commandsPerItem === undefined ? "n/a" : r.commandsPerItem.toFixed(2);
-    return `| ${r.name} | ${r.completed} / ${r.failed} | ${r.seconds.toFixed(1)} | ${rate.toFixed(0)} | ${ratio.toFixed(2)}x | ${commands} |`;
+    const shares = r.shares.map((x) => `${(x * 100).toFixed(0)} %`).join(" / ");
+    return `| ${r.name} | ${r.completed} / ${r.failed} | ${r.seconds.toFixed(1)} | ${rate.toFixed(0)} | ${ratio.toFixed(2)}x | ${commands} | ${shares} |`;
   }),
   "",
   `Items per round: ${items}.`,
