@@ -180,6 +180,57 @@ describe("a cluster of nodes on one Redis", () => {
     }
   }, 30_000);
 
+  it("finishes every batch on the survivors when one of three nodes is killed mid-run", async () => {
+    const prefix = newPrefix();
+    const spawnNode = () => {
+      const proc = spawn(process.execPath, ["--import", "tsx", CHILD, prefix, "1000", "2"], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const state = { out: "", exited: new Promise((resolve) => proc.on("exit", resolve)) };
+      proc.stdout.on("data", (chunk: Buffer) => (state.out += chunk.toString()));
+      proc.stderr.on("data", (chunk: Buffer) => (state.out += chunk.toString()));
+      return { proc, state };
+    };
+    const doomed = spawnNode();
+    const other = spawnNode();
+    try {
+      const survivor = await node({ prefix, lockMs: 1000, batchDelayMs: 2 });
+      await until(
+        () => doomed.state.out.includes("STARTED") && other.state.out.includes("STARTED"),
+        20_000,
+      );
+      const ids: string[] = [];
+      for (let b = 0; b < 30; b++)
+        ids.push((await survivor.processor.submit(alice, { data: items(1000, b * 1000) })).batchId);
+      const ends = ids.map((id) => settle(survivor.processor, id));
+      // Killed while it holds batches with items done and items still to run.
+      await until(() => /RAN [2-9]\d/.test(doomed.state.out), 20_000);
+      doomed.proc.kill("SIGKILL");
+      await doomed.state.exited;
+      for (const end of await Promise.all(ends))
+        expect(end).toMatchObject({
+          status: "completed",
+          completedRequests: 1000,
+          failedRequests: 0,
+        });
+      for (const [b, id] of ids.entries()) {
+        const { results } = await survivor.processor.results(alice, id);
+        expect(results.map((r) => r.requestId)).toEqual(
+          Array.from({ length: 1000 }, (_, i) => `req_${i + 1}`),
+        );
+        expect(results.map((r) => r.output?.[0])).toEqual(
+          Array.from({ length: 1000 }, (_, i) => b * 1000 + i + 3),
+        );
+      }
+      expect(survivor.pool.received.length).toBeGreaterThan(0);
+      expect(other.state.out).toMatch(/RAN \d+/);
+    } finally {
+      doomed.proc.kill("SIGKILL");
+      other.proc.kill("SIGKILL");
+      await Promise.all([doomed.state.exited, other.state.exited]);
+    }
+  }, 60_000);
+
   it("applies a configuration changed on one node on every node", async () => {
     const prefix = newPrefix();
     const a = await node({ prefix });
