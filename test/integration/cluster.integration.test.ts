@@ -291,7 +291,7 @@ describe("servers with REDIS_URL", () => {
 });
 
 describe("a node whose Redis goes away", () => {
-  it("answers UNAVAILABLE at once while Redis is down, and serves again once it is back", async () => {
+  it("ends a running batch visibly, answers UNAVAILABLE while Redis is down, and serves again once it is back", async () => {
     const dir = mkdtempSync(join(tmpdir(), "bp-redis-"));
     const port = await freePort();
     const startRedis = () =>
@@ -305,11 +305,20 @@ describe("a node whose Redis goes away", () => {
     const prefix = newPrefix();
     try {
       await until(() => canConnect(port), 10_000);
-      const n = await node({ prefix, url });
+      const n = await node({ prefix, url, purgeIntervalMs: 100 });
       const before = await n.processor.submit(alice, { data: items(5) });
       expect((await settle(n.processor, before.batchId)).status).toBe("completed");
+      // A batch running when Redis goes: its outcomes cannot be written.
+      n.pool.hold();
+      const running = await n.processor.submit(alice, { data: items(20) });
+      await until(() => n.pool.heldCount > 0);
       redis.kill("SIGTERM");
       await new Promise((resolve) => redis.once("exit", resolve));
+      n.pool.release();
+      // The node says so at once: the batch ended failed, readable while the store is away.
+      await until(
+        async () => (await n.processor.status(alice, running.batchId)).status === "failed",
+      );
       // Refused rather than queued behind the reconnect (a queued call would never settle here).
       await expect(n.processor.status(alice, before.batchId)).rejects.toBeInstanceOf(
         StoreUnavailableError,
@@ -322,6 +331,15 @@ describe("a node whose Redis goes away", () => {
       await until(async () => {
         try {
           return (await n.processor.status(alice, before.batchId)).status === "completed";
+        } catch {
+          return false;
+        }
+      }, 10_000);
+      // Once Redis is back the failure is saved: the batch reads failed, each item one outcome.
+      await until(async () => {
+        try {
+          const { results, status } = await n.processor.results(alice, running.batchId);
+          return status === "failed" && results.length === 20;
         } catch {
           return false;
         }
