@@ -13,6 +13,7 @@
 import { Queue, Relay, type RelaySubscription, WaitingError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { Cluster, ClusterNode, RemoteCancel } from "../engine/cluster.js";
+import { StoreUnavailableError } from "../engine/errors.js";
 import type { BatchRecord } from "../engine/job-store.js";
 import type { EngineLogger } from "../engine/logger.js";
 import type { ResolvedBatchingOptions } from "../engine/options.js";
@@ -56,6 +57,13 @@ const RUN_RETRY_MS = 1000;
  * limit only stops a batch that brings down every node that takes it.
  */
 const MAX_STALLS = 100;
+
+/**
+ * How long an idle worker waits for a job before asking again, s. A job handed back wakes one
+ * waiting worker, and that may be a worker of the node that is leaving; the others find the job
+ * when their wait ends, so this bounds how long a handed-back batch waits for a node.
+ */
+const IDLE_POLL_S = 1;
 
 const jobId = (pk: number) => `b${pk}`;
 const pkOf = (id: string | undefined) => Number(id?.slice(1));
@@ -137,6 +145,7 @@ export class RedisCluster implements Cluster {
           lockDuration: this.#o.lockMs,
           stalledInterval: this.#o.lockMs,
           maxStalledCount: MAX_STALLS,
+          drainDelay: IDLE_POLL_S,
         },
       );
       worker.on("error", (error) => log.warn({ err: error }, "cluster worker: Redis error"));
@@ -150,28 +159,32 @@ export class RedisCluster implements Cluster {
 
   async enqueue(record: BatchRecord): Promise<void> {
     const queue = this.#queues.get(record.priority) as Queue;
-    await queue.add(
-      "batch",
-      { batchId: record.batchId },
-      {
-        jobId: jobId(record.pk),
-        removeOnComplete: true,
-        removeOnFail: true,
-        attempts: RUN_ATTEMPTS,
-        backoff: { type: "fixed", delay: RUN_RETRY_MS },
-      },
+    await unavailableOnError(() =>
+      queue.add(
+        "batch",
+        { batchId: record.batchId },
+        {
+          jobId: jobId(record.pk),
+          removeOnComplete: true,
+          removeOnFail: true,
+          attempts: RUN_ATTEMPTS,
+          backoff: { type: "fixed", delay: RUN_RETRY_MS },
+        },
+      ),
     );
   }
 
-  async cancel(record: BatchRecord): Promise<RemoteCancel> {
+  cancel(record: BatchRecord): Promise<RemoteCancel> {
     const queue = this.#queues.get(record.priority) as Queue;
     const id = jobId(record.pk);
-    // A waiting job is removed whole; an active one is locked and stays.
-    if ((await queue.remove(id)) === 1) return "removed";
-    const state = await queue.getJobState(id);
-    if (state !== "active") return "removed";
-    await this.#relay.publish("cancel", { pk: record.pk });
-    return "signalled";
+    return unavailableOnError(async () => {
+      // A waiting job is removed whole; an active one is locked and stays.
+      if ((await queue.remove(id)) === 1) return "removed";
+      const state = await queue.getJobState(id);
+      if (state !== "active") return "removed";
+      await this.#relay.publish("cancel", { pk: record.pk });
+      return "signalled";
+    });
   }
 
   publish(pk: number, view: BatchView): void {
@@ -197,10 +210,12 @@ export class RedisCluster implements Cluster {
   async *watch(pk: number, signal?: AbortSignal): AsyncGenerator<BatchView> {
     const views: BatchView[] = [];
     let wake: (() => void) | undefined;
-    const subscription = await this.#relay.subscribe<BatchView>(`batches.${pk}`, ({ data }) => {
-      views.push(data);
-      wake?.();
-    });
+    const subscription = await unavailableOnError(() =>
+      this.#relay.subscribe<BatchView>(`batches.${pk}`, ({ data }) => {
+        views.push(data);
+        wake?.();
+      }),
+    );
     const onAbort = () => wake?.();
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
@@ -216,13 +231,15 @@ export class RedisCluster implements Cluster {
   }
 
   async configured(options: ResolvedBatchingOptions): Promise<void> {
-    await this.#relay.publish("config", { from: this.#relay.nodeId, options });
+    await unavailableOnError(() =>
+      this.#relay.publish("config", { from: this.#relay.nodeId, options }),
+    );
   }
 
   async nodes(): Promise<number> {
     const now = Date.now();
     if (this.#nodes === undefined || now - this.#nodes.at > NODES_TTL_MS) {
-      const nodes = await this.#relay.getNodes();
+      const nodes = await unavailableOnError(() => this.#relay.getNodes());
       this.#nodes = { count: Math.max(1, nodes.length), at: now };
     }
     return this.#nodes.count;
@@ -253,5 +270,17 @@ export class RedisCluster implements Cluster {
     });
     this.#connections.push(redis);
     return redis;
+  }
+}
+
+/**
+ * Runs a call on Redis for a request: any failure is Redis being away or failing, which the
+ * caller answers as UNAVAILABLE (the client retries), never as an internal error.
+ */
+async function unavailableOnError<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    throw error instanceof StoreUnavailableError ? error : new StoreUnavailableError(error);
   }
 }

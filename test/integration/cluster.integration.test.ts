@@ -136,7 +136,7 @@ describe("a cluster of nodes on one Redis", () => {
     );
     expect(results.results.every((r) => r.output?.[1] === 3)).toBe(true);
     expect(staying.pool.received.length).toBeGreaterThan(0);
-  });
+  }, 20_000);
 
   it("moves a killed node's batch to a live node once its hold lapses", async () => {
     const prefix = newPrefix();
