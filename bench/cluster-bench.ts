@@ -8,13 +8,13 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { HEAVY_LAYERS, writeHeavyModel } from "../scripts/build-bench-model.js";
+import { freePort } from "./lib/free-port.js";
 
 const { values } = parseArgs({
   options: {
@@ -39,17 +39,6 @@ const input = Array.from({ length: HEAVY_LAYERS[0] }, (_, k) => Math.sin(k));
 interface Node {
   readonly proc: ChildProcess;
   readonly url: string;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
 }
 
 /** Every node started, killed on the way out whatever happens. */

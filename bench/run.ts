@@ -7,7 +7,6 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,6 +19,7 @@ import {
 } from "../gen/batchprocessor/v1/batch_processor_pb.js";
 import { HEAVY_LAYERS, writeHeavyModel } from "../scripts/build-bench-model.js";
 import { grpcServiceDefinition } from "../src/api/grpc-server.js";
+import { freePort } from "./lib/free-port.js";
 import { piscinaFloor } from "./lib/piscina-floor.js";
 import { type CpuUse, measureCpu, rssBytes } from "./lib/proc.js";
 import { median, rawLimit } from "./lib/raw-limit.js";
@@ -48,15 +48,6 @@ const children: ChildProcess[] = [];
 process.on("exit", () => {
   for (const c of children) c.kill("SIGKILL");
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function until(
   check: () => Promise<boolean>,

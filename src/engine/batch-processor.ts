@@ -88,7 +88,6 @@ export class BatchProcessor {
   readonly #clock: () => number;
   readonly #runner: JobRunner;
   readonly #observer: EngineObserver | undefined;
-  readonly #cluster: Cluster | undefined;
   /** This node's part in the cluster; undefined without one. */
   readonly #member: ClusterMember | undefined;
   #batching: ResolvedBatchingOptions;
@@ -116,7 +115,6 @@ export class BatchProcessor {
       observer: o.observer,
     });
     this.#observer = o.observer;
-    this.#cluster = o.cluster;
     this.#member =
       o.cluster === undefined
         ? undefined
@@ -126,6 +124,7 @@ export class BatchProcessor {
             runner: this.#runner,
             models: o.models,
             clock: this.#clock,
+            log: this.#log,
           });
   }
 
@@ -154,14 +153,9 @@ export class BatchProcessor {
       processor.#batching.maxBatchSize,
       processor.#log,
     );
-    const member = processor.#member;
-    if (options.cluster !== undefined && member !== undefined) {
-      await options.cluster.start({
-        run: (pk, signal) => member.run(pk, signal),
-        configure: (next) => processor.#configured(next, "another node"),
-      });
-      await member.requeueUnheld();
-    } else processor.#runner.recover(await options.store.loadUnfinished(), options.models);
+    if (processor.#member !== undefined)
+      await processor.#member.start((next) => processor.#configured(next, "another node"));
+    else processor.#runner.recover(await options.store.loadUnfinished(), options.models);
     processor.#purgeTimer = setInterval(
       () => void processor.purge(),
       processor.#options.purgeIntervalMs,
@@ -370,7 +364,7 @@ export class BatchProcessor {
     const next = resolveBatchingOptions(patch, this.#batching);
     await this.#store.putSetting(SETTINGS_KEY, JSON.stringify(next));
     this.#configured(next, "this node");
-    await this.#cluster?.configured(next);
+    await this.#member?.configured(next);
     return next;
   }
 
@@ -419,9 +413,7 @@ export class BatchProcessor {
     if (this.#closing) return;
     this.#closing = true;
     clearInterval(this.#purgeTimer);
-    await this.#cluster?.stopTaking().catch((error: unknown) => {
-      this.#log.warn({ err: error }, "the cluster did not stop handing this node batches");
-    });
+    await this.#member?.stopTaking();
     this.#runner.shutdown();
     const timeoutMs = options.timeoutMs ?? 10_000;
     let timer: NodeJS.Timeout | undefined;
@@ -430,11 +422,7 @@ export class BatchProcessor {
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
     ]);
     clearTimeout(timer);
-    // Batches this node holds go back to the cluster with the outcomes saved so far.
-    this.#member?.release();
-    await this.#cluster?.close().catch((error: unknown) => {
-      this.#log.warn({ err: error }, "closing the cluster connections failed");
-    });
+    await this.#member?.leave();
     await (drained ? this.#pool.close() : this.#pool.destroy());
     await this.#store.close();
     this.#storeClosed = true;

@@ -13,6 +13,8 @@ import { CANCELLED_BY_REQUEST, ITEM_FAILURES, type Job } from "./job.js";
 import type { JobRunner } from "./job-runner.js";
 import { isTerminal } from "./job-state.js";
 import type { BatchRecord, ItemWrite, JobStore } from "./job-store.js";
+import type { EngineLogger } from "./logger.js";
+import type { ResolvedBatchingOptions } from "./options.js";
 import type { BatchView, SubmitReceipt } from "./types.js";
 import type { ValidSubmit } from "./validation.js";
 
@@ -23,6 +25,7 @@ export interface ClusterMemberOptions {
   readonly runner: JobRunner;
   readonly models: ModelCatalog;
   readonly clock: () => number;
+  readonly log: EngineLogger;
 }
 
 /** Least time between two progress views a node publishes of one batch, ms. */
@@ -48,6 +51,39 @@ export class ClusterMember {
     this.#released = new Promise((resolve) => (this.#release = resolve));
   }
 
+  /**
+   * Starts taking batches, and hands the cluster every stored batch it does not hold;
+   * `configure` applies a configuration another node changed.
+   */
+  async start(configure: (options: ResolvedBatchingOptions) => void): Promise<void> {
+    await this.#o.cluster.start({ run: (pk, signal) => this.run(pk, signal), configure });
+    await this.#requeueUnheld();
+  }
+
+  /** Tells every other node the configuration changed. */
+  configured(options: ResolvedBatchingOptions): Promise<void> {
+    return this.#o.cluster.configured(options);
+  }
+
+  /** The first step of a shutdown: this node takes no more batches. */
+  async stopTaking(): Promise<void> {
+    await this.#o.cluster.stopTaking().catch((error: unknown) => {
+      this.#o.log.warn({ err: error }, "the cluster did not stop handing this node batches");
+    });
+  }
+
+  /**
+   * The last step of a shutdown, once running model batches have finished: the batches this node
+   * holds go back to the cluster with the outcomes saved so far, and the connections close.
+   */
+  async leave(): Promise<void> {
+    this.#closed.abort();
+    this.#release();
+    await this.#o.cluster.close().catch((error: unknown) => {
+      this.#o.log.warn({ err: error }, "closing the cluster connections failed");
+    });
+  }
+
   /** Runs a stored batch this node took; see `ClusterNode.run`. */
   async run(pk: number, signal: AbortSignal): Promise<"ended" | "released"> {
     const { runner, store, models } = this.#o;
@@ -65,12 +101,6 @@ export class ClusterMember {
       stopPublishing();
     }
     return job.terminal ? "ended" : "released";
-  }
-
-  /** This node stops running batches: those it holds go back to the cluster. */
-  release(): void {
-    this.#closed.abort();
-    this.#release();
   }
 
   /** The status of a batch that is not live here: its node's last view, else the stored one. */
@@ -129,7 +159,7 @@ export class ClusterMember {
     } catch (error) {
       const notQueued = ITEM_FAILURES.notHandedOver;
       await this.#endUnheld(record, "failed", notQueued, notQueued).catch(() => {
-        // The store is away too: the next node to start hands the batch over (requeueUnheld).
+        // The store is away too: the next node to start hands the batch over (see #requeueUnheld).
       });
       throw error instanceof StoreUnavailableError ? error : new StoreUnavailableError(error);
     }
@@ -140,7 +170,7 @@ export class ClusterMember {
    * Hands the cluster every stored batch that has not ended; those it already holds are left as
    * they are. Run at each start, it picks up a batch whose hand-over failed with Redis away.
    */
-  async requeueUnheld(): Promise<number> {
+  async #requeueUnheld(): Promise<number> {
     let cursor: string | undefined;
     let count = 0;
     do {
