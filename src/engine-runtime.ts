@@ -51,7 +51,7 @@ export async function startEngine(
       cluster = new RedisCluster({
         url: config.redisUrl,
         prefix: config.clusterPrefix,
-        batchesPerClass: config.clusterBatchesPerClass,
+        nodeBatches: config.clusterNodeBatches,
         lockMs: config.clusterLockMs,
         log: logger,
       });

@@ -194,11 +194,11 @@ export const SETTINGS = {
     meaning: "prefix of the cluster's Redis keys; two deployments on one Redis use two prefixes",
     parse: clusterPrefix,
   }),
-  clusterBatchesPerClass: setting({
-    env: "CLUSTER_BATCHES_PER_CLASS",
-    default: "32",
-    meaning: `batches of one priority class a node runs at once (${CLUSTER_BOUNDS.batchesPerClass.join("..")})`,
-    parse: integer(CLUSTER_BOUNDS.batchesPerClass),
+  clusterNodeBatches: setting({
+    env: "CLUSTER_NODE_BATCHES",
+    default: "16",
+    meaning: `batches a node holds at once, all classes together; it takes more only below this (${CLUSTER_BOUNDS.nodeBatches.join("..")})`,
+    parse: integer(CLUSTER_BOUNDS.nodeBatches),
   }),
   clusterLockMs: setting({
     env: "CLUSTER_LOCK_MS",

@@ -154,7 +154,10 @@ export class BatchProcessor {
       processor.#log,
     );
     if (processor.#member !== undefined)
-      await processor.#member.start((next) => processor.#configured(next, "another node"));
+      await processor.#member.start(
+        (next) => processor.#configured(next, "another node"),
+        () => processor.#batching,
+      );
     else processor.#runner.recover(await options.store.loadUnfinished(), options.models);
     processor.#purgeTimer = setInterval(
       () => void processor.purge(),

@@ -53,10 +53,17 @@ export class ClusterMember {
 
   /**
    * Starts taking batches, and hands the cluster every stored batch it does not hold;
-   * `configure` applies a configuration another node changed.
+   * `configure` applies a configuration another node changed, `config` is the one in force.
    */
-  async start(configure: (options: ResolvedBatchingOptions) => void): Promise<void> {
-    await this.#o.cluster.start({ run: (pk, signal) => this.run(pk, signal), configure });
+  async start(
+    configure: (options: ResolvedBatchingOptions) => void,
+    config: () => ResolvedBatchingOptions,
+  ): Promise<void> {
+    await this.#o.cluster.start({
+      run: (pk, signal) => this.run(pk, signal),
+      configure,
+      weights: () => config().priorityWeights,
+    });
     await this.#requeueUnheld();
   }
 

@@ -6,7 +6,7 @@
  */
 import type { BatchRecord } from "./job-store.js";
 import type { ResolvedBatchingOptions } from "./options.js";
-import type { BatchView } from "./types.js";
+import type { BatchView, Priority } from "./types.js";
 
 /** What a node does for the cluster: the engine hands these to {@link Cluster.start}. */
 export interface ClusterNode {
@@ -18,6 +18,8 @@ export interface ClusterNode {
   run(pk: number, signal: AbortSignal): Promise<"ended" | "released">;
   /** Applies a configuration another node changed. */
   configure(options: ResolvedBatchingOptions): void;
+  /** The priority weights now: the node takes batches of the classes by them. */
+  weights(): Readonly<Record<Priority, number>>;
 }
 
 /** How a cancel reached a batch that does not run on this node. */

@@ -1,15 +1,12 @@
 /**
  * Weighted fair queuing over the four priority classes of one (model, shape) queue.
  *
- * Stride scheduling: each class has a pass value that grows by `1 / weight` per dispatched item,
- * and the class with the lowest pass goes next, so while several classes wait each gets a share of
- * dispatched items proportional to its weight and none with a weight above 0 starves. A class that
- * was empty rejoins at the current virtual time (it banks no credit while idle). Classes with
- * weight 0 run only when every weighted class is empty. Within a class: earliest deadline first,
- * then arrival order.
+ * Between classes the {@link Stride} rule, charged one unit per dispatched item; within a class
+ * earliest deadline first, then arrival order.
  */
 import { positionInSchedule } from "./batch-policy.js";
 import { MinHeap } from "./min-heap.js";
+import { Stride } from "./stride.js";
 import { PRIORITIES, type Priority } from "./types.js";
 
 /** What the scheduler needs of an item. `queued` is owned by the scheduler. */
@@ -34,14 +31,14 @@ const earlier = (a: SchedulableItem, b: SchedulableItem): boolean =>
 export class PriorityScheduler<T extends SchedulableItem> {
   readonly #heaps = new Map<Priority, MinHeap<T>>();
   readonly #counts: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 };
-  readonly #pass: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 };
-  #virtualTime = 0;
+  readonly #stride: Stride;
   #size = 0;
   /** Arrival order, for the oldest waiting item; dead entries are skipped lazily. */
   #fifo: T[] = [];
   #fifoHead = 0;
 
   constructor(private readonly weights: () => Readonly<Record<Priority, number>>) {
+    this.#stride = new Stride(weights);
     for (const p of PRIORITIES) this.#heaps.set(p, new MinHeap<T>(earlier));
   }
 
@@ -58,7 +55,7 @@ export class PriorityScheduler<T extends SchedulableItem> {
   /** Adds an item. */
   push(item: T): void {
     const p = item.priority;
-    if (this.#counts[p] === 0) this.#pass[p] = Math.max(this.#pass[p], this.#virtualTime);
+    if (this.#counts[p] === 0) this.#stride.join(p);
     item.queued = true;
     this.#heap(p).push(item);
     this.#fifo.push(item);
@@ -77,15 +74,10 @@ export class PriorityScheduler<T extends SchedulableItem> {
 
   /** The class that goes next, or undefined when empty. */
   nextClass(): Priority | undefined {
-    const weights = this.weights();
-    let best: Priority | undefined;
-    for (const p of PRIORITIES) {
-      if (this.#counts[p] === 0 || weights[p] <= 0) continue;
-      if (best === undefined || this.#pass[p] < this.#pass[best]) best = p;
-    }
-    if (best !== undefined) return best;
-    return PRIORITIES.find((p) => this.#counts[p] > 0);
+    return this.#stride.next(this.#waiting);
   }
+
+  readonly #waiting = (p: Priority): boolean => this.#counts[p] > 0;
 
   /**
    * Removes up to `max` items in schedule order. With `sameGroup`, stops at the first item that
@@ -105,11 +97,7 @@ export class PriorityScheduler<T extends SchedulableItem> {
       head.queued = false;
       this.#counts[p]--;
       this.#size--;
-      const w = this.weights()[p];
-      if (w > 0) {
-        this.#virtualTime = this.#pass[p];
-        this.#pass[p] += 1 / w;
-      }
+      this.#stride.charge(p);
       out.push(head);
     }
     return out;
@@ -146,7 +134,7 @@ export class PriorityScheduler<T extends SchedulableItem> {
     return positionInSchedule({
       priority: p,
       ahead: this.#heap(p).count((o) => o.queued && earlier(o, item)),
-      passes: this.#pass,
+      passes: this.#stride.passes,
       counts: this.#counts,
       weights: this.weights(),
     });

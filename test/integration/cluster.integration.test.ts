@@ -63,8 +63,8 @@ afterEach(async () => {
 describe("a cluster of nodes on one Redis", () => {
   it("runs batches on every node and answers for each from any node", async () => {
     const prefix = newPrefix();
-    const a = await node({ prefix, batchesPerClass: 1 });
-    const b = await node({ prefix, batchesPerClass: 1 });
+    const a = await node({ prefix, nodeBatches: 1 });
+    const b = await node({ prefix, nodeBatches: 1 });
     const ids: string[] = [];
     for (let i = 0; i < 6; i++)
       ids.push((await a.processor.submit(alice, { data: items(20, i * 100) })).batchId);
@@ -82,10 +82,57 @@ describe("a cluster of nodes on one Redis", () => {
     }
   });
 
+  it("takes batches only up to its capacity, from the classes by their weights", async () => {
+    const prefix = newPrefix();
+    const a = await node({ prefix, nodeBatches: 1, hold: true });
+    await a.processor.configure(admin, { priorityWeights: { critical: 4, low: 1 } });
+    const blocker = await a.processor.submit(alice, { data: items(4) });
+    await until(() => a.pool.heldCount > 0);
+    // The first number of every input names its batch: 1000s critical, 2000s low.
+    const submitted: string[] = [];
+    for (const [priority, code] of [
+      ["low", 2000],
+      ["critical", 1000],
+    ] as const)
+      for (let i = 0; i < 9; i++) {
+        const data = Array.from({ length: 10 }, () => ({ input: [code + i, 0, 0] }));
+        submitted.push((await a.processor.submit(alice, { data, priority })).batchId);
+      }
+    // At capacity the node takes none of them.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (const id of submitted) expect((await a.processor.status(alice, id)).status).toBe("queued");
+    a.pool.release();
+    for (const id of [blocker.batchId, ...submitted])
+      expect((await settle(a.processor, id)).status).toBe("completed");
+    const order: number[] = [];
+    for (const batch of a.pool.received)
+      for (const [code = 0] of batch.rows)
+        if (code >= 1000 && order.at(-1) !== code) order.push(code);
+    expect(order).toHaveLength(18);
+    const firstTen = order.slice(0, 10).map((code) => (code < 2000 ? "critical" : "low"));
+    // Equal batches and weights 4:1: four critical batches for each low one, the low class
+    // never starved; within a class, in submission order.
+    expect(firstTen).toEqual([
+      "critical",
+      "low",
+      "critical",
+      "critical",
+      "critical",
+      "critical",
+      "low",
+      "critical",
+      "critical",
+      "critical",
+    ]);
+    expect(order.filter((code) => code < 2000)).toEqual(
+      Array.from({ length: 9 }, (_, i) => 1000 + i),
+    );
+  });
+
   it("cancels from another node a batch that runs elsewhere, and one still waiting", async () => {
     const prefix = newPrefix();
-    const a = await node({ prefix, batchesPerClass: 1, hold: true });
-    const b = await node({ prefix, batchesPerClass: 1, hold: true });
+    const a = await node({ prefix, nodeBatches: 1, hold: true });
+    const b = await node({ prefix, nodeBatches: 1, hold: true });
     // Each node takes one batch and holds it; the third waits for a node.
     const first = await a.processor.submit(alice, { data: items(10) });
     const second = await a.processor.submit(alice, { data: items(10) });
@@ -109,7 +156,7 @@ describe("a cluster of nodes on one Redis", () => {
     const runner = await node({ prefix, hold: true });
     const { batchId } = await runner.processor.submit(alice, { data: items(30) });
     await until(() => runner.pool.heldCount > 0);
-    const watcher = await node({ prefix, batchesPerClass: 1 });
+    const watcher = await node({ prefix, nodeBatches: 1 });
     const seen: BatchView[] = [];
     const watching = (async () => {
       for await (const view of watcher.processor.watch(alice, batchId)) seen.push(view);
@@ -142,7 +189,7 @@ describe("a cluster of nodes on one Redis", () => {
   it("moves a killed node's batch to a live node once its hold lapses", async () => {
     const prefix = newPrefix();
     // The first node holds a batch that fills it, so the child takes the next one.
-    const survivor = await node({ prefix, batchesPerClass: 1, hold: true, lockMs: 1000 });
+    const survivor = await node({ prefix, nodeBatches: 1, hold: true, lockMs: 1000 });
     const blocker = await survivor.processor.submit(alice, { data: items(1) });
     await until(() => survivor.pool.heldCount > 0);
     const child = spawn(process.execPath, ["--import", "tsx", CHILD, prefix, "1000"], {
