@@ -14,13 +14,15 @@ import type { ModelCatalog } from "./engine/inference-pool.js";
 import { combineObservers } from "./engine/observer.js";
 import { startEngine } from "./engine-runtime.js";
 import type { Logger } from "./logger.js";
-import { AnalyticsRecorder } from "./metrics/analytics.js";
+import { ANALYTICS_FIGURES, ANALYTICS_KEEP_MS, AnalyticsRecorder } from "./metrics/analytics.js";
 import { createPrometheusMetrics } from "./metrics/prometheus.js";
 import { createResourceMonitor } from "./metrics/resource-usage.js";
 import { createBatchProcessorService } from "./service/batch-processor-service.js";
 
 /** Store key of the analytics windows. */
 const ANALYTICS_STATE = "analytics";
+/** How often a cluster node shares its analytics minutes: how fresh another node's charts are. */
+const ANALYTICS_SHARE_MS = 5000;
 
 /** A running server. */
 export interface RunningServer {
@@ -93,7 +95,20 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   });
   const { processor, models } = await startEngine(config, logger, observer, auth.ownerRenames());
   metrics?.bindStats(() => processor.stats());
-  analytics.restore(await processor.loadState(ANALYTICS_STATE));
+  // Alone, the analytics windows are saved in the store and restored at start. In a cluster each
+  // node shares its minutes instead, under an id of this run: what a node recorded before a
+  // restart stays in the cluster's figures as another node's, never counted twice.
+  const keepAnalytics = processor.clustered
+    ? async () => {
+        const now = Math.floor(Date.now() / 60_000);
+        for (const minute of [now - 1, now]) {
+          const figures = analytics.figuresOf(minute);
+          if (figures !== undefined)
+            await processor.shareFigures(ANALYTICS_FIGURES, minute, figures, ANALYTICS_KEEP_MS);
+        }
+      }
+    : () => processor.saveState(ANALYTICS_STATE, analytics);
+  if (!processor.clustered) analytics.restore(await processor.loadState(ANALYTICS_STATE));
   const sampler = setInterval(
     () => analytics.sampleQueue(processor.stats().pendingByPriority),
     1000,
@@ -101,10 +116,10 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   sampler.unref();
   const saver = setInterval(
     () =>
-      void processor
-        .saveState(ANALYTICS_STATE, analytics)
-        .catch((error: unknown) => logger.warn({ err: error }, "saving analytics failed")),
-    60_000,
+      void keepAnalytics().catch((error: unknown) =>
+        logger.warn({ err: error }, "saving analytics failed"),
+      ),
+    processor.clustered ? ANALYTICS_SHARE_MS : 60_000,
   );
   saver.unref();
   const resources = createResourceMonitor();
@@ -130,10 +145,12 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     maxBodyBytes: config.maxRequestBytes,
     requestTimeoutMs: config.requestTimeoutMs,
     version: VERSION,
-    notReady: () =>
-      state === "serving"
-        ? missingModels
-        : [state === "starting" ? "the server is starting" : "the server is shutting down"],
+    notReady: () => {
+      if (state !== "serving")
+        return [state === "starting" ? "the server is starting" : "the server is shutting down"];
+      const cluster = processor.unavailable();
+      return cluster === undefined ? missingModels : [...missingModels, cluster];
+    },
     metrics:
       metrics === undefined
         ? undefined
@@ -169,9 +186,9 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
         resources.close();
         clearInterval(sampler);
         clearInterval(saver);
-        await processor
-          .saveState(ANALYTICS_STATE, analytics)
-          .catch((error: unknown) => logger.warn({ err: error }, "saving analytics failed"));
+        await keepAnalytics().catch((error: unknown) =>
+          logger.warn({ err: error }, "saving analytics failed"),
+        );
         grpc.setServing(false);
         const started = Date.now();
         await processor.close({ timeoutMs: config.shutdownTimeoutMs });

@@ -9,12 +9,13 @@
  *
  * Nodes talk through a BullMQ Relay: views of running batches (`batches.<pk>`, the last one
  * retained), cancels (`cancel`), configuration changes (`config`) and new jobs (`queued`, which
- * wakes idle nodes). A view is also kept under `<prefix>:live:<pk>` for status reads.
+ * wakes idle nodes). A view is also kept under `<prefix>:live:<pk>` for status reads, and each
+ * node's figures of an analytics minute under `<prefix>:figures:<key>:<minute>` (a hash by node).
  */
 import { randomUUID } from "node:crypto";
 import { Queue, type Job as QueuedJob, Relay, type RelaySubscription, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import type { Cluster, ClusterNode, RemoteCancel } from "../engine/cluster.js";
+import type { Cluster, ClusterNode, PeerFigures, RemoteCancel } from "../engine/cluster.js";
 import { StoreUnavailableError } from "../engine/errors.js";
 import type { BatchRecord } from "../engine/job-store.js";
 import type { EngineLogger } from "../engine/logger.js";
@@ -415,6 +416,37 @@ export class RedisCluster implements Cluster {
     return this.#nodes.count;
   }
 
+  async shareFigures(key: string, bucket: number, value: unknown, ttlMs: number): Promise<void> {
+    const hash = this.#figuresKey(key, bucket);
+    await unavailableOnError(() =>
+      this.#redis
+        .multi()
+        .hset(hash, this.#relay.nodeId, JSON.stringify(value))
+        .pexpire(hash, ttlMs)
+        .exec(),
+    );
+  }
+
+  async peerFigures(key: string, buckets: readonly number[]): Promise<PeerFigures[]> {
+    const pipeline = this.#redis.pipeline();
+    for (const bucket of buckets) pipeline.hgetall(this.#figuresKey(key, bucket));
+    const replies = await unavailableOnError(async () => (await pipeline.exec()) ?? []);
+    const figures: PeerFigures[] = [];
+    replies.forEach(([error, hash], i) => {
+      if (error !== null) throw new StoreUnavailableError(error);
+      const bucket = buckets[i] as number;
+      for (const [node, text] of Object.entries(hash as Record<string, string>))
+        if (node !== this.#relay.nodeId) figures.push({ node, bucket, value: JSON.parse(text) });
+    });
+    return figures;
+  }
+
+  unavailable(): string | undefined {
+    return this.#redis.status === "ready"
+      ? undefined
+      : `Redis is unreachable (${this.#redis.status})`;
+  }
+
   async stopTaking(): Promise<void> {
     this.#taking = false;
     this.#wake();
@@ -431,6 +463,10 @@ export class RedisCluster implements Cluster {
     await Promise.all([...this.#queues.values()].map((queue) => queue.close()));
     this.#redis.disconnect();
     for (const connection of this.#connections) connection.disconnect();
+  }
+
+  #figuresKey(key: string, bucket: number): string {
+    return `${this.#o.prefix}:figures:${key}:${bucket}`;
   }
 
   #liveKey(pk: number): string {

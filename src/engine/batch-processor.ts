@@ -7,8 +7,8 @@ import { randomUUID } from "node:crypto";
 import { type AdmissionState, admissionRefusal } from "./admission.js";
 import type { ProcessorStats } from "./batch-stats.js";
 import { itemResultOf, receiptOf, resultsOf, viewOfRecord } from "./batch-views.js";
-import type { Cluster } from "./cluster.js";
-import { ClusterMember } from "./cluster-member.js";
+import type { Cluster, PeerFigures } from "./cluster.js";
+import { ClusterMember, type OverallStats } from "./cluster-member.js";
 import {
   BatchEndedError,
   BatchExistsError,
@@ -125,6 +125,8 @@ export class BatchProcessor {
             models: o.models,
             clock: this.#clock,
             log: this.#log,
+            batching: () => this.#batching,
+            stats: () => this.#runner.stats.snapshot(),
           });
   }
 
@@ -154,10 +156,7 @@ export class BatchProcessor {
       processor.#log,
     );
     if (processor.#member !== undefined)
-      await processor.#member.start(
-        (next) => processor.#configured(next, "another node"),
-        () => processor.#batching,
-      );
+      await processor.#member.start((next) => processor.#configured(next, "another node"));
     else processor.#runner.recover(await options.store.loadUnfinished(), options.models);
     processor.#purgeTimer = setInterval(
       () => void processor.purge(),
@@ -170,6 +169,40 @@ export class BatchProcessor {
   /** The live batching configuration. */
   get config(): ResolvedBatchingOptions {
     return this.#batching;
+  }
+
+  /** True when this node is one of a cluster. */
+  get clustered(): boolean {
+    return this.#member !== undefined;
+  }
+
+  /**
+   * Shares this node's figures for one time bucket with the other nodes of its cluster (see
+   * `Cluster.shareFigures`); alone there is no one to share with.
+   */
+  async shareFigures(key: string, bucket: number, value: unknown, ttlMs: number): Promise<void> {
+    await this.#member?.shareFigures(key, bucket, value, ttlMs);
+  }
+
+  /** What the other nodes of the cluster shared (see `Cluster.peerFigures`); alone, none. */
+  async peerFigures(key: string, buckets: readonly number[]): Promise<PeerFigures[]> {
+    return (await this.#member?.peerFigures(key, buckets)) ?? [];
+  }
+
+  /** Counters of the whole cluster, or of this node when alone. */
+  async overallStats(): Promise<OverallStats> {
+    const local = this.#runner.stats.snapshot();
+    if (this.#member !== undefined) return this.#member.overallStats(local);
+    return {
+      ...local,
+      activeBatches: this.#runner.activeStored,
+      queueLength: this.#runner.batcher.pending,
+    };
+  }
+
+  /** Why this node cannot serve what needs its cluster (Redis unreachable); undefined if it can. */
+  unavailable(): string | undefined {
+    return this.#member?.unavailable();
   }
 
   /** Live counters for metrics and health. */

@@ -36,6 +36,10 @@ export interface StatsSnapshot {
   readonly totalFailed: number;
   /** Mean model-batch execution time since start, ms. */
   readonly averageProcessingTimeMs: number;
+  /** Items and model batches finished in the window, and model batches since start: the weights of the means when several nodes' snapshots are merged. */
+  readonly windowItems: number;
+  readonly windowBatches: number;
+  readonly totalBatches: number;
 }
 
 /** See the file comment. It observes the engine like any other {@link EngineObserver}. */
@@ -111,6 +115,9 @@ export class BatchStats implements EngineObserver {
       totalSucceeded: this.#succeeded,
       totalFailed: this.#failed,
       averageProcessingTimeMs: this.#batches === 0 ? 0 : this.#batchMs / this.#batches,
+      windowItems: items,
+      windowBatches: batches,
+      totalBatches: this.#batches,
     };
   }
 
@@ -126,6 +133,36 @@ export class BatchStats implements EngineObserver {
     }
     return bucket;
   }
+}
+
+/** Several nodes' snapshots as one cluster's: counts add up, means weigh each node by its count. */
+export function mergeSnapshots(parts: readonly StatsSnapshot[]): StatsSnapshot {
+  const sum = (f: (s: StatsSnapshot) => number) => parts.reduce((n, s) => n + f(s), 0);
+  const mean = (value: (s: StatsSnapshot) => number, weight: (s: StatsSnapshot) => number) => {
+    const total = sum(weight);
+    return total === 0 ? 0 : sum((s) => value(s) * weight(s)) / total;
+  };
+  return {
+    throughputPerSecond: sum((s) => s.throughputPerSecond),
+    averageBatchSize: mean(
+      (s) => s.averageBatchSize,
+      (s) => s.windowBatches,
+    ),
+    averageLatencyMs: mean(
+      (s) => s.averageLatencyMs,
+      (s) => s.windowItems,
+    ),
+    totalProcessed: sum((s) => s.totalProcessed),
+    totalSucceeded: sum((s) => s.totalSucceeded),
+    totalFailed: sum((s) => s.totalFailed),
+    averageProcessingTimeMs: mean(
+      (s) => s.averageProcessingTimeMs,
+      (s) => s.totalBatches,
+    ),
+    windowItems: sum((s) => s.windowItems),
+    windowBatches: sum((s) => s.windowBatches),
+    totalBatches: sum((s) => s.totalBatches),
+  };
 }
 
 /** What `BatchProcessor.stats()` reports. */

@@ -5,8 +5,10 @@
  * batch that is not live in its own process.
  */
 import { type AdmissionState, admissionRefusal } from "./admission.js";
-import { receiptOf, viewOfRecord } from "./batch-views.js";
-import type { Cluster } from "./cluster.js";
+import { positionInSchedule } from "./batch-policy.js";
+import { mergeSnapshots, type StatsSnapshot } from "./batch-stats.js";
+import { receiptOf, viewOf, viewOfRecord } from "./batch-views.js";
+import type { Cluster, PeerFigures } from "./cluster.js";
 import { type Failure, StoreUnavailableError } from "./errors.js";
 import type { ModelCatalog } from "./inference-pool.js";
 import { CANCELLED_BY_REQUEST, ITEM_FAILURES, type Job } from "./job.js";
@@ -15,7 +17,7 @@ import { isTerminal } from "./job-state.js";
 import type { BatchRecord, ItemWrite, JobStore } from "./job-store.js";
 import type { EngineLogger } from "./logger.js";
 import type { ResolvedBatchingOptions } from "./options.js";
-import type { BatchView, SubmitReceipt } from "./types.js";
+import type { BatchView, Priority, SubmitReceipt } from "./types.js";
 import type { ValidSubmit } from "./validation.js";
 
 /** Options of {@link ClusterMember}. */
@@ -26,7 +28,33 @@ export interface ClusterMemberOptions {
   readonly models: ModelCatalog;
   readonly clock: () => number;
   readonly log: EngineLogger;
+  /** The batching configuration in force. */
+  readonly batching: () => ResolvedBatchingOptions;
+  /** This node's counters, shared with the other nodes. */
+  readonly stats: () => StatsSnapshot;
 }
+
+/** Counters of the whole cluster (or of one node alone). */
+export interface OverallStats extends StatsSnapshot {
+  /** Stored batches queued or processing. */
+  readonly activeBatches: number;
+  /** Items waiting to run (in a cluster: stored items without an outcome, running ones included). */
+  readonly queueLength: number;
+}
+
+/** A cluster has no pass values of its own: every class's backlog starts level. */
+const EVEN_PASSES: Readonly<Record<Priority, number>> = Object.freeze({
+  critical: 0,
+  high: 0,
+  normal: 0,
+  low: 0,
+});
+
+/** How often a node shares its counters, ms. */
+const STATS_SHARE_MS = 5000;
+/** A node's counters count for the cluster until this old: older, it has left. */
+const STATS_FRESH_MS = 3 * STATS_SHARE_MS;
+const STATS_KEY = "stats";
 
 /** Least time between two progress views a node publishes of one batch, ms. */
 const PUBLISH_INTERVAL_MS = 200;
@@ -45,6 +73,7 @@ export class ClusterMember {
   #release!: () => void;
   /** Aborted on release: ends the watches this node serves for batches of other nodes. */
   readonly #closed = new AbortController();
+  #shareTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ClusterMemberOptions) {
     this.#o = options;
@@ -53,23 +82,70 @@ export class ClusterMember {
 
   /**
    * Starts taking batches, and hands the cluster every stored batch it does not hold;
-   * `configure` applies a configuration another node changed, `config` is the one in force.
+   * `configure` applies a configuration another node changed.
    */
-  async start(
-    configure: (options: ResolvedBatchingOptions) => void,
-    config: () => ResolvedBatchingOptions,
-  ): Promise<void> {
+  async start(configure: (options: ResolvedBatchingOptions) => void): Promise<void> {
     await this.#o.cluster.start({
       run: (pk, signal) => this.run(pk, signal),
       configure,
-      weights: () => config().priorityWeights,
+      weights: () => this.#o.batching().priorityWeights,
     });
+    this.#shareTimer = setInterval(() => this.#shareStats(), STATS_SHARE_MS);
+    this.#shareTimer.unref();
+    this.#shareStats();
     await this.#requeueUnheld();
   }
 
   /** Tells every other node the configuration changed. */
   configured(options: ResolvedBatchingOptions): Promise<void> {
     return this.#o.cluster.configured(options);
+  }
+
+  /** See `Cluster.shareFigures`. */
+  shareFigures(key: string, bucket: number, value: unknown, ttlMs: number): Promise<void> {
+    return this.#o.cluster.shareFigures(key, bucket, value, ttlMs);
+  }
+
+  /** See `Cluster.peerFigures`. */
+  peerFigures(key: string, buckets: readonly number[]): Promise<PeerFigures[]> {
+    return this.#o.cluster.peerFigures(key, buckets);
+  }
+
+  /**
+   * The cluster's counters: this node's `local` snapshot merged with the latest each other node
+   * shared (those silent for longer than {@link STATS_FRESH_MS} have left), and the stored work
+   * not yet done.
+   */
+  async overallStats(local: StatsSnapshot): Promise<OverallStats> {
+    const bucket = Math.floor(this.#o.clock() / STATS_SHARE_MS);
+    const buckets = Array.from({ length: STATS_FRESH_MS / STATS_SHARE_MS }, (_, i) => bucket - i);
+    const [peers, activity] = await Promise.all([
+      this.#o.cluster.peerFigures(STATS_KEY, buckets),
+      this.#o.store.activity(),
+    ]);
+    const latest = new Map<string, PeerFigures>();
+    for (const peer of peers)
+      if ((latest.get(peer.node)?.bucket ?? Number.NEGATIVE_INFINITY) < peer.bucket)
+        latest.set(peer.node, peer);
+    const snapshots = [...latest.values()].map((peer) => peer.value as StatsSnapshot);
+    return {
+      ...mergeSnapshots([local, ...snapshots]),
+      activeBatches: activity.activeBatches,
+      queueLength: activity.pendingItems,
+    };
+  }
+
+  /** Shares this node's counters for {@link overallStats} on other nodes. */
+  #shareStats(): void {
+    const bucket = Math.floor(this.#o.clock() / STATS_SHARE_MS);
+    this.#o.cluster
+      .shareFigures(STATS_KEY, bucket, this.#o.stats(), STATS_FRESH_MS + STATS_SHARE_MS)
+      .catch((error: unknown) => this.#o.log.debug({ err: error }, "sharing counters failed"));
+  }
+
+  /** See `Cluster.unavailable`. */
+  unavailable(): string | undefined {
+    return this.#o.cluster.unavailable();
   }
 
   /** The first step of a shutdown: this node takes no more batches. */
@@ -84,6 +160,7 @@ export class ClusterMember {
    * holds go back to the cluster with the outcomes saved so far, and the connections close.
    */
   async leave(): Promise<void> {
+    clearInterval(this.#shareTimer);
     this.#closed.abort();
     this.#release();
     await this.#o.cluster.close().catch((error: unknown) => {
@@ -110,13 +187,50 @@ export class ClusterMember {
     return job.terminal ? "ended" : "released";
   }
 
-  /** The status of a batch that is not live here: its node's last view, else the stored one. */
+  /**
+   * The status of a batch that is not live here: its node's last view; for one no node has taken
+   * yet, where it stands in the cluster's backlog; else the stored one.
+   */
   async view(record: BatchRecord): Promise<BatchView> {
     if (!isTerminal(record.status)) {
       const latest = await this.#o.cluster.latest(record.pk);
       if (latest !== undefined) return latest;
+      if (record.status === "queued") return this.#waitingView(record);
     }
     return viewOfRecord(record, this.#o.clock());
+  }
+
+  /**
+   * A batch waiting for a node: its queue position is the items the cluster runs before its
+   * first one (those of its class stored before it, and the other classes' by the weights, as
+   * on one node), and its completion estimate that work and its own items shared over the
+   * nodes at this node's pace. Without Redis it answers the stored view.
+   */
+  async #waitingView(record: BatchRecord): Promise<BatchView> {
+    const { store, cluster, runner, clock } = this.#o;
+    const [backlog, nodes] = await Promise.all([
+      store.backlog(record.pk).catch(() => undefined),
+      cluster.nodes().catch(() => 1),
+    ]);
+    const now = clock();
+    if (backlog === undefined) return viewOfRecord(record, now);
+    const queuePosition = positionInSchedule({
+      priority: record.priority,
+      ahead: backlog.aheadInClass,
+      passes: EVEN_PASSES,
+      counts: backlog.pending,
+      weights: this.#o.batching().priorityWeights,
+    });
+    const remaining = record.total - record.succeeded - record.failed;
+    const ms = runner.batcher.estimateMs(
+      record.modelId,
+      Math.ceil((queuePosition + remaining) / nodes),
+    );
+    return viewOf(
+      record,
+      { queuePosition, estimatedCompletionTime: ms === undefined ? null : now + ms },
+      now,
+    );
   }
 
   /** Status events of a batch that is not live here, ending after the terminal one. */
@@ -170,7 +284,7 @@ export class ClusterMember {
       });
       throw error instanceof StoreUnavailableError ? error : new StoreUnavailableError(error);
     }
-    return receiptOf(viewOfRecord(record, this.#o.clock()));
+    return receiptOf(await this.view(record));
   }
 
   /**

@@ -29,6 +29,13 @@ export type RemoteCancel =
   /** The node that runs it was asked to cancel it. */
   | "signalled";
 
+/** Figures another node shared. */
+export interface PeerFigures {
+  readonly node: string;
+  readonly bucket: number;
+  readonly value: unknown;
+}
+
 /** See the file comment. */
 export interface Cluster {
   /** Starts taking batches; `node` runs those this process takes. */
@@ -50,6 +57,18 @@ export interface Cluster {
   configured(options: ResolvedBatchingOptions): Promise<void>;
   /** Nodes taking batches now (this one included). */
   nodes(): Promise<number>;
+  /**
+   * Shares this node's figures for one time bucket (an analytics minute) under `key`, replacing
+   * what it shared for that bucket before; kept for `ttlMs`.
+   */
+  shareFigures(key: string, bucket: number, value: unknown, ttlMs: number): Promise<void>;
+  /**
+   * What every other node shared under `key` for `buckets`, nodes that have left included (their
+   * figures are history), in no particular order.
+   */
+  peerFigures(key: string, buckets: readonly number[]): Promise<PeerFigures[]>;
+  /** Why this node cannot serve cluster calls now (Redis unreachable), or undefined. */
+  unavailable(): string | undefined;
   /** Takes no more batches (the first step of a shutdown). */
   stopTaking(): Promise<void>;
   /**

@@ -57,6 +57,17 @@ export interface StoredResult {
   readonly error: Failure | null;
 }
 
+/** The stored work a batch waits behind. */
+export interface Backlog {
+  /** Items without an outcome in batches queued or processing, per class, the batch's own excluded. */
+  readonly pending: Readonly<Record<Priority, number>>;
+  /**
+   * Of those in its own class, the items of batches stored before it (an estimate where outcomes
+   * of the class come out of stored order; never above the class's figure in `pending`).
+   */
+  readonly aheadInClass: number;
+}
+
 /** One item's outcome to write. An item gets exactly one outcome; later writes are ignored. */
 export interface ItemWrite {
   readonly pk: number;
@@ -136,6 +147,8 @@ export interface JobStore {
   loadBatch(pk: number): Promise<UnfinishedBatch | undefined>;
   /** Batches queued or processing, and their items without an outcome, over every node. */
   activity(): Promise<{ readonly activeBatches: number; readonly pendingItems: number }>;
+  /** The stored work the batch `pk` waits behind, over every node; undefined if no such batch. */
+  backlog(pk: number): Promise<Backlog | undefined>;
   /**
    * Deletes at most `limit` batches that ended before `before` (epoch ms), oldest first; returns
    * how many. Callers repeat until fewer than `limit` are deleted, so no call runs long.

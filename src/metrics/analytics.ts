@@ -7,6 +7,11 @@ import { echo, InvalidInputError } from "../engine/errors.js";
 import type { EngineObserver, ItemOutcome } from "../engine/observer.js";
 import { PRIORITIES, type Priority } from "../engine/types.js";
 
+/** The key under which cluster nodes share their analytics minutes. */
+export const ANALYTICS_FIGURES = "analytics";
+/** How long a shared minute is kept: a day, and a margin for the slowest reader. */
+export const ANALYTICS_KEEP_MS = 25 * 60 * 60_000;
+
 /** Periods GetAnalytics accepts, in minutes. */
 export const PERIODS: Readonly<Record<string, number>> = Object.freeze({
   "5m": 5,
@@ -131,8 +136,8 @@ export class AnalyticsRecorder implements EngineObserver {
     m.scopes.all.queueLengthSamples++;
   }
 
-  /** Series for `period` and `metrics` (all when empty); throws InvalidInputError for unknown names. */
-  report(period = "1h", metrics: readonly string[] = []): AnalyticsReport {
+  /** The minutes (since the epoch) a report for `period` covers; throws for an unknown period. */
+  minutesOf(period = "1h"): number[] {
     const key = period || "1h";
     const minutes = Object.hasOwn(PERIODS, key) ? PERIODS[key] : undefined;
     if (minutes === undefined)
@@ -140,6 +145,26 @@ export class AnalyticsRecorder implements EngineObserver {
         "period",
         `expected one of ${Object.keys(PERIODS).join(", ")}, got ${echo(period)}`,
       );
+    const current = Math.floor(this.#clock() / 60_000);
+    return Array.from({ length: minutes }, (_, i) => current - minutes + 1 + i);
+  }
+
+  /** This node's figures of one minute, to share with the other nodes of a cluster. */
+  figuresOf(minute: number): object | undefined {
+    return this.#minutes.get(minute);
+  }
+
+  /**
+   * Series for `period` and `metrics` (all when empty); throws InvalidInputError for unknown
+   * names. `peers` are other nodes' figures (from {@link figuresOf}): in a cluster the report is
+   * the cluster's, items and histograms summed, queue lengths added node by node.
+   */
+  report(
+    period = "1h",
+    metrics: readonly string[] = [],
+    peers: readonly unknown[] = [],
+  ): AnalyticsReport {
+    const range = this.minutesOf(period);
     const wanted = metrics.length === 0 ? [...ANALYTICS_METRICS] : metrics;
     for (const name of wanted) {
       if (!(ANALYTICS_METRICS as readonly string[]).includes(name)) {
@@ -150,9 +175,20 @@ export class AnalyticsRecorder implements EngineObserver {
       }
     }
     const now = this.#clock();
-    const current = Math.floor(now / 60_000);
-    const range = Array.from({ length: minutes }, (_, i) => current - minutes + 1 + i);
-    const buckets = range.map((minute) => this.#minutes.get(minute));
+    const current = range.at(-1) as number;
+    const byMinute = new Map<number, Minute[]>();
+    for (const peer of peers) {
+      if (!isMinute(peer)) continue;
+      const list = byMinute.get(peer.minute) ?? [];
+      list.push(peer);
+      byMinute.set(peer.minute, list);
+    }
+    const buckets = range.map((minute) => {
+      const own = this.#minutes.get(minute);
+      const others = byMinute.get(minute);
+      if (others === undefined) return own;
+      return mergeMinutes(minute, own === undefined ? others : [own, ...others]);
+    });
     const elapsedInCurrent = Math.max(1, (now - current * 60_000) / 1000);
     const series: AnalyticsSeries[] = [];
     for (const name of wanted as MetricName[]) {
@@ -173,8 +209,7 @@ export class AnalyticsRecorder implements EngineObserver {
   restore(state: unknown): void {
     const minutes = (state as { version?: number; minutes?: Minute[] } | undefined)?.minutes;
     if (!Array.isArray(minutes)) return;
-    for (const m of minutes)
-      if (typeof m?.minute === "number" && m.scopes !== undefined) this.#minutes.set(m.minute, m);
+    for (const m of minutes) if (isMinute(m)) this.#minutes.set(m.minute, m);
     this.#trim();
   }
 
@@ -258,9 +293,7 @@ export class AnalyticsRecorder implements EngineObserver {
             return value === undefined ? [] : [{ time: time(i), value }];
           });
           const merged: Histogram = {};
-          for (const m of buckets)
-            for (const [b, n] of Object.entries(pick(m) ?? {}))
-              merged[Number(b)] = (merged[Number(b)] ?? 0) + n;
+          for (const m of buckets) addAll(merged, pick(m) ?? {});
           return {
             metric: `${name}_p${q}`,
             priority: scope,
@@ -294,6 +327,49 @@ export class AnalyticsRecorder implements EngineObserver {
   #trim(): void {
     const oldest = Math.floor(this.#clock() / 60_000) - KEEP_MINUTES;
     for (const minute of this.#minutes.keys()) if (minute <= oldest) this.#minutes.delete(minute);
+  }
+}
+
+function isMinute(value: unknown): value is Minute {
+  const m = value as Partial<Minute> | undefined;
+  return typeof m?.minute === "number" && typeof m.scopes === "object" && m.scopes !== null;
+}
+
+/**
+ * Several nodes' figures of one minute as one: counts and histograms add up; a queue length is
+ * each node's mean over the minute, added (the cluster's queue is every node's together).
+ */
+function mergeMinutes(minute: number, parts: readonly Minute[]): Minute {
+  const out: Minute = {
+    minute,
+    batches: 0,
+    batchItems: 0,
+    scopes: Object.fromEntries(SCOPES.map((s) => [s, emptyScope()])) as Record<Scope, ScopeCounts>,
+  };
+  for (const part of parts) {
+    out.batches += part.batches;
+    out.batchItems += part.batchItems;
+    for (const scope of SCOPES) {
+      const from = part.scopes[scope];
+      const to = out.scopes[scope];
+      if (from === undefined) continue;
+      to.items += from.items;
+      to.failed += from.failed;
+      addAll(to.latency, from.latency);
+      addAll(to.queueWait, from.queueWait);
+      if (from.queueLengthSamples > 0) {
+        to.queueLengthSum += from.queueLengthSum / from.queueLengthSamples;
+        to.queueLengthSamples = 1;
+      }
+    }
+  }
+  return out;
+}
+
+function addAll(to: Histogram, from: Histogram): void {
+  for (const [bucket, n] of Object.entries(from)) {
+    const b = Number(bucket);
+    to[b] = (to[b] ?? 0) + n;
   }
 }
 

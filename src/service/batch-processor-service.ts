@@ -43,7 +43,7 @@ import type {
   Principal,
   SubmitRequest,
 } from "../engine/types.js";
-import type { AnalyticsRecorder } from "../metrics/analytics.js";
+import { ANALYTICS_FIGURES, type AnalyticsRecorder } from "../metrics/analytics.js";
 import type { ResourceMonitor } from "../metrics/resource-usage.js";
 import { type SubmitBatchInput, unpackSubmit } from "./packed-inputs.js";
 
@@ -129,13 +129,13 @@ export function createBatchProcessorService(
       return configOf(processor.config);
     },
     async getMetrics() {
-      const stats = processor.stats();
+      const stats = await processor.overallStats();
       const usage = resources.read();
       const finished = stats.totalProcessed;
       return create(MetricsSchema, {
         currentStats: {
           activeBatches: stats.activeBatches,
-          queueLength: stats.pending,
+          queueLength: stats.queueLength,
           averageBatchSize: stats.averageBatchSize,
           throughputPerSecond: stats.throughputPerSecond,
           averageLatencyMs: stats.averageLatencyMs,
@@ -154,7 +154,13 @@ export function createBatchProcessorService(
       });
     },
     async getAnalytics(request) {
-      const report = analytics.report(request.period, request.metrics);
+      const minutes = analytics.minutesOf(request.period);
+      const peers = await processor.peerFigures(ANALYTICS_FIGURES, minutes);
+      const report = analytics.report(
+        request.period,
+        request.metrics,
+        peers.map((peer) => peer.value),
+      );
       return create(AnalyticsSchema, {
         period: report.period,
         start: timestampFromMs(report.start),

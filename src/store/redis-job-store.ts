@@ -16,6 +16,7 @@ import {
   StoreUnavailableError,
 } from "../engine/errors.js";
 import type {
+  Backlog,
   BatchRecord,
   BatchWrite,
   ItemWrite,
@@ -28,8 +29,8 @@ import type {
   StoredResult,
   UnfinishedBatch,
 } from "../engine/job-store.js";
-import type { BatchStatus, Priority } from "../engine/types.js";
-import { CREATE_BATCH, PAGE, PURGE, RENAME_OWNER, SAVE } from "./redis-scripts.js";
+import { type BatchStatus, PRIORITIES, type Priority } from "../engine/types.js";
+import { BACKLOG, CREATE_BATCH, PAGE, PURGE, RENAME_OWNER, SAVE } from "./redis-scripts.js";
 
 /** Options of {@link RedisJobStore}. */
 export interface RedisJobStoreOptions {
@@ -67,6 +68,7 @@ type Scripted = Redis & {
   bpPage(...args: (string | number)[]): Promise<string[]>;
   bpPurge(...args: (string | number)[]): Promise<number>;
   bpRenameOwner(...args: string[]): Promise<number>;
+  bpBacklog(...args: string[]): Promise<number[]>;
 };
 
 /** See the file comment. */
@@ -91,6 +93,7 @@ export class RedisJobStore implements JobStore {
       ["bpPage", PAGE],
       ["bpPurge", PURGE],
       ["bpRenameOwner", RENAME_OWNER],
+      ["bpBacklog", BACKLOG],
     ];
     for (const [name, lua] of scripts) this.#redis.defineCommand(name, { numberOfKeys: 0, lua });
   }
@@ -281,6 +284,15 @@ export class RedisJobStore implements JobStore {
       ]),
     );
     return { activeBatches: queued + processing, pendingItems: Math.max(0, Number(pending ?? 0)) };
+  }
+
+  async backlog(pk: number): Promise<Backlog | undefined> {
+    const counts = await this.#call(() =>
+      this.#redis.bpBacklog(this.#p, String(pk), ...PRIORITIES),
+    );
+    if (counts.length === 0) return undefined;
+    const pending = Object.fromEntries(PRIORITIES.map((p, i) => [p, counts[i] ?? 0]));
+    return { pending: pending as Record<Priority, number>, aheadInClass: counts.at(-1) ?? 0 };
   }
 
   async purgeFinished(before: number, limit: number): Promise<number> {

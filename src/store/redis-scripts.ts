@@ -14,7 +14,10 @@
  * - lists newest first, sorted sets scored by creation time with zero-padded pks as members (so
  *   equal times order by pk): `P:l:all`, `P:l:o:<owner>`, `P:l:s:<status>`, `P:l:os:<status>:<owner>`;
  *   `P:ended` ended batches by end time, for purges; `P:settings` (hash); `P:pending` the items
- *   of every batch without an outcome (what admission counts over the cluster).
+ *   of every batch without an outcome (what admission counts over the cluster);
+ * - per priority class `P:items:<class>` the items ever stored and `P:done:<class>` those with an
+ *   outcome; a batch's `items_before` is its class's `P:items` when it was stored. The backlog
+ *   ahead of a batch is read from these in constant time (see BACKLOG).
  */
 
 /** Shared Lua: a pk as an index member, and moving a batch between status indexes. */
@@ -44,18 +47,21 @@ if existing then return {0, tonumber(existing)} end
 local pk = redis.call('INCR', p .. ':seq')
 local created = tonumber(ARGV[7])
 local m = member(pk)
+local total = tonumber(ARGV[9])
+local before = redis.call('INCRBY', p .. ':items:' .. ARGV[5], total) - total
 redis.call('HSET', p .. ':ids:' .. owner, id, pk)
 redis.call('HSET', p .. ':b:' .. pk, 'owner', owner, 'batch_id', id, 'model_id', ARGV[4],
   'priority', ARGV[5], 'status', 'queued', 'error', '', 'error_code', '', 'timeout_ms', ARGV[6],
   'created_at', ARGV[7], 'deadline', ARGV[8], 'started_at', '', 'completed_at', '',
-  'total', ARGV[9], 'succeeded', 0, 'failed', 0, 'metadata', ARGV[10], 'payload_hash', ARGV[11])
+  'total', ARGV[9], 'succeeded', 0, 'failed', 0, 'metadata', ARGV[10], 'payload_hash', ARGV[11],
+  'items_before', before)
 redis.call('SET', p .. ':in:' .. pk, ARGV[12])
 redis.call('SET', p .. ':meta:' .. pk, ARGV[13])
 redis.call('ZADD', p .. ':any:' .. id, created, m)
 redis.call('ZADD', p .. ':l:all', created, m)
 redis.call('ZADD', p .. ':l:o:' .. owner, created, m)
 move(p, pk, false, 'queued', owner, created)
-redis.call('INCRBY', p .. ':pending', tonumber(ARGV[9]))
+redis.call('INCRBY', p .. ':pending', total)
 return {1, pk}
 `;
 
@@ -84,6 +90,8 @@ for pk, c in pairs(counts) do
   redis.call('HINCRBY', p .. ':b:' .. pk, 'succeeded', c[1])
   redis.call('HINCRBY', p .. ':b:' .. pk, 'failed', c[2])
   redis.call('DECRBY', p .. ':pending', c[1] + c[2])
+  local class = redis.call('HGET', p .. ':b:' .. pk, 'priority')
+  redis.call('INCRBY', p .. ':done:' .. class, c[1] + c[2])
 end
 local m = tonumber(ARGV[at]); at = at + 1
 for _ = 1, m do
@@ -107,6 +115,35 @@ for _ = 1, k do
   at = at + 2
 end
 return 0
+`;
+
+/**
+ * The work a batch waits behind. ARGV: prefix, pk, then the priority classes. Returns {} when the
+ * batch does not exist, else the items without an outcome of each class in ARGV order, the
+ * batch's own excluded, then the items of its own class stored before it and not yet done.
+ * Outcomes are counted per class, not per batch, so when a class's items end out of their stored
+ * order the last figure is an estimate, never above the class's backlog.
+ */
+export const BACKLOG = `
+local p, pk = ARGV[1], ARGV[2]
+local f = redis.call('HMGET', p .. ':b:' .. pk, 'priority', 'items_before', 'total', 'succeeded', 'failed')
+if not f[1] then return {} end
+local own = tonumber(f[3]) - tonumber(f[4]) - tonumber(f[5])
+local out = {}
+local ahead = 0
+for i = 3, #ARGV do
+  local class = ARGV[i]
+  local items = tonumber(redis.call('GET', p .. ':items:' .. class) or '0')
+  local done = tonumber(redis.call('GET', p .. ':done:' .. class) or '0')
+  local pending = math.max(0, items - done)
+  if class == f[1] then
+    pending = math.max(0, pending - own)
+    ahead = math.min(pending, math.max(0, tonumber(f[2] or '0') - done))
+  end
+  out[#out + 1] = pending
+end
+out[#out + 1] = ahead
+return out
 `;
 
 /**

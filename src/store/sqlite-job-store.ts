@@ -9,6 +9,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { type Failure, failure } from "../engine/errors.js";
 import type {
+  Backlog,
   BatchRecord,
   BatchWrite,
   ItemWrite,
@@ -276,6 +277,27 @@ export class SqliteJobStore implements JobStore {
       )
       .get() as { batches: number; items: number };
     return { activeBatches: row.batches, pendingItems: row.items };
+  }
+
+  async backlog(pk: number): Promise<Backlog | undefined> {
+    const own = this.#db.prepare("SELECT priority FROM batches WHERE pk = ?").get(pk) as
+      | { priority: Priority }
+      | undefined;
+    if (own === undefined) return undefined;
+    const rows = this.#db
+      .prepare(
+        `SELECT priority, sum(total - succeeded - failed) AS items,
+           sum(CASE WHEN pk < ? THEN total - succeeded - failed ELSE 0 END) AS ahead
+         FROM batches WHERE status IN ('queued', 'processing') AND pk != ? GROUP BY priority`,
+      )
+      .all(pk, pk) as { priority: Priority; items: number; ahead: number }[];
+    const pending: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 };
+    let aheadInClass = 0;
+    for (const row of rows) {
+      pending[row.priority] = row.items;
+      if (row.priority === own.priority) aheadInClass = row.ahead;
+    }
+    return { pending, aheadInClass };
   }
 
   /** A batch with the items that have no outcome, each with its input and whether it started. */

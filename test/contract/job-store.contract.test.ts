@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { failure } from "../../src/engine/errors.js";
 import type { JobStore, NewBatch, StoredInput } from "../../src/engine/job-store.js";
 import { RedisJobStore } from "../../src/store/redis-job-store.js";
 import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
@@ -413,6 +414,48 @@ for (const factory of factories) {
       expect(loaded?.pending.map((p) => [p.index, [...p.input]])).toEqual([[1, [1, 1.5, -1]]]);
       expect((await store.loadBatch(b.record.pk))?.pending).toEqual([]);
       expect(await store.loadBatch(999_999)).toBeUndefined();
+    });
+
+    it("tells the work a batch waits behind, per class and ahead in its own class", async () => {
+      const outcome = (pk: number, index: number) => ({
+        pk,
+        index,
+        output: null,
+        confidence: 0,
+        processingTimeMs: 0,
+        error: failure("CANCELLED", "cancelled"),
+      });
+      const low1 = await store.createBatch(newBatch({ total: 4, priority: "low" }), inputs(4));
+      const critical = await store.createBatch(
+        newBatch({ total: 2, priority: "critical" }),
+        inputs(2),
+      );
+      const low2 = await store.createBatch(newBatch({ total: 3, priority: "low" }), inputs(3));
+      const low3 = await store.createBatch(newBatch({ total: 5, priority: "low" }), inputs(5));
+      expect(await store.backlog(low3.record.pk)).toEqual({
+        pending: { critical: 2, high: 0, normal: 0, low: 7 },
+        aheadInClass: 7,
+      });
+      expect(await store.backlog(low2.record.pk)).toEqual({
+        pending: { critical: 2, high: 0, normal: 0, low: 9 },
+        aheadInClass: 4,
+      });
+      // The first low batch finishes one item, then ends: what waits ahead shrinks with it.
+      await store.save([outcome(low1.record.pk, 0)], []);
+      expect((await store.backlog(low3.record.pk))?.aheadInClass).toBe(6);
+      await store.save(
+        [1, 2, 3].map((i) => outcome(low1.record.pk, i)),
+        [{ pk: low1.record.pk, status: "cancelled", error: null, startedAt: 1, completedAt: 2 }],
+      );
+      expect(await store.backlog(low3.record.pk)).toEqual({
+        pending: { critical: 2, high: 0, normal: 0, low: 3 },
+        aheadInClass: 3,
+      });
+      expect(await store.backlog(critical.record.pk)).toEqual({
+        pending: { critical: 0, high: 0, normal: 0, low: 8 },
+        aheadInClass: 0,
+      });
+      expect(await store.backlog(999_999)).toBeUndefined();
     });
 
     it("stores settings", async () => {

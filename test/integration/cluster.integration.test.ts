@@ -100,7 +100,23 @@ describe("a cluster of nodes on one Redis", () => {
       }
     // At capacity the node takes none of them.
     await new Promise((resolve) => setTimeout(resolve, 300));
-    for (const id of submitted) expect((await a.processor.status(alice, id)).status).toBe("queued");
+    const waiting = await Promise.all(submitted.map((id) => a.processor.status(alice, id)));
+    for (const view of waiting) expect(view.status).toBe("queued");
+    // Where each stands in the cluster's backlog: a class's first batch goes next (the held
+    // batch's 4 items aside), and the last critical one waits behind 8 critical batches, and by
+    // the 4:1 weights 20 low items and the blocker's 4 (normal, weight 0.5).
+    const positions = waiting.map((view) => view.queuePosition);
+    expect(positions[0]).toBe(0);
+    expect(positions[9]).toBe(0);
+    expect(positions[17]).toBe(80 + 20 + 4);
+    for (const [from, to] of [
+      [0, 9],
+      [9, 18],
+    ] as const)
+      for (let i = from + 1; i < to; i++)
+        expect(positions[i]).toBeGreaterThan(positions[i - 1] as number);
+    for (const view of waiting)
+      expect(view.estimatedCompletionTime).toBeGreaterThan(Date.now() - 1);
     a.pool.release();
     for (const id of [blocker.batchId, ...submitted])
       expect((await settle(a.processor, id)).status).toBe("completed");
@@ -331,9 +347,65 @@ describe("servers with REDIS_URL", () => {
       const body = (await results.json()) as { results: { output: number[] }[] };
       expect(body.results).toHaveLength(2);
       for (const r of body.results) expect(r.output.reduce((x, y) => x + y, 0)).toBeCloseTo(1, 5);
+      for (const server of [a, b])
+        expect((await fetch(`http://127.0.0.1:${server.apiPort}/ready`)).status).toBe(200);
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it("answer metrics and analytics for the whole cluster from any node", async () => {
+    const prefix = newPrefix();
+    const env = { REDIS_URL, CLUSTER_PREFIX: prefix, API_KEYS: "k1" };
+    const headers = { "x-api-key": "k1" };
+    const get = async (port: number, path: string) =>
+      (await (
+        await fetch(`http://127.0.0.1:${port}/api/batch-processor/${path}`, { headers })
+      ).json()) as {
+        status: string;
+        batch_id: string;
+        current_stats: { active_batches: number; queue_length: number };
+        performance_stats: { total_processed: number };
+        series: { metric: string; priority: string; summary: number }[];
+      };
+    const a = await startTestServer(repo.dir, env);
+    let b: Awaited<ReturnType<typeof startTestServer>> | undefined;
+    try {
+      // The workload runs on a alone; b joins afterwards and has run nothing itself.
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const submitted = await fetch(`http://127.0.0.1:${a.apiPort}/api/batch-processor/submit`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ data: Array.from({ length: 10 }, () => ({ input: [1, 2, 3] })) }),
+        });
+        ids.push(((await submitted.json()) as { batch_id: string }).batch_id);
+      }
+      await until(async () => {
+        const views = await Promise.all(ids.map((id) => get(a.apiPort, `status/${id}`)));
+        return views.every((view) => view.status === "completed");
+      });
+      b = await startTestServer(repo.dir, env);
+      const port = b.apiPort;
+      await until(
+        async () => (await get(port, "metrics")).performance_stats.total_processed === 60,
+        15_000,
+      );
+      expect((await get(port, "metrics")).current_stats).toMatchObject({
+        active_batches: 0,
+        queue_length: 0,
+      });
+      await until(async () => {
+        const report = await get(port, "analytics?period=5m&metrics=throughput,error_rate");
+        const throughput = report.series.find(
+          (s) => s.metric === "throughput" && s.priority === "normal",
+        );
+        return (throughput?.summary ?? 0) > 0;
+      }, 15_000);
+    } finally {
+      await a.close();
+      await b?.close();
     }
   });
 });
@@ -374,6 +446,9 @@ describe("a node whose Redis goes away", () => {
       await expect(n.processor.submit(alice, { data: items(5) })).rejects.toBeInstanceOf(
         StoreUnavailableError,
       );
+      // What /ready reports, so that a balancer stops sending it calls it cannot serve.
+      await until(() => n.processor.unavailable() !== undefined);
+      expect(n.processor.unavailable()).toMatch(/^Redis is unreachable/);
       redis = startRedis();
       await until(() => canConnect(port), 10_000);
       await until(async () => {
@@ -392,6 +467,7 @@ describe("a node whose Redis goes away", () => {
           return false;
         }
       }, 10_000);
+      expect(n.processor.unavailable()).toBeUndefined();
       const after = await n.processor.submit(alice, { data: items(5) });
       expect((await settle(n.processor, after.batchId)).status).toBe("completed");
     } finally {

@@ -64,6 +64,36 @@ describe("AnalyticsRecorder", () => {
     expect(series(b.report("24h", ["throughput"]), "throughput").points).toHaveLength(1440);
   });
 
+  it("reports a cluster's figures: other nodes' minutes added to its own", () => {
+    let now = T0;
+    const a = new AnalyticsRecorder({ clock: () => now });
+    const b = new AnalyticsRecorder({ clock: () => now });
+    for (let i = 0; i < 60; i++) a.onItemDone("m", "normal", "success", 10);
+    for (let i = 0; i < 120; i++) b.onItemDone("m", "normal", i < 60 ? "failed" : "success", 100);
+    a.onDispatch("m", 60, [], []);
+    b.onDispatch("m", 20, [], []);
+    for (const [node, length] of [
+      [a, 4],
+      [a, 2],
+      [b, 10],
+    ] as const)
+      node.sampleQueue({ critical: 0, high: 0, normal: length, low: 0 });
+    const minute = Math.floor(now / 60_000);
+    now += 60_000;
+    const shared = [JSON.parse(JSON.stringify(b.figuresOf(minute))), { not: "a minute" }];
+    expect(a.minutesOf("5m")).toHaveLength(5);
+    const r = a.report("5m", [], shared);
+    expect(series(r, "throughput").points.at(-2)?.value).toBe(3);
+    expect(series(r, "error_rate").points.at(-2)?.value).toBeCloseTo(60 / 180, 9);
+    expect(series(r, "batch_size").points.at(-1)?.value).toBe(40);
+    // Each node's mean queue length over the minute, added: 3 on a and 10 on b.
+    expect(series(r, "queue_length").points.at(-2)?.value).toBe(13);
+    // The merged histogram holds both nodes' items: 120 of 180 at 100 ms.
+    expect(series(r, "latency_p50").points.at(-1)?.value).toBeGreaterThanOrEqual(100);
+    expect(a.report("5m").series.length).toBe(r.series.length);
+    expect(series(a.report("5m"), "latency_p50").points.at(-1)?.value).toBeLessThan(11);
+  });
+
   it("does not count cancelled items", () => {
     const a = new AnalyticsRecorder({ clock: () => T0 });
     a.onItemDone("m", "high", "cancelled", 5);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BatchStats } from "../../src/engine/batch-stats.js";
+import { BatchStats, mergeSnapshots } from "../../src/engine/batch-stats.js";
 
 describe("BatchStats", () => {
   it("reports throughput, batch size and latency over the last minute, totals since start", () => {
@@ -32,5 +32,28 @@ describe("BatchStats", () => {
     expect(s.throughputPerSecond).toBe(0);
     expect(s.averageBatchSize).toBe(0);
     expect(s.totalProcessed).toBe(10);
+  });
+
+  it("merges nodes' snapshots: counts add up, means weigh each node by its count", () => {
+    const now = 1_700_000_000_000;
+    const a = new BatchStats({ clock: () => now });
+    const b = new BatchStats({ clock: () => now });
+    a.recordBatch(8, 10);
+    for (let i = 0; i < 8; i++) a.recordItem(10, true);
+    for (const size of [1, 1]) {
+      b.recordBatch(size, 1);
+      b.recordItem(40, false);
+    }
+    const merged = mergeSnapshots([a.snapshot(), b.snapshot()]);
+    expect(merged.totalProcessed).toBe(10);
+    expect(merged.totalFailed).toBe(2);
+    expect(merged.averageBatchSize).toBeCloseTo(10 / 3, 9);
+    expect(merged.averageLatencyMs).toBeCloseTo((8 * 10 + 2 * 40) / 10, 9);
+    expect(merged.averageProcessingTimeMs).toBeCloseTo(12 / 3, 9);
+    expect(merged.throughputPerSecond).toBeCloseTo(
+      a.snapshot().throughputPerSecond + b.snapshot().throughputPerSecond,
+      9,
+    );
+    expect(mergeSnapshots([a.snapshot()])).toEqual(a.snapshot());
   });
 });
