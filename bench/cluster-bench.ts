@@ -101,12 +101,19 @@ interface Round {
   readonly shares: readonly number[];
 }
 
-/** Items a node has run so far (its seed-JSON metrics). */
+/**
+ * Items a node has run so far, from its own Prometheus counters (the seed-JSON metrics answer
+ * for the whole cluster).
+ */
 async function processed(node: Node): Promise<number> {
-  const metrics = await json<{ performance_stats: { total_processed: number } }>(
-    fetch(`${node.url}/api/batch-processor/metrics`),
-  );
-  return metrics.performance_stats.total_processed;
+  const response = await fetch(`${node.url}/metrics`);
+  if (!response.ok) throw new Error(`GET /metrics: ${response.status}`);
+  let items = 0;
+  for (const line of (await response.text()).split("\n")) {
+    if (!line.startsWith("batch_processor_items_total{")) continue;
+    if (/outcome="(success|failed|expired)"/.test(line)) items += Number(line.split(" ").at(-1));
+  }
+  return items;
 }
 
 /** One burst through `nodes`; returns what completed and how long it took. */
