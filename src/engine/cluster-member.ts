@@ -4,6 +4,7 @@
  * shared store and from what their node publishes. The {@link BatchProcessor} asks this for every
  * batch that is not live in its own process.
  */
+import { setMaxListeners } from "node:events";
 import { type AdmissionState, admissionRefusal } from "./admission.js";
 import { positionInSchedule } from "./batch-policy.js";
 import { mergeSnapshots, type StatsSnapshot } from "./batch-stats.js";
@@ -78,6 +79,8 @@ export class ClusterMember {
   constructor(options: ClusterMemberOptions) {
     this.#o = options;
     this.#released = new Promise((resolve) => (this.#release = resolve));
+    // Every watch served here listens on it: many at once are normal, not a leak.
+    setMaxListeners(0, this.#closed.signal);
   }
 
   /**
