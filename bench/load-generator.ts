@@ -38,21 +38,39 @@ export interface LoadSpec {
 /** What it measured. */
 export interface LoadResult {
   readonly requests: number;
+  /** Requests answered with an error status (no items at all). */
   readonly errors: number;
   readonly errorCodes: Record<string, number>;
   readonly seconds: number;
+  /** Items answered with an output, per second: only these count as served. */
   readonly itemsPerSecond: number;
+  /** Items of OK answers, by outcome: with an output, or with an error (failed, expired). */
+  readonly items: { readonly ok: number; readonly failed: number };
+  /** Items answered with an output within `timeoutMs`, per second (open loop with a timeout). */
+  readonly inTimePerSecond: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
   /** Latency percentiles per priority (when priorities were given). */
   readonly byPriority: Record<string, { requests: number; p50Ms: number; p99Ms: number }>;
   /** This process's CPU time / wall time, percent of one core. */
   readonly generatorCpuPercent: number;
-  /** Successful answers that took longer than `timeoutMs` (open loop with a timeout only). */
+  /** Of the OK answers to requests sent in the window, those that took longer than `timeoutMs`. */
   readonly lateSuccesses: number;
+  /** OK answers to requests sent in the window, whenever they came (open loop). */
+  readonly answeredOfSent: number;
 }
 
-type Send = (index: number, priority: string) => Promise<string | undefined>;
+/** A request's answer: an error status, or the count of its items with and without an output. */
+type Answer = { readonly code: string } | { readonly code: undefined; ok: number; failed: number };
+type Send = (index: number, priority: string) => Promise<Answer>;
+
+/** Counts the items of a decoded answer (gRPC's message or REST's JSON) by outcome. */
+function countItems(results: readonly { output?: readonly number[]; error?: unknown }[]): Answer {
+  let ok = 0;
+  for (const r of results)
+    if ((r.output?.length ?? 0) > 0 && (r.error === undefined || r.error === null)) ok++;
+  return { code: undefined, ok, failed: results.length - ok };
+}
 
 /** `count` items starting at input `first` (wrapping around). */
 function itemsOf(inputs: readonly number[][], first: number, count: number): { input: number[] }[] {
@@ -67,8 +85,13 @@ function grpcSender(spec: LoadSpec, inputs: readonly number[][]): Send {
   const infer = definition.infer as grpc.MethodDefinition<Buffer, Message>;
   const passthrough = { ...definition, infer: { ...infer, requestSerialize: (b: Buffer) => b } };
   const Client = grpc.makeGenericClientConstructor(passthrough, "BatchProcessorService");
+  type Results = { results: { output: number[]; error?: string }[] };
   type InferClient = {
-    infer: (req: Buffer, md: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void) => void;
+    infer: (
+      req: Buffer,
+      md: grpc.Metadata,
+      cb: (e: grpc.ServiceError | null, r?: Results) => void,
+    ) => void;
   };
   // Each channel gets its own subchannel pool, so `connections` channels are that many HTTP/2
   // connections, as that many separate client processes would open.
@@ -105,7 +128,13 @@ function grpcSender(spec: LoadSpec, inputs: readonly number[][]): Send {
     const body = bodies[index % bodies.length] as Buffer;
     const client = channels[index % channels.length] as InferClient;
     return new Promise((resolve) =>
-      client.infer(body, metadata, (error) => resolve(error ? grpc.status[error.code] : undefined)),
+      client.infer(body, metadata, (error, response) =>
+        resolve(
+          error
+            ? { code: grpc.status[error.code] ?? String(error.code) }
+            : countItems(response?.results ?? []),
+        ),
+      ),
     );
   };
 }
@@ -147,11 +176,22 @@ function httpSender(spec: LoadSpec, inputs: readonly number[][]): Send {
           },
         },
         (res) => {
-          res.resume();
-          res.on("end", () => resolve(res.statusCode === 200 ? undefined : String(res.statusCode)));
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () => {
+            if (res.statusCode !== 200) return resolve({ code: String(res.statusCode) });
+            try {
+              const body = JSON.parse(Buffer.concat(chunks).toString()) as {
+                results?: { output?: number[]; error?: string }[];
+              };
+              resolve(countItems(body.results ?? []));
+            } catch {
+              resolve({ code: "undecodable answer" });
+            }
+          });
         },
       );
-      req.on("error", (error) => resolve(error.message));
+      req.on("error", (error) => resolve({ code: error.message }));
       req.end(body);
     });
   };
@@ -175,25 +215,34 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
   let stop = false;
   let requests = 0;
   let errors = 0;
+  const items = { ok: 0, failed: 0 };
+  let inTime = 0;
+  /** Counts an answer that arrived in the window; true when it is an OK answer. */
+  const count = (answer: Answer): boolean => {
+    requests++;
+    if (answer.code !== undefined) {
+      errors++;
+      errorCodes[answer.code] = (errorCodes[answer.code] ?? 0) + 1;
+      return false;
+    }
+    items.ok += answer.ok;
+    items.failed += answer.failed;
+    return true;
+  };
   const client = async (id: number) => {
     const priority = priorities[id % priorities.length] as string;
     let k = id;
     while (!stop) {
       const started = performance.now();
-      const code = await send(k++, priority);
-      if (!measuring) continue;
-      requests++;
-      if (code !== undefined) {
-        errors++;
-        errorCodes[code] = (errorCodes[code] ?? 0) + 1;
-      } else {
-        const list = latencies[priority] ?? [];
-        list.push(performance.now() - started);
-        latencies[priority] = list;
-      }
+      const answer = await send(k++, priority);
+      if (!measuring || !count(answer)) continue;
+      const list = latencies[priority] ?? [];
+      list.push(performance.now() - started);
+      latencies[priority] = list;
     }
   };
   let late = 0;
+  let answeredOfSent = 0;
   const openLoop = async () => {
     const interval = 1000 / (spec.ratePerSecond as number);
     const outstanding = new Set<Promise<void>>();
@@ -214,16 +263,12 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
       // Throughput is answers per second: an answer counts when it arrives inside the window (in
       // overload that is what the server serves, not what was offered). Latency is taken from the
       // requests sent inside the window, whenever they are answered.
-      const p = send(index, priority).then((code) => {
-        if (measuring) {
-          requests++;
-          if (code !== undefined) {
-            errors++;
-            errorCodes[code] = (errorCodes[code] ?? 0) + 1;
-          }
-        }
-        if (code !== undefined || !sentInWindow) return;
+      const p = send(index, priority).then((answer) => {
         const ms = performance.now() - started;
+        if (measuring && count(answer) && (spec.timeoutMs === undefined || ms <= spec.timeoutMs))
+          inTime += answer.code === undefined ? answer.ok : 0;
+        if (answer.code !== undefined || !sentInWindow) return;
+        answeredOfSent++;
         if (spec.timeoutMs !== undefined && ms > spec.timeoutMs) late++;
         const list = latencies[priority] ?? [];
         list.push(ms);
@@ -267,12 +312,15 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
     errors,
     errorCodes,
     seconds: elapsed,
-    itemsPerSecond: ((requests - errors) * (spec.itemsPerRequest ?? 1)) / elapsed,
+    itemsPerSecond: items.ok / elapsed,
+    items,
+    inTimePerSecond: inTime / elapsed,
     p50Ms: percentile(all, 50),
     p99Ms: percentile(all, 99),
     byPriority,
     generatorCpuPercent: ((used.user + used.system) / 1000 / (elapsed * 1000)) * 100,
     lateSuccesses: late,
+    answeredOfSent,
   };
 }
 

@@ -7,8 +7,8 @@ import { createServer } from "node:http";
 import ort from "onnxruntime-node";
 
 const [modelPath, portArg = "0"] = process.argv.slice(2);
+// ORT's own thread defaults, as a user's server would have them.
 const session = await ort.InferenceSession.create(modelPath as string, {
-  intraOpNumThreads: 1,
   executionProviders: ["cpu"],
 });
 const inputName = session.inputNames[0] as string;
