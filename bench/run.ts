@@ -21,6 +21,7 @@ import { HEAVY_LAYERS, writeHeavyModel } from "../scripts/build-bench-model.js";
 import { grpcServiceDefinition } from "../src/api/grpc-server.js";
 import { collectGarbage } from "./lib/collect-garbage.js";
 import { freePort } from "./lib/free-port.js";
+import { grpcFrame, type H2loadSpec, h2load } from "./lib/h2load.js";
 import { piscinaFloor } from "./lib/piscina-floor.js";
 import { type CpuUse, measureCpu, rssBytes } from "./lib/proc.js";
 import { median, rawLimit } from "./lib/raw-limit.js";
@@ -332,6 +333,63 @@ async function submitAll(
   return perSecond;
 }
 
+/**
+ * T1 driven by h2load: 64 concurrent 1-item heavy Infer requests. Items with an output and OK
+ * answers per second come from the server's own counters over the measured window (h2load sees
+ * HTTP statuses, not gRPC's); CPU of h2load and of the server over the same window; the event
+ * loop's delay p99 over it (T8).
+ */
+async function h2T1(server: Server, protocol: "grpc" | "rest") {
+  const item = { data: heavyItems(1, 0), metadata: { model_id: "heavy" } };
+  const grpcBody = grpcFrame(
+    toBinary(SubmitBatchRequestSchema, create(SubmitBatchRequestSchema, item)),
+  );
+  const target: Omit<H2loadSpec, "seconds" | "warmupSeconds"> =
+    protocol === "grpc"
+      ? {
+          url: `http://${server.grpc}/batchprocessor.v1.BatchProcessorService/Infer`,
+          body: grpcBody,
+          headers: { "content-type": "application/grpc", te: "trailers", "x-api-key": KEY },
+          clients: 1,
+          streams: 64,
+        }
+      : {
+          url: `http://${server.api}/api/batch-processor/infer`,
+          body: new TextEncoder().encode(JSON.stringify(item)),
+          headers: { "content-type": "application/json", "x-api-key": KEY },
+          clients: 64,
+          streams: 1,
+          h1: true,
+        };
+  let before: Awaited<ReturnType<typeof scrape>> | undefined;
+  let after: Awaited<ReturnType<typeof scrape>> | undefined;
+  const result = await h2load({
+    ...target,
+    seconds,
+    warmupSeconds: warmup,
+    watch: [server.child.pid as number],
+    onWindow: async (edge) => {
+      if (edge === "start") before = await scrape(server);
+      else after = await scrape(server);
+    },
+  });
+  const delta = (name: string, labels: Record<string, string> = {}) =>
+    ((after as NonNullable<typeof after>)(name, labels) || 0) -
+    ((before as NonNullable<typeof before>)(name, labels) || 0);
+  return {
+    items: delta("batch_processor_items_total", { outcome: "success" }) / seconds,
+    answers: delta("batch_processor_requests_total", { method: "Infer", code: "ok" }) / seconds,
+    generatorCpu: result.generatorCpu?.totalPercent ?? Number.NaN,
+    serverCpu: result.watchedCpu[0]?.totalPercent ?? Number.NaN,
+    // prom-client restarts the delay histogram at each scrape: the end scrape covers the window.
+    lagP99Ms: Math.max(
+      0,
+      ((after as NonNullable<typeof after>)("nodejs_eventloop_lag_p99_seconds") || 0) * 1000 -
+        LAG_SAMPLING_MS,
+    ),
+  };
+}
+
 const PRIORITY_CLASSES = ["critical", "high", "normal", "low"] as const;
 const DEFAULT_WEIGHTS = [1.0, 0.8, 0.5, 0.2];
 
@@ -469,6 +527,18 @@ for (let r = 0; r < repeat; r++) {
   );
   note("t1", t1);
 
+  // T1 as defined now: h2load, which costs a fraction of the Node generator's CPU per request, so
+  // the cores go to the server. Over gRPC (one connection, 64 streams) and REST (64 connections).
+  for (const protocol of ["grpc", "rest"] as const) {
+    await drained(server);
+    const run = await h2T1(server, protocol);
+    keep(`t1H2${protocol}`, run.items);
+    keep(`t1H2${protocol}Answers`, run.answers);
+    keep(`t1H2${protocol}GeneratorCpu`, run.generatorCpu);
+    keep(`t1H2${protocol}ServerCpu`, run.serverCpu);
+    if (protocol === "grpc") keep("t1H2LagP99Ms", run.lagP99Ms);
+  }
+
   await configure(server, { max_batch_size: 1, enable_dynamic_batching: false });
   const t2 = await load({ target: "grpc", address: server.grpc });
   keep("t2", t2.itemsPerSecond);
@@ -573,6 +643,8 @@ for (let r = 0; r < repeat; r++) {
   const last = (name: string) => runs[name]?.at(-1) as number;
   const ratio = (name: string, of: string, by: string) => keep(name, last(of) / last(by));
   ratio("t1/limit", "t1", "limit");
+  ratio("t1H2grpc/limit", "t1H2grpc", "limit");
+  ratio("t1H2rest/limit", "t1H2rest", "limit");
   ratio("t1/echo", "t1", "echoT1");
   ratio("t1/t2", "t1", "t2");
   ratio("t1/t3", "t1", "t3");
@@ -600,10 +672,10 @@ const verdict = (ok: boolean) => (ok ? "met" : "**not met**");
 const rows = [
   [
     "T1",
-    "heavy model, 64 clients, 1-item Infer over gRPC",
-    `${fmt(m("t1"))} items/s with an output = ${fmt(m("t1/limit"), 2)} × limit, ${fmt(m("t1/echo"), 2)} × the bare grpc-js echo under the same load (p99 ${fmt(m("t1P99"), 1)} ms, mean model batch ${fmt(m("t1MeanBatch"), 1)})`,
-    "≥ 0.85 × limit",
-    verdict(m("t1/limit") >= 0.85),
+    "heavy model, 64 concurrent 1-item Infer, driven by h2load",
+    `gRPC ${fmt(m("t1H2grpc"))} items/s with an output = ${fmt(m("t1H2grpc/limit"), 2)} × limit (h2load ${fmt(m("t1H2grpcGeneratorCpu"))} % of a core, server ${fmt(m("t1H2grpcServerCpu"))} %); REST ${fmt(m("t1H2rest"))} = ${fmt(m("t1H2rest/limit"), 2)} × limit (h2load ${fmt(m("t1H2restGeneratorCpu"))} %, server ${fmt(m("t1H2restServerCpu"))} %). The old definition (Node load generator, target ≥ 0.85 × limit, kept for comparison): ${fmt(m("t1"))} items/s = ${fmt(m("t1/limit"), 2)} × limit, ${fmt(m("t1/echo"), 2)} × the bare echo under the same load (p99 ${fmt(m("t1P99"), 1)} ms, mean model batch ${fmt(m("t1MeanBatch"), 1)})`,
+    "≥ 0.6 × limit over gRPC and over REST",
+    verdict(m("t1H2grpc/limit") >= 0.6 && m("t1H2rest/limit") >= 0.6),
   ],
   [
     "T2",
@@ -659,10 +731,10 @@ const rows = [
   }),
   [
     "T8",
-    "event-loop delay p99 during T1 (beyond prom-client's 10 ms sampling interval)",
-    `${fmt(m("t1LagP99Ms"), 1)} ms under T1 load; ${fmt(m("idleLagP99Ms"), 1)} ms idle`,
+    "event-loop delay p99 under T1 load (h2load over gRPC), beyond prom-client's 10 ms sampling interval",
+    `${fmt(m("t1H2LagP99Ms"), 1)} ms under T1 load (${fmt(m("t1LagP99Ms"), 1)} ms under the Node generator's lighter load); ${fmt(m("idleLagP99Ms"), 1)} ms idle`,
     "≤ 10 ms",
-    verdict(m("t1LagP99Ms") <= 10),
+    verdict(m("t1H2LagP99Ms") <= 10),
   ],
   [
     "T9",

@@ -22,9 +22,12 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import {
   BatchProcessorService,
+  type BatchResults,
+  BatchResultsSchema,
   file_batchprocessor_v1_batch_processor,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import { PayloadTooLargeError } from "../engine/errors.js";
+import { encodeBatchResults } from "./batch-results-writer.js";
 import { type DecodedRequest, decodeBinaryRequestSafely } from "./binary-request.js";
 import { Call, type ServiceBinding } from "./call.js";
 
@@ -57,6 +60,9 @@ export async function startGrpcServer(
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxMessageBytes,
     "grpc.max_send_message_length": -1,
+    // Channelz (per-call counters and traces for grpc-js's admin service, which this server does
+    // not serve) costs every call; nothing reads it here.
+    "grpc.enable_channelz": 0,
     interceptors: [admission(binding, calls)],
   });
   server.addService(grpcServiceDefinition(), handlers(calls));
@@ -142,8 +148,10 @@ export function grpcServiceDefinition(): grpc.ServiceDefinition {
       requestSerialize: (message: Message) => Buffer.from(toBinary(method.input, message as never)),
       requestDeserialize: (bytes: Buffer) =>
         decodeBinaryRequestSafely(method.input, bytes) as unknown as Message,
-      responseSerialize: (message: Message) =>
-        Buffer.from(toBinary(method.output, message as never)),
+      responseSerialize:
+        method.output.typeName === BatchResultsSchema.typeName
+          ? (message: Message) => encodeBatchResults(message as BatchResults)
+          : (message: Message) => Buffer.from(toBinary(method.output, message as never)),
       responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
     };
   }
