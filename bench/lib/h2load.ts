@@ -57,8 +57,8 @@ export async function h2load(spec: H2loadSpec): Promise<H2loadResult> {
   writeFileSync(bodyFile, spec.body);
   // h2load runs a second past the measured window, so that it is still there to be measured.
   const args = [
-    `--duration=${spec.seconds + 1}`,
-    `--warm-up-time=${spec.warmupSeconds}`,
+    `--duration=${Math.round((spec.seconds + 1) * 1000)}ms`,
+    `--warm-up-time=${Math.round(spec.warmupSeconds * 1000)}ms`,
     `--clients=${spec.clients}`,
     `--max-concurrent-streams=${spec.streams}`,
     `--data=${bodyFile}`,
