@@ -7,6 +7,7 @@
  */
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
+import { CancelledError } from "../engine/errors.js";
 import type { EngineLogger } from "../engine/logger.js";
 import type { Principal } from "../engine/types.js";
 import type { BatchProcessorServiceImpl, CallContext } from "../service/batch-processor-service.js";
@@ -89,6 +90,11 @@ export class Call {
     });
     this.#finish(codeName(connectError.code));
     return connectError;
+  }
+
+  /** Ends the call as cancelled by the client, unless it has ended already. */
+  cancelled(): void {
+    if (!this.#finished) this.fail(new CancelledError());
   }
 
   #impl(): ImplFn {

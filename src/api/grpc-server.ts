@@ -174,9 +174,16 @@ function admission(binding: ServiceBinding, calls: WeakMap<grpc.Metadata, Call>)
   ) => {
     const method = methods.get(descriptor.path);
     if (method === undefined) return new grpc.ServerInterceptingCall(next);
+    let admitted: Call | undefined;
     return new grpc.ServerInterceptingCall(next, {
       start(startNext) {
         startNext({
+          // A call the client drops before its handler ran (its message never came) ends here,
+          // or it would hold its place among the calls in flight for good; one that ran ends as
+          // its handler says (ending twice is a no-op).
+          onCancel() {
+            admitted?.cancelled();
+          },
           onReceiveMetadata(metadata, metadataNext) {
             const call = new Call(binding, "grpc", method);
             try {
@@ -195,6 +202,7 @@ function admission(binding: ServiceBinding, calls: WeakMap<grpc.Metadata, Call>)
               return;
             }
             calls.set(metadata, call);
+            admitted = call;
             metadataNext(metadata);
           },
         });

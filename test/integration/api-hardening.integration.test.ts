@@ -44,6 +44,7 @@ function openRequest(
 ): {
   answer: Promise<{ response: IncomingMessage; text: string }>;
   finish: (rest: string) => void;
+  drop: () => void;
 } {
   const req = httpRequest({ host: "127.0.0.1", port, path, method: "POST", headers });
   const answer = new Promise<{ response: IncomingMessage; text: string }>((resolve, reject) => {
@@ -55,7 +56,7 @@ function openRequest(
     });
   });
   req.write(first);
-  return { answer, finish: (rest) => req.end(rest) };
+  return { answer, finish: (rest) => req.end(rest), drop: () => req.destroy() };
 }
 
 /** A gRPC-Web message or trailer frame. */
@@ -353,6 +354,62 @@ describe("load shedding", () => {
       });
       expect(after.status).toBe(200);
     } finally {
+      await small.close();
+    }
+  });
+
+  it("frees the place of a call its client drops before sending the whole message", async () => {
+    const small = await start({ MAX_REQUESTS_IN_FLIGHT: "2" });
+    const session = http2Connect(`http://127.0.0.1:${small.grpcPort}`);
+    try {
+      // Five calls admitted from their headers, then reset by the client with no message sent.
+      for (let i = 0; i < 5; i++) {
+        const stream = session.request({
+          ":method": "POST",
+          ":path": `${SERVICE}/GetConfig`,
+          "content-type": "application/grpc",
+          te: "trailers",
+          "x-api-key": KEY,
+        });
+        stream.on("error", () => {});
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        stream.close(8); // NGHTTP2_CANCEL
+        await new Promise((resolve) => stream.once("close", resolve));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const answer = await rawGrpc(
+        small.grpcPort,
+        "GetConfig",
+        { "x-api-key": KEY },
+        envelope(0, new Uint8Array(0)),
+      );
+      expect(answer.status).toBe("0");
+      // The same over HTTP: requests dropped halfway through their bodies.
+      for (const path of ["/api/batch-processor/infer", `${SERVICE}/Infer`]) {
+        const body = '{"data": [{"input": [1, 2, 3]}]}';
+        for (let i = 0; i < 3; i++) {
+          const dropped = openRequest(
+            small.apiPort,
+            path,
+            {
+              "x-api-key": KEY,
+              "content-type": "application/json",
+              "content-length": String(body.length),
+            },
+            body.slice(0, 10),
+          );
+          dropped.answer.catch(() => {});
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          dropped.drop();
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const config = await fetch(`http://127.0.0.1:${small.apiPort}/api/batch-processor/config`, {
+        headers: { "x-api-key": KEY },
+      });
+      expect(config.status).toBe(200);
+    } finally {
+      session.close();
       await small.close();
     }
   });
