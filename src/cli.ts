@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /**
- * `batch-processor serve | models`: the command-line entry (the package's `bin`, and `npm start`).
+ * `batch-processor`: the command-line entry (the package's `bin`, and `npm start`). `serve` runs
+ * the server; the other commands are clients of a running one (`src/cli/commands.ts`).
  */
 import { parseArgs } from "node:util";
+import { CLIENT_COMMANDS, CLIENT_FLAGS, runClientCommand, UsageError } from "./cli/commands.js";
 import { loadConfig } from "./config/config.js";
 import { readModelRepository } from "./inference/model-repository.js";
 import { createLogger } from "./logger.js";
@@ -12,9 +14,14 @@ const USAGE = `usage: batch-processor <command> [flags]
 
 commands:
   serve    start the server: REST/Connect/gRPC-Web on API_PORT, gRPC on GRPC_PORT
-  models   list the models in the model repository
+  models --local
+           list the models in the local model repository (MODEL_DIR)
+${Object.values(CLIENT_COMMANDS)
+  .map((line) => `  ${line}`)
+  .join("\n")}
 
-flags (override the environment):
+${CLIENT_FLAGS}
+server flags (override the environment):
   --host <addr>        API_HOST
   --port <n>           API_PORT
   --grpc-port <n>      GRPC_PORT
@@ -23,6 +30,18 @@ flags (override the environment):
 `;
 
 async function main(argv: string[]): Promise<number> {
+  const first = argv[0];
+  const local = argv.includes("--local");
+  if (first !== undefined && Object.hasOwn(CLIENT_COMMANDS, first) && !local) {
+    try {
+      return await runClientCommand(first, argv);
+    } catch (error) {
+      const parseError = String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
+      if (!(error instanceof UsageError) && !parseError) throw error;
+      process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
+      return 2;
+    }
+  }
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -32,6 +51,7 @@ async function main(argv: string[]): Promise<number> {
       "grpc-port": { type: "string" },
       models: { type: "string" },
       "data-dir": { type: "string" },
+      local: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -94,6 +114,8 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
+    // A client command is done: its connections (kept alive for reuse) must not hold the exit.
+    if (process.argv[2] !== "serve") process.exit(code);
     process.exitCode = code;
   },
   (error: unknown) => {

@@ -1,8 +1,9 @@
 /**
  * The REST/JSON adapter: serves the routes transcoded from the contract's `google.api.http`
  * annotations with plain JSON bodies (the original API's), and server streams as NDJSON or, for
- * `Accept: text/event-stream`, Server-Sent Events. A call is admitted from its headers before its
- * body is read.
+ * `Accept: text/event-stream`, Server-Sent Events (`event: status` or `error`, ids that honour
+ * `Last-Event-ID`, so a browser's EventSource resumes). A call is admitted from its headers before
+ * its body is read.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
@@ -68,6 +69,14 @@ async function stream(
 ): Promise<void> {
   const schema = call.method.output;
   const sse = (req.headers.accept ?? "").includes("text/event-stream");
+  const resumed = sse ? lastEventId(headerValue(req, "last-event-id")) : undefined;
+  if (resumed?.ended === true) {
+    // The client has seen the end: 204 tells an EventSource to stop reconnecting.
+    res.writeHead(204);
+    res.end();
+    call.ok();
+    return;
+  }
   const iterator = events[Symbol.asyncIterator]();
   // The first event decides the status: errors before it (unknown batch, no key) are plain errors.
   const first = await iterator.next();
@@ -76,15 +85,25 @@ async function stream(
     "cache-control": "no-cache",
     connection: "keep-alive",
   });
-  const write = (json: JsonValue, event?: string) =>
-    res.write(
-      sse
-        ? `${event === undefined ? "" : `event: ${event}\n`}data: ${JSON.stringify(json)}\n\n`
-        : `${JSON.stringify(json)}\n`,
+  // SSE ids go on from the client's Last-Event-ID; the id of the last event ends in "-end".
+  let seq = resumed?.seq ?? 0;
+  const write = (json: JsonValue, event: "status" | "error") => {
+    if (!sse)
+      return res.write(`${JSON.stringify(json)}
+`);
+    const ended = event === "error" || ENDED.has(String((json as { status?: unknown }).status));
+    seq++;
+    return res.write(
+      `id: ${seq}${ended ? "-end" : ""}
+event: ${event}
+data: ${JSON.stringify(json)}
+
+`,
     );
+  };
   try {
     for (let step = first; !step.done; step = await iterator.next())
-      write(toJson(schema, step.value as never, JSON_WRITE_OPTIONS));
+      write(toJson(schema, step.value as never, JSON_WRITE_OPTIONS), "status");
   } catch (error) {
     // Past the status line an error is a frame of its own, from the same mapping.
     const body = restErrorBody(call.fail(error));
@@ -92,6 +111,15 @@ async function stream(
   }
   res.end();
   call.ok();
+}
+
+/** Statuses after which a watch sends nothing more. */
+const ENDED: ReadonlySet<string> = new Set(["completed", "failed", "cancelled"]);
+
+/** A Last-Event-ID this server wrote (`<n>` or `<n>-end`); undefined for none or another's. */
+function lastEventId(value: string | undefined): { seq: number; ended: boolean } | undefined {
+  const match = /^(\d{1,15})(-end)?$/.exec(value ?? "");
+  return match === null ? undefined : { seq: Number(match[1]), ended: match[2] !== undefined };
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {

@@ -133,11 +133,24 @@ describe("REST edges", () => {
     });
     expect(response.headers.get("content-type")).toBe("text/event-stream");
     const frames = (await response.text()).split("\n\n").filter((f) => f.length > 0);
-    expect(frames.every((f) => f.startsWith("data: "))).toBe(true);
-    expect(JSON.parse((frames.at(-1) as string).slice(6))).toMatchObject({
-      batch_id,
-      status: "completed",
+    const parsed = frames.map((f) => {
+      const [id, event, data] = f.split("\n");
+      return { id, event, data: JSON.parse((data as string).replace(/^data: /, "")) };
     });
+    expect(parsed.map((f) => f.event)).toEqual(Array(frames.length).fill("event: status"));
+    expect(parsed.map((f) => f.id)).toEqual(
+      frames.map((_, i) => `id: ${i + 1}${i === frames.length - 1 ? "-end" : ""}`),
+    );
+    expect(parsed.at(-1)?.data).toMatchObject({ batch_id, status: "completed" });
+    // An EventSource that reconnects after the end is told to stop; one that lost the stream
+    // earlier gets where the batch stands, its ids going on from the last it saw.
+    const watch = (lastEventId: string) =>
+      fetch(`${base}/api/batch-processor/watch/${batch_id}`, {
+        headers: { "x-api-key": KEY, accept: "text/event-stream", "last-event-id": lastEventId },
+      });
+    expect((await watch(`${frames.length}-end`)).status).toBe(204);
+    const resumed = await (await watch("41")).text();
+    expect(resumed).toMatch(/^id: 42-end\nevent: status\ndata: \{.*"status":"completed"/);
   });
 
   it("answers a wrong HTTP method with 405 and the methods that are allowed", async () => {

@@ -100,7 +100,9 @@ describe("a cluster of nodes on one Redis", () => {
       }
     // At capacity the node takes none of them.
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const waiting = await Promise.all(submitted.map((id) => a.processor.status(alice, id)));
+    // Read in order, so that a later read is never of an earlier moment.
+    const waiting: BatchView[] = [];
+    for (const id of submitted) waiting.push(await a.processor.status(alice, id));
     for (const view of waiting) expect(view.status).toBe("queued");
     // Where each stands in the cluster's backlog: a class's first batch goes next (the held
     // batch's 4 items aside), and the last critical one waits behind 8 critical batches, and by
@@ -115,8 +117,16 @@ describe("a cluster of nodes on one Redis", () => {
     ] as const)
       for (let i = from + 1; i < to; i++)
         expect(positions[i]).toBeGreaterThan(positions[i - 1] as number);
-    for (const view of waiting)
-      expect(view.estimatedCompletionTime).toBeGreaterThan(Date.now() - 1);
+    // Each has a completion estimate, no earlier the further back it stands in its class.
+    for (const view of waiting) expect(view.estimatedCompletionTime).not.toBeNull();
+    for (const [from, to] of [
+      [0, 9],
+      [9, 18],
+    ] as const)
+      for (let i = from + 1; i < to; i++)
+        expect(waiting[i]?.estimatedCompletionTime).toBeGreaterThanOrEqual(
+          waiting[i - 1]?.estimatedCompletionTime as number,
+        );
     a.pool.release();
     for (const id of [blocker.batchId, ...submitted])
       expect((await settle(a.processor, id)).status).toBe("completed");

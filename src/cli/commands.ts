@@ -1,0 +1,308 @@
+/**
+ * The CLI's client commands: each one call (or a few) of the typed client, its answer printed as
+ * the REST API's JSON. A server error prints its code and message and exits 1; a usage error
+ * exits 2; Ctrl-C while watching leaves the batches running, prints their ids and exits 130.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
+import { ConnectError } from "@connectrpc/connect";
+import {
+  BatchConfigSchema,
+  type BatchResults,
+  BatchResultsSchema,
+  BatchStatusSchema,
+  ListBatchesResponseSchema,
+  MetricsSchema,
+  ModelInfoSchema,
+  SubmitBatchResponseSchema,
+} from "../../gen/batchprocessor/v1/batch_processor_pb.js";
+import { codeName } from "../api/error-mapping.js";
+import { JSON_WRITE_OPTIONS } from "../api/json-options.js";
+import { BatchProcessorClient, TERMINAL_STATUSES } from "../client/client.js";
+import { MAX_ITEMS_PER_SUBMIT } from "../engine/validation.js";
+import { chunks, type ItemInput, parseItems } from "./inputs.js";
+import { RunProgress } from "./progress.js";
+
+/** Client commands and what each does, for the usage text. */
+export const CLIENT_COMMANDS: Readonly<Record<string, string>> = {
+  submit: "submit FILE|- [--watch] [-o OUT]: store the items of a JSONL or JSON file as batches",
+  status: "status ID...: a batch's status",
+  watch: "watch ID...: a progress bar until the batches end",
+  results: "results ID... [-o OUT]: results as JSON Lines, in input order",
+  list: "list [--status S] [--limit N]: your batches, newest first",
+  cancel: "cancel ID...: cancel batches",
+  infer: "infer [ITEM...]: run items now (JSON items or arrays; stdin when none)",
+  models: "models: the server's models",
+  config: "config: the batching configuration",
+  metrics: "metrics: the server's live figures",
+};
+
+export const CLIENT_FLAGS = `client flags:
+  --url <url>          server: http(s)://host:port (Connect) or grpc(s)://host:port (gRPC);
+                       BATCH_PROCESSOR_URL, default http://127.0.0.1:8000
+  --api-key <key>      BATCH_PROCESSOR_API_KEY
+  --priority <p>       critical | high | normal | low (submit, infer)
+  --model <name>       the model (submit, infer); the server's default when absent
+  --timeout-ms <n>     each item's deadline (submit, infer)
+  --batch-id <id>      the batch id (submit; batch k of a split run gets <id>.<k>)
+  --chunk <n>          items per batch when a file is split (submit; at most ${MAX_ITEMS_PER_SUBMIT})
+  --watch              show progress until every batch ends (submit)
+  -o, --output <file>  write results as JSON Lines (submit --watch, results)
+  --status <s>         active | all | queued | processing | completed | failed | cancelled (list)
+  --limit <n>          page size (list)
+`;
+
+/** The contract's numbers are uint32. */
+const UINT32_MAX = 4_294_967_295;
+
+/** Thrown for a command line that cannot run; exits 2. */
+export class UsageError extends Error {}
+
+/** Runs a client command; resolves to the exit code. */
+export async function runClientCommand(command: string, argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      url: { type: "string" },
+      "api-key": { type: "string" },
+      priority: { type: "string" },
+      model: { type: "string" },
+      "timeout-ms": { type: "string" },
+      "batch-id": { type: "string" },
+      chunk: { type: "string" },
+      watch: { type: "boolean" },
+      output: { type: "string", short: "o" },
+      status: { type: "string" },
+      limit: { type: "string" },
+    },
+  });
+  const client = new BatchProcessorClient({
+    url: values.url ?? process.env.BATCH_PROCESSOR_URL ?? "http://127.0.0.1:8000",
+    apiKey: values["api-key"] ?? process.env.BATCH_PROCESSOR_API_KEY,
+  });
+  const ids = positionals.slice(1);
+  const needIds = () => {
+    if (ids.length === 0) throw new UsageError(`${command} needs at least one batch id`);
+    return ids;
+  };
+  const request = {
+    priority: values.priority ?? "",
+    timeoutMs: integer("--timeout-ms", values["timeout-ms"]) ?? 0,
+    metadata: values.model === undefined ? undefined : { model_id: values.model },
+  };
+  try {
+    switch (command) {
+      case "submit":
+        return await submit(client, positionals[1], {
+          ...request,
+          batchId: values["batch-id"],
+          chunk: integer("--chunk", values.chunk) ?? MAX_ITEMS_PER_SUBMIT,
+          watch: values.watch === true,
+          output: values.output,
+        });
+      case "status":
+        for (const id of needIds()) print(BatchStatusSchema, await client.status(id));
+        return 0;
+      case "watch":
+        return await watch(client, needIds(), undefined);
+      case "results":
+        await writeResults(client, needIds(), values.output);
+        return 0;
+      case "list":
+        print(
+          ListBatchesResponseSchema,
+          await client.list({ status: values.status, limit: integer("--limit", values.limit) }),
+        );
+        return 0;
+      case "cancel":
+        for (const id of needIds()) print(BatchStatusSchema, await client.cancel(id));
+        return 0;
+      case "infer": {
+        const text = ids.length > 0 ? `[${ids.join(",")}]` : readFileSync(0, "utf8");
+        const data = parseItems(text, ids.length > 0 ? "arguments" : "stdin");
+        print(BatchResultsSchema, await client.infer({ ...request, data }));
+        return 0;
+      }
+      case "models":
+        for (const model of await client.models()) print(ModelInfoSchema, model);
+        return 0;
+      case "config":
+        print(BatchConfigSchema, await client.config());
+        return 0;
+      case "metrics":
+        print(MetricsSchema, await client.metrics());
+        return 0;
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    process.stderr.write(`error: ${describe(error)}\n`);
+    return 1;
+  }
+}
+
+interface SubmitOptions {
+  readonly priority: string;
+  readonly timeoutMs: number;
+  readonly metadata: { model_id: string } | undefined;
+  readonly batchId: string | undefined;
+  readonly chunk: number;
+  readonly watch: boolean;
+  readonly output: string | undefined;
+}
+
+/** Stores the file's items as batches of at most `chunk`; with `watch`, follows them to the end. */
+async function submit(
+  client: BatchProcessorClient,
+  file: string | undefined,
+  o: SubmitOptions,
+): Promise<number> {
+  if (file === undefined) throw new UsageError("submit needs a file (or - for stdin)");
+  if (o.chunk < 1 || o.chunk > MAX_ITEMS_PER_SUBMIT)
+    throw new UsageError(`--chunk must be 1..${MAX_ITEMS_PER_SUBMIT}`);
+  if (o.output !== undefined && !o.watch)
+    throw new UsageError("-o with submit needs --watch (or use results ID... -o FILE)");
+  const items = parseItems(
+    readFileSync(file === "-" ? 0 : file, "utf8"),
+    file === "-" ? "stdin" : file,
+  );
+  const parts = chunks<ItemInput>(items, o.chunk);
+  const ids: string[] = [];
+  for (const [k, data] of parts.entries()) {
+    const batchId =
+      o.batchId === undefined
+        ? undefined
+        : parts.length === 1
+          ? o.batchId
+          : `${o.batchId}.${k + 1}`;
+    try {
+      const receipt = await client.submit({
+        data,
+        priority: o.priority,
+        timeoutMs: o.timeoutMs,
+        metadata: o.metadata,
+        batchId,
+      });
+      ids.push(receipt.batchId);
+      if (!o.watch) print(SubmitBatchResponseSchema, receipt);
+    } catch (error) {
+      if (ids.length > 0)
+        process.stderr.write(`stored before the error, still running: ${ids.join(" ")}\n`);
+      throw error;
+    }
+  }
+  if (!o.watch) return 0;
+  process.stdout.write(
+    `submitted ${items.length} items as ${ids.length} batch(es): ${ids.join(" ")}\n`,
+  );
+  const code = await watch(client, ids, items.length);
+  if (code === 0 && o.output !== undefined) await writeResults(client, ids, o.output);
+  return code;
+}
+
+/**
+ * Follows batches to their end with one progress display for all of them; 0 when every batch
+ * completed, 1 when one failed or was cancelled, 130 on Ctrl-C (the batches keep running).
+ */
+async function watch(
+  client: BatchProcessorClient,
+  ids: readonly string[],
+  knownTotal: number | undefined,
+): Promise<number> {
+  const abort = new AbortController();
+  const first = await Promise.all(ids.map((id) => client.status(id)));
+  const total = knownTotal ?? first.reduce((n, s) => n + s.totalRequests, 0);
+  const progress = new RunProgress(
+    total,
+    process.stdout,
+    ids.length === 1 ? (ids[0] as string) : `${ids.length} batches`,
+  );
+  const latest = new Map(first.map((s) => [s.batchId, s]));
+  const show = () => {
+    let done = 0;
+    let failed = 0;
+    for (const s of latest.values()) {
+      done += s.completedRequests;
+      failed += s.failedRequests;
+    }
+    progress.update(done, failed);
+  };
+  show();
+  const interrupted = new Promise<"interrupted">((resolve) =>
+    process.once("SIGINT", () => {
+      abort.abort();
+      resolve("interrupted");
+    }),
+  );
+  const followed = Promise.all(
+    ids.map(async (id) => {
+      if (TERMINAL_STATUSES.has(latest.get(id)?.status ?? "")) return;
+      for await (const status of client.watch(id, { signal: abort.signal })) {
+        latest.set(id, status);
+        show();
+      }
+    }),
+  );
+  const outcome = await Promise.race([followed.then(() => "ended" as const), interrupted]);
+  if (outcome === "interrupted") {
+    progress.finish(`interrupted: the batches keep running on the server: ${ids.join(" ")}`);
+    return 130;
+  }
+  const statuses = [...latest.values()];
+  const unfinished = statuses.filter((s) => s.status !== "completed");
+  const failed = statuses.reduce((n, s) => n + s.failedRequests, 0);
+  progress.finish(
+    unfinished.length === 0
+      ? `completed: ${total} items, ${failed} failed`
+      : `ended: ${unfinished.map((s) => `${s.batchId} ${s.status}${s.error === undefined ? "" : ` (${s.error})`}`).join(", ")}`,
+  );
+  return unfinished.length === 0 ? 0 : 1;
+}
+
+/** Writes the batches' results as JSON Lines, batch after batch, each in input order. */
+async function writeResults(
+  client: BatchProcessorClient,
+  ids: readonly string[],
+  output: string | undefined,
+): Promise<void> {
+  const lines: string[] = [];
+  for (const id of ids) lines.push(...resultLines(await client.results(id)));
+  const text = lines.length === 0 ? "" : `${lines.join("\n")}\n`;
+  if (output === undefined) process.stdout.write(text);
+  else {
+    writeFileSync(output, text);
+    process.stderr.write(`wrote ${lines.length} results to ${output}\n`);
+  }
+}
+
+function resultLines(results: BatchResults): string[] {
+  return results.results.map((r) =>
+    JSON.stringify({
+      batch_id: results.batchId,
+      request_id: r.requestId,
+      output: r.output,
+      confidence: r.confidence,
+      ...(r.error === undefined ? {} : { error: r.error }),
+    }),
+  );
+}
+
+function print<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void {
+  process.stdout.write(`${JSON.stringify(toJson(schema, message, JSON_WRITE_OPTIONS))}\n`);
+}
+
+function integer(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > UINT32_MAX)
+    throw new UsageError(`${flag} must be a whole number up to ${UINT32_MAX}`);
+  return n;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof ConnectError) return `${codeName(error.code)}: ${error.rawMessage}`;
+  return error instanceof Error ? error.message : String(error);
+}

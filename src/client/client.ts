@@ -1,0 +1,247 @@
+/**
+ * The typed client: a thin layer over the generated Connect client for other projects (the
+ * package's `batch-processor/client` export) and the CLI. The URL's scheme picks the protocol:
+ * `http://` and `https://` speak Connect (binary), `grpc://` and `grpcs://` speak gRPC over
+ * HTTP/2. Calls refused as UNAVAILABLE or RESOURCE_EXHAUSTED are retried after the server's
+ * `retry-after` hint (or a growing pause without one); a submit carries a batch id the client
+ * made unless the caller gave one, so that a retried submit can never store a second batch.
+ */
+import { randomUUID } from "node:crypto";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import {
+  type CallOptions,
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  type Analytics,
+  type BatchConfig,
+  BatchProcessorService,
+  type BatchResults,
+  type BatchStatus,
+  type ConfigureRequestSchema,
+  type ListBatchesResponse,
+  type Metrics,
+  type ModelInfo,
+  type SubmitBatchRequestSchema,
+  type SubmitBatchResponse,
+} from "../../gen/batchprocessor/v1/batch_processor_pb.js";
+
+/** A submit or infer request, as the generated message's init shape. */
+export type SubmitInput = MessageInitShape<typeof SubmitBatchRequestSchema>;
+/** A configuration change. */
+export type ConfigureInput = MessageInitShape<typeof ConfigureRequestSchema>;
+
+/** Options of {@link BatchProcessorClient}. */
+export interface ClientOptions {
+  /** `http(s)://host:port` (Connect) or `grpc(s)://host:port` (gRPC). */
+  readonly url?: string;
+  /** Sent as `X-API-Key`. */
+  readonly apiKey?: string;
+  /** Times a call refused as UNAVAILABLE or RESOURCE_EXHAUSTED is tried again. @defaultValue 5 */
+  readonly retries?: number;
+  /** Longest pause before a retry, ms (caps the server's hint too). @defaultValue 30000 */
+  readonly maxRetryDelayMs?: number;
+  /** A transport of the caller's own (then `url` and `apiKey` are not used). */
+  readonly transport?: Transport;
+}
+
+/** Statuses after which a batch changes no more. */
+export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(["completed", "failed", "cancelled"]);
+
+/** Codes that mean "not now": the same call may succeed later. */
+const RETRYABLE: ReadonlySet<Code> = new Set([Code.Unavailable, Code.ResourceExhausted]);
+
+/** Pause before the first retry when the server gives no hint, ms; doubles each time. */
+const FIRST_RETRY_MS = 250;
+
+/** See the file comment. */
+export class BatchProcessorClient {
+  readonly #client: Client<typeof BatchProcessorService>;
+  readonly #retries: number;
+  readonly #maxDelayMs: number;
+
+  constructor(options: ClientOptions) {
+    this.#client = createClient(BatchProcessorService, options.transport ?? transportFor(options));
+    this.#retries = options.retries ?? 5;
+    this.#maxDelayMs = options.maxRetryDelayMs ?? 30_000;
+  }
+
+  /** Stores a batch and answers at once (see the file comment for its id). */
+  submit(request: SubmitInput, options?: CallOptions): Promise<SubmitBatchResponse> {
+    const withId = { ...request, batchId: request.batchId || `batch_${randomUUID()}` };
+    return this.#retrying(() => this.#client.submitBatch(withId, options), options);
+  }
+
+  /** Runs items synchronously and answers with their results. */
+  infer(request: SubmitInput, options?: CallOptions): Promise<BatchResults> {
+    return this.#retrying(() => this.#client.infer(request, options), options);
+  }
+
+  status(batchId: string, options?: CallOptions): Promise<BatchStatus> {
+    return this.#retrying(() => this.#client.getBatchStatus({ batchId }, options), options);
+  }
+
+  /** A batch's results; with `partial`, those finished so far of a batch still running. */
+  results(
+    batchId: string,
+    query: { partial?: boolean } = {},
+    options?: CallOptions,
+  ): Promise<BatchResults> {
+    return this.#retrying(
+      () => this.#client.getBatchResults({ batchId, partial: query.partial ?? false }, options),
+      options,
+    );
+  }
+
+  list(
+    query: { status?: string; limit?: number; pageToken?: string } = {},
+    options?: CallOptions,
+  ): Promise<ListBatchesResponse> {
+    return this.#retrying(() => this.#client.listBatches(query, options), options);
+  }
+
+  cancel(batchId: string, options?: CallOptions): Promise<BatchStatus> {
+    return this.#retrying(() => this.#client.cancelBatch({ batchId }, options), options);
+  }
+
+  async models(options?: CallOptions): Promise<ModelInfo[]> {
+    return (await this.#retrying(() => this.#client.listModels({}, options), options)).models;
+  }
+
+  config(options?: CallOptions): Promise<BatchConfig> {
+    return this.#retrying(() => this.#client.getConfig({}, options), options);
+  }
+
+  configure(change: ConfigureInput, options?: CallOptions): Promise<BatchConfig> {
+    return this.#retrying(() => this.#client.configure(change, options), options);
+  }
+
+  metrics(options?: CallOptions): Promise<Metrics> {
+    return this.#retrying(() => this.#client.getMetrics({}, options), options);
+  }
+
+  analytics(period = "1h", metrics: string[] = [], options?: CallOptions): Promise<Analytics> {
+    return this.#retrying(() => this.#client.getAnalytics({ period, metrics }, options), options);
+  }
+
+  /**
+   * A batch's status as the server streams it, each change, ending after the terminal one. A
+   * stream the server or the network breaks (UNAVAILABLE) is opened again; the first status of
+   * the new stream repeats where the batch stands.
+   */
+  async *watch(batchId: string, options?: CallOptions): AsyncGenerator<BatchStatus> {
+    let failures = 0;
+    for (;;) {
+      try {
+        for await (const status of this.#client.watchBatch({ batchId }, options)) {
+          failures = 0;
+          yield status;
+          if (TERMINAL_STATUSES.has(status.status)) return;
+        }
+        // The stream ended before a terminal status (the node went away): open it again.
+      } catch (error) {
+        const connectError = ConnectError.from(error);
+        if (connectError.code !== Code.Unavailable || failures >= this.#retries) throw error;
+        await pause(this.#delayMs(connectError, failures), options?.signal);
+        failures++;
+      }
+    }
+  }
+
+  /**
+   * Submits a batch and waits until it ends, telling `onStatus` each change; answers its
+   * results (of every item, failed ones included).
+   */
+  async submitAndWait(
+    request: SubmitInput,
+    options: CallOptions & { onStatus?: (status: BatchStatus) => void } = {},
+  ): Promise<BatchResults> {
+    const { batchId } = await this.submit(request, options);
+    for await (const status of this.watch(batchId, options)) options.onStatus?.(status);
+    return this.results(batchId, {}, options);
+  }
+
+  async #retrying<T>(call: () => Promise<T>, options: CallOptions | undefined): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await call();
+      } catch (error) {
+        const connectError = ConnectError.from(error);
+        if (!RETRYABLE.has(connectError.code) || attempt >= this.#retries) throw connectError;
+        await pause(this.#delayMs(connectError, attempt), options?.signal);
+      }
+    }
+  }
+
+  /** The server's `retry-after` (seconds), else a doubling pause with jitter; capped. */
+  #delayMs(error: ConnectError, attempt: number): number {
+    const hint = Number(error.metadata.get("retry-after"));
+    const ms =
+      Number.isFinite(hint) && hint > 0
+        ? hint * 1000
+        : FIRST_RETRY_MS * 2 ** attempt * (0.5 + Math.random() / 2);
+    return Math.min(this.#maxDelayMs, ms);
+  }
+}
+
+/** The transport for a URL: see the file comment. */
+export function transportFor(options: Pick<ClientOptions, "url" | "apiKey">): Transport {
+  let url: URL;
+  try {
+    url = new URL(options.url ?? "");
+  } catch {
+    throw new Error(
+      `not a URL: ${JSON.stringify(options.url)} (expected http(s):// or grpc(s)://)`,
+    );
+  }
+  const interceptors: Interceptor[] =
+    options.apiKey === undefined || options.apiKey === ""
+      ? []
+      : [
+          (next) => (request) => {
+            request.header.set("x-api-key", options.apiKey as string);
+            return next(request);
+          },
+        ];
+  const secure = url.protocol === "https:" || url.protocol === "grpcs:";
+  const baseUrl = `${secure ? "https" : "http"}://${url.host}${url.pathname.replace(/\/$/, "")}`;
+  switch (url.protocol) {
+    case "http:":
+    case "https:":
+      return createConnectTransport({
+        baseUrl,
+        httpVersion: "1.1",
+        useBinaryFormat: true,
+        interceptors,
+      });
+    case "grpc:":
+    case "grpcs:":
+      return createGrpcTransport({ baseUrl, interceptors });
+    default:
+      throw new Error(
+        `unsupported URL scheme ${JSON.stringify(url.protocol)}: use http(s):// (Connect) or grpc(s):// (gRPC)`,
+      );
+  }
+}
+
+/** Resolves after `ms`, or rejects when `signal` aborts first. */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

@@ -1,0 +1,260 @@
+/**
+ * The CLI against a real server, as a user runs it: a 5,000-line JSONL file submitted in several
+ * batches, watched to the end (plain lines in a pipe, a bar on a terminal), its results written
+ * in input order; the other commands over Connect and gRPC; errors and Ctrl-C.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningServer } from "../../src/server.js";
+import { createTestModelRepo, type TestModelRepo } from "../fixtures/model-repo.js";
+import { startTestServer } from "../fixtures/test-server.js";
+
+const SOURCE = fileURLToPath(new URL("../../src/cli.ts", import.meta.url));
+/** The CLI bundled once (tsx would compile it anew in every run), beside node_modules. */
+const CLI = fileURLToPath(new URL(`../../.tmp/cli-test-${process.pid}/cli.mjs`, import.meta.url));
+const KEY = "cli-key";
+
+let repo: TestModelRepo;
+let server: RunningServer;
+let dir: string;
+
+beforeAll(async () => {
+  await build({
+    entryPoints: [SOURCE],
+    outfile: CLI,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    packages: "external",
+    logLevel: "silent",
+  });
+  repo = createTestModelRepo({ dense: true });
+  server = await startTestServer(repo.dir, { API_KEYS: KEY, INFERENCE_THREADS: "2" });
+  dir = mkdtempSync(join(tmpdir(), "bp-cli-"));
+});
+
+afterAll(async () => {
+  await server.close();
+  repo.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(dirname(CLI), { recursive: true, force: true });
+});
+
+interface Ran {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function cli(args: string[], options: { input?: string; url?: string } = {}): Promise<Ran> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: {
+      ...process.env,
+      BATCH_PROCESSOR_URL: options.url ?? `http://127.0.0.1:${server.apiPort}`,
+      BATCH_PROCESSOR_API_KEY: KEY,
+    },
+  });
+  child.stdin.end(options.input ?? "");
+  return collect(child);
+}
+
+function collect(child: ChildProcess): Promise<Ran> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (c: Buffer) => (stdout += c.toString()));
+  child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => child.once("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+/** A JSONL file of `n` items of the default model, each named by its line. */
+function jsonl(name: string, n: number): string {
+  const file = join(dir, name);
+  const lines = Array.from({ length: n }, (_, i) =>
+    JSON.stringify({ input: [i % 7, 1, 2, 3], request_id: `line-${i + 1}` }),
+  );
+  writeFileSync(file, `${lines.join("\n")}\n`);
+  return file;
+}
+
+describe("the batch-processor CLI", () => {
+  it("submits 5,000 lines as several batches, watches them end and writes the results in order", async () => {
+    const file = jsonl("five-thousand.jsonl", 5000);
+    const out = join(dir, "results.jsonl");
+    const ran = await cli(["submit", file, "--watch", "-o", out, "--priority", "high"]);
+    expect(ran.stderr).toContain(`wrote 5000 results to ${out}`);
+    expect(ran.code).toBe(0);
+    const ids = /submitted 5000 items as 5 batch\(es\): (.+)/.exec(ran.stdout)?.[1]?.split(" ");
+    expect(ids).toHaveLength(5);
+    // Plain lines when stdout is not a terminal: no control codes, the last one at 100 %.
+    expect(ran.stdout).not.toContain("\u001b[");
+    expect(ran.stdout).toContain("5000/5000 items (100 %), 0 failed");
+    expect(ran.stdout).toContain("completed: 5000 items, 0 failed");
+    const results = readFileSync(out, "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+    expect(results.map((r: { request_id: string }) => r.request_id)).toEqual(
+      Array.from({ length: 5000 }, (_, i) => `line-${i + 1}`),
+    );
+    for (const r of results as { output: number[]; batch_id: string }[]) {
+      expect(r.output.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+      expect(ids).toContain(r.batch_id);
+    }
+    // Each batch is the run's, and readable by any command; over gRPC too.
+    const status = await cli(["status", ...(ids as string[])], {
+      url: `grpc://127.0.0.1:${server.grpcPort}`,
+    });
+    expect(status.code).toBe(0);
+    const statuses = status.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(statuses.map((s: { status: string }) => s.status)).toEqual(Array(5).fill("completed"));
+    expect(statuses.map((s: { priority: string }) => s.priority)).toEqual(Array(5).fill("high"));
+  });
+
+  it("draws a bar on a terminal", async () => {
+    const file = jsonl("bar.jsonl", 1500);
+    const command = [process.execPath, CLI, "submit", file, "--watch"]
+      .map((part) => `'${part}'`)
+      .join(" ");
+    // `script` gives the CLI a pseudo-terminal for stdout (spawned: the server runs in this process).
+    const ran = await collect(
+      spawn("script", ["-qfec", command, "/dev/null"], {
+        env: {
+          ...process.env,
+          BATCH_PROCESSOR_URL: `http://127.0.0.1:${server.apiPort}`,
+          BATCH_PROCESSOR_API_KEY: KEY,
+        },
+      }),
+    );
+    expect(ran.code).toBe(0);
+    const output = ran.stdout;
+    expect(output).toContain("2 batches");
+    expect(output).toMatch(/\u2588+/); // the bar's filled part
+    expect(output).toContain("100% | 1500/1500 items | 0 failed");
+    expect(output).toContain("completed: 1500 items, 0 failed");
+  });
+
+  it("answers the other commands, over Connect and gRPC", async () => {
+    for (const url of [
+      `http://127.0.0.1:${server.apiPort}`,
+      `grpc://127.0.0.1:${server.grpcPort}`,
+    ]) {
+      const infer = await cli(["infer", "[1,2,3]", '{"input":[4,5,6],"request_id":"x"}'], { url });
+      expect(infer.code).toBe(0);
+      const answer = JSON.parse(infer.stdout) as {
+        status: string;
+        results: { request_id: string }[];
+      };
+      expect(answer.status).toBe("completed");
+      expect(answer.results.map((r) => r.request_id)).toEqual(["req_1", "x"]);
+      const models = await cli(["models"], { url });
+      expect(models.stdout).toContain('"name":"default"');
+      // The rest go the same way on both protocols: once, over Connect.
+      if (url.startsWith("grpc")) continue;
+      const fromStdin = await cli(["infer", "--model", "default"], {
+        url,
+        input: "[1,2]\n[3,4]\n",
+      });
+      expect(JSON.parse(fromStdin.stdout).results).toHaveLength(2);
+      const config = await cli(["config"], { url });
+      expect(JSON.parse(config.stdout)).toHaveProperty("max_batch_size");
+      const metrics = await cli(["metrics"], { url });
+      expect(JSON.parse(metrics.stdout)).toHaveProperty("current_stats");
+      const submitted = await cli(["submit", "-", "--watch"], { url, input: "[1,2,3]\n" });
+      expect(submitted.code).toBe(0);
+      const batch_id = /submitted 1 items as 1 batch\(es\): (\S+)/.exec(submitted.stdout)?.[1];
+      const list = await cli(["list", "--limit", "100"], { url });
+      expect(list.stdout).toContain(batch_id);
+      const results = await cli(["results", batch_id as string], { url });
+      expect(results.code).toBe(0);
+      expect(JSON.parse(results.stdout)).toMatchObject({ batch_id, request_id: "req_1" });
+      const status = await cli(["status", batch_id as string], { url });
+      expect(JSON.parse(status.stdout)).toMatchObject({ batch_id, status: "completed" });
+      // It has ended: the server refuses the cancel, and the CLI says why.
+      const cancel = await cli(["cancel", batch_id as string], { url });
+      expect(cancel.code).toBe(1);
+      expect(cancel.stderr).toMatch(/^error: failed_precondition: /);
+    }
+  });
+
+  it("prints the server's error and exits non-zero; a bad command line exits 2", async () => {
+    const missing = await cli(["status", "no-such-batch"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^error: not_found: /);
+    const invalid = await cli(["infer", '{"input":"nope"}']);
+    expect(invalid.code).toBe(1);
+    expect(invalid.stderr).toContain('"input" must be an array of numbers');
+    const badItem = await cli(["infer", "--priority", "urgent", "[1]"]);
+    expect(badItem.code).toBe(1);
+    expect(badItem.stderr).toMatch(/^error: invalid_argument: priority: /);
+    const tooLong = await cli(["infer", "--timeout-ms", "999999999999", "[1]"]);
+    expect(tooLong.code).toBe(2);
+    expect(tooLong.stderr).toContain("--timeout-ms must be a whole number up to 4294967295");
+    const wrongKey = await cli(["models", "--api-key", "wrong"]);
+    expect(wrongKey.stderr).toMatch(/^error: unauthenticated: /);
+    const usage = await cli(["submit"]);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain("submit needs a file");
+    const unknown = await cli(["status", "--nope"]);
+    expect(unknown.code).toBe(2);
+  });
+
+  it("leaves the batches running on Ctrl-C and prints their ids", async () => {
+    // Slow the server down so that the run is still going when the user interrupts it.
+    const admin = { "x-api-key": KEY, "content-type": "application/json" };
+    await fetch(`http://127.0.0.1:${server.apiPort}/api/batch-processor/configure`, {
+      method: "POST",
+      headers: admin,
+      body: JSON.stringify({ max_batch_size: 1, enable_dynamic_batching: false }),
+    });
+    try {
+      const file = join(dir, "dense.jsonl");
+      writeFileSync(
+        file,
+        Array.from({ length: 2000 }, (_, i) => JSON.stringify(Array(256).fill(i % 3))).join("\n"),
+      );
+      const child = spawn(process.execPath, [CLI, "submit", file, "--watch", "--model", "dense"], {
+        env: {
+          ...process.env,
+          BATCH_PROCESSOR_URL: `http://127.0.0.1:${server.apiPort}`,
+          BATCH_PROCESSOR_API_KEY: KEY,
+        },
+      });
+      const ran = collect(child);
+      let seen = "";
+      await new Promise<void>((resolve) =>
+        child.stdout?.on("data", (c: Buffer) => {
+          seen += c.toString();
+          if (seen.includes("items (")) resolve();
+        }),
+      );
+      child.kill("SIGINT");
+      const { code, stdout } = await ran;
+      expect(code).toBe(130);
+      const ids = /the batches keep running on the server: (.+)/.exec(stdout)?.[1]?.split(" ");
+      expect(ids).toHaveLength(2);
+      for (const id of ids as string[]) {
+        const status = await fetch(
+          `http://127.0.0.1:${server.apiPort}/api/batch-processor/status/${id}`,
+          {
+            headers: admin,
+          },
+        );
+        expect(((await status.json()) as { status: string }).status).not.toBe("cancelled");
+      }
+    } finally {
+      await fetch(`http://127.0.0.1:${server.apiPort}/api/batch-processor/configure`, {
+        method: "POST",
+        headers: admin,
+        body: JSON.stringify({ max_batch_size: 64, enable_dynamic_batching: true }),
+      });
+    }
+  });
+});
