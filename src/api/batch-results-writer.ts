@@ -72,6 +72,7 @@ function sizeOfItem(item: ItemResult): number {
   if (!isZero(item.confidence)) size += 9;
   if (!isZero(item.processingTimeMs)) size += 9;
   if (item.error !== undefined) size += lenFieldSize(Buffer.byteLength(item.error));
+  if (item.label !== "") size += lenFieldSize(Buffer.byteLength(item.label));
   return size;
 }
 
@@ -123,6 +124,7 @@ class Writer {
     this.#double(3, item.confidence);
     this.#double(4, item.processingTimeMs);
     if (item.error !== undefined) this.#string(5, item.error, true);
+    this.#string(6, item.label);
   }
 
   /** A string field; an implicit-presence one is left out when empty. */

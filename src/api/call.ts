@@ -17,7 +17,7 @@ import type { OverloadGuard } from "./overload.js";
 import { batchIdOf, logRequest, type RequestLogEntry } from "./request-log.js";
 
 /** The protocols calls arrive by. */
-export type Protocol = "grpc" | "connect" | "grpc-web" | "rest";
+export type Protocol = "grpc" | "connect" | "grpc-web" | "rest" | "websocket";
 
 /** What every adapter needs to serve calls. */
 export interface ServiceBinding {

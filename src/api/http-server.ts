@@ -9,6 +9,7 @@ import type { ServiceBinding } from "./call.js";
 import { createConnectHandler } from "./connect-adapter.js";
 import { toConnectError } from "./error-mapping.js";
 import { createRestHandler, sendError } from "./rest-handler.js";
+import { createWebSocketHandler } from "./websocket-adapter.js";
 
 /** Options of {@link startHttpServer}. */
 export interface HttpServerOptions {
@@ -46,6 +47,7 @@ export async function startHttpServer(
 ): Promise<StartedHttpServer> {
   const rest = createRestHandler(binding, { maxBodyBytes: options.maxBodyBytes });
   const connect = createConnectHandler(binding, { maxBodyBytes: options.maxBodyBytes });
+  const websocket = createWebSocketHandler(binding);
   const server = createServer(
     {
       headersTimeout: Math.min(HEADERS_TIMEOUT_MS, options.requestTimeoutMs),
@@ -88,6 +90,9 @@ export async function startHttpServer(
     if (await rest(req, res)) return;
     connect(req, res);
   }
+  server.on("upgrade", (req, socket, head) => {
+    if (!websocket.upgrade(req, socket, head)) socket.destroy();
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => resolve());
@@ -97,6 +102,7 @@ export async function startHttpServer(
     port,
     server,
     async close(timeoutMs) {
+      websocket.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);

@@ -238,21 +238,21 @@ export interface DrainContext {
   /** Items of the model in dispatched, unfinished batches. */
   readonly inFlightItems: number;
   /** Items per ms the model has really finished at while the threads were saturated, if known. */
-  readonly serviceRatePerMs: number | undefined;
+  /** Wall time per run time measured while the threads were saturated (see `ServiceRate`). */
+  readonly slowdown: number | undefined;
 }
 
 /**
- * How long until `items` more items of a model have run, after those in flight, ms: at the rate
- * measured while the threads were saturated once there is one, before that at the latency
- * model's target batch size over every thread; undefined before anything was measured.
+ * How long until `items` more items of a model have run, after those in flight, ms: at the
+ * latency model's target batch size over every thread, stretched by the slowdown measured while
+ * the threads were saturated once there is one; undefined before anything was measured.
  */
 export function drainMs(items: number, ctx: DrainContext): number | undefined {
   const total = items + ctx.inFlightItems;
-  if (ctx.serviceRatePerMs !== undefined) return total / ctx.serviceRatePerMs;
   const size = ctx.latency.bestBatchSize(Math.max(1, ctx.maxBatchSize), Number.POSITIVE_INFINITY);
   const t = ctx.latency.estimate(size);
   if (t === undefined) return undefined;
-  return (Math.ceil(total / size) * t) / Math.max(1, ctx.threads);
+  return ((Math.ceil(total / size) * t) / Math.max(1, ctx.threads)) * (ctx.slowdown ?? 1);
 }
 
 /**

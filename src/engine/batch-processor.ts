@@ -300,7 +300,7 @@ export class BatchProcessor {
       );
     }
     // An ended job has an outcome for every item.
-    return resultsOf(this.#runner.view(job), job.results as ItemResult[]);
+    return resultsOf(this.#runner.view(job), job.results as ItemResult[], valid.model.labels);
   }
 
   /** The status of one batch. */
@@ -331,7 +331,7 @@ export class BatchProcessor {
     const pk = (job?.pk ?? record?.pk) as number;
     this.#assertStoreOpen();
     const stored = await this.#store.getResults(pk, !isTerminal(view.status));
-    return resultsOf(view, stored.map(itemResultOf));
+    return resultsOf(view, stored.map(itemResultOf), this.#models.get(view.modelId)?.labels);
   }
 
   /** Batches visible to the caller, newest first. */

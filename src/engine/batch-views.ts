@@ -97,18 +97,38 @@ export function viewOfRecord(record: BatchRecord, now: number): BatchView {
   return viewOf(record, { queuePosition: 0, estimatedCompletionTime: record.completedAt }, now);
 }
 
-/** Results message from item outcomes. */
-export function resultsOf(view: BatchView, items: readonly ItemResult[]): BatchResults {
+/**
+ * Results message from item outcomes; `labels`, the model's names of its outputs, name each
+ * item's top class.
+ */
+export function resultsOf(
+  view: BatchView,
+  items: readonly ItemResult[],
+  labels?: readonly string[],
+): BatchResults {
   const total = view.processingTimeMs;
   return {
     batchId: view.batchId,
     status: view.status,
-    results: items,
+    results: labels === undefined ? items : items.map((item) => labelled(item, labels)),
     totalProcessingTimeMs: total,
     averagePerRequestMs: view.totalRequests === 0 ? 0 : total / view.totalRequests,
     batchSize: view.totalRequests,
     error: view.error,
   };
+}
+
+/**
+ * An item with the name of its largest output, when the model names as many outputs as it gave
+ * (the top class of a classifier); unchanged otherwise.
+ */
+function labelled(item: ItemResult, labels: readonly string[]): ItemResult {
+  const output = item.output;
+  if (output.length === 0 || output.length !== labels.length) return item;
+  let top = 0;
+  for (let i = 1; i < output.length; i++)
+    if ((output[i] as number) > (output[top] as number)) top = i;
+  return { ...item, label: labels[top] as string };
 }
 
 /** A stored outcome as the client sees it. */
@@ -119,6 +139,7 @@ export function itemResultOf(stored: StoredResult): ItemResult {
     confidence: stored.confidence,
     processingTimeMs: stored.processingTimeMs,
     error: stored.error,
+    label: "",
   };
 }
 

@@ -187,7 +187,7 @@ export class DynamicBatcher<T extends BatchItem> {
       maxBatchSize: Math.min(this.o.options().maxBatchSize, this.o.modelMaxBatchSize(model)),
       threads: this.o.pool.threads,
       inFlightItems: this.#inFlightItems,
-      serviceRatePerMs: this.#service.get(model)?.perMs(),
+      slowdown: this.#service.get(model)?.slowdown(),
     };
   }
 
@@ -295,13 +295,19 @@ export class DynamicBatcher<T extends BatchItem> {
   #finish(items: readonly T[], outcome: BatchOutcome): void {
     const model = (items[0] as T).model;
     if (outcome.ok) {
-      this.latencyOf(model).observe(items.length, outcome.result.inferenceMs);
+      const latency = this.latencyOf(model);
+      latency.observe(items.length, outcome.result.inferenceMs);
       let service = this.#service.get(model);
       if (service === undefined) {
         service = new ServiceRate();
         this.#service.set(model, service);
       }
-      service.record(items.length, this.#clock(), this.#inFlight >= this.o.pool.threads);
+      const expected = latency.estimate(items.length);
+      service.record(
+        this.#clock(),
+        this.#inFlight >= this.o.pool.threads,
+        expected === undefined ? undefined : expected / Math.max(1, this.o.pool.threads),
+      );
     }
     this.#inFlight--;
     this.#inFlightItems -= items.length;

@@ -314,6 +314,7 @@ export class JobRunner {
         confidence,
         processingTimeMs: ms,
         error,
+        label: "",
       };
     } else {
       writes.push({

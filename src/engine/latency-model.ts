@@ -160,33 +160,45 @@ export class LatencyModel implements LatencyEstimator {
   }
 }
 
-/** Weight kept by the measured rate at each new batch (the last few dozen batches count). */
+/** Weight kept by the measured slowdown at each new batch (the last few dozen batches count). */
 const SERVICE_DECAY = 0.95;
-/** Saturated time seen before the measured rate is trusted, ms. */
+/** Saturated time seen before the measured slowdown is trusted, ms. */
 const SERVICE_MIN_MS = 100;
 
 /**
- * The rate at which a model's items really finish while every thread is busy, on the wall
- * clock: what the threads' run times alone do not show (the main thread's share of the cores,
- * the gaps between batches). A decayed ratio of items finished to time elapsed between batch
- * ends, counting only gaps during which the threads were saturated.
+ * How much slower than their run times a model's items really finish while every thread is
+ * busy, on the wall clock: what the run times alone do not show (the main thread's share of the
+ * cores, the gaps between batches). A decayed ratio of the time elapsed between batch ends to
+ * the time the latency model gives those batches over the threads, counting only gaps during
+ * which the threads were saturated. A ratio, not a rate: it holds when the batch size changes
+ * (a configuration, or a backlog that fills larger batches), which a rate measured at another
+ * size would not.
  */
 export class ServiceRate {
-  #items = 0;
-  #ms = 0;
+  #observedMs = 0;
+  #expectedMs = 0;
+  /** Saturated time seen in all (not decayed): whether there is enough to go by. */
+  #seenMs = 0;
   #lastAt: number | undefined;
 
-  /** A batch of `items` ended at `now`; `saturated`: every thread was busy up to then. */
-  record(items: number, now: number, saturated: boolean): void {
-    if (saturated && this.#lastAt !== undefined) {
-      this.#items = this.#items * SERVICE_DECAY + items;
-      this.#ms = this.#ms * SERVICE_DECAY + Math.max(0, now - this.#lastAt);
+  /**
+   * A batch ended at `now`; `saturated`: every thread was busy up to then; `expectedMs`: its
+   * run time by the latency model over the threads (undefined before one was measured).
+   */
+  record(now: number, saturated: boolean, expectedMs: number | undefined): void {
+    if (saturated && this.#lastAt !== undefined && expectedMs !== undefined) {
+      const gap = Math.max(0, now - this.#lastAt);
+      this.#observedMs = this.#observedMs * SERVICE_DECAY + gap;
+      this.#expectedMs = this.#expectedMs * SERVICE_DECAY + expectedMs;
+      this.#seenMs += gap;
     }
     this.#lastAt = now;
   }
 
-  /** Items per ms, once enough saturated time has been seen; undefined before. */
-  perMs(): number | undefined {
-    return this.#ms >= SERVICE_MIN_MS && this.#items > 0 ? this.#items / this.#ms : undefined;
+  /** Wall time per expected time (≥ 0), once enough saturated time has been seen. */
+  slowdown(): number | undefined {
+    return this.#seenMs >= SERVICE_MIN_MS && this.#expectedMs > 0
+      ? this.#observedMs / this.#expectedMs
+      : undefined;
   }
 }

@@ -89,6 +89,8 @@ export interface ItemResult {
   readonly processingTimeMs: number;
   /** Why the item has no output. */
   readonly error: Failure | null;
+  /** The model's name for its largest output (see `labelOf`); empty when it names none. */
+  readonly label: string;
 }
 
 /** A batch's results. */

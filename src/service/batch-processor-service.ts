@@ -273,6 +273,7 @@ function resultsOf(results: EngineResults): BatchResults {
       confidence: r.confidence,
       processingTimeMs: r.processingTimeMs,
       error: failureText(r.error),
+      label: r.label,
     })),
     metadata: {
       totalProcessingTimeMs: results.totalProcessingTimeMs,

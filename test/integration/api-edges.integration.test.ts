@@ -124,6 +124,19 @@ describe("REST edges", () => {
     expect(small.status).toBe(200);
   });
 
+  it("names each item's top class with the model's labels", async () => {
+    const response = await post(
+      "/api/batch-processor/infer",
+      JSON.stringify({ data: [{ input: [1, 2, 3] }, { input: [9, -4, 0.5] }, { input: [0] }] }),
+    );
+    const { results } = (await response.json()) as {
+      results: { output: number[]; label: string }[];
+    };
+    expect(results).toHaveLength(3);
+    for (const r of results)
+      expect(r.label).toBe(`class_${r.output.indexOf(Math.max(...r.output))}`);
+  });
+
   it("streams a batch as Server-Sent Events when asked to", async () => {
     const { batch_id } = (await (
       await post("/api/batch-processor/submit", '{"data":[{"input":[1,2,3]}]}')

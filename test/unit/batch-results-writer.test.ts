@@ -32,6 +32,7 @@ function sample(seed: number): BatchResults {
       confidence: pick(numbers),
       processingTimeMs: pick(numbers),
       error: pick([undefined, "", "EXPIRED: deadline passed"]),
+      label: pick(strings),
     })),
     metadata:
       next() < 0.8

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { LatencyModel } from "../../src/engine/latency-model.js";
+import { drainMs } from "../../src/engine/batch-policy.js";
+import { LatencyModel, ServiceRate } from "../../src/engine/latency-model.js";
 
 describe("LatencyModel", () => {
   it("knows nothing before any sample", () => {
@@ -79,5 +80,40 @@ describe("LatencyModel", () => {
     expect(before).toBeLessThan(256);
     expect(m.bestBatchSize(256, Number.POSITIVE_INFINITY)).toBe(256);
     expect(m.bestBatchSize(128, Number.POSITIVE_INFINITY)).toBeLessThanOrEqual(128);
+  });
+});
+
+describe("ServiceRate and drainMs", () => {
+  /** A model whose batches take 1 ms + 0.1 ms per item, measured at every size up to 64. */
+  function measured(): LatencyModel {
+    const m = new LatencyModel();
+    for (let round = 0; round < 20; round++)
+      for (const size of [1, 8, 32, 64]) m.observe(size, 1 + 0.1 * size);
+    return m;
+  }
+
+  it("measures how much slower than their run times saturated batches really end", () => {
+    const rate = new ServiceRate();
+    rate.record(0, true, 1);
+    for (let i = 1; i <= 200; i++) rate.record(3 * i, true, 1.5);
+    // Idle gaps and batches without an expected time do not count.
+    rate.record(1600, false, 1.5);
+    rate.record(1603, true, undefined);
+    expect(rate.slowdown()).toBeCloseTo(2, 6);
+  });
+
+  it("keeps its estimate when the batch size changes, as a slowdown rather than a rate", () => {
+    const latency = measured();
+    // Saturated at batch size 1 (dynamic batching off): 2 threads, each batch 1.1 ms, ending
+    // every 1.1 ms instead of every 0.55 ms: twice as slow as the run times say.
+    const rate = new ServiceRate();
+    for (let i = 1; i <= 500; i++) rate.record(1.1 * i, true, 1.1 / 2);
+    const ctx = { latency, maxBatchSize: 64, threads: 2, inFlightItems: 0 };
+    const runTimes = drainMs(64_000, { ...ctx, slowdown: undefined }) as number;
+    // Back at batch size 64 (about 1,000 batches of 7.4 ms over 2 threads: 3.7 s by the run
+    // times), twice as slow. A rate measured at size 1 (1 item per 1.1 ms) would say 70 s.
+    expect(runTimes).toBeGreaterThan(3600);
+    expect(runTimes).toBeLessThan(4000);
+    expect(drainMs(64_000, { ...ctx, slowdown: rate.slowdown() })).toBeCloseTo(2 * runTimes, 3);
   });
 });
