@@ -168,9 +168,12 @@ export class DynamicBatcher<T extends BatchItem> {
   }
 
   /**
-   * Expected wait before a new item of `priority` for `model` would start, ms: the items
-   * dispatched before it under the current schedule, at the measured speed. Undefined before
-   * anything was measured, and for a class of weight 0 (it runs when the others are idle).
+   * The least wait before a new item of `priority` for `model` could start, ms: the items
+   * dispatched before it under the current schedule, at the threads' run times alone. Admission
+   * refuses on it only what could not start even then: the slowdown measured in an earlier
+   * overload (a starved main thread, say) need not hold for the next burst, and a request
+   * refused wrongly is lost while one admitted wrongly only expires. Undefined before anything
+   * was measured, and for a class of weight 0 (it runs when the others are idle).
    */
   expectedWaitMs(model: string, priority: Priority): number | undefined {
     const ahead = itemsAhead(
@@ -178,7 +181,8 @@ export class DynamicBatcher<T extends BatchItem> {
       this.o.options().priorityWeights,
       priority,
     );
-    return ahead === undefined ? undefined : this.estimateMs(model, ahead);
+    if (ahead === undefined) return undefined;
+    return drainMs(ahead, { ...this.#drainContext(model), slowdown: undefined });
   }
 
   #drainContext(model: string): DrainContext {
