@@ -92,10 +92,14 @@ export async function runClientCommand(command: string, argv: string[]): Promise
     timeoutMs: integer("--timeout-ms", values["timeout-ms"]) ?? 0,
     metadata: values.model === undefined ? undefined : { model_id: values.model },
   };
+  // Ctrl-C is caught before anything is printed: a user (or a script) that reacts to the first
+  // line must not find the default handler still in place.
+  const interrupt = new AbortController();
+  if (command === "submit" || command === "watch") process.once("SIGINT", () => interrupt.abort());
   try {
     switch (command) {
       case "submit":
-        return await submit(client, positionals[1], {
+        return await submit(client, positionals[1], interrupt.signal, {
           ...request,
           batchId: values["batch-id"],
           chunk: integer("--chunk", values.chunk) ?? MAX_ITEMS_PER_SUBMIT,
@@ -106,7 +110,7 @@ export async function runClientCommand(command: string, argv: string[]): Promise
         for (const id of needIds()) print(BatchStatusSchema, await client.status(id));
         return 0;
       case "watch":
-        return await watch(client, needIds(), undefined);
+        return await watch(client, needIds(), undefined, interrupt.signal);
       case "results":
         await writeResults(client, needIds(), values.output);
         return 0;
@@ -158,6 +162,7 @@ interface SubmitOptions {
 async function submit(
   client: BatchProcessorClient,
   file: string | undefined,
+  interrupted: AbortSignal,
   o: SubmitOptions,
 ): Promise<number> {
   if (file === undefined) throw new UsageError("submit needs a file (or - for stdin)");
@@ -172,6 +177,12 @@ async function submit(
   const parts = chunks<ItemInput>(items, o.chunk);
   const ids: string[] = [];
   for (const [k, data] of parts.entries()) {
+    if (interrupted.aborted) {
+      process.stdout.write(
+        `interrupted: ${ids.length} of ${parts.length} batches stored, and they keep running on the server: ${ids.join(" ")}\n`,
+      );
+      return 130;
+    }
     const batchId =
       o.batchId === undefined
         ? undefined
@@ -198,7 +209,7 @@ async function submit(
   process.stdout.write(
     `submitted ${items.length} items as ${ids.length} batch(es): ${ids.join(" ")}\n`,
   );
-  const code = await watch(client, ids, items.length);
+  const code = await watch(client, ids, items.length, interrupted);
   if (code === 0 && o.output !== undefined) await writeResults(client, ids, o.output);
   return code;
 }
@@ -211,6 +222,7 @@ async function watch(
   client: BatchProcessorClient,
   ids: readonly string[],
   knownTotal: number | undefined,
+  interruptedBy: AbortSignal,
 ): Promise<number> {
   const abort = new AbortController();
   const first = await Promise.all(ids.map((id) => client.status(id)));
@@ -231,12 +243,14 @@ async function watch(
     progress.update(done, failed);
   };
   show();
-  const interrupted = new Promise<"interrupted">((resolve) =>
-    process.once("SIGINT", () => {
+  const interrupted = new Promise<"interrupted">((resolve) => {
+    const stop = () => {
       abort.abort();
       resolve("interrupted");
-    }),
-  );
+    };
+    if (interruptedBy.aborted) stop();
+    else interruptedBy.addEventListener("abort", stop, { once: true });
+  });
   const followed = Promise.all(
     ids.map(async (id) => {
       if (TERMINAL_STATUSES.has(latest.get(id)?.status ?? "")) return;
