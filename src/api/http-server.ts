@@ -1,13 +1,16 @@
 /**
- * The API port: `/health` and `/ready` (no key), `/metrics`, the REST routes, and Connect +
- * gRPC-Web for everything else, on one node:http server with header, body and idle timeouts.
+ * The API port: `/health`, `/ready` and `/openapi.json` (no key), `/metrics`, the REST routes,
+ * the original API's WebSocket endpoint, and Connect + gRPC-Web for everything else, on one
+ * node:http server with header, body and idle timeouts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import { BatchProcessorService } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import type { ServiceBinding } from "./call.js";
 import { createConnectHandler } from "./connect-adapter.js";
 import { toConnectError } from "./error-mapping.js";
+import { openApiDocument } from "./openapi.js";
 import { createRestHandler, sendError } from "./rest-handler.js";
 import { createWebSocketHandler } from "./websocket-adapter.js";
 
@@ -48,6 +51,7 @@ export async function startHttpServer(
   const rest = createRestHandler(binding, { maxBodyBytes: options.maxBodyBytes });
   const connect = createConnectHandler(binding, { maxBodyBytes: options.maxBodyBytes });
   const websocket = createWebSocketHandler(binding);
+  const openapi = JSON.stringify(openApiDocument(BatchProcessorService, options.version));
   const server = createServer(
     {
       headersTimeout: Math.min(HEADERS_TIMEOUT_MS, options.requestTimeoutMs),
@@ -81,6 +85,14 @@ export async function startHttpServer(
         reasons.length === 0 ? 200 : 503,
         reasons.length === 0 ? { status: "ready" } : { status: "not_ready", reasons },
       );
+      return;
+    }
+    if (probe && path === "/openapi.json") {
+      res.writeHead(200, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(openapi),
+      });
+      res.end(req.method === "HEAD" ? undefined : openapi);
       return;
     }
     if (probe && path === "/metrics" && options.metrics !== undefined) {

@@ -124,6 +124,14 @@ describe("REST edges", () => {
     expect(small.status).toBe(200);
   });
 
+  it("serves the OpenAPI document of the REST routes without a key", async () => {
+    const response = await fetch(`${base}/openapi.json`);
+    expect(response.status).toBe(200);
+    const doc = (await response.json()) as { info: { version: string }; paths: object };
+    expect(Object.keys(doc.paths)).toContain("/api/batch-processor/status/{batch_id}");
+    expect(doc.info.version).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
   it("names each item's top class with the model's labels", async () => {
     const response = await post(
       "/api/batch-processor/infer",
