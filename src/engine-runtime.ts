@@ -69,6 +69,7 @@ export async function startEngine(
       maxQueueSize: config.maxQueueSize,
       maxConcurrentBatches: config.maxConcurrentBatches,
       resultTtlMs: config.resultTtlMs,
+      defaultModel: config.defaultModel,
       batching: {
         maxBatchSize: config.maxBatchSize,
         maxWaitTimeMs: config.maxWaitTimeMs,

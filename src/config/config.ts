@@ -167,9 +167,18 @@ export const SETTINGS = {
     meaning: "model repository",
     parse: text,
   }),
+  defaultModel: setting({
+    env: "DEFAULT_MODEL",
+    default: PROCESSOR_DEFAULTS.defaultModel,
+    meaning: "the model a request runs on when its `metadata.model_id` names none",
+    parse: text,
+  }),
   requiredModels: setting({
     env: "REQUIRED_MODELS",
-    default: PROCESSOR_DEFAULTS.defaultModel,
+    default: {
+      value: (env) => present(env, "DEFAULT_MODEL") ?? PROCESSOR_DEFAULTS.defaultModel,
+      text: "the `DEFAULT_MODEL`",
+    },
     meaning: "models without which `/ready` answers 503; `none` for none",
     parse: noneOrList,
   }),

@@ -132,6 +132,24 @@ describe("REST edges", () => {
     expect(doc.info.version).toMatch(/^\d+\.\d+\.\d+/);
   });
 
+  it("runs a request that names no model on DEFAULT_MODEL, and waits for it to be ready", async () => {
+    const dense = createTestModelRepo({ dense: true });
+    const other = await startTestServer(dense.dir, { API_KEYS: KEY, DEFAULT_MODEL: "dense" });
+    try {
+      const response = await fetch(`http://127.0.0.1:${other.apiPort}/api/batch-processor/infer`, {
+        method: "POST",
+        headers: { "x-api-key": KEY, "content-type": "application/json" },
+        body: JSON.stringify({ data: [{ input: Array(256).fill(0.5) }] }),
+      });
+      const { results } = (await response.json()) as { results: { output: number[] }[] };
+      expect(results[0]?.output).toHaveLength(10); // the dense model's 10 outputs, not default's 3
+      expect((await fetch(`http://127.0.0.1:${other.apiPort}/ready`)).status).toBe(200);
+    } finally {
+      await other.close();
+      dense.cleanup();
+    }
+  });
+
   it("names each item's top class with the model's labels", async () => {
     const response = await post(
       "/api/batch-processor/infer",

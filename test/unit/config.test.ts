@@ -95,7 +95,18 @@ describe("loadConfig", () => {
       maxConcurrentBatches: PROCESSOR_DEFAULTS.maxConcurrentBatches,
       resultTtlMs: PROCESSOR_DEFAULTS.resultTtlMs,
       requiredModels: [PROCESSOR_DEFAULTS.defaultModel],
+      defaultModel: PROCESSOR_DEFAULTS.defaultModel,
     });
+  });
+
+  it("requires the DEFAULT_MODEL for readiness unless REQUIRED_MODELS says otherwise", () => {
+    expect(loadConfig({ DEFAULT_MODEL: "resnet" })).toMatchObject({
+      defaultModel: "resnet",
+      requiredModels: ["resnet"],
+    });
+    expect(loadConfig({ DEFAULT_MODEL: "resnet", REQUIRED_MODELS: "none" }).requiredModels).toEqual(
+      [],
+    );
   });
 
   it("reads only the variables it declares", () => {
