@@ -1,27 +1,26 @@
 /**
  * The {@link Cluster} on BullMQ and Redis. Each stored batch is one BullMQ job (id `b<pk>`) in
- * the queue of its priority class. A node takes jobs itself, one at a time while it holds fewer
- * than its capacity, from the class the {@link Stride} rule names (charged by the batch's items),
- * so across the cluster the classes get shares by their weights, as items do inside a node. A
- * node renews the locks of the jobs it holds; one that dies stops renewing, and BullMQ's stalled
- * check puts its jobs back in their queues for another node, which resumes each batch from its
- * stored outcomes. A node that shuts down hands its batches back at once.
+ * the queue of its priority class. A node takes jobs itself ({@link BatchTaker}), one at a time
+ * while it holds fewer than its capacity, from the class the stride rule names (charged by the
+ * batch's items), so across the cluster the classes get shares by their weights, as items do
+ * inside a node. A node renews the locks of the jobs it holds; one that dies stops renewing, and
+ * BullMQ's stalled check puts its jobs back in their queues for another node, which resumes each
+ * batch from its stored outcomes. A node that shuts down hands its batches back at once.
  *
  * Nodes talk through a BullMQ Relay: views of running batches (`batches.<pk>`, the last one
  * retained), cancels (`cancel`), configuration changes (`config`) and new jobs (`queued`, which
  * wakes idle nodes). A view is also kept under `<prefix>:live:<pk>` for status reads, and each
  * node's figures of an analytics minute under `<prefix>:figures:<key>:<minute>` (a hash by node).
  */
-import { randomUUID } from "node:crypto";
-import { Queue, type Job as QueuedJob, Relay, type RelaySubscription, Worker } from "bullmq";
+import { Queue, Relay, type RelaySubscription, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { Cluster, ClusterNode, PeerFigures, RemoteCancel } from "../engine/cluster.js";
 import { StoreUnavailableError } from "../engine/errors.js";
 import type { BatchRecord } from "../engine/job-store.js";
 import type { EngineLogger } from "../engine/logger.js";
 import type { ResolvedBatchingOptions } from "../engine/options.js";
-import { Stride } from "../engine/stride.js";
 import { type BatchView, PRIORITIES, type Priority } from "../engine/types.js";
+import { type BatchJobData, BatchTaker, jobId } from "./batch-taker.js";
 
 /** Options of {@link RedisCluster}. */
 export interface RedisClusterOptions {
@@ -62,32 +61,6 @@ const RUN_RETRY_MS = 1000;
  */
 const MAX_STALLS = 100;
 
-/**
- * How long a node with free capacity waits before asking the queues again when they were empty,
- * ms. New and handed-back jobs wake the nodes at once (`queued`); this bounds the wait for jobs
- * that come back otherwise (a lapsed lock, a retry).
- */
-const IDLE_POLL_MS = 1000;
-
-/** What the job of a batch carries. */
-interface BatchJobData {
-  readonly batchId: string;
-  /** Items of the batch: what taking it charges its class. */
-  readonly items: number;
-}
-
-/** A job this node holds. */
-interface Held {
-  readonly job: QueuedJob<BatchJobData>;
-  readonly token: string;
-  readonly priority: Priority;
-  /** Aborted by a cancel from any node. */
-  readonly cancel: AbortController;
-}
-
-const jobId = (pk: number) => `b${pk}`;
-const pkOf = (id: string | undefined) => Number(id?.slice(1));
-
 /** See the file comment. */
 export class RedisCluster implements Cluster {
   readonly #o: RedisClusterOptions;
@@ -101,18 +74,7 @@ export class RedisCluster implements Cluster {
   #nodes: { count: number; at: number } | undefined;
   /** Connections made for the workers and the relay, closed last. */
   readonly #connections: Redis[] = [];
-  /** Jobs this node holds, by batch pk. */
-  readonly #held = new Map<number, Held>();
-  /** Runs of the held jobs, each settled once its job has left this node. */
-  readonly #running = new Set<Promise<void>>();
-  #stride: Stride | undefined;
-  #taking = false;
-  #taker: Promise<void> | undefined;
-  #lockTimer: NodeJS.Timeout | undefined;
-  /** Ends the taker's current wait, if it waits. */
-  #resume: (() => void) | undefined;
-  /** A wake came since the taker last looked at the queues: it looks again before waiting. */
-  #woken = false;
+  #taker: BatchTaker | undefined;
 
   constructor(options: RedisClusterOptions) {
     this.#o = options;
@@ -147,16 +109,14 @@ export class RedisCluster implements Cluster {
     await this.#relay.waitUntilReady();
     const { log, lockMs, prefix } = this.#o;
     this.#subscriptions = await Promise.all([
-      this.#relay.subscribe<{ pk: number }>("cancel", ({ data }) =>
-        this.#held.get(data.pk)?.cancel.abort(),
-      ),
+      this.#relay.subscribe<{ pk: number }>("cancel", ({ data }) => this.#taker?.cancel(data.pk)),
       this.#relay.subscribe<{ from: string; options: ResolvedBatchingOptions }>(
         "config",
         ({ data }) => {
           if (data.from !== this.#relay.nodeId) node.configure(data.options);
         },
       ),
-      this.#relay.subscribe("queued", () => this.#wake()),
+      this.#relay.subscribe("queued", () => this.#taker?.wake()),
     ]);
     for (const priority of PRIORITIES) {
       // No processor: the taker below fetches jobs itself; the worker is the handle for taking,
@@ -174,10 +134,14 @@ export class RedisCluster implements Cluster {
     }
     await Promise.all([...this.#workers.values()].map((worker) => worker.waitUntilReady()));
     await Promise.all([...this.#workers.values()].map((w) => w.startStalledCheckTimer()));
-    this.#stride = new Stride(node.weights);
-    this.#taking = true;
-    this.#taker = this.#take(node);
-    this.#lockTimer = setInterval(() => void this.#renewLocks(), lockMs / 3);
+    this.#taker = new BatchTaker({
+      workers: this.#workers,
+      node,
+      capacity: this.#o.nodeBatches,
+      lockMs,
+      log,
+      announceQueued: () => this.#announceQueued(),
+    });
   }
 
   async enqueue(record: BatchRecord): Promise<void> {
@@ -195,6 +159,13 @@ export class RedisCluster implements Cluster {
     this.#announceQueued();
   }
 
+  /** Wakes every node's taker: a job is waiting. Best effort; idle nodes also poll. */
+  #announceQueued(): void {
+    this.#relay.publish("queued", {}).catch((error: unknown) => {
+      this.#o.log.debug({ err: error }, "announcing a queued batch failed");
+    });
+  }
+
   cancel(record: BatchRecord): Promise<RemoteCancel> {
     const queue = this.#queues.get(record.priority) as Queue;
     const id = jobId(record.pk);
@@ -205,156 +176,6 @@ export class RedisCluster implements Cluster {
       if (state !== "active") return "removed";
       await this.#relay.publish("cancel", { pk: record.pk });
       return "signalled";
-    });
-  }
-
-  /**
-   * Takes jobs while this node has capacity: from the classes in stride order, the first that
-   * has one; when none has, waits to be woken (or polls).
-   */
-  async #take(node: ClusterNode): Promise<void> {
-    const stride = this.#stride as Stride;
-    /** Classes found empty: each rejoins the stride when it has a job again. */
-    const empty = new Set<Priority>(PRIORITIES);
-    while (this.#taking) {
-      if (this.#held.size >= this.#o.nodeBatches) {
-        await this.#sleep();
-        continue;
-      }
-      let taken: Held | undefined;
-      this.#woken = false;
-      try {
-        for (const priority of empty) stride.join(priority);
-        for (const priority of stride.order()) {
-          taken = await this.#fetch(priority);
-          if (taken !== undefined) break;
-          empty.add(priority);
-        }
-      } catch (error) {
-        this.#o.log.warn({ err: error }, "taking a batch failed; trying again");
-        await this.#sleep(IDLE_POLL_MS);
-        continue;
-      }
-      if (taken === undefined) {
-        await this.#sleep(IDLE_POLL_MS);
-        continue;
-      }
-      empty.delete(taken.priority);
-      stride.charge(taken.priority, Math.max(1, taken.job.data.items));
-      this.#runHeld(node, taken);
-    }
-  }
-
-  /** Takes the next job of one class, if it has one (and this node still takes jobs). */
-  async #fetch(priority: Priority): Promise<Held | undefined> {
-    const worker = this.#workers.get(priority) as Worker<BatchJobData>;
-    const token = randomUUID();
-    const job = await worker.getNextJob(token, { block: false });
-    if (job === undefined) return undefined;
-    const held: Held = { job, token, priority, cancel: new AbortController() };
-    this.#held.set(pkOf(job.id), held);
-    if (!this.#taking) {
-      // Stopped while this call was out: straight back.
-      await this.#settle(held, "released");
-      return undefined;
-    }
-    return held;
-  }
-
-  /** Runs a held job's batch and settles the job by how the run ended. */
-  #runHeld(node: ClusterNode, held: Held): void {
-    const run = node
-      .run(pkOf(held.job.id), held.cancel.signal)
-      .then(
-        (outcome) => this.#settle(held, outcome),
-        (error: unknown) => this.#settle(held, error),
-      )
-      .finally(() => {
-        this.#running.delete(run);
-        this.#wake();
-      });
-    this.#running.add(run);
-  }
-
-  /**
-   * Ends this node's hold on a job: an ended batch completes its job; a released one goes back to
-   * its queue at once; a run that threw fails the job, which BullMQ retries after a pause. If the
-   * call fails, the lock lapses and the stalled check puts the job back.
-   */
-  async #settle(held: Held, outcome: "ended" | "released" | unknown): Promise<void> {
-    const { job, token } = held;
-    try {
-      if (outcome === "ended") await job.moveToCompleted(null, token, false);
-      else if (outcome === "released") {
-        await job.moveToWait(token);
-        this.#announceQueued();
-      } else {
-        this.#o.log.error(
-          { err: outcome, batch: job.id },
-          "running a batch failed; it is taken again",
-        );
-        await job.moveToFailed(
-          outcome instanceof Error ? outcome : new Error(String(outcome)),
-          token,
-          false,
-        );
-      }
-    } catch (error) {
-      this.#o.log.warn({ err: error, batch: job.id }, "settling a batch's job failed");
-    } finally {
-      this.#held.delete(pkOf(job.id));
-    }
-  }
-
-  /**
-   * Renews the locks of the jobs this node holds. A job whose lock is gone (Redis lost it, or the
-   * node was stalled so long that the job went to another node) keeps running here: its items
-   * have single outcomes, so the two runs cannot disagree, and the first to finish ends it.
-   */
-  async #renewLocks(): Promise<void> {
-    for (const [priority, worker] of this.#workers) {
-      const held = [...this.#held.values()].filter((h) => h.priority === priority);
-      if (held.length === 0) continue;
-      try {
-        const lost = await worker.extendJobLocks(
-          held.map((h) => h.job.id as string),
-          held.map((h) => h.token),
-          this.#o.lockMs,
-        );
-        if (lost.length > 0) this.#o.log.warn({ batches: lost }, "locks of held batches were lost");
-      } catch (error) {
-        this.#o.log.warn({ err: error }, "renewing the locks of held batches failed");
-      }
-    }
-  }
-
-  /** Ends the taker's wait (a job queued, a slot freed, taking stopped). */
-  #wake(): void {
-    this.#woken = true;
-    this.#resume?.();
-  }
-
-  /** Waits for a wake, or `ms` (at most); returns at once if one came meanwhile. */
-  #sleep(ms?: number): Promise<void> {
-    if (this.#woken) {
-      this.#woken = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const timer = ms === undefined ? undefined : setTimeout(() => this.#resume?.(), ms);
-      this.#resume = () => {
-        this.#resume = undefined;
-        this.#woken = false;
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-
-  /** Wakes every node's taker: a job is waiting. Best effort; idle nodes also poll. */
-  #announceQueued(): void {
-    this.#relay.publish("queued", {}).catch((error: unknown) => {
-      this.#o.log.debug({ err: error }, "announcing a queued batch failed");
     });
   }
 
@@ -448,15 +269,11 @@ export class RedisCluster implements Cluster {
   }
 
   async stopTaking(): Promise<void> {
-    this.#taking = false;
-    this.#wake();
-    await this.#taker;
+    await this.#taker?.stop();
   }
 
   async close(): Promise<void> {
-    await this.stopTaking();
-    clearInterval(this.#lockTimer);
-    await Promise.all(this.#running);
+    await this.#taker?.close();
     await Promise.all([...this.#workers.values()].map((worker) => worker.close()));
     await Promise.all(this.#subscriptions.map((s) => s.unsubscribe().catch(() => undefined)));
     await this.#relay.close();
