@@ -175,7 +175,7 @@ for (let round = 0; round < repeat; round++) {
       sample(after, name, labels) - sample(before, name, labels);
     const ok = delta("batch_processor_requests_total", { method: "Infer", code: "ok" });
     const items = delta("batch_processor_items_total", { outcome: "success" });
-    const ortSeconds = delta("batch_processor_inference_ms_sum") / 1000;
+    const ortSeconds = delta("batch_processor_inference_seconds_sum");
     const cpu = result.watchedCpu[0];
     const cpuSeconds = ((cpu?.totalPercent ?? Number.NaN) / 100) * seconds;
     keep(`${target.name}Rps`, ok / seconds);

@@ -1,8 +1,11 @@
 /**
- * Prometheus metrics (prom-client), named like Triton's nv_inference_* family: requests by
- * protocol/method/code; items by model, priority and outcome; histograms of queue wait, model
- * batch size, inference time per model batch and end-to-end item latency; gauges of waiting
- * items, active batches and busy threads; default Node.js metrics.
+ * Prometheus metrics (prom-client), named like Triton's nv_inference_* family and by Prometheus's
+ * conventions (durations in seconds): requests by protocol/method/code; items by model, priority
+ * and outcome; histograms of queue wait, model batch size, inference time per model batch and
+ * end-to-end item latency; gauges of waiting items, active batches and busy threads; default
+ * Node.js metrics. The original API's four monitoring series are there too, with its meanings,
+ * so that its users' dashboards and alerts keep working: `batch_requests_total` (API requests),
+ * `batch_processing_seconds` (their duration), `active_batches` and `queue_length`.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { RequestLogEntry } from "../api/request-log.js";
@@ -21,9 +24,11 @@ export interface PrometheusMetrics {
   bindStats(stats: () => ProcessorStats): void;
 }
 
-const MS_BUCKETS = [
-  0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000,
+/** Duration buckets, seconds: 0.5 ms to a minute. */
+const SECONDS_BUCKETS = [
+  0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60,
 ];
+const seconds = (ms: number) => ms / 1000;
 const SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 256, 512, 1024];
 
 /** Creates the registry with every series registered. */
@@ -37,10 +42,21 @@ export function createPrometheusMetrics(): PrometheusMetrics {
     registers: [registry],
   });
   const requestDuration = new Histogram({
-    name: "batch_processor_request_duration_ms",
-    help: "API request duration in milliseconds (streams: until they end)",
+    name: "batch_processor_request_duration_seconds",
+    help: "API request duration in seconds (streams: until they end)",
     labelNames: ["protocol", "method"],
-    buckets: MS_BUCKETS,
+    buckets: SECONDS_BUCKETS,
+    registers: [registry],
+  });
+  const originalRequests = new Counter({
+    name: "batch_requests_total",
+    help: "Total batch requests (the original API's name: every API request)",
+    registers: [registry],
+  });
+  const originalDuration = new Histogram({
+    name: "batch_processing_seconds",
+    help: "Batch processing time (the original API's name: API request duration, seconds)",
+    buckets: SECONDS_BUCKETS,
     registers: [registry],
   });
   const items = new Counter({
@@ -67,10 +83,10 @@ export function createPrometheusMetrics(): PrometheusMetrics {
     registers: [registry],
   });
   const queueWait = new Histogram({
-    name: "batch_processor_queue_wait_ms",
-    help: "Time an item waited from arrival to dispatch, milliseconds",
+    name: "batch_processor_queue_wait_seconds",
+    help: "Time an item waited from arrival to dispatch, seconds",
     labelNames: ["model"],
-    buckets: MS_BUCKETS,
+    buckets: SECONDS_BUCKETS,
     registers: [registry],
   });
   const batchSize = new Histogram({
@@ -81,17 +97,17 @@ export function createPrometheusMetrics(): PrometheusMetrics {
     registers: [registry],
   });
   const inference = new Histogram({
-    name: "batch_processor_inference_ms",
-    help: "Run time of one model batch on its thread, milliseconds",
+    name: "batch_processor_inference_seconds",
+    help: "Run time of one model batch on its thread, seconds",
     labelNames: ["model"],
-    buckets: MS_BUCKETS,
+    buckets: SECONDS_BUCKETS,
     registers: [registry],
   });
   const latency = new Histogram({
-    name: "batch_processor_item_latency_ms",
-    help: "End-to-end item latency (arrival to outcome), milliseconds",
+    name: "batch_processor_item_latency_seconds",
+    help: "End-to-end item latency (arrival to outcome), seconds",
     labelNames: ["model", "priority"],
-    buckets: MS_BUCKETS,
+    buckets: SECONDS_BUCKETS,
     registers: [registry],
   });
   let stats: (() => ProcessorStats) | undefined;
@@ -116,6 +132,22 @@ export function createPrometheusMetrics(): PrometheusMetrics {
     },
   });
   new Gauge({
+    name: "active_batches",
+    help: "Number of active batches (the original API's name: stored batches queued or processing)",
+    registers: [registry],
+    collect() {
+      this.set(stats?.().activeBatches ?? 0);
+    },
+  });
+  new Gauge({
+    name: "queue_length",
+    help: "Current queue length (the original API's name: items waiting to be dispatched)",
+    registers: [registry],
+    collect() {
+      this.set(stats?.().pending ?? 0);
+    },
+  });
+  new Gauge({
     name: "batch_processor_busy_threads",
     help: "Inference threads running a model batch",
     registers: [registry],
@@ -131,15 +163,15 @@ export function createPrometheusMetrics(): PrometheusMetrics {
         batches.inc({ model });
         batchSize.observe({ model }, size);
         const wait = queueWait.labels({ model });
-        for (const ms of waits) wait.observe(ms);
+        for (const ms of waits) wait.observe(seconds(ms));
       },
       onBatchDone(model, _size, inferenceMs, ok) {
-        if (ok) inference.observe({ model }, inferenceMs);
+        if (ok) inference.observe({ model }, seconds(inferenceMs));
       },
       onItemDone(model, priority, outcome, latencyMs, isLate) {
         items.inc({ model, priority, outcome });
         if (isLate) late.inc({ model });
-        if (outcome !== "cancelled") latency.observe({ model, priority }, latencyMs);
+        if (outcome !== "cancelled") latency.observe({ model, priority }, seconds(latencyMs));
       },
       onRejected(model, priority, count) {
         items.inc({ model, priority, outcome: "rejected" }, count);
@@ -150,7 +182,10 @@ export function createPrometheusMetrics(): PrometheusMetrics {
     },
     onRequest(entry) {
       requests.inc({ protocol: entry.protocol, method: entry.method, code: entry.code });
-      requestDuration.observe({ protocol: entry.protocol, method: entry.method }, entry.durationMs);
+      const duration = seconds(entry.durationMs);
+      requestDuration.observe({ protocol: entry.protocol, method: entry.method }, duration);
+      originalRequests.inc();
+      originalDuration.observe(duration);
     },
     bindStats(read) {
       stats = read;

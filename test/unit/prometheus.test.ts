@@ -74,13 +74,13 @@ describe("Prometheus metrics", () => {
       await value(metrics, "batch_processor_model_batch_size_sum", { model: "default" }),
     ).toBeGreaterThanOrEqual(10);
     expect(
-      await value(metrics, "batch_processor_item_latency_ms_count", {
+      await value(metrics, "batch_processor_item_latency_seconds_count", {
         model: "default",
         priority: "high",
       }),
     ).toBe(10);
     expect(
-      await value(metrics, "batch_processor_queue_wait_ms_count", { model: "default" }),
+      await value(metrics, "batch_processor_queue_wait_seconds_count", { model: "default" }),
     ).toBeGreaterThanOrEqual(10);
   });
 
@@ -94,7 +94,22 @@ describe("Prometheus metrics", () => {
     ).toBe(2);
     expect(await value(metrics, "batch_processor_active_batches")).toBe(1);
     expect(await value(metrics, "batch_processor_busy_threads")).toBe(1);
+    // The original API's names, with its meanings.
+    expect(await value(metrics, "active_batches")).toBe(1);
+    expect(await value(metrics, "queue_length")).toBe(2);
     pool.release();
+  });
+
+  it("count every API request under the original API's names too, durations in seconds", async () => {
+    const { metrics } = await setup();
+    for (const durationMs of [2, 250])
+      metrics.onRequest({ protocol: "rest", method: "GetConfig", code: "ok", durationMs });
+    expect(await value(metrics, "batch_requests_total")).toBe(2);
+    expect(await value(metrics, "batch_processing_seconds_count")).toBe(2);
+    expect(await value(metrics, "batch_processing_seconds_sum")).toBeCloseTo(0.252, 9);
+    expect(
+      await value(metrics, "batch_processor_request_duration_seconds_sum", { method: "GetConfig" }),
+    ).toBeCloseTo(0.252, 9);
   });
 
   it("count cancelled, expired and rejected items", async () => {
@@ -139,7 +154,9 @@ describe("Prometheus metrics", () => {
     const { metrics } = await setup();
     const text = await metrics.registry.metrics();
     expect(text).toContain("# TYPE batch_processor_items_total counter");
-    expect(text).toContain("# TYPE batch_processor_inference_ms histogram");
+    expect(text).toContain("# TYPE batch_processor_inference_seconds histogram");
+    // Durations in seconds, as Prometheus names them; no series left in milliseconds.
+    expect(text).not.toMatch(/^batch_processor_\w*_ms(_bucket|_sum|_count)?[{ ]/m);
     expect(text).toContain("process_cpu_user_seconds_total");
     expect(metrics.registry.contentType).toContain("text/plain");
   });
