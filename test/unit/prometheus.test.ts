@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { BatchProcessor } from "../../src/engine/batch-processor.js";
 import { createPrometheusMetrics } from "../../src/metrics/prometheus.js";
@@ -159,5 +160,36 @@ describe("Prometheus metrics", () => {
     expect(text).not.toMatch(/^batch_processor_\w*_ms(_bucket|_sum|_count)?[{ ]/m);
     expect(text).toContain("process_cpu_user_seconds_total");
     expect(metrics.registry.contentType).toContain("text/plain");
+  });
+});
+
+describe("the Grafana dashboard (deploy/grafana-dashboard.json)", () => {
+  it("queries only series the server exposes, with every panel the operators asked for", async () => {
+    const { metrics } = await setup();
+    const text = await metrics.registry.metrics();
+    const exposed = new Set(
+      [...text.matchAll(/^# TYPE (\S+) (\w+)$/gm)].flatMap(([, name, type]) =>
+        type === "histogram"
+          ? [`${name}_bucket`, `${name}_sum`, `${name}_count`]
+          : [name as string],
+      ),
+    );
+    const dashboard = JSON.parse(
+      readFileSync(new URL("../../deploy/grafana-dashboard.json", import.meta.url), "utf8"),
+    ) as { panels: { title: string; targets: { expr: string }[] }[] };
+    const series = dashboard.panels.flatMap((p) =>
+      p.targets.flatMap((t) => [...t.expr.matchAll(/\b(batch_processor_\w+)\{/g)].map((m) => m[1])),
+    );
+    expect(series.length).toBeGreaterThan(10);
+    for (const name of series) expect(exposed, name).toContain(name);
+    const titles = dashboard.panels.map((p) => p.title.toLowerCase()).join(" | ");
+    for (const topic of [
+      "throughput",
+      "latency p50 / p95 / p99",
+      "queue length",
+      "batch size",
+      "priority",
+    ])
+      expect(titles).toContain(topic);
   });
 });
