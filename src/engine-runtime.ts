@@ -7,7 +7,7 @@
 import { RedisCluster } from "./cluster/redis-cluster.js";
 import type { ServerConfig } from "./config/config.js";
 import { BatchProcessor } from "./engine/batch-processor.js";
-import type { ModelCatalog } from "./engine/inference-pool.js";
+import type { ModelCatalog, ModelReloadOutcome } from "./engine/inference-pool.js";
 import type { JobStore } from "./engine/job-store.js";
 import type { EngineObserver } from "./engine/observer.js";
 import { createInferencePool } from "./inference/piscina-pool.js";
@@ -19,6 +19,12 @@ import { SqliteJobStore } from "./store/sqlite-job-store.js";
 export interface EngineRuntime {
   readonly processor: BatchProcessor;
   readonly models: ModelCatalog;
+  /**
+   * Reads the model repository again: new and changed models load on new threads, warm up, and
+   * then serve; until then, and for a model whose new files do not load, the loaded version
+   * serves. This node only: each node of a cluster has its own threads.
+   */
+  reloadModels(): Promise<readonly ModelReloadOutcome[]>;
 }
 
 /**
@@ -31,7 +37,7 @@ export async function startEngine(
   observer?: EngineObserver,
   ownerRenames: readonly { readonly from: string; readonly to: string }[] = [],
 ): Promise<EngineRuntime> {
-  const { pool, models } = await createInferencePool({
+  const { pool, models, reload, watch } = await createInferencePool({
     modelDir: config.modelDir,
     threads: config.inferenceThreads,
     executionProviders: config.executionProviders,
@@ -76,7 +82,9 @@ export async function startEngine(
         enableDynamicBatching: config.enableDynamicBatching,
       },
     });
-    return { processor, models };
+    const warmUp = (on: typeof pool, changed: ModelCatalog) => processor.warmUp(on, changed);
+    if (config.modelPollSeconds > 0) watch(config.modelPollSeconds * 1000, { warmUp });
+    return { processor, models, reloadModels: () => reload({ warmUp }) };
   } catch (error) {
     await cluster?.close().catch(() => undefined);
     await store?.close();

@@ -93,7 +93,12 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     adminApiKeys: config.adminApiKeys,
     secret: Buffer.from(secrets.ownerSecret.value),
   });
-  const { processor, models } = await startEngine(config, logger, observer, auth.ownerRenames());
+  const { processor, models, reloadModels } = await startEngine(
+    config,
+    logger,
+    observer,
+    auth.ownerRenames(),
+  );
   metrics?.bindStats(() => processor.stats());
   // Alone, the analytics windows are saved in the store and restored at start. In a cluster each
   // node shares its minutes instead, under an id of this run: what a node recorded before a
@@ -128,13 +133,18 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     maxEventLoopDelayMs: config.maxEventLoopDelayMs,
   });
   const binding: ServiceBinding = {
-    impl: createBatchProcessorService(processor, models, resources, analytics),
+    impl: createBatchProcessorService(
+      processor,
+      { catalog: models, reload: reloadModels },
+      resources,
+      analytics,
+    ),
     auth,
     guard,
     log: logger,
     onRequest: metrics?.onRequest,
   };
-  // Models load once, at start: a required model that is not there now will not come.
+  // A reload can bring a required model or take it away: readiness asks the catalog each time.
   const missingModels = unavailableModels(models, config.requiredModels);
   if (missingModels.length > 0)
     logger.warn({ reasons: missingModels }, "not ready: a required model is unavailable");
@@ -148,8 +158,9 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     notReady: () => {
       if (state !== "serving")
         return [state === "starting" ? "the server is starting" : "the server is shutting down"];
+      const missing = unavailableModels(models, config.requiredModels);
       const cluster = processor.unavailable();
-      return cluster === undefined ? missingModels : [...missingModels, cluster];
+      return cluster === undefined ? missing : [...missing, cluster];
     },
     metrics:
       metrics === undefined

@@ -15,6 +15,7 @@ import {
   ListBatchesResponseSchema,
   MetricsSchema,
   ModelInfoSchema,
+  ReloadModelsResponseSchema,
   SubmitBatchResponseSchema,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import { codeName } from "../api/error-mapping.js";
@@ -34,6 +35,8 @@ export const CLIENT_COMMANDS: Readonly<Record<string, string>> = {
   cancel: "cancel ID...: cancel batches",
   infer: "infer [ITEM...]: run items now (JSON items or arrays; stdin when none)",
   models: "models: the server's models",
+  "reload-models":
+    "reload-models: load new and changed model files (admin key); exit 1 when one failed",
   config: "config: the batching configuration",
   metrics: "metrics: the server's live figures",
 };
@@ -132,6 +135,11 @@ export async function runClientCommand(command: string, argv: string[]): Promise
       case "models":
         for (const model of await client.models()) print(ModelInfoSchema, model);
         return 0;
+      case "reload-models": {
+        const reloaded = await client.reloadModels();
+        print(ReloadModelsResponseSchema, reloaded);
+        return reloaded.changes.some((c) => c.outcome === "failed") ? 1 : 0;
+      }
       case "config":
         print(BatchConfigSchema, await client.config());
         return 0;

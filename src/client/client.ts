@@ -28,6 +28,7 @@ import {
   type ListBatchesResponse,
   type Metrics,
   type ModelInfo,
+  type ReloadModelsResponse,
   type SubmitBatchRequestSchema,
   type SubmitBatchResponse,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
@@ -112,6 +113,11 @@ export class BatchProcessorClient {
 
   async models(options?: CallOptions): Promise<ModelInfo[]> {
     return (await this.#retrying(() => this.#client.listModels({}, options), options)).models;
+  }
+
+  /** Reloads the server's model repository (admin keys); see the ReloadModels RPC. */
+  reloadModels(options?: CallOptions): Promise<ReloadModelsResponse> {
+    return this.#retrying(() => this.#client.reloadModels({}, options), options);
   }
 
   config(options?: CallOptions): Promise<BatchConfig> {

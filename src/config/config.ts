@@ -167,6 +167,13 @@ export const SETTINGS = {
     meaning: "model repository",
     parse: text,
   }),
+  modelPollSeconds: setting({
+    env: "MODEL_POLL_SECONDS",
+    default: "0",
+    meaning:
+      "reload the model repository when its files change, checked every this many seconds; 0 reloads only on an admin's call",
+    parse: integer([0, 86_400]),
+  }),
   defaultModel: setting({
     env: "DEFAULT_MODEL",
     default: PROCESSOR_DEFAULTS.defaultModel,
@@ -383,9 +390,12 @@ export function renderSettingsTable(): string {
     const flag = s.flag === undefined ? "" : `\`${s.flag.text}\``;
     const def = typeof s.default === "string" ? s.default : s.default.text;
     const shown = def === "" ? "empty" : typeof s.default === "string" ? `\`${def}\`` : def;
-    return `| ${name} | ${flag} | ${shown} | ${s.meaning} |`;
+    return [name, flag, shown, s.meaning];
   });
-  return ["| variable | flag | default | meaning |", "| --- | --- | --- | --- |", ...rows].join(
-    "\n",
-  );
+  const header = ["variable", "flag", "default", "meaning"];
+  // Columns padded to one width, as a Markdown formatter would leave them.
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
+  const line = (cells: readonly string[]) =>
+    `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ")} |`;
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }

@@ -166,6 +166,14 @@ export class BatchProcessor {
     return processor;
   }
 
+  /**
+   * Warms `models` up on `pool`, feeding the batcher's latency models: a model reload runs it on
+   * its new threads before they take traffic.
+   */
+  warmUp(pool: InferencePool, models: ModelCatalog): Promise<void> {
+    return warmUp(pool, models, this.#runner.batcher, this.#batching.maxBatchSize, this.#log);
+  }
+
   /** The live batching configuration. */
   get config(): ResolvedBatchingOptions {
     return this.#batching;

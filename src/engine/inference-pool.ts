@@ -21,6 +21,22 @@ export interface ModelInfo {
   /** The execution provider its sessions run on (`cuda`, `cpu`). */
   readonly executionProvider?: string | undefined;
   readonly description?: string | undefined;
+  /** When the version serving now was loaded (ms since the epoch); absent when unavailable. */
+  readonly loadedAt?: number | undefined;
+  /** Why the model's files on disk did not load at the last reload, while this version serves. */
+  readonly reloadError?: string | undefined;
+}
+
+/** What a reload of the model repository did to one model. */
+export interface ModelReloadOutcome {
+  readonly name: string;
+  /**
+   * `added` and `updated`: the new files serve; `unchanged`; `removed`: gone from the
+   * repository, unloaded; `failed`: the new files did not load (`reason`), and the version
+   * loaded before, if any, keeps serving.
+   */
+  readonly outcome: "added" | "updated" | "unchanged" | "removed" | "failed";
+  readonly reason?: string | undefined;
 }
 
 /** Looks models up by name. */

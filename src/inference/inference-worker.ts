@@ -1,6 +1,7 @@
 /**
  * Entry of an inference thread. It creates one ONNX Runtime session per model when the thread
- * starts, before Piscina marks it ready, and keeps them for the thread's life. Inputs arrive
+ * starts, before Piscina marks it ready, and keeps them for the thread's life (a reload starts new
+ * threads rather than changing the sessions of running ones). Inputs arrive
  * transferred; outputs leave moved.
  */
 import { readlinkSync } from "node:fs";
@@ -14,19 +15,19 @@ import type {
   RunReply,
   TensorInfo,
   WorkerInit,
-  WorkerModel,
+  WorkerModelVersion,
   WorkerTask,
 } from "./messages.js";
 
 interface Loaded {
-  readonly model: WorkerModel;
+  readonly model: WorkerModelVersion;
   readonly session: ort.InferenceSession;
   readonly inputName: string;
   readonly outputName: string;
 }
 
 async function createSession(
-  model: WorkerModel,
+  bytes: Uint8Array,
   init: WorkerInit,
 ): Promise<{ session: ort.InferenceSession; provider: string; fallbackReason?: string }> {
   const base = {
@@ -34,6 +35,9 @@ async function createSession(
     interOpNumThreads: 1,
     graphOptimizationLevel: "all" as const,
   };
+  // ONNX Runtime reads a model from an ArrayBuffer only, not from shared memory: this thread
+  // copies the file for the time the session takes to build.
+  const model = new Uint8Array(bytes);
   const preferred = init.executionProviders.filter((p) => p !== "cpu");
   if (preferred.length > 0) {
     // ORT prints a native error line for a provider it cannot load; that case is expected and
@@ -41,14 +45,14 @@ async function createSession(
     const level = ort.env.logLevel;
     ort.env.logLevel = "fatal";
     try {
-      const session = await ort.InferenceSession.create(model.path, {
+      const session = await ort.InferenceSession.create(model, {
         ...base,
         executionProviders: [...init.executionProviders],
       });
       return { session, provider: preferred[0] as string };
     } catch (error) {
       if (!init.executionProviders.includes("cpu")) throw error;
-      const session = await ort.InferenceSession.create(model.path, {
+      const session = await ort.InferenceSession.create(model, {
         ...base,
         executionProviders: ["cpu"],
       });
@@ -58,10 +62,7 @@ async function createSession(
     }
   }
   return {
-    session: await ort.InferenceSession.create(model.path, {
-      ...base,
-      executionProviders: ["cpu"],
-    }),
+    session: await ort.InferenceSession.create(model, { ...base, executionProviders: ["cpu"] }),
     provider: "cpu",
   };
 }
@@ -75,60 +76,73 @@ function firstLine(error: unknown): string {
   return stripVTControlCharacters(text.split("\n")[0] ?? text).slice(0, 300);
 }
 
+/** Builds a session for one version and checks it against its config; throws saying why not. */
+async function loadVersion(
+  version: WorkerModelVersion,
+  init: WorkerInit,
+): Promise<{ loaded: Loaded; provider: string; fallbackReason: string | undefined }> {
+  let created: Awaited<ReturnType<typeof createSession>>;
+  try {
+    created = await createSession(version.bytes, init);
+  } catch (error) {
+    throw new Error(`ONNX Runtime could not load model.onnx: ${firstLine(error)}`);
+  }
+  const { session, provider, fallbackReason } = created;
+  try {
+    const inputName = version.inputName ?? session.inputNames[0];
+    const outputName = version.outputName ?? session.outputNames[0];
+    if (inputName === undefined || !session.inputNames.includes(inputName)) {
+      throw new Error(
+        `input ${JSON.stringify(inputName)} not in the graph (inputs: ${session.inputNames.join(", ")})`,
+      );
+    }
+    if (outputName === undefined || !session.outputNames.includes(outputName)) {
+      throw new Error(
+        `output ${JSON.stringify(outputName)} not in the graph (outputs: ${session.outputNames.join(", ")})`,
+      );
+    }
+    const input = session.inputMetadata.find((m) => m.name === inputName);
+    if (
+      version.inputShape === undefined &&
+      (input === undefined || !input.isTensor || input.shape.length < 2)
+    )
+      throw new Error("cannot tell the per-item input shape; set input_shape in config.json");
+    return { loaded: { model: version, session, inputName, outputName }, provider, fallbackReason };
+  } catch (error) {
+    await session.release();
+    throw error;
+  }
+}
+
 async function loadAll(
   init: WorkerInit,
 ): Promise<{ loaded: Map<string, Loaded>; reports: ModelLoadReport[] }> {
   const loaded = new Map<string, Loaded>();
   const reports: ModelLoadReport[] = [];
   for (const model of init.models) {
-    let created: Awaited<ReturnType<typeof createSession>>;
-    try {
-      created = await createSession(model, init);
-    } catch (error) {
-      // ONNX Runtime's message names the model file's path: callers get the gist, the log all.
-      reports.push({
-        name: model.name,
-        ok: false,
-        error: firstLine(error),
-        reason: "ONNX Runtime could not load model.onnx (the server log has the cause)",
-        inputs: [],
-        outputs: [],
-      });
-      continue;
-    }
-    try {
-      const { session, provider, fallbackReason } = created;
-      const inputName = model.inputName ?? session.inputNames[0];
-      const outputName = model.outputName ?? session.outputNames[0];
-      if (inputName === undefined || !session.inputNames.includes(inputName)) {
-        throw new Error(
-          `input ${JSON.stringify(inputName)} not in the graph (inputs: ${session.inputNames.join(", ")})`,
-        );
+    const errors: string[] = [];
+    let report: ModelLoadReport | undefined;
+    for (const [index, version] of model.versions.entries()) {
+      try {
+        const result = await loadVersion(version, init);
+        loaded.set(model.name, result.loaded);
+        const { session } = result.loaded;
+        report = {
+          name: model.name,
+          ok: true,
+          version: index,
+          errors,
+          provider: result.provider,
+          fallbackReason: result.fallbackReason,
+          inputs: tensorInfo(session.inputMetadata),
+          outputs: tensorInfo(session.outputMetadata),
+        };
+        break;
+      } catch (error) {
+        errors.push(firstLine(error));
       }
-      if (outputName === undefined || !session.outputNames.includes(outputName)) {
-        throw new Error(
-          `output ${JSON.stringify(outputName)} not in the graph (outputs: ${session.outputNames.join(", ")})`,
-        );
-      }
-      loaded.set(model.name, { model, session, inputName, outputName });
-      reports.push({
-        name: model.name,
-        ok: true,
-        provider,
-        fallbackReason,
-        inputs: tensorInfo(session.inputMetadata),
-        outputs: tensorInfo(session.outputMetadata),
-      });
-    } catch (error) {
-      reports.push({
-        name: model.name,
-        ok: false,
-        error: firstLine(error),
-        reason: firstLine(error),
-        inputs: [],
-        outputs: [],
-      });
     }
+    reports.push(report ?? { name: model.name, ok: false, errors, inputs: [], outputs: [] });
   }
   return { loaded, reports };
 }

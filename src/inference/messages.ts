@@ -4,15 +4,26 @@
  */
 import type { OutputKind } from "../engine/inference-pool.js";
 
-/** One model as a thread loads it. */
-export interface WorkerModel {
-  readonly name: string;
-  readonly path: string;
+/** One version of a model: its file's bytes and the settings of its `config.json`. */
+export interface WorkerModelVersion {
+  /** `model.onnx`, on shared memory: every thread reads the one copy the main thread holds. */
+  readonly bytes: Uint8Array;
   /** Graph input to feed; the session's first input when absent. */
   readonly inputName?: string | undefined;
   /** Graph output to read; the session's first output when absent. */
   readonly outputName?: string | undefined;
+  /** Per-item input shape from `config.json`; read from the graph when absent. */
+  readonly inputShape?: readonly number[] | undefined;
   readonly outputKind: OutputKind;
+}
+
+/**
+ * One model as a thread loads it: the versions to try, in order. A reload lists the new files
+ * first and the version serving now second, so a broken new file leaves the old one loaded.
+ */
+export interface WorkerModel {
+  readonly name: string;
+  readonly versions: readonly WorkerModelVersion[];
 }
 
 /** `workerData` of every inference thread. */
@@ -59,10 +70,10 @@ export interface TensorInfo {
 export interface ModelLoadReport {
   readonly name: string;
   readonly ok: boolean;
-  /** Why it failed, in full (for the log: it may name files of the server). */
-  readonly error?: string | undefined;
-  /** Why it failed, in words fit for API callers. */
-  readonly reason?: string | undefined;
+  /** Index in {@link WorkerModel.versions} of the version that loaded. */
+  readonly version?: number | undefined;
+  /** Why each version before the one that loaded (or every version, when none did) failed. */
+  readonly errors: readonly string[];
   /** The provider the session runs on. */
   readonly provider?: string | undefined;
   /** Set when a preferred provider failed and the session fell back to CPU: why. */

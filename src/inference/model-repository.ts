@@ -1,6 +1,7 @@
 /**
  * The model repository on disk: `<dir>/<name>/model.onnx` plus an optional `config.json`.
  * Reading it never throws for one bad model: that model is reported unavailable with the reason.
+ * Reading it only lists and checks files; the model files themselves are read by the pool.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -35,6 +36,11 @@ export interface RepositoryEntry {
   readonly description: string | undefined;
   /** Set when the entry cannot be loaded at all (bad config, missing file). */
   readonly problem: string | undefined;
+  /**
+   * Size and modification time of `model.onnx` and `config.json`: it changes when either file
+   * is replaced or rewritten, which is what a reload looks for.
+   */
+  readonly fingerprint: string;
 }
 
 const NAME = /^[A-Za-z0-9._-]+$/;
@@ -47,12 +53,23 @@ export function readModelRepository(dir: string): RepositoryEntry[] {
   const entries: RepositoryEntry[] = [];
   for (const name of readdirSync(dir).sort()) {
     const folder = join(dir, name);
-    if (!statSync(folder).isDirectory() || !NAME.test(name)) continue;
+    // A folder removed while the listing runs is skipped, not an error.
+    if (!NAME.test(name) || statSync(folder, { throwIfNoEntry: false })?.isDirectory() !== true)
+      continue;
     const path = join(folder, "model.onnx");
     if (!existsSync(path)) continue;
     entries.push(readEntry(name, path, join(folder, "config.json")));
   }
   return entries;
+}
+
+function fingerprintOf(...paths: string[]): string {
+  return paths
+    .map((path) => {
+      const stat = statSync(path, { throwIfNoEntry: false });
+      return stat === undefined ? "-" : `${stat.size}@${stat.mtimeMs}`;
+    })
+    .join("/");
 }
 
 function readEntry(name: string, path: string, configPath: string): RepositoryEntry {
@@ -67,6 +84,7 @@ function readEntry(name: string, path: string, configPath: string): RepositoryEn
     labels: undefined,
     description: undefined,
     problem: undefined,
+    fingerprint: fingerprintOf(path, configPath),
   };
   if (!existsSync(configPath)) return base;
   try {

@@ -29,13 +29,19 @@ import {
   ListModelsResponseSchema,
   type Metrics,
   MetricsSchema,
+  type ModelInfo as ModelInfoMessage,
+  ModelInfoSchema,
+  ModelReloadSchema,
+  type ReloadModelsRequest,
+  type ReloadModelsResponse,
+  ReloadModelsResponseSchema,
   type SubmitBatchResponse,
   SubmitBatchResponseSchema,
   type WatchBatchRequest,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import type { BatchProcessor } from "../engine/batch-processor.js";
-import { type Failure, InvalidInputError } from "../engine/errors.js";
-import type { ModelCatalog } from "../engine/inference-pool.js";
+import { type Failure, InvalidInputError, PermissionDeniedError } from "../engine/errors.js";
+import type { ModelCatalog, ModelInfo, ModelReloadOutcome } from "../engine/inference-pool.js";
 import type { ResolvedBatchingOptions } from "../engine/options.js";
 import type {
   BatchView,
@@ -67,12 +73,19 @@ export interface BatchProcessorServiceImpl {
   watchBatch(request: WatchBatchRequest, call: CallContext): AsyncIterable<BatchStatus>;
   infer(request: SubmitBatchInput, call: CallContext): Promise<BatchResults>;
   listModels(request: ListModelsRequest, call: CallContext): Promise<ListModelsResponse>;
+  reloadModels(request: ReloadModelsRequest, call: CallContext): Promise<ReloadModelsResponse>;
+}
+
+/** The model repository as the service sees it: the catalog and its reload. */
+export interface ModelService {
+  readonly catalog: ModelCatalog;
+  reload(): Promise<readonly ModelReloadOutcome[]>;
 }
 
 /** Builds the implementation over a running processor. */
 export function createBatchProcessorService(
   processor: BatchProcessor,
-  models: ModelCatalog,
+  models: ModelService,
   resources: ResourceMonitor,
   analytics: AnalyticsRecorder,
 ): BatchProcessorServiceImpl {
@@ -184,21 +197,36 @@ export function createBatchProcessorService(
       return resultsOf(await processor.infer(principal, submitRequestOf(request), signal));
     },
     async listModels() {
-      return create(ListModelsResponseSchema, {
-        models: models.list().map((m) => ({
-          name: m.name,
-          available: m.available,
-          reason: m.reason,
-          inputShape: [...m.itemShape],
-          maxBatchSize: m.maxBatchSize,
-          outputKind: m.outputKind,
-          labels: [...(m.labels ?? [])],
-          executionProvider: m.executionProvider ?? "",
-          description: m.description ?? "",
-        })),
+      return create(ListModelsResponseSchema, { models: models.catalog.list().map(modelOf) });
+    },
+    async reloadModels(_request, { principal }) {
+      if (!principal.admin)
+        throw new PermissionDeniedError("reload the models", principal.adminNote);
+      const changes = await models.reload();
+      return create(ReloadModelsResponseSchema, {
+        changes: changes.map((c) =>
+          create(ModelReloadSchema, { name: c.name, outcome: c.outcome, reason: c.reason }),
+        ),
+        models: models.catalog.list().map(modelOf),
       });
     },
   };
+}
+
+function modelOf(m: ModelInfo): ModelInfoMessage {
+  return create(ModelInfoSchema, {
+    name: m.name,
+    available: m.available,
+    reason: m.reason,
+    inputShape: [...m.itemShape],
+    maxBatchSize: m.maxBatchSize,
+    outputKind: m.outputKind,
+    labels: [...(m.labels ?? [])],
+    executionProvider: m.executionProvider ?? "",
+    description: m.description ?? "",
+    loadedAt: m.loadedAt === undefined ? undefined : timestampFromMs(m.loadedAt),
+    reloadError: m.reloadError,
+  });
 }
 
 /** Proto request -> engine request (empty strings and zeros mean "not given"). */

@@ -270,6 +270,19 @@ describe.each(protocols)("over %s", (protocol) => {
     }
   });
 
+  it("reloads the model repository for admin keys only", async () => {
+    const denied = failure(await client().call("ReloadModels", {}, ALICE));
+    expect(denied.code).toBe("permission_denied");
+    expect(denied.message).toContain("may not reload the models");
+    const reloaded = ok(await client().call("ReloadModels", {}, ADMIN));
+    expect(reloaded.changes).toEqual(
+      ["default", "dense", "log"].map((name) => ({ name, outcome: "unchanged" })),
+    );
+    const models = reloaded.models as JsonObject[];
+    expect(models.map((m) => m.name)).toEqual(["default", "dense", "log"]);
+    expect(Date.parse(String(models[0]?.loaded_at))).toBeLessThanOrEqual(Date.now());
+  });
+
   it("configures live for admins only, validating every field", async () => {
     expect(failure(await client().call("Configure", { max_batch_size: 32 }, ALICE)).code).toBe(
       "permission_denied",

@@ -167,6 +167,12 @@ describe("the batch-processor CLI", () => {
       expect(JSON.parse(config.stdout)).toHaveProperty("max_batch_size");
       const metrics = await cli(["metrics"], { url });
       expect(JSON.parse(metrics.stdout)).toHaveProperty("current_stats");
+      const reloaded = await cli(["reload-models"], { url });
+      expect(reloaded.code).toBe(0);
+      expect(JSON.parse(reloaded.stdout).changes).toContainEqual({
+        name: "default",
+        outcome: "unchanged",
+      });
       const submitted = await cli(["submit", "-", "--watch"], { url, input: "[1,2,3]\n" });
       expect(submitted.code).toBe(0);
       const batch_id = /submitted 1 items as 1 batch\(es\): (\S+)/.exec(submitted.stdout)?.[1];

@@ -214,9 +214,9 @@ describe("engine with ONNX Runtime threads", () => {
     const { processor, models } = await start(1);
     const broken = models.get("broken");
     expect(broken?.available).toBe(false);
-    // Callers see what failed, never where the server keeps its files; the log has the cause.
+    // Callers see what failed, never where the server keeps its files (threads load from bytes).
     expect(broken?.reason).toBe(
-      "ONNX Runtime could not load model.onnx (the server log has the cause)",
+      "ONNX Runtime could not load model.onnx: Failed to load model because protobuf parsing failed.",
     );
     expect(broken?.reason).not.toContain(repo.dir);
     await expect(

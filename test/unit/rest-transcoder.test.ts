@@ -35,6 +35,7 @@ describe("REST transcoding from google.api.http", () => {
         "GET /api/batch-processor/watch/{batch_id}",
         "POST /api/batch-processor/configure",
         "POST /api/batch-processor/infer",
+        "POST /api/batch-processor/models/reload",
         "POST /api/batch-processor/submit",
       ].sort(),
     );
