@@ -1,7 +1,7 @@
 /**
- * The API port: `/health`, `/ready` and `/openapi.json` (no key), `/metrics`, the REST routes,
- * the original API's WebSocket endpoint, and Connect + gRPC-Web for everything else, on one
- * node:http server with header, body and idle timeouts.
+ * The API port: `/health`, `/ready`, `/openapi.json` and the dashboard (no key), `/metrics`,
+ * the REST routes, the original API's WebSocket endpoint, and Connect + gRPC-Web for everything
+ * else, on one node:http server with header, body and idle timeouts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -9,6 +9,7 @@ import type { Registry } from "prom-client";
 import { BatchProcessorService } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import type { ServiceBinding } from "./call.js";
 import { createConnectHandler } from "./connect-adapter.js";
+import { Dashboard } from "./dashboard.js";
 import { toConnectError } from "./error-mapping.js";
 import { openApiDocument } from "./openapi.js";
 import { createRestHandler, sendError } from "./rest-handler.js";
@@ -52,6 +53,7 @@ export async function startHttpServer(
   const connect = createConnectHandler(binding, { maxBodyBytes: options.maxBodyBytes });
   const websocket = createWebSocketHandler(binding);
   const openapi = JSON.stringify(openApiDocument(BatchProcessorService, options.version));
+  const dashboard = Dashboard.load();
   const server = createServer(
     {
       headersTimeout: Math.min(HEADERS_TIMEOUT_MS, options.requestTimeoutMs),
@@ -67,7 +69,7 @@ export async function startHttpServer(
     },
   );
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? "/").split("?")[0];
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
     const probe = req.method === "GET" || req.method === "HEAD";
     if (probe && path === "/health") {
       json(req, res, 200, {
@@ -95,6 +97,7 @@ export async function startHttpServer(
       res.end(req.method === "HEAD" ? undefined : openapi);
       return;
     }
+    if (probe && dashboard.serve(req, res, path)) return;
     if (probe && path === "/metrics" && options.metrics !== undefined) {
       await serveMetrics(req, res, options.metrics, binding);
       return;

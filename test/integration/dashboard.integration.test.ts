@@ -1,0 +1,294 @@
+/**
+ * The dashboard in a real browser: Debian's Chromium, headless, driven by playwright-core,
+ * against a real server with a workload. Screenshots go to the git-ignored test-artifacts/.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningServer } from "../../src/server.js";
+import { until } from "../fixtures/fake-pool.js";
+import { createTestModelRepo, type TestModelRepo, vector } from "../fixtures/model-repo.js";
+import { startTestServer } from "../fixtures/test-server.js";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ARTIFACTS = join(import.meta.dirname, "../../test-artifacts/dashboard");
+const ADMIN = "dashboard-admin-key";
+const USER = "dashboard-user-key";
+
+let repo: TestModelRepo;
+let server: RunningServer;
+let context: BrowserContext;
+let profile: string;
+let base: string;
+
+beforeAll(async () => {
+  repo = createTestModelRepo({ dense: true, broken: true });
+  server = await startTestServer(repo.dir, {
+    API_KEYS: USER,
+    ADMIN_API_KEYS: ADMIN,
+    // Small model batches: a 1,000-item batch takes long enough for its bar to be seen moving.
+    MAX_BATCH_SIZE: "2",
+  });
+  base = `http://127.0.0.1:${server.apiPort}`;
+  mkdirSync(ARTIFACTS, { recursive: true });
+  profile = mkdtempSync(join(tmpdir(), "bp-chromium-"));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--no-first-run",
+      "--disable-sync",
+    ],
+    viewport: { width: 1280, height: 900 },
+    colorScheme: "light",
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await context?.close();
+  await server?.close();
+  repo?.cleanup();
+  if (profile !== undefined) rmSync(profile, { recursive: true, force: true });
+});
+
+async function api(path: string, body?: unknown, key = ADMIN): Promise<Record<string, unknown>> {
+  const res = await fetch(`${base}/api/batch-processor${path}`, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { "X-API-Key": key, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const answer = (await res.json()) as Record<string, unknown>;
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(answer)}`);
+  return answer;
+}
+
+/** Polls an expression in the page (from here: the page's policy forbids evaluating strings). */
+async function pageUntil(page: Page, expression: string, timeoutMs = 15_000): Promise<void> {
+  await until(async () => Boolean(await page.evaluate(expression)), timeoutMs);
+}
+
+function denseItems(count: number, seed: number) {
+  return Array.from({ length: count }, (_, i) => ({ input: vector(seed + i, 256) }));
+}
+
+async function openWithKey(key: string): Promise<Page> {
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on("pageerror", (error) => problems.push(error.message));
+  page.on("console", (message) => {
+    // The browser logs every answer >= 400; the 401s before the key and the 403s refused on
+    // purpose are the test's, and the page shows them.
+    if (message.type() === "error" && !message.text().startsWith("Failed to load resource"))
+      problems.push(message.text());
+  });
+  page.on("response", (response) => {
+    if (response.status() === 404 || response.status() >= 500)
+      problems.push(`${response.status()} ${response.url()}`);
+  });
+  await page.goto(`${base}/dashboard`);
+  // Light to start with, whatever an earlier page of this profile chose.
+  await page.evaluate('localStorage.setItem("batch-processor.theme", "light")');
+  await page.reload();
+  await page.fill("#api-key", key);
+  await page.click("#key-form button[type=submit]");
+  // The key is kept for the tab, not in the page's URL or in local storage.
+  expect(await page.evaluate('sessionStorage.getItem("batch-processor.api-key")')).toBe(key);
+  expect(await page.evaluate('localStorage.getItem("batch-processor.api-key")')).toBeNull();
+  (page as Page & { problems?: string[] }).problems = problems;
+  return page;
+}
+
+describe("dashboard", () => {
+  it("serves the page and its assets without a key and with a strict content policy", async () => {
+    const page = await fetch(`${base}/dashboard`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    expect(page.headers.get("content-security-policy")).toContain("default-src 'self'");
+    const html = await page.text();
+    // Nothing from another origin.
+    expect(html).not.toMatch(/(src|href)="(https?:)?\/\//);
+    for (const asset of ["app.js", "style.css", "uplot.js", "uplot.css"]) {
+      const res = await fetch(`${base}/dashboard/${asset}`);
+      expect(res.status, asset).toBe(200);
+      const again = await fetch(`${base}/dashboard/${asset}`, {
+        headers: { "if-none-match": res.headers.get("etag") ?? "" },
+      });
+      expect(again.status, asset).toBe(304);
+    }
+    expect((await fetch(`${base}/`, { redirect: "manual" })).headers.get("location")).toBe(
+      "/dashboard",
+    );
+  });
+
+  it("shows live charts, a bar that moves to 100 %, cancel, and the server's message for a bad value", async () => {
+    const page = await openWithKey(ADMIN);
+    // The models and the configuration come from the server.
+    await page.waitForSelector('#models tr[data-model="dense"]');
+    // An unavailable model says why.
+    expect(await page.textContent('#models tr[data-model="broken"]')).toContain(
+      "unavailableONNX Runtime could not load model.onnx",
+    );
+    expect(await page.inputValue("#max_batch_size")).toBe("2");
+
+    // A batch to follow, work behind it at low priority, and a low batch to cancel while
+    // the work keeps it waiting or running.
+    const followed = "dash-followed";
+    const cancelled = "dash-cancelled";
+    // The page follows a running batch through its watch stream, not only the list's refresh.
+    const watching = page.waitForRequest((r) => r.url().endsWith(`/watch/${followed}`));
+    await api("/submit", {
+      batch_id: followed,
+      data: denseItems(1000, 1),
+      metadata: { model_id: "dense" },
+    });
+    for (const k of [1, 2, 3])
+      await api("/submit", {
+        priority: "low",
+        data: denseItems(1000, k * 1000),
+        metadata: { model_id: "dense" },
+      });
+    await api("/submit", {
+      batch_id: cancelled,
+      priority: "low",
+      data: denseItems(1000, 9000),
+      metadata: { model_id: "dense" },
+    });
+    // Changing the filter reads the list at once, without waiting for the next refresh.
+    await page.selectOption("#status-filter", "active");
+    await page.selectOption("#status-filter", "all");
+    const bar = `tr[data-batch="${followed}"] [role=progressbar]`;
+    await page.waitForSelector(bar, { timeout: 15_000 });
+    // Every value the bar shows, from the moment its row appears.
+    // Runs in the page (a string: this program has no DOM types).
+    await page.evaluate(`(() => {
+      const seen = [];
+      window.seen = seen;
+      const record = () => {
+        const now = document.querySelector(${JSON.stringify(bar)})?.getAttribute("aria-valuenow");
+        if (now !== null && now !== undefined && seen.at(-1) !== Number(now)) seen.push(Number(now));
+      };
+      record();
+      new MutationObserver(record).observe(document.body, {
+        subtree: true,
+        childList: true,
+        attributes: true,
+      });
+    })()`);
+
+    await watching;
+    await page.click(`tr[data-batch="${cancelled}"] td.actions button`);
+    await page.waitForSelector(`tr[data-batch="${cancelled}"][data-status="cancelled"]`, {
+      timeout: 15_000,
+    });
+    expect((await api(`/status/${cancelled}`)).status).toBe("cancelled");
+
+    await page.waitForSelector(`tr[data-batch="${followed}"][data-status="completed"]`, {
+      timeout: 60_000,
+    });
+    const seen = (await page.evaluate("window.seen")) as number[];
+    expect(seen.at(-1)).toBe(100);
+    expect(seen.some((value) => value > 0 && value < 100)).toBe(true);
+    expect(seen).toEqual([...seen].sort((a, b) => a - b));
+
+    // The charts draw the work just done.
+    await pageUntil(
+      page,
+      'Number(document.getElementById("chart-throughput")?.dataset.max) > 0',
+      20_000,
+    );
+    for (const id of ["chart-throughput", "chart-latency", "chart-queue", "chart-batch-size"]) {
+      const points = await page.getAttribute(`#${id}`, "data-points");
+      expect(Number(points), id).toBeGreaterThan(0);
+      expect(await page.locator(`#${id} canvas`).count(), id).toBe(1);
+    }
+    expect(Number(await page.getAttribute("#chart-latency", "data-max"))).toBeGreaterThan(0);
+
+    // The detail of the completed batch lists its results.
+    await page.click(`tr[data-batch="${followed}"] td.id button`);
+    await pageUntil(page, 'document.querySelectorAll("#results tbody tr").length > 0');
+    expect(await page.locator("#results tbody tr").count()).toBe(100);
+
+    // A value the server refuses: its message, beside the field.
+    await page.fill("#max_batch_size", "0");
+    await page.click("#save-config");
+    const error = page.locator('.field-error[data-for="max_batch_size"]');
+    await error.waitFor({ state: "visible" });
+    expect(await error.textContent()).toMatch(
+      /^max_batch_size: must be an integer in 1\.\.\d+, got 0/,
+    );
+    expect(await page.getAttribute("#max_batch_size", "aria-invalid")).toBe("true");
+    expect((await api("/config")).max_batch_size).toBe(2);
+    // A good one applies.
+    await page.fill("#max_batch_size", "8");
+    await page.click("#save-config");
+    await page.waitForSelector("#config-message.ok");
+    expect((await api("/config")).max_batch_size).toBe(8);
+
+    await page.screenshot({ path: join(ARTIFACTS, "1280-light.png"), fullPage: true });
+    await page.click("#theme");
+    expect(await page.evaluate("document.documentElement.dataset.theme")).toBe("dark");
+    const background = await page.evaluate("getComputedStyle(document.body).backgroundColor");
+    expect(background).toBe("rgb(15, 18, 23)");
+    await page.screenshot({ path: join(ARTIFACTS, "1280-dark.png"), fullPage: true });
+
+    // Pages of 15: 17 batches make a second page of 2, older than the first.
+    for (let k = 0; k < 12; k++) await api("/submit", { data: [{ input: [k, 1, 2] }] });
+    await page.selectOption("#status-filter", "completed");
+    await page.selectOption("#status-filter", "all");
+    await pageUntil(page, 'document.querySelectorAll("#batches tbody tr").length === 15');
+    const first = await page
+      .locator("#batches tbody tr")
+      .evaluateAll((rows) => rows.map((row) => row.getAttribute("data-batch")));
+    await page.click("#next-page");
+    await pageUntil(page, 'document.querySelectorAll("#batches tbody tr").length === 2');
+    expect(await page.textContent("#page-info")).toBe("page 2");
+    const second = await page
+      .locator("#batches tbody tr")
+      .evaluateAll((rows) => rows.map((row) => row.getAttribute("data-batch")));
+    expect(second.filter((id) => first.includes(id))).toEqual([]);
+    // Newest first: the batch submitted first ends the last page.
+    expect(second.at(-1)).toBe(followed);
+    expect(await page.isDisabled("#next-page")).toBe(true);
+    expect((page as Page & { problems?: string[] }).problems).toEqual([]);
+    await page.close();
+  }, 120_000);
+
+  it("fits a 390 px phone, and tells a non-admin key it may not change the configuration", async () => {
+    const page = await openWithKey(USER);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForSelector('#models tr[data-model="default"]');
+    await pageUntil(page, 'document.querySelectorAll("#kpis dd").length > 0');
+    // Nothing wider than the screen: the page does not scroll sideways.
+    expect(await page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+    await page.fill("#max_wait_time_ms", "5");
+    await page.click("#save-config");
+    const message = page.locator("#config-message.error");
+    await message.waitFor({ state: "visible" });
+    expect(await message.textContent()).toContain("may not change the configuration");
+    expect(await page.isDisabled("#max_wait_time_ms")).toBe(true);
+    await page.click("#reload-models");
+    await page.waitForSelector("#models-message.error");
+    expect(await page.textContent("#models-message")).toContain("may not reload the models");
+    await page.screenshot({ path: join(ARTIFACTS, "390-light.png"), fullPage: true });
+    await page.click("#theme");
+    await page.screenshot({ path: join(ARTIFACTS, "390-dark.png"), fullPage: true });
+    expect((page as Page & { problems?: string[] }).problems).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  it("asks for a key when the server answers that one is needed", async () => {
+    const page = await context.newPage();
+    await page.goto(`${base}/dashboard`);
+    await page.evaluate('sessionStorage.removeItem("batch-processor.api-key")');
+    await page.reload();
+    await page.waitForSelector("#notice:not([hidden])");
+    expect(await page.textContent("#notice")).toBe("The server needs an API key: enter one above.");
+    await page.close();
+  });
+});
