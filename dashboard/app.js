@@ -79,6 +79,20 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/**
+ * Answers can arrive out of order (a filter changed twice, a refresh beside a change): each
+ * read takes a ticket, and only the newest ticket's answer is shown.
+ */
+const tickets = new Map();
+function take(what) {
+  const ticket = (tickets.get(what) ?? 0) + 1;
+  tickets.set(what, ticket);
+  return ticket;
+}
+function current(what, ticket) {
+  return tickets.get(what) === ticket;
+}
+
 const number = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 const fmt = (value) => (Number.isFinite(value) ? number.format(value) : "–");
 const when = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "–");
@@ -248,10 +262,11 @@ function resetCharts() {
 
 async function refreshCharts() {
   const period = /** @type {HTMLSelectElement} */ ($("period")).value;
+  const ticket = take("charts");
   const analytics = await api(
     `/analytics?period=${period}&metrics=throughput&metrics=latency&metrics=queue_length&metrics=batch_size`,
   );
-  renderCharts(analytics);
+  if (current("charts", ticket)) renderCharts(analytics);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -261,6 +276,13 @@ async function refreshCharts() {
 const views = new Map();
 /** Open watch streams, by batch id. */
 const watches = new Map();
+/**
+ * Most watch streams open at once. A browser holds at most six HTTP/1.1 connections to one
+ * server and a stream keeps one for the batch's life, so the page follows a few batches live
+ * (the one in the detail first, then the oldest processing, then the oldest queued: those that
+ * move first) and leaves the rest to the refresh, and room for its other calls.
+ */
+const MAX_STREAMS = 3;
 const pageTokens = [""];
 let page = 0;
 let nextToken = "";
@@ -317,8 +339,12 @@ function batchRow(view) {
   );
 }
 
-function renderBatches() {
-  const body = /** @type {HTMLTableElement} */ ($("batches")).tBodies[0];
+/** Draws the page of batches; the table names the filter and page it shows. */
+function renderBatches(status) {
+  const table = /** @type {HTMLTableElement} */ ($("batches"));
+  table.dataset.filter = status;
+  table.dataset.page = String(page + 1);
+  const body = table.tBodies[0];
   const rows = [...views.values()].map(batchRow);
   body.replaceChildren(
     ...(rows.length > 0
@@ -333,20 +359,33 @@ function renderBatches() {
 async function refreshBatches() {
   const status = /** @type {HTMLSelectElement} */ ($("status-filter")).value;
   const token = pageTokens[page] ?? "";
+  const ticket = take("batches");
   const list = await api(
     `/batches?status=${status}&limit=${PAGE_SIZE}${token === "" ? "" : `&page_token=${encodeURIComponent(token)}`}`,
   );
+  if (!current("batches", ticket)) return;
   nextToken = list.next_page_token ?? "";
   const shown = new Map();
   for (const view of list.batches ?? [])
     shown.set(view.batch_id, fresher(views.get(view.batch_id), view));
   views.clear();
   for (const [id, view] of shown) views.set(id, view);
-  for (const [id, controller] of watches) {
-    if (!views.has(id) && id !== detailId) controller.abort();
-  }
-  for (const view of views.values()) if (ACTIVE.has(view.status)) follow(view.batch_id);
-  renderBatches();
+  followSome();
+  renderBatches(status);
+}
+
+/** Keeps streams open for the batches that most need them, at most {@link MAX_STREAMS}. */
+function followSome() {
+  // The list is newest first.
+  const active = [...views.values()].filter((v) => ACTIVE.has(v.status)).reverse();
+  const wanted = [
+    ...(detailId !== undefined && watches.has(detailId) ? [detailId] : []),
+    ...active.filter((v) => v.status === "processing").map((v) => v.batch_id),
+    ...active.filter((v) => v.status === "queued").map((v) => v.batch_id),
+  ];
+  const chosen = new Set(wanted.slice(0, MAX_STREAMS));
+  for (const [id, controller] of watches) if (!chosen.has(id)) controller.abort();
+  for (const id of chosen) follow(id);
 }
 
 /** Follows a batch's NDJSON watch stream until it ends (fetch: EventSource cannot send the key). */
@@ -483,7 +522,18 @@ async function openDetail(id) {
     const view = await api(`/status/${encodeURIComponent(id)}`);
     renderDetailStatus(view);
     await loadResults(id);
-    if (ACTIVE.has(view.status)) follow(id);
+    if (ACTIVE.has(view.status)) {
+      // The detail's batch comes first among the streams.
+      let open = watches.size;
+      for (const [other, controller] of watches) {
+        if (open < MAX_STREAMS) break;
+        if (other !== id) {
+          controller.abort();
+          open--;
+        }
+      }
+      follow(id);
+    }
   } catch (error) {
     $("detail-message").hidden = false;
     $("detail-message").className = "message error";
@@ -729,4 +779,10 @@ matchMedia("(prefers-color-scheme: dark)").addEventListener("change", applyTheme
 applyTheme();
 showKeyState();
 restart();
-setInterval(() => void refresh(), REFRESH_MS);
+// A hidden tab asks nothing of the server; it catches up when shown again.
+setInterval(() => {
+  if (!document.hidden) void refresh();
+}, REFRESH_MS);
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) void refresh();
+});

@@ -73,6 +73,9 @@ async function pageUntil(page: Page, expression: string, timeoutMs = 15_000): Pr
   await until(async () => Boolean(await page.evaluate(expression)), timeoutMs);
 }
 
+/** Deadline of the workload's items: long, so that a slow machine queues them rather than refuses. */
+const TIMEOUT_MS = 120_000;
+
 function denseItems(count: number, seed: number) {
   return Array.from({ length: count }, (_, i) => ({ input: vector(seed + i, 256) }));
 }
@@ -140,22 +143,36 @@ describe("dashboard", () => {
     // the work keeps it waiting or running.
     const followed = "dash-followed";
     const cancelled = "dash-cancelled";
-    // The page follows a running batch through its watch stream, not only the list's refresh.
+    // The page follows a running batch through its watch stream, not only the list's refresh,
+    // and keeps few streams open: the browser has six connections to the server in all.
     const watching = page.waitForRequest((r) => r.url().endsWith(`/watch/${followed}`));
+    let streams = 0;
+    let mostStreams = 0;
+    page.on("request", (r) => {
+      if (r.url().includes("/watch/")) mostStreams = Math.max(mostStreams, ++streams);
+    });
+    const ended = (r: { url(): string }) => {
+      if (r.url().includes("/watch/")) streams--;
+    };
+    page.on("requestfinished", ended);
+    page.on("requestfailed", ended);
     await api("/submit", {
       batch_id: followed,
       data: denseItems(1000, 1),
+      timeout_ms: TIMEOUT_MS,
       metadata: { model_id: "dense" },
     });
     for (const k of [1, 2, 3])
       await api("/submit", {
         priority: "low",
+        timeout_ms: TIMEOUT_MS,
         data: denseItems(1000, k * 1000),
         metadata: { model_id: "dense" },
       });
     await api("/submit", {
       batch_id: cancelled,
       priority: "low",
+      timeout_ms: TIMEOUT_MS,
       data: denseItems(1000, 9000),
       metadata: { model_id: "dense" },
     });
@@ -192,6 +209,8 @@ describe("dashboard", () => {
       timeout: 60_000,
     });
     const seen = (await page.evaluate("window.seen")) as number[];
+    expect(mostStreams).toBeGreaterThan(0);
+    expect(mostStreams).toBeLessThanOrEqual(3);
     expect(seen.at(-1)).toBe(100);
     expect(seen.some((value) => value > 0 && value < 100)).toBe(true);
     expect(seen).toEqual([...seen].sort((a, b) => a - b));
@@ -238,15 +257,22 @@ describe("dashboard", () => {
     await page.screenshot({ path: join(ARTIFACTS, "1280-dark.png"), fullPage: true });
 
     // Pages of 15: 17 batches make a second page of 2, older than the first.
-    for (let k = 0; k < 12; k++) await api("/submit", { data: [{ input: [k, 1, 2] }] });
+    for (let k = 0; k < 12; k++)
+      await api("/submit", { data: [{ input: [k, 1, 2] }], timeout_ms: TIMEOUT_MS });
     await page.selectOption("#status-filter", "completed");
     await page.selectOption("#status-filter", "all");
-    await pageUntil(page, 'document.querySelectorAll("#batches tbody tr").length === 15');
+    await pageUntil(
+      page,
+      "document.querySelectorAll(\"#batches[data-filter=all][data-page='1'] tbody tr\").length === 15",
+    );
     const first = await page
       .locator("#batches tbody tr")
       .evaluateAll((rows) => rows.map((row) => row.getAttribute("data-batch")));
     await page.click("#next-page");
-    await pageUntil(page, 'document.querySelectorAll("#batches tbody tr").length === 2');
+    await pageUntil(
+      page,
+      "document.querySelectorAll(\"#batches[data-filter=all][data-page='2'] tbody tr\").length === 2",
+    );
     expect(await page.textContent("#page-info")).toBe("page 2");
     const second = await page
       .locator("#batches tbody tr")
