@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { BatchStats } from "./batch-stats.js";
 import { liveViewOf } from "./batch-views.js";
 import { type BatchOutcome, DynamicBatcher, queueKey } from "./dynamic-batcher.js";
-import { type Failure, failure } from "./errors.js";
+import { DomainError, type Failure, failure } from "./errors.js";
 import type { InferencePool, ModelCatalog } from "./inference-pool.js";
 import { CANCELLED_BY_REQUEST, ITEM_FAILURES, Job, type JobItem } from "./job.js";
 import { batchWrite, JobJournal, startedRuns } from "./job-journal.js";
@@ -250,7 +250,11 @@ export class JobRunner {
     const touched = new Set<Job>();
     let crashed: Failure | undefined;
     const model = (items[0] as JobItem).model;
-    if (!outcome.ok) {
+    if (!outcome.ok && outcome.error instanceof DomainError) {
+      // The pool refused the batch for a reason callers may read (its model was unloaded).
+      this.#log.warn({ err: outcome.error, model, size: items.length }, "model batch refused");
+      crashed = failure(outcome.error.code, outcome.error.message);
+    } else if (!outcome.ok) {
       const errorId = randomUUID();
       this.#log.error(
         { err: outcome.error, errorId, model, size: items.length },

@@ -10,6 +10,7 @@ import {
   CancelledError,
   DeadlineExceededError,
   InvalidInputError,
+  ModelUnavailableError,
   PermissionDeniedError,
   QueueFullError,
   ResultsNotReadyError,
@@ -358,6 +359,17 @@ describe("BatchProcessor", () => {
     }
     expect(JSON.stringify(results)).not.toContain("passwd");
     expect(JSON.stringify(final.error)).not.toContain("passwd");
+  });
+
+  it("fails the items of a model batch the pool refused with the pool's reason", async () => {
+    const { processor, pool } = await start();
+    pool.failNext(1, new ModelUnavailableError("default", "not in the model repository"));
+    const { batchId } = await processor.submit(alice, { data: items(2) });
+    expect((await settle(processor, alice, batchId)).status).toBe("failed");
+    for (const r of (await processor.results(alice, batchId)).results) {
+      expect(r.error?.code).toBe("UNAVAILABLE");
+      expect(r.error?.message).toBe('model "default" is unavailable: not in the model repository');
+    }
   });
 
   it("purges ended batches once the result TTL has passed", async () => {
