@@ -147,14 +147,21 @@ async function refreshKpis() {
 /** @type {Map<string, {plot: any, key: string}>} */
 const charts = new Map();
 
+/** The theme's colors for the canvas, resolved (a custom property holds `light-dark(…)`). */
 function palette() {
-  const style = getComputedStyle(document.documentElement);
-  const v = (name) => style.getPropertyValue(name).trim();
-  return {
-    text: v("--muted"),
-    grid: v("--line"),
-    series: [1, 2, 3, 4, 5].map((i) => v(`--series-${i}`)),
+  const probe = el("span", { hidden: true });
+  document.body.append(probe);
+  const resolve = (name) => {
+    probe.style.color = `var(${name})`;
+    return getComputedStyle(probe).color;
   };
+  const colors = {
+    text: resolve("--muted"),
+    grid: resolve("--line"),
+    series: [1, 2, 3, 4, 5].map((i) => resolve(`--series-${i}`)),
+  };
+  probe.remove();
+  return colors;
 }
 
 /** The lines each chart draws, from the answer's series. */
