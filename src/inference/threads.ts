@@ -1,0 +1,114 @@
+/**
+ * One generation of inference threads: a Piscina pool whose threads each load every model of
+ * the generation when they start, and run model batches on them.
+ */
+import { fileURLToPath } from "node:url";
+import { Piscina } from "piscina";
+import type { InferencePool, InferenceRequest, InferenceResult } from "../engine/inference-pool.js";
+import type {
+  DescribeReply,
+  ModelLoadReport,
+  RunReply,
+  WorkerInit,
+  WorkerTask,
+} from "./messages.js";
+
+/** Model batches per thread in flight: the one running and the next one, ready. */
+export const PIPELINE_DEPTH = 2;
+
+/** The Piscina pool of one generation. */
+export type Threads = Piscina<WorkerTask, unknown>;
+
+/** Threads that have loaded their models, and what the models loaded as. */
+export interface StartedThreads {
+  readonly piscina: Threads;
+  readonly reports: readonly ModelLoadReport[];
+  /** Why the threads' nice value could not be set; absent when it was (or none was asked). */
+  readonly niceError: string | undefined;
+}
+
+/**
+ * Starts `threads` threads on `init` and resolves once each has loaded every model.
+ * `created` receives the pool at once, so that a caller closing meanwhile can destroy it.
+ */
+export async function startThreads(
+  init: WorkerInit,
+  threads: number,
+  created: (piscina: Threads) => void = () => undefined,
+): Promise<StartedThreads> {
+  const piscina: Threads = new Piscina<WorkerTask, unknown>({
+    filename: workerFilename(),
+    minThreads: threads,
+    maxThreads: threads,
+    idleTimeout: Number.POSITIVE_INFINITY,
+    workerData: init,
+    // Each thread holds its running batch and the next one, so it starts the next batch the
+    // moment the current one ends, without waiting for the main thread (the batcher keeps
+    // threads x pipelineDepth batches in flight, so Piscina's own queue stays empty).
+    concurrentTasksPerWorker: PIPELINE_DEPTH,
+    // Threads wait on Atomics between tasks: no event-loop hop inside the worker.
+    atomics: "sync",
+  });
+  created(piscina);
+  try {
+    // One describe per thread: each resolves only after a thread has loaded every session.
+    const replies = (await Promise.all(
+      Array.from({ length: threads }, () => piscina.run({ kind: "describe" })),
+    )) as DescribeReply[];
+    return {
+      piscina,
+      reports: (replies[0] as DescribeReply).models,
+      niceError: replies.find((r) => r.niceError !== undefined)?.niceError,
+    };
+  } catch (error) {
+    await piscina.destroy();
+    throw error;
+  }
+}
+
+/** Runs model batches on one generation's threads (the warm-up of a new generation). */
+export class GenerationPool implements InferencePool {
+  readonly pipelineDepth = PIPELINE_DEPTH;
+
+  constructor(
+    private readonly piscina: Threads,
+    readonly threads: number,
+  ) {}
+
+  run(request: InferenceRequest, signal?: AbortSignal): Promise<InferenceResult> {
+    return runOn(this.piscina, request, signal);
+  }
+
+  close(): Promise<void> {
+    return this.piscina.close();
+  }
+
+  destroy(): Promise<void> {
+    return this.piscina.destroy();
+  }
+}
+
+export async function runOn(
+  piscina: Threads,
+  request: InferenceRequest,
+  signal: AbortSignal | undefined,
+): Promise<InferenceResult> {
+  const task: WorkerTask = {
+    kind: "run",
+    model: request.model,
+    data: request.data,
+    dims: request.dims,
+  };
+  return (await piscina.run(task, {
+    transferList: [request.data.buffer as ArrayBuffer],
+    signal: signal ?? null,
+  })) as RunReply;
+}
+
+function workerFilename(): string {
+  // Under tsx/vitest this file is TypeScript and Piscina needs the shim that registers tsx.
+  const compiled = import.meta.url.endsWith(".js");
+  return fileURLToPath(
+    new URL(compiled ? "./inference-worker.js" : "./worker-shim.mjs", import.meta.url),
+  );
+}
