@@ -27,17 +27,25 @@ interface Loaded {
 }
 
 async function createSession(
-  bytes: Uint8Array,
+  version: WorkerModelVersion,
   init: WorkerInit,
 ): Promise<{ session: ort.InferenceSession; provider: string; fallbackReason?: string }> {
+  // ONNX Runtime reads a model from an ArrayBuffer only, not from shared memory: this thread
+  // copies the files for the time the session takes to build.
+  const model = new Uint8Array(version.bytes);
   const base = {
     intraOpNumThreads: init.intraOpNumThreads,
     interOpNumThreads: 1,
     graphOptimizationLevel: "all" as const,
+    ...(version.externalData.length === 0
+      ? {}
+      : {
+          externalData: version.externalData.map((file) => ({
+            path: file.path,
+            data: new Uint8Array(file.bytes),
+          })),
+        }),
   };
-  // ONNX Runtime reads a model from an ArrayBuffer only, not from shared memory: this thread
-  // copies the file for the time the session takes to build.
-  const model = new Uint8Array(bytes);
   const preferred = init.executionProviders.filter((p) => p !== "cpu");
   if (preferred.length > 0) {
     // ORT prints a native error line for a provider it cannot load; that case is expected and
@@ -83,7 +91,7 @@ async function loadVersion(
 ): Promise<{ loaded: Loaded; provider: string; fallbackReason: string | undefined }> {
   let created: Awaited<ReturnType<typeof createSession>>;
   try {
-    created = await createSession(version.bytes, init);
+    created = await createSession(version, init);
   } catch (error) {
     throw new Error(`ONNX Runtime could not load model.onnx: ${firstLine(error)}`);
   }

@@ -4,10 +4,20 @@
  */
 import type { OutputKind } from "../engine/inference-pool.js";
 
-/** One version of a model: its file's bytes and the settings of its `config.json`. */
+/** A file of a model's external data, as the model names it. */
+export interface ExternalDataFile {
+  /** The path the model gives, relative to its folder. */
+  readonly path: string;
+  /** On shared memory, like the model's bytes. */
+  readonly bytes: Uint8Array;
+}
+
+/** One version of a model: its files' bytes and the settings of its `config.json`. */
 export interface WorkerModelVersion {
   /** `model.onnx`, on shared memory: every thread reads the one copy the main thread holds. */
   readonly bytes: Uint8Array;
+  /** The files holding tensors the model keeps outside `model.onnx`. */
+  readonly externalData: readonly ExternalDataFile[];
   /** Graph input to feed; the session's first input when absent. */
   readonly inputName?: string | undefined;
   /** Graph output to read; the session's first output when absent. */

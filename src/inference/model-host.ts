@@ -7,6 +7,7 @@
  * load.
  */
 import { open } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { ModelUnavailableError } from "../engine/errors.js";
 import type {
   InferencePool,
@@ -292,9 +293,9 @@ export class ModelHost implements InferencePool {
       let problem = entry.problem;
       if (problem === undefined) {
         try {
-          version = { ...workerSettings(entry), bytes: await readShared(entry.path) };
+          version = await readVersion(entry);
         } catch {
-          problem = "model.onnx could not be read";
+          problem = "the model's files could not be read";
         }
       }
       steps.push({ kind: "try", entry, version, problem, previous: served });
@@ -353,13 +354,30 @@ function catalogOf(byName: ReadonlyMap<string, ModelInfo>): ModelCatalog {
   return { get: (name) => byName.get(name), list: () => [...byName.values()] };
 }
 
-function workerSettings(entry: RepositoryEntry): Omit<WorkerModelVersion, "bytes"> {
+function workerSettings(
+  entry: RepositoryEntry,
+): Omit<WorkerModelVersion, "bytes" | "externalData"> {
   return {
     inputName: entry.inputName,
     outputName: entry.outputName,
     inputShape: entry.inputShape,
     outputKind: entry.outputKind,
   };
+}
+
+/**
+ * Reads a version's files: model.onnx, and those of the folder's other files whose path the
+ * model's bytes contain (an external data file is named in the model by its relative path).
+ */
+async function readVersion(entry: RepositoryEntry): Promise<WorkerModelVersion> {
+  const bytes = await readShared(entry.path);
+  const model = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const externalData = [];
+  for (const path of entry.otherFiles) {
+    if (model.includes(path))
+      externalData.push({ path, bytes: await readShared(join(dirname(entry.path), path)) });
+  }
+  return { ...workerSettings(entry), bytes, externalData };
 }
 
 /** Reads a file into shared memory, which every thread can read without a copy of its own. */

@@ -4,7 +4,7 @@
  * Reading it only lists and checks files; the model files themselves are read by the pool.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative, sep } from "node:path";
 import type { OutputKind } from "../engine/inference-pool.js";
 
 /** `config.json` beside a model, as written on disk (snake_case, like Triton's config). */
@@ -37,11 +37,19 @@ export interface RepositoryEntry {
   /** Set when the entry cannot be loaded at all (bad config, missing file). */
   readonly problem: string | undefined;
   /**
-   * Size and modification time of `model.onnx` and `config.json`: it changes when either file
-   * is replaced or rewritten, which is what a reload looks for.
+   * The folder's other files (relative paths, `/`-separated): the candidates for the model's
+   * external data, which ONNX Runtime reads beside a model too large for one file.
+   */
+  readonly otherFiles: readonly string[];
+  /**
+   * Size and modification time of every file of the folder: it changes when any of them is
+   * replaced or rewritten, which is what a reload looks for.
    */
   readonly fingerprint: string;
 }
+
+/** Most files a model's folder may hold besides model.onnx and config.json. */
+const MAX_OTHER_FILES = 256;
 
 const NAME = /^[A-Za-z0-9._-]+$/;
 const OUTPUT_KINDS: readonly OutputKind[] = ["probabilities", "logits", "raw"];
@@ -56,14 +64,13 @@ export function readModelRepository(dir: string): RepositoryEntry[] {
     // A folder removed while the listing runs is skipped, not an error.
     if (!NAME.test(name) || statSync(folder, { throwIfNoEntry: false })?.isDirectory() !== true)
       continue;
-    const path = join(folder, "model.onnx");
-    if (!existsSync(path)) continue;
-    entries.push(readEntry(name, path, join(folder, "config.json")));
+    if (!existsSync(join(folder, "model.onnx"))) continue;
+    entries.push(readEntry(name, folder));
   }
   return entries;
 }
 
-function fingerprintOf(...paths: string[]): string {
+function fingerprintOf(paths: readonly string[]): string {
   return paths
     .map((path) => {
       const stat = statSync(path, { throwIfNoEntry: false });
@@ -72,7 +79,20 @@ function fingerprintOf(...paths: string[]): string {
     .join("/");
 }
 
-function readEntry(name: string, path: string, configPath: string): RepositoryEntry {
+/** The folder's files other than model.onnx and config.json, at any depth, sorted. */
+function otherFilesOf(folder: string): string[] | undefined {
+  const files = readdirSync(folder, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => relative(folder, join(d.parentPath, d.name)).split(sep).join("/"))
+    .filter((f) => f !== "model.onnx" && f !== "config.json")
+    .sort();
+  return files.length > MAX_OTHER_FILES ? undefined : files;
+}
+
+function readEntry(name: string, folder: string): RepositoryEntry {
+  const path = join(folder, "model.onnx");
+  const configPath = join(folder, "config.json");
+  const otherFiles = otherFilesOf(folder);
   const base: RepositoryEntry = {
     name,
     path,
@@ -83,10 +103,18 @@ function readEntry(name: string, path: string, configPath: string): RepositoryEn
     outputKind: "raw",
     labels: undefined,
     description: undefined,
-    problem: undefined,
-    fingerprint: fingerprintOf(path, configPath),
+    problem:
+      otherFiles === undefined
+        ? `the folder holds more than ${MAX_OTHER_FILES} files besides model.onnx and config.json`
+        : undefined,
+    otherFiles: otherFiles ?? [],
+    fingerprint: fingerprintOf([
+      path,
+      configPath,
+      ...(otherFiles ?? []).map((f) => join(folder, f)),
+    ]),
   };
-  if (!existsSync(configPath)) return base;
+  if (base.problem !== undefined || !existsSync(configPath)) return base;
   try {
     const config = JSON.parse(readFileSync(configPath, "utf8")) as unknown;
     return { ...base, ...parseConfig(config) };

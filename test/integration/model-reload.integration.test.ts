@@ -13,7 +13,12 @@ import type { Principal } from "../../src/engine/types.js";
 import { createInferencePool, type StartedPool } from "../../src/inference/piscina-pool.js";
 import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
 import { until } from "../fixtures/fake-pool.js";
-import { createTestModelRepo, type TestModelRepo, writeLogModel } from "../fixtures/model-repo.js";
+import {
+  createTestModelRepo,
+  type TestModelRepo,
+  writeExternalDataModel,
+  writeLogModel,
+} from "../fixtures/model-repo.js";
 
 const me: Principal = { owner: "reload", admin: true };
 let repo: TestModelRepo;
@@ -158,6 +163,24 @@ describe("model reload", () => {
     expect(started.models.get("log")).toBeUndefined();
     await expect(infer("log", [1])).rejects.toThrow(ModelNotFoundError);
     expect(await infer("default", [1, 2, 3])).toHaveLength(3);
+  });
+
+  it("loads a model whose weights are external data, and reloads when only they change", async () => {
+    const folder = join(repo.dir, "external");
+    writeExternalDataModel(folder, [1, 2, 3, 4, 5, 6]);
+    expect((await reload()).find((o) => o.name === "external")?.outcome).toBe("added");
+    expect(await infer("external", [1, 1, 1])).toEqual([9, 12]);
+    // The weights rewritten in place: a new version, although model.onnx did not change.
+    writeFileSync(
+      join(folder, "weights", "w.bin"),
+      new Uint8Array(new Float32Array(6).fill(2).buffer),
+    );
+    expect((await reload()).find((o) => o.name === "external")?.outcome).toBe("updated");
+    expect(await infer("external", [1, 1, 1])).toEqual([6, 6]);
+    // Weights that no longer fit: the version in memory, weights and all, keeps serving.
+    writeFileSync(join(folder, "weights", "w.bin"), new Uint8Array(8));
+    expect((await reload()).find((o) => o.name === "external")?.outcome).toBe("failed");
+    expect(await infer("external", [1, 1, 1])).toEqual([6, 6]);
   });
 
   it("changes nothing when the files have not changed", async () => {
