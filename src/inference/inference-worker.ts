@@ -93,7 +93,10 @@ async function loadVersion(
   try {
     created = await createSession(version, init);
   } catch (error) {
-    throw new Error(`ONNX Runtime could not load model.onnx: ${firstLine(error)}`);
+    // Loaded from bytes, a model's relative paths (external data it names but the folder lacks)
+    // resolve against the working directory: callers read the path as the model gave it.
+    const reason = firstLine(error).split(`${process.cwd()}/`).join("");
+    throw new Error(`ONNX Runtime could not load model.onnx: ${reason}`);
   }
   const { session, provider, fallbackReason } = created;
   try {

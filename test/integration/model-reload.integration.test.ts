@@ -181,6 +181,12 @@ describe("model reload", () => {
     writeFileSync(join(folder, "weights", "w.bin"), new Uint8Array(8));
     expect((await reload()).find((o) => o.name === "external")?.outcome).toBe("failed");
     expect(await infer("external", [1, 1, 1])).toEqual([6, 6]);
+    // Weights gone: the reason names the file as the model does, not where the server runs.
+    rmSync(join(folder, "weights"), { recursive: true });
+    const missing = (await reload()).find((o) => o.name === "external");
+    expect(missing?.outcome).toBe("failed");
+    expect(missing?.reason).toContain("weights/w.bin");
+    expect(missing?.reason).not.toContain(process.cwd());
   });
 
   it("changes nothing when the files have not changed", async () => {
