@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { EngineLogger } from "../engine/logger.js";
 
 interface Asset {
   readonly body: Buffer;
@@ -36,30 +37,22 @@ export class Dashboard {
     this.#assets = assets;
   }
 
-  /** Reads the files; throws naming the one that is missing. */
-  static load(): Dashboard {
-    const folder = dashboardFolder();
-    const require = createRequire(import.meta.url);
-    const uplot = dirname(require.resolve("uplot/dist/uPlot.iife.min.js"));
-    const files: readonly [string, string, string][] = [
-      ["/dashboard", join(folder, "index.html"), "text/html; charset=utf-8"],
-      ["/dashboard/app.js", join(folder, "app.js"), "text/javascript; charset=utf-8"],
-      ["/dashboard/style.css", join(folder, "style.css"), "text/css; charset=utf-8"],
-      ["/dashboard/uplot.js", join(uplot, "uPlot.iife.min.js"), "text/javascript; charset=utf-8"],
-      ["/dashboard/uplot.css", join(uplot, "uPlot.min.css"), "text/css; charset=utf-8"],
-    ];
-    const assets = new Map<string, Asset>();
-    for (const [path, file, type] of files) {
-      const body = readFileSync(file);
-      const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 22)}"`;
-      assets.set(path, { body, type, etag });
+  /**
+   * Reads the files. Without them (a copy of the server that left `dashboard/` out) the API
+   * serves as ever and `/dashboard` answers 404; the log says why.
+   */
+  static load(log: EngineLogger): Dashboard {
+    try {
+      return new Dashboard(readAssets());
+    } catch (error) {
+      log.warn({ err: error }, "the dashboard's files are missing: /dashboard is not served");
+      return new Dashboard(new Map());
     }
-    return new Dashboard(assets);
   }
 
   /** Answers a GET or HEAD for a dashboard path; false when `path` is not one. */
   serve(req: IncomingMessage, res: ServerResponse, path: string): boolean {
-    if (path === "/") {
+    if (path === "/" && this.#assets.size > 0) {
       res.writeHead(302, { location: "/dashboard" });
       res.end();
       return true;
@@ -86,6 +79,26 @@ export class Dashboard {
     res.end(req.method === "HEAD" ? undefined : asset.body);
     return true;
   }
+}
+
+function readAssets(): Map<string, Asset> {
+  const folder = dashboardFolder();
+  const require = createRequire(import.meta.url);
+  const uplot = dirname(require.resolve("uplot/dist/uPlot.iife.min.js"));
+  const files: readonly [string, string, string][] = [
+    ["/dashboard", join(folder, "index.html"), "text/html; charset=utf-8"],
+    ["/dashboard/app.js", join(folder, "app.js"), "text/javascript; charset=utf-8"],
+    ["/dashboard/style.css", join(folder, "style.css"), "text/css; charset=utf-8"],
+    ["/dashboard/uplot.js", join(uplot, "uPlot.iife.min.js"), "text/javascript; charset=utf-8"],
+    ["/dashboard/uplot.css", join(uplot, "uPlot.min.css"), "text/css; charset=utf-8"],
+  ];
+  const assets = new Map<string, Asset>();
+  for (const [path, file, type] of files) {
+    const body = readFileSync(file);
+    const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 22)}"`;
+    assets.set(path, { body, type, etag });
+  }
+  return assets;
 }
 
 /** `dashboard/` beside `src/` (under tsx) or beside `dist/` (compiled). */

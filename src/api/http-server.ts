@@ -53,7 +53,7 @@ export async function startHttpServer(
   const connect = createConnectHandler(binding, { maxBodyBytes: options.maxBodyBytes });
   const websocket = createWebSocketHandler(binding);
   const openapi = JSON.stringify(openApiDocument(BatchProcessorService, options.version));
-  const dashboard = Dashboard.load();
+  const dashboard = Dashboard.load(binding.log);
   const server = createServer(
     {
       headersTimeout: Math.min(HEADERS_TIMEOUT_MS, options.requestTimeoutMs),
