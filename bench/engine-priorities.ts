@@ -10,9 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { HEAVY_LAYERS, writeHeavyModel } from "../scripts/build-bench-model.js";
-import { BatchProcessor } from "../src/engine/batch-processor.js";
-import { BATCHING_DEFAULTS } from "../src/engine/options.js";
-import { PRIORITIES } from "../src/engine/types.js";
+import { BATCHING_DEFAULTS, BatchProcessor, PRIORITIES } from "../src/engine/index.js";
 import { createInferencePool } from "../src/inference/piscina-pool.js";
 import { SqliteJobStore } from "../src/store/sqlite-job-store.js";
 

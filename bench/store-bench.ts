@@ -10,10 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import Database from "better-sqlite3";
-import type { ListQuery } from "../src/engine/job-store.js";
-import type { BatchStatus } from "../src/engine/types.js";
-import { METADATA_LIMITS } from "../src/engine/validation.js";
-import { listStatement, SqliteJobStore } from "../src/store/sqlite-job-store.js";
+import { type BatchStatus, type ListQuery, METADATA_LIMITS } from "../src/engine/index.js";
+import { SqliteJobStore } from "../src/store/sqlite-job-store.js";
+import { listStatement } from "../src/store/sqlite-rows.js";
 
 const { values } = parseArgs({
   options: {

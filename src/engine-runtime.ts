@@ -1,24 +1,29 @@
 /**
  * Composition of the engine for a server process: the inference pool and its model catalog, the
- * store (SQLite on one node; Redis, with the BullMQ cluster, when `REDIS_URL` is set) and the
- * batch processor, all configured from a {@link ServerConfig}.
+ * store (SQLite on one node; Redis, with the BullMQ cluster, when `REDIS_URL` is set), the batch
+ * processor, and where the node's figures are kept, all configured from a {@link ServerConfig}.
  */
 
-import { RedisCluster } from "./cluster/redis-cluster.js";
-import type { ServerConfig } from "./config/config.js";
-import { BatchProcessor } from "./engine/batch-processor.js";
-import type { ModelCatalog, ModelReloadOutcome } from "./engine/inference-pool.js";
-import type { JobStore } from "./engine/job-store.js";
-import type { EngineObserver } from "./engine/observer.js";
-import { createInferencePool } from "./inference/piscina-pool.js";
+import { RedisCluster } from "./cluster/index.js";
+import type { ServerConfig } from "./config/index.js";
+import {
+  BatchProcessor,
+  type EngineObserver,
+  type JobStore,
+  type ModelCatalog,
+  type ModelReloadOutcome,
+} from "./engine/index.js";
+import { createInferencePool } from "./inference/index.js";
 import type { Logger } from "./logger.js";
-import { RedisJobStore } from "./store/redis-job-store.js";
-import { SqliteJobStore } from "./store/sqlite-job-store.js";
+import { type Figures, storeFigures } from "./metrics/index.js";
+import { RedisJobStore, SqliteJobStore } from "./store/index.js";
 
 /** A running engine. */
 export interface EngineRuntime {
   readonly processor: BatchProcessor;
   readonly models: ModelCatalog;
+  /** Where this node keeps its figures and finds its peers' (see `metrics/figures.ts`). */
+  readonly figures: Figures;
   /**
    * Reads the model repository again: new and changed models load on new threads, warm up, and
    * then serve; until then, and for a model whose new files do not load, the loaded version
@@ -27,15 +32,43 @@ export interface EngineRuntime {
   reloadModels(): Promise<readonly ModelReloadOutcome[]>;
 }
 
-/**
- * Starts the pool (threads load their sessions), opens the store, moves batches whose owner id
- * was derived differently before (`ownerRenames`), and recovers unfinished batches.
- */
+/** Where batches are kept and run: the embedded store alone, or a cluster on one Redis. */
+interface Backend {
+  readonly store: JobStore;
+  readonly cluster?: RedisCluster;
+  readonly figures: Figures;
+}
+
+async function openBackend(config: ServerConfig, logger: Logger): Promise<Backend> {
+  if (config.redisUrl === "") {
+    const store = new SqliteJobStore({
+      dataDir: config.dataDir,
+      synchronous: config.dbSynchronous,
+    });
+    return { store, figures: storeFigures(store) };
+  }
+  const store = new RedisJobStore({ url: config.redisUrl, prefix: config.clusterPrefix });
+  try {
+    await store.ready();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const cluster = new RedisCluster({
+    url: config.redisUrl,
+    prefix: config.clusterPrefix,
+    nodeBatches: config.clusterNodeBatches,
+    lockMs: config.clusterLockMs,
+    log: logger,
+  });
+  return { store, cluster, figures: cluster.figures };
+}
+
+/** Starts the pool (threads load their sessions), opens the store, and starts the processor. */
 export async function startEngine(
   config: ServerConfig,
   logger: Logger,
   observer?: EngineObserver,
-  ownerRenames: readonly { readonly from: string; readonly to: string }[] = [],
 ): Promise<EngineRuntime> {
   const { pool, models, reload, watch } = await createInferencePool({
     modelDir: config.modelDir,
@@ -45,33 +78,16 @@ export async function startEngine(
     nice: config.inferenceNice,
     logger,
   });
-  let store: JobStore | undefined;
-  let cluster: RedisCluster | undefined;
+  let backend: Backend | undefined;
   try {
-    if (config.redisUrl === "") {
-      store = new SqliteJobStore({ dataDir: config.dataDir, synchronous: config.dbSynchronous });
-    } else {
-      const redisStore = new RedisJobStore({ url: config.redisUrl, prefix: config.clusterPrefix });
-      store = redisStore;
-      await redisStore.ready();
-      cluster = new RedisCluster({
-        url: config.redisUrl,
-        prefix: config.clusterPrefix,
-        nodeBatches: config.clusterNodeBatches,
-        lockMs: config.clusterLockMs,
-        log: logger,
-      });
-    }
-    let moved = 0;
-    for (const { from, to } of ownerRenames) moved += await store.renameOwner(from, to);
-    if (moved > 0) logger.info({ batches: moved }, "moved batches to their owner's new id");
+    backend = await openBackend(config, logger);
     const processor = await BatchProcessor.create({
-      store,
+      store: backend.store,
       pool,
       models,
       logger,
       observer,
-      cluster,
+      cluster: backend.cluster,
       maxQueueSize: config.maxQueueSize,
       maxConcurrentBatches: config.maxConcurrentBatches,
       resultTtlMs: config.resultTtlMs,
@@ -84,10 +100,15 @@ export async function startEngine(
     });
     const warmUp = (on: typeof pool, changed: ModelCatalog) => processor.warmUp(on, changed);
     if (config.modelPollSeconds > 0) watch(config.modelPollSeconds * 1000, { warmUp });
-    return { processor, models, reloadModels: () => reload({ warmUp }) };
+    return {
+      processor,
+      models,
+      figures: backend.figures,
+      reloadModels: () => reload({ warmUp }),
+    };
   } catch (error) {
-    await cluster?.close().catch(() => undefined);
-    await store?.close();
+    await backend?.cluster?.close().catch(() => undefined);
+    await backend?.store.close();
     await pool.destroy();
     throw error;
   }

@@ -3,26 +3,26 @@
  * native gRPC port, with a two-tier shutdown: drain within a timeout, then stop.
  */
 import { createRequire } from "node:module";
-import { type Authenticator, createAuthenticator } from "./api/auth.js";
-import type { ServiceBinding } from "./api/call.js";
-import { startGrpcServer } from "./api/grpc-server.js";
-import { startHttpServer } from "./api/http-server.js";
-import { createOverloadGuard } from "./api/overload.js";
-import type { ServerConfig } from "./config/config.js";
-import { type KeptSecret, keptSecrets } from "./config/kept-secrets.js";
-import type { ModelCatalog } from "./engine/inference-pool.js";
-import { combineObservers } from "./engine/observer.js";
+import {
+  type Authenticator,
+  createAuthenticator,
+  createOverloadGuard,
+  type ServiceBinding,
+  startGrpcServer,
+  startHttpServer,
+} from "./api/index.js";
+import { type KeptSecret, keptSecrets, type ServerConfig } from "./config/index.js";
+import { combineObservers, type EngineObserver, type ModelCatalog } from "./engine/index.js";
 import { startEngine } from "./engine-runtime.js";
 import type { Logger } from "./logger.js";
-import { ANALYTICS_FIGURES, ANALYTICS_KEEP_MS, AnalyticsRecorder } from "./metrics/analytics.js";
-import { createPrometheusMetrics } from "./metrics/prometheus.js";
-import { createResourceMonitor } from "./metrics/resource-usage.js";
-import { createBatchProcessorService } from "./service/batch-processor-service.js";
-
-/** Store key of the analytics windows. */
-const ANALYTICS_STATE = "analytics";
-/** How often a cluster node shares its analytics minutes: how fresh another node's charts are. */
-const ANALYTICS_SHARE_MS = 5000;
+import {
+  AnalyticsRecorder,
+  BatchStats,
+  createPrometheusMetrics,
+  createResourceMonitor,
+  NodeFigures,
+} from "./metrics/index.js";
+import { createBatchProcessorService } from "./service/index.js";
 
 /** A running server. */
 export interface RunningServer {
@@ -79,9 +79,11 @@ function unavailableModels(models: ModelCatalog, required: readonly string[]): s
 
 /** Starts everything; resolves once both ports listen and the engine is ready. */
 export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
-  const metrics = config.enableMonitoring ? createPrometheusMetrics() : undefined;
+  const prometheus = config.enableMonitoring ? createPrometheusMetrics() : undefined;
+  const stats = new BatchStats();
   const analytics = new AnalyticsRecorder();
-  const observer = metrics === undefined ? analytics : combineObservers(metrics.engine, analytics);
+  const observers: EngineObserver[] = [stats, analytics];
+  if (prometheus !== undefined) observers.push(prometheus.engine);
   const secrets = await keptSecrets(
     config,
     config.requireApiKey && config.apiKeys.length === 0 && config.adminApiKeys.length === 0,
@@ -93,56 +95,33 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     adminApiKeys: config.adminApiKeys,
     secret: Buffer.from(secrets.ownerSecret.value),
   });
-  const { processor, models, reloadModels } = await startEngine(
-    config,
-    logger,
-    observer,
-    auth.ownerRenames(),
-  );
-  metrics?.bindStats(() => processor.stats());
-  // Alone, the analytics windows are saved in the store and restored at start. In a cluster each
-  // node shares its minutes instead, under an id of this run: what a node recorded before a
-  // restart stays in the cluster's figures as another node's, never counted twice.
-  const keepAnalytics = processor.clustered
-    ? async () => {
-        const now = Math.floor(Date.now() / 60_000);
-        for (const minute of [now - 1, now]) {
-          const figures = analytics.figuresOf(minute);
-          if (figures !== undefined)
-            await processor.shareFigures(ANALYTICS_FIGURES, minute, figures, ANALYTICS_KEEP_MS);
-        }
-      }
-    : () => processor.saveState(ANALYTICS_STATE, analytics);
-  if (!processor.clustered) analytics.restore(await processor.loadState(ANALYTICS_STATE));
-  const sampler = setInterval(
-    () => analytics.sampleQueue(processor.stats().pendingByPriority),
-    1000,
-  );
-  sampler.unref();
-  const saver = setInterval(
-    () =>
-      void keepAnalytics().catch((error: unknown) =>
-        logger.warn({ err: error }, "saving analytics failed"),
-      ),
-    processor.clustered ? ANALYTICS_SHARE_MS : 60_000,
-  );
-  saver.unref();
+  const engine = await startEngine(config, logger, combineObservers(...observers));
+  const { processor, models } = engine;
+  prometheus?.bindStats(() => processor.stats());
+  const figures = new NodeFigures({
+    figures: engine.figures,
+    stats,
+    analytics,
+    queue: () => processor.stats().pendingByPriority,
+    log: logger,
+  });
+  await figures.start();
   const resources = createResourceMonitor();
   const guard = createOverloadGuard({
     maxRequestsInFlight: config.maxRequestsInFlight,
     maxEventLoopDelayMs: config.maxEventLoopDelayMs,
   });
   const binding: ServiceBinding = {
-    impl: createBatchProcessorService(
+    impl: createBatchProcessorService({
       processor,
-      { catalog: models, reload: reloadModels },
+      models: { catalog: models, reload: engine.reloadModels },
+      figures,
       resources,
-      analytics,
-    ),
+    }),
     auth,
     guard,
     log: logger,
-    onRequest: metrics?.onRequest,
+    onRequest: prometheus?.onRequest,
   };
   // A reload can bring a required model or take it away: readiness asks the catalog each time.
   const missingModels = unavailableModels(models, config.requiredModels);
@@ -163,9 +142,9 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       return cluster === undefined ? missing : [...missing, cluster];
     },
     metrics:
-      metrics === undefined
+      prometheus === undefined
         ? undefined
-        : { registry: metrics.registry, requireApiKey: config.metricsRequireApiKey },
+        : { registry: prometheus.registry, requireApiKey: config.metricsRequireApiKey },
   });
   let grpc: Awaited<ReturnType<typeof startGrpcServer>>;
   try {
@@ -176,6 +155,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     });
   } catch (error) {
     await http.close(0);
+    await figures.close();
     await processor.close({ timeoutMs: 0 });
     throw error;
   }
@@ -195,11 +175,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
         state = "closing";
         guard.close();
         resources.close();
-        clearInterval(sampler);
-        clearInterval(saver);
-        await keepAnalytics().catch((error: unknown) =>
-          logger.warn({ err: error }, "saving analytics failed"),
-        );
+        await figures.close();
         grpc.setServing(false);
         const started = Date.now();
         await processor.close({ timeoutMs: config.shutdownTimeoutMs });

@@ -5,9 +5,8 @@
  * neither the store nor the logs hold a key, and a copy of the database alone does not let
  * anyone test guesses of a key against it.
  */
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import { UnauthenticatedError } from "../engine/errors.js";
-import type { Principal } from "../engine/types.js";
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { type Principal, UnauthenticatedError } from "../engine/index.js";
 
 /** Options of {@link createAuthenticator}. */
 export interface AuthOptions {
@@ -37,15 +36,9 @@ export interface Authenticator {
   readonly adminMode: AdminMode;
   /** Accepted keys. */
   readonly keyCount: number;
-  /**
-   * For each accepted key, its owner id under the former scheme (an unsalted SHA-256 prefix)
-   * and under this one, so batches stored before can be moved to their owner.
-   */
-  ownerRenames(): { readonly from: string; readonly to: string }[];
 }
 
 interface KnownKey {
-  readonly key: string;
   readonly digest: Buffer;
   readonly admin: boolean;
 }
@@ -69,7 +62,6 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
         : "none";
   const digest = (key: string) => createHmac("sha256", options.secret).update(key).digest();
   const known: KnownKey[] = keys.map((key) => ({
-    key,
     digest: digest(key),
     admin: adminMode === "single-key" || admins.has(key),
   }));
@@ -92,12 +84,6 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
       if (match === undefined) throw new UnauthenticatedError("unknown API key");
       const owner = presented.subarray(0, OWNER_BYTES).toString("hex");
       return match.admin ? { owner, admin: true } : { owner, admin: false, adminNote };
-    },
-    ownerRenames() {
-      return known.map(({ key, digest: d }) => ({
-        from: createHash("sha256").update(key).digest().subarray(0, OWNER_BYTES).toString("hex"),
-        to: d.subarray(0, OWNER_BYTES).toString("hex"),
-      }));
     },
   };
 }

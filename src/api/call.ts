@@ -7,12 +7,11 @@
  */
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
-import { CancelledError } from "../engine/errors.js";
-import type { EngineLogger } from "../engine/logger.js";
-import type { Principal } from "../engine/types.js";
+import { CancelledError, type EngineLogger, type Principal } from "../engine/index.js";
 import type { BatchProcessorServiceImpl, CallContext } from "../service/batch-processor-service.js";
+import { codeName } from "../wire/index.js";
 import type { Authenticator, HeaderGetter } from "./auth.js";
-import { codeName, toConnectError } from "./error-mapping.js";
+import { toConnectError } from "./error-mapping.js";
 import type { OverloadGuard } from "./overload.js";
 import { batchIdOf, logRequest, type RequestLogEntry } from "./request-log.js";
 

@@ -1,35 +1,41 @@
 /**
- * The Connect and gRPC-Web adapter. connect-es serves the protocols (content negotiation,
- * timeouts, response framing, compression, error encoding); this adapter stands in front of its
- * router so that every call goes the way the other protocols go: admitted from its headers before
- * its body is read, its request read and decoded by the same readers as REST and gRPC (errors
- * that name the field, malformed bytes as INVALID_ARGUMENT, bulk-read inputs), then handed to the
- * router with the decoded request in its context and a body that decodes to nothing. What the
- * call answers, or the error it ends with, goes out through connect-es in the protocol's format.
+ * Connect and gRPC-Web on the API port, served here from end to end: a call is admitted from its
+ * headers before its body is read, its request read and decoded by the wire readers that every
+ * protocol shares (errors that name the field, malformed bytes as INVALID_ARGUMENT, bulk-read
+ * inputs), run as a {@link Call}, and its answer or error written in the protocol's framing
+ * (`wire/rpc-protocols.ts`): a Connect unary body or JSON error with its HTTP status, a Connect
+ * stream ending with its end-of-stream message, a gRPC-Web call ending with its trailers. Answers
+ * are gzipped for clients that accept it.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { DescMethod, JsonObject, Message } from "@bufbuild/protobuf";
-import {
-  type ConnectError,
-  type ConnectRouter,
-  createConnectRouter,
-  createContextKey,
-  createContextValues,
-  type HandlerContext,
-} from "@connectrpc/connect";
-import {
-  compressionGzip,
-  universalRequestFromNodeRequest,
-  universalResponseToNodeResponse,
-} from "@connectrpc/connect-node";
+import type { DescMethod, Message } from "@bufbuild/protobuf";
+import type { ConnectError } from "@connectrpc/connect";
 import { BatchProcessorService } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-import { RouteNotFoundError } from "../engine/errors.js";
-import { decodeBinaryRequest } from "./binary-request.js";
-import { Call, type Protocol, type ServiceBinding } from "./call.js";
+import { DeadlineExceededError } from "../engine/index.js";
+import {
+  acceptsGzip,
+  COMPRESS_MIN_BYTES,
+  COMPRESSED_FLAG,
+  connectEndStream,
+  connectErrorJson,
+  connectHttpStatus,
+  encodeMessage,
+  envelope,
+  grpcWebTrailers,
+  gzipped,
+  type RpcFormat,
+  readRpcRequest,
+  rpcContentTypes,
+  rpcFormatOf,
+  timeoutMsOf,
+} from "../wire/index.js";
+import { Call, type ServiceBinding } from "./call.js";
 import { toConnectError } from "./error-mapping.js";
-import { JSON_READ_OPTIONS, JSON_WRITE_OPTIONS } from "./json-options.js";
-import { decodeJsonRequest } from "./json-request.js";
-import { parseJsonBody, readBody, unenvelope } from "./request-body.js";
+import {
+  MethodNotAllowedError,
+  RouteNotFoundError,
+  UnsupportedMediaTypeError,
+} from "./http-errors.js";
 import { sendError } from "./rest-handler.js";
 
 /** Options of {@link createConnectHandler}. */
@@ -41,223 +47,167 @@ export interface ConnectHandlerOptions {
 /** Serves a request on a Connect / gRPC-Web path, or answers 404 for any other path. */
 export type ConnectHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** How a content type carries the request message. */
-interface Wire {
-  readonly protocol: Protocol;
-  readonly json: boolean;
-  /** In a gRPC-Web / Connect streaming envelope, or as the whole body (Connect unary). */
-  readonly enveloped: boolean;
-  /** The header naming the algorithm of a compressed message. */
-  readonly encodingHeader: string;
-}
-
-const WIRES: readonly [RegExp, Wire][] = [
-  [
-    /^application\/(json(; ?charset=utf-?8)?)$/i,
-    { protocol: "connect", json: true, enveloped: false, encodingHeader: "content-encoding" },
-  ],
-  [
-    /^application\/proto$/i,
-    { protocol: "connect", json: false, enveloped: false, encodingHeader: "content-encoding" },
-  ],
-  [
-    /^application\/connect\+json(; ?charset=utf-?8)?$/i,
-    {
-      protocol: "connect",
-      json: true,
-      enveloped: true,
-      encodingHeader: "connect-content-encoding",
-    },
-  ],
-  [
-    /^application\/connect\+proto$/i,
-    {
-      protocol: "connect",
-      json: false,
-      enveloped: true,
-      encodingHeader: "connect-content-encoding",
-    },
-  ],
-  [
-    /^application\/grpc-web\+json(; ?charset=utf-?8)?$/i,
-    { protocol: "grpc-web", json: true, enveloped: true, encodingHeader: "grpc-encoding" },
-  ],
-  [
-    /^application\/grpc-web(\+proto)?$/i,
-    { protocol: "grpc-web", json: false, enveloped: true, encodingHeader: "grpc-encoding" },
-  ],
-];
-
-/** The decoded request and admitted call, handed to the router's handler in its context. */
-interface Prepared {
-  readonly call: Call;
-  readonly request: unknown;
-}
-
-const PREPARED = createContextKey<Prepared | undefined>(undefined);
-
-/** Builds the adapter. */
+/** Builds the handler of every method of the contract's service. */
 export function createConnectHandler(
   binding: ServiceBinding,
   options: ConnectHandlerOptions,
 ): ConnectHandler {
-  const router = createConnectRouter({
-    readMaxBytes: options.maxBodyBytes,
-    acceptCompression: [compressionGzip],
-    jsonOptions: { ...JSON_READ_OPTIONS, ...JSON_WRITE_OPTIONS },
-  });
-  registerRoutes(router);
-  const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  const methods = new Map(
+    BatchProcessorService.methods.map((m) => [`/${BatchProcessorService.typeName}/${m.name}`, m]),
+  );
   return (req, res) => {
     const path = (req.url ?? "").split("?", 2)[0] ?? "";
-    const handler = paths.get(path);
-    if (handler === undefined) {
-      sendError(req, res, toConnectError(new RouteNotFoundError(path), binding.log));
+    const method = methods.get(path);
+    const streaming = method?.methodKind === "server_streaming";
+    const contentType = req.headers["content-type"];
+    const format = rpcFormatOf(contentType, streaming);
+    const refusal =
+      method === undefined
+        ? new RouteNotFoundError(path)
+        : req.method !== "POST"
+          ? new MethodNotAllowedError(req.method ?? "", ["POST"])
+          : format === undefined
+            ? new UnsupportedMediaTypeError(contentType, rpcContentTypes(streaming))
+            : undefined;
+    if (refusal !== undefined || method === undefined || format === undefined) {
+      sendError(req, res, toConnectError(refusal, binding.log));
       return;
     }
-    const wire = wireOf(req.headers["content-type"]);
-    if (wire === undefined || req.method !== "POST") {
-      // Not a form this server reads: connect-es answers it (415, 405) without a call.
-      serve(handler, universalRequestFromNodeRequest(req, res, undefined, undefined), res);
-      return;
-    }
-    const call = new Call(binding, wire.protocol, handler.method);
-    prepare(call, wire, req, options.maxBodyBytes).then(
-      (request) => {
-        const values = createContextValues().set(PREPARED, { call, request });
-        const neutral = universalRequestFromNodeRequest(req, res, undefined, values);
-        serve(handler, { ...neutral, ...neutralBody(wire, neutral.header) }, res);
-      },
-      (error: unknown) => {
-        // Answered in the protocol's own format: connect-es reads this body and writes its error.
-        const failed = call.fail(error);
-        if (!req.complete) res.setHeader("connection", "close");
-        const refused = universalRequestFromNodeRequest(req, res, undefined, undefined);
-        serve(
-          handler,
-          { ...refused, header: bodyless(wire, refused.header), body: throwing(failed) },
-          res,
-        );
-      },
-    );
+    void serve(new Call(binding, format.protocol, method), format, req, res, options.maxBodyBytes);
   };
 }
 
-type UniversalHandler = ConnectRouter["handlers"][number];
-type UniversalRequest = ReturnType<typeof universalRequestFromNodeRequest>;
-
-function serve(handler: UniversalHandler, request: UniversalRequest, res: ServerResponse): void {
-  handler(request)
-    .then((response) => universalResponseToNodeResponse(response, res))
-    .catch(() => {
-      // The client went away while the answer was written: nothing is left to tell it.
-      res.destroy();
-    });
-}
-
-function wireOf(contentType: string | undefined): Wire | undefined {
-  const type = (contentType ?? "").trim();
-  return WIRES.find(([pattern]) => pattern.test(type))?.[1];
-}
-
-/** Admits the call, then reads and decodes its request. */
-async function prepare(
+/** Runs one admitted call and writes its answer in `format`. */
+async function serve(
   call: Call,
-  wire: Wire,
+  format: RpcFormat,
   req: IncomingMessage,
+  res: ServerResponse,
   limit: number,
-): Promise<unknown> {
-  call.admit((name) => {
+): Promise<void> {
+  const header = (name: string) => {
     const value = req.headers[name];
     return Array.isArray(value) ? value[0] : value;
+  };
+  const out = new AnswerWriter(format, req, res, acceptsGzip(header(format.acceptEncodingHeader)));
+  const left = new AbortController();
+  // "close" also follows a normal end; only a client that went away aborts the call.
+  res.on("close", () => {
+    if (!res.writableFinished) left.abort();
   });
-  const encoding = req.headers[wire.encodingHeader];
-  const compression = Array.isArray(encoding) ? encoding[0] : encoding;
-  const body = wire.enveloped
-    ? await unenvelope(await readBody(req, limit, undefined), compression, limit)
-    : await readBody(req, limit, compression);
-  const schema = call.method.input;
-  return wire.json
-    ? decodeJsonRequest(schema, parseJsonBody(body))
-    : decodeBinaryRequest(schema, body);
-}
-
-/**
- * The body connect-es reads instead of the real one (already read and decoded): the empty
- * message in the request's own form, uncompressed.
- */
-function neutralBody(wire: Wire, header: Headers): Pick<UniversalRequest, "body" | "header"> {
-  const headers = bodyless(wire, header);
-  if (!wire.enveloped) {
-    return {
-      header: headers,
-      body: wire.json ? ({} as JsonObject) : iterableOf(new Uint8Array(0)),
-    };
-  }
-  const message = wire.json ? new TextEncoder().encode("{}") : new Uint8Array(0);
-  const envelope = new Uint8Array(5 + message.length);
-  new DataView(envelope.buffer).setUint32(1, message.length);
-  envelope.set(message, 5);
-  return { header: headers, body: iterableOf(envelope) };
-}
-
-/**
- * The request's headers without those that describe the body it sent (length, compression), so
- * that connect-es reads the body it is handed instead, whatever the client declared.
- */
-function bodyless(wire: Wire, header: Headers): Headers {
-  const headers = new Headers(header);
-  headers.delete("content-length");
-  headers.delete(wire.encodingHeader);
-  return headers;
-}
-
-async function* iterableOf(bytes: Uint8Array): AsyncIterable<Uint8Array> {
-  yield bytes;
-}
-
-/** A body that fails with `error` as soon as it is read. */
-function throwing(error: ConnectError): AsyncIterable<Uint8Array> {
-  return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(error) }) };
-}
-
-/** Registers every method on `router`, as handlers that run the call prepared for them. */
-function registerRoutes(router: ConnectRouter): void {
-  const handlers: Record<string, unknown> = {};
-  for (const method of BatchProcessorService.methods)
-    handlers[method.localName] =
-      method.methodKind === "server_streaming" ? streamHandler(method) : unaryHandler(method);
-  router.service(BatchProcessorService, handlers);
-}
-
-function preparedOf(ctx: HandlerContext, method: DescMethod): Prepared {
-  const prepared = ctx.values.get(PREPARED);
-  if (prepared === undefined) throw new Error(`${method.name} reached its handler unprepared`);
-  return prepared;
-}
-
-function unaryHandler(method: DescMethod) {
-  return async (_empty: Message, ctx: HandlerContext) => {
-    const { call, request } = preparedOf(ctx, method);
-    try {
-      const response = await call.unary(request, ctx.signal);
+  let deadline: AbortSignal | undefined;
+  try {
+    call.admit(header);
+    const timeoutMs = timeoutMsOf(format, header(format.timeoutHeader));
+    deadline = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs);
+    const signal = deadline === undefined ? left.signal : AbortSignal.any([left.signal, deadline]);
+    const request = await readRpcRequest(req, format, call.method.input, limit);
+    if (call.method.methodKind === "server_streaming") {
+      for await (const message of call.stream(request, signal))
+        await out.message(call.method, message as Message);
+      call.ok();
+    } else {
+      const response = await call.unary(request, signal);
+      await out.message(call.method, response as Message);
       call.ok(response);
-      return response;
-    } catch (error) {
-      throw call.fail(error);
     }
-  };
+    out.end();
+  } catch (error) {
+    const passed = deadline?.aborted === true && !left.signal.aborted;
+    const failure = passed
+      ? new DeadlineExceededError(`the call's deadline (${format.timeoutHeader}) passed`)
+      : error;
+    out.fail(call.fail(failure));
+  }
 }
 
-function streamHandler(method: DescMethod) {
-  return async function* (_empty: Message, ctx: HandlerContext) {
-    const { call, request } = preparedOf(ctx, method);
-    try {
-      yield* call.stream(request, ctx.signal);
-    } catch (error) {
-      throw call.fail(error);
-    } finally {
-      call.ok(); // a no-op once the call failed; a client that left ends it here too
+/** Writes one call's answer in its protocol's framing. */
+class AnswerWriter {
+  readonly #format: RpcFormat;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #gzip: boolean;
+
+  constructor(format: RpcFormat, req: IncomingMessage, res: ServerResponse, gzip: boolean) {
+    this.#format = format;
+    this.#req = req;
+    this.#res = res;
+    this.#gzip = gzip;
+  }
+
+  /** Writes a message: a Connect unary answer whole, else one envelope of the stream. */
+  async message(method: DescMethod, message: Message): Promise<void> {
+    const bytes = encodeMessage(method.output, message, this.#format.json);
+    const compress = this.#gzip && bytes.byteLength >= COMPRESS_MIN_BYTES;
+    const payload = compress ? await gzipped(bytes) : bytes;
+    if (!this.#format.enveloped) {
+      this.#res.writeHead(200, {
+        "content-type": this.#format.responseType,
+        "content-length": payload.byteLength,
+        ...(compress ? { "content-encoding": "gzip" } : {}),
+      });
+      this.#res.end(payload);
+      return;
     }
-  };
+    this.#head();
+    const ok = this.#res.write(envelope(compress ? COMPRESSED_FLAG : 0, payload));
+    if (!ok) await drained(this.#res);
+  }
+
+  /** Ends an answer that succeeded. */
+  end(): void {
+    if (!this.#format.enveloped) return;
+    this.#head();
+    this.#res.end(this.#format.protocol === "connect" ? connectEndStream() : grpcWebTrailers());
+  }
+
+  /** Ends an answer with `error`. */
+  fail(error: ConnectError): void {
+    const res = this.#res;
+    if (res.writableEnded) return;
+    // A request whose body was not read to its end closes its connection after the answer.
+    if (!res.headersSent && !this.#req.complete) res.setHeader("connection", "close");
+    if (this.#format.enveloped) {
+      this.#head();
+      res.end(
+        this.#format.protocol === "connect" ? connectEndStream(error) : grpcWebTrailers(error),
+      );
+      return;
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    const body = JSON.stringify(connectErrorJson(error));
+    error.metadata.forEach((value, key) => {
+      res.setHeader(key, value);
+    });
+    res.writeHead(connectHttpStatus(error), {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+    });
+    res.end(body);
+  }
+
+  /** The status line and headers of an enveloped answer, once. */
+  #head(): void {
+    if (this.#res.headersSent) return;
+    this.#res.writeHead(200, {
+      "content-type": this.#format.responseType,
+      ...(this.#gzip ? { [this.#format.encodingHeader]: "gzip" } : {}),
+    });
+  }
+}
+
+/** Resolves once `res` takes more, or has closed. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
 }

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { EngineLogger } from "../engine/logger.js";
+import type { EngineLogger } from "../engine/index.js";
 
 interface Asset {
   readonly body: Buffer;

@@ -1,18 +1,14 @@
 /**
  * The one mapping from errors to what clients see, shared by every transport and by the API
- * port's own answers (404, 405, 413, 401 on `/metrics`): a domain error keeps its message and gets
+ * port's own answers (404, 405, 413, 415, 401 on `/metrics`): a domain error keeps its message and gets
  * its code, HTTP status and headers; anything else becomes INTERNAL with an `error_id` that is in
  * the log, and its message goes to the log only.
  */
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  DomainError,
-  type ErrorCode,
-  MethodNotAllowedError,
-  PayloadTooLargeError,
-} from "../engine/errors.js";
-import type { EngineLogger } from "../engine/logger.js";
+import { DomainError, type EngineLogger, type ErrorCode } from "../engine/index.js";
+import { codeName, PayloadTooLargeError } from "../wire/index.js";
+import { MethodNotAllowedError, UnsupportedMediaTypeError } from "./http-errors.js";
 
 const CODES: Record<ErrorCode, Code> = {
   INVALID_ARGUMENT: Code.InvalidArgument,
@@ -60,16 +56,9 @@ export function toConnectError(
       connectError.metadata.set("retry-after", String(Math.ceil(error.retryAfterMs / 1000)));
     if (error instanceof MethodNotAllowedError)
       connectError.metadata.set("allow", error.allowed.join(", "));
+    if (error instanceof UnsupportedMediaTypeError)
+      connectError.metadata.set("accept-post", error.accepted.join(", "));
     return connectError;
-  }
-  if (
-    error instanceof ConnectError &&
-    error.code !== Code.Internal &&
-    error.code !== Code.Unknown
-  ) {
-    // Raised by the protocol layer itself (size limit, client cancel, bad timeout header): its
-    // message describes the request, not the server.
-    return error;
   }
   const errorId = randomUUID();
   log.error({ err: error, errorId, ...context }, "internal error");
@@ -82,12 +71,8 @@ export function toConnectError(
 export function httpStatusOf(error: ConnectError): number {
   if (error.cause instanceof PayloadTooLargeError) return 413;
   if (error.cause instanceof MethodNotAllowedError) return 405;
+  if (error.cause instanceof UnsupportedMediaTypeError) return 415;
   return HTTP_STATUS[error.code] ?? 500;
-}
-
-/** Lower-case snake name of a code, as Connect writes it (`invalid_argument`). */
-export function codeName(code: Code): string {
-  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }
 
 /** The REST error body: `{"error": "<code>", "message": "...", "error_id": "..."}`. */

@@ -22,13 +22,14 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import {
   BatchProcessorService,
-  type BatchResults,
-  BatchResultsSchema,
   file_batchprocessor_v1_batch_processor,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-import { PayloadTooLargeError } from "../engine/errors.js";
-import { encodeBatchResults } from "./batch-results-writer.js";
-import { type DecodedRequest, decodeBinaryRequestSafely } from "./binary-request.js";
+import {
+  type DecodedRequest,
+  decodeBinaryRequestSafely,
+  encodeBinary,
+  PayloadTooLargeError,
+} from "../wire/index.js";
 import { Call, type ServiceBinding } from "./call.js";
 
 /** Options of {@link startGrpcServer}. */
@@ -148,14 +149,18 @@ export function grpcServiceDefinition(): grpc.ServiceDefinition {
       requestSerialize: (message: Message) => Buffer.from(toBinary(method.input, message as never)),
       requestDeserialize: (bytes: Buffer) =>
         decodeBinaryRequestSafely(method.input, bytes) as unknown as Message,
-      responseSerialize:
-        method.output.typeName === BatchResultsSchema.typeName
-          ? (message: Message) => encodeBatchResults(message as BatchResults)
-          : (message: Message) => Buffer.from(toBinary(method.output, message as never)),
+      responseSerialize: (message: Message) => toBuffer(encodeBinary(method.output, message)),
       responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
     };
   }
   return definition;
+}
+
+/** The bytes as a Buffer (grpc-js writes Buffers), without a copy. */
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function pathOf(method: DescMethod): string {

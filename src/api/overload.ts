@@ -6,7 +6,7 @@
  * loop has lately run late by more than a bound. Probes (`/health`, `/ready`, gRPC health) never
  * pass through here.
  */
-import { OverloadedError } from "../engine/errors.js";
+import { OverloadedError } from "../engine/index.js";
 
 /** Options of {@link createOverloadGuard}. */
 export interface OverloadOptions {

@@ -2,8 +2,7 @@
  * One structured log line per request, on every protocol: protocol, method, code, duration and
  * the batch id when there is one. Never a key or a header: callers pass only these fields.
  */
-import type { EngineLogger } from "../engine/logger.js";
-import { MAX_ID_LENGTH } from "../engine/validation.js";
+import { type EngineLogger, MAX_ID_LENGTH } from "../engine/index.js";
 
 /** The fields of a request line. */
 export interface RequestLogEntry {
@@ -13,16 +12,6 @@ export interface RequestLogEntry {
   readonly code: string;
   readonly durationMs: number;
   readonly batchId?: string | undefined;
-}
-
-/** Logs the request line and tells `onRequest` (metrics), if any. */
-export function finishRequest(
-  binding: { readonly onRequest?: ((entry: RequestLogEntry) => void) | undefined },
-  log: EngineLogger,
-  entry: RequestLogEntry,
-): void {
-  logRequest(log, entry);
-  binding.onRequest?.(entry);
 }
 
 /** Writes the request line (info for success and client errors, warn for server errors). */

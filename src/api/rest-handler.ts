@@ -1,6 +1,6 @@
 /**
  * The REST/JSON adapter: serves the routes transcoded from the contract's `google.api.http`
- * annotations with plain JSON bodies (the original API's), and server streams as NDJSON or, for
+ * annotations with plain JSON bodies (the v1 REST API's), and server streams as NDJSON or, for
  * `Accept: text/event-stream`, Server-Sent Events (`event: status` or `error`, ids that honour
  * `Last-Event-ID`, so a browser's EventSource resumes). A call is admitted from its headers before
  * its body is read.
@@ -9,11 +9,18 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
 import { BatchProcessorService } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-import { echo, InvalidInputError, MethodNotAllowedError } from "../engine/errors.js";
+import { echo, InvalidInputError, isTerminal } from "../engine/index.js";
+import {
+  JSON_WRITE_OPTIONS,
+  lastEventId,
+  ndjsonLine,
+  parseJsonBody,
+  readBody,
+  sseEvent,
+} from "../wire/index.js";
 import { Call, type ServiceBinding } from "./call.js";
 import { httpStatusOf, restErrorBody } from "./error-mapping.js";
-import { JSON_WRITE_OPTIONS } from "./json-options.js";
-import { parseJsonBody, readBody } from "./request-body.js";
+import { MethodNotAllowedError } from "./http-errors.js";
 import { decodeRestRequest, matchRoute, routesOf } from "./rest-transcoder.js";
 
 /** Options of {@link createRestHandler}. */
@@ -88,18 +95,10 @@ async function stream(
   // SSE ids go on from the client's Last-Event-ID; the id of the last event ends in "-end".
   let seq = resumed?.seq ?? 0;
   const write = (json: JsonValue, event: "status" | "error") => {
-    if (!sse)
-      return res.write(`${JSON.stringify(json)}
-`);
-    const ended = event === "error" || ENDED.has(String((json as { status?: unknown }).status));
+    if (!sse) return res.write(ndjsonLine(json));
+    const ended = event === "error" || isTerminal(String((json as { status?: unknown }).status));
     seq++;
-    return res.write(
-      `id: ${seq}${ended ? "-end" : ""}
-event: ${event}
-data: ${JSON.stringify(json)}
-
-`,
-    );
+    return res.write(sseEvent(seq, ended, event, json));
   };
   try {
     for (let step = first; !step.done; step = await iterator.next())
@@ -111,15 +110,6 @@ data: ${JSON.stringify(json)}
   }
   res.end();
   call.ok();
-}
-
-/** Statuses after which a watch sends nothing more. */
-const ENDED: ReadonlySet<string> = new Set(["completed", "failed", "cancelled"]);
-
-/** A Last-Event-ID this server wrote (`<n>` or `<n>-end`); undefined for none or another's. */
-function lastEventId(value: string | undefined): { seq: number; ended: boolean } | undefined {
-  const match = /^(\d{1,15})(-end)?$/.exec(value ?? "");
-  return match === null ? undefined : { seq: Number(match[1]), ended: match[2] !== undefined };
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {

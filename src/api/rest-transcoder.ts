@@ -15,8 +15,8 @@ import {
   ScalarType,
 } from "@bufbuild/protobuf";
 import { http } from "../../gen/google/api/annotations_pb.js";
-import { echo, InvalidInputError } from "../engine/errors.js";
-import { decodeJsonRequest } from "./json-request.js";
+import { echo, InvalidInputError } from "../engine/index.js";
+import { decodeJsonRequest } from "../wire/index.js";
 
 /** One REST route. */
 export interface RestRoute {

@@ -1,5 +1,5 @@
 /**
- * The original API's WebSocket endpoint, `ws://host:API_PORT/ws/batch-processor`: a thin adapter
+ * The v1 API's WebSocket endpoint, `ws://host:API_PORT/ws/batch-processor`: a thin adapter
  * (the `ws` package) over the same WatchBatch stream as every other protocol. The key is read
  * from the upgrade request's headers (a refused upgrade gets the HTTP error and no socket); each
  * `{"action": "subscribe", "batch_id": ...}` is one WatchBatch call under that key (same
@@ -17,10 +17,10 @@ import {
   type BatchStatus,
   BatchStatusSchema,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-import { InvalidInputError } from "../engine/errors.js";
+import { InvalidInputError } from "../engine/index.js";
+import { JSON_WRITE_OPTIONS } from "../wire/index.js";
 import { Call, type ServiceBinding } from "./call.js";
 import { restErrorBody, toConnectError } from "./error-mapping.js";
-import { JSON_WRITE_OPTIONS } from "./json-options.js";
 
 /** The endpoint's path. */
 export const WEBSOCKET_PATH = "/ws/batch-processor";
@@ -144,7 +144,7 @@ async function follow(
   }
 }
 
-/** A status event as the original API's WebSocket client reads it. */
+/** A status event as the v1 API's WebSocket client reads it. */
 function update(status: BatchStatus): JsonObject {
   const json = toJson(BatchStatusSchema, status, JSON_WRITE_OPTIONS) as JsonObject;
   return status.status === "completed" ? { ...json, total_time_ms: status.processingTimeMs } : json;

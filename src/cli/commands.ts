@@ -18,10 +18,9 @@ import {
   ReloadModelsResponseSchema,
   SubmitBatchResponseSchema,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-import { codeName } from "../api/error-mapping.js";
-import { JSON_WRITE_OPTIONS } from "../api/json-options.js";
-import { BatchProcessorClient, TERMINAL_STATUSES } from "../client/client.js";
-import { MAX_ITEMS_PER_SUBMIT } from "../engine/validation.js";
+import { BatchProcessorClient } from "../client/index.js";
+import { isTerminal, MAX_ITEMS_PER_SUBMIT } from "../engine/index.js";
+import { codeName, JSON_WRITE_OPTIONS } from "../wire/index.js";
 import { chunks, type ItemInput, parseItems } from "./inputs.js";
 import { RunProgress } from "./progress.js";
 
@@ -261,7 +260,7 @@ async function watch(
   });
   const followed = Promise.all(
     ids.map(async (id) => {
-      if (TERMINAL_STATUSES.has(latest.get(id)?.status ?? "")) return;
+      if (isTerminal(latest.get(id)?.status ?? "")) return;
       for await (const status of client.watch(id, { signal: abort.signal })) {
         latest.set(id, status);
         show();

@@ -32,6 +32,7 @@ import {
   type SubmitBatchRequestSchema,
   type SubmitBatchResponse,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
+import { isTerminal } from "../engine/index.js";
 
 /** A submit or infer request, as the generated message's init shape. */
 export type SubmitInput = MessageInitShape<typeof SubmitBatchRequestSchema>;
@@ -51,9 +52,6 @@ export interface ClientOptions {
   /** A transport of the caller's own (then `url` and `apiKey` are not used). */
   readonly transport?: Transport;
 }
-
-/** Statuses after which a batch changes no more. */
-export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(["completed", "failed", "cancelled"]);
 
 /** Codes that mean "not now": the same call may succeed later. */
 const RETRYABLE: ReadonlySet<Code> = new Set([Code.Unavailable, Code.ResourceExhausted]);
@@ -148,7 +146,7 @@ export class BatchProcessorClient {
         for await (const status of this.#client.watchBatch({ batchId }, options)) {
           failures = 0;
           yield status;
-          if (TERMINAL_STATUSES.has(status.status)) return;
+          if (isTerminal(status.status)) return;
         }
         // The stream ended before a terminal status (the node went away): open it again.
       } catch (error) {

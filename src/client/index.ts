@@ -3,11 +3,12 @@
  * message types it speaks.
  */
 export type * from "../../gen/batchprocessor/v1/batch_processor_pb.js";
+/** True once a batch status (`completed`, `failed`, `cancelled`) changes no more. */
+export { isTerminal } from "../engine/index.js";
 export {
   BatchProcessorClient,
   type ClientOptions,
   type ConfigureInput,
   type SubmitInput,
-  TERMINAL_STATUSES,
   transportFor,
 } from "./client.js";

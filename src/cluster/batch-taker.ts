@@ -7,10 +7,13 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Job as QueuedJob, Worker } from "bullmq";
-import type { ClusterNode } from "../engine/cluster.js";
-import type { EngineLogger } from "../engine/logger.js";
-import { Stride } from "../engine/stride.js";
-import { PRIORITIES, type Priority } from "../engine/types.js";
+import {
+  type ClusterNode,
+  type EngineLogger,
+  PRIORITIES,
+  type Priority,
+  Stride,
+} from "../engine/index.js";
 
 /** What the job of a batch carries. */
 export interface BatchJobData {

@@ -9,18 +9,26 @@
  *
  * Nodes talk through a BullMQ Relay: views of running batches (`batches.<pk>`, the last one
  * retained), cancels (`cancel`), configuration changes (`config`) and new jobs (`queued`, which
- * wakes idle nodes). A view is also kept under `<prefix>:live:<pk>` for status reads, and each
- * node's figures of an analytics minute under `<prefix>:figures:<key>:<minute>` (a hash by node).
+ * wakes idle nodes). A view is also kept under `<prefix>:live:<pk>` for status reads. The nodes'
+ * figures go through {@link figures} ({@link RedisFigures}), under the same node id.
  */
 import { Queue, Relay, type RelaySubscription, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import type { Cluster, ClusterNode, PeerFigures, RemoteCancel } from "../engine/cluster.js";
-import { StoreUnavailableError } from "../engine/errors.js";
-import type { BatchRecord } from "../engine/job-store.js";
-import type { EngineLogger } from "../engine/logger.js";
-import type { ResolvedBatchingOptions } from "../engine/options.js";
-import { type BatchView, PRIORITIES, type Priority } from "../engine/types.js";
+import {
+  type BatchRecord,
+  type BatchView,
+  type Cluster,
+  type ClusterNode,
+  type EngineLogger,
+  PRIORITIES,
+  type Priority,
+  type RemoteCancel,
+  type ResolvedBatchingOptions,
+} from "../engine/index.js";
+import type { Figures } from "../metrics/index.js";
 import { type BatchJobData, BatchTaker, jobId } from "./batch-taker.js";
+import { RedisFigures } from "./redis-figures.js";
+import { unavailableOnError } from "./unavailable.js";
 
 /** Options of {@link RedisCluster}. */
 export interface RedisClusterOptions {
@@ -37,12 +45,6 @@ export interface RedisClusterOptions {
   readonly lockMs: number;
   readonly log: EngineLogger;
 }
-
-/** Bounds of the options, for the configuration reader. */
-export const CLUSTER_BOUNDS = Object.freeze({
-  nodeBatches: [1, 10_000] as const,
-  lockMs: [1000, 600_000] as const,
-});
 
 /** How long a published view stays readable without a newer one, ms. */
 const LIVE_TTL_MS = 30_000;
@@ -75,6 +77,8 @@ export class RedisCluster implements Cluster {
   /** Connections made for the workers and the relay, closed last. */
   readonly #connections: Redis[] = [];
   #taker: BatchTaker | undefined;
+  /** The figures port of this node, on the cluster's Redis. */
+  readonly figures: Figures;
 
   constructor(options: RedisClusterOptions) {
     this.#o = options;
@@ -102,6 +106,7 @@ export class RedisCluster implements Cluster {
     this.#relay.on("error", (error: unknown) =>
       options.log.warn({ err: error }, "cluster messages: Redis error"),
     );
+    this.figures = new RedisFigures(this.#redis, options.prefix, this.#relay.nodeId);
   }
 
   async start(node: ClusterNode): Promise<void> {
@@ -237,31 +242,6 @@ export class RedisCluster implements Cluster {
     return this.#nodes.count;
   }
 
-  async shareFigures(key: string, bucket: number, value: unknown, ttlMs: number): Promise<void> {
-    const hash = this.#figuresKey(key, bucket);
-    await unavailableOnError(() =>
-      this.#redis
-        .multi()
-        .hset(hash, this.#relay.nodeId, JSON.stringify(value))
-        .pexpire(hash, ttlMs)
-        .exec(),
-    );
-  }
-
-  async peerFigures(key: string, buckets: readonly number[]): Promise<PeerFigures[]> {
-    const pipeline = this.#redis.pipeline();
-    for (const bucket of buckets) pipeline.hgetall(this.#figuresKey(key, bucket));
-    const replies = await unavailableOnError(async () => (await pipeline.exec()) ?? []);
-    const figures: PeerFigures[] = [];
-    replies.forEach(([error, hash], i) => {
-      if (error !== null) throw new StoreUnavailableError(error);
-      const bucket = buckets[i] as number;
-      for (const [node, text] of Object.entries(hash as Record<string, string>))
-        if (node !== this.#relay.nodeId) figures.push({ node, bucket, value: JSON.parse(text) });
-    });
-    return figures;
-  }
-
   unavailable(): string | undefined {
     return this.#redis.status === "ready"
       ? undefined
@@ -282,10 +262,6 @@ export class RedisCluster implements Cluster {
     for (const connection of this.#connections) connection.disconnect();
   }
 
-  #figuresKey(key: string, bucket: number): string {
-    return `${this.#o.prefix}:figures:${key}:${bucket}`;
-  }
-
   #liveKey(pk: number): string {
     return `${this.#o.prefix}:live:${pk}`;
   }
@@ -298,17 +274,5 @@ export class RedisCluster implements Cluster {
     });
     this.#connections.push(redis);
     return redis;
-  }
-}
-
-/**
- * Runs a call on Redis for a request: any failure is Redis being away or failing, which the
- * caller answers as UNAVAILABLE (the client retries), never as an internal error.
- */
-async function unavailableOnError<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    throw error instanceof StoreUnavailableError ? error : new StoreUnavailableError(error);
   }
 }

@@ -1,14 +1,10 @@
 /**
- * The job lifecycle: submit, status, results, list, cancel, watch, infer and configure, on top of
- * the dynamic batcher, a {@link JobStore} and an {@link InferencePool}. Transports call this and
- * nothing below it.
+ * The engine's facade: submit, status, results, list, cancel, watch, infer and configure, on top
+ * of the job runner (the batcher and the live jobs), a {@link JobStore}, an {@link InferencePool}
+ * and a {@link Placement} that says where stored batches run. Transports call this and nothing
+ * below it.
  */
 import { randomUUID } from "node:crypto";
-import { type AdmissionState, admissionRefusal } from "./admission.js";
-import type { ProcessorStats } from "./batch-stats.js";
-import { itemResultOf, receiptOf, resultsOf, viewOfRecord } from "./batch-views.js";
-import type { Cluster, PeerFigures } from "./cluster.js";
-import { ClusterMember, type OverallStats } from "./cluster-member.js";
 import {
   BatchEndedError,
   BatchExistsError,
@@ -21,26 +17,39 @@ import {
   ShuttingDownError,
 } from "./errors.js";
 import type { InferencePool, ModelCatalog } from "./inference-pool.js";
-import { IdSequence, ITEM_FAILURES, Job } from "./job.js";
-import { JobRunner } from "./job-runner.js";
-import { isTerminal } from "./job-state.js";
 import type { BatchRecord, JobStore, StoredInput } from "./job-store.js";
-import { watchJob } from "./job-watch.js";
+import {
+  Housekeeping,
+  IdSequence,
+  ITEM_FAILURES,
+  isTerminal,
+  itemResultOf,
+  JobRunner,
+  receiptOf,
+  resultsOf,
+  viewOfRecord,
+  watchJob,
+} from "./jobs/index.js";
 import { type EngineLogger, NOOP_LOGGER } from "./logger.js";
 import type { EngineObserver } from "./observer.js";
 import {
   type BatchingOptions,
-  type ProcessorOptions,
+  loadBatchingOptions,
   type ResolvedBatchingOptions,
   type ResolvedProcessorOptions,
   resolveBatchingOptions,
   resolveProcessorOptions,
+  saveBatchingOptions,
 } from "./options.js";
+import { type Activity, createPlacement, type Placement } from "./placement/index.js";
+import type { BatchProcessorOptions } from "./processor-options.js";
+import { type AdmissionState, admissionRefusal, warmUp } from "./scheduling/index.js";
 import type {
   BatchResults,
   BatchView,
   ItemResult,
   Principal,
+  ProcessorStats,
   SubmitReceipt,
   SubmitRequest,
 } from "./types.js";
@@ -52,31 +61,6 @@ import {
   validateListFilter,
   validateSubmit,
 } from "./validation.js";
-import { warmUp } from "./warm-up.js";
-
-/** Options of {@link BatchProcessor.create}. */
-export interface BatchProcessorOptions extends ProcessorOptions {
-  readonly store: JobStore;
-  readonly pool: InferencePool;
-  readonly models: ModelCatalog;
-  /** Initial batching options; a configuration saved by `configure` takes precedence. */
-  readonly batching?: BatchingOptions;
-  readonly logger?: EngineLogger;
-  /** Told what the engine does, for metrics. */
-  readonly observer?: EngineObserver;
-  /** Epoch-ms clock. @defaultValue Date.now */
-  readonly clock?: () => number;
-  /**
-   * The nodes sharing `store`, when there are several: batches then run on whichever node takes
-   * them. Without one, this process runs every batch it stores.
-   */
-  readonly cluster?: Cluster;
-}
-
-const SETTINGS_KEY = "batching";
-
-/** Batches one purge call deletes at most. */
-const PURGE_CHUNK = 500;
 
 /** See the file comment. */
 export class BatchProcessor {
@@ -88,14 +72,13 @@ export class BatchProcessor {
   readonly #clock: () => number;
   readonly #runner: JobRunner;
   readonly #observer: EngineObserver | undefined;
-  /** This node's part in the cluster; undefined without one. */
-  readonly #member: ClusterMember | undefined;
+  readonly #placement: Placement;
   #batching: ResolvedBatchingOptions;
   /** Ids of infer requests: never stored, so unique per process is enough. */
   readonly #inferIds = new IdSequence();
+  readonly #housekeeping: Housekeeping;
   #closing = false;
   #storeClosed = false;
-  #purgeTimer: NodeJS.Timeout | undefined;
 
   private constructor(o: BatchProcessorOptions, batching: ResolvedBatchingOptions) {
     this.#store = o.store;
@@ -104,65 +87,53 @@ export class BatchProcessor {
     this.#options = resolveProcessorOptions(o);
     this.#log = o.logger ?? NOOP_LOGGER;
     this.#clock = o.clock ?? Date.now;
+    this.#observer = o.observer;
     this.#batching = batching;
     this.#runner = new JobRunner({
       store: o.store,
       pool: o.pool,
+      models: o.models,
       batching: () => this.#batching,
-      modelMaxBatchSize: (model) => this.#models.get(model)?.maxBatchSize ?? 1,
       log: this.#log,
       clock: this.#clock,
       observer: o.observer,
     });
-    this.#observer = o.observer;
-    this.#member =
-      o.cluster === undefined
-        ? undefined
-        : new ClusterMember({
-            cluster: o.cluster,
-            store: o.store,
-            runner: this.#runner,
-            models: o.models,
-            clock: this.#clock,
-            log: this.#log,
-            batching: () => this.#batching,
-            stats: () => this.#runner.stats.snapshot(),
-          });
+    this.#housekeeping = new Housekeeping({
+      store: o.store,
+      retryUnrecorded: () => this.#runner.retryUnrecorded(),
+      resultTtlMs: this.#options.resultTtlMs,
+      intervalMs: this.#options.purgeIntervalMs,
+      clock: this.#clock,
+      log: this.#log,
+    });
+    this.#placement = createPlacement(
+      {
+        store: o.store,
+        runner: this.#runner,
+        admission: () => this.#admissionState(),
+        batching: () => this.#batching,
+        configure: (next) => this.#configured(next, "another node"),
+        clock: this.#clock,
+        log: this.#log,
+      },
+      o.cluster,
+    );
   }
 
   /**
-   * Opens the processor: loads the saved configuration and re-queues unfinished batches (in a
-   * cluster: starts taking batches, and hands the cluster any stored batch it does not hold).
+   * Opens the processor: loads the saved configuration, warms the models up, and starts running
+   * stored batches where its placement says (see `Placement.start`).
    */
   static async create(options: BatchProcessorOptions): Promise<BatchProcessor> {
-    const saved = await options.store.getSetting(SETTINGS_KEY);
-    let batching = resolveBatchingOptions(options.batching);
-    if (saved !== undefined) {
-      try {
-        batching = resolveBatchingOptions(JSON.parse(saved) as BatchingOptions, batching);
-      } catch (error) {
-        (options.logger ?? NOOP_LOGGER).warn(
-          { err: error },
-          "ignoring an invalid saved batching configuration",
-        );
-      }
-    }
+    const batching = await loadBatchingOptions(
+      options.store,
+      options.batching,
+      options.logger ?? NOOP_LOGGER,
+    );
     const processor = new BatchProcessor(options, batching);
-    await warmUp(
-      processor.#pool,
-      processor.#models,
-      processor.#runner.batcher,
-      processor.#batching.maxBatchSize,
-      processor.#log,
-    );
-    if (processor.#member !== undefined)
-      await processor.#member.start((next) => processor.#configured(next, "another node"));
-    else processor.#runner.recover(await options.store.loadUnfinished(), options.models);
-    processor.#purgeTimer = setInterval(
-      () => void processor.purge(),
-      processor.#options.purgeIntervalMs,
-    );
-    processor.#purgeTimer.unref();
+    await processor.warmUp(processor.#pool, processor.#models);
+    await processor.#placement.start();
+    processor.#housekeeping.start();
     return processor;
   }
 
@@ -179,51 +150,19 @@ export class BatchProcessor {
     return this.#batching;
   }
 
-  /** True when this node is one of a cluster. */
-  get clustered(): boolean {
-    return this.#member !== undefined;
+  /** Live state of this process, for metrics and health. */
+  stats(): ProcessorStats {
+    return this.#runner.stats();
   }
 
-  /**
-   * Shares this node's figures for one time bucket with the other nodes of its cluster (see
-   * `Cluster.shareFigures`); alone there is no one to share with.
-   */
-  async shareFigures(key: string, bucket: number, value: unknown, ttlMs: number): Promise<void> {
-    await this.#member?.shareFigures(key, bucket, value, ttlMs);
-  }
-
-  /** What the other nodes of the cluster shared (see `Cluster.peerFigures`); alone, none. */
-  async peerFigures(key: string, buckets: readonly number[]): Promise<PeerFigures[]> {
-    return (await this.#member?.peerFigures(key, buckets)) ?? [];
-  }
-
-  /** Counters of the whole cluster, or of this node when alone. */
-  async overallStats(): Promise<OverallStats> {
-    const local = this.#runner.stats.snapshot();
-    if (this.#member !== undefined) return this.#member.overallStats(local);
-    return {
-      ...local,
-      activeBatches: this.#runner.activeStored,
-      queueLength: this.#runner.batcher.pending,
-    };
+  /** Stored work not yet done, over every node (see `Placement.activity`). */
+  activity(): Promise<Activity> {
+    return this.#placement.activity();
   }
 
   /** Why this node cannot serve what needs its cluster (Redis unreachable); undefined if it can. */
   unavailable(): string | undefined {
-    return this.#member?.unavailable();
-  }
-
-  /** Live counters for metrics and health. */
-  stats(): ProcessorStats {
-    return {
-      pending: this.#runner.batcher.pending,
-      pendingByPriority: this.#runner.batcher.pendingByPriority(),
-      pendingByModel: this.#runner.batcher.pendingByModel(),
-      inFlightBatches: this.#runner.batcher.inFlight,
-      activeBatches: this.#runner.activeStored,
-      threads: this.#pool.threads,
-      ...this.#runner.stats.snapshot(),
-    };
+    return this.#placement.unavailable();
   }
 
   /** Queues a batch durably and returns at once. */
@@ -242,14 +181,12 @@ export class BatchProcessor {
       const existing = await this.#store.findBatch(principal.owner, valid.batchId);
       if (existing !== undefined) return this.#resubmit(existing, payloadHash);
     }
-    if (this.#member === undefined) this.#admit(valid, true);
-    else this.#refuse(valid, await this.#member.admissionRefusal(valid, this.#admissionState()));
+    this.#refuse(valid, await this.#placement.admissionRefusal(valid));
     const now = this.#clock();
-    const batchId = valid.batchId ?? `batch_${randomUUID().replaceAll("-", "")}`;
     const { created, record } = await this.#store.createBatch(
       {
         owner: principal.owner,
-        batchId,
+        batchId: valid.batchId ?? `batch_${randomUUID().replaceAll("-", "")}`,
         modelId: valid.model.name,
         priority: valid.priority,
         timeoutMs: valid.timeoutMs,
@@ -262,13 +199,7 @@ export class BatchProcessor {
       inputs,
     );
     if (!created) return this.#resubmit(record, payloadHash);
-    if (this.#member !== undefined) return this.#member.enqueue(record);
-    const job = this.#runner.start(record, inputs);
-    this.#log.debug(
-      { batchId, items: job.total, priority: job.priority, model: job.modelId },
-      "batch queued",
-    );
-    return receiptOf(this.#runner.view(job));
+    return this.#placement.enqueue(record, inputs);
   }
 
   /** Runs a request through the same batcher and resolves with its results; nothing is stored. */
@@ -280,29 +211,12 @@ export class BatchProcessor {
     this.#assertOpen();
     signal?.throwIfAborted();
     const valid = validateSubmit(request, this.#models, this.#options.defaultModel);
-    this.#admit(valid, false);
-    const now = this.#clock();
-    const job = new Job({
-      pk: undefined,
-      batchId: valid.batchId ?? `infer_${this.#inferIds.next()}`,
-      owner: principal.owner,
-      priority: valid.priority,
-      modelId: valid.model.name,
-      createdAt: now,
-      deadline: now + valid.timeoutMs,
-      timeoutMs: valid.timeoutMs,
-      total: valid.items.length,
-    });
-    const inputs = valid.items.map((item, index) => ({
-      index,
-      requestId: item.requestId,
-      input: item.data,
-      shape: item.shape,
-    }));
-    await this.#runner.runEphemeral(job, inputs, signal);
+    this.#refuse(valid, admissionRefusal(valid, false, this.#admissionState()));
+    const batchId = valid.batchId ?? `infer_${this.#inferIds.next()}`;
+    const job = await this.#runner.infer(principal.owner, batchId, valid, signal);
     if (signal?.aborted) throw new CancelledError();
     if (job.error === ITEM_FAILURES.shutdown) throw new ShuttingDownError();
-    if (job.failed === job.total && (job.failures?.get("DEADLINE_EXCEEDED") ?? 0) === job.total) {
+    if (job.failed === job.total && job.failedWith("DEADLINE_EXCEEDED") === job.total) {
       throw new DeadlineExceededError(
         `DEADLINE_EXCEEDED: no item started within timeout_ms=${job.timeoutMs}`,
       );
@@ -313,11 +227,7 @@ export class BatchProcessor {
 
   /** The status of one batch. */
   async status(principal: Principal, id: string): Promise<BatchView> {
-    const batchId = validateBatchId(id);
-    const job = this.#runner.live(principal, batchId);
-    if (job !== undefined) return this.#runner.view(job);
-    const record = await this.#record(principal, batchId);
-    return this.#member?.view(record) ?? viewOfRecord(record, this.#clock());
+    return (await this.#find(principal, id)).view;
   }
 
   /** Results of a batch: only once it has ended, unless `partial` (then what is finished so far). */
@@ -326,17 +236,9 @@ export class BatchProcessor {
     id: string,
     options: { partial?: boolean } = {},
   ): Promise<BatchResults> {
-    const batchId = validateBatchId(id);
-    const job = this.#runner.live(principal, batchId);
-    const record = job === undefined ? await this.#record(principal, batchId) : undefined;
-    const view =
-      job !== undefined
-        ? this.#runner.view(job)
-        : ((await this.#member?.view(record as BatchRecord)) ??
-          viewOfRecord(record as BatchRecord, this.#clock()));
+    const { view, pk } = await this.#find(principal, id);
     if (!isTerminal(view.status) && options.partial !== true)
-      throw new ResultsNotReadyError(batchId, view.status);
-    const pk = (job?.pk ?? record?.pk) as number;
+      throw new ResultsNotReadyError(view.batchId, view.status);
     this.#assertStoreOpen();
     const stored = await this.#store.getResults(pk, !isTerminal(view.status));
     return resultsOf(view, stored.map(itemResultOf), this.#models.get(view.modelId)?.labels);
@@ -373,15 +275,14 @@ export class BatchProcessor {
   async cancel(principal: Principal, id: string): Promise<BatchView> {
     const batchId = validateBatchId(id);
     const job = this.#runner.live(principal, batchId);
-    if (job === undefined) {
-      const record = await this.#record(principal, batchId);
-      if (record.status === "cancelled") return viewOfRecord(record, this.#clock());
-      if (isTerminal(record.status) || this.#member === undefined)
-        throw new BatchEndedError(batchId, record.status);
-      return this.#member.cancel(record);
+    if (job !== undefined) {
+      this.#runner.cancel(job);
+      return this.#runner.view(job);
     }
-    this.#runner.cancel(job);
-    return this.#runner.view(job);
+    const record = await this.#record(principal, batchId);
+    if (record.status === "cancelled") return viewOfRecord(record, this.#clock());
+    if (isTerminal(record.status)) throw new BatchEndedError(batchId, record.status);
+    return this.#placement.cancel(record);
   }
 
   /** Status events of one batch: the current state, then every change, ending after the terminal one. */
@@ -389,9 +290,7 @@ export class BatchProcessor {
     const batchId = validateBatchId(id);
     const job = this.#runner.live(principal, batchId);
     if (job === undefined) {
-      const record = await this.#record(principal, batchId);
-      if (this.#member !== undefined) yield* this.#member.watch(record, signal);
-      else yield viewOfRecord(record, this.#clock());
+      yield* this.#placement.watch(await this.#record(principal, batchId), signal);
       return;
     }
     yield* watchJob(job, {
@@ -406,47 +305,18 @@ export class BatchProcessor {
     if (!principal.admin)
       throw new PermissionDeniedError("change the configuration", principal.adminNote);
     const next = resolveBatchingOptions(patch, this.#batching);
-    await this.#store.putSetting(SETTINGS_KEY, JSON.stringify(next));
+    await saveBatchingOptions(this.#store, next);
     this.#configured(next, "this node");
-    await this.#member?.configured(next);
+    await this.#placement.configured(next);
     return next;
   }
 
-  /** Small state an embedder keeps in the same store (e.g. analytics windows), by key. */
-  async loadState(key: string): Promise<unknown> {
-    const text = await this.#store.getSetting(`state:${key}`);
-    if (text === undefined) return undefined;
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Saves what {@link loadState} reads back. */
-  async saveState(key: string, value: unknown): Promise<void> {
-    if (!this.#closing) await this.#store.putSetting(`state:${key}`, JSON.stringify(value));
-  }
-
   /**
-   * Deletes ended batches older than the result TTL, {@link PURGE_CHUNK} per store call with the
-   * event loop free in between, so a large backlog of expired batches never blocks requests.
+   * Saves the ends of jobs whose writes failed and deletes ended batches older than the result
+   * TTL (the processor does so every `purgeIntervalMs` by itself); resolves how many it deleted.
    */
-  async purge(): Promise<number> {
-    const before = this.#clock() - this.#options.resultTtlMs;
-    let total = 0;
-    await this.#runner.retryUnrecorded();
-    try {
-      while (!this.#closing) {
-        const deleted = await this.#store.purgeFinished(before, PURGE_CHUNK);
-        total += deleted;
-        if (deleted < PURGE_CHUNK) break;
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    } catch (error) {
-      this.#log.error({ err: error }, "purging expired results failed");
-    }
-    return total;
+  purge(): Promise<number> {
+    return this.#housekeeping.run();
   }
 
   /**
@@ -456,8 +326,8 @@ export class BatchProcessor {
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
-    clearInterval(this.#purgeTimer);
-    await this.#member?.stopTaking();
+    this.#housekeeping.stop();
+    await this.#placement.stopTaking();
     this.#runner.shutdown();
     const timeoutMs = options.timeoutMs ?? 10_000;
     let timer: NodeJS.Timeout | undefined;
@@ -466,13 +336,11 @@ export class BatchProcessor {
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
     ]);
     clearTimeout(timer);
-    await this.#member?.leave();
+    await this.#placement.leave();
     await (drained ? this.#pool.close() : this.#pool.destroy());
     await this.#store.close();
     this.#storeClosed = true;
   }
-
-  // ---- internals -------------------------------------------------------------------------------
 
   /** Reads still work while draining; once the store is closed they answer UNAVAILABLE. */
   #assertStoreOpen(): void {
@@ -492,10 +360,6 @@ export class BatchProcessor {
     };
   }
 
-  #admit(valid: ValidSubmit, durable: boolean): void {
-    this.#refuse(valid, admissionRefusal(valid, durable, this.#admissionState()));
-  }
-
   #refuse(valid: ValidSubmit, refusal: Error | undefined): void {
     if (refusal === undefined) return;
     this.#observer?.onRejected?.(valid.model.name, valid.priority, valid.items.length);
@@ -507,12 +371,21 @@ export class BatchProcessor {
     this.#log.info({ config: next, by }, "batching configuration changed");
   }
 
-  #resubmit(existing: BatchRecord, payloadHash: string | null): SubmitReceipt {
+  async #resubmit(existing: BatchRecord, payloadHash: string | null): Promise<SubmitReceipt> {
     if (existing.payloadHash !== payloadHash) throw new BatchExistsError(existing.batchId);
     const job = this.#runner.liveOf(existing);
     return receiptOf(
-      job === undefined ? viewOfRecord(existing, this.#clock()) : this.#runner.view(job),
+      job === undefined ? await this.#placement.view(existing) : this.#runner.view(job),
     );
+  }
+
+  /** The caller's batch, live or stored: its status and its store key. */
+  async #find(principal: Principal, id: string): Promise<{ view: BatchView; pk: number }> {
+    const batchId = validateBatchId(id);
+    const job = this.#runner.live(principal, batchId);
+    if (job !== undefined) return { view: this.#runner.view(job), pk: job.pk as number };
+    const record = await this.#record(principal, batchId);
+    return { view: await this.#placement.view(record), pk: record.pk };
   }
 
   async #record(principal: Principal, batchId: string): Promise<BatchRecord> {

@@ -229,43 +229,6 @@ export class UnauthenticatedError extends DomainError {
   }
 }
 
-/** The request is bigger than the server accepts. */
-export class PayloadTooLargeError extends DomainError {
-  readonly code = "RESOURCE_EXHAUSTED";
-  constructor(
-    readonly limitBytes: number,
-    what = "request body",
-    /** The setting that sets the limit, named in the message. */
-    setting?: string,
-  ) {
-    super(
-      `${what} is larger than the ${limitBytes} bytes this server accepts${setting === undefined ? "" : ` (${setting})`}`,
-    );
-    this.name = "PayloadTooLargeError";
-  }
-}
-
-/** An HTTP method a REST route does not serve; `allowed` lists those it does. */
-export class MethodNotAllowedError extends DomainError {
-  readonly code = "INVALID_ARGUMENT";
-  constructor(
-    method: string,
-    readonly allowed: readonly string[],
-  ) {
-    super(`method: ${echo(method)} is not allowed here; use ${allowed.join(" or ")}`);
-    this.name = "MethodNotAllowedError";
-  }
-}
-
-/** No route or RPC at this path. */
-export class RouteNotFoundError extends DomainError {
-  readonly code = "NOT_FOUND";
-  constructor(path: string) {
-    super(`no route ${echo(path)}`);
-    this.name = "RouteNotFoundError";
-  }
-}
-
 /** The caller may not perform this operation. */
 export class PermissionDeniedError extends DomainError {
   readonly code = "PERMISSION_DENIED";

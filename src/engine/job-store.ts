@@ -154,11 +154,6 @@ export interface JobStore {
    * how many. Callers repeat until fewer than `limit` are deleted, so no call runs long.
    */
   purgeFinished(before: number, limit: number): Promise<number>;
-  /**
-   * Moves every batch of owner `from` to owner `to` (when owner ids are derived anew), except a
-   * batch whose id `to` already uses; returns how many moved.
-   */
-  renameOwner(from: string, to: string): Promise<number>;
   getSetting(key: string): Promise<string | undefined>;
   putSetting(key: string, value: string): Promise<void>;
   close(): Promise<void>;

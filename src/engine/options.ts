@@ -170,3 +170,40 @@ function integerIn(field: keyof typeof OPTION_BOUNDS, value: unknown): number {
 export function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
+
+/** The store setting that keeps the configuration `configure` saved. */
+const BATCHING_SETTING = "batching";
+
+/** Where the batching configuration is kept across restarts (the job store's settings). */
+export interface SettingsStore {
+  getSetting(key: string): Promise<string | undefined>;
+  putSetting(key: string, value: string): Promise<void>;
+}
+
+/**
+ * The batching configuration to start with: `initial`, with the one `configure` saved over it.
+ * A saved configuration that no longer validates is ignored, and the log says so.
+ */
+export async function loadBatchingOptions(
+  store: SettingsStore,
+  initial: BatchingOptions | undefined,
+  log: { warn(fields: object, message: string): void },
+): Promise<ResolvedBatchingOptions> {
+  const base = resolveBatchingOptions(initial);
+  const saved = await store.getSetting(BATCHING_SETTING);
+  if (saved === undefined) return base;
+  try {
+    return resolveBatchingOptions(JSON.parse(saved) as BatchingOptions, base);
+  } catch (error) {
+    log.warn({ err: error }, "ignoring an invalid saved batching configuration");
+    return base;
+  }
+}
+
+/** Keeps `options` for {@link loadBatchingOptions} after a restart. */
+export function saveBatchingOptions(
+  store: SettingsStore,
+  options: ResolvedBatchingOptions,
+): Promise<void> {
+  return store.putSetting(BATCHING_SETTING, JSON.stringify(options));
+}

@@ -103,3 +103,17 @@ export interface BatchResults {
   readonly batchSize: number;
   readonly error: Failure | null;
 }
+
+/** The engine's live state, for metrics and health. */
+export interface ProcessorStats {
+  /** Items waiting to be dispatched. */
+  readonly pending: number;
+  readonly pendingByPriority: Readonly<Record<Priority, number>>;
+  /** Items waiting per model and priority. */
+  readonly pendingByModel: ReadonlyMap<string, Readonly<Record<Priority, number>>>;
+  /** Model batches dispatched and not yet finished. */
+  readonly inFlightBatches: number;
+  /** Stored batches queued or processing in this process. */
+  readonly activeBatches: number;
+  readonly threads: number;
+}

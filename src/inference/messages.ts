@@ -2,7 +2,7 @@
  * Everything that crosses between the main thread and an inference thread: plain typed data,
  * declared in one file. Tensors travel as transferred Float32Arrays.
  */
-import type { OutputKind } from "../engine/inference-pool.js";
+import type { OutputKind } from "../engine/index.js";
 
 /** A file of a model's external data, as the model names it. */
 export interface ExternalDataFile {

@@ -8,16 +8,16 @@
  */
 import { open } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { ModelUnavailableError } from "../engine/errors.js";
-import type {
-  InferencePool,
-  InferenceRequest,
-  InferenceResult,
-  ModelCatalog,
-  ModelInfo,
-  ModelReloadOutcome,
-} from "../engine/inference-pool.js";
-import type { EngineLogger } from "../engine/logger.js";
+import {
+  type EngineLogger,
+  type InferencePool,
+  type InferenceRequest,
+  type InferenceResult,
+  type ModelCatalog,
+  type ModelInfo,
+  type ModelReloadOutcome,
+  ModelUnavailableError,
+} from "../engine/index.js";
 import type { ModelLoadReport, WorkerInit, WorkerModel, WorkerModelVersion } from "./messages.js";
 import { type RepositoryEntry, readModelRepository } from "./model-repository.js";
 import {

@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
-import type { OutputKind } from "../engine/inference-pool.js";
+import type { OutputKind } from "../engine/index.js";
 
 /** `config.json` beside a model, as written on disk (snake_case, like Triton's config). */
 export interface ModelConfigFile {

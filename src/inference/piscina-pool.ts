@@ -4,9 +4,15 @@
  * reloads (`model-host.ts`: generations of threads and reloads; `threads.ts`: one generation).
  */
 import { availableParallelism } from "node:os";
-import { InvalidInputError } from "../engine/errors.js";
-import type { InferencePool, ModelCatalog, ModelReloadOutcome } from "../engine/inference-pool.js";
-import { type EngineLogger, NOOP_LOGGER } from "../engine/logger.js";
+import { SETTING_BOUNDS } from "../config/bounds.js";
+import {
+  type EngineLogger,
+  type InferencePool,
+  InvalidInputError,
+  type ModelCatalog,
+  type ModelReloadOutcome,
+  NOOP_LOGGER,
+} from "../engine/index.js";
 import { ModelHost, type ReloadOptions } from "./model-host.js";
 
 export type { ReloadOptions } from "./model-host.js";
@@ -31,13 +37,6 @@ export interface InferencePoolOptions {
   readonly nice?: number;
   readonly logger?: EngineLogger;
 }
-
-/** Inclusive bounds of the numeric pool options. */
-export const POOL_BOUNDS = Object.freeze({
-  threads: [1, 256],
-  intraOpNumThreads: [1, 256],
-  nice: [0, 19],
-} as const satisfies Record<string, readonly [number, number]>);
 
 /** A started pool, the catalog of its models, and the reload of both. */
 export interface StartedPool {
@@ -70,8 +69,8 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
   };
 }
 
-function bounded(field: keyof typeof POOL_BOUNDS, value: number): number {
-  const [min, max] = POOL_BOUNDS[field];
+function bounded(field: "threads" | "intraOpNumThreads" | "nice", value: number): number {
+  const [min, max] = SETTING_BOUNDS[field];
   if (!Number.isInteger(value) || value < min || value > max)
     throw new InvalidInputError(field, `must be an integer in ${min}..${max}, got ${value}`);
   return value;

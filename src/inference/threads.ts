@@ -4,7 +4,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
-import type { InferencePool, InferenceRequest, InferenceResult } from "../engine/inference-pool.js";
+import type { InferencePool, InferenceRequest, InferenceResult } from "../engine/index.js";
 import type {
   DescribeReply,
   ModelLoadReport,

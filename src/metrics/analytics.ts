@@ -3,14 +3,14 @@
  * minutes, sparse log-scale histograms), fed by the engine observer and a queue-length sampler,
  * and answered as time series plus a summary for a period, overall and per priority.
  */
-import { echo, InvalidInputError } from "../engine/errors.js";
-import type { EngineObserver, ItemOutcome } from "../engine/observer.js";
-import { PRIORITIES, type Priority } from "../engine/types.js";
-
-/** The key under which cluster nodes share their analytics minutes. */
-export const ANALYTICS_FIGURES = "analytics";
-/** How long a shared minute is kept: a day, and a margin for the slowest reader. */
-export const ANALYTICS_KEEP_MS = 25 * 60 * 60_000;
+import {
+  type EngineObserver,
+  echo,
+  InvalidInputError,
+  type ItemOutcome,
+  PRIORITIES,
+  type Priority,
+} from "../engine/index.js";
 
 /** Periods GetAnalytics accepts, in minutes. */
 export const PERIODS: Readonly<Record<string, number>> = Object.freeze({

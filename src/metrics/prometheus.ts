@@ -8,10 +8,16 @@
  * `batch_processing_seconds` (their duration), `active_batches` and `queue_length`.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { RequestLogEntry } from "../api/request-log.js";
-import type { ProcessorStats } from "../engine/batch-stats.js";
-import type { EngineObserver } from "../engine/observer.js";
-import { PRIORITIES } from "../engine/types.js";
+import { type EngineObserver, PRIORITIES, type ProcessorStats } from "../engine/index.js";
+
+/** One finished API call, as the request series count it. */
+export interface RequestObservation {
+  readonly protocol: string;
+  readonly method: string;
+  /** `ok` or the Connect code name (`not_found`, ...). */
+  readonly code: string;
+  readonly durationMs: number;
+}
 
 /** The registry and the hooks that feed it. */
 export interface PrometheusMetrics {
@@ -19,7 +25,7 @@ export interface PrometheusMetrics {
   /** Give to the engine (`BatchProcessor.create({ observer })`). */
   readonly engine: EngineObserver;
   /** Call once per finished request. */
-  onRequest(entry: RequestLogEntry): void;
+  onRequest(entry: RequestObservation): void;
   /** Reads the engine's live counters for the gauges at scrape time. */
   bindStats(stats: () => ProcessorStats): void;
 }

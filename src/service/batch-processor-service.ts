@@ -39,19 +39,22 @@ import {
   SubmitBatchResponseSchema,
   type WatchBatchRequest,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-import type { BatchProcessor } from "../engine/batch-processor.js";
-import { type Failure, InvalidInputError, PermissionDeniedError } from "../engine/errors.js";
-import type { ModelCatalog, ModelInfo, ModelReloadOutcome } from "../engine/inference-pool.js";
-import type { ResolvedBatchingOptions } from "../engine/options.js";
-import type {
-  BatchView,
-  BatchResults as EngineResults,
-  Principal,
-  SubmitRequest,
-} from "../engine/types.js";
-import { ANALYTICS_FIGURES, type AnalyticsRecorder } from "../metrics/analytics.js";
-import type { ResourceMonitor } from "../metrics/resource-usage.js";
-import { type SubmitBatchInput, unpackSubmit } from "./packed-inputs.js";
+import {
+  type BatchProcessor,
+  type BatchView,
+  type BatchResults as EngineResults,
+  type Failure,
+  InvalidInputError,
+  type ModelCatalog,
+  type ModelInfo,
+  type ModelReloadOutcome,
+  PermissionDeniedError,
+  type Principal,
+  type ResolvedBatchingOptions,
+  type SubmitRequest,
+} from "../engine/index.js";
+import type { AnalyticsReport, ResourceMonitor, StatsSnapshot } from "../metrics/index.js";
+import { type SubmitBatchInput, unpackSubmit } from "../wire/index.js";
 
 /** Who calls, and the signal that ends the call (client cancel, deadline, shutdown). */
 export interface CallContext {
@@ -82,13 +85,29 @@ export interface ModelService {
   reload(): Promise<readonly ModelReloadOutcome[]>;
 }
 
+/** The deployment's figures as the service reads them (see `metrics/node-figures.ts`). */
+export interface FigureService {
+  /** Counters of the whole deployment. */
+  stats(): Promise<StatsSnapshot>;
+  /** Analytics of the whole deployment for `period` and `metrics`. */
+  analytics(period: string, metrics: readonly string[]): Promise<AnalyticsReport>;
+}
+
+/** What the implementation runs on. */
+export interface ServiceDependencies {
+  readonly processor: BatchProcessor;
+  readonly models: ModelService;
+  readonly figures: FigureService;
+  readonly resources: ResourceMonitor;
+}
+
 /** Builds the implementation over a running processor. */
-export function createBatchProcessorService(
-  processor: BatchProcessor,
-  models: ModelService,
-  resources: ResourceMonitor,
-  analytics: AnalyticsRecorder,
-): BatchProcessorServiceImpl {
+export function createBatchProcessorService({
+  processor,
+  models,
+  figures,
+  resources,
+}: ServiceDependencies): BatchProcessorServiceImpl {
   return {
     async submitBatch(request, { principal }) {
       const receipt = await processor.submit(principal, submitRequestOf(request));
@@ -142,13 +161,13 @@ export function createBatchProcessorService(
       return configOf(processor.config);
     },
     async getMetrics() {
-      const stats = await processor.overallStats();
+      const [stats, activity] = await Promise.all([figures.stats(), processor.activity()]);
       const usage = resources.read();
       const finished = stats.totalProcessed;
       return create(MetricsSchema, {
         currentStats: {
-          activeBatches: stats.activeBatches,
-          queueLength: stats.queueLength,
+          activeBatches: activity.activeBatches,
+          queueLength: activity.pendingItems,
           averageBatchSize: stats.averageBatchSize,
           throughputPerSecond: stats.throughputPerSecond,
           averageLatencyMs: stats.averageLatencyMs,
@@ -167,13 +186,7 @@ export function createBatchProcessorService(
       });
     },
     async getAnalytics(request) {
-      const minutes = analytics.minutesOf(request.period);
-      const peers = await processor.peerFigures(ANALYTICS_FIGURES, minutes);
-      const report = analytics.report(
-        request.period,
-        request.metrics,
-        peers.map((peer) => peer.value),
-      );
+      const report = await figures.analytics(request.period, request.metrics);
       return create(AnalyticsSchema, {
         period: report.period,
         start: timestampFromMs(report.start),

@@ -9,28 +9,32 @@
  */
 import { Redis, type RedisOptions } from "ioredis";
 import {
-  type Failure,
-  failure,
-  OUTCOME_CODES,
-  type OutcomeCode,
+  type Backlog,
+  type BatchRecord,
+  type BatchWrite,
+  type ItemWrite,
+  type JobStore,
+  type ListQuery,
+  type NewBatch,
+  type PendingInput,
+  PRIORITIES,
+  type Priority,
+  type StartedRun,
+  type StoredInput,
+  type StoredResult,
   StoreUnavailableError,
-} from "../engine/errors.js";
-import type {
-  Backlog,
-  BatchRecord,
-  BatchWrite,
-  ItemWrite,
-  JobStore,
-  ListQuery,
-  NewBatch,
-  PendingInput,
-  StartedRun,
-  StoredInput,
-  StoredResult,
-  UnfinishedBatch,
-} from "../engine/job-store.js";
-import { type BatchStatus, PRIORITIES, type Priority } from "../engine/types.js";
-import { BACKLOG, CREATE_BATCH, PAGE, PURGE, RENAME_OWNER, SAVE } from "./redis-scripts.js";
+  type UnfinishedBatch,
+} from "../engine/index.js";
+import { decodeCursor, encodeCursor, floats, joinedInputs } from "./codec.js";
+import {
+  decodeOutcome,
+  encodeOutcome,
+  FIELDS,
+  isConnectionError,
+  member,
+  recordOf,
+} from "./redis-rows.js";
+import { BACKLOG, CREATE_BATCH, PAGE, PURGE, SAVE } from "./redis-scripts.js";
 
 /** Options of {@link RedisJobStore}. */
 export interface RedisJobStoreOptions {
@@ -42,32 +46,11 @@ export interface RedisJobStoreOptions {
   readonly redis?: RedisOptions;
 }
 
-/** Fields of a batch hash read into a {@link BatchRecord} (metadata is never read back). */
-const FIELDS = [
-  "owner",
-  "batch_id",
-  "model_id",
-  "priority",
-  "status",
-  "error",
-  "error_code",
-  "timeout_ms",
-  "created_at",
-  "deadline",
-  "started_at",
-  "completed_at",
-  "total",
-  "succeeded",
-  "failed",
-  "payload_hash",
-] as const;
-
 type Scripted = Redis & {
   bpCreate(...args: (string | Buffer | number)[]): Promise<[number, number]>;
   bpSave(...args: (string | Buffer | number)[]): Promise<number>;
   bpPage(...args: (string | number)[]): Promise<string[]>;
   bpPurge(...args: (string | number)[]): Promise<number>;
-  bpRenameOwner(...args: string[]): Promise<number>;
   bpBacklog(...args: string[]): Promise<number[]>;
 };
 
@@ -92,7 +75,6 @@ export class RedisJobStore implements JobStore {
       ["bpSave", SAVE],
       ["bpPage", PAGE],
       ["bpPurge", PURGE],
-      ["bpRenameOwner", RENAME_OWNER],
       ["bpBacklog", BACKLOG],
     ];
     for (const [name, lua] of scripts) this.#redis.defineCommand(name, { numberOfKeys: 0, lua });
@@ -136,7 +118,7 @@ export class RedisJobStore implements JobStore {
         batch.total,
         JSON.stringify(batch.metadata),
         batch.payloadHash ?? "",
-        joined(ordered),
+        joinedInputs(ordered),
         JSON.stringify(ordered.map((item) => [item.requestId, item.shape.join(",")])),
       ),
     );
@@ -205,8 +187,9 @@ export class RedisJobStore implements JobStore {
   async listBatches(
     query: ListQuery,
   ): Promise<{ batches: BatchRecord[]; nextCursor: string | undefined }> {
-    const [time, pk] = query.cursor === undefined ? ["", ""] : decodeCursor(query.cursor);
-    const after = pk === "" ? "" : member(Number(pk));
+    const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const time = cursor === undefined ? "" : String(cursor[0]);
+    const after = cursor === undefined ? "" : member(cursor[1]);
     const keys =
       query.statuses === undefined || query.statuses.length === 0
         ? [query.owner === undefined ? `${this.#p}:l:all` : `${this.#p}:l:o:${query.owner}`]
@@ -299,10 +282,6 @@ export class RedisJobStore implements JobStore {
     return this.#call(() => this.#redis.bpPurge(this.#p, before, limit));
   }
 
-  async renameOwner(from: string, to: string): Promise<number> {
-    return this.#call(() => this.#redis.bpRenameOwner(this.#p, from, to));
-  }
-
   async getSetting(key: string): Promise<string | undefined> {
     return (await this.#call(() => this.#redis.hget(`${this.#p}:settings`, key))) ?? undefined;
   }
@@ -319,42 +298,7 @@ export class RedisJobStore implements JobStore {
   async #record(pk: number): Promise<BatchRecord | undefined> {
     const f = await this.#call(() => this.#redis.hmget(`${this.#p}:b:${pk}`, ...FIELDS));
     if (f[0] === null) return undefined;
-    const [
-      owner,
-      batchId,
-      modelId,
-      priority,
-      status,
-      error,
-      errorCode,
-      timeoutMs,
-      createdAt,
-      deadline,
-      startedAt,
-      completedAt,
-      total,
-      succeeded,
-      failed,
-      payloadHash,
-    ] = f as string[];
-    return {
-      pk,
-      owner: owner as string,
-      batchId: batchId as string,
-      modelId: modelId as string,
-      priority: priority as Priority,
-      status: status as BatchStatus,
-      error: error === "" || error === undefined ? null : failure(codeOf(errorCode), error),
-      timeoutMs: Number(timeoutMs),
-      createdAt: Number(createdAt),
-      deadline: Number(deadline),
-      startedAt: startedAt === "" ? null : Number(startedAt),
-      completedAt: completedAt === "" ? null : Number(completedAt),
-      total: Number(total),
-      succeeded: Number(succeeded),
-      failed: Number(failed),
-      payloadHash: payloadHash === "" || payloadHash === undefined ? null : payloadHash,
-    };
+    return recordOf(pk, f as string[]);
   }
 
   /** Runs a Redis call; a connection failure becomes {@link StoreUnavailableError}. */
@@ -366,79 +310,4 @@ export class RedisJobStore implements JobStore {
       throw error;
     }
   }
-}
-
-function isConnectionError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const code = (error as NodeJS.ErrnoException).code;
-  return (
-    code === "ECONNREFUSED" ||
-    code === "ECONNRESET" ||
-    code === "EPIPE" ||
-    code === "ETIMEDOUT" ||
-    /Connection is closed|Stream isn't writeable|max retries per request|enableOfflineQueue/i.test(
-      error.message,
-    )
-  );
-}
-
-function codeOf(code: string | undefined): OutcomeCode {
-  return (OUTCOME_CODES as readonly (string | undefined)[]).includes(code)
-    ? (code as OutcomeCode)
-    : "INTERNAL";
-}
-
-function member(pk: number): string {
-  return String(pk).padStart(16, "0");
-}
-
-/** Outcome blob: a kind byte (0 output, 1 error), confidence and time (f64), then floats or text. */
-function encodeOutcome(w: ItemWrite): Buffer {
-  const head = Buffer.alloc(17);
-  head[0] = w.error === null ? 0 : 1;
-  head.writeDoubleLE(w.confidence, 1);
-  head.writeDoubleLE(w.processingTimeMs, 9);
-  if (w.error !== null)
-    return Buffer.concat([head, Buffer.from(`${w.error.code}\n${w.error.message}`)]);
-  const output = w.output ?? new Float32Array(0);
-  return Buffer.concat([head, Buffer.from(output.buffer, output.byteOffset, output.byteLength)]);
-}
-
-function decodeOutcome(blob: Buffer): Omit<StoredResult, "index" | "requestId"> {
-  const confidence = blob.readDoubleLE(1);
-  const processingTimeMs = blob.readDoubleLE(9);
-  const body = blob.subarray(17);
-  if (blob[0] === 1) {
-    const text = body.toString("utf8");
-    const cut = text.indexOf("\n");
-    const error: Failure = failure(codeOf(text.slice(0, cut)), text.slice(cut + 1));
-    return { output: null, confidence, processingTimeMs, error };
-  }
-  return { output: floats(body), confidence, processingTimeMs, error: null };
-}
-
-/** The items' inputs back to back, in index order, as one blob. */
-function joined(ordered: readonly StoredInput[]): Buffer {
-  return Buffer.concat(
-    ordered.map((item) =>
-      Buffer.from(item.input.buffer, item.input.byteOffset, item.input.byteLength),
-    ),
-  );
-}
-
-/** Copies bytes into their own aligned Float32Array (a Buffer's offset may not be 4-aligned). */
-function floats(bytes: Buffer): Float32Array {
-  const out = new Float32Array(bytes.byteLength / 4);
-  new Uint8Array(out.buffer).set(bytes);
-  return out;
-}
-
-function encodeCursor(createdAt: number, pk: number): string {
-  return Buffer.from(`${createdAt}:${pk}`).toString("base64url");
-}
-
-function decodeCursor(cursor: string): [string, string] {
-  const match = /^(\d+):(\d+)$/.exec(Buffer.from(cursor, "base64url").toString());
-  if (match === null) throw new RangeError("cursor is not a token this store issued");
-  return [match[1] as string, match[2] as string];
 }

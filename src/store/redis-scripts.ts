@@ -195,30 +195,3 @@ for _, m in ipairs(ended) do
 end
 return #ended
 `;
-
-/**
- * Moves every batch of owner ARGV[2] to owner ARGV[3] (ARGV[1]: prefix), except one whose id the
- * new owner already uses. Returns how many moved.
- */
-export const RENAME_OWNER = `${COMMON}
-local p, from, to = ARGV[1], ARGV[2], ARGV[3]
-local moved = 0
-local members = redis.call('ZRANGE', p .. ':l:o:' .. from, 0, -1, 'WITHSCORES')
-for i = 1, #members, 2 do
-  local m, created = members[i], members[i + 1]
-  local pk = tostring(tonumber(m))
-  local key = p .. ':b:' .. pk
-  local f = redis.call('HMGET', key, 'batch_id', 'status')
-  if f[1] and redis.call('HEXISTS', p .. ':ids:' .. to, f[1]) == 0 then
-    redis.call('HSET', key, 'owner', to)
-    redis.call('HDEL', p .. ':ids:' .. from, f[1])
-    redis.call('HSET', p .. ':ids:' .. to, f[1], pk)
-    redis.call('ZREM', p .. ':l:o:' .. from, m)
-    redis.call('ZADD', p .. ':l:o:' .. to, created, m)
-    redis.call('ZREM', p .. ':l:os:' .. f[2] .. ':' .. from, m)
-    redis.call('ZADD', p .. ':l:os:' .. f[2] .. ':' .. to, created, m)
-    moved = moved + 1
-  end
-end
-return moved
-`;

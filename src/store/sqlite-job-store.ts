@@ -7,7 +7,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { type Failure, failure } from "../engine/errors.js";
 import type {
   Backlog,
   BatchRecord,
@@ -17,13 +16,15 @@ import type {
   ListQuery,
   NewBatch,
   PendingInput,
+  Priority,
   StartedRun,
   StoredInput,
   StoredResult,
   UnfinishedBatch,
-} from "../engine/job-store.js";
-import type { BatchStatus, Priority } from "../engine/types.js";
-import { applySchema, isOutcomeCode } from "./sqlite-schema.js";
+} from "../engine/index.js";
+import { bytes, encodeCursor, failureOf, floats, joinedInputs } from "./codec.js";
+import { type BatchRow, listStatement, RECORD_COLUMNS, toRecord } from "./sqlite-rows.js";
+import { applySchema } from "./sqlite-schema.js";
 
 /** Options of {@link SqliteJobStore}. */
 export interface SqliteJobStoreOptions {
@@ -35,30 +36,6 @@ export interface SqliteJobStoreOptions {
    */
   readonly synchronous?: "normal" | "full";
 }
-
-interface BatchRow {
-  pk: number;
-  owner: string;
-  batch_id: string;
-  model_id: string;
-  priority: string;
-  status: string;
-  error: string | null;
-  error_code: string | null;
-  timeout_ms: number;
-  created_at: number;
-  deadline: number;
-  started_at: number | null;
-  completed_at: number | null;
-  total: number;
-  succeeded: number;
-  failed: number;
-  payload_hash: string | null;
-}
-
-/** Every column of a {@link BatchRecord}: metadata is written with a batch and never read. */
-const RECORD_COLUMNS =
-  "pk, owner, batch_id, model_id, priority, status, error, error_code, timeout_ms, created_at, deadline, started_at, completed_at, total, succeeded, failed, payload_hash";
 
 /** See the file comment. */
 export class SqliteJobStore implements JobStore {
@@ -139,7 +116,7 @@ export class SqliteJobStore implements JobStore {
       const pk = Number(info.lastInsertRowid);
       for (const item of items)
         this.#insertItem.run(pk, item.index, item.requestId, item.shape.join(","));
-      this.#insertInputs.run(pk, joined(items));
+      this.#insertInputs.run(pk, joinedInputs(items));
       return {
         created: true,
         record: toRecord(this.#findOwn.get(batch.owner, batch.batchId) as BatchRow),
@@ -336,11 +313,6 @@ export class SqliteJobStore implements JobStore {
       .run(before, limit).changes;
   }
 
-  async renameOwner(from: string, to: string): Promise<number> {
-    return this.#db.prepare("UPDATE OR IGNORE batches SET owner = ? WHERE owner = ?").run(to, from)
-      .changes;
-  }
-
   async getSetting(key: string): Promise<string | undefined> {
     const row = this.#db.prepare("SELECT value FROM settings WHERE key = ?").get(key) as
       | { value: string }
@@ -359,132 +331,4 @@ export class SqliteJobStore implements JobStore {
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }
-}
-
-function toRecord(row: BatchRow): BatchRecord {
-  return {
-    pk: row.pk,
-    owner: row.owner,
-    batchId: row.batch_id,
-    modelId: row.model_id,
-    priority: row.priority as Priority,
-    status: row.status as BatchStatus,
-    error: failureOf(row.error_code, row.error),
-    timeoutMs: row.timeout_ms,
-    createdAt: row.created_at,
-    deadline: row.deadline,
-    startedAt: row.started_at,
-    completedAt: row.completed_at,
-    total: row.total,
-    succeeded: row.succeeded,
-    failed: row.failed,
-    payloadHash: row.payload_hash,
-  };
-}
-
-/** A stored failure; a code this version does not know reads as INTERNAL. */
-function failureOf(code: string | null, message: string | null): Failure | null {
-  if (message === null) return null;
-  return failure(isOutcomeCode(code) ? code : "INTERNAL", message);
-}
-
-/**
- * The items' inputs back to back, in index order, as one BLOB. When they already lie back to back
- * in one buffer (the gRPC reader puts a request's inputs there), that memory is written as is.
- */
-function joined(items: readonly StoredInput[]): Buffer {
-  const ordered = items.every(
-    (item, k) => k === 0 || (items[k - 1] as StoredInput).index < item.index,
-  )
-    ? items
-    : [...items].sort((a, b) => a.index - b.index);
-  const first = ordered[0]?.input;
-  if (first !== undefined && contiguous(ordered)) {
-    const last = (ordered[ordered.length - 1] as StoredInput).input;
-    return Buffer.from(
-      first.buffer,
-      first.byteOffset,
-      last.byteOffset + last.byteLength - first.byteOffset,
-    );
-  }
-  let length = 0;
-  for (const item of ordered) length += item.input.length;
-  const all = new Float32Array(length);
-  let offset = 0;
-  for (const item of ordered) {
-    all.set(item.input, offset);
-    offset += item.input.length;
-  }
-  return bytes(all);
-}
-
-/** Whether each input starts in the same buffer right where the one before ends. */
-function contiguous(ordered: readonly StoredInput[]): boolean {
-  for (let k = 1; k < ordered.length; k++) {
-    const before = (ordered[k - 1] as StoredInput).input;
-    const input = (ordered[k] as StoredInput).input;
-    if (
-      input.buffer !== before.buffer ||
-      input.byteOffset !== before.byteOffset + before.byteLength
-    )
-      return false;
-  }
-  return true;
-}
-
-function bytes(data: Float32Array): Buffer {
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-}
-
-/** Copies a BLOB into its own aligned Float32Array (a Buffer's offset may not be 4-aligned). */
-function floats(blob: Buffer): Float32Array {
-  const out = new Float32Array(blob.byteLength / 4);
-  new Uint8Array(out.buffer).set(blob);
-  return out;
-}
-
-/**
- * The query of one list page (one row more than `limit`, to tell whether another page follows).
- * Every filter reads an index in the page's order, from the cursor on, and stops at the limit;
- * several statuses read one such range each and merge at most `limit + 1` rows per status.
- */
-export function listStatement(query: ListQuery): { sql: string; params: unknown[] } {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  if (query.owner !== undefined) {
-    where.push("owner = ?");
-    params.push(query.owner);
-  }
-  if (query.cursor !== undefined) {
-    where.push("(created_at, pk) < (?, ?)");
-    params.push(...decodeCursor(query.cursor));
-  }
-  const page = (conditions: readonly string[]) =>
-    `SELECT ${RECORD_COLUMNS} FROM batches ${conditions.length > 0 ? `WHERE ${conditions.join(" AND ")}` : ""} ORDER BY created_at DESC, pk DESC LIMIT ?`;
-  const statuses = query.statuses ?? [];
-  if (statuses.length <= 1) {
-    const conditions = statuses.length === 1 ? ["status = ?", ...where] : where;
-    return {
-      sql: page(conditions),
-      params: [...statuses, ...params, query.limit + 1],
-    };
-  }
-  const branches = statuses.map(() => `SELECT * FROM (${page(["status = ?", ...where])})`);
-  return {
-    sql: `SELECT * FROM (${branches.join(" UNION ALL ")}) ORDER BY created_at DESC, pk DESC LIMIT ?`,
-    params: [
-      ...statuses.flatMap((status) => [status, ...params, query.limit + 1]),
-      query.limit + 1,
-    ],
-  };
-}
-
-function encodeCursor(createdAt: number, pk: number): string {
-  return Buffer.from(`${createdAt}:${pk}`).toString("base64url");
-}
-
-function decodeCursor(cursor: string): [number, number] {
-  const match = /^(\d+):(\d+)$/.exec(Buffer.from(cursor, "base64url").toString());
-  if (match === null) throw new RangeError("cursor is not a token this store issued");
-  return [Number(match[1]), Number(match[2])];
 }

@@ -7,8 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { failure } from "../../src/engine/errors.js";
-import type { JobStore, NewBatch, StoredInput } from "../../src/engine/job-store.js";
+import { failure, type JobStore, type NewBatch, type StoredInput } from "../../src/engine/index.js";
 import { RedisJobStore } from "../../src/store/redis-job-store.js";
 import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
 

@@ -8,9 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BatchRecord, ListQuery } from "../../src/engine/job-store.js";
-import type { BatchStatus } from "../../src/engine/types.js";
-import { listStatement, SqliteJobStore } from "../../src/store/sqlite-job-store.js";
+import type { BatchRecord, BatchStatus, ListQuery } from "../../src/engine/index.js";
+import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
+import { listStatement } from "../../src/store/sqlite-rows.js";
 
 const OWNERS = ["a", "b", "c"];
 const STATUSES: BatchStatus[] = ["queued", "processing", "completed", "failed", "cancelled"];

@@ -13,9 +13,13 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../bench/lib/free-port.js";
-import type { BatchProcessor } from "../../src/engine/batch-processor.js";
-import { QueueFullError, StoreUnavailableError } from "../../src/engine/errors.js";
-import type { BatchView, Principal } from "../../src/engine/types.js";
+import {
+  type BatchProcessor,
+  type BatchView,
+  type Principal,
+  QueueFullError,
+  StoreUnavailableError,
+} from "../../src/engine/index.js";
 import {
   dropCluster,
   REDIS_URL,

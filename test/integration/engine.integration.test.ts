@@ -4,9 +4,13 @@
 import { readdirSync, readFileSync } from "node:fs";
 import ort from "onnxruntime-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { BatchProcessor } from "../../src/engine/batch-processor.js";
-import { ModelUnavailableError } from "../../src/engine/errors.js";
-import type { BatchView, Principal, Priority } from "../../src/engine/types.js";
+import {
+  BatchProcessor,
+  type BatchView,
+  ModelUnavailableError,
+  type Principal,
+  type Priority,
+} from "../../src/engine/index.js";
 import { createInferencePool } from "../../src/inference/piscina-pool.js";
 import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
 import { until } from "../fixtures/fake-pool.js";

@@ -6,10 +6,12 @@
 import { copyFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { BatchProcessor } from "../../src/engine/batch-processor.js";
-import { ModelNotFoundError } from "../../src/engine/errors.js";
-import type { ModelCatalog } from "../../src/engine/inference-pool.js";
-import type { Principal } from "../../src/engine/types.js";
+import {
+  BatchProcessor,
+  type ModelCatalog,
+  ModelNotFoundError,
+  type Principal,
+} from "../../src/engine/index.js";
 import { createInferencePool, type StartedPool } from "../../src/inference/piscina-pool.js";
 import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
 import { until } from "../fixtures/fake-pool.js";

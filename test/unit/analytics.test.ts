@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { InvalidInputError } from "../../src/engine/errors.js";
+import { InvalidInputError } from "../../src/engine/index.js";
 import { AnalyticsRecorder, percentile } from "../../src/metrics/analytics.js";
 
 const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);

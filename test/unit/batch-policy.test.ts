@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
+import { resolveBatchingOptions } from "../../src/engine/index.js";
 import {
   decideBatch,
   type PolicyContext,
   type QueueState,
   waitingPays,
-} from "../../src/engine/batch-policy.js";
-import { LatencyModel } from "../../src/engine/latency-model.js";
-import { resolveBatchingOptions } from "../../src/engine/options.js";
+} from "../../src/engine/scheduling/batch-policy.js";
+import { LatencyModel } from "../../src/engine/scheduling/latency-model.js";
 
 function latency(a = 1, b = 0.1): LatencyModel {
   const m = new LatencyModel();

@@ -2,22 +2,24 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { BatchProcessor, type BatchProcessorOptions } from "../../src/engine/batch-processor.js";
 import {
   BatchEndedError,
   BatchExistsError,
   BatchNotFoundError,
+  BatchProcessor,
+  type BatchProcessorOptions,
+  type BatchView,
   CancelledError,
   DeadlineExceededError,
   InvalidInputError,
   ModelUnavailableError,
   PermissionDeniedError,
+  type Principal,
   QueueFullError,
   ResultsNotReadyError,
   ShuttingDownError,
-} from "../../src/engine/errors.js";
-import { ITEM_FAILURES } from "../../src/engine/job.js";
-import type { BatchView, Principal } from "../../src/engine/types.js";
+} from "../../src/engine/index.js";
+import { ITEM_FAILURES } from "../../src/engine/jobs/item-failures.js";
 import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
 import { FailingStore } from "../fixtures/failing-store.js";
 import { FakePool, fakeCatalog, until } from "../fixtures/fake-pool.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BatchStats, mergeSnapshots } from "../../src/engine/batch-stats.js";
+import { BatchStats, mergeSnapshots } from "../../src/metrics/batch-stats.js";
 
 describe("BatchStats", () => {
   it("reports throughput, batch size and latency over the last minute, totals since start", () => {

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { loadConfig, renderSettingsTable, SETTINGS } from "../../src/config/config.js";
-import { BATCHING_DEFAULTS, PROCESSOR_DEFAULTS } from "../../src/engine/options.js";
+import { loadConfig, renderSettingsTable, SETTINGS } from "../../src/config/index.js";
+import { BATCHING_DEFAULTS, PROCESSOR_DEFAULTS } from "../../src/engine/index.js";
 
 describe("loadConfig", () => {
   it("uses the documented defaults", () => {

@@ -1,12 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import {
+  type Priority,
+  type ResolvedBatchingOptions,
+  resolveBatchingOptions,
+} from "../../src/engine/index.js";
+import {
   type BatchItem,
   type BatchOutcome,
   DynamicBatcher,
   queueKey,
-} from "../../src/engine/dynamic-batcher.js";
-import { type ResolvedBatchingOptions, resolveBatchingOptions } from "../../src/engine/options.js";
-import type { Priority } from "../../src/engine/types.js";
+} from "../../src/engine/scheduling/dynamic-batcher.js";
 import { FakePool } from "../fixtures/fake-pool.js";
 
 interface Item extends BatchItem {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { IllegalTransitionError } from "../../src/engine/errors.js";
-import { assertTransition, isTerminal, TRANSITIONS } from "../../src/engine/job-state.js";
-import { BATCH_STATUSES } from "../../src/engine/types.js";
+import { BATCH_STATUSES, IllegalTransitionError } from "../../src/engine/index.js";
+import { assertTransition, isTerminal, TRANSITIONS } from "../../src/engine/jobs/job-state.js";
 
 describe("batch state machine", () => {
   const legal = new Set(

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { drainMs } from "../../src/engine/batch-policy.js";
-import { LatencyModel, ServiceRate } from "../../src/engine/latency-model.js";
+import { drainMs } from "../../src/engine/scheduling/batch-policy.js";
+import { LatencyModel, ServiceRate } from "../../src/engine/scheduling/latency-model.js";
 
 describe("LatencyModel", () => {
   it("knows nothing before any sample", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { InvalidInputError } from "../../src/engine/errors.js";
+import { InvalidInputError } from "../../src/engine/index.js";
 import {
   BATCHING_DEFAULTS,
   PROCESSOR_DEFAULTS,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createOverloadGuard } from "../../src/api/overload.js";
-import { OverloadedError } from "../../src/engine/errors.js";
+import { OverloadedError } from "../../src/engine/index.js";
 
 function guard(maxRequestsInFlight: number, maxEventLoopDelayMs: number) {
   let lag = 0;

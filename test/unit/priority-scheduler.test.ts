@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { PriorityScheduler, type SchedulableItem } from "../../src/engine/priority-scheduler.js";
-import { PRIORITIES, type Priority } from "../../src/engine/types.js";
+import { PRIORITIES, type Priority } from "../../src/engine/index.js";
+import {
+  PriorityScheduler,
+  type SchedulableItem,
+} from "../../src/engine/scheduling/priority-scheduler.js";
 
 interface Item extends SchedulableItem {
   readonly id: number;

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
-import { BatchProcessor } from "../../src/engine/batch-processor.js";
+import { BatchProcessor } from "../../src/engine/index.js";
 import { createPrometheusMetrics } from "../../src/metrics/prometheus.js";
 import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
 import { FakePool, fakeCatalog, until } from "../fixtures/fake-pool.js";

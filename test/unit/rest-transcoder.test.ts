@@ -10,7 +10,7 @@ import {
   type RestRoute,
   routesOf,
 } from "../../src/api/rest-transcoder.js";
-import { InvalidInputError } from "../../src/engine/errors.js";
+import { InvalidInputError } from "../../src/engine/index.js";
 
 const routes = routesOf(BatchProcessorService);
 const route = (name: string) => routes.find((r) => r.method.name === name) as RestRoute;

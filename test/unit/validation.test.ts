@@ -3,8 +3,8 @@ import {
   InvalidInputError,
   ModelNotFoundError,
   ModelUnavailableError,
-} from "../../src/engine/errors.js";
-import type { SubmitRequest } from "../../src/engine/types.js";
+  type SubmitRequest,
+} from "../../src/engine/index.js";
 import {
   METADATA_LIMITS,
   validateBatchId,

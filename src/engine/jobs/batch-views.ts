@@ -1,0 +1,161 @@
+/** Builds the read-side views (status, results) from live jobs and stored records. */
+
+import type { BatchRecord, StoredResult } from "../job-store.js";
+import type { BatchResults, BatchView, ItemResult, SubmitReceipt } from "../types.js";
+import type { Job, JobItem } from "./job.js";
+import { isTerminal } from "./job-state.js";
+
+/** Live facts about a job that only the scheduler knows. */
+export interface LiveFacts {
+  readonly queuePosition: number;
+  readonly estimatedCompletionTime: number | null;
+}
+
+/** What a status view is made of: a live {@link Job} and a stored {@link BatchRecord} both fit. */
+export type ViewSource = Pick<
+  BatchRecord,
+  | "batchId"
+  | "status"
+  | "priority"
+  | "modelId"
+  | "total"
+  | "succeeded"
+  | "failed"
+  | "createdAt"
+  | "startedAt"
+  | "completedAt"
+  | "error"
+>;
+
+/** The status of a batch; `live` comes from the scheduler while it runs, from the end after. */
+export function viewOf(source: ViewSource, live: LiveFacts, now: number): BatchView {
+  const finished = source.succeeded + source.failed;
+  const ended = isTerminal(source.status);
+  return {
+    batchId: source.batchId,
+    status: source.status,
+    priority: source.priority,
+    modelId: source.modelId,
+    progress: source.total === 0 ? 0 : finished / source.total,
+    completedRequests: finished,
+    failedRequests: source.failed,
+    totalRequests: source.total,
+    queuePosition: ended ? 0 : live.queuePosition,
+    estimatedCompletionTime: ended ? source.completedAt : live.estimatedCompletionTime,
+    processingTimeMs: elapsed(source.startedAt, source.completedAt, now),
+    createdAt: source.createdAt,
+    startedAt: source.startedAt,
+    completedAt: source.completedAt,
+    error: source.error,
+  };
+}
+
+/** What a live view reads of the schedule. */
+export interface ScheduleReader {
+  /** Items that will be dispatched before `item` in its queue. */
+  positionOf(item: JobItem): number;
+  /** Expected time until `items` more items of `model` have run, after those in flight, ms. */
+  estimateMs(model: string, items: number): number | undefined;
+}
+
+/** The status of a live job, with its queue position and estimated completion. */
+export function liveViewOf(job: Job, schedule: ScheduleReader, now: number): BatchView {
+  if (job.unrecorded !== null) {
+    // Its end could not be saved: failed, whatever it reached in memory.
+    const failed: ViewSource = {
+      batchId: job.batchId,
+      status: "failed",
+      priority: job.priority,
+      modelId: job.modelId,
+      total: job.total,
+      succeeded: job.succeeded,
+      failed: job.failed,
+      createdAt: job.createdAt,
+      startedAt: job.startedAt,
+      completedAt: job.completedAt,
+      error: job.unrecorded.failure,
+    };
+    return viewOf(failed, { queuePosition: 0, estimatedCompletionTime: job.completedAt }, now);
+  }
+  if (job.terminal)
+    return viewOf(job, { queuePosition: 0, estimatedCompletionTime: job.completedAt }, now);
+  const first = job.firstQueued();
+  const queuePosition = first === undefined ? 0 : schedule.positionOf(first);
+  // The batch ends when its last waiting item has run: everything dispatched before that item
+  // (its own items and, by the weights, the other classes' meanwhile), after what is in flight.
+  const last = job.lastQueued();
+  const through = last === undefined ? 0 : schedule.positionOf(last) + 1;
+  const ms = schedule.estimateMs(job.modelId, through);
+  return viewOf(
+    job,
+    { queuePosition, estimatedCompletionTime: ms === undefined ? null : now + ms },
+    now,
+  );
+}
+
+/** What a submit answers, from the batch's view. */
+export function receiptOf(view: BatchView): SubmitReceipt {
+  return {
+    batchId: view.batchId,
+    status: view.status,
+    estimatedCompletionTime: view.estimatedCompletionTime,
+    queuePosition: view.queuePosition,
+    requestCount: view.totalRequests,
+  };
+}
+
+/** Status of a stored batch that no live job holds (it has ended). */
+export function viewOfRecord(record: BatchRecord, now: number): BatchView {
+  return viewOf(record, { queuePosition: 0, estimatedCompletionTime: record.completedAt }, now);
+}
+
+/**
+ * Results message from item outcomes; `labels`, the model's names of its outputs, name each
+ * item's top class.
+ */
+export function resultsOf(
+  view: BatchView,
+  items: readonly ItemResult[],
+  labels?: readonly string[],
+): BatchResults {
+  const total = view.processingTimeMs;
+  return {
+    batchId: view.batchId,
+    status: view.status,
+    results: labels === undefined ? items : items.map((item) => labelled(item, labels)),
+    totalProcessingTimeMs: total,
+    averagePerRequestMs: view.totalRequests === 0 ? 0 : total / view.totalRequests,
+    batchSize: view.totalRequests,
+    error: view.error,
+  };
+}
+
+/**
+ * An item with the name of its largest output, when the model names as many outputs as it gave
+ * (the top class of a classifier); unchanged otherwise.
+ */
+function labelled(item: ItemResult, labels: readonly string[]): ItemResult {
+  const output = item.output;
+  if (output.length === 0 || output.length !== labels.length) return item;
+  let top = 0;
+  for (let i = 1; i < output.length; i++)
+    if ((output[i] as number) > (output[top] as number)) top = i;
+  return { ...item, label: labels[top] as string };
+}
+
+/** A stored outcome as the client sees it. */
+export function itemResultOf(stored: StoredResult): ItemResult {
+  return {
+    requestId: stored.requestId,
+    output: stored.output === null ? [] : Array.from(stored.output),
+    confidence: stored.confidence,
+    processingTimeMs: stored.processingTimeMs,
+    error: stored.error,
+    label: "",
+  };
+}
+
+function elapsed(startedAt: number | null, completedAt: number | null, now: number): number {
+  if (startedAt === null) return 0;
+  return Math.max(0, (completedAt ?? now) - startedAt);
+}

@@ -1,0 +1,394 @@
+/**
+ * Live jobs and their items: how items enter the batcher, how model-batch outcomes, deadlines and
+ * cancels become item outcomes, batch states and store writes (one `save` per event), and the
+ * live status of a job. The processor decides what to run; this runs it.
+ */
+import type { Failure } from "../errors.js";
+import type { InferencePool, ModelCatalog } from "../inference-pool.js";
+import type {
+  BatchRecord,
+  BatchWrite,
+  ItemWrite,
+  JobStore,
+  StartedRun,
+  StoredInput,
+  UnfinishedBatch,
+} from "../job-store.js";
+import type { EngineLogger } from "../logger.js";
+import type { EngineObserver, ItemOutcome } from "../observer.js";
+import type { ResolvedBatchingOptions } from "../options.js";
+import { type BatchOutcome, DynamicBatcher } from "../scheduling/index.js";
+import type { BatchView, Principal, ProcessorStats } from "../types.js";
+import type { ValidSubmit } from "../validation.js";
+import { liveViewOf } from "./batch-views.js";
+import { CANCELLED_BY_REQUEST, ITEM_FAILURES } from "./item-failures.js";
+import { type ItemSource, Job, type JobItem, type Settlement } from "./job.js";
+import { batchWrite, JobJournal, startedRuns } from "./job-journal.js";
+import { LiveJobs } from "./live-jobs.js";
+import { batchFailure, failed, outcomeOf, settlementOf } from "./outcomes.js";
+
+/** Options of {@link JobRunner}. */
+export interface JobRunnerOptions {
+  readonly store: JobStore;
+  readonly pool: InferencePool;
+  readonly models: ModelCatalog;
+  readonly batching: () => ResolvedBatchingOptions;
+  readonly log: EngineLogger;
+  readonly clock: () => number;
+  /** Told about dispatches, model batches and item outcomes (metrics). */
+  readonly observer?: EngineObserver | undefined;
+}
+
+/** See the file comment. */
+export class JobRunner {
+  readonly batcher: DynamicBatcher<JobItem>;
+  readonly #observer: EngineObserver | undefined;
+  readonly #observesDispatch: boolean;
+  readonly #log: EngineLogger;
+  readonly #clock: () => number;
+  readonly #models: ModelCatalog;
+  readonly #threads: number;
+  readonly #live = new LiveJobs();
+  /** Live infer jobs (never stored): failed on shutdown so no caller waits forever. */
+  readonly #ephemeral = new Set<Job>();
+  readonly #journal: JobJournal;
+  #arrivals = 0;
+  /** Numbers arrivals across jobs (ties within a deadline go by it). */
+  readonly #seq = () => this.#arrivals++;
+
+  constructor(o: JobRunnerOptions) {
+    this.#log = o.log;
+    this.#clock = o.clock;
+    this.#models = o.models;
+    this.#threads = o.pool.threads;
+    this.#observer = o.observer;
+    this.#observesDispatch = o.observer?.onDispatch !== undefined;
+    this.batcher = new DynamicBatcher<JobItem>({
+      pool: o.pool,
+      options: o.batching,
+      modelMaxBatchSize: (model) => o.models.get(model)?.maxBatchSize ?? 1,
+      onDispatch: (items) => this.#onDispatch(items),
+      onComplete: (items, outcome) => this.#onComplete(items, outcome),
+      onExpired: (items) => this.#fail(items, ITEM_FAILURES.deadline),
+      clock: o.clock,
+    });
+    this.#journal = new JobJournal({
+      store: o.store,
+      log: o.log,
+      onStoreError: () => this.#observer?.onStoreError?.(),
+    });
+  }
+
+  /** Stored jobs that are queued or processing. */
+  get activeStored(): number {
+    return this.#live.size - this.#journal.unsavedCount;
+  }
+
+  /** The caller's live stored job with this id (an admin's: anyone's). */
+  live(principal: Principal, batchId: string): Job | undefined {
+    return this.#live.find(principal, batchId);
+  }
+
+  /** The live stored job of `record`, if it is still running. */
+  liveOf(record: Pick<BatchRecord, "owner" | "batchId">): Job | undefined {
+    return this.#live.of(record);
+  }
+
+  /** Live state of this process, for metrics and health. */
+  stats(): ProcessorStats {
+    const batcher = this.batcher;
+    return {
+      pending: batcher.pending,
+      pendingByPriority: batcher.pendingByPriority(),
+      pendingByModel: batcher.pendingByModel(),
+      inFlightBatches: batcher.inFlight,
+      activeBatches: this.activeStored,
+      threads: this.#threads,
+    };
+  }
+
+  /** The live status of a job, with its queue position and estimated completion. */
+  view(job: Job): BatchView {
+    return liveViewOf(job, this.batcher, this.#clock());
+  }
+
+  /** Expected time until `items` more items of `model` have run on this node, ms. */
+  estimateMs(model: string, items: number): number | undefined {
+    return this.batcher.estimateMs(model, items);
+  }
+
+  /**
+   * Runs a synchronous request as a job that is never stored, and resolves with it once it has
+   * ended (its outcomes in `results`); an aborted `signal` cancels it.
+   */
+  async infer(
+    owner: string,
+    batchId: string,
+    valid: ValidSubmit,
+    signal?: AbortSignal,
+  ): Promise<Job> {
+    const job = Job.ephemeral(owner, batchId, valid, this.#clock());
+    const inputs = valid.items.map((item, index) => ({
+      index,
+      requestId: item.requestId,
+      input: item.data,
+      shape: item.shape,
+    }));
+    const ended = job.ended();
+    const onAbort = () => this.cancel(job);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.#ephemeral.add(job);
+    try {
+      this.#enqueue(job, inputs);
+      await ended;
+    } finally {
+      this.#ephemeral.delete(job);
+      signal?.removeEventListener("abort", onAbort);
+    }
+    return job;
+  }
+
+  /** Stops deadline timers and fails infer jobs whose items are still queued (shutdown). */
+  shutdown(): void {
+    for (const job of this.#live.values()) {
+      job.disarm();
+      job.notify();
+    }
+    for (const job of [...this.#ephemeral])
+      if (job.queuedItems().length > 0) {
+        const f = ITEM_FAILURES.shutdown;
+        this.#endJob(job, "failed", f, f, f);
+      }
+  }
+
+  /**
+   * Runs a stored batch that did not start in this process (left by a process that stopped, or
+   * taken from a cluster) with the items that have no outcome, or fails them when its model is gone; a batch
+   * whose every item already has an outcome ends at once. A batch live here already is that job.
+   */
+  adopt({ batch, pending }: UnfinishedBatch): Job {
+    const live = this.#live.of(batch);
+    if (live !== undefined) return live;
+    if (this.#models.get(batch.modelId)?.available === true && pending.length > 0)
+      return this.start(batch, pending);
+    const job = new Job(batch);
+    this.#live.add(job);
+    job.load(pending, this.#clock(), this.#seq);
+    if (pending.length > 0) this.#fail(job.items, ITEM_FAILURES.modelUnavailable);
+    else this.#commit([], new Set([job]));
+    return job;
+  }
+
+  /** Starts a stored job (just created, or recovered) with the inputs that have no outcome. */
+  start(record: BatchRecord, pending: readonly StoredInput[]): Job {
+    const job = new Job(record);
+    this.#live.add(job);
+    this.#enqueue(job, pending);
+    return job;
+  }
+
+  /** Cancels a live job; outputs already produced are kept. */
+  cancel(job: Job): void {
+    this.#endJob(
+      job,
+      "cancelled",
+      CANCELLED_BY_REQUEST,
+      ITEM_FAILURES.cancelledQueued,
+      ITEM_FAILURES.cancelledRunning,
+    );
+  }
+
+  /** Saves the failure of jobs whose writes failed; those saved are let go. */
+  async retryUnrecorded(): Promise<void> {
+    for (const job of await this.#journal.retry()) this.#live.delete(job);
+  }
+
+  /** Queues a job's items and arms its deadline. */
+  #enqueue(job: Job, inputs: readonly ItemSource[]): void {
+    this.batcher.enqueue(job.load(inputs, this.#clock(), this.#seq));
+    job.armDeadline(
+      () => this.#fail(job.queuedItems(), ITEM_FAILURES.deadline, true),
+      this.#clock(),
+    );
+  }
+
+  #onDispatch(items: readonly JobItem[]): void {
+    const now = this.#clock();
+    if (this.#observesDispatch) {
+      const waits = items.map((item) => now - item.arrival);
+      const priorities = items.map((item) => item.priority);
+      this.#observer?.onDispatch?.((items[0] as JobItem).model, items.length, waits, priorities);
+    }
+    const batches: BatchWrite[] = [];
+    let last: Job | undefined;
+    for (const { job } of items) {
+      if (job === last) continue;
+      last = job;
+      if (!job.begin(now)) continue;
+      if (job.pk !== undefined) batches.push(batchWrite(job));
+      job.notify();
+    }
+    // What a thread now holds is saved before it runs, so that after a crash the store tells an
+    // item that ran (its result lost) from one that never started.
+    const runs = startedRuns(items);
+    if (runs.length > 0) void this.#save(new Set(items.map((i) => i.job)), [], batches, runs);
+  }
+
+  #onComplete(items: readonly JobItem[], outcome: BatchOutcome): void {
+    const model = (items[0] as JobItem).model;
+    this.#observer?.onBatchDone?.(
+      model,
+      items.length,
+      outcome.ok ? outcome.result.inferenceMs : 0,
+      outcome.ok,
+    );
+    const crashed = outcome.ok
+      ? undefined
+      : failed(batchFailure(outcome.error, model, items.length, this.#log));
+    const writes: ItemWrite[] = [];
+    const touched = new Set<Job>();
+    const now = this.#clock();
+    let nonFinite = 0;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i] as JobItem;
+      if (item.job.terminal) continue; // cancelled while running: the outcome was written then
+      touched.add(item.job);
+      const s = outcome.ok ? settlementOf(outcome.result, i) : (crashed as Settlement);
+      if (outcome.ok && s.error !== null) nonFinite++;
+      this.#settle(item, s, writes, now);
+    }
+    if (nonFinite > 0)
+      this.#log.warn({ model, items: nonFinite }, "model produced non-finite outputs");
+    this.#commit(writes, touched);
+  }
+
+  /** Gives an item its outcome, tells the observer, and adds the write of a stored one. */
+  #settle(item: JobItem, s: Settlement, writes: ItemWrite[], now: number, how?: ItemOutcome): void {
+    const outcome = how ?? outcomeOf(s);
+    this.#observer?.onItemDone?.(
+      item.model,
+      item.priority,
+      outcome,
+      now - item.arrival,
+      (outcome === "success" || outcome === "failed") && now > item.deadline,
+    );
+    item.job.settle(item, s);
+    if (item.job.pk !== undefined) writes.push({ pk: item.job.pk, index: item.index, ...s });
+  }
+
+  /** Fails items that never ran (deadline, model gone); `removeQueued` takes them out of the batcher first. */
+  #fail(items: readonly JobItem[], error: Failure, removeQueued = false): void {
+    const failedItems = removeQueued ? this.batcher.remove(items) : items;
+    if (failedItems.length === 0) return;
+    const writes: ItemWrite[] = [];
+    const touched = new Set<Job>();
+    const now = this.#clock();
+    for (const item of failedItems) {
+      if (item.job.terminal) continue;
+      // An item that ran before a restart did start: its expiry says that its result was lost.
+      const f = item.ranBefore && error === ITEM_FAILURES.deadline ? ITEM_FAILURES.runLost : error;
+      this.#settle(item, failed(f), writes, now);
+      touched.add(item.job);
+    }
+    this.#commit(writes, touched);
+  }
+
+  /** Ends a live job now: queued items leave the batcher, running ones are written off. */
+  #endJob(
+    job: Job,
+    status: "cancelled" | "failed",
+    reason: Failure,
+    queuedError: Failure,
+    runningError: Failure,
+  ): void {
+    if (job.terminal) return;
+    const waiting = new Set(this.batcher.remove(job.queuedItems()));
+    const writes: ItemWrite[] = [];
+    const now = this.#clock();
+    const how: ItemOutcome = status === "cancelled" ? "cancelled" : "failed";
+    for (const item of job.items)
+      if (!item.settled)
+        this.#settle(
+          item,
+          failed(waiting.has(item) ? queuedError : runningError),
+          writes,
+          now,
+          how,
+        );
+    job.end(status, reason, now);
+    const batches = job.pk === undefined ? [] : [batchWrite(job)];
+    this.#retireOnceSaved([job], this.#save([job], writes, batches));
+  }
+
+  /** Writes outcomes, ends jobs with nothing left, notifies watchers. */
+  #commit(writes: ItemWrite[], touched: ReadonlySet<Job>): void {
+    const batches: BatchWrite[] = [];
+    const ended: Job[] = [];
+    const now = this.#clock();
+    for (const job of touched) {
+      if (job.endIfDone(now)) ended.push(job);
+      if (job.pk !== undefined) batches.push(batchWrite(job));
+    }
+    const saved = this.#save(touched, writes, batches);
+    for (const job of touched) if (!job.terminal) job.notify();
+    this.#retireOnceSaved(ended, saved);
+  }
+
+  /**
+   * Announces the end of `ended` jobs: an infer job's at once, a stored job's once its end is in
+   * the store (a failed write ends it failed instead, see `job-journal.ts`).
+   */
+  #retireOnceSaved(ended: readonly Job[], saved: Promise<boolean>): void {
+    if (ended.length === 0) return;
+    for (const job of ended) if (job.pk === undefined) this.#retire(job);
+    if (ended.some((job) => job.pk !== undefined))
+      void saved.then((ok) => {
+        if (ok) for (const job of ended) if (job.pk !== undefined) this.#retire(job);
+      });
+  }
+
+  #retire(job: Job): void {
+    if (job.pk !== undefined) this.#live.delete(job);
+    this.#log.debug({ batchId: job.batchId, status: job.status, error: job.error }, "batch ended");
+    job.notify();
+  }
+
+  /** Saves in one transaction; a failed write fails the stored jobs it concerned (resolves false). */
+  #save(
+    jobs: Iterable<Job>,
+    items: ItemWrite[],
+    batches: readonly BatchWrite[],
+    started?: readonly StartedRun[],
+  ): Promise<boolean> {
+    return this.#journal.save(jobs, items, batches, started).then((f) => {
+      if (f === undefined) return true;
+      for (const job of jobs) if (job.pk !== undefined) this.#endUnsaved(job, items, f);
+      void this.retryUnrecorded();
+      return false;
+    });
+  }
+
+  /**
+   * Ends a stored job whose write failed (see `job-journal.ts`): failed with `f`, its unsettled
+   * items and those whose outcome was in the lost write to be saved as `f`; kept readable until
+   * the journal has saved that.
+   */
+  #endUnsaved(job: Job, lost: readonly ItemWrite[], f: Failure): void {
+    const indices = lost.filter((w) => w.pk === job.pk).map((w) => w.index);
+    if (!job.terminal) {
+      this.batcher.remove(job.queuedItems());
+      const now = this.#clock();
+      const unused: ItemWrite[] = [];
+      for (const item of job.items) {
+        if (item.settled) continue;
+        this.#settle(item, failed(f), unused, now, "failed");
+        indices.push(item.index);
+      }
+      job.end("failed", f, now);
+    }
+    job.markUnrecorded(f, indices);
+    this.#journal.hold(job);
+    this.#live.add(job);
+    job.notify();
+  }
+}

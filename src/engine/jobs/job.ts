@@ -1,0 +1,368 @@
+/**
+ * A batch while it is queued or processing: its counters, its items and its watchers. Its state
+ * changes only through its own methods, each one a step of the lifecycle (begin, settle an item,
+ * end), so that the transition table and the counters can never disagree.
+ */
+import { randomUUID } from "node:crypto";
+import { type Failure, failure, type OutcomeCode } from "../errors.js";
+import type { ItemWrite } from "../job-store.js";
+import { type BatchItem, queueKey } from "../scheduling/index.js";
+import type { BatchStatus, ItemResult, Priority } from "../types.js";
+import type { ValidSubmit } from "../validation.js";
+import { assertTransition, isTerminal } from "./job-state.js";
+
+/** An item queued on behalf of a {@link Job}. */
+export interface JobItem extends BatchItem {
+  readonly job: Job;
+  readonly index: number;
+  readonly requestId: string;
+  /**
+   * True when the item was handed to a thread by a process that stopped before its outcome was
+   * saved: it ran, and its result was lost.
+   */
+  readonly ranBefore: boolean;
+  /** True once the item has an outcome (set by {@link Job.settle}). */
+  settled: boolean;
+}
+
+/** An item to queue: a stored input, or an infer item's numbers as the client sent them. */
+export interface ItemSource {
+  readonly index: number;
+  readonly requestId: string;
+  readonly input: ArrayLike<number>;
+  readonly shape: readonly number[];
+  /** A recovered item that an earlier process had handed to a thread. */
+  readonly started?: boolean;
+}
+
+/** An item's outcome: an output, or an error. */
+export type Settlement = Omit<ItemWrite, "pk" | "index">;
+
+/** What a {@link Job} starts from (a new submit, or a batch recovered from the store). */
+export interface JobInit {
+  /** Store key; undefined for jobs that are never stored (synchronous infer). */
+  readonly pk: number | undefined;
+  readonly batchId: string;
+  readonly owner: string;
+  readonly priority: Priority;
+  readonly modelId: string;
+  readonly createdAt: number;
+  readonly deadline: number;
+  readonly timeoutMs: number;
+  readonly total: number;
+  readonly status?: BatchStatus;
+  readonly startedAt?: number | null;
+  readonly succeeded?: number;
+  readonly failed?: number;
+}
+
+/**
+ * A job whose store write failed: the failure it ended with, and the items whose failure is
+ * still to be saved. Reads show it failed, whatever it reached in memory.
+ */
+export interface Unrecorded {
+  readonly failure: Failure;
+  readonly indices: ReadonlySet<number>;
+}
+
+/** See the file comment. */
+export class Job {
+  readonly pk: number | undefined;
+  readonly batchId: string;
+  readonly owner: string;
+  readonly priority: Priority;
+  readonly modelId: string;
+  readonly createdAt: number;
+  readonly deadline: number;
+  readonly timeoutMs: number;
+  readonly total: number;
+  #status: BatchStatus;
+  #startedAt: number | null;
+  #completedAt: number | null = null;
+  #error: Failure | null = null;
+  #succeeded: number;
+  #failed: number;
+  /** Failed items by code; created on the first failure. */
+  #failures: Map<OutcomeCode, number> | undefined;
+  /** The first failure that is not an expiry, for the batch's summary. */
+  #firstOtherFailure: Failure | null = null;
+  #items: JobItem[] = [];
+  /** Outcomes kept in memory, for jobs that are never stored. */
+  readonly #results: (ItemResult | undefined)[] | undefined;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #unrecorded: { readonly failure: Failure; readonly indices: Set<number> } | null = null;
+  /** Watchers; most jobs have at most one, so no Set until a second one comes. */
+  #listeners: (() => void)[] = [];
+  #cursor = 0;
+  #lastCursor = -1;
+
+  constructor(init: JobInit) {
+    this.pk = init.pk;
+    this.batchId = init.batchId;
+    this.owner = init.owner;
+    this.priority = init.priority;
+    this.modelId = init.modelId;
+    this.createdAt = init.createdAt;
+    this.deadline = init.deadline;
+    this.timeoutMs = init.timeoutMs;
+    this.total = init.total;
+    this.#status = init.status ?? "queued";
+    this.#startedAt = init.startedAt ?? null;
+    this.#succeeded = init.succeeded ?? 0;
+    this.#failed = init.failed ?? 0;
+    this.#results =
+      init.pk === undefined ? new Array<ItemResult | undefined>(init.total) : undefined;
+  }
+
+  get status(): BatchStatus {
+    return this.#status;
+  }
+  get startedAt(): number | null {
+    return this.#startedAt;
+  }
+  get completedAt(): number | null {
+    return this.#completedAt;
+  }
+  /** Why the job failed or was cancelled. */
+  get error(): Failure | null {
+    return this.#error;
+  }
+  get succeeded(): number {
+    return this.#succeeded;
+  }
+  get failed(): number {
+    return this.#failed;
+  }
+  /** Failed items with `code`. */
+  failedWith(code: OutcomeCode): number {
+    return this.#failures?.get(code) ?? 0;
+  }
+  /** Items loaded into the batcher for this job, in index order. */
+  get items(): readonly JobItem[] {
+    return this.#items;
+  }
+  /** Outcomes of a job that is never stored, by index; undefined for stored jobs. */
+  get results(): readonly (ItemResult | undefined)[] | undefined {
+    return this.#results;
+  }
+  /** Set when a store write for this job failed (see {@link Unrecorded}). */
+  get unrecorded(): Unrecorded | null {
+    return this.#unrecorded;
+  }
+
+  /** Items with neither an output nor an error yet. */
+  get remaining(): number {
+    return this.total - this.#succeeded - this.#failed;
+  }
+
+  get terminal(): boolean {
+    return isTerminal(this.#status);
+  }
+
+  /**
+   * A job for a synchronous request: never stored, its outcomes kept in {@link results} for its
+   * caller.
+   */
+  static ephemeral(owner: string, batchId: string, valid: ValidSubmit, now: number): Job {
+    return new Job({
+      pk: undefined,
+      batchId,
+      owner,
+      priority: valid.priority,
+      modelId: valid.model.name,
+      createdAt: now,
+      deadline: now + valid.timeoutMs,
+      timeoutMs: valid.timeoutMs,
+      total: valid.items.length,
+    });
+  }
+
+  /**
+   * Makes the items to queue for it from `inputs` (index order), arriving `now`; `seq` numbers
+   * arrivals across jobs.
+   */
+  load(inputs: readonly ItemSource[], now: number, seq: () => number): readonly JobItem[] {
+    this.#items = inputs.map(
+      (input): JobItem => ({
+        job: this,
+        index: input.index,
+        requestId: input.requestId,
+        model: this.modelId,
+        itemShape: input.shape,
+        queue: queueKey({ model: this.modelId, itemShape: input.shape }),
+        data: input.input,
+        priority: this.priority,
+        deadline: this.deadline,
+        seq: seq(),
+        arrival: now,
+        group: this,
+        queued: false,
+        ranBefore: input.started === true,
+        settled: false,
+      }),
+    );
+    this.#cursor = 0;
+    this.#lastCursor = -1;
+    return this.#items;
+  }
+
+  /** Calls `onDeadline` when the deadline passes, unless the job ends first. */
+  armDeadline(onDeadline: () => void, now: number): void {
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = setTimeout(onDeadline, Math.max(0, this.deadline - now));
+  }
+
+  /** Stops the deadline timer (shutdown, or the job ended). */
+  disarm(): void {
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
+  }
+
+  /** Moves a queued job to processing (its first items went to a thread); false if not queued. */
+  begin(now: number): boolean {
+    if (this.#status !== "queued") return false;
+    this.#move("processing");
+    this.#startedAt = now;
+    return true;
+  }
+
+  /**
+   * Gives `item` its outcome and counts it; a job that is never stored keeps the outcome for
+   * its caller.
+   */
+  settle(item: JobItem, s: Settlement): void {
+    item.settled = true;
+    if (s.error === null) this.#succeeded++;
+    else {
+      this.#failed++;
+      this.#failures ??= new Map();
+      this.#failures.set(s.error.code, (this.#failures.get(s.error.code) ?? 0) + 1);
+      if (s.error.code !== "DEADLINE_EXCEEDED") this.#firstOtherFailure ??= s.error;
+    }
+    if (this.#results !== undefined) {
+      this.#results[item.index] = {
+        requestId: item.requestId,
+        output: s.output === null ? [] : Array.from(s.output),
+        confidence: s.confidence,
+        processingTimeMs: s.processingTimeMs,
+        error: s.error,
+        label: "",
+      };
+    }
+  }
+
+  /** Ends the job now with `status` and `error`, whatever its items reached. */
+  end(status: "completed" | "failed" | "cancelled", error: Failure | null, now: number): void {
+    this.#move(status);
+    this.#error = error;
+    this.#completedAt = now;
+    this.disarm();
+  }
+
+  /**
+   * Ends the job with its outcome once every item has one: completed, or failed with a summary
+   * of its item failures; true when it ended.
+   */
+  endIfDone(now: number): boolean {
+    if (this.remaining !== 0 || this.terminal) return false;
+    if (this.#failed > 0) {
+      this.end("failed", this.#summary(), now);
+      return true;
+    }
+    // Every outcome was saved and the process stopped before the end was: it did start.
+    if (this.#status === "queued") this.#move("processing");
+    this.end("completed", null, now);
+    return true;
+  }
+
+  /**
+   * Marks the job's end unsaved: a store write for it failed, and `indices` are the items whose
+   * failure `f` is still to be saved. Its items are let go.
+   */
+  markUnrecorded(f: Failure, indices: Iterable<number>): void {
+    this.#unrecorded ??= { failure: f, indices: new Set() };
+    for (const index of indices) this.#unrecorded.indices.add(index);
+    this.#items = [];
+    this.disarm();
+  }
+
+  /** The first item still waiting in the batcher, if any. */
+  firstQueued(): JobItem | undefined {
+    while (this.#cursor < this.#items.length && !(this.#items[this.#cursor] as JobItem).queued)
+      this.#cursor++;
+    return this.#items[this.#cursor];
+  }
+
+  /** The last item still waiting in the batcher, if any (items leave roughly in index order). */
+  lastQueued(): JobItem | undefined {
+    if (this.#lastCursor < 0 || this.#lastCursor >= this.#items.length)
+      this.#lastCursor = this.#items.length - 1;
+    while (this.#lastCursor >= 0 && !(this.#items[this.#lastCursor] as JobItem).queued)
+      this.#lastCursor--;
+    return this.#items[this.#lastCursor];
+  }
+
+  /** Items still waiting in the batcher. */
+  queuedItems(): JobItem[] {
+    return this.#items.filter((item) => item.queued);
+  }
+
+  /** Calls `listener` on every change until the returned function is called. */
+  subscribe(listener: () => void): () => void {
+    this.#listeners = [...this.#listeners, listener];
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
+    };
+  }
+
+  /** Tells every watcher that something changed. */
+  notify(): void {
+    for (const listener of this.#listeners) listener();
+  }
+
+  /** Resolves once the job has ended (and, if its end was saved, once it was). */
+  ended(): Promise<void> {
+    if (this.terminal && this.#unrecorded === null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const unsubscribe = this.subscribe(() => {
+        if (!this.terminal) return;
+        unsubscribe();
+        resolve();
+      });
+    });
+  }
+
+  #move(to: BatchStatus): void {
+    assertTransition(this.#status, to);
+    this.#status = to;
+  }
+
+  /**
+   * A failed batch's summary: expiries are counted on their own (the usual cause, and the one the
+   * client can act on by a longer `timeout_ms`), any other failure is counted and its first shown.
+   */
+  #summary(): Failure {
+    const expired = this.failedWith("DEADLINE_EXCEEDED");
+    const other = this.#failed - expired;
+    const first = this.#firstOtherFailure;
+    const otherText = (count: string) =>
+      first === null ? "" : `${count} failed; first: ${first.code}: ${first.message}`;
+    if (expired > 0) {
+      const text = `${expired} of ${this.total} items did not start within timeout_ms=${this.timeoutMs}`;
+      return failure(
+        "DEADLINE_EXCEEDED",
+        other > 0 ? `${text}; ${otherText(`${other} more`)}` : text,
+      );
+    }
+    return failure(first?.code ?? "INTERNAL", otherText(`${other} of ${this.total} items`));
+  }
+}
+
+/** Cheap unique ids for one process: a random prefix and a counter. */
+export class IdSequence {
+  readonly #prefix = randomUUID().slice(0, 8);
+  #next = 0;
+  next(): string {
+    return `${this.#prefix}${(this.#next++).toString(36)}`;
+  }
+}

@@ -1,0 +1,26 @@
+/** What the processor is made of, and the options it is opened with. */
+import type { InferencePool, ModelCatalog } from "./inference-pool.js";
+import type { JobStore } from "./job-store.js";
+import type { EngineLogger } from "./logger.js";
+import type { EngineObserver } from "./observer.js";
+import type { BatchingOptions, ProcessorOptions } from "./options.js";
+import type { Cluster } from "./placement/index.js";
+
+/** Options of `BatchProcessor.create`. */
+export interface BatchProcessorOptions extends ProcessorOptions {
+  readonly store: JobStore;
+  readonly pool: InferencePool;
+  readonly models: ModelCatalog;
+  /** Initial batching options; a configuration saved by `configure` takes precedence. */
+  readonly batching?: BatchingOptions;
+  readonly logger?: EngineLogger;
+  /** Told what the engine does, for metrics. */
+  readonly observer?: EngineObserver;
+  /** Epoch-ms clock. @defaultValue Date.now */
+  readonly clock?: () => number;
+  /**
+   * The nodes sharing `store`, when there are several: batches then run on whichever node takes
+   * them. Without one, this process runs every batch it stores.
+   */
+  readonly cluster?: Cluster;
+}

@@ -1,0 +1,356 @@
+/**
+ * The dynamic batcher: one {@link PriorityScheduler} per (model, input shape), a latency model per
+ * model, and a dispatch loop that keeps every inference thread busy with its next batch ready.
+ * What to dispatch, what is too late to start, and every estimate are decided by the pure
+ * functions of `batch-policy.ts`; this class only owns the queues, the single wake-up timer and
+ * what is in flight, and does what they say.
+ */
+
+import type { InferencePool, InferenceResult } from "../inference-pool.js";
+import type { ResolvedBatchingOptions } from "../options.js";
+import { PRIORITIES, type Priority } from "../types.js";
+import {
+  type Candidate,
+  type DrainContext,
+  drainMs,
+  itemsAhead,
+  type PolicyContext,
+  planDispatch,
+  splitLate,
+  startDelayMs,
+} from "./batch-policy.js";
+import { LatencyModel, ServiceRate } from "./latency-model.js";
+import { PriorityScheduler, type SchedulableItem } from "./priority-scheduler.js";
+
+/** An item the batcher can run. */
+export interface BatchItem extends SchedulableItem {
+  readonly model: string;
+  /** {@link queueKey} of the item, computed once when it is created. */
+  readonly queue: string;
+  /** Per-item dims (no -1). Items of different shapes never share a model batch. */
+  readonly itemShape: readonly number[];
+  /** The item's numbers; copied into the model batch's float32 tensor at dispatch. */
+  readonly data: ArrayLike<number>;
+}
+
+/** How a dispatched model batch ended. */
+export type BatchOutcome =
+  | { readonly ok: true; readonly result: InferenceResult }
+  | { readonly ok: false; readonly error: unknown };
+
+/** Options of {@link DynamicBatcher}. */
+export interface DynamicBatcherOptions<T extends BatchItem> {
+  readonly pool: InferencePool;
+  /** The live batching options, read at every decision (so configure applies to the next batch). */
+  readonly options: () => ResolvedBatchingOptions;
+  /** A model's own batch limit. */
+  readonly modelMaxBatchSize: (model: string) => number;
+  /** Called once per dispatched model batch with its items, before it runs. */
+  readonly onDispatch?: (items: readonly T[]) => void;
+  /** Called once per model batch when it ends. */
+  readonly onComplete: (items: readonly T[], outcome: BatchOutcome) => void;
+  /**
+   * Called with items whose deadline passed while they waited, or that would end after it if
+   * started now (by the latency model); they never reach a thread.
+   */
+  readonly onExpired: (items: readonly T[]) => void;
+  /** Epoch-ms clock. @defaultValue Date.now */
+  readonly clock?: () => number;
+}
+
+/** Time constant of the arrival-rate estimate, ms. */
+const RATE_WINDOW_MS = 100;
+
+interface Queue<T extends BatchItem> {
+  readonly key: string;
+  readonly model: string;
+  readonly scheduler: PriorityScheduler<T>;
+  /** Exponentially decayed arrival count and when it was last updated. */
+  arrivals: number;
+  arrivalsAt: number;
+}
+
+/** See the file comment. */
+export class DynamicBatcher<T extends BatchItem> {
+  readonly #queues = new Map<string, Queue<T>>();
+  readonly #latency = new Map<string, LatencyModel>();
+  readonly #service = new Map<string, ServiceRate>();
+  readonly #clock: () => number;
+  readonly #capacity: number;
+  #inFlight = 0;
+  #inFlightItems = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #pumpScheduled = false;
+  #closed = false;
+  #drained: (() => void) | undefined;
+
+  constructor(private readonly o: DynamicBatcherOptions<T>) {
+    this.#clock = o.clock ?? Date.now;
+    this.#capacity = Math.max(1, o.pool.threads * o.pool.pipelineDepth);
+  }
+
+  /** Items waiting in every queue. */
+  get pending(): number {
+    let n = 0;
+    for (const q of this.#queues.values()) n += q.scheduler.size;
+    return n;
+  }
+
+  /** Model batches dispatched and not yet finished. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Items waiting per priority class, over every model or for one. */
+  pendingByPriority(model?: string): Record<Priority, number> {
+    const out: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 };
+    for (const q of this.#queues.values())
+      if (model === undefined || q.model === model)
+        for (const p of PRIORITIES) out[p] += q.scheduler.countOf(p);
+    return out;
+  }
+
+  /** Items waiting per model and priority class. */
+  pendingByModel(): Map<string, Record<Priority, number>> {
+    const out = new Map<string, Record<Priority, number>>();
+    for (const q of this.#queues.values()) {
+      const counts = out.get(q.model) ?? { critical: 0, high: 0, normal: 0, low: 0 };
+      for (const p of PRIORITIES) counts[p] += q.scheduler.countOf(p);
+      out.set(q.model, counts);
+    }
+    return out;
+  }
+
+  /** Queues items for dispatch. */
+  enqueue(items: readonly T[]): void {
+    if (this.#closed) throw new Error("batcher is closed");
+    const now = this.#clock();
+    for (const item of items) {
+      const q = this.#queueFor(item);
+      q.arrivals = decay(q, now) + 1;
+      q.arrivalsAt = now;
+      q.scheduler.push(item);
+    }
+    this.#schedulePump();
+  }
+
+  /** Removes waiting items (cancel, deadline); returns those that were still waiting. */
+  remove(items: readonly T[]): T[] {
+    const removed: T[] = [];
+    for (const item of items) {
+      const q = this.#queues.get(item.queue);
+      if (q?.scheduler.remove(item)) removed.push(item);
+    }
+    if (removed.length > 0) this.#schedulePump();
+    return removed;
+  }
+
+  /** Items that will be dispatched before `item` in its queue. */
+  positionOf(item: T): number {
+    return this.#queues.get(item.queue)?.scheduler.positionOf(item) ?? 0;
+  }
+
+  /** The latency model of `model` (created on first use). */
+  latencyOf(model: string): LatencyModel {
+    let m = this.#latency.get(model);
+    if (m === undefined) {
+      m = new LatencyModel();
+      this.#latency.set(model, m);
+    }
+    return m;
+  }
+
+  /**
+   * Expected time until `items` more items of `model` have run, after what is in flight, ms;
+   * undefined before anything was measured.
+   */
+  estimateMs(model: string, items: number): number | undefined {
+    return drainMs(items, this.#drainContext(model));
+  }
+
+  /**
+   * The least wait before a new item of `priority` for `model` could start, ms: the items
+   * dispatched before it under the current schedule, at the threads' run times alone. Admission
+   * refuses on it only what could not start even then: the slowdown measured in an earlier
+   * overload (a starved main thread, say) need not hold for the next burst, and a request
+   * refused wrongly is lost while one admitted wrongly only expires. Undefined before anything
+   * was measured, and for a class of weight 0 (it runs when the others are idle).
+   */
+  expectedWaitMs(model: string, priority: Priority): number | undefined {
+    const ahead = itemsAhead(
+      this.pendingByPriority(model),
+      this.o.options().priorityWeights,
+      priority,
+    );
+    if (ahead === undefined) return undefined;
+    return drainMs(ahead, { ...this.#drainContext(model), slowdown: undefined });
+  }
+
+  #drainContext(model: string): DrainContext {
+    return {
+      latency: this.latencyOf(model),
+      maxBatchSize: Math.min(this.o.options().maxBatchSize, this.o.modelMaxBatchSize(model)),
+      threads: this.o.pool.threads,
+      inFlightItems: this.#inFlightItems,
+      slowdown: this.#service.get(model)?.slowdown(),
+    };
+  }
+
+  /** Stops dispatching and resolves once every in-flight model batch has ended. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#clearTimer();
+    if (this.#inFlight === 0) return;
+    await new Promise<void>((resolve) => {
+      this.#drained = resolve;
+    });
+  }
+
+  #queueFor(item: T): Queue<T> {
+    const key = item.queue;
+    let q = this.#queues.get(key);
+    if (q === undefined) {
+      q = {
+        key,
+        model: item.model,
+        scheduler: new PriorityScheduler<T>(() => this.o.options().priorityWeights),
+        arrivals: 0,
+        arrivalsAt: 0,
+      };
+      this.#queues.set(key, q);
+    }
+    return q;
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled || this.#closed) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#closed) return;
+    let wakeAt = Number.POSITIVE_INFINITY;
+    while (this.#inFlight < this.#capacity) {
+      for (const q of this.#queues.values()) if (q.scheduler.size === 0) this.#queues.delete(q.key);
+      const plan = planDispatch(this.#candidates(this.#clock()));
+      wakeAt = plan.kind === "wait" ? plan.until : Number.POSITIVE_INFINITY;
+      if (plan.kind !== "dispatch") break;
+      this.#dispatch(plan.key, plan.size);
+    }
+    this.#clearTimer();
+    if (this.#inFlight < this.#capacity && wakeAt < Number.POSITIVE_INFINITY)
+      this.#setTimer(wakeAt);
+  }
+
+  /** Every queue with what the policy reads of it. */
+  *#candidates(now: number): Generator<Candidate<Queue<T>>> {
+    const options = this.o.options();
+    const threads = this.o.pool.threads;
+    for (const q of this.#queues.values()) {
+      const latency = this.latencyOf(q.model);
+      const ctx: PolicyContext = {
+        now,
+        options,
+        modelMaxBatchSize: this.o.modelMaxBatchSize(q.model),
+        idleThreads: Math.max(0, threads - this.#inFlight),
+        freeSlots: this.#capacity - this.#inFlight,
+        slots: this.#capacity,
+        inFlightItems: this.#inFlightItems,
+        startDelayMs: startDelayMs(threads, this.#inFlight, this.#inFlightItems, latency),
+        latency,
+      };
+      yield {
+        key: q,
+        ctx,
+        queue: {
+          pending: q.scheduler.size,
+          oldestArrival: q.scheduler.oldestArrival(),
+          earliestDeadline: q.scheduler.earliestDeadline(),
+          arrivalRatePerMs: decay(q, now) / RATE_WINDOW_MS,
+        },
+      };
+    }
+  }
+
+  #dispatch(q: Queue<T>, size: number): void {
+    const now = this.#clock();
+    const taken = q.scheduler.take(size, !this.o.options().enableDynamicBatching);
+    const latency = this.latencyOf(q.model);
+    const delay = startDelayMs(this.o.pool.threads, this.#inFlight, this.#inFlightItems, latency);
+    const { run: items, late } = splitLate(taken, now, latency, delay);
+    if (late.length > 0) this.o.onExpired(late);
+    if (items.length === 0) return;
+    const first = items[0] as T;
+    const width = first.data.length;
+    const data = new Float32Array(items.length * width);
+    for (let i = 0; i < items.length; i++) data.set((items[i] as T).data, i * width);
+    this.#inFlight++;
+    this.#inFlightItems += items.length;
+    this.o.onDispatch?.(items);
+    this.o.pool.run({ model: first.model, data, dims: [items.length, ...first.itemShape] }).then(
+      (result) => this.#finish(items, { ok: true, result }),
+      (error: unknown) => this.#finish(items, { ok: false, error }),
+    );
+  }
+
+  #finish(items: readonly T[], outcome: BatchOutcome): void {
+    const model = (items[0] as T).model;
+    if (outcome.ok) {
+      const latency = this.latencyOf(model);
+      latency.observe(items.length, outcome.result.inferenceMs);
+      let service = this.#service.get(model);
+      if (service === undefined) {
+        service = new ServiceRate();
+        this.#service.set(model, service);
+      }
+      const expected = latency.estimate(items.length);
+      service.record(
+        this.#clock(),
+        this.#inFlight >= this.o.pool.threads,
+        expected === undefined ? undefined : expected / Math.max(1, this.o.pool.threads),
+      );
+    }
+    this.#inFlight--;
+    this.#inFlightItems -= items.length;
+    try {
+      this.o.onComplete(items, outcome);
+    } finally {
+      if (this.#closed) {
+        if (this.#inFlight === 0) this.#drained?.();
+      } else {
+        this.#pump();
+      }
+    }
+  }
+
+  #setTimer(at: number): void {
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#pump();
+      },
+      Math.max(0, at - this.#clock()),
+    );
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+/** The queue an item belongs to: its model and its exact per-item shape. */
+export function queueKey(item: {
+  readonly model: string;
+  readonly itemShape: readonly number[];
+}): string {
+  return `${item.model}|${item.itemShape.join("x")}`;
+}
+
+function decay(q: { arrivals: number; arrivalsAt: number }, now: number): number {
+  return q.arrivals * Math.exp(-Math.max(0, now - q.arrivalsAt) / RATE_WINDOW_MS);
+}

@@ -1,0 +1,38 @@
+/**
+ * Start-up warm-up: a few zero-filled batches per model (1 item, an eighth of the limit, the
+ * limit), so the first requests do not pay ONNX Runtime's first-run cost and every latency model
+ * has points to estimate completion times from before any traffic.
+ */
+
+import type { InferencePool, ModelCatalog } from "../inference-pool.js";
+import type { EngineLogger } from "../logger.js";
+import type { BatchItem, DynamicBatcher } from "./dynamic-batcher.js";
+
+/** Runs the warm-up batches and feeds their timings to the batcher's latency models. */
+export async function warmUp<T extends BatchItem>(
+  pool: InferencePool,
+  models: ModelCatalog,
+  batcher: DynamicBatcher<T>,
+  maxBatchSize: number,
+  log: EngineLogger,
+): Promise<void> {
+  for (const model of models.list()) {
+    if (!model.available) continue;
+    const shape = model.itemShape.map((d) => (d === -1 ? 4 : d));
+    const width = shape.reduce((a, b) => a * b, 1);
+    const cap = Math.max(1, Math.min(maxBatchSize, model.maxBatchSize));
+    const latency = batcher.latencyOf(model.name);
+    try {
+      for (const size of new Set([1, Math.max(1, Math.floor(cap / 8)), cap])) {
+        for (let round = 0; round < 2; round++) {
+          const data = new Float32Array(size * width);
+          const result = await pool.run({ model: model.name, data, dims: [size, ...shape] });
+          // The first run of a size pays one-off allocation costs: only the second is measured.
+          if (round > 0) latency.observe(size, result.inferenceMs);
+        }
+      }
+    } catch (error) {
+      log.warn({ err: error, model: model.name }, "warm-up batch failed");
+    }
+  }
+}
