@@ -102,7 +102,7 @@ interface Round {
 }
 
 /**
- * Items a node has run so far, from its own Prometheus counters (the seed-JSON metrics answer
+ * Items a node has run so far, from its own Prometheus counters (the v1 JSON metrics answer
  * for the whole cluster).
  */
 async function processed(node: Node): Promise<number> {

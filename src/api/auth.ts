@@ -1,5 +1,5 @@
 /**
- * API keys: `X-API-Key` (the original API's header) or `authorization: Bearer <key>`, on every
+ * API keys: `X-API-Key` (the v1 API's header) or `authorization: Bearer <key>`, on every
  * protocol. A key is known only by its HMAC-SHA256 under a server secret: presented keys are
  * compared by that digest in constant time, and the owner of a batch is a prefix of it, so
  * neither the store nor the logs hold a key, and a copy of the database alone does not let

@@ -1,6 +1,6 @@
 /**
  * The API port: `/health`, `/ready`, `/openapi.json` and the dashboard (no key), `/metrics`,
- * the REST routes, the original API's WebSocket endpoint, and Connect + gRPC-Web for everything
+ * the REST routes, the v1 API's WebSocket endpoint, and Connect + gRPC-Web for everything
  * else, on one node:http server with header, body and idle timeouts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";

@@ -27,7 +27,7 @@ export interface ResolvedBatchingOptions {
   readonly priorityWeights: Readonly<Record<Priority, number>>;
 }
 
-/** Defaults of {@link BatchingOptions}: the original API's configure example. */
+/** Defaults of {@link BatchingOptions}: the v1 API's configure example. */
 export const BATCHING_DEFAULTS: ResolvedBatchingOptions = Object.freeze({
   maxBatchSize: 64,
   maxWaitTimeMs: 50,

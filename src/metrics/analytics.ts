@@ -11,6 +11,23 @@ import {
   PRIORITIES,
   type Priority,
 } from "../engine/index.js";
+import {
+  add,
+  addAll,
+  bucketOf,
+  emptyMinute,
+  type Histogram,
+  isMinute,
+  type Minute,
+  mergeMinutes,
+  percentile,
+  SCOPES,
+  type Scope,
+} from "./analytics-minutes.js";
+
+export { percentile } from "./analytics-minutes.js";
+
+const KEEP_MINUTES = 1440;
 
 /** Periods GetAnalytics accepts, in minutes. */
 export const PERIODS: Readonly<Record<string, number>> = Object.freeze({
@@ -30,40 +47,6 @@ export const ANALYTICS_METRICS = [
   "queue_wait",
 ] as const;
 type MetricName = (typeof ANALYTICS_METRICS)[number];
-type Scope = "all" | Priority;
-const SCOPES: readonly Scope[] = ["all", ...PRIORITIES];
-const KEEP_MINUTES = 1440;
-
-/** Log-scale histogram buckets: 0.05 ms to ~10 min, 24 per factor of 10 (each ~10 % wide). */
-const BUCKET_BASE = 0.05;
-const BUCKETS_PER_DECADE = 24;
-function bucketOf(ms: number): number {
-  return ms <= BUCKET_BASE
-    ? 0
-    : Math.min(200, Math.ceil(Math.log10(ms / BUCKET_BASE) * BUCKETS_PER_DECADE));
-}
-function upperBound(bucket: number): number {
-  return BUCKET_BASE * 10 ** (bucket / BUCKETS_PER_DECADE);
-}
-
-type Histogram = Record<number, number>;
-
-interface ScopeCounts {
-  items: number;
-  failed: number;
-  latency: Histogram;
-  queueWait: Histogram;
-  queueLengthSum: number;
-  queueLengthSamples: number;
-}
-
-interface Minute {
-  minute: number;
-  batches: number;
-  batchItems: number;
-  scopes: Record<Scope, ScopeCounts>;
-}
-
 /** One point of a series. */
 export interface AnalyticsPoint {
   readonly time: number;
@@ -309,15 +292,7 @@ export class AnalyticsRecorder implements EngineObserver {
     const minute = Math.floor(this.#clock() / 60_000);
     let m = this.#minutes.get(minute);
     if (m === undefined) {
-      m = {
-        minute,
-        batches: 0,
-        batchItems: 0,
-        scopes: Object.fromEntries(SCOPES.map((s) => [s, emptyScope()])) as Record<
-          Scope,
-          ScopeCounts
-        >,
-      };
+      m = emptyMinute(minute);
       this.#minutes.set(minute, m);
       this.#trim();
     }
@@ -328,78 +303,4 @@ export class AnalyticsRecorder implements EngineObserver {
     const oldest = Math.floor(this.#clock() / 60_000) - KEEP_MINUTES;
     for (const minute of this.#minutes.keys()) if (minute <= oldest) this.#minutes.delete(minute);
   }
-}
-
-function isMinute(value: unknown): value is Minute {
-  const m = value as Partial<Minute> | undefined;
-  return typeof m?.minute === "number" && typeof m.scopes === "object" && m.scopes !== null;
-}
-
-/**
- * Several nodes' figures of one minute as one: counts and histograms add up; a queue length is
- * each node's mean over the minute, added (the cluster's queue is every node's together).
- */
-function mergeMinutes(minute: number, parts: readonly Minute[]): Minute {
-  const out: Minute = {
-    minute,
-    batches: 0,
-    batchItems: 0,
-    scopes: Object.fromEntries(SCOPES.map((s) => [s, emptyScope()])) as Record<Scope, ScopeCounts>,
-  };
-  for (const part of parts) {
-    out.batches += part.batches;
-    out.batchItems += part.batchItems;
-    for (const scope of SCOPES) {
-      const from = part.scopes[scope];
-      const to = out.scopes[scope];
-      if (from === undefined) continue;
-      to.items += from.items;
-      to.failed += from.failed;
-      addAll(to.latency, from.latency);
-      addAll(to.queueWait, from.queueWait);
-      if (from.queueLengthSamples > 0) {
-        to.queueLengthSum += from.queueLengthSum / from.queueLengthSamples;
-        to.queueLengthSamples = 1;
-      }
-    }
-  }
-  return out;
-}
-
-function addAll(to: Histogram, from: Histogram): void {
-  for (const [bucket, n] of Object.entries(from)) {
-    const b = Number(bucket);
-    to[b] = (to[b] ?? 0) + n;
-  }
-}
-
-function emptyScope(): ScopeCounts {
-  return {
-    items: 0,
-    failed: 0,
-    latency: {},
-    queueWait: {},
-    queueLengthSum: 0,
-    queueLengthSamples: 0,
-  };
-}
-
-function add(h: Histogram, bucket: number): void {
-  h[bucket] = (h[bucket] ?? 0) + 1;
-}
-
-/** The q-th percentile of a bucketed histogram: the upper bound of the bucket that holds it. */
-export function percentile(h: Histogram, q: number): number | undefined {
-  const entries = Object.entries(h)
-    .map(([b, n]) => [Number(b), n] as const)
-    .sort((a, b) => a[0] - b[0]);
-  const total = entries.reduce((n, [, c]) => n + c, 0);
-  if (total === 0) return undefined;
-  const rank = Math.ceil((q / 100) * total);
-  let seen = 0;
-  for (const [bucket, count] of entries) {
-    seen += count;
-    if (seen >= rank) return upperBound(bucket);
-  }
-  return upperBound(entries.at(-1)?.[0] as number);
 }

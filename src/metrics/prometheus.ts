@@ -3,7 +3,7 @@
  * conventions (durations in seconds): requests by protocol/method/code; items by model, priority
  * and outcome; histograms of queue wait, model batch size, inference time per model batch and
  * end-to-end item latency; gauges of waiting items, active batches and busy threads; default
- * Node.js metrics. The original API's four monitoring series are there too, with its meanings,
+ * Node.js metrics. The v1 API's four monitoring series are there too, with its meanings,
  * so that its users' dashboards and alerts keep working: `batch_requests_total` (API requests),
  * `batch_processing_seconds` (their duration), `active_batches` and `queue_length`.
  */
@@ -56,12 +56,12 @@ export function createPrometheusMetrics(): PrometheusMetrics {
   });
   const originalRequests = new Counter({
     name: "batch_requests_total",
-    help: "Total batch requests (the original API's name: every API request)",
+    help: "Total batch requests (the v1 API's name: every API request)",
     registers: [registry],
   });
   const originalDuration = new Histogram({
     name: "batch_processing_seconds",
-    help: "Batch processing time (the original API's name: API request duration, seconds)",
+    help: "Batch processing time (the v1 API's name: API request duration, seconds)",
     buckets: SECONDS_BUCKETS,
     registers: [registry],
   });
@@ -139,7 +139,7 @@ export function createPrometheusMetrics(): PrometheusMetrics {
   });
   new Gauge({
     name: "active_batches",
-    help: "Number of active batches (the original API's name: stored batches queued or processing)",
+    help: "Number of active batches (the v1 API's name: stored batches queued or processing)",
     registers: [registry],
     collect() {
       this.set(stats?.().activeBatches ?? 0);
@@ -147,7 +147,7 @@ export function createPrometheusMetrics(): PrometheusMetrics {
   });
   new Gauge({
     name: "queue_length",
-    help: "Current queue length (the original API's name: items waiting to be dispatched)",
+    help: "Current queue length (the v1 API's name: items waiting to be dispatched)",
     registers: [registry],
     collect() {
       this.set(stats?.().pending ?? 0);

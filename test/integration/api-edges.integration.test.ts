@@ -60,7 +60,7 @@ const post = (path: string, body: string | Buffer, headers: Record<string, strin
   });
 
 describe("REST edges", () => {
-  it("serves the seed's health JSON and readiness without a key", async () => {
+  it("serves the v1 API's health JSON and readiness without a key", async () => {
     const health = (await (await fetch(`${base}/health`)).json()) as Record<string, unknown>;
     expect(Object.keys(health).sort()).toEqual(["status", "timestamp", "version"]);
     expect(health.status).toBe("healthy");
@@ -395,7 +395,7 @@ describe("keys", () => {
     }
   });
 
-  it("lets the only key of a single-tenant server configure, as the original API's example does", async () => {
+  it("lets the only key of a single-tenant server configure, as the v1 API's example does", async () => {
     const server = await start({ API_KEYS: "solo" });
     try {
       const configured = await fetch(

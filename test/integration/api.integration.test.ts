@@ -134,7 +134,7 @@ describe.each(protocols)("over %s", (protocol) => {
     }
   });
 
-  it("writes the seed's status JSON: snake_case names, zero values, numbers, RFC 3339 times", async () => {
+  it("writes the v1 API's status JSON: snake_case names, zero values, numbers, RFC 3339 times", async () => {
     const { batch_id } = ok(
       await client().call("SubmitBatch", { data: [{ input: [1, 2, 3] }] }, ALICE),
     );
@@ -425,7 +425,7 @@ describe.each(protocols)("over %s", (protocol) => {
     }
   });
 
-  it("reports the seed's metrics JSON from live counters", async () => {
+  it("reports the v1 API's metrics JSON from live counters", async () => {
     await client().call("Infer", { data: [{ input: [1, 2, 3] }] }, ALICE);
     const metrics = ok(await client().call("GetMetrics", {}, ALICE));
     expect(Object.keys(metrics).sort()).toEqual([

@@ -1,5 +1,5 @@
 /**
- * The original API's WebSocket endpoint: key from the upgrade's headers, subscribe by batch id,
+ * The v1 API's WebSocket endpoint: key from the upgrade's headers, subscribe by batch id,
  * status updates to the end with `total_time_ms`, ownership, bad messages answered in place.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -27,7 +27,7 @@ describe("loadConfig", () => {
     expect(c.inferenceThreads).toBeGreaterThanOrEqual(1);
   });
 
-  it("reads the seed's variables", () => {
+  it("reads the v1 API's variables", () => {
     const c = loadConfig({
       API_PORT: "9000",
       API_WORKERS: "3",

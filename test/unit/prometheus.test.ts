@@ -95,13 +95,13 @@ describe("Prometheus metrics", () => {
     ).toBe(2);
     expect(await value(metrics, "batch_processor_active_batches")).toBe(1);
     expect(await value(metrics, "batch_processor_busy_threads")).toBe(1);
-    // The original API's names, with its meanings.
+    // The v1 API's names, with its meanings.
     expect(await value(metrics, "active_batches")).toBe(1);
     expect(await value(metrics, "queue_length")).toBe(2);
     pool.release();
   });
 
-  it("count every API request under the original API's names too, durations in seconds", async () => {
+  it("count every API request under the v1 API's names too, durations in seconds", async () => {
     const { metrics } = await setup();
     for (const durationMs of [2, 250])
       metrics.onRequest({ protocol: "rest", method: "GetConfig", code: "ok", durationMs });

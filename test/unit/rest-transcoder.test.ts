@@ -21,7 +21,7 @@ const same = (a: unknown, b: unknown) =>
   );
 
 describe("REST transcoding from google.api.http", () => {
-  it("derives one route per annotated method, with the seed's paths", () => {
+  it("derives one route per annotated method, with the v1 API's paths", () => {
     expect(routes.map((r) => `${r.httpMethod} ${r.template}`).sort()).toEqual(
       [
         "DELETE /api/batch-processor/cancel/{batch_id}",

@@ -27,7 +27,7 @@ function rejects(
 }
 
 describe("validateSubmit", () => {
-  it("fills the seed's defaults", () => {
+  it("fills the v1 API's defaults", () => {
     const v = valid(ok);
     expect(v).toMatchObject({
       priority: "normal",
