@@ -32,6 +32,7 @@ import {
   runOn,
   type StartedThreads,
   startThreads,
+  type ThreadStarter,
   type Threads,
 } from "./threads.js";
 
@@ -50,12 +51,14 @@ export interface ReloadOptions {
   readonly warmUp?: (pool: InferencePool, models: ModelCatalog) => Promise<void>;
 }
 
-/** What a {@link ModelHost} is made of: the repository, the threads' settings, the log. */
+/** What a {@link ModelHost} is made of: the repository, the threads and their settings, the log. */
 export interface ModelHostSettings {
   readonly modelDir: string;
   readonly threads: number;
   readonly init: Omit<WorkerInit, "models">;
   readonly log: EngineLogger;
+  /** Starts a generation of threads. @defaultValue Piscina threads ({@link startThreads}) */
+  readonly start?: ThreadStarter;
 }
 
 /** One set of threads and the models they hold. */
@@ -193,7 +196,8 @@ export class ModelHost implements InferencePool {
   async #start(models: readonly WorkerModel[]): Promise<StartedThreads> {
     const init: WorkerInit = { ...this.#settings.init, models };
     try {
-      const started = await startThreads(init, this.threads, (piscina) => {
+      const start = this.#settings.start ?? startThreads;
+      const started = await start(init, this.threads, (piscina) => {
         this.#starting = piscina;
       });
       if (started.niceError !== undefined && this.#current === undefined)

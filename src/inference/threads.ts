@@ -16,8 +16,24 @@ import type {
 /** Model batches per thread in flight: the one running and the next one, ready. */
 export const PIPELINE_DEPTH = 2;
 
-/** The Piscina pool of one generation. */
-export type Threads = Piscina<WorkerTask, unknown>;
+/** The pool of one generation, as the model host uses it (a Piscina pool). */
+export interface Threads {
+  run(
+    task: WorkerTask,
+    options?: { transferList?: ArrayBuffer[]; signal?: AbortSignal | null },
+  ): Promise<unknown>;
+  /** Finishes the tasks it holds, then stops. */
+  close(): Promise<void>;
+  /** Stops now. */
+  destroy(): Promise<void>;
+}
+
+/** Starts a generation (see {@link startThreads}). */
+export type ThreadStarter = (
+  init: WorkerInit,
+  threads: number,
+  created?: (piscina: Threads) => void,
+) => Promise<StartedThreads>;
 
 /** Threads that have loaded their models, and what the models loaded as. */
 export interface StartedThreads {
@@ -31,12 +47,8 @@ export interface StartedThreads {
  * Starts `threads` threads on `init` and resolves once each has loaded every model.
  * `created` receives the pool at once, so that a caller closing meanwhile can destroy it.
  */
-export async function startThreads(
-  init: WorkerInit,
-  threads: number,
-  created: (piscina: Threads) => void = () => undefined,
-): Promise<StartedThreads> {
-  const piscina: Threads = new Piscina<WorkerTask, unknown>({
+export const startThreads: ThreadStarter = async (init, threads, created = () => undefined) => {
+  const piscina = new Piscina<WorkerTask, unknown>({
     filename: workerFilename(),
     minThreads: threads,
     maxThreads: threads,
@@ -64,7 +76,7 @@ export async function startThreads(
     await piscina.destroy();
     throw error;
   }
-}
+};
 
 /** Runs model batches on one generation's threads (the warm-up of a new generation). */
 export class GenerationPool implements InferencePool {
@@ -88,6 +100,7 @@ export class GenerationPool implements InferencePool {
   }
 }
 
+/** Runs one model batch on a generation's threads, its input moved to the thread. */
 export async function runOn(
   piscina: Threads,
   request: InferenceRequest,

@@ -1,0 +1,220 @@
+/**
+ * The model host's lifecycle with generations of fake threads (no ONNX Runtime): what serves,
+ * what a reload starts and retires, and what keeps serving when new threads fail. Files in a
+ * temporary repository stand for models; a version whose file holds "bad" does not load.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  type InferencePool,
+  type ModelCatalog,
+  ModelUnavailableError,
+} from "../../src/engine/index.js";
+import type {
+  ModelLoadReport,
+  RunReply,
+  WorkerInit,
+  WorkerTask,
+} from "../../src/inference/messages.js";
+import { ModelHost } from "../../src/inference/model-host.js";
+import type { StartedThreads, Threads } from "../../src/inference/threads.js";
+
+/** One fake generation: it answers every run with the version it loaded, and records its end. */
+class FakeThreads implements Threads {
+  ended: "closed" | "destroyed" | undefined;
+  readonly runs: string[] = [];
+  constructor(readonly loaded: ReadonlyMap<string, string>) {}
+  async run(task: WorkerTask): Promise<unknown> {
+    if (task.kind !== "run") throw new Error("only runs");
+    this.runs.push(task.model);
+    const reply: RunReply = {
+      output: Float32Array.of(Number(this.loaded.get(task.model)?.replace(/\D/g, "") ?? -1)),
+      outputSize: 1,
+      confidence: null,
+      inferenceMs: 1,
+    };
+    return reply;
+  }
+  async close() {
+    this.ended = "closed";
+  }
+  async destroy() {
+    this.ended = "destroyed";
+  }
+}
+
+const dirs: string[] = [];
+const hosts: ModelHost[] = [];
+
+afterEach(async () => {
+  for (const host of hosts.splice(0)) await host.destroy();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function repository(models: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), "bp-host-"));
+  dirs.push(dir);
+  write(dir, models);
+  return dir;
+}
+
+function write(dir: string, models: Record<string, string>): void {
+  for (const [name, content] of Object.entries(models)) {
+    mkdirSync(join(dir, name), { recursive: true });
+    writeFileSync(join(dir, name, "model.onnx"), content);
+  }
+}
+
+/** A host whose generations are fake threads; `failStart` makes the next start throw. */
+function host(modelDir: string) {
+  const generations: FakeThreads[] = [];
+  const control = { failStart: false };
+  const start = async (
+    init: WorkerInit,
+    _threads: number,
+    created?: (t: Threads) => void,
+  ): Promise<StartedThreads> => {
+    if (control.failStart) throw new Error("Worker terminated: out of memory\nstack…");
+    const loaded = new Map<string, string>();
+    const reports: ModelLoadReport[] = init.models.map((model) => {
+      const texts = model.versions.map((v) => new TextDecoder().decode(v.bytes));
+      const index = texts.findIndex((text) => !text.includes("bad"));
+      if (index >= 0) loaded.set(model.name, texts[index] as string);
+      return {
+        name: model.name,
+        ok: index >= 0,
+        version: index >= 0 ? index : undefined,
+        errors: texts.slice(0, index >= 0 ? index : undefined).map(() => "protobuf parsing failed"),
+        provider: "cpu",
+        inputs: [{ name: "input", dims: ["batch", 4] }],
+        outputs: [{ name: "output", dims: ["batch", 1] }],
+      };
+    });
+    const threads = new FakeThreads(loaded);
+    created?.(threads);
+    generations.push(threads);
+    return { piscina: threads, reports, niceError: undefined };
+  };
+  const h = new ModelHost({
+    modelDir,
+    threads: 2,
+    init: { executionProviders: ["cpu"], intraOpNumThreads: 1, nice: 0 },
+    log: { debug() {}, info() {}, warn() {}, error() {} },
+    start,
+  });
+  hosts.push(h);
+  return { h, generations, control };
+}
+
+const run = (h: ModelHost, model: string) =>
+  h.run({ model, data: new Float32Array(4), dims: [1, 4] });
+
+describe("ModelHost", () => {
+  it("serves the models its threads loaded and refuses a batch of any other, saying why", async () => {
+    const dir = repository({ a: "v1", broken: "bad" });
+    const { h } = host(dir);
+    expect(await h.reload()).toEqual([
+      { name: "a", outcome: "added" },
+      { name: "broken", outcome: "failed", reason: "protobuf parsing failed" },
+    ]);
+    expect((await run(h, "a")).output).toEqual(Float32Array.of(1));
+    await expect(run(h, "broken")).rejects.toThrow(ModelUnavailableError);
+    await expect(run(h, "missing")).rejects.toThrow(/not in the model repository/);
+    expect(h.catalog.list().map((m) => [m.name, m.available])).toEqual([
+      ["a", true],
+      ["broken", false],
+    ]);
+  });
+
+  it("starts nothing when nothing changed", async () => {
+    const { h, generations } = host(repository({ a: "v1" }));
+    await h.reload();
+    expect(await h.reload()).toEqual([{ name: "a", outcome: "unchanged" }]);
+    expect(generations).toHaveLength(1);
+  });
+
+  it("moves traffic to a new generation only after its warm-up, and closes the old one, which finishes what it holds", async () => {
+    const dir = repository({ a: "v1", b: "v1" });
+    const { h, generations } = host(dir);
+    await h.reload();
+    write(dir, { b: "v22" });
+    const warmed: string[] = [];
+    const outcomes = await h.reload({
+      warmUp: async (pool: InferencePool, models: ModelCatalog) => {
+        warmed.push(...models.list().map((m) => m.name));
+        // During the warm-up the old generation still serves.
+        expect((await run(h, "b")).output).toEqual(Float32Array.of(1));
+        expect(
+          (await pool.run({ model: "b", data: new Float32Array(4), dims: [1, 4] })).output,
+        ).toEqual(Float32Array.of(22));
+      },
+    });
+    expect(outcomes).toEqual([
+      { name: "a", outcome: "unchanged" },
+      { name: "b", outcome: "updated" },
+    ]);
+    expect(warmed).toEqual(["b"]);
+    expect((await run(h, "b")).output).toEqual(Float32Array.of(22));
+    expect(generations.map((g) => g.ended)).toEqual(["closed", undefined]);
+  });
+
+  it("keeps serving the loaded version when the new files do not load, and says why in the catalog", async () => {
+    const dir = repository({ a: "v1" });
+    const { h } = host(dir);
+    await h.reload();
+    write(dir, { a: "bad!" });
+    expect(await h.reload()).toEqual([
+      { name: "a", outcome: "failed", reason: "protobuf parsing failed" },
+    ]);
+    expect((await run(h, "a")).output).toEqual(Float32Array.of(1));
+    expect(h.catalog.get("a")).toMatchObject({
+      available: true,
+      reloadError: "protobuf parsing failed",
+    });
+  });
+
+  it("keeps every model serving when the new threads do not start, and tries the files again next time", async () => {
+    const dir = repository({ a: "v1" });
+    const { h, generations, control } = host(dir);
+    await h.reload();
+    write(dir, { a: "v333" });
+    control.failStart = true;
+    expect(await h.reload()).toEqual([
+      {
+        name: "a",
+        outcome: "failed",
+        reason: "the new inference threads did not start: Worker terminated: out of memory",
+      },
+    ]);
+    expect((await run(h, "a")).output).toEqual(Float32Array.of(1));
+    control.failStart = false;
+    expect(await h.reload({ retryFailed: false })).toEqual([{ name: "a", outcome: "updated" }]);
+    expect(generations).toHaveLength(2);
+  });
+
+  it("unloads a model removed from the repository", async () => {
+    const dir = repository({ a: "v1", b: "v1" });
+    const { h } = host(dir);
+    await h.reload();
+    rmSync(join(dir, "b"), { recursive: true });
+    expect(await h.reload()).toEqual([
+      { name: "a", outcome: "unchanged" },
+      { name: "b", outcome: "removed" },
+    ]);
+    await expect(run(h, "b")).rejects.toThrow(ModelUnavailableError);
+  });
+
+  it("runs reloads one at a time, and refuses one once closed", async () => {
+    const dir = repository({ a: "v1" });
+    const { h, generations } = host(dir);
+    const [first, second] = await Promise.all([h.reload(), h.reload()]);
+    expect(first).toEqual([{ name: "a", outcome: "added" }]);
+    expect(second).toEqual([{ name: "a", outcome: "unchanged" }]);
+    expect(generations).toHaveLength(1);
+    await h.close();
+    expect(generations[0]?.ended).toBe("closed");
+    await expect(h.reload()).rejects.toThrow(/closed/);
+  });
+});
