@@ -169,7 +169,7 @@ export function catalogOf(byName: ReadonlyMap<string, ModelInfo>): ModelCatalog 
 }
 
 /** The catalog entry of a loaded version, from its config and the graph the thread reported. */
-export function catalogEntry(served: Served, report: ModelLoadReport): ModelInfo {
+function catalogEntry(served: Served, report: ModelLoadReport): ModelInfo {
   const { entry } = served;
   const input = report.inputs.find((i) => i.name === (entry.inputName ?? report.inputs[0]?.name));
   const graphDims = input?.dims ?? [];
@@ -192,7 +192,7 @@ export function catalogEntry(served: Served, report: ModelLoadReport): ModelInfo
   };
 }
 
-export function unavailable(entry: RepositoryEntry, reason: string): ModelInfo {
+function unavailable(entry: RepositoryEntry, reason: string): ModelInfo {
   return {
     name: entry.name,
     available: false,

@@ -23,7 +23,7 @@ export interface NodeFiguresOptions {
 }
 
 /** How often a node shares its counters and analytics minutes: how fresh the others' are, ms. */
-export const SHARE_MS = 5000;
+const SHARE_MS = 5000;
 /** A node's counters count for the cluster until this old: older, it has left. */
 const STATS_FRESH_MS = 3 * SHARE_MS;
 /** How often a node keeps its analytics windows, ms. */

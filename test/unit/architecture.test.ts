@@ -89,6 +89,15 @@ describe("architecture", () => {
     expect(show(offenders)).toEqual([]);
   });
 
+  it("keeps the wire below the transports: wire/ imports no API, service or metrics", () => {
+    const offenders = from("wire").filter((i) =>
+      ["api", "service", "metrics", "cli", "client", "store", "cluster", "inference"].some((dir) =>
+        under(dir)(i.target),
+      ),
+    );
+    expect(show(offenders)).toEqual([]);
+  });
+
   it("keeps config/ free of implementations", () => {
     const implementations = ["api", "service", "wire", "store", "cluster", "inference", "metrics"];
     const offenders = from("config").filter((i) =>

@@ -9,7 +9,6 @@ import {
   type BatchRecord,
   QueueFullError,
   type ResolvedBatchingOptions,
-  type StoredInput,
   StoreUnavailableError,
 } from "../../src/engine/index.js";
 import { ITEM_FAILURES } from "../../src/engine/jobs/item-failures.js";
@@ -20,6 +19,7 @@ import { validateSubmit } from "../../src/engine/validation.js";
 import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
 import { FakeCluster } from "../fixtures/fake-cluster.js";
 import { FakePool, fakeCatalog, until } from "../fixtures/fake-pool.js";
+import { storedBatch } from "../fixtures/stored-batch.js";
 
 const open: { runner: JobRunner; store: SqliteJobStore; placement: ClusterPlacement }[] = [];
 
@@ -71,47 +71,15 @@ function setup({ maxQueueSize = 10_000 } = {}) {
   return { pool, store, cluster, placement, configured };
 }
 
-let ids = 0;
-
-async function stored(
-  store: SqliteJobStore,
-  n: number,
-  priority: BatchRecord["priority"] = "normal",
-): Promise<{ record: BatchRecord; inputs: StoredInput[] }> {
-  const now = Date.now();
-  const inputs = Array.from({ length: n }, (_, index) => ({
-    index,
-    requestId: `req_${index + 1}`,
-    input: Float32Array.of(index, 1),
-    shape: [2],
-  }));
-  const { record } = await store.createBatch(
-    {
-      owner: "alice",
-      batchId: `batch-${ids++}`,
-      modelId: "default",
-      priority,
-      timeoutMs: 60_000,
-      createdAt: now,
-      deadline: now + 60_000,
-      total: n,
-      metadata: {},
-      payloadHash: null,
-    },
-    inputs,
-  );
-  return { record, inputs };
-}
-
 const reread = async (store: SqliteJobStore, record: BatchRecord) =>
   (await store.findBatch(record.owner, record.batchId)) as BatchRecord;
 
 describe("ClusterPlacement", () => {
   it("starts taking batches and hands the cluster every stored batch that has not ended", async () => {
     const { store, cluster, placement } = setup();
-    const a = await stored(store, 2);
-    const b = await stored(store, 2);
-    const ended = await stored(store, 1);
+    const a = await storedBatch(store, 2);
+    const b = await storedBatch(store, 2);
+    const ended = await storedBatch(store, 1);
     await store.save(
       [],
       [{ pk: ended.record.pk, status: "cancelled", error: null, startedAt: null, completedAt: 1 }],
@@ -124,7 +92,7 @@ describe("ClusterPlacement", () => {
   it("runs a batch the cluster hands it, publishing its views until it ends", async () => {
     const { store, cluster, placement } = setup();
     await placement.start();
-    const { record } = await stored(store, 3);
+    const { record } = await storedBatch(store, 3);
     const ran = await cluster.node?.run(record.pk, new AbortController().signal);
     expect(ran).toBe("ended");
     const views = cluster.published.get(record.pk) ?? [];
@@ -138,7 +106,7 @@ describe("ClusterPlacement", () => {
     const { pool, store, cluster, placement } = setup();
     await placement.start();
     pool.hold();
-    const cancelled = await stored(store, 6);
+    const cancelled = await storedBatch(store, 6);
     const abort = new AbortController();
     const run = cluster.node?.run(cancelled.record.pk, abort.signal);
     await until(() => pool.heldCount === 2);
@@ -148,7 +116,7 @@ describe("ClusterPlacement", () => {
 
     pool.release();
     pool.hold();
-    const held = await stored(store, 2);
+    const held = await storedBatch(store, 2);
     const leaving = cluster.node?.run(held.record.pk, new AbortController().signal);
     await until(() => pool.received.length === 3);
     await placement.leave();
@@ -160,7 +128,7 @@ describe("ClusterPlacement", () => {
   it("ends a batch that could not be handed to the cluster as failed, and answers UNAVAILABLE", async () => {
     const { store, cluster, placement } = setup();
     cluster.failEnqueue = true;
-    const { record } = await stored(store, 2);
+    const { record } = await storedBatch(store, 2);
     await expect(placement.enqueue(record)).rejects.toThrow(StoreUnavailableError);
     expect(await reread(store, record)).toMatchObject({
       status: "failed",
@@ -171,9 +139,9 @@ describe("ClusterPlacement", () => {
 
   it("answers a waiting batch with its place in the cluster's backlog, and a running one with its node's last view", async () => {
     const { store, cluster, placement } = setup();
-    await stored(store, 10, "critical");
-    await stored(store, 5, "low");
-    const { record } = await stored(store, 3, "low");
+    await storedBatch(store, 10, { priority: "critical" });
+    await storedBatch(store, 5, { priority: "low" });
+    const { record } = await storedBatch(store, 3, { priority: "low" });
     const receipt = await placement.enqueue(record);
     // 5 low items stored before it, and meanwhile critical gets 1.0 / 0.2 times as many: all 10.
     expect(receipt).toMatchObject({ status: "queued", queuePosition: 15, requestCount: 3 });
@@ -184,7 +152,7 @@ describe("ClusterPlacement", () => {
 
   it("cancels a batch waiting for a node by ending it here, and publishes its end", async () => {
     const { store, cluster, placement } = setup();
-    const { record } = await stored(store, 2);
+    const { record } = await storedBatch(store, 2);
     cluster.cancelAnswer = "removed";
     const view = await placement.cancel(record);
     expect(view).toMatchObject({ status: "cancelled", failedRequests: 2 });
@@ -195,7 +163,7 @@ describe("ClusterPlacement", () => {
 
   it("waits for the node running a batch to end it when cancelled from here", async () => {
     const { store, cluster, placement } = setup();
-    const { record } = await stored(store, 2);
+    const { record } = await storedBatch(store, 2);
     cluster.cancelAnswer = "signalled";
     const running = { ...(await placement.view(record)), status: "processing" as const };
     cluster.publish(record.pk, running);
@@ -206,7 +174,7 @@ describe("ClusterPlacement", () => {
 
   it("streams a batch running elsewhere from its node's views, to the terminal one", async () => {
     const { store, cluster, placement } = setup();
-    const { record } = await stored(store, 2);
+    const { record } = await storedBatch(store, 2);
     const base = await placement.view(record);
     cluster.publish(record.pk, { ...base, status: "processing" });
     const seen: string[] = [];
@@ -222,7 +190,7 @@ describe("ClusterPlacement", () => {
 
   it("refuses a durable submit over the whole cluster's stored work, the limits scaled by its nodes", async () => {
     const { store, cluster, placement } = setup({ maxQueueSize: 10 });
-    await stored(store, 12);
+    await storedBatch(store, 12);
     const valid = validateSubmit({ data: [{ input: [1] }] }, fakeCatalog(), "default");
     expect(await placement.admissionRefusal(valid)).toBeInstanceOf(QueueFullError);
     cluster.nodeCount = 2;

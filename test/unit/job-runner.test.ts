@@ -5,11 +5,9 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  type BatchRecord,
   type EngineObserver,
   type ItemOutcome,
   ModelUnavailableError,
-  type StoredInput,
 } from "../../src/engine/index.js";
 import { ITEM_FAILURES } from "../../src/engine/jobs/item-failures.js";
 import { JobRunner } from "../../src/engine/jobs/job-runner.js";
@@ -18,6 +16,7 @@ import { validateSubmit } from "../../src/engine/validation.js";
 import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
 import { FailingStore } from "../fixtures/failing-store.js";
 import { FakePool, fakeCatalog, until } from "../fixtures/fake-pool.js";
+import { storedBatch } from "../fixtures/stored-batch.js";
 
 const runners: JobRunner[] = [];
 const stores: SqliteJobStore[] = [];
@@ -58,41 +57,10 @@ function setup(batching = { maxBatchSize: 2, enableDynamicBatching: false }) {
   return { runner, pool, store, inner, outcomes, counts };
 }
 
-/** Stores a batch of `n` two-number items, as a submit would. */
-async function stored(
-  store: SqliteJobStore,
-  n: number,
-  { model = "default", timeoutMs = 60_000 } = {},
-): Promise<{ record: BatchRecord; inputs: StoredInput[] }> {
-  const now = Date.now();
-  const inputs = Array.from({ length: n }, (_, index) => ({
-    index,
-    requestId: `req_${index + 1}`,
-    input: Float32Array.of(index, 1),
-    shape: [2],
-  }));
-  const { record } = await store.createBatch(
-    {
-      owner: "alice",
-      batchId: `batch-${Math.random().toString(36).slice(2)}`,
-      modelId: model,
-      priority: "normal",
-      timeoutMs,
-      createdAt: now,
-      deadline: now + timeoutMs,
-      total: n,
-      metadata: {},
-      payloadHash: null,
-    },
-    inputs,
-  );
-  return { record, inputs };
-}
-
 describe("JobRunner", () => {
   it("runs a stored batch to its end: one saved outcome per item, the job let go once its end is saved", async () => {
     const { runner, inner, outcomes, counts } = setup();
-    const { record, inputs } = await stored(inner, 5);
+    const { record, inputs } = await storedBatch(inner, 5);
     const job = runner.start(record, inputs);
     expect(runner.liveOf(record)).toBe(job);
     expect(runner.activeStored).toBe(1);
@@ -137,7 +105,7 @@ describe("JobRunner", () => {
   it("cancels a job: queued items never run, running ones are written off as cancelled while running", async () => {
     const { runner, pool, inner, outcomes } = setup();
     pool.hold();
-    const { record, inputs } = await stored(inner, 6);
+    const { record, inputs } = await storedBatch(inner, 6);
     const job = runner.start(record, inputs);
     // One thread, two batches in flight: items 0-3 are on the thread, 4 and 5 wait.
     await until(() => pool.heldCount === 2);
@@ -157,7 +125,7 @@ describe("JobRunner", () => {
   it("fails the items that have not started when the deadline passes, and sums them up in the batch's error", async () => {
     const { runner, pool, inner } = setup();
     pool.hold();
-    const { record, inputs } = await stored(inner, 6, { timeoutMs: 40 });
+    const { record, inputs } = await storedBatch(inner, 6, { timeoutMs: 40 });
     const job = runner.start(record, inputs);
     await until(() => job.failed === 2);
     pool.release();
@@ -172,14 +140,14 @@ describe("JobRunner", () => {
 
   it("adopts stored batches: failing the items of a model that is gone, ending at once one whose items all have outcomes, and answering the live job for one that runs", async () => {
     const { runner, inner } = setup();
-    const gone = await stored(inner, 3, { model: "broken" });
+    const gone = await storedBatch(inner, 3, { model: "broken" });
     const loaded = await inner.loadBatch(gone.record.pk);
     const failed = runner.adopt(loaded as NonNullable<typeof loaded>);
     await failed.ended();
     expect(failed.status).toBe("failed");
     expect(failed.failedWith("UNAVAILABLE")).toBe(3);
 
-    const done = await stored(inner, 2);
+    const done = await storedBatch(inner, 2);
     await inner.save(
       done.inputs.map((input) => ({
         pk: done.record.pk,
@@ -198,7 +166,7 @@ describe("JobRunner", () => {
       async () => (await inner.findBatch("alice", done.record.batchId))?.status === "completed",
     );
 
-    const running = await stored(inner, 2);
+    const running = await storedBatch(inner, 2);
     const job = runner.start(running.record, running.inputs);
     expect(runner.adopt((await inner.loadBatch(running.record.pk)) as never)).toBe(job);
   });
@@ -206,7 +174,7 @@ describe("JobRunner", () => {
   it("fails a stored job whose write failed with an INTERNAL error id, keeps it readable, and lets it go once the retry saves it", async () => {
     const { runner, pool, store, inner, counts } = setup();
     pool.hold();
-    const { record, inputs } = await stored(inner, 2);
+    const { record, inputs } = await storedBatch(inner, 2);
     const job = runner.start(record, inputs);
     await until(() => pool.heldCount === 1);
     store.failSaves();
