@@ -18,6 +18,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { SubmitBatchRequestSchema } from "../gen/batchprocessor/v1/batch_processor_pb.js";
 import { freePort } from "./lib/free-port.js";
 import { grpcFrame, type H2loadSpec, h2load } from "./lib/h2load.js";
+import { seriesSum } from "./lib/prometheus-text.js";
 import { median } from "./lib/raw-limit.js";
 
 const { values } = parseArgs({
@@ -86,18 +87,6 @@ async function start(name: string, root: string): Promise<Server> {
   return { name, api, grpc, child, dataDir };
 }
 
-/** Sums the samples of a Prometheus series whose labels include every one of `labels`. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    const match = /^([a-zA-Z0-9_:]+)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    if (Object.entries(labels).every(([k, v]) => (match[2] ?? "").includes(`${k}="${v}"`)))
-      sum += Number(match[3]);
-  }
-  return sum;
-}
-
 /** One window on `server`: its CPU µs per request answered OK, without ONNX Runtime's time. */
 async function window(server: Server): Promise<number> {
   const target: Omit<H2loadSpec, "seconds" | "warmupSeconds"> =
@@ -137,7 +126,7 @@ async function window(server: Server): Promise<number> {
     },
   });
   const delta = (name: string, labels: Record<string, string> = {}) =>
-    sample(after, name, labels) - sample(before, name, labels);
+    seriesSum(after, name, labels) - seriesSum(before, name, labels);
   const ok = delta("batch_processor_requests_total", { method: "Infer", code: "ok" });
   const ortSeconds = delta("batch_processor_inference_seconds_sum");
   const cpuSeconds = ((result.watchedCpu[0]?.totalPercent ?? Number.NaN) / 100) * seconds;

@@ -16,6 +16,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { SubmitBatchRequestSchema } from "../gen/batchprocessor/v1/batch_processor_pb.js";
 import { freePort } from "./lib/free-port.js";
 import { grpcFrame, h2load } from "./lib/h2load.js";
+import { seriesSum } from "./lib/prometheus-text.js";
 import { median } from "./lib/raw-limit.js";
 
 const { values } = parseArgs({
@@ -67,18 +68,6 @@ const message = toBinary(
 const json = new TextEncoder().encode(
   JSON.stringify({ data: [{ input: [0.1, 0.2, 0.3, 0.4] }], metadata: { model_id: "default" } }),
 );
-
-/** Sums the samples of a Prometheus series whose labels include every one of `labels`. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    const match = /^([a-zA-Z0-9_:]+)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    if (Object.entries(labels).every(([k, v]) => (match[2] ?? "").includes(`${k}="${v}"`)))
-      sum += Number(match[3]);
-  }
-  return sum;
-}
 
 execFileSync(
   process.execPath,
@@ -172,7 +161,7 @@ for (let round = 0; round < repeat; round++) {
       },
     });
     const delta = (name: string, labels: Record<string, string> = {}) =>
-      sample(after, name, labels) - sample(before, name, labels);
+      seriesSum(after, name, labels) - seriesSum(before, name, labels);
     const ok = delta("batch_processor_requests_total", { method: "Infer", code: "ok" });
     const items = delta("batch_processor_items_total", { outcome: "success" });
     const ortSeconds = delta("batch_processor_inference_seconds_sum");

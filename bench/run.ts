@@ -32,6 +32,7 @@ import { freePort } from "./lib/free-port.js";
 import { grpcFrame, type H2loadSpec, h2load } from "./lib/h2load.js";
 import { piscinaFloor } from "./lib/piscina-floor.js";
 import { type CpuUse, measureCpu, rssBytes } from "./lib/proc.js";
+import { seriesSum } from "./lib/prometheus-text.js";
 import { median, rawLimit } from "./lib/raw-limit.js";
 import type { LoadResult, LoadSpec } from "./load-generator.js";
 
@@ -216,19 +217,7 @@ async function scrape(
   server: Server,
 ): Promise<(name: string, labels?: Record<string, string>) => number> {
   const text = await (await fetch(`http://${server.api}/metrics`)).text();
-  return (name, labels = {}) => {
-    let sum = 0;
-    let found = false;
-    for (const line of text.split("\n")) {
-      const match = /^([a-zA-Z0-9_:]+)(\{[^}]*\})? (\S+)$/.exec(line);
-      if (match === null || match[1] !== name) continue;
-      if (!Object.entries(labels).every(([k, v]) => (match[2] ?? "").includes(`${k}="${v}"`)))
-        continue;
-      sum += Number(match[3]);
-      found = true;
-    }
-    return found ? sum : Number.NaN;
-  };
+  return (name, labels = {}) => seriesSum(text, name, labels, Number.NaN);
 }
 
 async function promValue(
