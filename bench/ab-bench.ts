@@ -17,8 +17,8 @@ import { parseArgs } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { SubmitBatchRequestSchema } from "../gen/batchprocessor/v1/batch_processor_pb.js";
 import { freePort } from "./lib/free-port.js";
-import { grpcFrame, type H2loadSpec, h2load } from "./lib/h2load.js";
-import { seriesSum } from "./lib/prometheus-text.js";
+import { grpcFrame, type H2loadSpec } from "./lib/h2load.js";
+import { inferCost } from "./lib/infer-cost.js";
 import { median } from "./lib/raw-limit.js";
 
 const { values } = parseArgs({
@@ -112,25 +112,12 @@ async function window(server: Server): Promise<number> {
           streams: 1,
           h1: true,
         };
-  let before = "";
-  let after = "";
-  const scrape = async () => (await fetch(`http://127.0.0.1:${server.api}/metrics`)).text();
-  const result = await h2load({
-    ...target,
-    seconds,
-    warmupSeconds: 1,
-    watch: [server.child.pid as number],
-    onWindow: async (edge) => {
-      if (edge === "start") before = await scrape();
-      else after = await scrape();
-    },
-  });
-  const delta = (name: string, labels: Record<string, string> = {}) =>
-    seriesSum(after, name, labels) - seriesSum(before, name, labels);
-  const ok = delta("batch_processor_requests_total", { method: "Infer", code: "ok" });
-  const ortSeconds = delta("batch_processor_inference_seconds_sum");
-  const cpuSeconds = ((result.watchedCpu[0]?.totalPercent ?? Number.NaN) / 100) * seconds;
-  return ((cpuSeconds - ortSeconds) / ok) * 1e6;
+  const cost = await inferCost(
+    { ...target, seconds, warmupSeconds: 1 },
+    server.child.pid as number,
+    `http://127.0.0.1:${server.api}/metrics`,
+  );
+  return cost.usPerRequest;
 }
 
 const base = await start("base", resolve(values.base));

@@ -16,7 +16,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { SubmitBatchRequestSchema } from "../gen/batchprocessor/v1/batch_processor_pb.js";
 import { freePort } from "./lib/free-port.js";
 import { grpcFrame, h2load } from "./lib/h2load.js";
-import { seriesSum } from "./lib/prometheus-text.js";
+import { inferCost } from "./lib/infer-cost.js";
 import { median } from "./lib/raw-limit.js";
 
 const { values } = parseArgs({
@@ -147,38 +147,21 @@ for (let round = 0; round < repeat; round++) {
     },
   ] as const;
   for (const target of targets) {
-    let before = "";
-    let after = "";
-    const scrape = async () => (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
-    const result = await h2load({
-      ...target,
-      seconds,
-      warmupSeconds,
-      watch: [server.pid as number],
-      onWindow: async (edge) => {
-        if (edge === "start") before = await scrape();
-        else after = await scrape();
-      },
-    });
-    const delta = (name: string, labels: Record<string, string> = {}) =>
-      seriesSum(after, name, labels) - seriesSum(before, name, labels);
-    const ok = delta("batch_processor_requests_total", { method: "Infer", code: "ok" });
-    const items = delta("batch_processor_items_total", { outcome: "success" });
-    const ortSeconds = delta("batch_processor_inference_seconds_sum");
-    const cpu = result.watchedCpu[0];
-    const cpuSeconds = ((cpu?.totalPercent ?? Number.NaN) / 100) * seconds;
-    keep(`${target.name}Rps`, ok / seconds);
-    keep(`${target.name}Items`, items / seconds);
-    keep(`${target.name}Us`, ((cpuSeconds - ortSeconds) / ok) * 1e6);
-    keep(`${target.name}MainUs`, ((((cpu?.mainPercent ?? Number.NaN) / 100) * seconds) / ok) * 1e6);
-    keep(`${target.name}OrtUs`, (ortSeconds / ok) * 1e6);
-    keep(
-      `${target.name}/echo`,
-      (((cpuSeconds - ortSeconds) / ok) * 1e6) / (runs.echoUs?.at(-1) as number),
+    const cost = await inferCost(
+      { ...target, seconds, warmupSeconds },
+      server.pid as number,
+      `http://127.0.0.1:${apiPort}/metrics`,
     );
+    const { ok } = cost;
+    keep(`${target.name}Rps`, ok / seconds);
+    keep(`${target.name}Items`, cost.items / seconds);
+    keep(`${target.name}Us`, cost.usPerRequest);
+    keep(`${target.name}MainUs`, (cost.mainSeconds / ok) * 1e6);
+    keep(`${target.name}OrtUs`, (cost.ortSeconds / ok) * 1e6);
+    keep(`${target.name}/echo`, cost.usPerRequest / (runs.echoUs?.at(-1) as number));
     keep(
       `${target.name}GeneratorUs`,
-      ((((result.generatorCpu?.totalPercent ?? Number.NaN) / 100) * seconds) / ok) * 1e6,
+      ((((cost.result.generatorCpu?.totalPercent ?? Number.NaN) / 100) * seconds) / ok) * 1e6,
     );
   }
   server.kill("SIGTERM");
