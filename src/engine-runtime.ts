@@ -8,7 +8,9 @@ import { RedisCluster } from "./cluster/index.js";
 import type { ServerConfig } from "./config/index.js";
 import {
   BatchProcessor,
+  type BatchProcessorOptions,
   type EngineObserver,
+  type JobData,
   type JobStore,
   type ModelCatalog,
   type ModelReloadOutcome,
@@ -35,6 +37,8 @@ export interface EngineRuntime {
 /** Where batches are kept and run: the embedded store alone, or a cluster on one Redis. */
 interface Backend {
   readonly store: JobStore;
+  /** Where jobs are kept; none in a cluster yet. */
+  readonly jobData?: JobData;
   readonly cluster?: RedisCluster;
   readonly figures: Figures;
 }
@@ -45,7 +49,7 @@ async function openBackend(config: ServerConfig, logger: Logger): Promise<Backen
       dataDir: config.dataDir,
       synchronous: config.dbSynchronous,
     });
-    return { store, figures: storeFigures(store) };
+    return { store, jobData: store.jobs, figures: storeFigures(store) };
   }
   const store = new RedisJobStore({ url: config.redisUrl, prefix: config.clusterPrefix });
   try {
@@ -69,6 +73,7 @@ export async function startEngine(
   config: ServerConfig,
   logger: Logger,
   observer?: EngineObserver,
+  onJobEnded?: BatchProcessorOptions["onJobEnded"],
 ): Promise<EngineRuntime> {
   const { pool, models, reload, watch } = await createInferencePool({
     modelDir: config.modelDir,
@@ -88,6 +93,9 @@ export async function startEngine(
       logger,
       observer,
       cluster: backend.cluster,
+      jobData: backend.jobData,
+      onJobEnded,
+      maxJobItems: config.maxJobItems,
       maxQueueSize: config.maxQueueSize,
       maxConcurrentBatches: config.maxConcurrentBatches,
       resultTtlMs: config.resultTtlMs,

@@ -7,6 +7,7 @@ import {
   type Authenticator,
   createAuthenticator,
   createOverloadGuard,
+  JobCallbacks,
   type ServiceBinding,
   startGrpcServer,
   startHttpServer,
@@ -95,7 +96,10 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     adminApiKeys: config.adminApiKeys,
     secret: Buffer.from(secrets.ownerSecret.value),
   });
-  const engine = await startEngine(config, logger, combineObservers(...observers));
+  const callbacks = new JobCallbacks({ log: logger });
+  const engine = await startEngine(config, logger, combineObservers(...observers), (view, to) =>
+    callbacks.send(view, to),
+  );
   const { processor, models } = engine;
   prometheus?.bindStats(() => processor.stats());
   const figures = new NodeFigures({
@@ -117,6 +121,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       models: { catalog: models, reload: engine.reloadModels },
       figures,
       resources,
+      maxLineBytes: config.maxRequestBytes,
     }),
     auth,
     guard,
@@ -179,6 +184,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
         grpc.setServing(false);
         const started = Date.now();
         await processor.close({ timeoutMs: config.shutdownTimeoutMs });
+        await callbacks.close();
         const left = Math.max(0, config.shutdownTimeoutMs - (Date.now() - started));
         await Promise.all([http.close(left), grpc.close(left)]);
       })();

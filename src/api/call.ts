@@ -57,7 +57,7 @@ export class Call {
    * headers only, so a refused call never has its body read.
    */
   admit(header: HeaderGetter): void {
-    this.#release = this.#binding.guard.enter(this.#method.methodKind === "server_streaming");
+    this.#release = this.#binding.guard.enter(this.#method.methodKind !== "unary");
     this.#principal = this.#binding.auth.authenticate(header);
   }
 
@@ -74,6 +74,11 @@ export class Call {
       principal: this.#who(),
       signal,
     }) as AsyncIterable<unknown>;
+  }
+
+  /** Runs a client-streaming method with its stream of decoded requests. */
+  async clientStream(requests: AsyncIterable<unknown>, signal: AbortSignal): Promise<unknown> {
+    return this.#impl()(requests as never, { principal: this.#who(), signal });
   }
 
   /** Ends the call as answered. */

@@ -25,6 +25,7 @@ import {
   gzipped,
   type RpcFormat,
   readRpcRequest,
+  readRpcRequests,
   rpcContentTypes,
   rpcFormatOf,
   timeoutMsOf,
@@ -58,7 +59,7 @@ export function createConnectHandler(
   return (req, res) => {
     const path = (req.url ?? "").split("?", 2)[0] ?? "";
     const method = methods.get(path);
-    const streaming = method?.methodKind === "server_streaming";
+    const streaming = method !== undefined && method.methodKind !== "unary";
     const contentType = req.headers["content-type"];
     const format = rpcFormatOf(contentType, streaming);
     const refusal =
@@ -101,6 +102,14 @@ async function serve(
     const timeoutMs = timeoutMsOf(format, header(format.timeoutHeader));
     deadline = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs);
     const signal = deadline === undefined ? left.signal : AbortSignal.any([left.signal, deadline]);
+    if (call.method.methodKind === "client_streaming") {
+      const requests = readRpcRequests(req, format, call.method.input, limit);
+      const response = await call.clientStream(requests, signal);
+      await out.message(call.method, response as Message);
+      call.ok(response);
+      out.end();
+      return;
+    }
     const request = await readRpcRequest(req, format, call.method.input, limit);
     if (call.method.methodKind === "server_streaming") {
       for await (const message of call.stream(request, signal))

@@ -21,6 +21,7 @@ const CODES: Record<ErrorCode, Code> = {
   DEADLINE_EXCEEDED: Code.DeadlineExceeded,
   UNAVAILABLE: Code.Unavailable,
   CANCELLED: Code.Canceled,
+  UNIMPLEMENTED: Code.Unimplemented,
 };
 
 /** HTTP status of each code on the REST routes. */

@@ -144,7 +144,7 @@ export function grpcServiceDefinition(): grpc.ServiceDefinition {
   for (const method of BatchProcessorService.methods) {
     definition[method.localName] = {
       path: pathOf(method),
-      requestStream: false,
+      requestStream: method.methodKind === "client_streaming",
       responseStream: method.methodKind === "server_streaming",
       requestSerialize: (message: Message) => Buffer.from(toBinary(method.input, message as never)),
       requestDeserialize: (bytes: Buffer) =>
@@ -228,7 +228,11 @@ function handlers(calls: WeakMap<grpc.Metadata, Call>): grpc.UntypedServiceImple
   const out: grpc.UntypedServiceImplementation = {};
   for (const method of BatchProcessorService.methods) {
     out[method.localName] =
-      method.methodKind === "server_streaming" ? streamingHandler(calls) : unaryHandler(calls);
+      method.methodKind === "server_streaming"
+        ? streamingHandler(calls)
+        : method.methodKind === "client_streaming"
+          ? clientStreamingHandler(calls)
+          : unaryHandler(calls);
   }
   return out;
 }
@@ -262,6 +266,34 @@ function unaryHandler(calls: WeakMap<grpc.Metadata, Call>): grpc.handleUnaryCall
   };
 }
 
+function clientStreamingHandler(
+  calls: WeakMap<grpc.Metadata, Call>,
+): grpc.handleClientStreamingCall<Message, Message> {
+  return (grpcCall, callback) => {
+    const call = callOf(calls, grpcCall.metadata);
+    const { signal, settle } = signalOf(grpcCall);
+    call.clientStream(decodedMessages(grpcCall), signal).then(
+      (response) => {
+        settle();
+        call.ok(response);
+        callback(null, response as Message);
+      },
+      (error: unknown) => {
+        settle();
+        callback(grpcStatus(call.fail(error)));
+      },
+    );
+  };
+}
+
+/** The messages of a client stream; one that did not decode ends it with its error. */
+async function* decodedMessages(stream: AsyncIterable<unknown>): AsyncIterable<Message> {
+  for await (const decoded of stream as AsyncIterable<DecodedRequest>) {
+    if (!decoded.ok) throw decoded.error;
+    yield decoded.request as Message;
+  }
+}
+
 function streamingHandler(
   calls: WeakMap<grpc.Metadata, Call>,
 ): grpc.handleServerStreamingCall<Message, Message> {
@@ -273,7 +305,8 @@ function streamingHandler(
       if (!decoded.ok) throw decoded.error;
       for await (const message of call.stream(decoded.request, signal)) {
         if (grpcCall.cancelled) break;
-        grpcCall.write(message as Message);
+        // A slow reader holds the stream back rather than the server's memory growing.
+        if (!grpcCall.write(message as Message)) await drained(grpcCall);
       }
     })().then(
       () => {
@@ -289,9 +322,27 @@ function streamingHandler(
   };
 }
 
+/** Resolves once the stream takes more, or the call has ended. */
+function drained(stream: grpc.ServerWritableStream<Message, Message>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("cancelled", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("cancelled", done);
+    stream.on("close", done);
+  });
+}
+
 /** A signal that aborts when the client cancels; `settle()` marks the call answered. */
 function signalOf(
-  call: grpc.ServerUnaryCall<Message, Message> | grpc.ServerWritableStream<Message, Message>,
+  call:
+    | grpc.ServerUnaryCall<Message, Message>
+    | grpc.ServerWritableStream<Message, Message>
+    | grpc.ServerReadableStream<Message, Message>,
 ): {
   signal: AbortSignal;
   settle: () => void;
@@ -299,7 +350,7 @@ function signalOf(
   const controller = new AbortController();
   let settled = false;
   // grpc-js also reports "cancelled" as the stream closes after an answer: only abort before one.
-  call.on("cancelled", () => {
+  (call as EventEmitter).on("cancelled", () => {
     if (!settled) controller.abort();
   });
   return {

@@ -44,6 +44,51 @@ const HEADERS_TIMEOUT_MS = 20_000;
 /** How long an idle keep-alive connection stays open between requests, ms. */
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
+/** The paths whose bodies are uploads of any size: a job's lines, on REST, Connect and gRPC-Web. */
+const UPLOAD_PATHS = new Set([
+  "/api/batch-processor/jobs",
+  `/${BatchProcessorService.typeName}/${BatchProcessorService.method.createJob.name}`,
+]);
+
+function isUpload(req: IncomingMessage): boolean {
+  return req.method === "POST" && UPLOAD_PATHS.has((req.url ?? "/").split("?")[0] ?? "/");
+}
+
+/**
+ * Ends a request whose body has not arrived within `ms` (408, connection closed); an upload
+ * instead may take as long as it needs while it keeps sending, and ends once it stalls for `ms`.
+ */
+function limitBodyTime(req: IncomingMessage, res: ServerResponse, ms: number, upload: boolean) {
+  if (req.complete) return;
+  const expire = () => {
+    if (req.complete) return;
+    if (!res.headersSent) {
+      res.writeHead(408, { connection: "close", "content-length": 0 });
+      res.end();
+    }
+    req.socket.destroySoon();
+  };
+  // An upload is watched by the bytes its socket has read (a listener of its own would start
+  // the body flowing before the handler reads it).
+  let read = req.socket.bytesRead;
+  let lastProgress = Date.now();
+  const timer = upload
+    ? setInterval(
+        () => {
+          const now = Date.now();
+          if (req.socket.bytesRead !== read) {
+            read = req.socket.bytesRead;
+            lastProgress = now;
+          } else if (now - lastProgress >= ms) expire();
+        },
+        Math.min(ms, 1000),
+      )
+    : setTimeout(expire, ms);
+  const stop = () => clearTimeout(timer);
+  req.once("end", stop);
+  req.once("close", stop);
+}
+
 /** Starts the API server. */
 export async function startHttpServer(
   binding: ServiceBinding,
@@ -57,12 +102,15 @@ export async function startHttpServer(
   const server = createServer(
     {
       headersTimeout: Math.min(HEADERS_TIMEOUT_MS, options.requestTimeoutMs),
-      requestTimeout: options.requestTimeoutMs,
+      // The body's time is kept per request below: an upload of a job may take as long as it
+      // keeps sending.
+      requestTimeout: 0,
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
       // How often the timeouts above are checked; the default (30 s) lets a slow body linger.
       connectionsCheckingInterval: 1000,
     },
     (req, res) => {
+      limitBodyTime(req, res, options.requestTimeoutMs, isUpload(req));
       handle(req, res).catch((error: unknown) =>
         sendError(req, res, toConnectError(error, binding.log, { path: req.url })),
       );

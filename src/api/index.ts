@@ -10,4 +10,5 @@ export type { Protocol, ServiceBinding } from "./call.js";
 export { restErrorBody, toConnectError } from "./error-mapping.js";
 export { grpcServiceDefinition, type StartedGrpcServer, startGrpcServer } from "./grpc-server.js";
 export { type StartedHttpServer, startHttpServer } from "./http-server.js";
+export { JobCallbacks, SIGNATURE_HEADER, signCallback } from "./job-callbacks.js";
 export { createOverloadGuard, type OverloadGuard } from "./overload.js";

@@ -9,9 +9,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
 import { BatchProcessorService } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-import { echo, InvalidInputError, isTerminal } from "../engine/index.js";
+import { echo, InvalidInputError, isJobEnded, isTerminal } from "../engine/index.js";
 import {
+  bodyStream,
   JSON_WRITE_OPTIONS,
+  jsonWriteOptionsOf,
   lastEventId,
   ndjsonLine,
   parseJsonBody,
@@ -21,7 +23,7 @@ import {
 import { Call, type ServiceBinding } from "./call.js";
 import { httpStatusOf, restErrorBody } from "./error-mapping.js";
 import { MethodNotAllowedError } from "./http-errors.js";
-import { decodeRestRequest, matchRoute, routesOf } from "./rest-transcoder.js";
+import { decodeRestRequest, decodeRestUpload, matchRoute, routesOf } from "./rest-transcoder.js";
 
 /** Options of {@link createRestHandler}. */
 export interface RestHandlerOptions {
@@ -52,6 +54,13 @@ export function createRestHandler(
       if ("allowed" in match) throw new MethodNotAllowedError(req.method ?? "", match.allowed);
       call.admit((name) => headerValue(req, name));
       const { route, params } = match;
+      if (route.method.methodKind === "client_streaming") {
+        const requests = decodeRestUpload(route, params, url.searchParams, uploadBody(req));
+        const response = (await call.clientStream(requests, abort.signal)) as Message;
+        sendJson(res, 201, toJson(route.method.output, response, JSON_WRITE_OPTIONS));
+        call.ok(response);
+        return true;
+      }
       const body = route.body === "*" ? await readJson(req, options.maxBodyBytes) : undefined;
       const request = decodeRestRequest(route, params, url.searchParams, body);
       if (route.method.methodKind === "server_streaming") {
@@ -96,13 +105,17 @@ async function stream(
   let seq = resumed?.seq ?? 0;
   const write = (json: JsonValue, event: "status" | "error") => {
     if (!sse) return res.write(ndjsonLine(json));
-    const ended = event === "error" || isTerminal(String((json as { status?: unknown }).status));
+    const status = String((json as { status?: unknown }).status);
+    const ended = event === "error" || isTerminal(status) || isJobEnded(status);
     seq++;
     return res.write(sseEvent(seq, ended, event, json));
   };
+  const jsonOptions = jsonWriteOptionsOf(schema.typeName);
   try {
-    for (let step = first; !step.done; step = await iterator.next())
-      write(toJson(schema, step.value as never, JSON_WRITE_OPTIONS), "status");
+    for (let step = first; !step.done; step = await iterator.next()) {
+      // A slow reader holds the stream back rather than the server's memory growing.
+      if (!write(toJson(schema, step.value as never, jsonOptions), "status")) await drained(res);
+    }
   } catch (error) {
     // Past the status line an error is a frame of its own, from the same mapping.
     const body = restErrorBody(call.fail(error));
@@ -110,6 +123,27 @@ async function stream(
   }
   res.end();
   call.ok();
+}
+
+/** Resolves once `res` takes more, or has closed. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
+
+/** An upload's body as it arrives, inflated; bodies are taken whatever their type but multipart. */
+function uploadBody(req: IncomingMessage): AsyncIterable<Buffer> {
+  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+  if (type.startsWith("multipart/"))
+    throw new InvalidInputError("content-type", `expected application/x-ndjson, got ${echo(type)}`);
+  return bodyStream(req, headerValue(req, "content-encoding"));
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {

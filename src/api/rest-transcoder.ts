@@ -5,6 +5,8 @@
  * as Connect's, so every JSON protocol accepts and rejects the same input, with the same words.
  */
 import {
+  create,
+  type DescField,
   type DescMessage,
   type DescMethod,
   type DescService,
@@ -162,4 +164,40 @@ function safeDecode(part: string): string {
   } catch {
     return part;
   }
+}
+
+/**
+ * The messages of a client-streaming route: first the request's header message (its first
+ * field, a message) from the query string and path variables, then one message per piece of the
+ * body, in the field the rule's `body` names (a message with one bytes field).
+ */
+export async function* decodeRestUpload(
+  route: RestRoute,
+  params: Record<string, string>,
+  query: URLSearchParams,
+  body: AsyncIterable<Uint8Array>,
+): AsyncIterable<unknown> {
+  const input = route.method.input;
+  const head = input.fields[0];
+  const part = input.fields.find((f) => f.name === route.body);
+  const bytes = part?.message?.fields.find((f) => f.scalar === ScalarType.BYTES);
+  if (head?.message === undefined || part?.message === undefined || bytes === undefined)
+    throw new Error(`route ${route.template} is not an upload route`);
+  const json: JsonObject = {};
+  for (const key of new Set(query.keys()))
+    json[key] = queryValue(head.message, key, query.getAll(key));
+  for (const [name, value] of Object.entries(params)) json[name] = value;
+  yield create(input, fieldInit(head, decodeJsonRequest(head.message, json)) as never);
+  for await (const chunk of body)
+    yield create(
+      input,
+      fieldInit(part, create(part.message, { [bytes.localName]: chunk } as never)) as never,
+    );
+}
+
+/** The init object that sets `field` to `value`, a oneof member included. */
+function fieldInit(field: DescField, value: unknown): Record<string, unknown> {
+  return field.oneof === undefined
+    ? { [field.localName]: value }
+    : { [field.oneof.localName]: { case: field.localName, value } };
 }

@@ -167,6 +167,12 @@ export const SETTINGS = {
     meaning: `most waiting items over all batches (${OPTION_BOUNDS.maxQueueSize.join("..")})`,
     parse: integer(OPTION_BOUNDS.maxQueueSize),
   }),
+  maxJobItems: setting({
+    env: "MAX_JOB_ITEMS",
+    default: String(PROCESSOR_DEFAULTS.maxJobItems),
+    meaning: `most lines in one job (${OPTION_BOUNDS.maxJobItems.join("..")})`,
+    parse: integer(OPTION_BOUNDS.maxJobItems),
+  }),
   maxConcurrentBatches: setting({
     env: "MAX_CONCURRENT_BATCHES",
     default: String(PROCESSOR_DEFAULTS.maxConcurrentBatches),

@@ -5,6 +5,7 @@
  * below it.
  */
 import { randomUUID } from "node:crypto";
+import { Jobs } from "./bulk/index.js";
 import {
   BatchEndedError,
   BatchExistsError,
@@ -77,6 +78,7 @@ export class BatchProcessor {
   /** Ids of infer requests: never stored, so unique per process is enough. */
   readonly #inferIds = new IdSequence();
   readonly #housekeeping: Housekeeping;
+  readonly #jobs: Jobs;
   #closing = false;
   #storeClosed = false;
 
@@ -98,8 +100,31 @@ export class BatchProcessor {
       clock: this.#clock,
       observer: o.observer,
     });
+    this.#jobs = new Jobs({
+      data: o.jobData,
+      unavailable:
+        o.cluster === undefined
+          ? "this server keeps no jobs"
+          : "jobs are not served by a cluster yet: run them on a node with the embedded store",
+      runner: this.#runner,
+      models: o.models,
+      defaultModel: this.#options.defaultModel,
+      maxLines: this.#options.maxJobItems,
+      threads: o.pool.threads,
+      clock: this.#clock,
+      log: this.#log,
+      observer: o.observer,
+      onEnded: o.onJobEnded,
+    });
+    const jobs = this.#jobs;
     this.#housekeeping = new Housekeeping({
-      store: o.store,
+      store: {
+        // Batches first, then jobs: each call deletes at most `limit` of both together.
+        async purgeFinished(before, limit) {
+          const batches = await o.store.purgeFinished(before, limit);
+          return batches < limit ? batches + (await jobs.purge(before, limit - batches)) : batches;
+        },
+      },
       retryUnrecorded: () => this.#runner.retryUnrecorded(),
       resultTtlMs: this.#options.resultTtlMs,
       intervalMs: this.#options.purgeIntervalMs,
@@ -133,6 +158,7 @@ export class BatchProcessor {
     const processor = new BatchProcessor(options, batching);
     await processor.warmUp(processor.#pool, processor.#models);
     await processor.#placement.start();
+    await processor.#jobs.recover();
     processor.#housekeeping.start();
     return processor;
   }
@@ -143,6 +169,12 @@ export class BatchProcessor {
    */
   warmUp(pool: InferencePool, models: ModelCatalog): Promise<void> {
     return warmUp(pool, models, this.#runner.batcher, this.#batching.maxBatchSize, this.#log);
+  }
+
+  /** Jobs: data sets of any size (see `bulk/jobs.ts`). */
+  get jobs(): Jobs {
+    this.#assertStoreOpen();
+    return this.#jobs;
   }
 
   /** The live batching configuration. */
@@ -328,6 +360,9 @@ export class BatchProcessor {
     this.#closing = true;
     this.#housekeeping.stop();
     await this.#placement.stopTaking();
+    // Before the runner fails what is queued: a job's chunk in the batcher runs again after the
+    // next start instead.
+    this.#jobs.close();
     this.#runner.shutdown();
     const timeoutMs = options.timeoutMs ?? 10_000;
     let timer: NodeJS.Timeout | undefined;

@@ -15,7 +15,8 @@ export type ErrorCode =
   | "RESOURCE_EXHAUSTED"
   | "DEADLINE_EXCEEDED"
   | "UNAVAILABLE"
-  | "CANCELLED";
+  | "CANCELLED"
+  | "UNIMPLEMENTED";
 
 /** Every {@link ErrorCode}, in one list (stores read codes back and check them against it). */
 export const ERROR_CODES: readonly ErrorCode[] = [
@@ -29,6 +30,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "DEADLINE_EXCEEDED",
   "UNAVAILABLE",
   "CANCELLED",
+  "UNIMPLEMENTED",
 ];
 
 /**
@@ -106,9 +108,10 @@ export class ModelNotFoundError extends DomainError {
   constructor(
     readonly modelId: string,
     readonly available: readonly string[],
+    field = "metadata.model_id",
   ) {
     super(
-      `metadata.model_id: model ${echo(modelId)} not found; available models: ${
+      `${field}: model ${echo(modelId)} not found; available models: ${
         available.length > 0 ? available.join(", ") : "(none)"
       }`,
     );
@@ -244,6 +247,45 @@ export class CancelledError extends DomainError {
   constructor(message = "the request was cancelled") {
     super(message);
     this.name = "CancelledError";
+  }
+}
+
+/** No job with this id is visible to the caller. */
+export class JobNotFoundError extends DomainError {
+  readonly code = "NOT_FOUND";
+  constructor(readonly jobId: string) {
+    super(`job ${echo(jobId)} not found`);
+    this.name = "JobNotFoundError";
+  }
+}
+
+/** A client `job_id` was reused with a different upload. */
+export class JobExistsError extends DomainError {
+  readonly code = "ALREADY_EXISTS";
+  constructor(readonly jobId: string) {
+    super(`job_id: ${echo(jobId)} already exists with a different upload`);
+    this.name = "JobExistsError";
+  }
+}
+
+/** The job has ended and can no longer be cancelled. */
+export class JobEndedError extends DomainError {
+  readonly code = "FAILED_PRECONDITION";
+  constructor(
+    readonly jobId: string,
+    readonly status: string,
+  ) {
+    super(`job ${echo(jobId)} has already ended (${status}) and can no longer be cancelled`);
+    this.name = "JobEndedError";
+  }
+}
+
+/** This deployment does not run jobs (see the message for why). */
+export class JobsUnavailableError extends DomainError {
+  readonly code = "UNIMPLEMENTED";
+  constructor(reason: string) {
+    super(reason);
+    this.name = "JobsUnavailableError";
   }
 }
 

@@ -8,6 +8,7 @@
  * (where a stored batch runs).
  */
 export { BatchProcessor } from "./batch-processor.js";
+export * from "./bulk/index.js";
 export * from "./errors.js";
 export type * from "./inference-pool.js";
 export type * from "./job-store.js";

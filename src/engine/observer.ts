@@ -36,6 +36,8 @@ export interface EngineObserver {
   onRejected?(model: string, priority: Priority, items: number): void;
   /** A store write failed; the batches it concerned ended failed. */
   onStoreError?(): void;
+  /** Lines of a job of `model` got their outcomes: `completed` with an output, `failed` without. */
+  onJobLines?(model: string, completed: number, failed: number): void;
 }
 
 /** One observer that tells each of `observers` in turn. */
@@ -55,6 +57,9 @@ export function combineObservers(...observers: readonly EngineObserver[]): Engin
     },
     onStoreError: () => {
       for (const o of observers) o.onStoreError?.();
+    },
+    onJobLines: (model, completed, failed) => {
+      for (const o of observers) o.onJobLines?.(model, completed, failed);
     },
   };
 }

@@ -44,6 +44,7 @@ export const OPTION_BOUNDS = Object.freeze({
   maxConcurrentBatches: [0, 10_000_000],
   resultTtlMs: [1000, 365 * 24 * 3600 * 1000],
   purgeIntervalMs: [10, 24 * 3600 * 1000],
+  maxJobItems: [1, 100_000_000],
 } as const satisfies Record<string, readonly [number, number]>);
 
 /**
@@ -129,6 +130,8 @@ export interface ProcessorOptions {
   defaultModel?: string;
   /** How often expired results are purged, ms. @defaultValue 60000 */
   purgeIntervalMs?: number;
+  /** Most lines in one job. @defaultValue 10000000 */
+  maxJobItems?: number;
 }
 
 /** {@link ProcessorOptions} with every field present. */
@@ -141,6 +144,7 @@ export const PROCESSOR_DEFAULTS: ResolvedProcessorOptions = Object.freeze({
   resultTtlMs: 24 * 60 * 60 * 1000,
   defaultModel: "default",
   purgeIntervalMs: 60_000,
+  maxJobItems: 10_000_000,
 });
 
 /** Applies {@link PROCESSOR_DEFAULTS} and validates each field. */
@@ -150,6 +154,7 @@ export function resolveProcessorOptions(options: ProcessorOptions = {}): Resolve
   integerIn("maxConcurrentBatches", o.maxConcurrentBatches);
   integerIn("resultTtlMs", o.resultTtlMs);
   integerIn("purgeIntervalMs", o.purgeIntervalMs);
+  integerIn("maxJobItems", o.maxJobItems);
   if (typeof o.defaultModel !== "string" || o.defaultModel.length === 0)
     throw new InvalidInputError("defaultModel", "must be a non-empty string");
   return Object.freeze(o);

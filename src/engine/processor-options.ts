@@ -1,4 +1,5 @@
 /** What the processor is made of, and the options it is opened with. */
+import type { JobCallback, JobData, JobView } from "./bulk/index.js";
 import type { InferencePool, ModelCatalog } from "./inference-pool.js";
 import type { JobStore } from "./job-store.js";
 import type { EngineLogger } from "./logger.js";
@@ -23,4 +24,8 @@ export interface BatchProcessorOptions extends ProcessorOptions {
    * them. Without one, this process runs every batch it stores.
    */
   readonly cluster?: Cluster;
+  /** Where jobs (data sets) are kept; without it jobs are refused with UNIMPLEMENTED. */
+  readonly jobData?: JobData;
+  /** Told once about each job that ended in this process, with its callback (if any). */
+  readonly onJobEnded?: (view: JobView, callback: JobCallback | null) => void;
 }

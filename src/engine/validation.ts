@@ -174,19 +174,25 @@ function resolveModel(
   if (requested !== undefined && typeof requested !== "string") {
     throw new InvalidInputError("metadata.model_id", "expected a string");
   }
-  const name = requested ?? defaultModel;
+  return modelNamed("metadata.model_id", requested ?? defaultModel, models);
+}
+
+/** The model called `name`, if it exists and is available; `field` names where the name came from. */
+export function modelNamed(field: string, name: string, models: ModelCatalog): ModelInfo {
   const model = models.get(name);
   if (model === undefined)
     throw new ModelNotFoundError(
       name,
       models.list().map((m) => m.name),
+      field,
     );
   if (!model.available) throw new ModelUnavailableError(name, model.reason ?? "failed to load");
   return model;
 }
 
-function validatePriority(priority: unknown): Priority {
-  if (priority === undefined || priority === null || priority === "") return "normal";
+/** A priority class; `fallback` when none is given. */
+export function validatePriority(priority: unknown, fallback: Priority = "normal"): Priority {
+  if (priority === undefined || priority === null || priority === "") return fallback;
   if (typeof priority !== "string" || !(PRIORITIES as readonly string[]).includes(priority)) {
     throw new InvalidInputError(
       "priority",
@@ -244,32 +250,42 @@ function validateItem(item: unknown, index: number, model: ModelInfo): ValidItem
     requestId?: unknown;
     shape?: unknown;
   };
-  if (input === undefined || input === null)
-    throw new InvalidInputError(`${field}.input`, "is required");
-  if (!isArrayLike(input))
-    throw new InvalidInputError(`${field}.input`, "expected an array of numbers");
+  const tensor = validateTensor(`${field}.`, input, shape, model);
+  return {
+    requestId: validateId(`${field}.request_id`, requestId) ?? `req_${index + 1}`,
+    data: tensor.data,
+    shape: tensor.shape,
+  };
+}
+
+/**
+ * Validates one item's numbers and shape against `model`; fields are named `${prefix}input` and
+ * `${prefix}shape`.
+ */
+export function validateTensor(
+  prefix: string,
+  input: unknown,
+  shape: unknown,
+  model: ModelInfo,
+): { data: ArrayLike<number>; shape: number[] } {
+  const field = `${prefix}input`;
+  if (input === undefined || input === null) throw new InvalidInputError(field, "is required");
+  if (!isArrayLike(input)) throw new InvalidInputError(field, "expected an array of numbers");
   const length = input.length;
-  if (length === 0) throw new InvalidInputError(`${field}.input`, "must contain at least 1 number");
+  if (length === 0) throw new InvalidInputError(field, "must contain at least 1 number");
   // A Float32Array holds float32 values already; plain numbers must also fit one.
   const float32 = input instanceof Float32Array;
   for (let j = 0; j < length; j++) {
     const v = input[j];
     if (typeof v !== "number" || !Number.isFinite(v)) {
-      throw new InvalidInputError(
-        `${field}.input[${j}]`,
-        `expected a finite number, got ${echo(v)}`,
-      );
+      throw new InvalidInputError(`${field}[${j}]`, `expected a finite number, got ${echo(v)}`);
     }
     if (!float32 && (v > FLOAT32_MAX || v < -FLOAT32_MAX))
-      throw new InvalidInputError(`${field}.input[${j}]`, `${v} is outside the float32 range`);
+      throw new InvalidInputError(`${field}[${j}]`, `${v} is outside the float32 range`);
   }
-  const dims = validateShape(`${field}.shape`, shape, length);
-  checkFitsModel(field, dims, length, model);
-  return {
-    requestId: validateId(`${field}.request_id`, requestId) ?? `req_${index + 1}`,
-    data: input as ArrayLike<number>,
-    shape: dims,
-  };
+  const dims = validateShape(`${prefix}shape`, shape, length);
+  checkFitsModel(prefix, dims, length, model);
+  return { data: input as ArrayLike<number>, shape: dims };
 }
 
 function validateShape(field: string, shape: unknown, length: number): number[] {
@@ -294,7 +310,7 @@ function validateShape(field: string, shape: unknown, length: number): number[] 
 }
 
 function checkFitsModel(
-  field: string,
+  prefix: string,
   dims: readonly number[],
   length: number,
   model: ModelInfo,
@@ -304,7 +320,7 @@ function checkFitsModel(
     const want = expected[0] as number;
     if (want !== -1 && want !== length) {
       throw new InvalidInputError(
-        `${field}.input`,
+        `${prefix}input`,
         `expected ${want} numbers for model ${JSON.stringify(model.name)}, got ${length}`,
       );
     }
@@ -314,7 +330,7 @@ function checkFitsModel(
     dims.length === expected.length && expected.every((d, k) => d === -1 || d === dims[k]);
   if (!fits) {
     throw new InvalidInputError(
-      `${field}.shape`,
+      `${prefix}shape`,
       `model ${JSON.stringify(model.name)} takes items of shape [${expected.map((d) => (d === -1 ? "*" : d)).join(", ")}], got [${dims.join(", ")}]`,
     );
   }
@@ -349,9 +365,13 @@ export interface ListOptions {
 }
 
 /** Validates a list filter: `limit` 1..1000 (default 10), `status` a state, `active` or `all`. */
-export function validateListFilter(options: ListOptions): {
+export function validateListFilter<S extends string = BatchStatus>(
+  options: ListOptions,
+  known: readonly S[] = BATCH_STATUSES as unknown as readonly S[],
+  active: readonly S[] = ["queued", "processing"] as unknown as readonly S[],
+): {
   limit: number;
-  statuses: readonly BatchStatus[] | undefined;
+  statuses: readonly S[] | undefined;
 } {
   const limit = options.limit === undefined || options.limit === 0 ? 10 : options.limit;
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
@@ -363,12 +383,12 @@ export function validateListFilter(options: ListOptions): {
   const status = options.status;
   if (status === undefined || status === "" || status === "all")
     return { limit, statuses: undefined };
-  if (status === "active") return { limit, statuses: ["queued", "processing"] };
-  if (!(BATCH_STATUSES as readonly string[]).includes(status)) {
+  if (status === "active") return { limit, statuses: active };
+  if (!(known as readonly string[]).includes(status)) {
     throw new InvalidInputError(
       "status",
-      `expected active, all or one of ${BATCH_STATUSES.join(", ")}, got ${echo(status)}`,
+      `expected active, all or one of ${known.join(", ")}, got ${echo(status)}`,
     );
   }
-  return { limit, statuses: [status as BatchStatus] };
+  return { limit, statuses: [status as S] };
 }

@@ -40,6 +40,18 @@ import {
   type WatchBatchRequest,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import {
+  type CancelJobRequest,
+  type CreateJobRequest,
+  type GetJobRequest,
+  type GetJobResultsRequest,
+  type Job,
+  type JobResult,
+  type ListJobsRequest,
+  type ListJobsResponse,
+  ListJobsResponseSchema,
+  type WatchJobRequest,
+} from "../../gen/batchprocessor/v1/job_pb.js";
+import {
   type BatchProcessor,
   type BatchView,
   type BatchResults as EngineResults,
@@ -55,6 +67,7 @@ import {
 } from "../engine/index.js";
 import type { AnalyticsReport, ResourceMonitor, StatsSnapshot } from "../metrics/index.js";
 import { type SubmitBatchInput, unpackSubmit } from "../wire/index.js";
+import { jobOf, jobResultOf, uploadLines, uploadSpec } from "./job-messages.js";
 
 /** Who calls, and the signal that ends the call (client cancel, deadline, shutdown). */
 export interface CallContext {
@@ -77,6 +90,12 @@ export interface BatchProcessorServiceImpl {
   infer(request: SubmitBatchInput, call: CallContext): Promise<BatchResults>;
   listModels(request: ListModelsRequest, call: CallContext): Promise<ListModelsResponse>;
   reloadModels(request: ReloadModelsRequest, call: CallContext): Promise<ReloadModelsResponse>;
+  createJob(requests: AsyncIterable<CreateJobRequest>, call: CallContext): Promise<Job>;
+  getJob(request: GetJobRequest, call: CallContext): Promise<Job>;
+  listJobs(request: ListJobsRequest, call: CallContext): Promise<ListJobsResponse>;
+  cancelJob(request: CancelJobRequest, call: CallContext): Promise<Job>;
+  watchJob(request: WatchJobRequest, call: CallContext): AsyncIterable<Job>;
+  getJobResults(request: GetJobResultsRequest, call: CallContext): AsyncIterable<JobResult>;
 }
 
 /** The model repository as the service sees it: the catalog and its reload. */
@@ -99,6 +118,8 @@ export interface ServiceDependencies {
   readonly models: ModelService;
   readonly figures: FigureService;
   readonly resources: ResourceMonitor;
+  /** Longest line of a job's upload, bytes. @defaultValue 16 MiB */
+  readonly maxLineBytes?: number;
 }
 
 /** Builds the implementation over a running processor. */
@@ -107,6 +128,7 @@ export function createBatchProcessorService({
   models,
   figures,
   resources,
+  maxLineBytes = 16 * 1024 * 1024,
 }: ServiceDependencies): BatchProcessorServiceImpl {
   return {
     async submitBatch(request, { principal }) {
@@ -222,6 +244,37 @@ export function createBatchProcessorService({
         ),
         models: models.catalog.list().map(modelOf),
       });
+    },
+    async createJob(requests, { principal, signal }) {
+      const messages = requests[Symbol.asyncIterator]();
+      const spec = await uploadSpec(messages);
+      const lines = uploadLines(messages, maxLineBytes);
+      return jobOf(await processor.jobs.create(principal, spec, lines, signal));
+    },
+    async getJob(request, { principal }) {
+      return jobOf(await processor.jobs.get(principal, request.jobId));
+    },
+    async listJobs(request, { principal }) {
+      const page = await processor.jobs.list(principal, {
+        status: request.status,
+        limit: request.limit,
+        pageToken: request.pageToken,
+      });
+      return create(ListJobsResponseSchema, {
+        jobs: page.jobs.map(jobOf),
+        nextPageToken: page.nextPageToken ?? "",
+      });
+    },
+    async cancelJob(request, { principal }) {
+      return jobOf(await processor.jobs.cancel(principal, request.jobId));
+    },
+    async *watchJob(request, { principal, signal }) {
+      for await (const view of processor.jobs.watch(principal, request.jobId, signal))
+        yield jobOf(view);
+    },
+    async *getJobResults(request, { principal, signal }) {
+      const lines = processor.jobs.results(principal, request.jobId, request.fromLine, signal);
+      for await (const line of lines) yield jobResultOf(line);
     },
   };
 }

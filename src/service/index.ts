@@ -9,3 +9,4 @@ export {
   statusOf,
   submitRequestOf,
 } from "./batch-processor-service.js";
+export { jobOf, jobResultOf } from "./job-messages.js";

@@ -23,6 +23,7 @@ import type {
   UnfinishedBatch,
 } from "../engine/index.js";
 import { bytes, encodeCursor, failureOf, floats, joinedInputs } from "./codec.js";
+import { SqliteJobData } from "./sqlite-job-data.js";
 import { type BatchRow, listStatement, RECORD_COLUMNS, toRecord } from "./sqlite-rows.js";
 import { applySchema } from "./sqlite-schema.js";
 
@@ -40,6 +41,8 @@ export interface SqliteJobStoreOptions {
 /** See the file comment. */
 export class SqliteJobStore implements JobStore {
   readonly #db: Database.Database;
+  /** Jobs (data sets), in the same database. */
+  readonly jobs: SqliteJobData;
   readonly #insertBatch: Database.Statement;
   readonly #insertItem: Database.Statement;
   readonly #insertInputs: Database.Statement;
@@ -69,6 +72,7 @@ export class SqliteJobStore implements JobStore {
     this.#db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
     this.#db.pragma("foreign_keys = ON");
     applySchema(this.#db);
+    this.jobs = new SqliteJobData(this.#db);
     this.#insertBatch = this.#db.prepare(
       `INSERT INTO batches (owner, batch_id, model_id, priority, status, timeout_ms, created_at, deadline, total, metadata, payload_hash)
        VALUES (@owner, @batchId, @modelId, @priority, 'queued', @timeoutMs, @createdAt, @deadline, @total, @metadata, @payloadHash)

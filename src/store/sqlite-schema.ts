@@ -14,6 +14,54 @@ import type Database from "better-sqlite3";
  * Lists read newest first by owner and status: each filter has an index in that order, so a page
  * reads its rows and no others, however large the table.
  */
+/**
+ * Jobs: a row each, their lines in chunks of one BLOB written once at upload, and each chunk's
+ * outcomes in a BLOB of their own written once when it has run (so that writing them never
+ * rewrites the pages of the lines).
+ */
+const JOB_SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  pk INTEGER PRIMARY KEY,
+  owner TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  model_id TEXT NOT NULL,
+  priority TEXT NOT NULL,
+  status TEXT NOT NULL,
+  error TEXT,
+  error_code TEXT,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  completed_at INTEGER,
+  expires_at INTEGER NOT NULL,
+  total INTEGER NOT NULL DEFAULT 0,
+  completed INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0,
+  invalid INTEGER NOT NULL DEFAULT 0,
+  chunks INTEGER NOT NULL DEFAULT 0,
+  payload_hash TEXT,
+  callback_url TEXT,
+  callback_secret TEXT,
+  UNIQUE (owner, job_id)
+);
+CREATE INDEX IF NOT EXISTS jobs_job_id ON jobs (job_id, created_at, pk);
+CREATE INDEX IF NOT EXISTS jobs_newest ON jobs (created_at, pk);
+CREATE INDEX IF NOT EXISTS jobs_owner_newest ON jobs (owner, created_at, pk);
+CREATE INDEX IF NOT EXISTS jobs_completed ON jobs (completed_at) WHERE completed_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS job_lines (
+  job_pk INTEGER NOT NULL REFERENCES jobs (pk) ON DELETE CASCADE,
+  chunk INTEGER NOT NULL,
+  first_line INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY (job_pk, chunk)
+);
+CREATE TABLE IF NOT EXISTS job_outcomes (
+  job_pk INTEGER NOT NULL REFERENCES jobs (pk) ON DELETE CASCADE,
+  chunk INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY (job_pk, chunk)
+);
+`;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
   pk INTEGER PRIMARY KEY,
@@ -70,10 +118,12 @@ CREATE TABLE IF NOT EXISTS started (
   PRIMARY KEY (batch_pk, lo, hi)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-`;
+${JOB_SCHEMA}`;
 
 /** `PRAGMA user_version` of {@link SCHEMA}. */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
+/** The version before, which lacked only the job tables: it gains them. */
+const ADDITIVE_FROM = 3;
 
 /**
  * Creates the tables of a new database, or checks that an existing one has this schema: a
@@ -83,7 +133,7 @@ const SCHEMA_VERSION = 3;
 export function applySchema(db: Database.Database): void {
   const version = db.pragma("user_version", { simple: true }) as number;
   const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all();
-  if (tables.length > 0 && version !== SCHEMA_VERSION)
+  if (tables.length > 0 && version !== SCHEMA_VERSION && version !== ADDITIVE_FROM)
     throw new Error(
       `the database has schema version ${version} and this server reads version ${SCHEMA_VERSION}: move it out of DATA_DIR to start with a new one`,
     );

@@ -11,9 +11,14 @@ export { acceptsGzip, COMPRESS_MIN_BYTES, gzipped } from "./compression.js";
 export { COMPRESSED_FLAG, envelope } from "./envelope.js";
 export { LIMIT_SETTING, PayloadTooLargeError } from "./errors.js";
 export { lastEventId, ndjsonLine, sseEvent } from "./event-stream.js";
-export { JSON_READ_OPTIONS, JSON_WRITE_OPTIONS } from "./json-options.js";
+export {
+  JSON_READ_OPTIONS,
+  JSON_WRITE_OPTIONS,
+  jsonWriteOptionsOf,
+  RESULT_LINE_JSON_OPTIONS,
+} from "./json-options.js";
 export { decodeJsonRequest } from "./json-request.js";
-export { encodeBinary, encodeMessage, readRpcRequest } from "./messages.js";
+export { encodeBinary, encodeMessage, readRpcRequest, readRpcRequests } from "./messages.js";
 export { encodeBatchResults } from "./results-writer.js";
 export {
   codeName,
@@ -33,3 +38,4 @@ export {
   type SubmitBatchInput,
   unpackSubmit,
 } from "./submit-reader.js";
+export { bodyStream, envelopedMessages, LineSplitter } from "./upload.js";

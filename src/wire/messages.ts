@@ -13,10 +13,11 @@ import {
 import { decodeBinaryRequest } from "./binary-request.js";
 import { parseJsonBody, readBody } from "./body.js";
 import { unenvelope } from "./envelope.js";
-import { JSON_WRITE_OPTIONS } from "./json-options.js";
+import { jsonWriteOptionsOf } from "./json-options.js";
 import { decodeJsonRequest } from "./json-request.js";
 import { encodeBatchResults } from "./results-writer.js";
 import type { RpcFormat } from "./rpc-protocols.js";
+import { bodyStream, envelopedMessages } from "./upload.js";
 
 /**
  * The request message of a call in `format`, read from `req` (at most `limit` bytes, inflated
@@ -38,6 +39,24 @@ export async function readRpcRequest(
     : decodeBinaryRequest(schema, body);
 }
 
+/**
+ * The request messages of a client-streaming call in `format`, read from `req` as they arrive
+ * (each at most `limit` bytes, inflated included) and decoded as `schema` messages.
+ */
+export async function* readRpcRequests(
+  req: IncomingMessage,
+  format: RpcFormat,
+  schema: DescMessage,
+  limit: number,
+): AsyncIterable<unknown> {
+  const header = req.headers[format.encodingHeader];
+  const encoding = Array.isArray(header) ? header[0] : header;
+  for await (const body of envelopedMessages(bodyStream(req, undefined), encoding, limit))
+    yield format.json
+      ? decodeJsonRequest(schema, parseJsonBody(body))
+      : decodeBinaryRequest(schema, body);
+}
+
 /** The protobuf bytes of an answer. */
 export function encodeBinary(schema: DescMessage, message: Message): Uint8Array {
   return schema.typeName === BatchResultsSchema.typeName
@@ -48,6 +67,6 @@ export function encodeBinary(schema: DescMessage, message: Message): Uint8Array 
 /** The bytes of an answer: JSON with proto field names and zero values, or protobuf. */
 export function encodeMessage(schema: DescMessage, message: Message, json: boolean): Uint8Array {
   return json
-    ? Buffer.from(JSON.stringify(toJson(schema, message, JSON_WRITE_OPTIONS)))
+    ? Buffer.from(JSON.stringify(toJson(schema, message, jsonWriteOptionsOf(schema.typeName))))
     : encodeBinary(schema, message);
 }

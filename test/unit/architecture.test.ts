@@ -65,8 +65,8 @@ describe("architecture", () => {
     expect(show(offenders)).toEqual([]);
   });
 
-  it("layers the engine's rooms: scheduling, then jobs, then placement, then the facade", () => {
-    const order = ["scheduling", "jobs", "placement"];
+  it("layers the engine's rooms: scheduling, then jobs, then placement, then bulk, then the facade", () => {
+    const order = ["scheduling", "jobs", "placement", "bulk"];
     const roomOf = (path: string | undefined) =>
       order.findIndex((room) => under(`engine/${room}`)(path));
     const offenders = from("engine").filter((i) => {

@@ -135,12 +135,20 @@ export function resultsOf(
  * (the top class of a classifier); unchanged otherwise.
  */
 function labelled(item: ItemResult, labels: readonly string[]): ItemResult {
-  const output = item.output;
-  if (output.length === 0 || output.length !== labels.length) return item;
+  const label = topLabel(item.output, labels);
+  return label === "" ? item : { ...item, label };
+}
+
+/**
+ * The name of the largest output when the model names as many outputs as there are; empty
+ * otherwise.
+ */
+export function topLabel(output: ArrayLike<number>, labels: readonly string[] | undefined): string {
+  if (labels === undefined || output.length === 0 || output.length !== labels.length) return "";
   let top = 0;
   for (let i = 1; i < output.length; i++)
     if ((output[i] as number) > (output[top] as number)) top = i;
-  return { ...item, label: labels[top] as string };
+  return labels[top] as string;
 }
 
 /** A stored outcome as the client sees it. */

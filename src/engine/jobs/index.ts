@@ -7,6 +7,7 @@ export {
   itemResultOf,
   receiptOf,
   resultsOf,
+  topLabel,
   viewOf,
   viewOfRecord,
 } from "./batch-views.js";

@@ -1,0 +1,172 @@
+/**
+ * Uploads of any size, read as they arrive: a body stream inflated on the fly (with no limit on
+ * the whole, only on each line or message), JSONL split into numbered lines (blank lines keep
+ * counting), and the messages of a Connect client stream out of their envelopes.
+ */
+import type { IncomingMessage } from "node:http";
+import type { Readable } from "node:stream";
+import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
+import { echo, InvalidInputError, type RawLine } from "../engine/index.js";
+import { inflated, inflaterNamed } from "./compression.js";
+import { COMPRESSED_FLAG } from "./envelope.js";
+import { LIMIT_SETTING, PayloadTooLargeError } from "./errors.js";
+
+const INFLATING: Readonly<Record<string, () => NodeJS.ReadWriteStream>> = {
+  gzip: createGunzip,
+  deflate: createInflate,
+  br: createBrotliDecompress,
+};
+
+/** The bytes of `req`'s body as they arrive, inflated per `encoding` (`content-encoding`). */
+export function bodyStream(
+  req: IncomingMessage,
+  encoding: string | undefined,
+): AsyncIterable<Buffer> {
+  const name = (encoding ?? "identity").trim().toLowerCase();
+  if (name === "identity") return req;
+  const make = Object.hasOwn(INFLATING, name) ? INFLATING[name] : undefined;
+  if (make === undefined)
+    throw new InvalidInputError("content-encoding", `unsupported encoding ${echo(name)}`);
+  const inflater = make() as unknown as Readable;
+  req.on("error", (error) => inflater.destroy(error));
+  req.pipe(inflater as unknown as NodeJS.WritableStream);
+  return readable(inflater, "body");
+}
+
+/** A stream's chunks, its errors as INVALID_ARGUMENT naming `field`. */
+async function* readable(stream: Readable, field: string): AsyncIterable<Buffer> {
+  try {
+    for await (const chunk of stream) yield chunk as Buffer;
+  } catch (error) {
+    throw new InvalidInputError(
+      field,
+      `could not be read: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+}
+
+/**
+ * Splits JSONL bytes, pushed in any pieces, into numbered lines: each a JSON value or why it is
+ * not one. Blank lines are skipped and counted; a line longer than `maxLineBytes` is reported, not
+ * held.
+ */
+export class LineSplitter {
+  readonly #max: number;
+  #carry: Buffer[] = [];
+  #carryBytes = 0;
+  #tooLong = false;
+  #line = 0;
+
+  constructor(maxLineBytes: number) {
+    this.#max = maxLineBytes;
+  }
+
+  /** Lines numbered so far. */
+  get lines(): number {
+    return this.#line;
+  }
+
+  /** The lines `chunk` completes. */
+  push(chunk: Buffer): RawLine[] {
+    const out: RawLine[] = [];
+    let start = 0;
+    for (;;) {
+      const newline = chunk.indexOf(10, start);
+      if (newline < 0) break;
+      this.#hold(chunk.subarray(start, newline));
+      this.#emit(out);
+      start = newline + 1;
+    }
+    if (start < chunk.length) this.#hold(chunk.subarray(start));
+    return out;
+  }
+
+  /** The last line, when the upload does not end with a newline. */
+  end(): RawLine[] {
+    const out: RawLine[] = [];
+    if (this.#carryBytes > 0 || this.#tooLong) this.#emit(out);
+    return out;
+  }
+
+  /** The next line number, for a line that comes other than as bytes. */
+  next(): number {
+    return ++this.#line;
+  }
+
+  #hold(piece: Buffer): void {
+    if (this.#tooLong) return;
+    if (this.#carryBytes + piece.length > this.#max) {
+      this.#tooLong = true;
+      this.#carry = [];
+      this.#carryBytes = 0;
+      return;
+    }
+    if (piece.length === 0) return;
+    // A piece of a larger chunk is copied: holding it would keep the whole chunk.
+    this.#carry.push(Buffer.from(piece));
+    this.#carryBytes += piece.length;
+  }
+
+  #emit(out: RawLine[]): void {
+    const line = ++this.#line;
+    if (this.#tooLong) {
+      out.push({
+        line,
+        malformed: `the line is longer than ${this.#max} bytes (${LIMIT_SETTING})`,
+      });
+    } else {
+      const bytes =
+        this.#carry.length === 1 ? (this.#carry[0] as Buffer) : Buffer.concat(this.#carry);
+      const text = bytes.toString("utf8");
+      if (text.trim() !== "") out.push(parseLine(line, text));
+    }
+    this.#carry = [];
+    this.#carryBytes = 0;
+    this.#tooLong = false;
+  }
+}
+
+function parseLine(line: number, text: string): RawLine {
+  try {
+    return { line, value: JSON.parse(text) as unknown };
+  } catch (error) {
+    return {
+      line,
+      malformed: `not valid JSON (${error instanceof Error ? error.message : String(error)})`,
+    };
+  }
+}
+
+/**
+ * The messages of an enveloped request stream (a Connect client stream), each inflated when
+ * flagged so with `encoding`, none over `limit` bytes.
+ */
+export async function* envelopedMessages(
+  body: AsyncIterable<Buffer>,
+  encoding: string | undefined,
+  limit: number,
+): AsyncIterable<Buffer> {
+  let buffered: Buffer = Buffer.alloc(0);
+  for await (const chunk of body) {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 5) {
+      const flags = buffered[0] as number;
+      const length = buffered.readUInt32BE(1);
+      if (length > limit) throw new PayloadTooLargeError(limit, "request message", LIMIT_SETTING);
+      if (buffered.length < 5 + length) break;
+      const message = Buffer.from(buffered.subarray(5, 5 + length));
+      buffered = buffered.subarray(5 + length);
+      if ((flags & COMPRESSED_FLAG) === 0) yield message;
+      else {
+        const inflater = inflaterNamed(encoding);
+        if (inflater === undefined)
+          throw new InvalidInputError(
+            "body",
+            `message is compressed with unsupported ${echo(encoding)}`,
+          );
+        yield await inflated(inflater, message, limit);
+      }
+    }
+  }
+  if (buffered.length > 0) throw new InvalidInputError("body", "ends inside an enveloped message");
+}
