@@ -14,7 +14,12 @@ export type * from "./inference-pool.js";
 export type * from "./job-store.js";
 export { isTerminal } from "./jobs/index.js";
 export { type EngineLogger, NOOP_LOGGER } from "./logger.js";
-export { combineObservers, type EngineObserver, type ItemOutcome } from "./observer.js";
+export {
+  combineObservers,
+  type EngineObserver,
+  type ItemOutcome,
+  type JobLineOutcome,
+} from "./observer.js";
 export {
   BATCHING_DEFAULTS,
   type BatchingOptions,

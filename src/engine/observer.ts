@@ -4,6 +4,9 @@
  */
 import type { Priority } from "./types.js";
 
+/** How a job's line ended. */
+export type JobLineOutcome = "completed" | "failed" | "invalid";
+
 /** How an item ended. */
 export type ItemOutcome = "success" | "failed" | "expired" | "cancelled";
 
@@ -36,8 +39,11 @@ export interface EngineObserver {
   onRejected?(model: string, priority: Priority, items: number): void;
   /** A store write failed; the batches it concerned ended failed. */
   onStoreError?(): void;
-  /** Lines of a job of `model` got their outcomes: `completed` with an output, `failed` without. */
-  onJobLines?(model: string, completed: number, failed: number): void;
+  /**
+   * `count` lines of a job of `model` got their outcome: `completed` (an output), `failed` (ran,
+   * or were to run, and have an error) or `invalid` (not a valid item, known at upload).
+   */
+  onJobLines?(model: string, outcome: JobLineOutcome, count: number): void;
 }
 
 /** One observer that tells each of `observers` in turn. */
@@ -58,8 +64,8 @@ export function combineObservers(...observers: readonly EngineObserver[]): Engin
     onStoreError: () => {
       for (const o of observers) o.onStoreError?.();
     },
-    onJobLines: (model, completed, failed) => {
-      for (const o of observers) o.onJobLines?.(model, completed, failed);
+    onJobLines: (model, outcome, count) => {
+      for (const o of observers) o.onJobLines?.(model, outcome, count);
     },
   };
 }

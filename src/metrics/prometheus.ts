@@ -71,6 +71,12 @@ export function createPrometheusMetrics(): PrometheusMetrics {
     labelNames: ["model", "priority", "outcome"],
     registers: [registry],
   });
+  const jobLines = new Counter({
+    name: "batch_processor_job_lines_total",
+    help: "Lines of jobs by model and outcome (completed, failed, invalid)",
+    labelNames: ["model", "outcome"],
+    registers: [registry],
+  });
   const late = new Counter({
     name: "batch_processor_late_items_total",
     help: "Items that ran and ended after their deadline (the latency estimate that let them start was short)",
@@ -184,6 +190,9 @@ export function createPrometheusMetrics(): PrometheusMetrics {
       },
       onStoreError() {
         storeErrors.inc();
+      },
+      onJobLines(model, outcome, count) {
+        jobLines.inc({ model, outcome }, count);
       },
     },
     onRequest(entry) {

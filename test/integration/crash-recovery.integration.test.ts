@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeOutcomes } from "../../src/store/job-chunks.js";
 import { until } from "../fixtures/fake-pool.js";
 import {
   createTestModelRepo,
@@ -33,7 +34,7 @@ afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-function child(mode: "submit" | "resume"): {
+function child(mode: "submit" | "job" | "resume"): {
   proc: ChildProcess;
   output: () => string;
   exited: Promise<number | null>;
@@ -74,6 +75,68 @@ function counts(): { done: number; total: number; withOutput: number } {
 }
 
 describe("crash recovery", () => {
+  it("goes on with a job where it stopped after a SIGKILL mid-job: one outcome per line", async () => {
+    const jobDir = mkdtempSync(join(tmpdir(), "bp-crash-job-"));
+    const db = () => new Database(join(jobDir, "batch-processor.db"), { readonly: true });
+    const chunksDone = () => {
+      const handle = db();
+      try {
+        return handle.prepare("SELECT COUNT(*) FROM job_outcomes").pluck().get() as number;
+      } finally {
+        handle.close();
+      }
+    };
+    const run = (mode: "job" | "resume") => {
+      const proc = spawn(
+        process.execPath,
+        ["--import", "tsx", CHILD, mode, jobDir, repo.dir, "5", "1024"],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let out = "";
+      proc.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString()));
+      proc.stderr?.on("data", (chunk: Buffer) => (out += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => proc.on("exit", resolve));
+      return { proc, output: () => out, exited };
+    };
+    try {
+      const first = run("job");
+      await until(() => first.output().includes("SUBMITTED"), 60_000);
+      await until(() => chunksDone() > 0, 60_000);
+      first.proc.kill("SIGKILL");
+      await first.exited;
+      const atKill = chunksDone();
+      expect(atKill, "the child must be killed mid-job").toBeLessThan(5);
+
+      const second = run("resume");
+      expect(await second.exited, second.output()).toBe(0);
+      const handle = db();
+      const job = handle
+        .prepare("SELECT status, total, completed, failed, invalid, chunks FROM jobs")
+        .get();
+      const outcomes = handle
+        .prepare("SELECT chunk, data FROM job_outcomes ORDER BY chunk")
+        .all() as {
+        chunk: number;
+        data: Buffer;
+      }[];
+      handle.close();
+      expect(job).toEqual({
+        status: "completed",
+        total: 5 * 1024,
+        completed: 5 * 1024,
+        failed: 0,
+        invalid: 0,
+        chunks: 5,
+      });
+      // Every line once, in order, each with an output.
+      const lines = outcomes.flatMap(({ data }) => decodeOutcomes(data));
+      expect(lines.map((l) => l.line)).toEqual(Array.from({ length: 5 * 1024 }, (_, k) => k + 1));
+      expect(lines.every((l) => l.output !== null && l.output.length === 10)).toBe(true);
+    } finally {
+      rmSync(jobDir, { recursive: true, force: true });
+    }
+  });
+
   it("finishes every batch with one result per item after a SIGKILL mid-run", async () => {
     const first = child("submit");
     await until(() => first.output().includes("SUBMITTED"), 60_000);

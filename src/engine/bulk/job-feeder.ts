@@ -333,7 +333,8 @@ export class JobFeeder {
     if (!saved) return;
     job.completed += completed;
     job.failed += failed;
-    this.#o.observer?.onJobLines?.(job.modelId, completed, failed);
+    if (completed > 0) this.#o.observer?.onJobLines?.(job.modelId, "completed", completed);
+    if (failed > 0) this.#o.observer?.onJobLines?.(job.modelId, "failed", failed);
     job.rate.note(this.#o.clock(), job.finished);
     job.notify();
   }
@@ -371,7 +372,7 @@ export class JobFeeder {
       this.#o.observer?.onStoreError?.();
     }
     job.failed += unrun;
-    if (unrun > 0) this.#o.observer?.onJobLines?.(job.modelId, 0, unrun);
+    if (unrun > 0) this.#o.observer?.onJobLines?.(job.modelId, "failed", unrun);
     this.#jobs.delete(job.pk);
     this.#o.log.info(
       { jobId: job.jobId, status: job.status, completed: job.completed, failed: job.failed },

@@ -123,6 +123,8 @@ export class Jobs {
     if (!created) return this.#again(record, spec, lines, signal);
     try {
       const sealed = await this.#store(data, record.pk, spec, lines, signal);
+      if (sealed.counts.invalid > 0)
+        this.#o.observer?.onJobLines?.(sealed.modelId, "invalid", sealed.counts.invalid);
       void feeder.run(sealed).catch((error: unknown) => {
         this.#o.log.error({ err: error, jobId: sealed.jobId }, "a job could not start");
       });
@@ -155,7 +157,7 @@ export class Jobs {
       owner: principal.admin ? undefined : principal.owner,
       statuses,
       limit,
-      cursor: options.pageToken,
+      cursor: options.pageToken || undefined,
     });
     return { jobs: page.jobs.map((record) => this.#view(record)), nextPageToken: page.nextCursor };
   }
