@@ -19,6 +19,7 @@ import {
   connectEndStream,
   connectErrorJson,
   connectHttpStatus,
+  drainUpload,
   encodeMessage,
   envelope,
   grpcWebTrailers,
@@ -126,7 +127,9 @@ async function serve(
     const failure = passed
       ? new DeadlineExceededError(`the call's deadline (${format.timeoutHeader}) passed`)
       : error;
-    out.fail(call.fail(failure));
+    const failed = call.fail(failure);
+    if (call.method.methodKind === "client_streaming") await drainUpload(req);
+    out.fail(failed);
   }
 }
 

@@ -12,6 +12,7 @@ import { BatchProcessorService } from "../../gen/batchprocessor/v1/batch_process
 import { echo, InvalidInputError, isJobEnded, isTerminal } from "../engine/index.js";
 import {
   bodyStream,
+  drainUpload,
   JSON_WRITE_OPTIONS,
   jsonWriteOptionsOf,
   lastEventId,
@@ -71,7 +72,9 @@ export function createRestHandler(
         call.ok(response);
       }
     } catch (error) {
-      sendError(req, res, call.fail(error));
+      const failed = call.fail(error);
+      if (match.route.method.methodKind === "client_streaming") await drainUpload(req);
+      sendError(req, res, failed);
     }
     return true;
   };

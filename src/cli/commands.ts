@@ -22,11 +22,21 @@ import { BatchProcessorClient } from "../client/index.js";
 import { isTerminal, MAX_ITEMS_PER_SUBMIT } from "../engine/index.js";
 import { codeName, JSON_WRITE_OPTIONS } from "../wire/index.js";
 import { chunks, type ItemInput, parseItems } from "./inputs.js";
+import {
+  printJob,
+  printJobs,
+  submitJobFile,
+  submitJobItems,
+  watchJob,
+  writeJobResults,
+} from "./jobs.js";
 import { RunProgress } from "./progress.js";
 
 /** Client commands and what each does, for the usage text. */
 export const CLIENT_COMMANDS: Readonly<Record<string, string>> = {
-  submit: "submit FILE|- [--watch] [-o OUT]: store the items of a JSONL or JSON file as batches",
+  submit:
+    "submit FILE|- [--watch] [-o OUT]: store a JSONL or JSON file's items as a batch (up to 1000) or as a job",
+  jobs: "jobs submit FILE|- [--watch] [-o OUT] | status ID | watch ID [-o OUT] | results ID [-o OUT] [--from-line N] | cancel ID | list: data sets as jobs",
   status: "status ID...: a batch's status",
   watch: "watch ID...: a progress bar until the batches end",
   results: "results ID... [-o OUT]: results as JSON Lines, in input order",
@@ -47,12 +57,16 @@ export const CLIENT_FLAGS = `client flags:
   --priority <p>       critical | high | normal | low (submit, infer)
   --model <name>       the model (submit, infer); the server's default when absent
   --timeout-ms <n>     each item's deadline (submit, infer)
-  --batch-id <id>      the batch id (submit; batch k of a split run gets <id>.<k>)
-  --chunk <n>          items per batch when a file is split (submit; at most ${MAX_ITEMS_PER_SUBMIT})
-  --watch              show progress until every batch ends (submit)
-  -o, --output <file>  write results as JSON Lines (submit --watch, results)
-  --status <s>         active | all | queued | processing | completed | failed | cancelled (list)
-  --limit <n>          page size (list)
+  --batch-id <id>      the batch id (submit; the job id when the file becomes a job)
+  --watch              show progress until the batch or job ends (submit, jobs submit)
+  -o, --output <file>  write results as JSON Lines (submit --watch, results, jobs submit --watch,
+                       jobs watch: an existing file goes on after its last line, jobs results)
+  --status <s>         active | all | a status (list, jobs list)
+  --limit <n>          page size (list, jobs list)
+  --job-id <id>        the job id, an idempotency key (jobs submit)
+  --window <d>         completion window: 90s, 30m, 24h (default), 7d (jobs submit)
+  --on-invalid <m>     keep (default: bad lines get an error outcome) | reject (jobs submit)
+  --from-line <n>      first line of the results (jobs results)
 `;
 
 /** The contract's numbers are uint32. */
@@ -73,7 +87,10 @@ export async function runClientCommand(command: string, argv: string[]): Promise
       model: { type: "string" },
       "timeout-ms": { type: "string" },
       "batch-id": { type: "string" },
-      chunk: { type: "string" },
+      "job-id": { type: "string" },
+      window: { type: "string" },
+      "on-invalid": { type: "string" },
+      "from-line": { type: "string" },
       watch: { type: "boolean" },
       output: { type: "string", short: "o" },
       status: { type: "string" },
@@ -97,16 +114,30 @@ export async function runClientCommand(command: string, argv: string[]): Promise
   // Ctrl-C is caught before anything is printed: a user (or a script) that reacts to the first
   // line must not find the default handler still in place.
   const interrupt = new AbortController();
-  if (command === "submit" || command === "watch") process.once("SIGINT", () => interrupt.abort());
+  if (command === "submit" || command === "watch" || command === "jobs")
+    process.once("SIGINT", () => interrupt.abort());
   try {
     switch (command) {
       case "submit":
         return await submit(client, positionals[1], interrupt.signal, {
           ...request,
+          model: values.model,
           batchId: values["batch-id"],
-          chunk: integer("--chunk", values.chunk) ?? MAX_ITEMS_PER_SUBMIT,
           watch: values.watch === true,
           output: values.output,
+        });
+      case "jobs":
+        return await jobs(client, positionals.slice(1), interrupt.signal, {
+          model: values.model ?? "",
+          priority: values.priority ?? "",
+          completionWindow: values.window ?? "",
+          jobId: values["job-id"] ?? "",
+          onInvalid: values["on-invalid"] ?? "",
+          watch: values.watch === true,
+          output: values.output,
+          fromLine: integer("--from-line", values["from-line"]) ?? 1,
+          status: values.status,
+          limit: integer("--limit", values.limit),
         });
       case "status":
         for (const id of needIds()) print(BatchStatusSchema, await client.status(id));
@@ -159,13 +190,16 @@ interface SubmitOptions {
   readonly priority: string;
   readonly timeoutMs: number;
   readonly metadata: { model_id: string } | undefined;
+  readonly model: string | undefined;
   readonly batchId: string | undefined;
-  readonly chunk: number;
   readonly watch: boolean;
   readonly output: string | undefined;
 }
 
-/** Stores the file's items as batches of at most `chunk`; with `watch`, follows them to the end. */
+/**
+ * Stores the file's items as one batch, or, past one batch's worth, as one job (its lines are
+ * the items in file order); with `watch`, follows it to the end.
+ */
 async function submit(
   client: BatchProcessorClient,
   file: string | undefined,
@@ -173,52 +207,107 @@ async function submit(
   o: SubmitOptions,
 ): Promise<number> {
   if (file === undefined) throw new UsageError("submit needs a file (or - for stdin)");
-  if (o.chunk < 1 || o.chunk > MAX_ITEMS_PER_SUBMIT)
-    throw new UsageError(`--chunk must be 1..${MAX_ITEMS_PER_SUBMIT}`);
   if (o.output !== undefined && !o.watch)
     throw new UsageError("-o with submit needs --watch (or use results ID... -o FILE)");
   const items = parseItems(
     readFileSync(file === "-" ? 0 : file, "utf8"),
     file === "-" ? "stdin" : file,
   );
-  const parts = chunks<ItemInput>(items, o.chunk);
-  const ids: string[] = [];
-  for (const [k, data] of parts.entries()) {
-    if (interrupted.aborted) {
-      process.stdout.write(
-        `interrupted: ${ids.length} of ${parts.length} batches stored, and they keep running on the server: ${ids.join(" ")}\n`,
-      );
-      return 130;
-    }
-    const batchId =
-      o.batchId === undefined
-        ? undefined
-        : parts.length === 1
-          ? o.batchId
-          : `${o.batchId}.${k + 1}`;
-    try {
-      const receipt = await client.submit({
-        data,
-        priority: o.priority,
-        timeoutMs: o.timeoutMs,
-        metadata: o.metadata,
-        batchId,
-      });
-      ids.push(receipt.batchId);
-      if (!o.watch) print(SubmitBatchResponseSchema, receipt);
-    } catch (error) {
-      if (ids.length > 0)
-        process.stderr.write(`stored before the error, still running: ${ids.join(" ")}\n`);
-      throw error;
-    }
+  if (items.length > MAX_ITEMS_PER_SUBMIT) {
+    process.stderr.write(
+      `${items.length} items are more than one batch (${MAX_ITEMS_PER_SUBMIT}): submitting them as one job\n`,
+    );
+    const parts = chunks<ItemInput>(items, MAX_ITEMS_PER_SUBMIT).map((part) => ({
+      items: part.map((item) => ({ input: item.input, id: item.requestId, shape: item.shape })),
+    }));
+    return submitJobItems(
+      client,
+      parts,
+      { modelId: o.model ?? "", priority: o.priority, jobId: o.batchId ?? "" },
+      { watch: o.watch, output: o.output },
+      interrupted,
+    );
   }
-  if (!o.watch) return 0;
-  process.stdout.write(
-    `submitted ${items.length} items as ${ids.length} batch(es): ${ids.join(" ")}\n`,
-  );
+  const receipt = await client.submit({
+    data: items,
+    priority: o.priority,
+    timeoutMs: o.timeoutMs,
+    metadata: o.metadata,
+    batchId: o.batchId,
+  });
+  if (!o.watch) {
+    print(SubmitBatchResponseSchema, receipt);
+    return 0;
+  }
+  const ids = [receipt.batchId];
+  process.stdout.write(`submitted ${items.length} items as batch ${receipt.batchId}\n`);
   const code = await watch(client, ids, items.length, interrupted);
   if (code === 0 && o.output !== undefined) await writeResults(client, ids, o.output);
   return code;
+}
+
+interface JobsOptions {
+  readonly model: string;
+  readonly priority: string;
+  readonly completionWindow: string;
+  readonly jobId: string;
+  readonly onInvalid: string;
+  readonly watch: boolean;
+  readonly output: string | undefined;
+  readonly fromLine: number;
+  readonly status: string | undefined;
+  readonly limit: number | undefined;
+}
+
+/** `jobs <sub> ...`: see `jobs.ts`. */
+async function jobs(
+  client: BatchProcessorClient,
+  args: readonly string[],
+  interrupted: AbortSignal,
+  o: JobsOptions,
+): Promise<number> {
+  const [sub, id] = args;
+  const needId = () => {
+    if (id === undefined) throw new UsageError(`jobs ${sub} needs a job id`);
+    return id;
+  };
+  switch (sub) {
+    case "submit":
+      if (id === undefined) throw new UsageError("jobs submit needs a file (or - for stdin)");
+      if (o.output !== undefined && !o.watch)
+        throw new UsageError("-o with jobs submit needs --watch (or use jobs results ID -o FILE)");
+      return submitJobFile(
+        client,
+        id,
+        {
+          modelId: o.model,
+          priority: o.priority,
+          completionWindow: o.completionWindow,
+          jobId: o.jobId,
+          onInvalid: o.onInvalid,
+        },
+        { watch: o.watch, output: o.output },
+        interrupted,
+      );
+    case "status":
+      printJob(await client.job(needId()));
+      return 0;
+    case "watch":
+      return watchJob(client, needId(), o.output, interrupted);
+    case "results":
+      await writeJobResults(client, needId(), o.output, o.fromLine);
+      return 0;
+    case "cancel":
+      printJob(await client.cancelJob(needId()));
+      return 0;
+    case "list":
+      printJobs(await client.jobs({ status: o.status, limit: o.limit }));
+      return 0;
+    default:
+      throw new UsageError(
+        `jobs needs one of submit, status, watch, results, cancel, list${sub === undefined ? "" : `, not ${JSON.stringify(sub)}`}`,
+      );
+  }
 }
 
 /**

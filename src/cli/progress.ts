@@ -20,14 +20,20 @@ export class RunProgress {
   #done = 0;
   #failed = 0;
 
-  constructor(total: number, out: Writable & { isTTY?: boolean }, label: string) {
+  readonly #unit: string;
+
+  constructor(total: number, out: Writable & { isTTY?: boolean }, label: string, unit = "items") {
     this.#total = total;
+    this.#unit = unit;
     this.#out = out;
     if (out.isTTY === true) {
       this.#bar = new cliProgress.SingleBar(
         {
           stream: out,
-          format: `${label} {bar} {percentage}% | {value}/{total} items | {failed} failed | {speed} items/s | ETA {eta_formatted}`,
+          format:
+            unit === "items"
+              ? `${label} {bar} {percentage}% | {value}/{total} items | {failed} failed | {speed} items/s | ETA {eta_formatted}`
+              : `${label} {bar} {percentage}% | {value}/{total} ${unit} | {speed} ${unit}/s | ETA {eta_formatted}`,
           hideCursor: true,
           etaBuffer: 50,
           fps: 10,
@@ -36,7 +42,7 @@ export class RunProgress {
       );
       this.#bar.start(total, 0, { speed: "0", failed: 0 });
     } else {
-      out.write(`${label}: ${total} items\n`);
+      out.write(`${label}: ${total} ${unit}\n`);
     }
   }
 
@@ -75,8 +81,10 @@ export class RunProgress {
     const left = this.#total - this.#done;
     const eta = speed > 0 ? `${Math.ceil(left / speed)} s` : "unknown";
     const percent = this.#total === 0 ? 100 : Math.floor((this.#done / this.#total) * 100);
+    const unit = this.#unit;
+    const failed = unit === "items" ? `, ${this.#failed} failed` : "";
     this.#out.write(
-      `${this.#done}/${this.#total} items (${percent} %), ${this.#failed} failed, ${speed.toFixed(0)} items/s, ETA ${eta}\n`,
+      `${this.#done}/${this.#total} ${unit} (${percent} %)${failed}, ${speed.toFixed(0)} ${unit}/s, ETA ${eta}\n`,
     );
   }
 }

@@ -32,12 +32,27 @@ import {
   type SubmitBatchRequestSchema,
   type SubmitBatchResponse,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-import { isTerminal } from "../engine/index.js";
+import type {
+  CreateJobRequestSchema,
+  Job,
+  JobItemSchema,
+  JobResult,
+  JobSpecSchema,
+  ListJobsResponse,
+} from "../../gen/batchprocessor/v1/job_pb.js";
+import { isJobEnded, isTerminal } from "../engine/index.js";
 
 /** A submit or infer request, as the generated message's init shape. */
 export type SubmitInput = MessageInitShape<typeof SubmitBatchRequestSchema>;
 /** A configuration change. */
 export type ConfigureInput = MessageInitShape<typeof ConfigureRequestSchema>;
+
+/** A job's spec, as the generated message's init shape. */
+export type JobSpecInput = MessageInitShape<typeof JobSpecSchema>;
+/** One item of a job, as the generated message's init shape. */
+export type JobItemInput = MessageInitShape<typeof JobItemSchema>;
+/** A part of a job's upload: raw JSONL bytes (split anywhere), or items already parsed. */
+export type JobPart = { readonly lines: Uint8Array } | { readonly items: readonly JobItemInput[] };
 
 /** Options of {@link BatchProcessorClient}. */
 export interface ClientOptions {
@@ -169,6 +184,84 @@ export class BatchProcessorClient {
     const { batchId } = await this.submit(request, options);
     for await (const status of this.watch(batchId, options)) options.onStatus?.(status);
     return this.results(batchId, {}, options);
+  }
+
+  /**
+   * Creates a job from `parts` (sent as they come) and answers once the server has stored every
+   * line. Not retried: the parts are read once. Give `spec.jobId` to make a re-upload of the
+   * same data the same job.
+   */
+  createJob(
+    spec: JobSpecInput,
+    parts: AsyncIterable<JobPart>,
+    options?: CallOptions,
+  ): Promise<Job> {
+    async function* messages(): AsyncIterable<MessageInitShape<typeof CreateJobRequestSchema>> {
+      yield { part: { case: "spec", value: spec } };
+      for await (const part of parts)
+        yield "lines" in part
+          ? { part: { case: "lines", value: { data: part.lines } } }
+          : { part: { case: "items", value: { items: [...part.items] } } };
+    }
+    return this.#client.createJob(messages(), options);
+  }
+
+  job(jobId: string, options?: CallOptions): Promise<Job> {
+    return this.#retrying(() => this.#client.getJob({ jobId }, options), options);
+  }
+
+  jobs(
+    query: { status?: string; limit?: number; pageToken?: string } = {},
+    options?: CallOptions,
+  ): Promise<ListJobsResponse> {
+    return this.#retrying(() => this.#client.listJobs(query, options), options);
+  }
+
+  cancelJob(jobId: string, options?: CallOptions): Promise<Job> {
+    return this.#retrying(() => this.#client.cancelJob({ jobId }, options), options);
+  }
+
+  /** A job's status as the server streams it, reopened like {@link watch}, until it ends. */
+  async *watchJob(jobId: string, options?: CallOptions): AsyncGenerator<Job> {
+    let failures = 0;
+    for (;;) {
+      try {
+        for await (const job of this.#client.watchJob({ jobId }, options)) {
+          failures = 0;
+          yield job;
+          if (isJobEnded(job.status)) return;
+        }
+      } catch (error) {
+        const connectError = ConnectError.from(error);
+        if (connectError.code !== Code.Unavailable || failures >= this.#retries) throw error;
+        await pause(this.#delayMs(connectError, failures), options?.signal);
+        failures++;
+      }
+    }
+  }
+
+  /**
+   * A job's line outcomes in input order from `fromLine` (while it runs, those finished so far);
+   * a broken stream goes on after the last line it gave.
+   */
+  async *jobResults(jobId: string, fromLine = 1, options?: CallOptions): AsyncGenerator<JobResult> {
+    let next = fromLine;
+    let failures = 0;
+    for (;;) {
+      try {
+        for await (const result of this.#client.getJobResults({ jobId, fromLine: next }, options)) {
+          failures = 0;
+          next = result.line + 1;
+          yield result;
+        }
+        return;
+      } catch (error) {
+        const connectError = ConnectError.from(error);
+        if (!RETRYABLE.has(connectError.code) || failures >= this.#retries) throw error;
+        await pause(this.#delayMs(connectError, failures), options?.signal);
+        failures++;
+      }
+    }
   }
 
   async #retrying<T>(call: () => Promise<T>, options: CallOptions | undefined): Promise<T> {

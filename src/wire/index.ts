@@ -38,4 +38,4 @@ export {
   type SubmitBatchInput,
   unpackSubmit,
 } from "./submit-reader.js";
-export { bodyStream, envelopedMessages, LineSplitter } from "./upload.js";
+export { bodyStream, drainUpload, envelopedMessages, LineSplitter } from "./upload.js";

@@ -23,26 +23,66 @@ export function bodyStream(
   encoding: string | undefined,
 ): AsyncIterable<Buffer> {
   const name = (encoding ?? "identity").trim().toLowerCase();
-  if (name === "identity") return req;
+  // A reader that stops early (a refused upload) leaves the request open, so that its answer
+  // can still go out on the connection (see `drainUpload`).
+  if (name === "identity") return readable(req, "body", false);
   const make = Object.hasOwn(INFLATING, name) ? INFLATING[name] : undefined;
   if (make === undefined)
     throw new InvalidInputError("content-encoding", `unsupported encoding ${echo(name)}`);
   const inflater = make() as unknown as Readable;
   req.on("error", (error) => inflater.destroy(error));
   req.pipe(inflater as unknown as NodeJS.WritableStream);
-  return readable(inflater, "body");
+  return readable(inflater, "body", true);
 }
 
 /** A stream's chunks, its errors as INVALID_ARGUMENT naming `field`. */
-async function* readable(stream: Readable, field: string): AsyncIterable<Buffer> {
+async function* readable(
+  stream: Readable,
+  field: string,
+  destroyOnReturn: boolean,
+): AsyncIterable<Buffer> {
   try {
-    for await (const chunk of stream) yield chunk as Buffer;
+    for await (const chunk of stream.iterator({ destroyOnReturn })) yield chunk as Buffer;
   } catch (error) {
     throw new InvalidInputError(
       field,
       `could not be read: ${error instanceof Error ? error.message : String(error)}`,
     );
   }
+}
+
+/** Most of a refused upload read (and dropped) before its answer, bytes and ms. */
+const DRAIN_BYTES = 64 * 1024 * 1024;
+const DRAIN_MS = 10_000;
+
+/**
+ * Reads what is left of a refused upload, up to a bound, and drops it: an HTTP/1.1 client that
+ * is still sending reads an answer only if the connection stays open until it has sent its
+ * body; past the bound the connection closes after the answer.
+ */
+export function drainUpload(req: IncomingMessage): Promise<void> {
+  if (req.complete || req.destroyed) return Promise.resolve();
+  req.unpipe();
+  return new Promise((resolve) => {
+    let read = 0;
+    const done = () => {
+      clearTimeout(timer);
+      req.off("data", onData);
+      req.off("end", done);
+      req.off("close", done);
+      req.pause();
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      read += chunk.length;
+      if (read > DRAIN_BYTES) done();
+    };
+    const timer = setTimeout(done, DRAIN_MS);
+    req.on("data", onData);
+    req.once("end", done);
+    req.once("close", done);
+    req.resume();
+  });
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
- * The CLI against a real server, as a user runs it: a 5,000-line JSONL file submitted in several
- * batches, watched to the end (plain lines in a pipe, a bar on a terminal), its results written
- * in input order; the other commands over Connect and gRPC; errors and Ctrl-C.
+ * The CLI against a real server, as a user runs it: a 5,000-line JSONL file submitted as one job,
+ * watched to the end (plain lines in a pipe, bars on a terminal), its results written in input
+ * order; the jobs commands, with a watch resumed after Ctrl-C; the other commands over Connect
+ * and gRPC; errors.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -82,40 +83,96 @@ function jsonl(name: string, n: number): string {
 }
 
 describe("the batch-processor CLI", () => {
-  it("submits 5,000 lines as several batches, watches them end and writes the results in order", async () => {
+  it("submits 5,000 lines as one job, watches it end and writes the results in order", async () => {
     const file = jsonl("five-thousand.jsonl", 5000);
     const out = join(dir, "results.jsonl");
     const ran = await cli(["submit", file, "--watch", "-o", out, "--priority", "high"]);
-    expect(ran.stderr).toContain(`wrote 5000 results to ${out}`);
+    expect(ran.stderr).toContain(
+      "5000 items are more than one batch (1000): submitting them as one job",
+    );
     expect(ran.code).toBe(0);
-    const ids = /submitted 5000 items as 5 batch\(es\): (.+)/.exec(ran.stdout)?.[1]?.split(" ");
-    expect(ids).toHaveLength(5);
+    const jobId = /job (\S+): 5000 lines stored \(0 invalid\)/.exec(ran.stdout)?.[1];
+    expect(jobId).toBeDefined();
     // Plain lines when stdout is not a terminal: no control codes, the last one at 100 %.
     expect(ran.stdout).not.toContain("\u001b[");
     expect(ran.stdout).toContain("5000/5000 items (100 %), 0 failed");
-    expect(ran.stdout).toContain("completed: 5000 items, 0 failed");
+    expect(ran.stdout).toContain(
+      `completed: 5000 completed, 0 failed, 0 invalid of 5000 lines; results in ${out}`,
+    );
     const results = readFileSync(out, "utf8")
       .trim()
       .split("\n")
-      .map((line) => JSON.parse(line));
-    expect(results.map((r: { request_id: string }) => r.request_id)).toEqual(
+      .map((line) => JSON.parse(line) as { line: number; id: string; output: number[] });
+    expect(results.map((r) => r.id)).toEqual(
       Array.from({ length: 5000 }, (_, i) => `line-${i + 1}`),
     );
-    for (const r of results as { output: number[]; batch_id: string }[]) {
-      expect(r.output.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
-      expect(ids).toContain(r.batch_id);
-    }
-    // Each batch is the run's, and readable by any command; over gRPC too.
-    const status = await cli(["status", ...(ids as string[])], {
+    expect(results.map((r) => r.line)).toEqual(Array.from({ length: 5000 }, (_, i) => i + 1));
+    for (const r of results) expect(r.output.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+    // The job is readable by the jobs commands, over gRPC too.
+    const status = await cli(["jobs", "status", jobId as string], {
       url: `grpc://127.0.0.1:${server.grpcPort}`,
     });
     expect(status.code).toBe(0);
-    const statuses = status.stdout
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l));
-    expect(statuses.map((s: { status: string }) => s.status)).toEqual(Array(5).fill("completed"));
-    expect(statuses.map((s: { priority: string }) => s.priority)).toEqual(Array(5).fill("high"));
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      job_id: jobId,
+      status: "completed",
+      priority: "high",
+      counts: { total: 5000, completed: 5000 },
+    });
+  });
+
+  it("streams a JSONL file as a job with jobs submit: bars on a terminal, bad lines named", async () => {
+    const file = jsonl("job.jsonl", 3000);
+    writeFileSync(file, `${readFileSync(file, "utf8")}{"input": [1, "x"]}\n`);
+    const out = join(dir, "job-results.jsonl");
+    const command = [
+      process.execPath,
+      CLI,
+      "jobs",
+      "submit",
+      file,
+      "--watch",
+      "-o",
+      out,
+      "--job-id",
+      "cli-job",
+    ]
+      .map((part) => `'${part}'`)
+      .join(" ");
+    const ran = await collect(
+      spawn("script", ["-qfec", command, "/dev/null"], {
+        env: {
+          ...process.env,
+          BATCH_PROCESSOR_URL: `http://127.0.0.1:${server.apiPort}`,
+          BATCH_PROCESSOR_API_KEY: KEY,
+        },
+      }),
+    );
+    expect(ran.code).toBe(1);
+    expect(ran.stdout).toMatch(/upload .*\u2588+.*bytes/);
+    expect(ran.stdout).toContain("100% | 3001/3001 items | 1 failed");
+    expect(ran.stdout).toContain("completed: 3000 completed, 0 failed, 1 invalid of 3001 lines");
+    const lines = readFileSync(out, "utf8").trim().split("\n");
+    expect(lines).toHaveLength(3001);
+    expect(JSON.parse(lines[3000] as string)).toEqual({
+      line: 3001,
+      error: {
+        code: "INVALID_ARGUMENT",
+        message: 'line 3001: input[1]: expected a finite number, got "x"',
+      },
+    });
+    const list = await cli(["jobs", "list", "--status", "completed"]);
+    expect(list.stdout).toContain('"job_id":"cli-job"');
+    const from = await cli(["jobs", "results", "cli-job", "--from-line", "2999"]);
+    expect(
+      from.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).line),
+    ).toEqual([2999, 3000, 3001]);
+    const cancel = await cli(["jobs", "cancel", "cli-job"]);
+    expect(cancel.code).toBe(1);
+    expect(cancel.stderr).toMatch(/^error: failed_precondition: job "cli-job" has already ended/);
   });
 
   it("draws a bar on a terminal", async () => {
@@ -135,10 +192,9 @@ describe("the batch-processor CLI", () => {
     );
     expect(ran.code).toBe(0);
     const output = ran.stdout;
-    expect(output).toContain("2 batches");
     expect(output).toMatch(/\u2588+/); // the bar's filled part
     expect(output).toContain("100% | 1500/1500 items | 0 failed");
-    expect(output).toContain("completed: 1500 items, 0 failed");
+    expect(output).toContain("completed: 1500 completed, 0 failed, 0 invalid of 1500 lines");
   });
 
   it("answers the other commands, over Connect and gRPC", async () => {
@@ -175,7 +231,7 @@ describe("the batch-processor CLI", () => {
       });
       const submitted = await cli(["submit", "-", "--watch"], { url, input: "[1,2,3]\n" });
       expect(submitted.code).toBe(0);
-      const batch_id = /submitted 1 items as 1 batch\(es\): (\S+)/.exec(submitted.stdout)?.[1];
+      const batch_id = /submitted 1 items as batch (\S+)/.exec(submitted.stdout)?.[1];
       const list = await cli(["list", "--limit", "100"], { url });
       expect(list.stdout).toContain(batch_id);
       const results = await cli(["results", batch_id as string], { url });
@@ -212,7 +268,7 @@ describe("the batch-processor CLI", () => {
     expect(unknown.code).toBe(2);
   });
 
-  it("leaves the batches running on Ctrl-C and prints their ids", async () => {
+  it("leaves the job running on Ctrl-C, and the command it prints picks up where it stopped", async () => {
     // Slow the server down so that the run is still going when the user interrupts it.
     const admin = { "x-api-key": KEY, "content-type": "application/json" };
     await fetch(`http://127.0.0.1:${server.apiPort}/api/batch-processor/configure`, {
@@ -220,41 +276,57 @@ describe("the batch-processor CLI", () => {
       headers: admin,
       body: JSON.stringify({ max_batch_size: 1, enable_dynamic_batching: false }),
     });
+    const LINES = 20_000;
     try {
       const file = join(dir, "dense.jsonl");
       writeFileSync(
         file,
-        Array.from({ length: 2000 }, (_, i) => JSON.stringify(Array(256).fill(i % 3))).join("\n"),
+        Array.from({ length: LINES }, (_, i) => JSON.stringify(Array(256).fill(i % 3))).join("\n"),
       );
-      const child = spawn(process.execPath, [CLI, "submit", file, "--watch", "--model", "dense"], {
-        env: {
-          ...process.env,
-          BATCH_PROCESSOR_URL: `http://127.0.0.1:${server.apiPort}`,
-          BATCH_PROCESSOR_API_KEY: KEY,
-        },
-      });
+      const out = join(dir, "dense-results.jsonl");
+      const env = {
+        ...process.env,
+        BATCH_PROCESSOR_URL: `http://127.0.0.1:${server.apiPort}`,
+        BATCH_PROCESSOR_API_KEY: KEY,
+      };
+      const child = spawn(
+        process.execPath,
+        [CLI, "jobs", "submit", file, "--watch", "--model", "dense", "-o", out],
+        { env },
+      );
       const ran = collect(child);
       let seen = "";
       await new Promise<void>((resolve) =>
         child.stdout?.on("data", (c: Buffer) => {
           seen += c.toString();
-          if (seen.includes("items (")) resolve();
+          if (/\d+\/\d+ items \(/.test(seen)) resolve();
         }),
       );
       child.kill("SIGINT");
       const { code, stdout } = await ran;
       expect(code).toBe(130);
-      const ids = /the batches keep running on the server: (.+)/.exec(stdout)?.[1]?.split(" ");
-      expect(ids).toHaveLength(2);
-      for (const id of ids as string[]) {
-        const status = await fetch(
-          `http://127.0.0.1:${server.apiPort}/api/batch-processor/status/${id}`,
-          {
-            headers: admin,
-          },
-        );
-        expect(((await status.json()) as { status: string }).status).not.toBe("cancelled");
-      }
+      const resume = /resume with: (batch-processor jobs watch (\S+) -o (\S+))/.exec(stdout);
+      expect(resume?.[3]).toBe(out);
+      const jobId = resume?.[2] as string;
+      const status = await fetch(
+        `http://127.0.0.1:${server.apiPort}/api/batch-processor/jobs/${jobId}`,
+        {
+          headers: admin,
+        },
+      );
+      expect(((await status.json()) as { status: string }).status).toBe("running");
+      await fetch(`http://127.0.0.1:${server.apiPort}/api/batch-processor/configure`, {
+        method: "POST",
+        headers: admin,
+        body: JSON.stringify({ max_batch_size: 64, enable_dynamic_batching: true }),
+      });
+      const resumed = await cli(["jobs", "watch", jobId, "-o", out]);
+      expect(resumed.code).toBe(0);
+      const lines = readFileSync(out, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { line: number }).line);
+      expect(lines).toEqual(Array.from({ length: LINES }, (_, i) => i + 1));
     } finally {
       await fetch(`http://127.0.0.1:${server.apiPort}/api/batch-processor/configure`, {
         method: "POST",
