@@ -3,7 +3,9 @@ import { resolveBatchingOptions } from "../../src/engine/index.js";
 import {
   decideBatch,
   type PolicyContext,
+  planDispatch,
   type QueueState,
+  THROUGHPUT_SLACK_MS,
   waitingPays,
 } from "../../src/engine/scheduling/batch-policy.js";
 import { LatencyModel } from "../../src/engine/scheduling/latency-model.js";
@@ -44,6 +46,21 @@ describe("decideBatch", () => {
     // 32 is measured; the target is the smallest size within 3 % of its throughput.
     const d = decideBatch(queue({ pending: 100 }), ctx());
     expect(d).toEqual({ kind: "dispatch", size: 29, reason: "full" });
+  });
+
+  it("runs the largest batch for a backlog with no deadline near (a job's items)", () => {
+    // The same queue as above, but its earliest deadline is the end of a job's window.
+    const d = decideBatch(
+      queue({ pending: 100, earliestDeadline: NOW + THROUGHPUT_SLACK_MS }),
+      ctx(),
+    );
+    expect(d).toEqual({ kind: "dispatch", size: 32, reason: "full" });
+    // A deadline nearer than that keeps the latency-minded size.
+    const near = decideBatch(
+      queue({ pending: 100, earliestDeadline: NOW + THROUGHPUT_SLACK_MS - 1 }),
+      ctx(),
+    );
+    expect(near).toEqual({ kind: "dispatch", size: 29, reason: "full" });
   });
 
   it("shares a full batch's worth of items out among idle threads", () => {
@@ -194,5 +211,29 @@ describe("waitingPays", () => {
         NOW + 50,
       ),
     ).toBe(true);
+  });
+});
+
+describe("planDispatch", () => {
+  it("lets a ready queue with deadlines near go before a job's backlog, whatever their ages", () => {
+    const job = {
+      key: "job",
+      queue: queue({
+        pending: 500,
+        oldestArrival: NOW - 10_000,
+        earliestDeadline: NOW + 3_600_000,
+      }),
+      ctx: ctx(),
+    };
+    const online = {
+      key: "online",
+      queue: queue({ pending: 40, oldestArrival: NOW - 1, earliestDeadline: NOW + 5000 }),
+      ctx: ctx(),
+    };
+    expect(planDispatch([job, online])).toMatchObject({ kind: "dispatch", key: "online" });
+    // Alone, the backlog runs; among online queues the oldest goes first.
+    expect(planDispatch([job])).toMatchObject({ kind: "dispatch", key: "job" });
+    const older = { ...online, key: "older", queue: { ...online.queue, oldestArrival: NOW - 5 } };
+    expect(planDispatch([job, online, older])).toMatchObject({ kind: "dispatch", key: "older" });
   });
 });

@@ -96,6 +96,23 @@ describe("DynamicBatcher", () => {
     expect(pool.received[1]?.dims).toEqual([2, 3]);
   });
 
+  it("gives a freed slot to an online item before a job's backlog, without waiting for others", async () => {
+    const { pool, batcher } = setup(1, { maxBatchSize: 4, maxWaitTimeMs: 50 });
+    pool.hold();
+    const far = Date.now() + 3_600_000;
+    batcher.enqueue(Array.from({ length: 12 }, () => makeItem({ deadline: far, priority: "low" })));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(pool.received).toHaveLength(2);
+    batcher.enqueue([makeItem({ width: 5, priority: "critical", deadline: Date.now() + 5000 })]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(pool.received).toHaveLength(2);
+    pool.release();
+    pool.hold();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(pool.received[2]?.dims).toEqual([1, 5]);
+    expect(pool.received[3]?.dims).toEqual([4, 3]);
+  });
+
   it("keeps each thread's next batch ready but no more: threads x 2 in flight", async () => {
     const { pool, batcher } = setup(2, { maxBatchSize: 4, maxWaitTimeMs: 0 });
     pool.hold();

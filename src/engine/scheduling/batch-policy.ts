@@ -37,6 +37,11 @@ export interface PolicyContext {
   readonly slots: number;
   /** Items in dispatched, unfinished model batches. */
   readonly inFlightItems: number;
+  /**
+   * Of those, the items of this queue: the ones whose ends bring this queue's clients back with
+   * more (another queue's batches bring it nothing). @defaultValue inFlightItems
+   */
+  readonly queueInFlightItems?: number;
   /** How long a batch dispatched now waits for a thread, ms ({@link startDelayMs}). */
   readonly startDelayMs: number;
   readonly latency: LatencyEstimator;
@@ -118,6 +123,12 @@ export function splitLate<T extends { readonly deadline: number }>(
   return { run, late };
 }
 
+/**
+ * Slack beyond which a queue is throughput work: its earliest deadline is minutes away, as a
+ * job's items are (their deadline is the end of the completion window).
+ */
+export const THROUGHPUT_SLACK_MS = 60_000;
+
 /** Decides what one queue should do now. */
 export function decideBatch(queue: QueueState, ctx: PolicyContext): BatchDecision {
   if (queue.pending <= 0) return { kind: "empty" };
@@ -135,7 +146,12 @@ export function decideBatch(queue: QueueState, ctx: PolicyContext): BatchDecisio
     (ctx.latency.estimate(cap) ?? 0) * 2 <= slack
   )
     return { kind: "dispatch", size: cap, reason: "explore" };
-  const target = Math.min(cap, Math.max(1, ctx.latency.bestBatchSize(cap, slack)));
+  // With no deadline near (a job's backlog), latency buys nothing: the largest batch runs the
+  // most items per thread-second.
+  const target =
+    slack >= THROUGHPUT_SLACK_MS
+      ? cap
+      : Math.min(cap, Math.max(1, ctx.latency.bestBatchSize(cap, slack)));
   if (queue.pending >= target) {
     // Several threads idle and fewer items than would fill a batch for each: share them out
     // rather than run one big batch while the other threads wait for it to end.
@@ -158,10 +174,12 @@ export function decideBatch(queue: QueueState, ctx: PolicyContext): BatchDecisio
     return { kind: "dispatch", size, reason: "idle" };
   }
   // Every thread is busy but a pipeline slot is free: fill it once the queue holds its fair share
-  // of the work in the system. Waiting for more than that is waiting for items that, in a closed
-  // loop, only arrive after the running batches end: the thread would then sit idle.
+  // of its own work in the system. Waiting for more than that is waiting for items that, in a
+  // closed loop, only arrive after its running batches end: the slot would then go unused, and
+  // other queues' batches (a job's) bring it no arrivals at all.
   if (ctx.idleThreads === 0 && ctx.freeSlots > 0) {
-    const share = Math.ceil((queue.pending + ctx.inFlightItems) / Math.max(1, ctx.slots));
+    const own = ctx.queueInFlightItems ?? ctx.inFlightItems;
+    const share = Math.ceil((queue.pending + own) / Math.max(1, ctx.slots));
     if (size >= share) return { kind: "dispatch", size, reason: "pipeline" };
   }
   return { kind: "wait", until: Math.min(waitEnds, latestStart) };
@@ -213,16 +231,32 @@ export type DispatchPlan<K> =
 
 /**
  * Which queue dispatches now: of those whose {@link decideBatch} says dispatch, the one whose
- * oldest item arrived first (no queue starves behind another); else when to look again.
+ * oldest item arrived first (no queue starves behind another), except that a queue of
+ * throughput work (no deadline within {@link THROUGHPUT_SLACK_MS}: a job's backlog) goes only when
+ * no other queue is ready, so a job never holds online requests back beyond the batches already
+ * running; else when to look again.
  */
 export function planDispatch<K>(candidates: Iterable<Candidate<K>>): DispatchPlan<K> {
-  let chosen: { key: K; size: number; reason: DispatchReason; age: number } | undefined;
+  let chosen:
+    | { key: K; size: number; reason: DispatchReason; age: number; throughput: boolean }
+    | undefined;
   let wakeAt = Number.POSITIVE_INFINITY;
   for (const { key, queue, ctx } of candidates) {
     const decision = decideBatch(queue, ctx);
     if (decision.kind === "dispatch") {
-      if (chosen === undefined || queue.oldestArrival < chosen.age)
-        chosen = { key, size: decision.size, reason: decision.reason, age: queue.oldestArrival };
+      const throughput = queue.earliestDeadline - ctx.now >= THROUGHPUT_SLACK_MS;
+      const better =
+        chosen === undefined ||
+        (chosen.throughput && !throughput) ||
+        (chosen.throughput === throughput && queue.oldestArrival < chosen.age);
+      if (better)
+        chosen = {
+          key,
+          size: decision.size,
+          reason: decision.reason,
+          age: queue.oldestArrival,
+          throughput,
+        };
     } else if (decision.kind === "wait") wakeAt = Math.min(wakeAt, decision.until);
   }
   if (chosen !== undefined)

@@ -68,6 +68,8 @@ interface Queue<T extends BatchItem> {
   /** Exponentially decayed arrival count and when it was last updated. */
   arrivals: number;
   arrivalsAt: number;
+  /** Items of this queue in dispatched, unfinished model batches. */
+  inFlightItems: number;
 }
 
 /** See the file comment. */
@@ -216,6 +218,7 @@ export class DynamicBatcher<T extends BatchItem> {
         scheduler: new PriorityScheduler<T>(() => this.o.options().priorityWeights),
         arrivals: 0,
         arrivalsAt: 0,
+        inFlightItems: 0,
       };
       this.#queues.set(key, q);
     }
@@ -235,7 +238,8 @@ export class DynamicBatcher<T extends BatchItem> {
     if (this.#closed) return;
     let wakeAt = Number.POSITIVE_INFINITY;
     while (this.#inFlight < this.#capacity) {
-      for (const q of this.#queues.values()) if (q.scheduler.size === 0) this.#queues.delete(q.key);
+      for (const q of this.#queues.values())
+        if (q.scheduler.size === 0 && q.inFlightItems === 0) this.#queues.delete(q.key);
       const plan = planDispatch(this.#candidates(this.#clock()));
       wakeAt = plan.kind === "wait" ? plan.until : Number.POSITIVE_INFINITY;
       if (plan.kind !== "dispatch") break;
@@ -260,6 +264,7 @@ export class DynamicBatcher<T extends BatchItem> {
         freeSlots: this.#capacity - this.#inFlight,
         slots: this.#capacity,
         inFlightItems: this.#inFlightItems,
+        queueInFlightItems: q.inFlightItems,
         startDelayMs: startDelayMs(threads, this.#inFlight, this.#inFlightItems, latency),
         latency,
       };
@@ -290,14 +295,15 @@ export class DynamicBatcher<T extends BatchItem> {
     for (let i = 0; i < items.length; i++) data.set((items[i] as T).data, i * width);
     this.#inFlight++;
     this.#inFlightItems += items.length;
+    q.inFlightItems += items.length;
     this.o.onDispatch?.(items);
     this.o.pool.run({ model: first.model, data, dims: [items.length, ...first.itemShape] }).then(
-      (result) => this.#finish(items, { ok: true, result }),
-      (error: unknown) => this.#finish(items, { ok: false, error }),
+      (result) => this.#finish(q, items, { ok: true, result }),
+      (error: unknown) => this.#finish(q, items, { ok: false, error }),
     );
   }
 
-  #finish(items: readonly T[], outcome: BatchOutcome): void {
+  #finish(q: Queue<T>, items: readonly T[], outcome: BatchOutcome): void {
     const model = (items[0] as T).model;
     if (outcome.ok) {
       const latency = this.latencyOf(model);
@@ -316,6 +322,7 @@ export class DynamicBatcher<T extends BatchItem> {
     }
     this.#inFlight--;
     this.#inFlightItems -= items.length;
+    q.inFlightItems -= items.length;
     try {
       this.o.onComplete(items, outcome);
     } finally {

@@ -1,0 +1,378 @@
+/**
+ * `npm run bench:jobs`: a data set as one job against raw onnxruntime-node, on a heavy model
+ * (64 -> 4096 -> 4096 -> 3, built here). Three parts, each in the same run:
+ * - raw: one bare session per thread running batches of `--batch` in a tight loop for
+ *   `--raw-seconds`; items/s and CPU per item (this process's CPU, every thread);
+ * - job: the server (`npm start` build, `--threads` inference threads, MAX_BATCH_SIZE=`--batch`)
+ *   takes a `--lines` JSONL upload streamed over REST and runs it; items/s from the job's own
+ *   start and end, CPU per item from the server's CPU (every thread, /proc) from the first byte
+ *   of the upload to the job's end, and apart for the upload alone; lines are counted by outcome
+ *   from the downloaded results, and only those with an output count;
+ * - online: p50/p99 of 1-item `critical` Infer requests on the default model at `--probe-rps`,
+ *   without a job, then while a job of `--probe-lines` lines runs;
+ * - memory (`--rss-lines`, 0 to skip): the server's RSS while a job of that many 64-float lines
+ *   on the default model runs, against its RSS before the upload.
+ * Usage: npm run bench:jobs [-- --lines 200000 --threads 2 --batch 64 --out FILE]
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { Worker } from "node:worker_threads";
+import { buildDenseModel, denseModelConfig } from "../scripts/lib/models.js";
+import { freePort } from "./lib/free-port.js";
+import { measureCpu, rssBytes } from "./lib/proc.js";
+import { seriesSum } from "./lib/prometheus-text.js";
+
+const { values } = parseArgs({
+  options: {
+    lines: { type: "string", default: "200000" },
+    threads: { type: "string", default: "2" },
+    batch: { type: "string", default: "64" },
+    "raw-seconds": { type: "string", default: "30" },
+    "probe-rps": { type: "string", default: "20" },
+    "probe-lines": { type: "string", default: "30000" },
+    "rss-lines": { type: "string", default: "1000000" },
+    out: { type: "string" },
+  },
+});
+const LINES = Number(values.lines);
+const THREADS = Number(values.threads);
+const BATCH = Number(values.batch);
+const RAW_SECONDS = Number(values["raw-seconds"]);
+const PROBE_RPS = Number(values["probe-rps"]);
+const PROBE_LINES = Number(values["probe-lines"]);
+const RSS_LINES = Number(values["rss-lines"]);
+const LAYERS = [64, 4096, 4096, 3] as const;
+const WIDTH = LAYERS[0];
+const KEY = "bench-key";
+const root = fileURLToPath(new URL("..", import.meta.url));
+const children: ChildProcess[] = [];
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+const log = (text: string) => process.stderr.write(`${text}\n`);
+
+// The model repository: the shipped default and the heavy model.
+const modelDir = mkdtempSync(join(tmpdir(), "bp-bench-jobs-models-"));
+mkdirSync(join(modelDir, "heavy"));
+writeFileSync(join(modelDir, "heavy", "model.onnx"), buildDenseModel({ layers: LAYERS, seed: 5 }));
+writeFileSync(
+  join(modelDir, "heavy", "config.json"),
+  JSON.stringify(denseModelConfig(LAYERS, BATCH)),
+);
+mkdirSync(join(modelDir, "default"));
+for (const file of ["model.onnx", "config.json"])
+  writeFileSync(
+    join(modelDir, "default", file),
+    execFileSync("cat", [join(root, "models", "default", file)]),
+  );
+
+execFileSync(
+  process.execPath,
+  [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.build.json")],
+  { stdio: "inherit" },
+);
+
+/** Raw onnxruntime-node: items/s and CPU µs per item. */
+async function raw(): Promise<{ itemsPerSecond: number; cpuUsPerItem: number }> {
+  const workers = Array.from(
+    { length: THREADS },
+    () =>
+      new Worker(new URL("./raw-ort-worker.mjs", import.meta.url), {
+        workerData: {
+          modelPath: join(modelDir, "heavy", "model.onnx"),
+          batch: BATCH,
+          width: WIDTH,
+          durationMs: RAW_SECONDS * 1000,
+        },
+      }),
+  );
+  await Promise.all(workers.map((w) => new Promise((resolve) => w.once("message", resolve))));
+  const cpuBefore = process.cpuUsage();
+  const results = await Promise.all(
+    workers.map((w) => {
+      const done = new Promise<{ items: number; ms: number }>((resolve) =>
+        w.once("message", resolve),
+      );
+      w.postMessage("go");
+      return done;
+    }),
+  );
+  const cpu = process.cpuUsage(cpuBefore);
+  await Promise.all(workers.map((w) => w.terminate()));
+  const items = results.reduce((n, r) => n + r.items, 0);
+  const ms = Math.max(...results.map((r) => r.ms));
+  return {
+    itemsPerSecond: (items / ms) * 1000,
+    cpuUsPerItem: (cpu.user + cpu.system) / items,
+  };
+}
+
+interface Server {
+  readonly child: ChildProcess;
+  readonly base: string;
+  readonly dataDir: string;
+}
+
+async function startServer(): Promise<Server> {
+  const [apiPort, grpcPort] = [await freePort(), await freePort()];
+  const dataDir = mkdtempSync(join(tmpdir(), "bp-bench-jobs-data-"));
+  const child = spawn(process.execPath, [join(root, "dist", "src", "cli.js"), "serve"], {
+    env: {
+      ...process.env,
+      API_HOST: "127.0.0.1",
+      API_PORT: String(apiPort),
+      GRPC_PORT: String(grpcPort),
+      API_KEYS: KEY,
+      DATA_DIR: dataDir,
+      MODEL_DIR: modelDir,
+      INFERENCE_THREADS: String(THREADS),
+      MAX_BATCH_SIZE: String(BATCH),
+      LOG_LEVEL: "warn",
+    },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  children.push(child);
+  const base = `http://127.0.0.1:${apiPort}`;
+  const started = Date.now();
+  while (
+    !(await fetch(`${base}/ready`).then(
+      (r) => r.ok,
+      () => false,
+    ))
+  ) {
+    if (Date.now() - started > 120_000) throw new Error("the server did not get ready");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { child, base, dataDir };
+}
+
+async function stopServer(server: Server): Promise<void> {
+  server.child.kill("SIGTERM");
+  await new Promise((resolve) => server.child.once("exit", resolve));
+  rmSync(server.dataDir, { recursive: true, force: true });
+}
+
+/** Lines of `width` numbers, generated as they are sent, in pieces of about 256 KiB. */
+function jsonl(lines: number, width: number): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  let line = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (line >= lines) {
+        controller.close();
+        return;
+      }
+      let text = "";
+      while (line < lines && text.length < 256 * 1024) {
+        const input = Array.from({ length: width }, (_, k) => Math.sin(line * 31 + k).toFixed(5));
+        text += `{"input":[${input.join(",")}],"id":"l${line + 1}"}\n`;
+        line++;
+      }
+      controller.enqueue(encoder.encode(text));
+    },
+  });
+}
+
+interface JobView {
+  job_id: string;
+  status: string;
+  started_at?: string;
+  completed_at?: string;
+  counts: { total: number; completed: number; failed: number; invalid: number };
+}
+
+async function upload(
+  server: Server,
+  model: string,
+  lines: number,
+  width: number,
+): Promise<JobView> {
+  const response = await fetch(`${server.base}/api/batch-processor/jobs?model_id=${model}`, {
+    method: "POST",
+    headers: { "x-api-key": KEY, "content-type": "application/x-ndjson" },
+    body: jsonl(lines, width),
+    duplex: "half",
+  } as RequestInit);
+  if (response.status !== 201)
+    throw new Error(`upload: ${response.status} ${await response.text()}`);
+  return (await response.json()) as JobView;
+}
+
+async function ended(server: Server, jobId: string): Promise<JobView> {
+  for (;;) {
+    const view = (await (
+      await fetch(`${server.base}/api/batch-processor/jobs/${jobId}`, {
+        headers: { "x-api-key": KEY },
+      })
+    ).json()) as JobView;
+    if (["completed", "failed", "cancelled", "expired"].includes(view.status)) return view;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Lines of the downloaded results by outcome. */
+async function outcomes(server: Server, jobId: string): Promise<{ output: number; error: number }> {
+  const response = await fetch(`${server.base}/api/batch-processor/jobs/${jobId}/results`, {
+    headers: { "x-api-key": KEY },
+  });
+  let output = 0;
+  let error = 0;
+  let carry = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    const text = carry + decoder.decode(chunk, { stream: true });
+    const parts = text.split("\n");
+    carry = parts.pop() ?? "";
+    for (const part of parts) {
+      if (part === "") continue;
+      const result = JSON.parse(part) as { output?: number[]; error?: unknown };
+      if (result.error === undefined && (result.output?.length ?? 0) === LAYERS[3]) output++;
+      else error++;
+    }
+  }
+  return { output, error };
+}
+
+/** Sends 1-item critical Infer requests at `rps` until `stop` resolves; their latencies, ms. */
+async function probe(server: Server, stop: Promise<unknown>): Promise<number[]> {
+  const latencies: number[] = [];
+  let done = false;
+  void stop.then(() => {
+    done = true;
+  });
+  const body = JSON.stringify({
+    data: [{ input: [0.1, 0.2, 0.3, 0.4] }],
+    priority: "critical",
+    metadata: { model_id: "default" },
+  });
+  const pending: Promise<void>[] = [];
+  while (!done) {
+    const sent = performance.now();
+    pending.push(
+      fetch(`${server.base}/api/batch-processor/infer`, {
+        method: "POST",
+        headers: { "x-api-key": KEY, "content-type": "application/json" },
+        body,
+      }).then(async (response) => {
+        const answer = (await response.json()) as { results?: { output?: number[] }[] };
+        if (response.ok && (answer.results?.[0]?.output?.length ?? 0) > 0)
+          latencies.push(performance.now() - sent);
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1000 / PROBE_RPS));
+  }
+  await Promise.allSettled(pending);
+  return latencies;
+}
+
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+const f = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+
+// 1. Raw onnxruntime-node.
+log(`raw: ${THREADS} thread(s), batches of ${BATCH}, ${RAW_SECONDS} s`);
+const rawRun = await raw();
+log(`raw: ${f(rawRun.itemsPerSecond)} items/s, ${f(rawRun.cpuUsPerItem)} µs CPU per item`);
+
+// 2. The job.
+const server = await startServer();
+log(`job: uploading ${LINES} lines`);
+const pid = server.child.pid as number;
+const cpuAll = measureCpu(pid);
+const cpuUpload = measureCpu(pid);
+const uploadStarted = performance.now();
+const created = await upload(server, "heavy", LINES, WIDTH);
+const uploadSeconds = (performance.now() - uploadStarted) / 1000;
+const uploadCpu = cpuUpload();
+const job = await ended(server, created.job_id);
+const allCpu = cpuAll();
+const allSeconds = (performance.now() - uploadStarted) / 1000;
+const metrics = await (await fetch(`${server.base}/metrics`)).text();
+const modelBatches = seriesSum(metrics, "batch_processor_model_batches_total", { model: "heavy" });
+const counted = await outcomes(server, job.job_id);
+const runSeconds = (Date.parse(job.completed_at ?? "") - Date.parse(job.started_at ?? "")) / 1000;
+const jobItemsPerSecond = counted.output / runSeconds;
+const uploadCpuSeconds = ((uploadCpu?.totalPercent ?? Number.NaN) / 100) * uploadSeconds;
+const allCpuSeconds = ((allCpu?.totalPercent ?? Number.NaN) / 100) * allSeconds;
+const jobCpuUsPerItem = (allCpuSeconds / counted.output) * 1e6;
+const mainCpuSeconds = ((allCpu?.mainPercent ?? Number.NaN) / 100) * allSeconds;
+const mainUsPerItem = (mainCpuSeconds / counted.output) * 1e6;
+const ortSeconds = seriesSum(metrics, "batch_processor_inference_seconds_sum", { model: "heavy" });
+const runCpuUsPerItem = ((allCpuSeconds - uploadCpuSeconds) / counted.output) * 1e6;
+log(
+  `job: ${job.status}, ${counted.output} outputs, ${counted.error} errors, ${f(jobItemsPerSecond)} items/s, ${f(jobCpuUsPerItem)} µs CPU per item (${f(runCpuUsPerItem)} without the upload)`,
+);
+
+// 3. Online latency with and without a job.
+log(`online: ${PROBE_RPS} 1-item critical Infer/s, 10 s without a job`);
+const idle = await probe(server, new Promise((resolve) => setTimeout(resolve, 10_000)));
+log(`online: the same while a job of ${PROBE_LINES} heavy lines runs`);
+const busyJob = await upload(server, "heavy", PROBE_LINES, WIDTH);
+const busyEnded = ended(server, busyJob.job_id);
+const busy = await probe(server, busyEnded);
+await stopServer(server);
+
+// 4. Memory while a large job of 64-float lines runs on the default model.
+let rss: { before: number; peak: number; lines: number; seconds: number } | undefined;
+if (RSS_LINES > 0) {
+  const rssServer = await startServer();
+  const rssPid = rssServer.child.pid as number;
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const before = rssBytes(rssPid) ?? Number.NaN;
+  let peak = before;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssBytes(rssPid) ?? 0);
+  }, 100);
+  log(`memory: a job of ${RSS_LINES} lines of ${WIDTH} numbers on the default model`);
+  const started = performance.now();
+  const big = await upload(rssServer, "default", RSS_LINES, WIDTH);
+  const bigEnded = await ended(rssServer, big.job_id);
+  clearInterval(sampler);
+  rss = {
+    before,
+    peak,
+    lines: bigEnded.counts.completed,
+    seconds: (performance.now() - started) / 1000,
+  };
+  await stopServer(rssServer);
+}
+rmSync(modelDir, { recursive: true, force: true });
+
+const MiB = 1024 * 1024;
+const report = [
+  `# Jobs: ${new Date().toISOString()}`,
+  "",
+  `Machine: ${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores, Node ${process.version}. Model ${LAYERS.join(" -> ")} (float32, built by the bench), ${THREADS} inference thread(s), batch size ${BATCH}.`,
+  "",
+  "| run | lines with an output | errors | items/s | CPU µs per item | vs raw (items/s) | vs raw (CPU per item) |",
+  "|---|---|---|---|---|---|---|",
+  `| raw onnxruntime-node, ${RAW_SECONDS} s | - | - | ${f(rawRun.itemsPerSecond)} | ${f(rawRun.cpuUsPerItem)} | 1 | 1 |`,
+  `| job of ${LINES} lines (upload to end) | ${counted.output} | ${counted.error} | ${f(jobItemsPerSecond)} | ${f(jobCpuUsPerItem)} | ${f(jobItemsPerSecond / rawRun.itemsPerSecond, 3)} (target ≥ 0.85) | ${f(jobCpuUsPerItem / rawRun.cpuUsPerItem, 3)} (target ≤ 1.15) |`,
+  `| of which running (upload excluded) | | | | ${f(runCpuUsPerItem)} | | ${f(runCpuUsPerItem / rawRun.cpuUsPerItem, 3)} |`,
+  `| of which the main thread (upload included) | | | | ${f(mainUsPerItem)} | | |`,
+  `| of which inside ONNX Runtime (wall time of its runs) | | | | ${f((ortSeconds / counted.output) * 1e6)} | | |`,
+  "",
+  `Upload: ${f(uploadSeconds, 1)} s for ${LINES} lines (${f((uploadCpuSeconds / LINES) * 1e6)} µs server CPU per line). Mean model batch: ${f(counted.output / modelBatches, 1)} items. Job items/s are over the job's own start to end (its \`started_at\`, \`completed_at\`).`,
+  "",
+  `Online latency, 1-item \`critical\` Infer on the default model at ${PROBE_RPS}/s (answers with an output only):`,
+  "",
+  "| | answers | p50 ms | p99 ms |",
+  "|---|---|---|---|",
+  `| no job | ${idle.length} | ${f(percentile(idle, 50), 1)} | ${f(percentile(idle, 99), 1)} |`,
+  `| a ${PROBE_LINES}-line \`low\` job running | ${busy.length} | ${f(percentile(busy, 50), 1)} | ${f(percentile(busy, 99), 1)} |`,
+  "",
+  rss === undefined
+    ? "Memory: not measured (--rss-lines 0)."
+    : `Memory: a job of ${RSS_LINES} lines of ${WIDTH} numbers on the default model (${rss.lines} with an output, upload to end ${f(rss.seconds, 1)} s): server RSS ${f(rss.before / MiB, 1)} MiB before the upload, peak ${f(rss.peak / MiB, 1)} MiB while it ran: +${f((rss.peak - rss.before) / MiB, 1)} MiB (target ≤ 64 MiB + the chunks in flight).`,
+  "",
+];
+const text = report.join("\n");
+process.stdout.write(text);
+if (values.out !== undefined) writeFileSync(values.out, text);
