@@ -12,7 +12,8 @@
  *   without a job, then while a job of `--probe-lines` lines runs;
  * - memory (`--rss-lines`, 0 to skip): the server's RSS while a job of that many 64-float lines
  *   on the default model runs, against its RSS before the upload.
- * Usage: npm run bench:jobs [-- --lines 200000 --threads 2 --batch 64 --out FILE]
+ * Usage: npm run bench:jobs [-- --lines 200000 --threads 2 --batch 64 --parts raw,job,online,memory
+ *   --out FILE]
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     "probe-rps": { type: "string", default: "20" },
     "probe-lines": { type: "string", default: "30000" },
     "rss-lines": { type: "string", default: "1000000" },
+    parts: { type: "string", default: "raw,job,online,memory" },
     out: { type: "string" },
   },
 });
@@ -45,6 +47,7 @@ const RAW_SECONDS = Number(values["raw-seconds"]);
 const PROBE_RPS = Number(values["probe-rps"]);
 const PROBE_LINES = Number(values["probe-lines"]);
 const RSS_LINES = Number(values["rss-lines"]);
+const PARTS = new Set(values.parts.split(","));
 const LAYERS = [64, 4096, 4096, 3] as const;
 const WIDTH = LAYERS[0];
 const KEY = "bench-key";
@@ -276,103 +279,171 @@ function percentile(values: readonly number[], p: number): number {
 
 const f = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
 
-// 1. Raw onnxruntime-node.
-log(`raw: ${THREADS} thread(s), batches of ${BATCH}, ${RAW_SECONDS} s`);
-const rawRun = await raw();
-log(`raw: ${f(rawRun.itemsPerSecond)} items/s, ${f(rawRun.cpuUsPerItem)} µs CPU per item`);
+interface JobFigures {
+  readonly lines: number;
+  readonly output: number;
+  readonly error: number;
+  readonly itemsPerSecond: number;
+  readonly cpuUsPerItem: number;
+  readonly runCpuUsPerItem: number;
+  readonly mainUsPerItem: number;
+  readonly ortUsPerItem: number;
+  readonly uploadSeconds: number;
+  readonly uploadUsPerLine: number;
+  readonly meanBatch: number;
+}
 
-// 2. The job.
-const server = await startServer();
-log(`job: uploading ${LINES} lines`);
-const pid = server.child.pid as number;
-const cpuAll = measureCpu(pid);
-const cpuUpload = measureCpu(pid);
-const uploadStarted = performance.now();
-const created = await upload(server, "heavy", LINES, WIDTH);
-const uploadSeconds = (performance.now() - uploadStarted) / 1000;
-const uploadCpu = cpuUpload();
-const job = await ended(server, created.job_id);
-const allCpu = cpuAll();
-const allSeconds = (performance.now() - uploadStarted) / 1000;
-const metrics = await (await fetch(`${server.base}/metrics`)).text();
-const modelBatches = seriesSum(metrics, "batch_processor_model_batches_total", { model: "heavy" });
-const counted = await outcomes(server, job.job_id);
-const runSeconds = (Date.parse(job.completed_at ?? "") - Date.parse(job.started_at ?? "")) / 1000;
-const jobItemsPerSecond = counted.output / runSeconds;
-const uploadCpuSeconds = ((uploadCpu?.totalPercent ?? Number.NaN) / 100) * uploadSeconds;
-const allCpuSeconds = ((allCpu?.totalPercent ?? Number.NaN) / 100) * allSeconds;
-const jobCpuUsPerItem = (allCpuSeconds / counted.output) * 1e6;
-const mainCpuSeconds = ((allCpu?.mainPercent ?? Number.NaN) / 100) * allSeconds;
-const mainUsPerItem = (mainCpuSeconds / counted.output) * 1e6;
-const ortSeconds = seriesSum(metrics, "batch_processor_inference_seconds_sum", { model: "heavy" });
-const runCpuUsPerItem = ((allCpuSeconds - uploadCpuSeconds) / counted.output) * 1e6;
-log(
-  `job: ${job.status}, ${counted.output} outputs, ${counted.error} errors, ${f(jobItemsPerSecond)} items/s, ${f(jobCpuUsPerItem)} µs CPU per item (${f(runCpuUsPerItem)} without the upload)`,
-);
+/** A job of `LINES` heavy lines: items/s over its own start to end, server CPU per item. */
+async function jobRun(server: Server): Promise<JobFigures> {
+  log(`job: uploading ${LINES} lines`);
+  const pid = server.child.pid as number;
+  const cpuAll = measureCpu(pid);
+  const cpuUpload = measureCpu(pid);
+  const uploadStarted = performance.now();
+  const created = await upload(server, "heavy", LINES, WIDTH);
+  const uploadSeconds = (performance.now() - uploadStarted) / 1000;
+  const uploadCpu = cpuUpload();
+  const job = await ended(server, created.job_id);
+  const allCpu = cpuAll();
+  const allSeconds = (performance.now() - uploadStarted) / 1000;
+  const metrics = await (await fetch(`${server.base}/metrics`)).text();
+  const modelBatches = seriesSum(metrics, "batch_processor_model_batches_total", {
+    model: "heavy",
+  });
+  const ortSeconds = seriesSum(metrics, "batch_processor_inference_seconds_sum", {
+    model: "heavy",
+  });
+  const counted = await outcomes(server, job.job_id);
+  const runSeconds = (Date.parse(job.completed_at ?? "") - Date.parse(job.started_at ?? "")) / 1000;
+  const uploadCpuSeconds = ((uploadCpu?.totalPercent ?? Number.NaN) / 100) * uploadSeconds;
+  const allCpuSeconds = ((allCpu?.totalPercent ?? Number.NaN) / 100) * allSeconds;
+  const mainCpuSeconds = ((allCpu?.mainPercent ?? Number.NaN) / 100) * allSeconds;
+  const figures: JobFigures = {
+    lines: LINES,
+    output: counted.output,
+    error: counted.error,
+    itemsPerSecond: counted.output / runSeconds,
+    cpuUsPerItem: (allCpuSeconds / counted.output) * 1e6,
+    runCpuUsPerItem: ((allCpuSeconds - uploadCpuSeconds) / counted.output) * 1e6,
+    mainUsPerItem: (mainCpuSeconds / counted.output) * 1e6,
+    ortUsPerItem: (ortSeconds / counted.output) * 1e6,
+    uploadSeconds,
+    uploadUsPerLine: (uploadCpuSeconds / LINES) * 1e6,
+    meanBatch: counted.output / modelBatches,
+  };
+  log(
+    `job: ${job.status}, ${counted.output} outputs, ${counted.error} errors, ${f(figures.itemsPerSecond)} items/s, ${f(figures.cpuUsPerItem)} µs CPU per item (${f(figures.runCpuUsPerItem)} without the upload)`,
+  );
+  return figures;
+}
 
-// 3. Online latency with and without a job.
-log(`online: ${PROBE_RPS} 1-item critical Infer/s, 10 s without a job`);
-const idle = await probe(server, new Promise((resolve) => setTimeout(resolve, 10_000)));
-log(`online: the same while a job of ${PROBE_LINES} heavy lines runs`);
-const busyJob = await upload(server, "heavy", PROBE_LINES, WIDTH);
-const busyEnded = ended(server, busyJob.job_id);
-const busy = await probe(server, busyEnded);
-await stopServer(server);
+/** Online latency without a job, then while one runs. */
+async function online(server: Server): Promise<{ idle: number[]; busy: number[] }> {
+  log(`online: ${PROBE_RPS} 1-item critical Infer/s, 10 s without a job`);
+  const idle = await probe(server, new Promise((resolve) => setTimeout(resolve, 10_000)));
+  log(`online: the same while a job of ${PROBE_LINES} heavy lines runs`);
+  const busyJob = await upload(server, "heavy", PROBE_LINES, WIDTH);
+  const busy = await probe(server, ended(server, busyJob.job_id));
+  return { idle, busy };
+}
 
-// 4. Memory while a large job of 64-float lines runs on the default model.
-let rss: { before: number; peak: number; lines: number; seconds: number } | undefined;
-if (RSS_LINES > 0) {
-  const rssServer = await startServer();
-  const rssPid = rssServer.child.pid as number;
+interface MemoryFigures {
+  readonly before: number;
+  readonly peak: number;
+  readonly afterUpload: number;
+  readonly lines: number;
+  readonly seconds: number;
+}
+
+/** The server's RSS while a large job of 64-float lines runs on the default model. */
+async function memory(): Promise<MemoryFigures> {
+  const server = await startServer();
+  const pid = server.child.pid as number;
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  const before = rssBytes(rssPid) ?? Number.NaN;
+  const before = rssBytes(pid) ?? Number.NaN;
   let peak = before;
   const sampler = setInterval(() => {
-    peak = Math.max(peak, rssBytes(rssPid) ?? 0);
+    peak = Math.max(peak, rssBytes(pid) ?? 0);
   }, 100);
   log(`memory: a job of ${RSS_LINES} lines of ${WIDTH} numbers on the default model`);
   const started = performance.now();
-  const big = await upload(rssServer, "default", RSS_LINES, WIDTH);
-  const bigEnded = await ended(rssServer, big.job_id);
+  const big = await upload(server, "default", RSS_LINES, WIDTH);
+  const afterUpload = peak;
+  const bigEnded = await ended(server, big.job_id);
   clearInterval(sampler);
-  rss = {
+  await stopServer(server);
+  return {
     before,
     peak,
+    afterUpload,
     lines: bigEnded.counts.completed,
     seconds: (performance.now() - started) / 1000,
   };
-  await stopServer(rssServer);
 }
+
+let rawRun: { itemsPerSecond: number; cpuUsPerItem: number } | undefined;
+if (PARTS.has("raw")) {
+  log(`raw: ${THREADS} thread(s), batches of ${BATCH}, ${RAW_SECONDS} s`);
+  rawRun = await raw();
+  log(`raw: ${f(rawRun.itemsPerSecond)} items/s, ${f(rawRun.cpuUsPerItem)} µs CPU per item`);
+}
+let jobFigures: JobFigures | undefined;
+let latencies: { idle: number[]; busy: number[] } | undefined;
+if (PARTS.has("job") || PARTS.has("online")) {
+  const server = await startServer();
+  if (PARTS.has("job")) jobFigures = await jobRun(server);
+  if (PARTS.has("online")) latencies = await online(server);
+  await stopServer(server);
+}
+const rss = PARTS.has("memory") && RSS_LINES > 0 ? await memory() : undefined;
 rmSync(modelDir, { recursive: true, force: true });
 
 const MiB = 1024 * 1024;
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined ? Number.NaN : a / b;
 const report = [
   `# Jobs: ${new Date().toISOString()}`,
   "",
-  `Machine: ${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores, Node ${process.version}. Model ${LAYERS.join(" -> ")} (float32, built by the bench), ${THREADS} inference thread(s), batch size ${BATCH}.`,
-  "",
-  "| run | lines with an output | errors | items/s | CPU µs per item | vs raw (items/s) | vs raw (CPU per item) |",
-  "|---|---|---|---|---|---|---|",
-  `| raw onnxruntime-node, ${RAW_SECONDS} s | - | - | ${f(rawRun.itemsPerSecond)} | ${f(rawRun.cpuUsPerItem)} | 1 | 1 |`,
-  `| job of ${LINES} lines (upload to end) | ${counted.output} | ${counted.error} | ${f(jobItemsPerSecond)} | ${f(jobCpuUsPerItem)} | ${f(jobItemsPerSecond / rawRun.itemsPerSecond, 3)} (target ≥ 0.85) | ${f(jobCpuUsPerItem / rawRun.cpuUsPerItem, 3)} (target ≤ 1.15) |`,
-  `| of which running (upload excluded) | | | | ${f(runCpuUsPerItem)} | | ${f(runCpuUsPerItem / rawRun.cpuUsPerItem, 3)} |`,
-  `| of which the main thread (upload included) | | | | ${f(mainUsPerItem)} | | |`,
-  `| of which inside ONNX Runtime (wall time of its runs) | | | | ${f((ortSeconds / counted.output) * 1e6)} | | |`,
-  "",
-  `Upload: ${f(uploadSeconds, 1)} s for ${LINES} lines (${f((uploadCpuSeconds / LINES) * 1e6)} µs server CPU per line). Mean model batch: ${f(counted.output / modelBatches, 1)} items. Job items/s are over the job's own start to end (its \`started_at\`, \`completed_at\`).`,
-  "",
-  `Online latency, 1-item \`critical\` Infer on the default model at ${PROBE_RPS}/s (answers with an output only):`,
-  "",
-  "| | answers | p50 ms | p99 ms |",
-  "|---|---|---|---|",
-  `| no job | ${idle.length} | ${f(percentile(idle, 50), 1)} | ${f(percentile(idle, 99), 1)} |`,
-  `| a ${PROBE_LINES}-line \`low\` job running | ${busy.length} | ${f(percentile(busy, 50), 1)} | ${f(percentile(busy, 99), 1)} |`,
-  "",
-  rss === undefined
-    ? "Memory: not measured (--rss-lines 0)."
-    : `Memory: a job of ${RSS_LINES} lines of ${WIDTH} numbers on the default model (${rss.lines} with an output, upload to end ${f(rss.seconds, 1)} s): server RSS ${f(rss.before / MiB, 1)} MiB before the upload, peak ${f(rss.peak / MiB, 1)} MiB while it ran: +${f((rss.peak - rss.before) / MiB, 1)} MiB (target ≤ 64 MiB + the chunks in flight).`,
+  `Machine: ${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores, Node ${process.version}. Model ${LAYERS.join(" -> ")} (float32, built by the bench), ${THREADS} inference thread(s), batch size ${BATCH}. Parts: ${[...PARTS].join(", ")}.`,
   "",
 ];
+if (rawRun !== undefined || jobFigures !== undefined) {
+  const j = jobFigures;
+  report.push(
+    "| run | lines with an output | errors | items/s | CPU µs per item | vs raw (items/s) | vs raw (CPU per item) |",
+    "|---|---|---|---|---|---|---|",
+    rawRun === undefined
+      ? "| raw onnxruntime-node | not run | | | | | |"
+      : `| raw onnxruntime-node, ${RAW_SECONDS} s | - | - | ${f(rawRun.itemsPerSecond)} | ${f(rawRun.cpuUsPerItem)} | 1 | 1 |`,
+  );
+  if (j !== undefined)
+    report.push(
+      `| job of ${j.lines} lines (upload to end) | ${j.output} | ${j.error} | ${f(j.itemsPerSecond)} | ${f(j.cpuUsPerItem)} | ${f(ratio(j.itemsPerSecond, rawRun?.itemsPerSecond), 3)} (target ≥ 0.85) | ${f(ratio(j.cpuUsPerItem, rawRun?.cpuUsPerItem), 3)} (target ≤ 1.15) |`,
+      `| of which running (upload excluded) | | | | ${f(j.runCpuUsPerItem)} | | ${f(ratio(j.runCpuUsPerItem, rawRun?.cpuUsPerItem), 3)} |`,
+      `| of which the main thread (upload included) | | | | ${f(j.mainUsPerItem)} | | |`,
+      `| of which inside ONNX Runtime (wall time of its runs) | | | | ${f(j.ortUsPerItem)} | | |`,
+      "",
+      `Upload: ${f(j.uploadSeconds, 1)} s for ${j.lines} lines (${f(j.uploadUsPerLine)} µs server CPU per line). Mean model batch: ${f(j.meanBatch, 1)} items. Job items/s are over the job's own start to end (its \`started_at\`, \`completed_at\`).`,
+    );
+  report.push("");
+}
+if (latencies !== undefined) {
+  const { idle, busy } = latencies;
+  report.push(
+    `Online latency, 1-item \`critical\` Infer on the default model at ${PROBE_RPS}/s (answers with an output only):`,
+    "",
+    "| | answers | p50 ms | p99 ms |",
+    "|---|---|---|---|",
+    `| no job | ${idle.length} | ${f(percentile(idle, 50), 1)} | ${f(percentile(idle, 99), 1)} |`,
+    `| a ${PROBE_LINES}-line \`low\` job running | ${busy.length} | ${f(percentile(busy, 50), 1)} | ${f(percentile(busy, 99), 1)} |`,
+    "",
+  );
+}
+if (rss !== undefined)
+  report.push(
+    `Memory: a job of ${RSS_LINES} lines of ${WIDTH} numbers on the default model (${rss.lines} with an output, upload to end ${f(rss.seconds, 1)} s): server RSS ${f(rss.before / MiB, 1)} MiB before the upload, peak ${f(rss.afterUpload / MiB, 1)} MiB by the upload's end and ${f(rss.peak / MiB, 1)} MiB while it ran: +${f((rss.peak - rss.before) / MiB, 1)} MiB (target ≤ 64 MiB + the chunks in flight).`,
+    "",
+  );
 const text = report.join("\n");
 process.stdout.write(text);
 if (values.out !== undefined) writeFileSync(values.out, text);

@@ -1,8 +1,8 @@
 /**
  * The dashboard: a page over the same REST API the clients use. The API key lives in the tab's
  * sessionStorage only. Every few seconds it reads the live figures, the analytics of the chosen
- * period, the batches and the models; running batches follow their watch stream. Everything
- * the server sends is written as text, never as HTML.
+ * period, the batches, the jobs and the models; running batches follow their watch stream.
+ * Everything the server sends is written as text, never as HTML.
  */
 /* global uPlot */
 
@@ -453,6 +453,109 @@ async function cancelBatch(id) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Jobs: the newest page, read at every refresh (a job moves slowly enough; no stream is kept
+// open for one), with cancel and a download of the results.
+
+const JOB_ACTIVE = new Set(["validating", "queued", "running"]);
+
+function jobLines(view) {
+  const c = view.counts ?? {};
+  const parts = [`${fmt(c.completed ?? 0)} / ${fmt(c.total ?? 0)}`];
+  if ((c.failed ?? 0) > 0) parts.push(`${fmt(c.failed)} failed`);
+  if ((c.invalid ?? 0) > 0) parts.push(`${fmt(c.invalid)} invalid`);
+  return parts.join(", ");
+}
+
+function jobEta(view) {
+  if (!JOB_ACTIVE.has(view.status)) return when(view.completed_at);
+  if (!view.estimated_completion_time) return "–";
+  const seconds = Math.max(0, (Date.parse(view.estimated_completion_time) - Date.now()) / 1000);
+  return seconds < 90 ? `${Math.ceil(seconds)} s` : `${Math.ceil(seconds / 60)} min`;
+}
+
+function jobRow(view) {
+  const id = view.job_id;
+  const actions = [];
+  if (JOB_ACTIVE.has(view.status) && view.status !== "validating")
+    actions.push(
+      el("button", { type: "button", class: "quiet", onclick: () => cancelJob(id) }, "Cancel"),
+    );
+  if (view.status !== "validating")
+    actions.push(
+      el("button", { type: "button", class: "quiet", onclick: () => downloadJob(id) }, "Results"),
+    );
+  return el(
+    "tr",
+    { "data-job": id, "data-status": view.status },
+    el("td", { class: "id", title: id }, id),
+    el(
+      "td",
+      { title: view.error ?? "" },
+      el("span", { class: `status ${view.status}` }, view.status),
+    ),
+    el("td", {}, progressBar({ ...view, batch_id: id })),
+    el("td", { class: "wide" }, jobLines(view)),
+    el("td", { class: "wide" }, fmt(view.items_per_second ?? 0)),
+    el("td", { class: "wide" }, jobEta(view)),
+    el("td", { class: "actions" }, ...actions),
+  );
+}
+
+async function refreshJobs() {
+  const status = /** @type {HTMLSelectElement} */ ($("job-filter")).value;
+  const ticket = take("jobs");
+  const message = $("jobs-message");
+  let list;
+  try {
+    list = await api(`/jobs?status=${status}&limit=${PAGE_SIZE}`);
+  } catch (error) {
+    // A deployment without jobs says so in the panel, not as a page-wide problem.
+    if (error instanceof ApiError && error.code === "unimplemented") {
+      message.hidden = false;
+      message.textContent = error.message;
+      $("jobs").tBodies[0].replaceChildren();
+      return;
+    }
+    throw error;
+  }
+  if (!current("jobs", ticket)) return;
+  message.hidden = true;
+  const rows = (list.jobs ?? []).map(jobRow);
+  $("jobs").tBodies[0].replaceChildren(
+    ...(rows.length > 0
+      ? rows
+      : [el("tr", {}, el("td", { colspan: 7, class: "reason" }, "No jobs"))]),
+  );
+}
+
+async function cancelJob(id) {
+  try {
+    const view = await api(`/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST", body: {} });
+    document.querySelector(`tr[data-job="${CSS.escape(id)}"]`)?.replaceWith(jobRow(view));
+  } catch (error) {
+    notice(`Cancel ${id}: ${explain(error)}`);
+  }
+}
+
+/** Saves a job's results (NDJSON, in input order) as a file; a link cannot send the key. */
+async function downloadJob(id) {
+  try {
+    const res = await fetch(`${API}/jobs/${encodeURIComponent(id)}/results`, {
+      headers: headers(false),
+    });
+    if (!res.ok) throw new ApiError(res.status, "unknown", await res.text());
+    const url = URL.createObjectURL(await res.blob());
+    const link = el("a", { href: url, download: `${id}.results.jsonl` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (error) {
+    notice(`Results of ${id}: ${explain(error)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // A batch's detail: its status and results (what has finished so far while it runs).
 
 function renderDetailStatus(view) {
@@ -725,6 +828,7 @@ async function refresh() {
       refreshKpis(),
       refreshCharts(),
       refreshBatches(),
+      refreshJobs(),
       refreshModels(),
     ]);
     const failed = outcomes.find((o) => o.status === "rejected");
@@ -763,6 +867,9 @@ $("status-filter").addEventListener("change", () => {
   pageTokens.length = 1;
   page = 0;
   void refreshBatches().catch((e) => notice(explain(e)));
+});
+$("job-filter").addEventListener("change", () => {
+  void refreshJobs().catch((e) => notice(explain(e)));
 });
 $("next-page").addEventListener("click", () => {
   if (nextToken === "") return;

@@ -111,6 +111,8 @@ export class BatchProcessor {
       defaultModel: this.#options.defaultModel,
       maxLines: this.#options.maxJobItems,
       threads: o.pool.threads,
+      batchSize: (model) =>
+        Math.min(this.#batching.maxBatchSize, o.models.get(model)?.maxBatchSize ?? 1),
       clock: this.#clock,
       log: this.#log,
       observer: o.observer,

@@ -55,6 +55,11 @@ export interface ValidSubmit {
   readonly items: readonly ValidItem[];
   readonly priority: Priority;
   readonly timeoutMs: number;
+  /**
+   * An absolute deadline (epoch ms) instead of `timeoutMs` from its start: a job's items all end
+   * their wait at the window's end, whenever their chunk starts.
+   */
+  readonly deadline?: number | undefined;
   readonly model: ModelInfo;
   readonly metadata: Readonly<Record<string, unknown>>;
   readonly batchId: string | undefined;

@@ -285,6 +285,42 @@ describe("dashboard", () => {
     await page.close();
   }, 120_000);
 
+  it("lists jobs with their progress, cancels one and downloads another's results", async () => {
+    const upload = async (jobId: string, lines: number, model: string) => {
+      const body = Array.from({ length: lines }, (_, i) =>
+        JSON.stringify({ input: vector(i, model === "dense" ? 256 : 4), id: `r${i + 1}` }),
+      ).join("\n");
+      const res = await fetch(
+        `${base}/api/batch-processor/jobs?job_id=${jobId}&model_id=${model}`,
+        { method: "POST", headers: { "X-API-Key": ADMIN }, body },
+      );
+      expect(res.status).toBe(201);
+    };
+    await upload("dash-small", 300, "default");
+    await upload("dash-big", 20_000, "dense");
+    const page = await openWithKey(ADMIN);
+    await page.waitForSelector('tr[data-job="dash-small"][data-status="completed"]', {
+      timeout: 30_000,
+    });
+    expect(await page.textContent('tr[data-job="dash-small"]')).toContain("300 / 300");
+    const download = page.waitForEvent("download");
+    await page.click('tr[data-job="dash-small"] td.actions button:has-text("Results")');
+    const file = await (await download).path();
+    const lines = (await import("node:fs")).readFileSync(file, "utf8").trim().split("\n");
+    expect(lines).toHaveLength(300);
+    expect(JSON.parse(lines[0] as string)).toMatchObject({ line: 1, id: "r1" });
+    await page.waitForSelector('tr[data-job="dash-big"] td.actions button:has-text("Cancel")', {
+      timeout: 15_000,
+    });
+    await page.click('tr[data-job="dash-big"] td.actions button:has-text("Cancel")');
+    await page.waitForSelector('tr[data-job="dash-big"][data-status="cancelled"]', {
+      timeout: 15_000,
+    });
+    expect((await api("/jobs/dash-big")).status).toBe("cancelled");
+    expect((page as Page & { problems?: string[] }).problems).toEqual([]);
+    await page.close();
+  });
+
   it("fits a 390 px phone, and tells a non-admin key it may not change the configuration", async () => {
     const page = await openWithKey(USER);
     await page.setViewportSize({ width: 390, height: 844 });

@@ -106,6 +106,21 @@ describe("PriorityScheduler", () => {
     expect(s.size).toBe(1);
   });
 
+  it("holds no more than it must of a queue that never empties while items leave out of order", () => {
+    const s = new PriorityScheduler<Item>(() => ({ critical: 1, high: 1, normal: 1, low: 1 }));
+    // One early item stays at the head of the arrival order while 100,000 later ones, each with
+    // an earlier deadline, come and go: the queue never empties.
+    const straggler = item("low", 1e13);
+    s.push(straggler);
+    for (let round = 0; round < 1000; round++) {
+      for (let k = 0; k < 100; k++) s.push(item("low", 1e12 - round));
+      expect(s.take(100).includes(straggler)).toBe(false);
+    }
+    expect(s.size).toBe(1);
+    expect(s.oldestArrival()).toBe(straggler.arrival);
+    expect(s.arrivalEntries).toBeLessThanOrEqual(2 * s.size + 1024 + 100);
+  });
+
   it("reports the oldest arrival and the earliest deadline among waiting items", () => {
     const s = new PriorityScheduler<Item>(() => ({ critical: 1, high: 1, normal: 1, low: 1 }));
     expect(s.oldestArrival()).toBe(Number.POSITIVE_INFINITY);

@@ -16,6 +16,7 @@ import type { ValidSubmit } from "../validation.js";
 import type { JobData, JobWrite } from "./job-data.js";
 import { JOB_FAILURES } from "./job-failures.js";
 import { JobRate } from "./job-rate.js";
+import { CHUNK_LINES } from "./job-spec.js";
 import {
   isJobEnded,
   isValidLine,
@@ -38,8 +39,10 @@ export interface JobFeederOptions {
   readonly data: JobData;
   readonly runner: ChunkRunner;
   readonly models: ModelCatalog;
-  /** Inference threads; with the model's batch size it sets how many chunks a job keeps queued. */
+  /** Inference threads; with the batch size it sets how many chunks a job keeps queued. */
   readonly threads: number;
+  /** The largest batch a model runs now (the configured size within the model's own limit). */
+  readonly batchSize: (model: string) => number;
   readonly clock: () => number;
   readonly log: EngineLogger;
   readonly observer?: EngineObserver | undefined;
@@ -217,8 +220,8 @@ export class JobFeeder {
 
   /** Chunks a job keeps in the batcher: enough that its threads never wait for the next one. */
   #depth(job: RunningJob): number {
-    const batch = this.#o.models.get(job.modelId)?.maxBatchSize ?? 1;
-    return Math.max(2, 1 + Math.ceil((2 * this.#o.threads * batch) / 1024));
+    const batch = this.#o.batchSize(job.modelId);
+    return Math.max(2, 1 + Math.ceil((2 * this.#o.threads * batch) / CHUNK_LINES));
   }
 
   #feed(job: RunningJob): void {
@@ -265,6 +268,7 @@ export class JobFeeder {
             })),
             priority: job.priority,
             timeoutMs: Math.max(1, job.expiresAt - this.#o.clock()),
+            deadline: job.expiresAt,
             model,
             metadata: {},
             batchId: undefined,

@@ -8,7 +8,7 @@ import { echo, failure, InvalidInputError } from "../errors.js";
 import type { ModelCatalog, ModelInfo } from "../inference-pool.js";
 import type { Priority } from "../types.js";
 import { modelNamed, validateId, validatePriority, validateTensor } from "../validation.js";
-import type { JobCallback, JobLine, JobRequest, RawLine } from "./job-types.js";
+import type { InvalidLine, JobCallback, JobLine, JobRequest, RawLine } from "./job-types.js";
 
 /** The completion window: default and bounds, ms. */
 export const COMPLETION_WINDOW_MS = Object.freeze({
@@ -96,7 +96,75 @@ function validateCallback(url: string | undefined, secret: string | undefined): 
   return { url, secret: secret === undefined || secret === "" ? null : secret };
 }
 
-/** Turns upload lines into stored lines, and keeps the digest of what it read. */
+/**
+ * A chunk of lines as it fills: the numbers of its lines back to back in one buffer, so that a
+ * chunk is one allocation rather than one per line (an upload of millions of lines would
+ * otherwise leave the allocator millions of small blocks to reuse).
+ */
+export class ChunkBuilder {
+  #floats = new Float32Array(16 * 1024);
+  #used = 0;
+  #lines: (
+    | {
+        readonly line: number;
+        readonly id: string | null;
+        readonly offset: number;
+        readonly length: number;
+        readonly shape: readonly number[];
+      }
+    | InvalidLine
+  )[] = [];
+
+  /** Lines added since the last {@link take}. */
+  get size(): number {
+    return this.#lines.length;
+  }
+
+  /** Adds a valid line; returns its numbers as float32 (a view, valid until the next add). */
+  addValid(
+    line: number,
+    id: string | null,
+    data: ArrayLike<number>,
+    shape: readonly number[],
+  ): Float32Array {
+    const length = data.length;
+    if (this.#used + length > this.#floats.length) {
+      const grown = new Float32Array(Math.max(this.#floats.length * 2, this.#used + length));
+      grown.set(this.#floats.subarray(0, this.#used));
+      this.#floats = grown;
+    }
+    const offset = this.#used;
+    this.#floats.set(data, offset);
+    this.#used += length;
+    this.#lines.push({ line, id, offset, length, shape });
+    return this.#floats.subarray(offset, offset + length);
+  }
+
+  addInvalid(line: InvalidLine): void {
+    this.#lines.push(line);
+  }
+
+  /** The chunk's lines (their inputs views of one buffer of their own); the builder starts over. */
+  take(): JobLine[] {
+    const floats = this.#floats.slice(0, this.#used);
+    const lines = this.#lines.map(
+      (l): JobLine =>
+        "error" in l
+          ? l
+          : {
+              line: l.line,
+              id: l.id,
+              input: floats.subarray(l.offset, l.offset + l.length),
+              shape: l.shape,
+            },
+    );
+    this.#lines = [];
+    this.#used = 0;
+    return lines;
+  }
+}
+
+/** Turns upload lines into a chunk's lines, and keeps the digest of what it read. */
 export class LineReader {
   readonly #model: ModelInfo;
   readonly #hash: Hash;
@@ -120,8 +188,8 @@ export class LineReader {
     return this.#invalid;
   }
 
-  /** The line as it is stored: its item, or why it has none. */
-  read(raw: RawLine): JobLine {
+  /** Adds the line to `chunk`: its item, or why it has none; the error when it has none. */
+  read(raw: RawLine, chunk: ChunkBuilder): InvalidLine | undefined {
     this.#lines++;
     const line =
       "value" in raw
@@ -130,13 +198,13 @@ export class LineReader {
     if ("error" in line) {
       this.#invalid++;
       this.#hash.update(`${line.line}\u0000${line.id ?? ""}\u0000${line.error.message}\n`);
-    } else {
-      this.#hash.update(`${line.line}\u0000${line.id ?? ""}\u0000${line.shape.join(",")}\u0000`);
-      this.#hash.update(
-        new Uint8Array(line.input.buffer, line.input.byteOffset, line.input.byteLength),
-      );
+      chunk.addInvalid(line);
+      return line;
     }
-    return line;
+    const input = chunk.addValid(line.line, line.id, line.data, line.shape);
+    this.#hash.update(`${line.line}\u0000${line.id ?? ""}\u0000${line.shape.join(",")}\u0000`);
+    this.#hash.update(new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
+    return undefined;
   }
 
   /** The digest of every line read (once, at the end). */
@@ -145,32 +213,40 @@ export class LineReader {
   }
 }
 
-function invalid(line: number, id: string | null, message: string): JobLine {
+/** A line checked but not yet stored: its numbers as the client sent them. */
+interface CheckedLine {
+  readonly line: number;
+  readonly id: string | null;
+  readonly data: ArrayLike<number>;
+  readonly shape: readonly number[];
+}
+
+function invalid(line: number, id: string | null, message: string): InvalidLine {
   return { line, id, error: failure("INVALID_ARGUMENT", `line ${line}: ${message}`) };
 }
 
-function lineOf(line: number, value: unknown, model: ModelInfo): JobLine {
+function lineOf(line: number, value: unknown, model: ModelInfo): CheckedLine | InvalidLine {
   let id: string | null = null;
   try {
-    if (Array.isArray(value)) return validLine(line, null, value, undefined, model);
+    if (Array.isArray(value)) return checked(line, null, value, undefined, model);
     if (typeof value !== "object" || value === null)
       return invalid(line, null, 'expected {"input": [numbers...]} or [numbers...]');
     const { input, id: rawId, shape } = value as { input?: unknown; id?: unknown; shape?: unknown };
     id = validateId("id", rawId) ?? null;
-    return validLine(line, id, input, shape, model);
+    return checked(line, id, input, shape, model);
   } catch (error) {
     if (error instanceof InvalidInputError) return invalid(line, id, error.message);
     throw error;
   }
 }
 
-function validLine(
+function checked(
   line: number,
   id: string | null,
   input: unknown,
   shape: unknown,
   model: ModelInfo,
-): JobLine {
+): CheckedLine {
   const tensor = validateTensor("", input, shape, model);
-  return { line, id, input: Float32Array.from(tensor.data), shape: tensor.shape };
+  return { line, id, data: tensor.data, shape: tensor.shape };
 }

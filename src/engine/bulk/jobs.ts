@@ -20,12 +20,18 @@ import { type ListOptions, validateListFilter } from "../validation.js";
 import type { JobData } from "./job-data.js";
 import { JOB_FAILURES } from "./job-failures.js";
 import { type ChunkRunner, JobFeeder, type JobFeederOptions } from "./job-feeder.js";
-import { CHUNK_LINES, LineReader, type ValidJobSpec, validateJobSpec } from "./job-spec.js";
 import {
+  CHUNK_LINES,
+  ChunkBuilder,
+  LineReader,
+  type ValidJobSpec,
+  validateJobSpec,
+} from "./job-spec.js";
+import {
+  type InvalidLine,
   isJobEnded,
   isValidLine,
   JOB_STATUSES,
-  type JobLine,
   type JobRecord,
   type JobRequest,
   type JobStatus,
@@ -255,27 +261,26 @@ export class Jobs {
   ): Promise<JobRecord> {
     const reader = new LineReader(spec);
     const errors: string[] = [];
-    let chunk: JobLine[] = [];
+    const chunk = new ChunkBuilder();
     let chunks = 0;
     const flush = async () => {
-      if (errors.length === 0) await data.addChunk(pk, chunks, chunk);
+      const full = chunk.take();
+      if (errors.length === 0) await data.addChunk(pk, chunks, full);
       chunks++;
-      chunk = [];
     };
     for await (const part of lines) {
       signal?.throwIfAborted();
       for (const raw of part) {
-        const line = this.#read(reader, raw);
-        if (!isValidLine(line) && spec.rejectInvalid) {
-          errors.push(line.error.message);
+        const bad = this.#read(reader, raw, chunk);
+        if (bad !== undefined && spec.rejectInvalid) {
+          errors.push(bad.error.message);
           if (errors.length >= REJECT_REPORT_LINES) throw rejected(errors);
         }
-        chunk.push(line);
-        if (chunk.length === CHUNK_LINES) await flush();
+        if (chunk.size === CHUNK_LINES) await flush();
       }
     }
     if (errors.length > 0) throw rejected(errors);
-    if (chunk.length > 0) await flush();
+    if (chunk.size > 0) await flush();
     if (reader.lines === 0) throw new InvalidInputError("lines", "the upload holds no lines");
     return data.sealJob(pk, {
       total: reader.lines,
@@ -285,14 +290,14 @@ export class Jobs {
     });
   }
 
-  /** Reads one line, within the job's line limit. */
-  #read(reader: LineReader, raw: RawLine): JobLine {
+  /** Reads one line into `chunk`, within the job's line limit; its error when it is invalid. */
+  #read(reader: LineReader, raw: RawLine, chunk: ChunkBuilder): InvalidLine | undefined {
     if (reader.lines >= this.#o.maxLines)
       throw new InvalidInputError(
         "lines",
         `a job holds at most ${this.#o.maxLines} lines (MAX_JOB_ITEMS)`,
       );
-    return reader.read(raw);
+    return reader.read(raw, chunk);
   }
 
   /** A create with a `job_id` that exists: the same job when the upload is the same. */
@@ -303,9 +308,13 @@ export class Jobs {
     signal: AbortSignal | undefined,
   ): Promise<JobView> {
     const reader = new LineReader(spec);
+    const scratch = new ChunkBuilder();
     for await (const part of lines) {
       signal?.throwIfAborted();
-      for (const raw of part) this.#read(reader, raw);
+      for (const raw of part) {
+        this.#read(reader, raw, scratch);
+        if (scratch.size === CHUNK_LINES) scratch.take();
+      }
     }
     if (existing.payloadHash === null || existing.payloadHash !== reader.digest())
       throw new JobExistsError(existing.jobId);

@@ -171,7 +171,7 @@ export class Job {
       priority: valid.priority,
       modelId: valid.model.name,
       createdAt: now,
-      deadline: now + valid.timeoutMs,
+      deadline: valid.deadline ?? now + valid.timeoutMs,
       timeoutMs: valid.timeoutMs,
       total: valid.items.length,
     });

@@ -25,6 +25,9 @@ export interface SchedulableItem {
   queued: boolean;
 }
 
+/** Entries that left the queue an arrival list may hold beyond twice those waiting. */
+const FIFO_SLACK = 1024;
+
 const earlier = (a: SchedulableItem, b: SchedulableItem): boolean =>
   a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq);
 
@@ -62,6 +65,18 @@ export class PriorityScheduler<T extends SchedulableItem> {
     this.#fifo.push(item);
     this.#counts[p]++;
     this.#size++;
+    // Items leave out of arrival order (classes, deadlines): a queue that never empties (a job's
+    // backlog) would keep every item that ever passed through it. Dropping the ones that left
+    // once they outnumber those waiting costs O(1) per item.
+    if (this.#fifo.length > 2 * this.#size + FIFO_SLACK) {
+      this.#fifo = this.#fifo.slice(this.#fifoHead).filter((i) => i.queued);
+      this.#fifoHead = 0;
+    }
+  }
+
+  /** Entries kept for arrival order, waiting or not (at most twice those waiting, plus a slack). */
+  get arrivalEntries(): number {
+    return this.#fifo.length - this.#fifoHead;
   }
 
   /** Takes an item out without dispatching it (cancel, deadline). False if it was not waiting. */
