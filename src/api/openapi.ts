@@ -30,16 +30,22 @@ export function openApiDocument(service: DescService, version: string): Schema {
       required: true,
       schema: { type: "string" },
     }));
-    if (route.body === "")
-      for (const field of input.fields)
-        if (!pathFields.includes(field.name))
-          parameters.push({
-            name: field.name,
-            in: "query",
-            required: false,
-            schema: fieldSchema(field, schemas),
-            ...(field.fieldKind === "list" ? { style: "form", explode: true } : {}),
-          });
+    const upload = route.method.methodKind === "client_streaming";
+    // An upload's query string is its header message (see `decodeRestUpload`).
+    const queryFields = upload
+      ? (input.fields[0]?.message?.fields ?? [])
+      : route.body === ""
+        ? input.fields
+        : [];
+    for (const field of queryFields)
+      if (!pathFields.includes(field.name))
+        parameters.push({
+          name: field.name,
+          in: "query",
+          required: false,
+          schema: fieldSchema(field, schemas),
+          ...(field.fieldKind === "list" ? { style: "form", explode: true } : {}),
+        });
     const streaming = route.method.methodKind === "server_streaming";
     const output = ref(route.method.output);
     const operation: Schema = {
@@ -54,12 +60,22 @@ export function openApiDocument(service: DescService, version: string): Schema {
               content: { "application/json": { schema: ref(input) } },
             },
           }
-        : {}),
+        : upload
+          ? {
+              requestBody: {
+                required: true,
+                description: "JSON Lines, streamed; gzip, deflate or br with Content-Encoding",
+                content: { "application/x-ndjson": { schema: { type: "string" } } },
+              },
+            }
+          : {}),
       responses: {
-        "200": {
+        [upload ? "201" : "200"]: {
           description: streaming
-            ? "Status events to the end: JSON Lines, or Server-Sent Events with Accept: text/event-stream"
-            : "OK",
+            ? "A stream to its end: JSON Lines, or Server-Sent Events with Accept: text/event-stream"
+            : upload
+              ? "Created: every line is stored"
+              : "OK",
           content: streaming
             ? {
                 "application/x-ndjson": { schema: output },

@@ -65,6 +65,7 @@ export const CLIENT_FLAGS = `client flags:
   --limit <n>          page size (list, jobs list)
   --job-id <id>        the job id, an idempotency key (jobs submit)
   --window <d>         completion window: 90s, 30m, 24h (default), 7d (jobs submit)
+  --result-ttl <d>     how long the job is kept once ended: 1m..365d (jobs submit; RESULT_TTL)
   --on-invalid <m>     keep (default: bad lines get an error outcome) | reject (jobs submit)
   --from-line <n>      first line of the results (jobs results)
 `;
@@ -89,6 +90,7 @@ export async function runClientCommand(command: string, argv: string[]): Promise
       "batch-id": { type: "string" },
       "job-id": { type: "string" },
       window: { type: "string" },
+      "result-ttl": { type: "string" },
       "on-invalid": { type: "string" },
       "from-line": { type: "string" },
       watch: { type: "boolean" },
@@ -131,6 +133,7 @@ export async function runClientCommand(command: string, argv: string[]): Promise
           model: values.model ?? "",
           priority: values.priority ?? "",
           completionWindow: values.window ?? "",
+          resultTtl: values["result-ttl"] ?? "",
           jobId: values["job-id"] ?? "",
           onInvalid: values["on-invalid"] ?? "",
           watch: values.watch === true,
@@ -250,6 +253,7 @@ interface JobsOptions {
   readonly model: string;
   readonly priority: string;
   readonly completionWindow: string;
+  readonly resultTtl: string;
   readonly jobId: string;
   readonly onInvalid: string;
   readonly watch: boolean;
@@ -283,6 +287,7 @@ async function jobs(
           modelId: o.model,
           priority: o.priority,
           completionWindow: o.completionWindow,
+          resultTtl: o.resultTtl,
           jobId: o.jobId,
           onInvalid: o.onInvalid,
         },

@@ -119,12 +119,15 @@ export class BatchProcessor {
       onEnded: o.onJobEnded,
     });
     const jobs = this.#jobs;
+    const ttl = this.#options.resultTtlMs;
     this.#housekeeping = new Housekeeping({
       store: {
-        // Batches first, then jobs: each call deletes at most `limit` of both together.
+        // Batches first, then jobs (each by its own keeping time): each call deletes at most
+        // `limit` of both together.
         async purgeFinished(before, limit) {
           const batches = await o.store.purgeFinished(before, limit);
-          return batches < limit ? batches + (await jobs.purge(before, limit - batches)) : batches;
+          if (batches >= limit) return batches;
+          return batches + (await jobs.purge(before + ttl, ttl, limit - batches));
         },
       },
       retryUnrecorded: () => this.#runner.retryUnrecorded(),

@@ -39,6 +39,7 @@ export function jobRequestOf(spec: JobSpec): JobRequest {
     onInvalid: spec.onInvalid,
     callbackUrl: spec.callbackUrl,
     callbackSecret: spec.callbackSecret,
+    resultTtl: spec.resultTtl,
   };
 }
 

@@ -38,10 +38,11 @@ interface JobRow {
   payload_hash: string | null;
   callback_url: string | null;
   callback_secret: string | null;
+  keep_ms: number | null;
 }
 
 const COLUMNS =
-  "pk, owner, job_id, model_id, priority, status, error, error_code, created_at, started_at, completed_at, expires_at, total, completed, failed, invalid, chunks, payload_hash, callback_url, callback_secret";
+  "pk, owner, job_id, model_id, priority, status, error, error_code, created_at, started_at, completed_at, expires_at, total, completed, failed, invalid, chunks, payload_hash, callback_url, callback_secret, keep_ms";
 
 /** Chunk rows one purge call deletes at most, so that no call holds the database long. */
 const PURGE_CHUNKS = 64;
@@ -69,6 +70,7 @@ function toJob(row: JobRow): JobRecord {
     payloadHash: row.payload_hash,
     callback:
       row.callback_url === null ? null : { url: row.callback_url, secret: row.callback_secret },
+    keepMs: row.keep_ms,
   };
 }
 
@@ -103,8 +105,8 @@ export class SqliteJobData implements JobData {
       `SELECT ${COLUMNS} FROM jobs WHERE job_id = ? ORDER BY created_at, pk LIMIT 1`,
     );
     this.#insert = db.prepare(
-      `INSERT INTO jobs (owner, job_id, model_id, priority, status, created_at, expires_at, callback_url, callback_secret)
-       VALUES (@owner, @jobId, @modelId, @priority, 'validating', @createdAt, @expiresAt, @callbackUrl, @callbackSecret)
+      `INSERT INTO jobs (owner, job_id, model_id, priority, status, created_at, expires_at, callback_url, callback_secret, keep_ms)
+       VALUES (@owner, @jobId, @modelId, @priority, 'validating', @createdAt, @expiresAt, @callbackUrl, @callbackSecret, @keepMs)
        ON CONFLICT (owner, job_id) DO NOTHING`,
     );
     this.#addChunk = db.prepare(
@@ -157,6 +159,7 @@ export class SqliteJobData implements JobData {
       expiresAt: job.expiresAt,
       callbackUrl: job.callback?.url ?? null,
       callbackSecret: job.callback?.secret ?? null,
+      keepMs: job.keepMs,
     });
     const created = info.changes > 0;
     const row = created
@@ -267,13 +270,14 @@ export class SqliteJobData implements JobData {
     return rows.map(toJob);
   }
 
-  async purgeJobs(before: number, limit: number): Promise<number> {
+  async purgeJobs(now: number, defaultKeepMs: number, limit: number): Promise<number> {
     const pks = this.#db
       .prepare(
-        "SELECT pk FROM jobs WHERE completed_at IS NOT NULL AND completed_at < ? ORDER BY completed_at LIMIT ?",
+        `SELECT pk FROM jobs WHERE completed_at IS NOT NULL AND completed_at + COALESCE(keep_ms, ?) < ?
+         ORDER BY completed_at LIMIT ?`,
       )
       .pluck()
-      .all(before, limit) as number[];
+      .all(defaultKeepMs, now, limit) as number[];
     let deleted = 0;
     for (const pk of pks) {
       // A large job's chunks go a slice per call; the job row goes with its last slice.

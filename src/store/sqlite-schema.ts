@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   payload_hash TEXT,
   callback_url TEXT,
   callback_secret TEXT,
+  keep_ms INTEGER,
   UNIQUE (owner, job_id)
 );
 CREATE INDEX IF NOT EXISTS jobs_job_id ON jobs (job_id, created_at, pk);

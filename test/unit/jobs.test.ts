@@ -36,7 +36,13 @@ afterEach(async () => {
 });
 
 async function start(
-  options: { dataDir?: string; pool?: FakePool; maxJobItems?: number; maxQueueSize?: number } = {},
+  options: {
+    dataDir?: string;
+    pool?: FakePool;
+    maxJobItems?: number;
+    maxQueueSize?: number;
+    clock?: () => number;
+  } = {},
 ) {
   const pool = options.pool ?? new FakePool(2);
   const store = new SqliteJobStore({ dataDir: options.dataDir ?? ":memory:" });
@@ -47,6 +53,7 @@ async function start(
     jobData: store.jobs,
     maxJobItems: options.maxJobItems,
     maxQueueSize: options.maxQueueSize,
+    clock: options.clock,
   });
   open.push(processor);
   return { processor, pool, store };
@@ -274,6 +281,25 @@ describe("jobs", () => {
     expect(results.filter((r) => r.error?.code === "DEADLINE_EXCEEDED").length).toBe(
       view.counts.failed,
     );
+  });
+
+  it("keeps a job for its own result_ttl, or RESULT_TTL, after it ends", async () => {
+    let skew = 0;
+    const { processor } = await start({ clock: () => Date.now() + skew });
+    await processor.jobs.create(alice, { jobId: "short", resultTtl: "1m" }, upload(rawLines(3)));
+    await processor.jobs.create(alice, { jobId: "default" }, upload(rawLines(3)));
+    await settled(processor, alice, "short");
+    await settled(processor, alice, "default");
+    await expect(
+      processor.jobs.create(alice, { resultTtl: "2y" }, upload(rawLines(1))),
+    ).rejects.toThrow(/result_ttl: expected a duration/);
+    skew = 2 * 60_000;
+    await processor.purge();
+    await expect(processor.jobs.get(alice, "short")).rejects.toThrow(JobNotFoundError);
+    expect((await processor.jobs.get(alice, "default")).status).toBe("completed");
+    skew = 25 * 3_600_000;
+    await processor.purge();
+    await expect(processor.jobs.get(alice, "default")).rejects.toThrow(JobNotFoundError);
   });
 
   it("goes on after a restart from where it stopped, every line with exactly one outcome", async () => {

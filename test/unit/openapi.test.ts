@@ -47,6 +47,15 @@ describe("the OpenAPI document", () => {
     expect(list.map((p) => p.name)).toEqual(
       expect.arrayContaining(["status", "limit", "page_token"]),
     );
+    // A job's upload: its spec in the query string, its lines as a JSON Lines body, 201.
+    const upload = doc.paths["/api/batch-processor/jobs"]?.post ?? {};
+    expect((upload.parameters as { name: string; in: string }[]).map((p) => p.name)).toEqual(
+      expect.arrayContaining(["model_id", "priority", "completion_window", "job_id", "on_invalid"]),
+    );
+    expect(Object.keys((upload.requestBody as { content: object }).content)).toEqual([
+      "application/x-ndjson",
+    ]);
+    expect(Object.keys(upload.responses as object)).toContain("201");
     const submit = doc.paths["/api/batch-processor/submit"]?.post?.requestBody;
     expect(refs(submit)).toEqual(["#/components/schemas/SubmitBatchRequest"]);
     for (const ref of refs(doc)) {

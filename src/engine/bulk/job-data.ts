@@ -17,6 +17,8 @@ export interface NewJob {
   readonly createdAt: number;
   readonly expiresAt: number;
   readonly callback: JobCallback | null;
+  /** How long it is kept once it has ended, ms; null for the server's result TTL. */
+  readonly keepMs: number | null;
 }
 
 /** A job's new state, and what to add to its counters. */
@@ -81,6 +83,9 @@ export interface JobData {
   saveJob(job: JobWrite): Promise<void>;
   /** Jobs left queued or running, oldest first; jobs left validating are deleted. */
   loadUnfinishedJobs(): Promise<JobRecord[]>;
-  /** Deletes at most `limit` jobs that ended before `before`, oldest first; returns how many. */
-  purgeJobs(before: number, limit: number): Promise<number>;
+  /**
+   * Deletes at most `limit` jobs (or slices of a large one) whose keeping time, their own or
+   * `defaultKeepMs`, has passed at `now`, oldest first; returns how many deletions it made.
+   */
+  purgeJobs(now: number, defaultKeepMs: number, limit: number): Promise<number>;
 }

@@ -17,6 +17,9 @@ export const COMPLETION_WINDOW_MS = Object.freeze({
   default: 24 * 3_600_000,
 });
 
+/** A job's own result TTL: bounds, ms. */
+export const RESULT_TTL_MS = Object.freeze({ min: 60_000, max: 365 * 24 * 3_600_000 });
+
 /** Lines per stored chunk: the unit of feeding, of recovery and of a results read. */
 export const CHUNK_LINES = 1024;
 
@@ -31,6 +34,8 @@ export interface ValidJobSpec {
   readonly jobId: string | undefined;
   readonly rejectInvalid: boolean;
   readonly callback: JobCallback | null;
+  /** null: the server's result TTL. */
+  readonly keepMs: number | null;
 }
 
 /** Validates a create request's spec against the limits and the models. */
@@ -49,6 +54,10 @@ export function validateJobSpec(
     jobId: validateId("job_id", request.jobId),
     rejectInvalid: onInvalid === "reject",
     callback: validateCallback(request.callbackUrl, request.callbackSecret),
+    keepMs:
+      request.resultTtl === undefined || request.resultTtl === ""
+        ? null
+        : parseDuration("result_ttl", request.resultTtl, RESULT_TTL_MS, "1m to 365d"),
   };
 }
 
@@ -63,15 +72,25 @@ const UNIT_MS: Readonly<Record<string, number>> = {
 /** `90s`, `30m`, `24h`, `7d` -> ms, within {@link COMPLETION_WINDOW_MS}. */
 export function parseWindow(text: string | undefined): number {
   if (text === undefined || text === "") return COMPLETION_WINDOW_MS.default;
+  return parseDuration("completion_window", text, COMPLETION_WINDOW_MS, "1m to 7d");
+}
+
+/** A duration like `90s`, `30m`, `24h`, `7d` -> ms, within `bounds` (`range` says them). */
+function parseDuration(
+  field: string,
+  text: string,
+  bounds: { readonly min: number; readonly max: number },
+  range: string,
+): number {
   const match = WINDOW.exec(text);
   if (match === null)
     throw new InvalidInputError(
-      "completion_window",
+      field,
       `expected a duration like 90s, 30m, 24h or 7d, got ${echo(text)}`,
     );
   const ms = Number(match[1]) * (UNIT_MS[match[2] as string] as number);
-  if (ms < COMPLETION_WINDOW_MS.min || ms > COMPLETION_WINDOW_MS.max)
-    throw new InvalidInputError("completion_window", `must be from 1m to 7d, got ${text}`);
+  if (ms < bounds.min || ms > bounds.max)
+    throw new InvalidInputError(field, `must be from ${range}, got ${text}`);
   return Math.round(ms);
 }
 

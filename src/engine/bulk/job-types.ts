@@ -70,6 +70,8 @@ export interface JobRecord {
   /** Digest of the upload, for idempotent re-creates; null until the upload is stored. */
   readonly payloadHash: string | null;
   readonly callback: JobCallback | null;
+  /** How long the job is kept once it has ended, ms; null for the server's result TTL. */
+  readonly keepMs: number | null;
 }
 
 /** A job as every read path reports it. */
@@ -139,4 +141,5 @@ export interface JobRequest {
   readonly onInvalid?: string | undefined;
   readonly callbackUrl?: string | undefined;
   readonly callbackSecret?: string | undefined;
+  readonly resultTtl?: string | undefined;
 }

@@ -95,9 +95,9 @@ export class Jobs {
     this.#feeder?.close();
   }
 
-  /** Deletes at most `limit` jobs that ended before `before`; resolves how many. */
-  async purge(before: number, limit: number): Promise<number> {
-    return this.#o.data === undefined ? 0 : this.#o.data.purgeJobs(before, limit);
+  /** Deletes at most `limit` jobs (or slices of one) kept long enough at `now`; resolves how many. */
+  async purge(now: number, defaultKeepMs: number, limit: number): Promise<number> {
+    return this.#o.data === undefined ? 0 : this.#o.data.purgeJobs(now, defaultKeepMs, limit);
   }
 
   /**
@@ -125,6 +125,7 @@ export class Jobs {
       createdAt: now,
       expiresAt: now + spec.windowMs,
       callback: spec.callback,
+      keepMs: spec.keepMs,
     });
     if (!created) return this.#again(record, spec, lines, signal);
     try {
