@@ -62,11 +62,12 @@ function limitBodyTime(req: IncomingMessage, res: ServerResponse, ms: number, up
   if (req.complete) return;
   const expire = () => {
     if (req.complete) return;
+    // The request ends once its answer has gone: a handler still reading the body (an upload)
+    // sees it end, and lets go of what it began.
     if (!res.headersSent) {
       res.writeHead(408, { connection: "close", "content-length": 0 });
-      res.end();
-    }
-    req.socket.destroySoon();
+      res.end(() => req.destroy());
+    } else req.destroy();
   };
   // An upload is watched by the bytes its socket has read (a listener of its own would start
   // the body flowing before the handler reads it).

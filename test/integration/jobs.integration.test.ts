@@ -29,7 +29,11 @@ let base: string;
 
 beforeAll(async () => {
   repo = createTestModelRepo({ dense: false });
-  server = await startTestServer(repo.dir, { API_KEYS: `${ALICE},${BOB}`, ADMIN_API_KEYS: "" });
+  server = await startTestServer(repo.dir, {
+    API_KEYS: `${ALICE},${BOB}`,
+    ADMIN_API_KEYS: "",
+    REQUEST_TIMEOUT_MS: "1500",
+  });
   base = `http://127.0.0.1:${server.apiPort}`;
 });
 afterAll(async () => {
@@ -44,11 +48,12 @@ function jsonl(n: number): string {
   return text;
 }
 
-/** POSTs `pieces` as one chunked body, each written after the one before has gone. */
+/** POSTs `pieces` as one chunked body, each written `gapMs` after the one before. */
 function upload(
   path: string,
   pieces: readonly Buffer[],
   headers: Record<string, string>,
+  gapMs = 5,
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(`${base}${path}`, { method: "POST", headers }, (res) => {
@@ -59,8 +64,9 @@ function upload(
     req.on("error", reject);
     (async () => {
       for (const piece of pieces) {
+        if (req.destroyed) return;
         req.write(piece);
-        await new Promise((r) => setTimeout(r, 5));
+        await new Promise((r) => setTimeout(r, gapMs));
       }
       req.end();
     })().catch(reject);
@@ -146,6 +152,34 @@ describe("jobs over REST", () => {
     expect(metrics).toMatch(
       /batch_processor_job_lines_total\{model="default",outcome="completed"\} [1-9]\d{3}/,
     );
+  });
+
+  it("takes an upload that outlasts REQUEST_TIMEOUT_MS while it keeps sending, and ends one that stalls", async () => {
+    // Six pieces 500 ms apart: 3 s in all, twice the server's REQUEST_TIMEOUT_MS of 1.5 s.
+    const steady = await upload(
+      "/api/batch-processor/jobs?job_id=slow",
+      split(Buffer.from(jsonl(60)), 500),
+      {
+        "x-api-key": ALICE,
+      },
+      500,
+    );
+    expect(steady.status).toBe(201);
+    expect(JSON.parse(steady.body).counts.total).toBe(60);
+    const stalled = await upload(
+      "/api/batch-processor/jobs?job_id=stalled",
+      [Buffer.from(jsonl(5)), Buffer.from(jsonl(5))],
+      { "x-api-key": ALICE },
+      4000,
+    ).catch((error: Error) => ({ status: 0, body: error.message }));
+    expect([0, 408]).toContain(stalled.status);
+    expect((await get("/api/batch-processor/jobs/stalled")).status).toBe(404);
+    // Followed as Server-Sent Events, the last event's id ends in "-end".
+    const sse = await fetch(`${base}/api/batch-processor/jobs/slow/watch`, {
+      headers: { "x-api-key": ALICE, accept: "text/event-stream" },
+    });
+    const events = (await sse.text()).trim().split("\n\n");
+    expect(events.at(-1)).toMatch(/^id: \d+-end\nevent: status\ndata: \{.*"status":"completed"/);
   });
 
   it("keeps a job to its owner, lists it, and refuses to cancel one that has ended", async () => {

@@ -10,13 +10,16 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   BatchProcessor,
   CHUNK_LINES,
+  type EngineObserver,
   InvalidInputError,
+  type JobData,
   JobEndedError,
   JobExistsError,
   JobNotFoundError,
   type JobRequest,
   type JobResultLine,
   type JobView,
+  type ModelCatalog,
   type Principal,
   type RawLine,
 } from "../../src/engine/index.js";
@@ -42,15 +45,19 @@ async function start(
     maxJobItems?: number;
     maxQueueSize?: number;
     clock?: () => number;
+    models?: ModelCatalog;
+    jobData?: (real: JobData) => JobData;
+    observer?: EngineObserver;
   } = {},
 ) {
   const pool = options.pool ?? new FakePool(2);
   const store = new SqliteJobStore({ dataDir: options.dataDir ?? ":memory:" });
   const processor = await BatchProcessor.create({
-    models: fakeCatalog(),
+    models: options.models ?? fakeCatalog(),
     pool,
     store,
-    jobData: store.jobs,
+    jobData: options.jobData?.(store.jobs) ?? store.jobs,
+    observer: options.observer,
     maxJobItems: options.maxJobItems,
     maxQueueSize: options.maxQueueSize,
     clock: options.clock,
@@ -300,6 +307,73 @@ describe("jobs", () => {
     skew = 25 * 3_600_000;
     await processor.purge();
     await expect(processor.jobs.get(alice, "default")).rejects.toThrow(JobNotFoundError);
+  });
+
+  it("ends a job failed, visibly, when a chunk's outcomes cannot be written", async () => {
+    let failures = 0;
+    let storeErrors = 0;
+    const pool = new FakePool(1);
+    const { processor } = await start({
+      pool,
+      observer: { onStoreError: () => storeErrors++ },
+      jobData: (real) =>
+        new Proxy(real, {
+          get(target, name, receiver) {
+            if (name === "saveChunk" && failures === 0)
+              return async () => {
+                failures++;
+                throw Object.assign(new Error("SQLITE_FULL: database or disk is full"), {
+                  code: "SQLITE_FULL",
+                });
+              };
+            const value = Reflect.get(target, name, receiver);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        }),
+    });
+    const n = 3 * CHUNK_LINES;
+    await processor.jobs.create(alice, { jobId: "full" }, upload(rawLines(n)));
+    const view = await settled(processor, alice, "full");
+    expect(view.status).toBe("failed");
+    expect(view.error?.code).toBe("INTERNAL");
+    expect(view.error?.message).toMatch(/a write to the store failed/);
+    expect(view.counts.completed + view.counts.failed).toBe(n);
+    expect(storeErrors).toBe(1);
+    const results = await collect(processor.jobs.results(alice, "full", 0));
+    expect(results).toHaveLength(n);
+    expect(results.filter((r) => r.error?.code === "UNAVAILABLE")).toHaveLength(view.counts.failed);
+  });
+
+  it("ends a job failed when its model goes away, keeping what ran", async () => {
+    const catalog = fakeCatalog();
+    let available = true;
+    const models: ModelCatalog = {
+      get: (name) => {
+        const model = catalog.get(name);
+        return model === undefined || name !== "fixed4" ? model : { ...model, available };
+      },
+      list: () => catalog.list(),
+    };
+    const pool = new FakePool(1);
+    const { processor } = await start({ pool, models });
+    pool.hold();
+    const lines = Array.from({ length: 4 * CHUNK_LINES }, (_, k) => ({
+      line: k + 1,
+      value: { input: [k, 1, 2, 3] },
+    }));
+    await processor.jobs.create(alice, { jobId: "gone", modelId: "fixed4" }, upload(lines));
+    await until(async () => {
+      pool.release();
+      pool.hold();
+      return (await processor.jobs.get(alice, "gone")).counts.completed >= CHUNK_LINES;
+    });
+    available = false;
+    pool.release();
+    const view = await settled(processor, alice, "gone");
+    expect(view.status).toBe("failed");
+    expect(view.error?.message).toMatch(/the job's model is no longer available/);
+    expect(view.counts.completed).toBeGreaterThanOrEqual(CHUNK_LINES);
+    expect(view.counts.completed + view.counts.failed).toBe(4 * CHUNK_LINES);
   });
 
   it("goes on after a restart from where it stopped, every line with exactly one outcome", async () => {

@@ -8,7 +8,7 @@ export const JOB_FAILURES = Object.freeze({
     "DEADLINE_EXCEEDED",
     "the job's completion window ended before the line ran",
   ),
-  failedLine: failure("UNAVAILABLE", "the job failed before the line ran"),
+  failedLine: failure("UNAVAILABLE", "the job failed before the line's outcome was saved"),
   cancelled: failure("CANCELLED", "cancelled by request"),
   expired: failure("DEADLINE_EXCEEDED", "the completion window ended"),
   modelGone: failure("UNAVAILABLE", "the job's model is no longer available"),
