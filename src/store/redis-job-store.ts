@@ -34,6 +34,7 @@ import {
   member,
   recordOf,
 } from "./redis-rows.js";
+import { RedisJobData } from "./redis-job-data.js";
 import { BACKLOG, CREATE_BATCH, PAGE, PURGE, SAVE } from "./redis-scripts.js";
 
 /** Options of {@link RedisJobStore}. */
@@ -58,6 +59,8 @@ type Scripted = Redis & {
 export class RedisJobStore implements JobStore {
   readonly #redis: Scripted;
   readonly #p: string;
+  /** Jobs (data sets), on the same connection. */
+  readonly jobs: RedisJobData;
 
   constructor(options: RedisJobStoreOptions) {
     this.#p = `${options.prefix ?? "bp"}:store`;
@@ -78,6 +81,7 @@ export class RedisJobStore implements JobStore {
       ["bpBacklog", BACKLOG],
     ];
     for (const [name, lua] of scripts) this.#redis.defineCommand(name, { numberOfKeys: 0, lua });
+    this.jobs = new RedisJobData(this.#redis, options.prefix ?? "bp");
   }
 
   /** Resolves once connected; rejects with StoreUnavailableError if not within `timeoutMs`. */

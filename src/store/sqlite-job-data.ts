@@ -4,6 +4,7 @@
  */
 import type Database from "better-sqlite3";
 import type {
+  Failure,
   JobData,
   JobLine,
   JobListQuery,
@@ -43,6 +44,9 @@ interface JobRow {
 
 const COLUMNS =
   "pk, owner, job_id, model_id, priority, status, error, error_code, created_at, started_at, completed_at, expires_at, total, completed, failed, invalid, chunks, payload_hash, callback_url, callback_secret, keep_ms";
+
+/** The states a job never leaves. */
+const ENDED: ReadonlySet<string> = new Set(["completed", "failed", "cancelled", "expired"]);
 
 /** Chunk rows one purge call deletes at most, so that no call holds the database long. */
 const PURGE_CHUNKS = 64;
@@ -90,6 +94,10 @@ export class SqliteJobData implements JobData {
   readonly #pending: Database.Statement;
   readonly #insertOutcomes: Database.Statement;
   readonly #write: Database.Statement;
+  readonly #endTx: (
+    pk: number,
+    e: { status: JobStatus; error: Failure | null; completedAt: number; startedAt: number | null },
+  ) => JobRecord | undefined;
   readonly #saveChunkTx: (
     pk: number,
     chunk: number,
@@ -139,12 +147,40 @@ export class SqliteJobData implements JobData {
          completed_at = @completedAt, completed = completed + @addCompleted, failed = failed + @addFailed
        WHERE pk = @pk`,
     );
+    const statusOf = db.prepare("SELECT status FROM jobs WHERE pk = ?").pluck();
     this.#saveChunkTx = db.transaction(
       (pk: number, chunk: number, outcomes: readonly LineOutcome[], job: JobWrite) => {
+        if (ENDED.has(statusOf.get(pk) as string)) return false;
         if (this.#insertOutcomes.run(pk, chunk, encodeOutcomes(outcomes)).changes === 0)
           return false;
         this.#write.run(writeParams(job));
         return true;
+      },
+    );
+    const end = db.prepare(
+      `UPDATE jobs SET status = @status, error = @error, error_code = @errorCode, completed_at = @completedAt,
+         started_at = COALESCE(started_at, @startedAt), failed = total - completed - invalid
+       WHERE pk = @pk AND status NOT IN ('completed', 'failed', 'cancelled', 'expired')`,
+    );
+    this.#endTx = db.transaction(
+      (
+        pk: number,
+        e: {
+          status: JobStatus;
+          error: Failure | null;
+          completedAt: number;
+          startedAt: number | null;
+        },
+      ) => {
+        const changed = end.run({
+          pk,
+          status: e.status,
+          error: e.error?.message ?? null,
+          errorCode: e.error?.code ?? null,
+          completedAt: e.completedAt,
+          startedAt: e.startedAt,
+        }).changes;
+        return changed === 0 ? undefined : toJob(this.#get.get(pk) as JobRow);
       },
     );
   }
@@ -258,6 +294,13 @@ export class SqliteJobData implements JobData {
 
   async saveJob(job: JobWrite): Promise<void> {
     this.#write.run(writeParams(job));
+  }
+
+  async endJob(
+    pk: number,
+    e: { status: JobStatus; error: Failure | null; completedAt: number; startedAt: number | null },
+  ): Promise<JobRecord | undefined> {
+    return this.#endTx(pk, e);
   }
 
   async loadUnfinishedJobs(): Promise<JobRecord[]> {

@@ -71,7 +71,8 @@ export interface JobData {
   pendingChunks(pk: number): Promise<number[]>;
   /**
    * Writes a chunk's outcomes and the job's new state in one transaction; a chunk that has
-   * outcomes already keeps them and the job is left as it was (resolves false).
+   * outcomes already keeps them, and a job that has ended takes no more: then nothing is written
+   * (resolves false).
    */
   saveChunk(
     pk: number,
@@ -81,6 +82,20 @@ export interface JobData {
   ): Promise<boolean>;
   /** Writes a job's new state. */
   saveJob(job: JobWrite): Promise<void>;
+  /**
+   * Ends a job that has not ended, in one transaction: its status, error and end time, and its
+   * lines without an outcome counted failed, so its counts add up. Resolves with the ended
+   * record, or undefined when it had ended already (another node, or a race, was first).
+   */
+  endJob(
+    pk: number,
+    end: {
+      status: JobStatus;
+      error: Failure | null;
+      completedAt: number;
+      startedAt: number | null;
+    },
+  ): Promise<JobRecord | undefined>;
   /** Jobs left queued or running, oldest first; jobs left validating are deleted. */
   loadUnfinishedJobs(): Promise<JobRecord[]>;
   /**

@@ -362,20 +362,29 @@ export class JobFeeder {
     if (isJobEnded(job.status) || this.#closing) return;
     const now = this.#o.clock();
     const ending = job.ending;
-    // Lines that never ran end as the job did; their outcomes are written by no one, and every
-    // read of them says so (see the results reader).
+    // Lines without an outcome end as the job did; their outcomes are written by no one, and
+    // every read of them says so (see the results reader). The store counts them.
     const unrun = job.total - job.finished;
     job.status = ending?.status ?? "completed";
     job.completedAt = now;
     if (ending !== null) job.error = withCount(ending.error, unrun, job.total);
     if (job.startedAt === null && ending === null) job.startedAt = now;
     try {
-      await this.#o.data.saveJob(job.write(0, unrun));
+      const ended = await this.#o.data.endJob(job.pk, {
+        status: job.status,
+        error: job.error,
+        completedAt: now,
+        startedAt: job.startedAt,
+      });
+      if (ended !== undefined) {
+        job.completed = ended.counts.completed;
+        job.failed = ended.counts.failed;
+      } else job.failed += unrun;
     } catch (error) {
       this.#o.log.error({ err: error, jobId: job.jobId }, "a job's end could not be saved");
       this.#o.observer?.onStoreError?.();
+      job.failed += unrun;
     }
-    job.failed += unrun;
     if (unrun > 0) this.#o.observer?.onJobLines?.(job.modelId, "failed", unrun);
     this.#jobs.delete(job.pk);
     this.#o.log.info(
