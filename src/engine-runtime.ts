@@ -10,6 +10,7 @@ import {
   BatchProcessor,
   type BatchProcessorOptions,
   type EngineObserver,
+  type JobCluster,
   type JobData,
   type JobStore,
   type ModelCatalog,
@@ -37,8 +38,9 @@ export interface EngineRuntime {
 /** Where batches are kept and run: the embedded store alone, or a cluster on one Redis. */
 interface Backend {
   readonly store: JobStore;
-  /** Where jobs are kept; none in a cluster yet. */
+  /** Where jobs are kept, and (in a cluster) where their chunks are handed out. */
   readonly jobData?: JobData;
+  readonly jobCluster?: JobCluster;
   readonly cluster?: RedisCluster;
   readonly figures: Figures;
 }
@@ -65,7 +67,13 @@ async function openBackend(config: ServerConfig, logger: Logger): Promise<Backen
     lockMs: config.clusterLockMs,
     log: logger,
   });
-  return { store, cluster, figures: cluster.figures };
+  return {
+    store,
+    jobData: store.jobs,
+    jobCluster: cluster.jobs,
+    cluster,
+    figures: cluster.figures,
+  };
 }
 
 /** Starts the pool (threads load their sessions), opens the store, and starts the processor. */
@@ -94,6 +102,7 @@ export async function startEngine(
       observer,
       cluster: backend.cluster,
       jobData: backend.jobData,
+      jobCluster: backend.jobCluster,
       onJobEnded,
       maxJobItems: config.maxJobItems,
       maxQueueSize: config.maxQueueSize,

@@ -28,6 +28,7 @@ import {
 import type { Figures } from "../metrics/index.js";
 import { type BatchJobData, BatchTaker, jobId } from "./batch-taker.js";
 import { RedisFigures } from "./redis-figures.js";
+import { RedisJobCluster } from "./redis-job-cluster.js";
 import { unavailableOnError } from "./unavailable.js";
 
 /** Options of {@link RedisCluster}. */
@@ -79,6 +80,8 @@ export class RedisCluster implements Cluster {
   #taker: BatchTaker | undefined;
   /** The figures port of this node, on the cluster's Redis. */
   readonly figures: Figures;
+  /** Where jobs' chunks are handed out to the nodes. */
+  readonly jobs: RedisJobCluster;
 
   constructor(options: RedisClusterOptions) {
     this.#o = options;
@@ -107,6 +110,14 @@ export class RedisCluster implements Cluster {
       options.log.warn({ err: error }, "cluster messages: Redis error"),
     );
     this.figures = new RedisFigures(this.#redis, options.prefix, this.#relay.nodeId);
+    this.jobs = new RedisJobCluster({
+      redis: this.#redis,
+      blocking: () => this.#blocking(),
+      relay: this.#relay,
+      prefix: options.prefix,
+      lockMs: options.lockMs,
+      log: options.log,
+    });
   }
 
   async start(node: ClusterNode): Promise<void> {

@@ -102,10 +102,8 @@ export class BatchProcessor {
     });
     this.#jobs = new Jobs({
       data: o.jobData,
-      unavailable:
-        o.cluster === undefined
-          ? "this server keeps no jobs"
-          : "jobs are not served by a cluster yet: run them on a node with the embedded store",
+      unavailable: "this server keeps no jobs",
+      cluster: o.jobCluster,
       runner: this.#runner,
       models: o.models,
       defaultModel: this.#options.defaultModel,
@@ -367,7 +365,7 @@ export class BatchProcessor {
     await this.#placement.stopTaking();
     // Before the runner fails what is queued: a job's chunk in the batcher runs again after the
     // next start instead.
-    this.#jobs.close();
+    await this.#jobs.close();
     this.#runner.shutdown();
     const timeoutMs = options.timeoutMs ?? 10_000;
     let timer: NodeJS.Timeout | undefined;

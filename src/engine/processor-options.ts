@@ -1,5 +1,5 @@
 /** What the processor is made of, and the options it is opened with. */
-import type { JobCallback, JobData, JobView } from "./bulk/index.js";
+import type { JobCallback, JobCluster, JobData, JobView } from "./bulk/index.js";
 import type { InferencePool, ModelCatalog } from "./inference-pool.js";
 import type { JobStore } from "./job-store.js";
 import type { EngineLogger } from "./logger.js";
@@ -26,6 +26,8 @@ export interface BatchProcessorOptions extends ProcessorOptions {
   readonly cluster?: Cluster;
   /** Where jobs (data sets) are kept; without it jobs are refused with UNIMPLEMENTED. */
   readonly jobData?: JobData;
+  /** Where a cluster hands out jobs' chunks (with `cluster`); without it this node runs them. */
+  readonly jobCluster?: JobCluster;
   /** Told once about each job that ended in this process, with its callback (if any). */
   readonly onJobEnded?: (view: JobView, callback: JobCallback | null) => void;
 }

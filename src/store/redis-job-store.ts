@@ -26,6 +26,7 @@ import {
   type UnfinishedBatch,
 } from "../engine/index.js";
 import { decodeCursor, encodeCursor, floats, joinedInputs } from "./codec.js";
+import { RedisJobData } from "./redis-job-data.js";
 import {
   decodeOutcome,
   encodeOutcome,
@@ -34,7 +35,6 @@ import {
   member,
   recordOf,
 } from "./redis-rows.js";
-import { RedisJobData } from "./redis-job-data.js";
 import { BACKLOG, CREATE_BATCH, PAGE, PURGE, SAVE } from "./redis-scripts.js";
 
 /** Options of {@link RedisJobStore}. */

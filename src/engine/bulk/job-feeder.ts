@@ -8,31 +8,23 @@
  */
 import type { Failure } from "../errors.js";
 import type { ModelCatalog } from "../inference-pool.js";
-import type { Job } from "../jobs/index.js";
 import type { EngineLogger } from "../logger.js";
 import type { EngineObserver } from "../observer.js";
 import type { ItemResult, Priority } from "../types.js";
-import type { ValidSubmit } from "../validation.js";
+import { type ChunkRunner, chunkOutcomes, runChunk } from "./chunk-run.js";
 import type { JobData, JobWrite } from "./job-data.js";
+import type { JobExecution } from "./job-execution.js";
 import { JOB_FAILURES } from "./job-failures.js";
 import { JobRate } from "./job-rate.js";
 import { CHUNK_LINES } from "./job-spec.js";
 import {
   isJobEnded,
-  isValidLine,
   type JobCallback,
   type JobLine,
   type JobRecord,
   type JobStatus,
   type JobView,
-  type LineOutcome,
-  type ValidLine,
 } from "./job-types.js";
-
-/** What the feeder needs of the job runner: a synchronous request through the batcher. */
-export interface ChunkRunner {
-  infer(owner: string, batchId: string, valid: ValidSubmit, signal?: AbortSignal): Promise<Job>;
-}
 
 /** Options of {@link JobFeeder}. */
 export interface JobFeederOptions {
@@ -152,7 +144,7 @@ class RunningJob {
 }
 
 /** See the file comment. */
-export class JobFeeder {
+export class JobFeeder implements JobExecution {
   readonly #o: JobFeederOptions;
   readonly #jobs = new Map<number, RunningJob>();
   #closing = false;
@@ -193,6 +185,11 @@ export class JobFeeder {
     this.#feed(job);
   }
 
+  /** Runs the jobs a process that stopped left queued or running. */
+  async recover(): Promise<void> {
+    for (const record of await this.#o.data.loadUnfinishedJobs()) await this.run(record);
+  }
+
   /** Cancels a job running here; resolves with its final view, or undefined when it is not here. */
   async cancel(pk: number): Promise<JobView | undefined> {
     const job = this.#jobs.get(pk);
@@ -213,7 +210,7 @@ export class JobFeeder {
    * Stops feeding: chunks in the batcher are let go without their outcomes (they run again after
    * the next start), and no job changes state.
    */
-  close(): void {
+  async close(): Promise<void> {
     this.#closing = true;
     for (const job of this.#jobs.values()) clearTimeout(job.expiry);
   }
@@ -254,31 +251,10 @@ export class JobFeeder {
         this.#end(job, "failed", JOB_FAILURES.modelGone);
         return;
       }
-      const valid = lines.filter(isValidLine);
-      let results: readonly (ItemResult | undefined)[] = [];
-      if (valid.length > 0 && !signal.aborted) {
-        const run = await this.#o.runner.infer(
-          job.owner,
-          `${job.jobId}#${chunk}`,
-          {
-            items: valid.map((line) => ({
-              requestId: `line_${line.line}`,
-              data: line.input,
-              shape: line.shape,
-            })),
-            priority: job.priority,
-            timeoutMs: Math.max(1, job.expiresAt - this.#o.clock()),
-            deadline: job.expiresAt,
-            model,
-            metadata: {},
-            batchId: undefined,
-          },
-          signal,
-        );
-        // Shut down with the chunk in the batcher: it runs again after the next start.
-        if (this.#closing) return;
-        results = run.results ?? [];
-      }
+      const now = this.#o.clock();
+      const results = await runChunk(this.#o.runner, job, chunk, lines, model, now, signal);
+      // Shut down with the chunk in the batcher: it runs again after the next start.
+      if (this.#closing) return;
       await this.#record(job, chunk, lines, results);
     } catch (error) {
       if (this.#closing) return;
@@ -307,27 +283,11 @@ export class JobFeeder {
     lines: readonly JobLine[],
     results: readonly (ItemResult | undefined)[],
   ): Promise<void> {
-    const outcomes: LineOutcome[] = [];
-    let completed = 0;
-    let failed = 0;
-    let k = 0;
-    for (const line of lines) {
-      if (!isValidLine(line)) {
-        outcomes.push({
-          line: line.line,
-          id: line.id,
-          output: null,
-          confidence: 0,
-          error: line.error,
-        });
-        continue;
-      }
-      const result = results[k++];
-      const outcome = lineOutcome(line, result, job.ending?.line ?? JOB_FAILURES.failedLine);
-      if (outcome.error === null) completed++;
-      else failed++;
-      outcomes.push(outcome);
-    }
+    const { outcomes, completed, failed } = chunkOutcomes(
+      lines,
+      results,
+      job.ending?.line ?? JOB_FAILURES.failedLine,
+    );
     const saved = await this.#o.data.saveChunk(
       job.pk,
       chunk,
@@ -395,28 +355,6 @@ export class JobFeeder {
     job.notify();
     this.#o.onEnded?.(view, job.callback);
   }
-}
-
-/** A line's outcome from its item's result; a line that did not run ends with `notRun`. */
-function lineOutcome(
-  line: ValidLine,
-  result: ItemResult | undefined,
-  notRun: Failure,
-): LineOutcome {
-  if (result === undefined || (result.error !== null && result.error.code === "CANCELLED"))
-    return { line: line.line, id: line.id, output: null, confidence: 0, error: notRun };
-  if (result.error !== null) {
-    const error =
-      result.error.code === "DEADLINE_EXCEEDED" ? JOB_FAILURES.expiredLine : result.error;
-    return { line: line.line, id: line.id, output: null, confidence: 0, error };
-  }
-  return {
-    line: line.line,
-    id: line.id,
-    output: Float32Array.from(result.output),
-    confidence: result.confidence,
-    error: null,
-  };
 }
 
 /** The job's failure with how many lines did not run. */

@@ -17,9 +17,13 @@ import { topLabel } from "../jobs/index.js";
 import type { EngineLogger } from "../logger.js";
 import type { Principal } from "../types.js";
 import { type ListOptions, validateListFilter } from "../validation.js";
+import type { ChunkRunner } from "./chunk-run.js";
+import { ClusterJobFeeder } from "./cluster-feeder.js";
+import type { JobCluster } from "./job-cluster.js";
 import type { JobData } from "./job-data.js";
+import type { JobExecution } from "./job-execution.js";
 import { JOB_FAILURES } from "./job-failures.js";
-import { type ChunkRunner, JobFeeder, type JobFeederOptions } from "./job-feeder.js";
+import { JobFeeder, type JobFeederOptions } from "./job-feeder.js";
 import {
   CHUNK_LINES,
   ChunkBuilder,
@@ -40,6 +44,9 @@ import {
   type RawLine,
 } from "./job-types.js";
 
+/** Chunks a cluster node runs at once (each a thousand or so items in its batcher). */
+const CLUSTER_CHUNKS_PER_NODE = 3;
+
 /** Bad lines an `on_invalid=reject` upload reports before it gives up. */
 const REJECT_REPORT_LINES = 10;
 /** Most status events a watcher gets per second. */
@@ -59,6 +66,8 @@ export interface JobsOptions extends Omit<JobFeederOptions, "data" | "runner"> {
   readonly data: JobData | undefined;
   readonly unavailable: string;
   readonly runner: ChunkRunner;
+  /** The cluster this node belongs to, if any: its chunks then run on whichever node takes them. */
+  readonly cluster?: JobCluster | undefined;
   readonly models: ModelCatalog;
   readonly defaultModel: string;
   /** Most lines in one job. */
@@ -69,12 +78,23 @@ export interface JobsOptions extends Omit<JobFeederOptions, "data" | "runner"> {
 /** See the file comment. */
 export class Jobs {
   readonly #o: JobsOptions;
-  readonly #feeder: JobFeeder | undefined;
+  readonly #feeder: JobExecution | undefined;
 
   constructor(options: JobsOptions) {
     this.#o = options;
+    const data = options.data;
     this.#feeder =
-      options.data === undefined ? undefined : new JobFeeder({ ...options, data: options.data });
+      data === undefined
+        ? undefined
+        : options.cluster === undefined
+          ? new JobFeeder({ ...options, data })
+          : new ClusterJobFeeder({
+              ...options,
+              data,
+              cluster: options.cluster,
+              concurrency: CLUSTER_CHUNKS_PER_NODE,
+              viewOf: (record) => this.#storedView(record),
+            });
   }
 
   /** Jobs running in this process. */
@@ -82,17 +102,14 @@ export class Jobs {
     return this.#feeder?.running ?? 0;
   }
 
-  /** Runs the jobs a process that stopped left queued or running. */
+  /** Picks up the jobs a process that stopped left queued or running. */
   async recover(): Promise<void> {
-    const data = this.#o.data;
-    const feeder = this.#feeder;
-    if (data === undefined || feeder === undefined) return;
-    for (const record of await data.loadUnfinishedJobs()) await feeder.run(record);
+    await this.#feeder?.recover();
   }
 
-  /** Stops running jobs (see {@link JobFeeder.close}). */
-  close(): void {
-    this.#feeder?.close();
+  /** Stops running jobs (see {@link JobExecution.close}). */
+  async close(): Promise<void> {
+    await this.#feeder?.close();
   }
 
   /** Deletes at most `limit` jobs (or slices of one) kept long enough at `now`; resolves how many. */
@@ -132,10 +149,12 @@ export class Jobs {
       const sealed = await this.#store(data, record.pk, spec, lines, signal);
       if (sealed.counts.invalid > 0)
         this.#o.observer?.onJobLines?.(sealed.modelId, "invalid", sealed.counts.invalid);
-      void feeder.run(sealed).catch((error: unknown) => {
+      // Stored is acknowledged: a start that fails is picked up by the next start of a node.
+      await feeder.run(sealed).catch((error: unknown) => {
         this.#o.log.error({ err: error, jobId: sealed.jobId }, "a job could not start");
       });
-      return this.#view(sealed);
+      // The answer is the job as stored: queued, whatever its first chunks have done since.
+      return this.#storedView(sealed);
     } catch (error) {
       await data.dropJob(record.pk).catch((dropError: unknown) => {
         this.#o.log.error({ err: dropError, jobId: record.jobId }, "an unfinished upload was left");
@@ -335,10 +354,19 @@ export class Jobs {
   }
 
   #view(record: JobRecord): JobView {
-    const live = this.#feeder?.view(record.pk);
-    if (live !== undefined) return live;
+    return this.#feeder?.view(record.pk) ?? this.#storedView(record);
+  }
+
+  #storedView(record: JobRecord): JobView {
     const { counts } = record;
     const finished = counts.completed + counts.failed + counts.invalid;
+    // Read from the store (another node runs it): the pace since it started.
+    const ran = counts.completed + counts.failed;
+    const now = this.#o.clock();
+    const rate =
+      record.status === "running" && record.startedAt !== null && now > record.startedAt
+        ? (ran * 1000) / (now - record.startedAt)
+        : 0;
     return {
       jobId: record.jobId,
       status: record.status,
@@ -350,13 +378,14 @@ export class Jobs {
       expiresAt: record.expiresAt,
       counts,
       progress: counts.total === 0 ? 0 : finished / counts.total,
-      itemsPerSecond: 0,
-      estimatedCompletionTime: record.completedAt,
+      itemsPerSecond: rate,
+      estimatedCompletionTime:
+        record.completedAt ?? (rate > 0 ? now + ((counts.total - finished) * 1000) / rate : null),
       error: record.error,
     };
   }
 
-  #parts(): { data: JobData; feeder: JobFeeder } {
+  #parts(): { data: JobData; feeder: JobExecution } {
     if (this.#o.data === undefined || this.#feeder === undefined)
       throw new JobsUnavailableError(this.#o.unavailable);
     return { data: this.#o.data, feeder: this.#feeder };
@@ -371,7 +400,7 @@ function rejected(errors: readonly string[]): InvalidInputError {
 }
 
 /** Resolves at the job's next change (no sooner than the watch interval), or after a poll. */
-async function changeOf(feeder: JobFeeder, pk: number, signal?: AbortSignal): Promise<void> {
+async function changeOf(feeder: JobExecution, pk: number, signal?: AbortSignal): Promise<void> {
   const started = Date.now();
   await new Promise<void>((resolve) => {
     let unsubscribe: (() => void) | undefined;
