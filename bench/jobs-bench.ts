@@ -11,7 +11,9 @@
  * - online: p50/p99 of 1-item `critical` Infer requests on the default model at `--probe-rps`,
  *   without a job, then while a job of `--probe-lines` lines runs;
  * - memory (`--rss-lines`, 0 to skip): the server's RSS while a job of that many 64-float lines
- *   on the default model runs, against its RSS before the upload.
+ *   on the default model runs, against its RSS before the upload;
+ * - redis: what a cluster's Redis holds per line: `--redis-lines` lines of 64 numbers stored as a
+ *   job's chunks, then their outcomes (3 numbers each), measured by Redis's `used_memory`.
  * Usage: npm run bench:jobs [-- --lines 200000 --threads 2 --batch 64 --parts raw,job,online,memory
  *   --out FILE]
  */
@@ -22,7 +24,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
+import { Redis } from "ioredis";
 import { buildDenseModel, denseModelConfig } from "../scripts/lib/models.js";
+import { CHUNK_LINES, type JobLine } from "../src/engine/index.js";
+import { RedisJobStore } from "../src/store/redis-job-store.js";
 import { freePort } from "./lib/free-port.js";
 import { measureCpu, rssBytes } from "./lib/proc.js";
 import { seriesSum } from "./lib/prometheus-text.js";
@@ -36,7 +41,8 @@ const { values } = parseArgs({
     "probe-rps": { type: "string", default: "20" },
     "probe-lines": { type: "string", default: "30000" },
     "rss-lines": { type: "string", default: "1000000" },
-    parts: { type: "string", default: "raw,job,online,memory" },
+    parts: { type: "string", default: "raw,job,online,memory,redis" },
+    "redis-lines": { type: "string", default: "200000" },
     out: { type: "string" },
   },
 });
@@ -48,6 +54,7 @@ const PROBE_RPS = Number(values["probe-rps"]);
 const PROBE_LINES = Number(values["probe-lines"]);
 const RSS_LINES = Number(values["rss-lines"]);
 const PARTS = new Set(values.parts.split(","));
+const REDIS_LINES = Number(values["redis-lines"]);
 const LAYERS = [64, 4096, 4096, 3] as const;
 const WIDTH = LAYERS[0];
 const KEY = "bench-key";
@@ -381,6 +388,92 @@ async function memory(): Promise<MemoryFigures> {
   };
 }
 
+interface RedisFigures {
+  readonly lines: number;
+  readonly inputBytes: number;
+  readonly outcomeBytes: number;
+}
+
+/** Redis's memory for a job's lines and outcomes, as a cluster keeps them. */
+async function redisMemory(): Promise<RedisFigures> {
+  const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+  const prefix = `bench-jobs-${process.pid}`;
+  const store = new RedisJobStore({ url, prefix });
+  await store.ready();
+  const redis = new Redis(url);
+  const used = async () => Number(/used_memory:(\d+)/.exec(await redis.info("memory"))?.[1]);
+  try {
+    log(`redis: ${REDIS_LINES} lines of ${WIDTH} numbers as a job's chunks, then their outcomes`);
+    const before = await used();
+    const { record } = await store.jobs.createJob({
+      owner: "bench",
+      jobId: "bench",
+      modelId: "default",
+      priority: "low",
+      createdAt: Date.now(),
+      expiresAt: Date.now() + 3_600_000,
+      callback: null,
+      keepMs: null,
+    });
+    const chunks = Math.ceil(REDIS_LINES / CHUNK_LINES);
+    for (let c = 0; c < chunks; c++) {
+      const lines: JobLine[] = [];
+      for (
+        let line = c * CHUNK_LINES + 1;
+        line <= Math.min(REDIS_LINES, (c + 1) * CHUNK_LINES);
+        line++
+      )
+        lines.push({
+          line,
+          id: `l${line}`,
+          input: Float32Array.from({ length: WIDTH }, (_, k) => Math.sin(line + k)),
+          shape: [WIDTH],
+        });
+      await store.jobs.addChunk(record.pk, c, lines);
+    }
+    await store.jobs.sealJob(record.pk, {
+      total: REDIS_LINES,
+      invalid: 0,
+      chunks,
+      payloadHash: "b",
+    });
+    const afterInputs = await used();
+    for (let c = 0; c < chunks; c++) {
+      const lines = await store.jobs.chunkLines(record.pk, c);
+      await store.jobs.saveChunk(
+        record.pk,
+        c,
+        lines.map((l) => ({
+          line: l.line,
+          id: l.id,
+          output: Float32Array.from([0.2, 0.3, 0.5]),
+          confidence: 0.5,
+          error: null,
+        })),
+        {
+          pk: record.pk,
+          status: "running",
+          error: null,
+          startedAt: Date.now(),
+          completedAt: null,
+          addCompleted: lines.length,
+          addFailed: 0,
+        },
+      );
+    }
+    const afterOutcomes = await used();
+    await store.jobs.dropJob(record.pk);
+    return {
+      lines: REDIS_LINES,
+      inputBytes: afterInputs - before,
+      outcomeBytes: afterOutcomes - afterInputs,
+    };
+  } finally {
+    await store.close();
+    redis.disconnect();
+  }
+}
+
 let rawRun: { itemsPerSecond: number; cpuUsPerItem: number } | undefined;
 if (PARTS.has("raw")) {
   log(`raw: ${THREADS} thread(s), batches of ${BATCH}, ${RAW_SECONDS} s`);
@@ -396,6 +489,7 @@ if (PARTS.has("job") || PARTS.has("online")) {
   await stopServer(server);
 }
 const rss = PARTS.has("memory") && RSS_LINES > 0 ? await memory() : undefined;
+const redisFigures = PARTS.has("redis") ? await redisMemory() : undefined;
 rmSync(modelDir, { recursive: true, force: true });
 
 const MiB = 1024 * 1024;
@@ -444,6 +538,13 @@ if (rss !== undefined)
     `Memory: a job of ${RSS_LINES} lines of ${WIDTH} numbers on the default model (${rss.lines} with an output, upload to end ${f(rss.seconds, 1)} s): server RSS ${f(rss.before / MiB, 1)} MiB before the upload, peak ${f(rss.afterUpload / MiB, 1)} MiB by the upload's end and ${f(rss.peak / MiB, 1)} MiB while it ran: +${f((rss.peak - rss.before) / MiB, 1)} MiB (target ≤ 64 MiB + the chunks in flight).`,
     "",
   );
+if (redisFigures !== undefined) {
+  const perMillion = (bytes: number) => (bytes / redisFigures.lines) * 1e6;
+  report.push(
+    `Redis (a cluster's store): ${redisFigures.lines} lines of ${WIDTH} numbers take ${f(perMillion(redisFigures.inputBytes) / MiB, 0)} MiB per million lines as stored chunks, and their outcomes (3 numbers each) ${f(perMillion(redisFigures.outcomeBytes) / MiB, 0)} MiB per million more (Redis \`used_memory\`).`,
+    "",
+  );
+}
 const text = report.join("\n");
 process.stdout.write(text);
 if (values.out !== undefined) writeFileSync(values.out, text);

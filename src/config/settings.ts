@@ -188,7 +188,7 @@ export const SETTINGS = {
   requestTimeoutMs: setting({
     env: "REQUEST_TIMEOUT_MS",
     default: "60000",
-    meaning: `longest a client may take to send a whole request on the API port, ms (${SETTING_BOUNDS.requestTimeoutMs.join("..")})`,
+    meaning: `longest a client may take to send a whole request on the API port, or a job's upload may stall, ms (${SETTING_BOUNDS.requestTimeoutMs.join("..")})`,
     parse: integer(SETTING_BOUNDS.requestTimeoutMs),
   }),
   maxRequestsInFlight: setting({

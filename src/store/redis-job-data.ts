@@ -6,7 +6,8 @@
  *   `any:<job id>`, `all`, `owner:<owner>`: keys by creation time (admin reads, lists);
  * - `l:<pk>`: chunk -> its lines (one blob each, `job-chunks.ts`); `f:<pk>`: chunk -> its first
  *   line; `o:<pk>`: chunk -> its outcomes, written once;
- * - `active`: keys of jobs queued or running; `ended`: keys by end time, for the purge.
+ * - `active`: keys of jobs queued or running; `ended`: keys by end time, for the purge;
+ *   `uploading`: keys of jobs still validating, by the time of their last chunk.
  */
 import type { Redis } from "ioredis";
 import {
@@ -41,6 +42,7 @@ redis.call('HSET', P .. ':j:' .. pk, 'o', ARGV[2], 'id', ARGV[3], 'm', ARGV[4], 
 redis.call('ZADD', P .. ':any:' .. ARGV[3], ARGV[6], pk)
 redis.call('ZADD', P .. ':all', ARGV[6], pk)
 redis.call('ZADD', P .. ':owner:' .. ARGV[2], ARGV[6], pk)
+redis.call('ZADD', P .. ':uploading', ARGV[6], pk)
 return {1, pk}`;
 
 /** ARGV: P, pk, total, invalid, chunks, hash. */
@@ -49,6 +51,7 @@ local k = ARGV[1] .. ':j:' .. ARGV[2]
 if redis.call('HGET', k, 's') ~= 'validating' then return 0 end
 redis.call('HSET', k, 's', 'queued', 't', ARGV[3], 'i', ARGV[4], 'n', ARGV[5], 'h', ARGV[6])
 redis.call('SADD', ARGV[1] .. ':active', ARGV[2])
+redis.call('ZREM', ARGV[1] .. ':uploading', ARGV[2])
 return 1`;
 
 /** ARGV: P, pk. */
@@ -63,6 +66,7 @@ redis.call('ZREM', P .. ':all', pk)
 redis.call('ZREM', P .. ':owner:' .. owner, pk)
 redis.call('ZREM', P .. ':ended', pk)
 redis.call('SREM', P .. ':active', pk)
+redis.call('ZREM', P .. ':uploading', pk)
 redis.call('UNLINK', k, P .. ':l:' .. pk, P .. ':f:' .. pk, P .. ':o:' .. pk)
 return 1`;
 
@@ -187,6 +191,12 @@ function stateArgs(s: {
   ];
 }
 
+/**
+ * A job left validating this long after its last chunk is an upload whose node died (a live one
+ * ends after `REQUEST_TIMEOUT_MS` without a byte, at most an hour).
+ */
+const ABANDONED_UPLOAD_MS = 2 * 3_600_000;
+
 /** Jobs one list read fetches per round while it filters by status. */
 const LIST_ROUND = 200;
 
@@ -228,6 +238,7 @@ export class RedisJobData implements JobData {
         .multi()
         .hset(`${this.#p}:l:${pk}`, String(chunk), encodeLines(lines))
         .hset(`${this.#p}:f:${pk}`, String(chunk), String(lines[0]?.line ?? 0))
+        .zadd(`${this.#p}:uploading`, Date.now(), String(pk))
         .exec(),
     );
   }
@@ -399,6 +410,11 @@ export class RedisJobData implements JobData {
   }
 
   async purgeJobs(now: number, defaultKeepMs: number, limit: number): Promise<number> {
+    // An upload whose node died: nothing came for far longer than any live upload may stall.
+    const abandoned = await this.#call(() =>
+      this.#redis.zrangebyscore(`${this.#p}:uploading`, "-inf", now - ABANDONED_UPLOAD_MS),
+    );
+    for (const pk of abandoned) await this.dropJob(Number(pk));
     const candidates = await this.#call(() =>
       this.#redis.zrangebyscore(`${this.#p}:ended`, "-inf", now, "LIMIT", 0, limit * 4),
     );

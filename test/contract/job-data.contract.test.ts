@@ -262,3 +262,28 @@ for (const factory of factories) {
     });
   });
 }
+
+describe("JobData on Redis: a cluster's abandoned uploads", () => {
+  it("drops a job left validating two hours after its last chunk, and keeps uploads in progress", async () => {
+    const redisFactory = factories.find((f) => f.name === "Redis") as (typeof factories)[number];
+    const opened = await redisFactory.open();
+    try {
+      const data = opened.data;
+      const { record: dead } = await data.createJob(newJob());
+      await data.addChunk(dead.pk, 0, lines(1, 3));
+      const { record: live } = await data.createJob(newJob({ createdAt: Date.now() }));
+      // At start a cluster node keeps both: another node may be receiving either upload.
+      expect(await data.loadUnfinishedJobs()).toEqual([]);
+      expect(await data.getJob(dead.pk)).toMatchObject({ status: "validating" });
+      expect(await data.purgeJobs(Date.now() + 60_000, 3_600_000, 10)).toBe(0);
+      expect(await data.getJob(dead.pk)).toBeDefined();
+      expect(await data.getJob(live.pk)).toBeDefined();
+      await data.purgeJobs(Date.now() + 2 * 3_600_000 + 1000, 3_600_000, 10);
+      expect(await data.getJob(dead.pk)).toBeUndefined();
+      expect(await data.chunkStarts(dead.pk)).toEqual([]);
+      expect(await data.getJob(live.pk)).toBeUndefined();
+    } finally {
+      await opened.close();
+    }
+  });
+});
