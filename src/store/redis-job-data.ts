@@ -104,7 +104,8 @@ return {1, done, tonumber(redis.call('HGET', k, 'n'))}`;
 const SAVE_JOB = `${WRITE_STATE}
 local P, pk = ARGV[1], ARGV[2]
 local k = P .. ':j:' .. pk
-if redis.call('EXISTS', k) == 0 then return 0 end
+local s = redis.call('HGET', k, 's')
+if (not s) or ${ENDED} then return 0 end
 write_state(P, pk, k, 3)
 redis.call('HINCRBY', k, 'd', ARGV[8])
 redis.call('HINCRBY', k, 'f', ARGV[9])

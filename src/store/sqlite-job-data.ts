@@ -145,7 +145,7 @@ export class SqliteJobData implements JobData {
     this.#write = db.prepare(
       `UPDATE jobs SET status = @status, error = @error, error_code = @errorCode, started_at = @startedAt,
          completed_at = @completedAt, completed = completed + @addCompleted, failed = failed + @addFailed
-       WHERE pk = @pk`,
+       WHERE pk = @pk AND status NOT IN ('completed', 'failed', 'cancelled', 'expired')`,
     );
     const statusOf = db.prepare("SELECT status FROM jobs WHERE pk = ?").pluck();
     this.#saveChunkTx = db.transaction(

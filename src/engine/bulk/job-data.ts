@@ -80,7 +80,7 @@ export interface JobData {
     outcomes: readonly LineOutcome[],
     job: JobWrite,
   ): Promise<boolean>;
-  /** Writes a job's new state. */
+  /** Writes a job's new state, unless it has ended (a job never leaves an end). */
   saveJob(job: JobWrite): Promise<void>;
   /**
    * Ends a job that has not ended, in one transaction: its status, error and end time, and its

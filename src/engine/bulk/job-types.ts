@@ -94,8 +94,13 @@ export interface JobView {
   readonly error: Failure | null;
 }
 
-/** One line of an upload as a transport read it: a JSON value, or why it is not one. */
+/**
+ * One line of an upload as a transport read it: its JSON text (parsed as it is read, so that a
+ * part of an upload holds text, not millions of parsed numbers), a JSON value already parsed, or
+ * why it is not a line.
+ */
 export type RawLine =
+  | { readonly line: number; readonly text: string }
   | { readonly line: number; readonly value: unknown }
   | { readonly line: number; readonly malformed: string };
 
