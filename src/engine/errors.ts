@@ -268,14 +268,18 @@ export class JobExistsError extends DomainError {
   }
 }
 
-/** The job has ended and can no longer be cancelled. */
+/** The job has ended (or is still uploading) and cannot be cancelled now. */
 export class JobEndedError extends DomainError {
   readonly code = "FAILED_PRECONDITION";
   constructor(
     readonly jobId: string,
     readonly status: string,
   ) {
-    super(`job ${echo(jobId)} has already ended (${status}) and can no longer be cancelled`);
+    super(
+      status === "validating"
+        ? `job ${echo(jobId)} is still being uploaded; it can be cancelled once it is stored`
+        : `job ${echo(jobId)} has already ended (${status}) and can no longer be cancelled`,
+    );
     this.name = "JobEndedError";
   }
 }
