@@ -138,6 +138,12 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     port: config.apiPort,
     maxBodyBytes: config.maxRequestBytes,
     requestTimeoutMs: config.requestTimeoutMs,
+    webSockets: {
+      maxConnections: config.wsMaxConnections,
+      maxConnectionsPerKey: config.wsMaxConnectionsPerKey,
+      idleTimeoutMs: config.wsIdleTimeoutMs,
+      messagesPerSecond: config.wsMessagesPerSecond,
+    },
     version: VERSION,
     notReady: () => {
       if (state !== "serving")

@@ -13,7 +13,7 @@ import { Dashboard } from "./dashboard.js";
 import { toConnectError } from "./error-mapping.js";
 import { openApiDocument } from "./openapi.js";
 import { createRestHandler, sendError } from "./rest-handler.js";
-import { createWebSocketHandler } from "./websocket-adapter.js";
+import { createWebSocketHandler, type WebSocketLimits } from "./websocket-adapter.js";
 
 /** Options of {@link startHttpServer}. */
 export interface HttpServerOptions {
@@ -27,6 +27,8 @@ export interface HttpServerOptions {
   readonly version: string;
   /** Readiness: why the server cannot serve now, or an empty list when it can. */
   readonly notReady: () => readonly string[];
+  /** The bounds of the WebSocket endpoint's sockets. */
+  readonly webSockets: WebSocketLimits;
   /** Serve Prometheus text at `/metrics` (absent: ENABLE_MONITORING=false, 404). */
   readonly metrics?: { readonly registry: Registry; readonly requireApiKey: boolean } | undefined;
 }
@@ -97,7 +99,7 @@ export async function startHttpServer(
 ): Promise<StartedHttpServer> {
   const rest = createRestHandler(binding, { maxBodyBytes: options.maxBodyBytes });
   const connect = createConnectHandler(binding, { maxBodyBytes: options.maxBodyBytes });
-  const websocket = createWebSocketHandler(binding);
+  const websocket = createWebSocketHandler(binding, options.webSockets);
   const openapi = JSON.stringify(openApiDocument(BatchProcessorService, options.version));
   const dashboard = Dashboard.load(binding.log);
   const server = createServer(

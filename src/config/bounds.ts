@@ -19,4 +19,7 @@ export const SETTING_BOUNDS = Object.freeze({
   maxRequestsInFlight: [0, 1_000_000],
   maxEventLoopDelayMs: [0, 60_000],
   shutdownTimeoutMs: [0, 3_600_000],
+  webSockets: [0, 1_000_000],
+  webSocketIdleMs: [1000, 3_600_000],
+  webSocketMessagesPerSecond: [1, 100_000],
 } as const satisfies Record<string, readonly [number, number]>);

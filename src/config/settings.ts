@@ -203,6 +203,30 @@ export const SETTINGS = {
     meaning: "event-loop lag (over 3 samples 20 ms apart) past which calls are shed; 0 = off",
     parse: integer(SETTING_BOUNDS.maxEventLoopDelayMs),
   }),
+  wsMaxConnections: setting({
+    env: "WS_MAX_CONNECTIONS",
+    default: "1000",
+    meaning: "WebSockets open at once, of every key; further upgrades get 503; 0 = no WebSockets",
+    parse: integer(SETTING_BOUNDS.webSockets),
+  }),
+  wsMaxConnectionsPerKey: setting({
+    env: "WS_MAX_CONNECTIONS_PER_KEY",
+    default: "20",
+    meaning: "WebSockets one key holds at once; further upgrades of that key get 429",
+    parse: integer(SETTING_BOUNDS.webSockets),
+  }),
+  wsIdleTimeoutMs: setting({
+    env: "WS_IDLE_TIMEOUT_MS",
+    default: "60000",
+    meaning: `a WebSocket that neither sends nor answers a ping this long is closed, ms (${SETTING_BOUNDS.webSocketIdleMs.join("..")}); pinged every third of it`,
+    parse: integer(SETTING_BOUNDS.webSocketIdleMs),
+  }),
+  wsMessagesPerSecond: setting({
+    env: "WS_MESSAGES_PER_SECOND",
+    default: "20",
+    meaning: `messages a WebSocket may send per second (bursts of twice that); past it the server stops reading it for a while (${SETTING_BOUNDS.webSocketMessagesPerSecond.join("..")})`,
+    parse: integer(SETTING_BOUNDS.webSocketMessagesPerSecond),
+  }),
   requireApiKey: setting({
     env: "REQUIRE_API_KEY",
     default: "true",

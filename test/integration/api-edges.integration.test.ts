@@ -549,6 +549,12 @@ describe("internal errors", () => {
       requestTimeoutMs: 10_000,
       version: "test",
       notReady: () => [],
+      webSockets: {
+        maxConnections: 10,
+        maxConnectionsPerKey: 10,
+        idleTimeoutMs: 60_000,
+        messagesPerSecond: 20,
+      },
     });
     const grpcServer = await startGrpcServer(binding, {
       host: "127.0.0.1",

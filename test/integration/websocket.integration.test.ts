@@ -105,3 +105,96 @@ describe("the WebSocket endpoint", () => {
     ws.close();
   });
 });
+
+describe("the WebSocket endpoint's bounds", () => {
+  const CAROL = "ws-carol";
+  let bounded: RunningServer;
+  beforeAll(async () => {
+    bounded = await startTestServer(repo.dir, {
+      API_KEYS: `${ALICE},${BOB},${CAROL}`,
+      WS_MAX_CONNECTIONS: "4",
+      WS_MAX_CONNECTIONS_PER_KEY: "2",
+      WS_IDLE_TIMEOUT_MS: "1000",
+      WS_MESSAGES_PER_SECOND: "10",
+    });
+  });
+  afterAll(async () => {
+    await bounded.close();
+  });
+  const boundedUrl = () => `ws://127.0.0.1:${bounded.apiPort}/ws/batch-processor`;
+
+  /** Opens a socket; resolves with it once open, or with the HTTP status that refused it. */
+  function connect(
+    key: string,
+    options: { autoPong?: boolean } = {},
+  ): Promise<{ ws: WebSocket; status?: number; messages: Record<string, unknown>[] }> {
+    const ws = new WebSocket(boundedUrl(), { headers: { "X-API-Key": key }, ...options });
+    const messages: Record<string, unknown>[] = [];
+    ws.on("message", (data) =>
+      messages.push(JSON.parse(data.toString()) as Record<string, unknown>),
+    );
+    return new Promise((resolve) => {
+      ws.once("open", () => resolve({ ws, messages }));
+      ws.once("unexpected-response", (_req, res) =>
+        resolve({ ws, status: res.statusCode, messages }),
+      );
+      ws.once("error", () => {});
+    });
+  }
+
+  it("caps the sockets of one key and of all keys, refusing the upgrade with 429 and 503", async () => {
+    const a1 = await connect(ALICE);
+    const a2 = await connect(ALICE);
+    expect([a1.status, a2.status]).toEqual([undefined, undefined]);
+    expect((await connect(ALICE)).status).toBe(429);
+    const b1 = await connect(BOB);
+    const b2 = await connect(BOB);
+    expect([b1.status, b2.status]).toEqual([undefined, undefined]);
+    expect((await connect(CAROL)).status).toBe(503);
+    // A socket that closes gives its place back (once the server has seen it close).
+    a1.ws.close();
+    await until(() => a1.ws.readyState === WebSocket.CLOSED);
+    let again = await connect(ALICE);
+    for (let attempt = 0; attempt < 50 && again.status !== undefined; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      again = await connect(ALICE);
+    }
+    expect(again.status).toBeUndefined();
+    for (const s of [a2, b1, b2, again]) s.ws.close();
+    await until(() => [a2, b1, b2, again].every((s) => s.ws.readyState === WebSocket.CLOSED));
+  });
+
+  it("closes a socket that answers no ping for the idle timeout, and keeps one that does", async () => {
+    const silent = await connect(ALICE, { autoPong: false });
+    const lively = await connect(BOB);
+    await until(() => silent.ws.readyState === WebSocket.CLOSED, 10_000);
+    expect(lively.ws.readyState).toBe(WebSocket.OPEN);
+    lively.ws.close();
+    await until(() => lively.ws.readyState === WebSocket.CLOSED);
+  });
+
+  it("reads a flooding socket at its pace: every message answered, none dropped, a burst at once", async () => {
+    const { ws, messages } = await connect(ALICE);
+    for (let k = 0; k < 60; k++)
+      ws.send(JSON.stringify({ action: "dance", batch_id: `flood-${k}` }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The burst (twice the rate) and what the rate refills meanwhile, not the whole flood.
+    expect(messages.length).toBeLessThanOrEqual(30);
+    await until(() => messages.length === 60, 15_000);
+    expect(messages.map((m) => m.batch_id)).toEqual(
+      Array.from({ length: 60 }, (_, k) => `flood-${k}`),
+    );
+    ws.close();
+    await until(() => ws.readyState === WebSocket.CLOSED);
+  }, 20_000);
+
+  it("echoes an id at most its first characters", async () => {
+    const { ws, messages } = await connect(BOB);
+    ws.send(JSON.stringify({ action: "dance", batch_id: "x".repeat(60_000) }));
+    await until(() => messages.length === 1);
+    expect(String(messages[0]?.batch_id).length).toBeLessThan(100);
+    expect(JSON.stringify(messages[0]).length).toBeLessThan(400);
+    ws.close();
+    await until(() => ws.readyState === WebSocket.CLOSED);
+  });
+});
