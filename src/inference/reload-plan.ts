@@ -7,6 +7,7 @@
  */
 import type { EngineLogger, ModelCatalog, ModelInfo, ModelReloadOutcome } from "../engine/index.js";
 import type { ModelLoadReport, WorkerModel, WorkerModelVersion } from "./messages.js";
+import { ModelFileError } from "./model-files.js";
 import type { RepositoryEntry } from "./model-repository.js";
 
 /** Model batch limit when neither config.json nor the graph sets one. */
@@ -81,8 +82,10 @@ export async function planReload(
     if (problem === undefined) {
       try {
         version = await read(entry);
-      } catch {
-        problem = "the model's files could not be read";
+      } catch (error) {
+        // Only a reason that names the model's own paths is shown; others could name the server's.
+        problem =
+          error instanceof ModelFileError ? error.message : "the model's files could not be read";
       }
     }
     steps.push({ kind: "try", entry, version, problem, previous: served });
