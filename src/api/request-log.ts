@@ -18,6 +18,9 @@ export interface RequestLogEntry {
 export function logRequest(log: EngineLogger, entry: RequestLogEntry): void {
   const fields = { ...entry, durationMs: Math.round(entry.durationMs * 1000) / 1000 };
   if (entry.code === "internal" || entry.code === "unknown") log.warn(fields, "request");
+  // A WebSocket's subscriptions are told at debug level: the socket's own line, when it closes,
+  // says what it did, so a client sending many messages cannot fill the log (see the adapter).
+  else if (entry.protocol === "websocket") log.debug(fields, "request");
   else log.info(fields, "request");
 }
 

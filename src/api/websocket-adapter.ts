@@ -141,6 +141,10 @@ function serve(
   limits: WebSocketLimits,
 ): void {
   const subscriptions = new Map<string, AbortController>();
+  const opened = Date.now();
+  let received = 0;
+  let followed = 0;
+  let refusedMessages = 0;
   const send = (body: JsonObject) => {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(body));
   };
@@ -189,6 +193,7 @@ function serve(
   };
   ws.on("message", (data, isBinary) => {
     alive();
+    received++;
     refill();
     if (waiting.length === 0 && tokens >= 1) handle(data, isBinary);
     else {
@@ -228,11 +233,13 @@ function serve(
         );
       const controller = new AbortController();
       subscriptions.set(batchId, controller);
+      followed++;
       void follow(binding, header, batchId, controller.signal, send).finally(() => {
         if (subscriptions.get(batchId as string) === controller)
           subscriptions.delete(batchId as string);
       });
     } catch (error) {
+      refusedMessages++;
       send({
         ...errorBody(error, binding),
         ...(batchId === undefined ? {} : { batch_id: boundedId(batchId) }),
@@ -240,7 +247,18 @@ function serve(
     }
     return true;
   };
-  ws.on("close", () => {
+  ws.on("close", (code) => {
+    binding.log.info(
+      {
+        protocol: "websocket",
+        code,
+        durationMs: Date.now() - opened,
+        messages: received,
+        subscriptions: followed,
+        refusedMessages,
+      },
+      "websocket closed",
+    );
     clearInterval(pinger);
     clearTimeout(drainer);
     waiting.length = 0;

@@ -109,14 +109,20 @@ describe("the WebSocket endpoint", () => {
 describe("the WebSocket endpoint's bounds", () => {
   const CAROL = "ws-carol";
   let bounded: RunningServer;
+  const logLines: string[] = [];
   beforeAll(async () => {
-    bounded = await startTestServer(repo.dir, {
-      API_KEYS: `${ALICE},${BOB},${CAROL}`,
-      WS_MAX_CONNECTIONS: "4",
-      WS_MAX_CONNECTIONS_PER_KEY: "2",
-      WS_IDLE_TIMEOUT_MS: "1000",
-      WS_MESSAGES_PER_SECOND: "10",
-    });
+    bounded = await startTestServer(
+      repo.dir,
+      {
+        API_KEYS: `${ALICE},${BOB},${CAROL}`,
+        WS_MAX_CONNECTIONS: "4",
+        WS_MAX_CONNECTIONS_PER_KEY: "2",
+        WS_IDLE_TIMEOUT_MS: "1000",
+        WS_MESSAGES_PER_SECOND: "10",
+        LOG_LEVEL: "info",
+      },
+      logLines,
+    );
   });
   afterAll(async () => {
     await bounded.close();
@@ -187,6 +193,21 @@ describe("the WebSocket endpoint's bounds", () => {
     ws.close();
     await until(() => ws.readyState === WebSocket.CLOSED);
   }, 20_000);
+
+  it("writes one log line per socket, not one per message", async () => {
+    const { ws, messages } = await connect(CAROL);
+    const before = logLines.length;
+    for (let k = 0; k < 12; k++) ws.send(JSON.stringify({ action: "dance", batch_id: `log-${k}` }));
+    ws.send(JSON.stringify({ action: "subscribe", batch_id: "no-such-batch" }));
+    await until(() => messages.length === 13);
+    ws.close();
+    await until(() => logLines.slice(before).some((l) => l.includes('"websocket closed"')));
+    const lines = logLines.slice(before).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.filter((l) => l.msg === "request")).toEqual([]);
+    expect(lines.filter((l) => l.msg === "websocket closed")).toEqual([
+      expect.objectContaining({ messages: 13, subscriptions: 1, refusedMessages: 12 }),
+    ]);
+  });
 
   it("echoes an id at most its first characters", async () => {
     const { ws, messages } = await connect(BOB);
