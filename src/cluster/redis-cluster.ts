@@ -12,6 +12,7 @@
  * wakes idle nodes). A view is also kept under `<prefix>:live:<pk>` for status reads. The nodes'
  * figures go through {@link figures} ({@link RedisFigures}), under the same node id.
  */
+import { randomUUID } from "node:crypto";
 import { Queue, Relay, type RelaySubscription, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import {
@@ -50,6 +51,9 @@ export interface RedisClusterOptions {
 /** How long a published view stays readable without a newer one, ms. */
 const LIVE_TTL_MS = 30_000;
 
+/** How often a node checks that Redis still holds the cluster's marker, ms. */
+const MARKER_CHECK_MS = 2000;
+
 /** How long a count of nodes is reused, ms. */
 const NODES_TTL_MS = 2000;
 
@@ -78,6 +82,9 @@ export class RedisCluster implements Cluster {
   /** Connections made for the workers and the relay, closed last. */
   readonly #connections: Redis[] = [];
   #taker: BatchTaker | undefined;
+  /** Why this node no longer serves the cluster's data (see {@link #watchMarker}). */
+  #lost: string | undefined;
+  #markerTimer: NodeJS.Timeout | undefined;
   /** The figures port of this node, on the cluster's Redis. */
   readonly figures: Figures;
   /** Where jobs' chunks are handed out to the nodes. */
@@ -123,6 +130,7 @@ export class RedisCluster implements Cluster {
   async start(node: ClusterNode): Promise<void> {
     await Promise.all([...this.#queues.values()].map((queue) => queue.waitUntilReady()));
     await this.#relay.waitUntilReady();
+    await this.#watchMarker();
     const { log, lockMs, prefix } = this.#o;
     this.#subscriptions = await Promise.all([
       this.#relay.subscribe<{ pk: number }>("cancel", ({ data }) => this.#taker?.cancel(data.pk)),
@@ -254,9 +262,34 @@ export class RedisCluster implements Cluster {
   }
 
   unavailable(): string | undefined {
-    return this.#redis.status === "ready"
-      ? undefined
-      : `Redis is unreachable (${this.#redis.status})`;
+    if (this.#redis.status !== "ready") return `Redis is unreachable (${this.#redis.status})`;
+    return this.#lost;
+  }
+
+  /**
+   * Adopts the cluster's marker (making it when this node is the first) and checks every few
+   * seconds that Redis still holds it: a Redis that restarted empty, or was flushed, lost every
+   * batch, job and secret the nodes share, and a node that went on would split ownership from the
+   * nodes started since. It stops being ready instead, and says why, once.
+   */
+  async #watchMarker(): Promise<void> {
+    const key = `${this.#o.prefix}:cluster`;
+    await this.#redis.set(key, randomUUID(), "NX");
+    const adopted = await this.#redis.get(key);
+    this.#markerTimer = setInterval(() => {
+      this.#redis.get(key).then(
+        (now) => {
+          if (now === adopted || this.#lost !== undefined) return;
+          this.#lost =
+            "Redis no longer holds this cluster's data (it restarted empty or was flushed): restart this node to join the cluster as it is now";
+          this.#o.log.error({ prefix: this.#o.prefix }, this.#lost);
+        },
+        () => {
+          // Unreachable: readiness says so from the connection's state.
+        },
+      );
+    }, MARKER_CHECK_MS);
+    this.#markerTimer.unref();
   }
 
   async stopTaking(): Promise<void> {
@@ -264,6 +297,7 @@ export class RedisCluster implements Cluster {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#markerTimer);
     await this.#taker?.close();
     await Promise.all([...this.#workers.values()].map((worker) => worker.close()));
     await Promise.all(this.#subscriptions.map((s) => s.unsubscribe().catch(() => undefined)));

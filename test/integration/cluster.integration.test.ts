@@ -309,6 +309,22 @@ describe("a cluster of nodes on one Redis", () => {
     }
   }, 60_000);
 
+  it("stops being ready, saying why, when Redis loses the cluster's data", async () => {
+    const prefix = newPrefix();
+    const a = await node({ prefix });
+    expect(a.processor.unavailable()).toBeUndefined();
+    // Redis restarted empty (or flushed): everything of the cluster is gone.
+    await dropCluster(prefix);
+    await until(() => a.processor.unavailable() !== undefined, 10_000);
+    expect(a.processor.unavailable()).toMatch(/no longer holds this cluster's data/);
+    // A node started since makes the cluster anew and serves it; the old one stays out.
+    const b = await node({ prefix });
+    expect(b.processor.unavailable()).toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(a.processor.unavailable()).toMatch(/no longer holds this cluster's data/);
+    expect(b.processor.unavailable()).toBeUndefined();
+  });
+
   it("applies a configuration changed on one node on every node", async () => {
     const prefix = newPrefix();
     const a = await node({ prefix });
