@@ -12,7 +12,12 @@ import {
   startGrpcServer,
   startHttpServer,
 } from "./api/index.js";
-import { type KeptSecret, keptSecrets, type ServerConfig } from "./config/index.js";
+import {
+  type KeptSecret,
+  keptSecrets,
+  type ServerConfig,
+  settingsDifferingFromCluster,
+} from "./config/index.js";
 import { combineObservers, type EngineObserver, type ModelCatalog } from "./engine/index.js";
 import { startEngine } from "./engine-runtime.js";
 import type { Logger } from "./logger.js";
@@ -90,6 +95,16 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     config.requireApiKey && config.apiKeys.length === 0 && config.adminApiKeys.length === 0,
   );
   const generated = secrets.apiKey;
+  // Rights are decided per node: nodes that disagree on them would each grant their own.
+  const differing = await settingsDifferingFromCluster(config, secrets.ownerSecret.value, {
+    API_KEYS: generated === undefined ? config.apiKeys : [generated.value],
+    ADMIN_API_KEYS: config.adminApiKeys,
+    REQUIRE_API_KEY: config.requireApiKey,
+  });
+  if (differing.length > 0)
+    throw new Error(
+      `this node's ${differing.join(", ")} differ from the cluster's (set by its first node): start every node of a cluster with the same`,
+    );
   const auth = createAuthenticator({
     requireApiKey: config.requireApiKey,
     apiKeys: generated === undefined ? config.apiKeys : [generated.value],

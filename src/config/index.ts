@@ -9,5 +9,10 @@ export {
   renderSettingsTable,
   type ServerConfig,
 } from "./config.js";
-export { type KeptSecret, keptSecrets, SECRET_FILES } from "./kept-secrets.js";
+export {
+  type KeptSecret,
+  keptSecrets,
+  SECRET_FILES,
+  settingsDifferingFromCluster,
+} from "./kept-secrets.js";
 export { SETTINGS } from "./settings.js";

@@ -5,7 +5,7 @@
  * nothing is kept and each start makes new ones). The nodes of a cluster must agree on them, so
  * there they are kept in the shared Redis, and the first node to start makes them.
  */
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -100,5 +100,39 @@ function read(path: string): string | undefined {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
+  }
+}
+
+/**
+ * Settings every node of a cluster must share (who holds a key, who is an admin): the first node
+ * keeps a digest of each in Redis (keyed by the owner secret, so the keys cannot be guessed from
+ * it), and a node whose digest differs is named here. Resolves the names of the settings that
+ * differ from the cluster's; none on one node (`redisUrl` empty).
+ */
+export async function settingsDifferingFromCluster(
+  { redisUrl, clusterPrefix }: SecretHome,
+  ownerSecret: string,
+  settings: Readonly<Record<string, readonly string[] | string | boolean>>,
+): Promise<string[]> {
+  if (redisUrl === "") return [];
+  const key = `${clusterPrefix}:settings`;
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  redis.on("error", () => {
+    // The command below fails with the reason.
+  });
+  try {
+    await redis.connect();
+    const differing: string[] = [];
+    for (const [name, value] of Object.entries(settings)) {
+      const canonical = Array.isArray(value) ? [...value].sort() : value;
+      const digest = createHmac("sha256", ownerSecret)
+        .update(JSON.stringify([name, canonical]))
+        .digest("hex");
+      await redis.hsetnx(key, name, digest);
+      if ((await redis.hget(key, name)) !== digest) differing.push(name);
+    }
+    return differing;
+  } finally {
+    redis.disconnect();
   }
 }

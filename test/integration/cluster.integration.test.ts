@@ -352,6 +352,26 @@ describe("servers with REDIS_URL", () => {
   });
   afterAll(() => repo.cleanup());
 
+  it("refuse to start a node whose keys or admins differ from the cluster's, naming the setting", async () => {
+    const prefix = newPrefix();
+    const env = { REDIS_URL, CLUSTER_PREFIX: prefix, API_KEYS: "k1,k2", ADMIN_API_KEYS: "" };
+    const a = await startTestServer(repo.dir, env);
+    try {
+      // One key less: on its own, a single key would be this node's admin.
+      await expect(startTestServer(repo.dir, { ...env, API_KEYS: "k1" })).rejects.toThrow(
+        /this node's API_KEYS differ from the cluster's/,
+      );
+      await expect(startTestServer(repo.dir, { ...env, ADMIN_API_KEYS: "k2" })).rejects.toThrow(
+        /this node's ADMIN_API_KEYS differ from the cluster's/,
+      );
+      // The same keys in another order are the same settings.
+      const b = await startTestServer(repo.dir, { ...env, API_KEYS: "k2,k1" });
+      await b.close();
+    } finally {
+      await a.close();
+    }
+  });
+
   it("share one generated key and one owner secret, and answer for each other's batches", async () => {
     const prefix = newPrefix();
     const env = { REDIS_URL, CLUSTER_PREFIX: prefix, REQUIRE_API_KEY: "true" };
