@@ -196,7 +196,13 @@ try {
     const prefix = `bench-${process.pid}-${n}`;
     const nodes: Node[] = [];
     for (let i = 0; i < n; i++)
-      nodes.push(await startNode({ REDIS_URL: redisUrl, CLUSTER_PREFIX: prefix }));
+      nodes.push(
+        await startNode({
+          REDIS_URL: redisUrl,
+          CLUSTER_PREFIX: prefix,
+          OWNER_SECRET: "bench-owner-secret-of-at-least-32-characters",
+        }),
+      );
     rounds.push(await burst(`${n} node${n > 1 ? "s" : ""}, Redis`, nodes, redis));
     for (const node of nodes) await stopNode(node);
     const keys = await redis.keys(`${prefix}:*`);

@@ -94,9 +94,11 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
         ? "for this run only (DATA_DIR is :memory:)"
         : `kept in ${generated.path}`;
     process.stderr.write(
-      generated.created
+      generated.created && generated.value !== undefined
         ? `batch-processor: REQUIRE_API_KEY is true and API_KEYS is empty; generated an API key, ${where}:\n  ${generated.value}\n`
-        : `batch-processor: REQUIRE_API_KEY is true and API_KEYS is empty; using the API key ${where}\n`,
+        : generated.value === undefined
+          ? `batch-processor: REQUIRE_API_KEY is true and API_KEYS is empty; accepting the cluster's generated API key (${where}; the node that made it printed it)\n`
+          : `batch-processor: REQUIRE_API_KEY is true and API_KEYS is empty; using the API key ${where}\n`,
     );
   }
   await new Promise<void>((resolve) => {

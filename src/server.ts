@@ -95,9 +95,13 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     config.requireApiKey && config.apiKeys.length === 0 && config.adminApiKeys.length === 0,
   );
   const generated = secrets.apiKey;
+  // A generated key is known by its digest where this node did not make it (a cluster's).
+  const generatedDigest =
+    generated?.digest === undefined ? undefined : Buffer.from(generated.digest, "hex");
+  const keys = generated === undefined ? config.apiKeys : [];
   // Rights are decided per node: nodes that disagree on them would each grant their own.
   const differing = await settingsDifferingFromCluster(config, secrets.ownerSecret.value, {
-    API_KEYS: generated === undefined ? config.apiKeys : [generated.value],
+    API_KEYS: generated === undefined ? keys : [generated.digest ?? generated.value ?? ""],
     ADMIN_API_KEYS: config.adminApiKeys,
     REQUIRE_API_KEY: config.requireApiKey,
   });
@@ -107,7 +111,13 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     );
   const auth = createAuthenticator({
     requireApiKey: config.requireApiKey,
-    apiKeys: generated === undefined ? config.apiKeys : [generated.value],
+    apiKeys:
+      generated === undefined
+        ? keys
+        : generatedDigest === undefined && generated.value !== undefined
+          ? [generated.value]
+          : [],
+    apiKeyDigests: generatedDigest === undefined ? [] : [generatedDigest],
     adminApiKeys: config.adminApiKeys,
     secret: Buffer.from(secrets.ownerSecret.value),
   });

@@ -15,6 +15,11 @@ export interface AuthOptions {
   /** Accepted keys. */
   readonly apiKeys?: readonly string[];
   /**
+   * Accepted keys known only by their digest under `secret` (a cluster's generated key on the
+   * nodes that did not make it).
+   */
+  readonly apiKeyDigests?: readonly Uint8Array[];
+  /**
    * Keys that may configure and see every batch (accepted too). When empty, a server with one
    * key is single-tenant and that key is its admin; with several keys nobody is.
    */
@@ -53,25 +58,29 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
   const required = options.requireApiKey ?? true;
   const admins = new Set(options.adminApiKeys ?? []);
   const keys = [...new Set([...(options.apiKeys ?? []), ...admins])];
+  const digests = (options.apiKeyDigests ?? []).map((d) => Buffer.from(d));
   const adminMode: AdminMode = !required
     ? "anonymous"
     : admins.size > 0
       ? "listed"
-      : keys.length === 1
+      : keys.length + digests.length === 1
         ? "single-key"
         : "none";
   const digest = (key: string) => createHmac("sha256", options.secret).update(key).digest();
-  const known: KnownKey[] = keys.map((key) => ({
-    digest: digest(key),
-    admin: adminMode === "single-key" || admins.has(key),
-  }));
+  const known: KnownKey[] = [
+    ...keys.map((key) => ({
+      digest: digest(key),
+      admin: adminMode === "single-key" || admins.has(key),
+    })),
+    ...digests.map((d) => ({ digest: d, admin: adminMode === "single-key" })),
+  ];
   const adminNote =
     adminMode === "none"
       ? "no key is an admin: with several keys, the admin keys are listed in ADMIN_API_KEYS"
       : "only keys listed in ADMIN_API_KEYS are admins";
   return {
     adminMode,
-    keyCount: keys.length,
+    keyCount: keys.length + digests.length,
     authenticate(header) {
       if (!required) return ANONYMOUS;
       const key = presentedKey(header);

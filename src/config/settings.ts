@@ -113,6 +113,13 @@ export const SETTINGS = {
       "Redis of a cluster (`redis://host:6379/0`): batches are stored there and run on any node sharing it; empty: one node on SQLite",
     parse: text,
   }),
+  ownerSecret: setting({
+    env: "OWNER_SECRET",
+    default: "",
+    meaning:
+      "key of the hash that identifies API keys and owners, at least 32 characters; required with REDIS_URL (the same on every node); on one node, made and kept in DATA_DIR when empty",
+    parse: text,
+  }),
   clusterPrefix: setting({
     env: "CLUSTER_PREFIX",
     default: "bp",

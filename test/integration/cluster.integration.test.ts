@@ -11,6 +11,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../bench/lib/free-port.js";
 import {
@@ -31,6 +32,8 @@ import { until } from "../fixtures/fake-pool.js";
 import { createTestModelRepo, type TestModelRepo } from "../fixtures/model-repo.js";
 import { startTestServer } from "../fixtures/test-server.js";
 
+/** The operator's owner secret of the test clusters. */
+const OWNER_SECRET = "test-owner-secret-of-at-least-32-characters";
 const CHILD = fileURLToPath(new URL("../fixtures/cluster-node.ts", import.meta.url));
 const alice: Principal = { owner: "alice", admin: false };
 const admin: Principal = { owner: "root", admin: true };
@@ -57,6 +60,22 @@ async function settle(processor: BatchProcessor, batchId: string): Promise<Batch
   let last: BatchView | undefined;
   for await (const view of processor.watch(alice, batchId)) last = view;
   return last as BatchView;
+}
+
+/** Every string and hash value under `prefix`, joined (what a copy of Redis would show). */
+async function dumpStrings(prefix: string): Promise<string> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    const parts: string[] = [];
+    for (const key of await redis.keys(`${prefix}:*`)) {
+      const type = await redis.type(key);
+      if (type === "string") parts.push(key, String(await redis.get(key)));
+      else if (type === "hash") parts.push(key, JSON.stringify(await redis.hgetall(key)));
+    }
+    return parts.join("\n");
+  } finally {
+    redis.disconnect();
+  }
 }
 
 afterEach(async () => {
@@ -354,7 +373,13 @@ describe("servers with REDIS_URL", () => {
 
   it("refuse to start a node whose keys or admins differ from the cluster's, naming the setting", async () => {
     const prefix = newPrefix();
-    const env = { REDIS_URL, CLUSTER_PREFIX: prefix, API_KEYS: "k1,k2", ADMIN_API_KEYS: "" };
+    const env = {
+      REDIS_URL,
+      CLUSTER_PREFIX: prefix,
+      OWNER_SECRET,
+      API_KEYS: "k1,k2",
+      ADMIN_API_KEYS: "",
+    };
     const a = await startTestServer(repo.dir, env);
     try {
       // One key less: on its own, a single key would be this node's admin.
@@ -374,12 +399,14 @@ describe("servers with REDIS_URL", () => {
 
   it("share one generated key and one owner secret, and answer for each other's batches", async () => {
     const prefix = newPrefix();
-    const env = { REDIS_URL, CLUSTER_PREFIX: prefix, REQUIRE_API_KEY: "true" };
+    const env = { REDIS_URL, CLUSTER_PREFIX: prefix, OWNER_SECRET, REQUIRE_API_KEY: "true" };
     const a = await startTestServer(repo.dir, env);
     const b = await startTestServer(repo.dir, env);
     try {
       expect(a.generatedApiKey).toMatchObject({ created: true });
-      expect(b.generatedApiKey).toMatchObject({ created: false, value: a.generatedApiKey?.value });
+      expect(a.generatedApiKey?.value).toMatch(/^bp_/);
+      // The other node never learns the key: Redis holds its keyed digest only.
+      expect(b.generatedApiKey).toMatchObject({ created: false, value: undefined });
       const headers = { "x-api-key": a.generatedApiKey?.value as string };
       const submitted = await fetch(`http://127.0.0.1:${a.apiPort}/api/batch-processor/submit`, {
         method: "POST",
@@ -399,15 +426,45 @@ describe("servers with REDIS_URL", () => {
       for (const r of body.results) expect(r.output.reduce((x, y) => x + y, 0)).toBeCloseTo(1, 5);
       for (const server of [a, b])
         expect((await fetch(`http://127.0.0.1:${server.apiPort}/ready`)).status).toBe(200);
+      // Nothing in Redis holds the key or the owner secret, so a copy of it tests no guess.
+      const everything = await dumpStrings(prefix);
+      expect(everything).not.toContain(a.generatedApiKey?.value as string);
+      expect(everything).not.toContain(OWNER_SECRET);
     } finally {
       await a.close();
       await b.close();
     }
   });
 
-  it("answer metrics and analytics for the whole cluster from any node", async () => {
+  it("needs the operator's OWNER_SECRET, and takes over a secret an older version kept in Redis", async () => {
     const prefix = newPrefix();
     const env = { REDIS_URL, CLUSTER_PREFIX: prefix, API_KEYS: "k1" };
+    await expect(startTestServer(repo.dir, env)).rejects.toThrow(
+      /REDIS_URL is set: set OWNER_SECRET/,
+    );
+    await expect(startTestServer(repo.dir, { ...env, OWNER_SECRET: "short" })).rejects.toThrow(
+      /OWNER_SECRET must be at least 32 characters/,
+    );
+    const redis = new Redis(REDIS_URL);
+    try {
+      await redis.hset(`${prefix}:secrets`, "owner-secret", "an-older-secret-kept-in-redis-by-v1");
+      await expect(startTestServer(repo.dir, { ...env, OWNER_SECRET })).rejects.toThrow(
+        /OWNER_SECRET differs from the owner secret this cluster kept in Redis/,
+      );
+      const node = await startTestServer(repo.dir, {
+        ...env,
+        OWNER_SECRET: "an-older-secret-kept-in-redis-by-v1",
+      });
+      await node.close();
+      expect(await redis.hget(`${prefix}:secrets`, "owner-secret")).toBeNull();
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it("answer metrics and analytics for the whole cluster from any node", async () => {
+    const prefix = newPrefix();
+    const env = { REDIS_URL, CLUSTER_PREFIX: prefix, OWNER_SECRET, API_KEYS: "k1" };
     const headers = { "x-api-key": "k1" };
     const get = async (port: number, path: string) =>
       (await (
