@@ -139,6 +139,11 @@ export class RedisJobCluster implements JobCluster {
     await unavailableOnError(() => this.#o.relay.publish("jobs.abort", { pk }));
   }
 
+  async ended(pk: number): Promise<void> {
+    // The window's timer of a job that ended: nothing left for it to do.
+    await unavailableOnError(() => this.#queue.remove(`e${pk}`));
+  }
+
   async stop(): Promise<void> {
     // Chunks cut short here are handed back (their runs throw) for another node.
     for (const pk of [...this.#running.keys()]) this.#abortHere(pk);

@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   CHUNK_LINES,
@@ -16,6 +17,7 @@ import {
 } from "../../src/engine/index.js";
 import {
   dropCluster,
+  REDIS_URL,
   startNode,
   type TestNode,
   type TestNodeOptions,
@@ -88,6 +90,14 @@ describe("jobs on a cluster", () => {
     expect(out.map((r) => r.line)).toEqual(Array.from({ length: lines }, (_, k) => k + 1));
     expect(out.every((r) => r.output?.[0] === r.line + 3)).toBe(true);
     await expect(b.processor.jobs.get(bob, "shared")).rejects.toThrow(/not found/);
+    // An ended job leaves no timer of its window behind.
+    const redis = new Redis(REDIS_URL);
+    try {
+      expect(await redis.zcard(`${prefix}:job-chunks:delayed`)).toBe(0);
+      expect(await redis.keys(`${prefix}:job-chunks:e[0-9]*`)).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
     expect((await a.processor.jobs.list(alice, { status: "completed" })).jobs).toHaveLength(1);
   });
 

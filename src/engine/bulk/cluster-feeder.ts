@@ -183,6 +183,7 @@ export class ClusterJobFeeder implements JobExecution {
     });
     if (ended === undefined) return undefined;
     if (status !== "completed") await this.#o.cluster.abort(pk).catch(() => undefined);
+    await this.#o.cluster.ended(pk).catch(() => undefined);
     const lost = ended.counts.failed - c.failed;
     if (lost > 0) this.#o.observer?.onJobLines?.(ended.modelId, "failed", lost);
     this.#o.log.info({ jobId: ended.jobId, status, counts: ended.counts }, "job ended");

@@ -38,6 +38,8 @@ export interface JobCluster {
   ): Promise<void>;
   /** Tells every node to stop running chunks of job `pk`. */
   abort(pk: number): Promise<void>;
+  /** Forgets what is left of job `pk`, which has ended (its window's timer). */
+  ended(pk: number): Promise<void>;
   /** Stops taking chunks; the ones running are handed back for another node. */
   stop(): Promise<void>;
 }
