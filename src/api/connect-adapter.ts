@@ -38,7 +38,7 @@ import {
   RouteNotFoundError,
   UnsupportedMediaTypeError,
 } from "./http-errors.js";
-import { sendError } from "./rest-handler.js";
+import { drained, sendError } from "./rest-handler.js";
 
 /** Options of {@link createConnectHandler}. */
 export interface ConnectHandlerOptions {
@@ -209,17 +209,4 @@ class AnswerWriter {
       ...(this.#gzip ? { [this.#format.encodingHeader]: "gzip" } : {}),
     });
   }
-}
-
-/** Resolves once `res` takes more, or has closed. */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.on("drain", done);
-    res.on("close", done);
-  });
 }

@@ -129,7 +129,7 @@ async function stream(
 }
 
 /** Resolves once `res` takes more, or has closed. */
-function drained(res: ServerResponse): Promise<void> {
+export function drained(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       res.off("drain", done);

@@ -22,15 +22,9 @@ import { BatchProcessorClient } from "../client/index.js";
 import { isTerminal, MAX_ITEMS_PER_SUBMIT } from "../engine/index.js";
 import { codeName, JSON_WRITE_OPTIONS } from "../wire/index.js";
 import { chunks, type ItemInput, parseItems } from "./inputs.js";
-import {
-  printJob,
-  printJobs,
-  submitJobFile,
-  submitJobItems,
-  watchJob,
-  writeJobResults,
-} from "./jobs.js";
+import { jobs, submitJobItems } from "./jobs.js";
 import { RunProgress } from "./progress.js";
+import { UsageError } from "./usage.js";
 
 /** Client commands and what each does, for the usage text. */
 export const CLIENT_COMMANDS: Readonly<Record<string, string>> = {
@@ -73,8 +67,7 @@ export const CLIENT_FLAGS = `client flags:
 /** The contract's numbers are uint32. */
 const UINT32_MAX = 4_294_967_295;
 
-/** Thrown for a command line that cannot run; exits 2. */
-export class UsageError extends Error {}
+export { UsageError } from "./usage.js";
 
 /** Runs a client command; resolves to the exit code. */
 export async function runClientCommand(command: string, argv: string[]): Promise<number> {
@@ -247,72 +240,6 @@ async function submit(
   const code = await watch(client, ids, items.length, interrupted);
   if (code === 0 && o.output !== undefined) await writeResults(client, ids, o.output);
   return code;
-}
-
-interface JobsOptions {
-  readonly model: string;
-  readonly priority: string;
-  readonly completionWindow: string;
-  readonly resultTtl: string;
-  readonly jobId: string;
-  readonly onInvalid: string;
-  readonly watch: boolean;
-  readonly output: string | undefined;
-  readonly fromLine: number;
-  readonly status: string | undefined;
-  readonly limit: number | undefined;
-}
-
-/** `jobs <sub> ...`: see `jobs.ts`. */
-async function jobs(
-  client: BatchProcessorClient,
-  args: readonly string[],
-  interrupted: AbortSignal,
-  o: JobsOptions,
-): Promise<number> {
-  const [sub, id] = args;
-  const needId = () => {
-    if (id === undefined) throw new UsageError(`jobs ${sub} needs a job id`);
-    return id;
-  };
-  switch (sub) {
-    case "submit":
-      if (id === undefined) throw new UsageError("jobs submit needs a file (or - for stdin)");
-      if (o.output !== undefined && !o.watch)
-        throw new UsageError("-o with jobs submit needs --watch (or use jobs results ID -o FILE)");
-      return submitJobFile(
-        client,
-        id,
-        {
-          modelId: o.model,
-          priority: o.priority,
-          completionWindow: o.completionWindow,
-          resultTtl: o.resultTtl,
-          jobId: o.jobId,
-          onInvalid: o.onInvalid,
-        },
-        { watch: o.watch, output: o.output },
-        interrupted,
-      );
-    case "status":
-      printJob(await client.job(needId()));
-      return 0;
-    case "watch":
-      return watchJob(client, needId(), o.output, interrupted);
-    case "results":
-      await writeJobResults(client, needId(), o.output, o.fromLine);
-      return 0;
-    case "cancel":
-      printJob(await client.cancelJob(needId()));
-      return 0;
-    case "list":
-      printJobs(await client.jobs({ status: o.status, limit: o.limit }));
-      return 0;
-    default:
-      throw new UsageError(
-        `jobs needs one of submit, status, watch, results, cancel, list${sub === undefined ? "" : `, not ${JSON.stringify(sub)}`}`,
-      );
-  }
 }
 
 /**

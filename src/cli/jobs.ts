@@ -28,6 +28,7 @@ import type { BatchProcessorClient, JobPart, JobSpecInput } from "../client/inde
 import { isJobEnded } from "../engine/index.js";
 import { JSON_WRITE_OPTIONS, RESULT_LINE_JSON_OPTIONS } from "../wire/index.js";
 import { RunProgress } from "./progress.js";
+import { UsageError } from "./usage.js";
 
 /** Bytes per message of an upload. */
 const UPLOAD_PIECE_BYTES = 256 * 1024;
@@ -237,5 +238,72 @@ class ResultsFile {
     const start = tail.lastIndexOf(10, end - 1) + 1;
     const line = (JSON.parse(tail.toString("utf8", start, end)) as { line?: unknown }).line;
     return typeof line === "number" ? line + 1 : 1;
+  }
+}
+
+/** What `jobs <sub>` was asked for. */
+export interface JobsOptions {
+  readonly model: string;
+  readonly priority: string;
+  readonly completionWindow: string;
+  readonly resultTtl: string;
+  readonly jobId: string;
+  readonly onInvalid: string;
+  readonly watch: boolean;
+  readonly output: string | undefined;
+  readonly fromLine: number;
+  readonly status: string | undefined;
+  readonly limit: number | undefined;
+}
+
+/** `jobs <sub> ...`: see the file comment. */
+export async function jobs(
+  client: BatchProcessorClient,
+  args: readonly string[],
+  interrupted: AbortSignal,
+  o: JobsOptions,
+): Promise<number> {
+  const [sub, id] = args;
+  const needId = () => {
+    if (id === undefined) throw new UsageError(`jobs ${sub} needs a job id`);
+    return id;
+  };
+  switch (sub) {
+    case "submit":
+      if (id === undefined) throw new UsageError("jobs submit needs a file (or - for stdin)");
+      if (o.output !== undefined && !o.watch)
+        throw new UsageError("-o with jobs submit needs --watch (or use jobs results ID -o FILE)");
+      return submitJobFile(
+        client,
+        id,
+        {
+          modelId: o.model,
+          priority: o.priority,
+          completionWindow: o.completionWindow,
+          resultTtl: o.resultTtl,
+          jobId: o.jobId,
+          onInvalid: o.onInvalid,
+        },
+        { watch: o.watch, output: o.output },
+        interrupted,
+      );
+    case "status":
+      printJob(await client.job(needId()));
+      return 0;
+    case "watch":
+      return watchJob(client, needId(), o.output, interrupted);
+    case "results":
+      await writeJobResults(client, needId(), o.output, o.fromLine);
+      return 0;
+    case "cancel":
+      printJob(await client.cancelJob(needId()));
+      return 0;
+    case "list":
+      printJobs(await client.jobs({ status: o.status, limit: o.limit }));
+      return 0;
+    default:
+      throw new UsageError(
+        `jobs needs one of submit, status, watch, results, cancel, list${sub === undefined ? "" : `, not ${JSON.stringify(sub)}`}`,
+      );
   }
 }

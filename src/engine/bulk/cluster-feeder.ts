@@ -14,7 +14,7 @@ import { type ChunkRunner, chunkOutcomes, cutByShutdown, runChunk } from "./chun
 import type { ChunkTask, JobCluster } from "./job-cluster.js";
 import type { JobData } from "./job-data.js";
 import type { JobExecution } from "./job-execution.js";
-import { JOB_FAILURES } from "./job-failures.js";
+import { JOB_FAILURES, withUnrun } from "./job-failures.js";
 import { isJobEnded, type JobCallback, type JobRecord, type JobView } from "./job-types.js";
 
 /** Options of {@link ClusterJobFeeder}. */
@@ -171,13 +171,7 @@ export class ClusterJobFeeder implements JobExecution {
             : (reason ?? JOB_FAILURES.storeFailed);
     const ended = await data.endJob(pk, {
       status,
-      error:
-        error === null || unrun === 0
-          ? error
-          : {
-              code: error.code,
-              message: `${error.message} (${unrun} of ${c.total} lines did not run)`,
-            },
+      error: error === null ? null : withUnrun(error, unrun, c.total),
       completedAt: clock(),
       startedAt: before.startedAt ?? clock(),
     });

@@ -1,5 +1,5 @@
 /** Why a job's lines end without an output and why a job ends other than completed. */
-import { failure } from "../errors.js";
+import { type Failure, failure } from "../errors.js";
 
 /** One value per cause. */
 export const JOB_FAILURES = Object.freeze({
@@ -14,3 +14,10 @@ export const JOB_FAILURES = Object.freeze({
   modelGone: failure("UNAVAILABLE", "the job's model is no longer available"),
   storeFailed: failure("INTERNAL", "a write to the store failed; the job cannot go on"),
 });
+
+/** A job's failure with how many of its lines did not run, when some did not. */
+export function withUnrun(error: Failure, unrun: number, total: number): Failure {
+  return unrun === 0
+    ? error
+    : { code: error.code, message: `${error.message} (${unrun} of ${total} lines did not run)` };
+}

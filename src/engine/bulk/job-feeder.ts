@@ -14,7 +14,7 @@ import type { ItemResult, Priority } from "../types.js";
 import { type ChunkRunner, chunkOutcomes, runChunk } from "./chunk-run.js";
 import type { JobData, JobWrite } from "./job-data.js";
 import type { JobExecution } from "./job-execution.js";
-import { JOB_FAILURES } from "./job-failures.js";
+import { JOB_FAILURES, withUnrun } from "./job-failures.js";
 import { JobRate } from "./job-rate.js";
 import { CHUNK_LINES } from "./job-spec.js";
 import {
@@ -327,7 +327,7 @@ export class JobFeeder implements JobExecution {
     const unrun = job.total - job.finished;
     job.status = ending?.status ?? "completed";
     job.completedAt = now;
-    if (ending !== null) job.error = withCount(ending.error, unrun, job.total);
+    if (ending !== null) job.error = withUnrun(ending.error, unrun, job.total);
     if (job.startedAt === null && ending === null) job.startedAt = now;
     try {
       const ended = await this.#o.data.endJob(job.pk, {
@@ -355,11 +355,4 @@ export class JobFeeder implements JobExecution {
     job.notify();
     this.#o.onEnded?.(view, job.callback);
   }
-}
-
-/** The job's failure with how many lines did not run. */
-function withCount(error: Failure, unrun: number, total: number): Failure {
-  return unrun === 0
-    ? error
-    : { code: error.code, message: `${error.message} (${unrun} of ${total} lines did not run)` };
 }

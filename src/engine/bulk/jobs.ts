@@ -6,7 +6,6 @@
  */
 import { randomUUID } from "node:crypto";
 import {
-  InvalidInputError,
   JobEndedError,
   JobExistsError,
   JobNotFoundError,
@@ -24,15 +23,8 @@ import type { JobData } from "./job-data.js";
 import type { JobExecution } from "./job-execution.js";
 import { JOB_FAILURES } from "./job-failures.js";
 import { JobFeeder, type JobFeederOptions } from "./job-feeder.js";
+import { type ValidJobSpec, validateJobSpec } from "./job-spec.js";
 import {
-  CHUNK_LINES,
-  ChunkBuilder,
-  LineReader,
-  type ValidJobSpec,
-  validateJobSpec,
-} from "./job-spec.js";
-import {
-  type InvalidLine,
   isJobEnded,
   isValidLine,
   JOB_STATUSES,
@@ -43,12 +35,11 @@ import {
   type LineOutcome,
   type RawLine,
 } from "./job-types.js";
+import { readUpload } from "./job-upload.js";
 
 /** Chunks a cluster node runs at once (each a thousand or so items in its batcher). */
 const CLUSTER_CHUNKS_PER_NODE = 3;
 
-/** Bad lines an `on_invalid=reject` upload reports before it gives up. */
-const REJECT_REPORT_LINES = 10;
 /** Most status events a watcher gets per second. */
 const WATCH_INTERVAL_MS = 250;
 /** How often a watcher of a job running elsewhere (or uploading) reads it again, ms. */
@@ -279,45 +270,15 @@ export class Jobs {
     lines: AsyncIterable<readonly RawLine[]>,
     signal: AbortSignal | undefined,
   ): Promise<JobRecord> {
-    const reader = new LineReader(spec);
-    const errors: string[] = [];
-    const chunk = new ChunkBuilder();
-    let chunks = 0;
-    const flush = async () => {
-      const full = chunk.take();
-      if (errors.length === 0) await data.addChunk(pk, chunks, full);
-      chunks++;
-    };
-    for await (const part of lines) {
-      signal?.throwIfAborted();
-      for (const raw of part) {
-        const bad = this.#read(reader, raw, chunk);
-        if (bad !== undefined && spec.rejectInvalid) {
-          errors.push(bad.error.message);
-          if (errors.length >= REJECT_REPORT_LINES) throw rejected(errors);
-        }
-        if (chunk.size === CHUNK_LINES) await flush();
-      }
-    }
-    if (errors.length > 0) throw rejected(errors);
-    if (chunk.size > 0) await flush();
-    if (reader.lines === 0) throw new InvalidInputError("lines", "the upload holds no lines");
+    const read = await readUpload(spec, lines, this.#o.maxLines, signal, (chunk, full) =>
+      data.addChunk(pk, chunk, full),
+    );
     return data.sealJob(pk, {
-      total: reader.lines,
-      invalid: reader.invalid,
-      chunks,
-      payloadHash: reader.digest(),
+      total: read.lines,
+      invalid: read.invalid,
+      chunks: read.chunks,
+      payloadHash: read.digest,
     });
-  }
-
-  /** Reads one line into `chunk`, within the job's line limit; its error when it is invalid. */
-  #read(reader: LineReader, raw: RawLine, chunk: ChunkBuilder): InvalidLine | undefined {
-    if (reader.lines >= this.#o.maxLines)
-      throw new InvalidInputError(
-        "lines",
-        `a job holds at most ${this.#o.maxLines} lines (MAX_JOB_ITEMS)`,
-      );
-    return reader.read(raw, chunk);
   }
 
   /** A create with a `job_id` that exists: the same job when the upload is the same. */
@@ -327,16 +288,8 @@ export class Jobs {
     lines: AsyncIterable<readonly RawLine[]>,
     signal: AbortSignal | undefined,
   ): Promise<JobView> {
-    const reader = new LineReader(spec);
-    const scratch = new ChunkBuilder();
-    for await (const part of lines) {
-      signal?.throwIfAborted();
-      for (const raw of part) {
-        this.#read(reader, raw, scratch);
-        if (scratch.size === CHUNK_LINES) scratch.take();
-      }
-    }
-    if (existing.payloadHash === null || existing.payloadHash !== reader.digest())
+    const read = await readUpload(spec, lines, this.#o.maxLines, signal, async () => {});
+    if (existing.payloadHash === null || existing.payloadHash !== read.digest)
       throw new JobExistsError(existing.jobId);
     return this.get({ owner: existing.owner, admin: false }, existing.jobId);
   }
@@ -390,13 +343,6 @@ export class Jobs {
       throw new JobsUnavailableError(this.#o.unavailable);
     return { data: this.#o.data, feeder: this.#feeder };
   }
-}
-
-function rejected(errors: readonly string[]): InvalidInputError {
-  return new InvalidInputError(
-    "lines",
-    `the upload was refused (on_invalid=reject): ${errors.join("; ")}`,
-  );
 }
 
 /** Resolves at the job's next change (no sooner than the watch interval), or after a poll. */
