@@ -12,6 +12,7 @@ import {
   type EngineLogger,
   PRIORITIES,
   type Priority,
+  type RunEnd,
   Stride,
 } from "../engine/index.js";
 
@@ -48,6 +49,9 @@ export interface BatchTakerOptions {
  */
 const IDLE_POLL_MS = 1000;
 
+/** How long a batch whose progress could not be saved waits before it is taken again, ms. */
+const UNSAVED_RETRY_MS = 1000;
+
 /** A job this node holds. */
 interface Held {
   readonly job: QueuedJob<BatchJobData>;
@@ -55,6 +59,8 @@ interface Held {
   readonly priority: Priority;
   /** Aborted by a cancel from any node. */
   readonly cancel: AbortController;
+  /** Aborted when the job's lock was found gone: the run stops and the job is not settled. */
+  readonly lost: AbortController;
 }
 
 /** See the file comment. */
@@ -72,13 +78,20 @@ export class BatchTaker {
   #resume: (() => void) | undefined;
   /** A wake came since the taker last looked at the queues: it looks again before waiting. */
   #woken = false;
+  /** Set from a failed renewal until one succeeds: an outage is one line in the log. */
+  #renewing = true;
+  /** The renewal in flight, if any. */
+  #renewal: Promise<void> | undefined;
 
   /** Starts taking. */
   constructor(options: BatchTakerOptions) {
     this.#o = options;
     this.#stride = new Stride(options.node.weights);
     this.#taker = this.#take();
-    this.#lockTimer = setInterval(() => void this.#renewLocks(), options.lockMs / 3);
+    this.#lockTimer = setInterval(() => {
+      // One renewal at a time: while Redis is silent they would pile up and report together.
+      this.#renewal ??= this.#renewLocks().finally(() => (this.#renewal = undefined));
+    }, options.lockMs / 3);
   }
 
   /** Cancels the batch `pk` if this node holds it. */
@@ -143,7 +156,13 @@ export class BatchTaker {
     const token = randomUUID();
     const job = await worker.getNextJob(token, { block: false });
     if (job === undefined) return undefined;
-    const held: Held = { job, token, priority, cancel: new AbortController() };
+    const held: Held = {
+      job,
+      token,
+      priority,
+      cancel: new AbortController(),
+      lost: new AbortController(),
+    };
     this.#held.set(pkOf(job.id), held);
     if (!this.#taking) {
       // Stopped while this call was out: straight back.
@@ -156,7 +175,7 @@ export class BatchTaker {
   /** Runs a held job's batch and settles the job by how the run ended. */
   #runHeld(held: Held): void {
     const run = this.#o.node
-      .run(pkOf(held.job.id), held.cancel.signal)
+      .run(pkOf(held.job.id), { cancel: held.cancel.signal, lost: held.lost.signal })
       .then(
         (outcome) => this.#settle(held, outcome),
         (error: unknown) => this.#settle(held, error),
@@ -169,17 +188,22 @@ export class BatchTaker {
   }
 
   /**
-   * Ends this node's hold on a job: an ended batch completes its job; a released one goes back to
-   * its queue at once; a run that threw fails the job, which BullMQ retries after a pause. If the
-   * call fails, the lock lapses and the stalled check puts the job back.
+   * Ends this node's hold on a job by how its run ended: an ended batch completes its job; a
+   * released one goes back to its queue at once; an unsaved one after a pause (the store may still
+   * be away); one whose lock was lost is no longer this node's to settle; a run that threw fails
+   * the job, which BullMQ retries after a pause. The calls wait out a Redis outage on the worker's
+   * connection; if one fails, the lock lapses and the stalled check puts the job back.
    */
-  async #settle(held: Held, outcome: "ended" | "released" | unknown): Promise<void> {
+  async #settle(held: Held, outcome: RunEnd | unknown): Promise<void> {
     const { job, token } = held;
     try {
+      if (held.lost.signal.aborted) return;
       if (outcome === "ended") await job.moveToCompleted(null, token, false);
       else if (outcome === "released") {
         await job.moveToWait(token);
         this.#o.announceQueued();
+      } else if (outcome === "unsaved") {
+        await job.moveToDelayed(Date.now() + UNSAVED_RETRY_MS, token);
       } else {
         this.#o.log.error(
           { err: outcome, batch: job.id },
@@ -199,25 +223,44 @@ export class BatchTaker {
   }
 
   /**
-   * Renews the locks of the jobs this node holds. A job whose lock is gone (Redis lost it, or the
-   * node was stalled so long that the job went to another node) keeps running here: its items
-   * have single outcomes, so the two runs cannot disagree, and the first to finish ends it.
+   * Renews the locks of the jobs this node holds. A job whose lock is gone (Redis lost it, or
+   * this node could not renew it in time and the stalled check gave it to another node) stops
+   * here: whoever takes it runs its items that have no stored outcome. A renewal that fails is
+   * logged once until one succeeds.
    */
   async #renewLocks(): Promise<void> {
+    const lost: string[] = [];
     for (const [priority, worker] of this.#o.workers) {
-      const held = [...this.#held.values()].filter((h) => h.priority === priority);
+      // Those found lost already are on their way out: not renewed, not reported again.
+      const held = [...this.#held.values()].filter(
+        (h) => h.priority === priority && !h.lost.signal.aborted,
+      );
       if (held.length === 0) continue;
       try {
-        const lost = await worker.extendJobLocks(
+        const gone = await worker.extendJobLocks(
           held.map((h) => h.job.id as string),
           held.map((h) => h.token),
           this.#o.lockMs,
         );
-        if (lost.length > 0) this.#o.log.warn({ batches: lost }, "locks of held batches were lost");
+        if (!this.#renewing) {
+          this.#renewing = true;
+          this.#o.log.info({}, "renewing the locks of held batches works again");
+        }
+        for (const id of gone) {
+          this.#held.get(pkOf(id))?.lost.abort();
+          lost.push(id);
+        }
       } catch (error) {
-        this.#o.log.warn({ err: error }, "renewing the locks of held batches failed");
+        if (this.#renewing)
+          this.#o.log.warn({ err: error }, "renewing the locks of held batches failed");
+        this.#renewing = false;
       }
     }
+    if (lost.length > 0)
+      this.#o.log.warn(
+        { batches: lost },
+        "the locks of held batches were lost; they stop here and run wherever they are taken next",
+      );
   }
 
   /** Ends the taker's wait (a job queued, a slot freed, taking stopped). */

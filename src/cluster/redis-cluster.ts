@@ -27,6 +27,7 @@ import {
   type ResolvedBatchingOptions,
 } from "../engine/index.js";
 import type { Figures } from "../metrics/index.js";
+import { REDIS_COMMAND_TIMEOUT_MS, REQUEST_CONNECTION } from "../store/index.js";
 import { type BatchJobData, BatchTaker, jobId } from "./batch-taker.js";
 import { RedisFigures } from "./redis-figures.js";
 import { RedisJobCluster } from "./redis-job-cluster.js";
@@ -84,7 +85,11 @@ export class RedisCluster implements Cluster {
   #taker: BatchTaker | undefined;
   /** Why this node no longer serves the cluster's data (see {@link #watchMarker}). */
   #lost: string | undefined;
+  /** Set while Redis does not answer though connected (a partition; see {@link #watchMarker}). */
+  #silent: string | undefined;
   #markerTimer: NodeJS.Timeout | undefined;
+  /** Set from the first Redis error until the connection is ready again (see #redisError). */
+  #away = false;
   /** The figures port of this node, on the cluster's Redis. */
   readonly figures: Figures;
   /** Where jobs' chunks are handed out to the nodes. */
@@ -92,30 +97,30 @@ export class RedisCluster implements Cluster {
 
   constructor(options: RedisClusterOptions) {
     this.#o = options;
-    this.#redis = new Redis(options.url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-    });
-    this.#redis.on("error", () => {
-      // Reported where a command fails; ioredis reconnects by itself.
+    this.#redis = new Redis(options.url, REQUEST_CONNECTION);
+    // Every connection's errors go to one report: an outage is one line, its end another.
+    this.#redis.on("error", this.#redisError);
+    this.#redis.on("ready", () => {
+      if (!this.#away) return;
+      this.#away = false;
+      options.log.info({ prefix: options.prefix }, "Redis is reachable again");
     });
     this.#queues = new Map(
-      PRIORITIES.map((priority) => [
-        priority,
-        new Queue(`batches-${priority}`, {
+      PRIORITIES.map((priority) => {
+        const queue = new Queue(`batches-${priority}`, {
           connection: this.#redis,
           prefix: options.prefix,
-        }),
-      ]),
+        });
+        queue.on("error", this.#redisError);
+        return [priority, queue];
+      }),
     );
     this.#relay = new Relay({
       connection: this.#blocking(),
       prefix: options.prefix,
       namespace: "nodes",
     });
-    this.#relay.on("error", (error: unknown) =>
-      options.log.warn({ err: error }, "cluster messages: Redis error"),
-    );
+    this.#relay.on("error", this.#redisError);
     this.figures = new RedisFigures(this.#redis, options.prefix, this.#relay.nodeId);
     this.jobs = new RedisJobCluster({
       redis: this.#redis,
@@ -124,6 +129,7 @@ export class RedisCluster implements Cluster {
       prefix: options.prefix,
       lockMs: options.lockMs,
       log: options.log,
+      redisError: this.#redisError,
     });
   }
 
@@ -153,7 +159,7 @@ export class RedisCluster implements Cluster {
         stalledInterval: lockMs,
         maxStalledCount: MAX_STALLS,
       });
-      worker.on("error", (error) => log.warn({ err: error }, "cluster worker: Redis error"));
+      worker.on("error", this.#redisError);
       this.#workers.set(priority, worker);
     }
     await Promise.all([...this.#workers.values()].map((worker) => worker.waitUntilReady()));
@@ -263,29 +269,40 @@ export class RedisCluster implements Cluster {
 
   unavailable(): string | undefined {
     if (this.#redis.status !== "ready") return `Redis is unreachable (${this.#redis.status})`;
-    return this.#lost;
+    return this.#lost ?? this.#silent;
   }
 
   /**
    * Adopts the cluster's marker (making it when this node is the first) and checks every few
    * seconds that Redis still holds it: a Redis that restarted empty, or was flushed, lost every
    * batch, job and secret the nodes share, and a node that went on would split ownership from the
-   * nodes started since. It stops being ready instead, and says why, once.
+   * nodes started since. It stops being ready instead, and says why, once. The same check finds a
+   * Redis that is connected but silent (a network partition keeps the socket open): the node is
+   * not ready until Redis answers again, each change said once.
    */
   async #watchMarker(): Promise<void> {
     const key = `${this.#o.prefix}:cluster`;
     await this.#redis.set(key, randomUUID(), "NX");
     const adopted = await this.#redis.get(key);
+    const { log, prefix } = this.#o;
     this.#markerTimer = setInterval(() => {
       this.#redis.get(key).then(
         (now) => {
+          if (this.#silent !== undefined) {
+            this.#silent = undefined;
+            log.info({ prefix }, "Redis answers again");
+          }
           if (now === adopted || this.#lost !== undefined) return;
           this.#lost =
             "Redis no longer holds this cluster's data (it restarted empty or was flushed): restart this node to join the cluster as it is now";
-          this.#o.log.error({ prefix: this.#o.prefix }, this.#lost);
+          log.error({ prefix }, this.#lost);
         },
-        () => {
-          // Unreachable: readiness says so from the connection's state.
+        (error: unknown) => {
+          // Disconnected: readiness says so from the connection's state. Connected but silent:
+          // only this check can tell.
+          if (this.#redis.status !== "ready" || this.#silent !== undefined) return;
+          this.#silent = `Redis does not answer (no reply within ${REDIS_COMMAND_TIMEOUT_MS} ms)`;
+          log.warn({ err: error, prefix }, this.#silent);
         },
       );
     }, MARKER_CHECK_MS);
@@ -311,12 +328,21 @@ export class RedisCluster implements Cluster {
     return `${this.#o.prefix}:live:${pk}`;
   }
 
+  /**
+   * Where every connection of this node reports its errors: the first of an outage is logged
+   * (a warning naming it), the rest until Redis is reachable again are not, so that a connection
+   * retrying every second, on each of several connections, does not fill the log.
+   */
+  readonly #redisError = (error: unknown): void => {
+    if (this.#away) return;
+    this.#away = true;
+    this.#o.log.warn({ err: error, prefix: this.#o.prefix }, "Redis is unreachable");
+  };
+
   /** A connection for blocking reads, which must wait out a Redis restart rather than fail. */
   #blocking(): Redis {
     const redis = new Redis(this.#o.url, { maxRetriesPerRequest: null });
-    redis.on("error", () => {
-      // The worker or relay reports the failure; ioredis reconnects by itself.
-    });
+    redis.on("error", this.#redisError);
     this.#connections.push(redis);
     return redis;
   }

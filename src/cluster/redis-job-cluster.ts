@@ -28,6 +28,8 @@ export interface RedisJobClusterOptions {
   readonly prefix: string;
   readonly lockMs: number;
   readonly log: EngineLogger;
+  /** Where the worker's connection errors go (one report per outage, the cluster's). */
+  readonly redisError: (error: unknown) => void;
 }
 
 type ChunkData = { readonly pk: number; readonly chunk: number } | { readonly pk: number };
@@ -54,6 +56,7 @@ export class RedisJobCluster implements JobCluster {
       connection: options.redis,
       prefix: options.prefix,
     });
+    this.#queue.on("error", options.redisError);
   }
 
   async start(node: JobClusterNode, concurrency: number): Promise<void> {
@@ -90,7 +93,7 @@ export class RedisJobCluster implements JobCluster {
         maxStalledCount: MAX_STALLS,
       },
     );
-    worker.on("error", (error) => log.warn({ err: error }, "job chunks: Redis error"));
+    worker.on("error", this.#o.redisError);
     worker.on("failed", (job, error) =>
       log.debug({ err: error, chunk: job?.id }, "a job chunk goes back to the queue"),
     );

@@ -16,6 +16,7 @@ import {
   PermissionDeniedError,
   ResultsNotReadyError,
   ShuttingDownError,
+  StoreUnavailableError,
 } from "./errors.js";
 import type { InferencePool, ModelCatalog } from "./inference-pool.js";
 import type { BatchRecord, JobStore, StoredInput } from "./job-store.js";
@@ -29,6 +30,7 @@ import {
   receiptOf,
   resultsOf,
   viewOfRecord,
+  viewWithLiveFacts,
   watchJob,
 } from "./jobs/index.js";
 import { type EngineLogger, NOOP_LOGGER } from "./logger.js";
@@ -99,6 +101,7 @@ export class BatchProcessor {
       log: this.#log,
       clock: this.#clock,
       observer: o.observer,
+      releaseUnsaved: o.cluster !== undefined,
     });
     this.#jobs = new Jobs({
       data: o.jobData,
@@ -299,9 +302,12 @@ export class BatchProcessor {
         throw error;
       });
     const now = this.#clock();
+    // The records were just read: their status and counts stand, a live job adds its live facts.
     const batches = page.batches.map((record) => {
       const job = this.#runner.liveOf(record);
-      return job !== undefined ? this.#runner.view(job) : viewOfRecord(record, now);
+      return job !== undefined
+        ? viewWithLiveFacts(record, this.#runner.view(job), now)
+        : viewOfRecord(record, now);
     });
     return { batches, nextPageToken: page.nextCursor };
   }
@@ -311,7 +317,8 @@ export class BatchProcessor {
     const batchId = validateBatchId(id);
     const job = this.#runner.live(principal, batchId);
     if (job !== undefined) {
-      this.#runner.cancel(job);
+      // A cancel whose write failed in a cluster did not take: the batch goes on elsewhere.
+      if (!(await this.#runner.cancel(job)) && job.released) throw new StoreUnavailableError();
       return this.#runner.view(job);
     }
     const record = await this.#record(principal, batchId);
@@ -333,6 +340,9 @@ export class BatchProcessor {
       closing: () => this.#closing,
       signal,
     });
+    // Let go by this node (see `JobRunner.release`): followed where it runs next.
+    if (job.released && signal?.aborted !== true)
+      yield* this.#placement.watch(await this.#record(principal, batchId), signal);
   }
 
   /** Changes the batching configuration for the next dispatched batch; persists it. */
@@ -421,7 +431,8 @@ export class BatchProcessor {
   async #find(principal: Principal, id: string): Promise<{ view: BatchView; pk: number }> {
     const batchId = validateBatchId(id);
     const job = this.#runner.live(principal, batchId);
-    if (job !== undefined) return { view: this.#runner.view(job), pk: job.pk as number };
+    if (job !== undefined)
+      return { view: await this.#placement.liveView(job), pk: job.pk as number };
     const record = await this.#record(principal, batchId);
     return { view: await this.#placement.view(record), pk: record.pk };
   }

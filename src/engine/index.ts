@@ -12,7 +12,7 @@ export * from "./bulk/index.js";
 export * from "./errors.js";
 export type * from "./inference-pool.js";
 export type * from "./job-store.js";
-export { isTerminal } from "./jobs/index.js";
+export { isTerminal, nextBatchState } from "./jobs/index.js";
 export { type EngineLogger, NOOP_LOGGER } from "./logger.js";
 export {
   combineObservers,
@@ -29,7 +29,14 @@ export {
   type ResolvedBatchingOptions,
   resolveBatchingOptions,
 } from "./options.js";
-export type { Activity, Cluster, ClusterNode, RemoteCancel } from "./placement/index.js";
+export type {
+  Activity,
+  Cluster,
+  ClusterNode,
+  RemoteCancel,
+  RunControl,
+  RunEnd,
+} from "./placement/index.js";
 export type { BatchProcessorOptions } from "./processor-options.js";
 export { Stride } from "./scheduling/index.js";
 export * from "./types.js";

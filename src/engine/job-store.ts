@@ -87,6 +87,9 @@ export interface BatchWrite {
   readonly completedAt: number | null;
 }
 
+/** What a {@link BatchWrite} changes of a stored batch. */
+export type BatchState = Pick<BatchRecord, "status" | "error" | "startedAt" | "completedAt">;
+
 /** Items `lo..hi` (inclusive) of a batch were handed to an inference thread. */
 export interface StartedRun {
   readonly pk: number;
@@ -130,14 +133,15 @@ export interface JobStore {
   /** Item outcomes in index order; `finishedOnly` skips items with neither output nor error. */
   getResults(pk: number, finishedOnly: boolean): Promise<StoredResult[]>;
   /**
-   * Writes item outcomes, batch states and started runs in one transaction; counters follow the
-   * outcomes.
+   * Writes item outcomes, batch states (by `nextBatchState`, `jobs/job-state.ts`) and started runs in one
+   * transaction; counters follow the outcomes. Nothing is written for a batch that has ended.
+   * Resolves the records of the batches in `batches` as they stand after it (those that exist).
    */
   save(
     items: readonly ItemWrite[],
     batches: readonly BatchWrite[],
     started?: readonly StartedRun[],
-  ): Promise<void>;
+  ): Promise<readonly BatchRecord[]>;
   listBatches(
     query: ListQuery,
   ): Promise<{ batches: BatchRecord[]; nextCursor: string | undefined }>;

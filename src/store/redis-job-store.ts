@@ -26,6 +26,7 @@ import {
   type UnfinishedBatch,
 } from "../engine/index.js";
 import { decodeCursor, encodeCursor, floats, joinedInputs } from "./codec.js";
+import { REQUEST_CONNECTION } from "./redis-connection.js";
 import { RedisJobData } from "./redis-job-data.js";
 import {
   decodeOutcome,
@@ -49,7 +50,7 @@ export interface RedisJobStoreOptions {
 
 type Scripted = Redis & {
   bpCreate(...args: (string | Buffer | number)[]): Promise<[number, number]>;
-  bpSave(...args: (string | Buffer | number)[]): Promise<number>;
+  bpSave(...args: (string | Buffer | number)[]): Promise<string[][]>;
   bpPage(...args: (string | number)[]): Promise<string[]>;
   bpPurge(...args: (string | number)[]): Promise<number>;
   bpBacklog(...args: string[]): Promise<number[]>;
@@ -65,10 +66,7 @@ export class RedisJobStore implements JobStore {
   constructor(options: RedisJobStoreOptions) {
     this.#p = `${options.prefix ?? "bp"}:store`;
     this.#redis = new Redis(options.url, {
-      // Fail calls while disconnected instead of queueing them: a caller must never hang.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      lazyConnect: false,
+      ...REQUEST_CONNECTION,
       ...options.redis,
     }) as Scripted;
     // Reconnection is ioredis's; its errors surface through the calls that fail meanwhile.
@@ -170,9 +168,9 @@ export class RedisJobStore implements JobStore {
     items: readonly ItemWrite[],
     batches: readonly BatchWrite[],
     started: readonly StartedRun[] = [],
-  ): Promise<void> {
+  ): Promise<BatchRecord[]> {
     const args: (string | Buffer | number)[] = [this.#p, items.length];
-    for (const w of items) args.push(w.pk, w.index, encodeOutcome(w), w.error === null ? "0" : "1");
+    for (const w of items) args.push(w.pk, w.index, encodeOutcome(w), w.error?.code ?? "");
     args.push(batches.length);
     for (const b of batches)
       args.push(
@@ -185,7 +183,8 @@ export class RedisJobStore implements JobStore {
       );
     args.push(started.length);
     for (const run of started) args.push(run.pk, `${run.lo}:${run.hi}`);
-    await this.#call(() => this.#redis.bpSave(...args));
+    const rows = await this.#call(() => this.#redis.bpSave(...args));
+    return rows.map(([pk, ...fields]) => recordOf(Number(pk), fields));
   }
 
   async listBatches(

@@ -81,7 +81,7 @@ export function isConnectionError(error: unknown): boolean {
     code === "ECONNRESET" ||
     code === "EPIPE" ||
     code === "ETIMEDOUT" ||
-    /Connection is closed|Stream isn't writeable|max retries per request|enableOfflineQueue/i.test(
+    /Connection is closed|Stream isn't writeable|max retries per request|enableOfflineQueue|Command timed out|^LOADING/i.test(
       error.message,
     )
   );

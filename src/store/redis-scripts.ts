@@ -19,6 +19,7 @@
  *   outcome; a batch's `items_before` is its class's `P:items` when it was stored. The backlog
  *   ahead of a batch is read from these in constant time (see BACKLOG).
  */
+import { FIELDS } from "./redis-rows.js";
 
 /** Shared Lua: a pk as an index member, and moving a batch between status indexes. */
 const COMMON = `
@@ -66,23 +67,42 @@ return {1, pk}
 `;
 
 /**
- * Writes item outcomes (first one wins), batch states and started runs. ARGV: prefix, then
- * n and n x (pk, index, outcome blob, '1' if an error), then m and m x (pk, status, error,
- * errorCode, startedAt, completedAt) ('' for null), then k and k x (pk, 'lo:hi'). Counters follow
- * the outcomes written; writes for a purged batch are dropped.
+ * Writes item outcomes (first one wins), batch states and started runs, by the rule of
+ * `nextBatchState` (`src/engine/job-store.ts`): nothing is written for a batch that has ended.
+ * ARGV: prefix, then n and n x (pk, index, outcome blob, error code or ''), then m and m x (pk,
+ * status, error, errorCode, startedAt, completedAt) ('' for null), then k and k x (pk, 'lo:hi').
+ * Counters follow the outcomes written; a batch keeps the index and code of its first failed item.
+ * Returns, per batch state written, the batch's {@link FIELDS} after the write, pk first (batches
+ * that no longer exist are left out).
  */
 export const SAVE = `${COMMON}
 local p = ARGV[1]
 local at = 2
+local open = {}
+local function isopen(pk)
+  local o = open[pk]
+  if o == nil then
+    local st = redis.call('HGET', p .. ':b:' .. pk, 'status')
+    o = st ~= false and st ~= 'completed' and st ~= 'failed' and st ~= 'cancelled'
+    open[pk] = o
+  end
+  return o
+end
 local counts = {}
 local n = tonumber(ARGV[at]); at = at + 1
 for _ = 1, n do
-  local pk, index, blob, failed = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  local pk, index, blob, code = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
   at = at + 4
-  if redis.call('EXISTS', p .. ':b:' .. pk) == 1 and
-      redis.call('HSETNX', p .. ':r:' .. pk, index, blob) == 1 then
+  if isopen(pk) and redis.call('HSETNX', p .. ':r:' .. pk, index, blob) == 1 then
     local c = counts[pk] or {0, 0}
-    if failed == '1' then c[2] = c[2] + 1 else c[1] = c[1] + 1 end
+    if code == '' then c[1] = c[1] + 1 else
+      c[2] = c[2] + 1
+      local key = p .. ':b:' .. pk
+      local first = redis.call('HGET', key, 'first_error_idx')
+      if not first or tonumber(index) < tonumber(first) then
+        redis.call('HSET', key, 'first_error_idx', index, 'first_error_code', code)
+      end
+    end
     counts[pk] = c
   end
 end
@@ -93,28 +113,45 @@ for pk, c in pairs(counts) do
   local class = redis.call('HGET', p .. ':b:' .. pk, 'priority')
   redis.call('INCRBY', p .. ':done:' .. class, c[1] + c[2])
 end
+local out = {}
 local m = tonumber(ARGV[at]); at = at + 1
 for _ = 1, m do
-  local pk, status = ARGV[at], ARGV[at + 1]
-  local key = p .. ':b:' .. pk
-  local old = redis.call('HGET', key, 'status')
-  if old then
-    redis.call('HSET', key, 'status', status, 'error', ARGV[at + 2], 'error_code', ARGV[at + 3],
-      'started_at', ARGV[at + 4], 'completed_at', ARGV[at + 5])
-    local owner = redis.call('HGET', key, 'owner')
-    move(p, pk, old, status, owner, tonumber(redis.call('HGET', key, 'created_at')))
-    if ARGV[at + 5] ~= '' then redis.call('ZADD', p .. ':ended', tonumber(ARGV[at + 5]), member(pk)) end
-  end
+  local pk, status, err, code, started, completed =
+    ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], ARGV[at + 5]
   at = at + 6
+  local key = p .. ':b:' .. pk
+  if isopen(pk) then
+    local f = redis.call('HMGET', key, 'status', 'total', 'succeeded', 'failed', 'started_at',
+      'first_error_code', 'owner', 'created_at')
+    local old, total, ok, bad = f[1], tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
+    if started == '' then started = f[5] end
+    if status ~= 'completed' and status ~= 'failed' and status ~= 'cancelled' then
+      err, code, completed = '', '', ''
+      if status == 'queued' and old ~= 'queued' then status = old end
+    elseif ok == total then
+      status, err, code = 'completed', '', ''
+    elseif status == 'completed' and bad > 0 then
+      status, code, err = 'failed', f[6] or 'INTERNAL', bad .. ' of ' .. total .. ' items failed'
+    end
+    redis.call('HSET', key, 'status', status, 'error', err, 'error_code', code,
+      'started_at', started, 'completed_at', completed)
+    move(p, pk, old, status, f[7], tonumber(f[8]))
+    if completed ~= '' then redis.call('ZADD', p .. ':ended', tonumber(completed), member(pk)) end
+  end
+  if redis.call('EXISTS', key) == 1 then
+    local row = redis.call('HMGET', key, ${FIELDS.map((f) => `'${f}'`).join(", ")})
+    table.insert(row, 1, pk)
+    out[#out + 1] = row
+  end
 end
 local k = tonumber(ARGV[at]); at = at + 1
 for _ = 1, k do
-  if redis.call('EXISTS', p .. ':b:' .. ARGV[at]) == 1 then
+  if isopen(ARGV[at]) then
     redis.call('SADD', p .. ':s:' .. ARGV[at], ARGV[at + 1])
   end
   at = at + 2
 end
-return 0
+return out
 `;
 
 /**

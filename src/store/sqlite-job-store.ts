@@ -7,22 +7,24 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import type {
-  Backlog,
-  BatchRecord,
-  BatchWrite,
-  ItemWrite,
-  JobStore,
-  ListQuery,
-  NewBatch,
-  PendingInput,
-  Priority,
-  StartedRun,
-  StoredInput,
-  StoredResult,
-  UnfinishedBatch,
+import {
+  type Backlog,
+  type BatchRecord,
+  type BatchWrite,
+  type ItemWrite,
+  isTerminal,
+  type JobStore,
+  type ListQuery,
+  type NewBatch,
+  nextBatchState,
+  type PendingInput,
+  type Priority,
+  type StartedRun,
+  type StoredInput,
+  type StoredResult,
+  type UnfinishedBatch,
 } from "../engine/index.js";
-import { bytes, encodeCursor, failureOf, floats, joinedInputs } from "./codec.js";
+import { bytes, encodeCursor, failureOf, floats, joinedInputs, outcomeCode } from "./codec.js";
 import { SqliteJobData } from "./sqlite-job-data.js";
 import { type BatchRow, listStatement, RECORD_COLUMNS, toRecord } from "./sqlite-rows.js";
 import { applySchema } from "./sqlite-schema.js";
@@ -51,6 +53,8 @@ export class SqliteJobStore implements JobStore {
   readonly #writeItem: Database.Statement;
   readonly #writeBatch: Database.Statement;
   readonly #addCounts: Database.Statement;
+  readonly #byPk: Database.Statement;
+  readonly #firstError: Database.Statement;
   readonly #insertStarted: Database.Statement;
   readonly #itemsOf: Database.Statement;
   readonly #inputsOf: Database.Statement;
@@ -62,7 +66,7 @@ export class SqliteJobStore implements JobStore {
     items: readonly ItemWrite[],
     batches: readonly BatchWrite[],
     started: readonly StartedRun[],
-  ) => void;
+  ) => BatchRecord[];
 
   constructor(options: SqliteJobStoreOptions) {
     const memory = options.dataDir === ":memory:";
@@ -94,8 +98,14 @@ export class SqliteJobStore implements JobStore {
     );
     this.#writeBatch = this.#db.prepare(
       `UPDATE batches SET status = @status, error = @error, error_code = @errorCode, started_at = @startedAt,
-         completed_at = @completedAt, succeeded = succeeded + @succeeded, failed = failed + @failed WHERE pk = @pk`,
+         completed_at = @completedAt WHERE pk = @pk`,
     );
+    this.#byPk = this.#db.prepare(`SELECT ${RECORD_COLUMNS} FROM batches WHERE pk = ?`);
+    this.#firstError = this.#db
+      .prepare(
+        "SELECT error_code FROM results WHERE batch_pk = ? AND error_code IS NOT NULL ORDER BY idx LIMIT 1",
+      )
+      .pluck();
     this.#addCounts = this.#db.prepare(
       "UPDATE batches SET succeeded = succeeded + ?, failed = failed + ? WHERE pk = ?",
     );
@@ -131,10 +141,25 @@ export class SqliteJobStore implements JobStore {
         items: readonly ItemWrite[],
         batches: readonly BatchWrite[],
         started: readonly StartedRun[],
-      ) => {
-        for (const run of started) this.#insertStarted.run(run.pk, run.lo, run.hi);
+      ): BatchRecord[] => {
+        /** Batches this save touches, as they stood before it; undefined for none. */
+        const rows = new Map<number, BatchRecord | undefined>();
+        const before = (pk: number) => {
+          if (!rows.has(pk)) {
+            const row = this.#byPk.get(pk) as BatchRow | undefined;
+            rows.set(pk, row === undefined ? undefined : toRecord(row));
+          }
+          return rows.get(pk);
+        };
+        const open = (pk: number) => {
+          const record = before(pk);
+          return record !== undefined && !isTerminal(record.status);
+        };
+        for (const run of started)
+          if (open(run.pk)) this.#insertStarted.run(run.pk, run.lo, run.hi);
         const counts = new Map<number, { succeeded: number; failed: number }>();
         for (const w of items) {
+          if (!open(w.pk)) continue;
           const changed = this.#writeItem.run(
             w.output === null ? null : bytes(w.output),
             w.confidence,
@@ -150,23 +175,27 @@ export class SqliteJobStore implements JobStore {
           else c.failed++;
           counts.set(w.pk, c);
         }
-        const written = new Set<number>();
+        for (const [pk, c] of counts) this.#addCounts.run(c.succeeded, c.failed, pk);
+        const written: BatchRecord[] = [];
         for (const b of batches) {
-          const c = counts.get(b.pk) ?? { succeeded: 0, failed: 0 };
-          this.#writeBatch.run({
-            pk: b.pk,
-            status: b.status,
-            error: b.error?.message ?? null,
-            errorCode: b.error?.code ?? null,
-            startedAt: b.startedAt,
-            completedAt: b.completedAt,
-            ...c,
-          });
-          written.add(b.pk);
+          if (open(b.pk)) {
+            const now = toRecord(this.#byPk.get(b.pk) as BatchRow);
+            const next = nextBatchState(now, b, () =>
+              outcomeCode(this.#firstError.get(b.pk) as string | undefined),
+            );
+            this.#writeBatch.run({
+              pk: b.pk,
+              status: next.status,
+              error: next.error?.message ?? null,
+              errorCode: next.error?.code ?? null,
+              startedAt: next.startedAt,
+              completedAt: next.completedAt,
+            });
+          }
+          const row = this.#byPk.get(b.pk) as BatchRow | undefined;
+          if (row !== undefined) written.push(toRecord(row));
         }
-        for (const [pk, c] of counts) {
-          if (!written.has(pk)) this.#addCounts.run(c.succeeded, c.failed, pk);
-        }
+        return written;
       },
     );
   }
@@ -216,8 +245,8 @@ export class SqliteJobStore implements JobStore {
     items: readonly ItemWrite[],
     batches: readonly BatchWrite[],
     started: readonly StartedRun[] = [],
-  ): Promise<void> {
-    this.#saveTx(items, batches, started);
+  ): Promise<BatchRecord[]> {
+    return this.#saveTx(items, batches, started);
   }
 
   async listBatches(

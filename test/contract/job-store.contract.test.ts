@@ -203,6 +203,118 @@ for (const factory of factories) {
       expect((await store.findBatch("owner-a", record.batchId))?.succeeded).toBe(1);
     });
 
+    describe("a batch's status never contradicts its outcomes, whoever writes", () => {
+      const ok = (pk: number, index: number) => ({
+        pk,
+        index,
+        output: Float32Array.from([index]),
+        confidence: 1,
+        processingTimeMs: 1,
+        error: null,
+      });
+      const bad = (pk: number, index: number, code: "DEADLINE_EXCEEDED" | "INVALID_ARGUMENT") => ({
+        pk,
+        index,
+        output: null,
+        confidence: 0,
+        processingTimeMs: 0,
+        error: failure(code, `item ${index}`),
+      });
+      const state = (
+        pk: number,
+        status: "queued" | "processing" | "completed" | "failed" | "cancelled",
+        at: number,
+      ) => ({
+        pk,
+        status,
+        error:
+          status === "failed" || status === "cancelled" ? failure("INTERNAL", "said so") : null,
+        startedAt: 10,
+        completedAt: status === "queued" || status === "processing" ? null : at,
+      });
+
+      it("answers each batch written as it stands after the save", async () => {
+        const { record } = await store.createBatch(newBatch(), inputs(3));
+        const [after] = await store.save([ok(record.pk, 0)], [state(record.pk, "processing", 0)]);
+        expect(after).toEqual({
+          ...record,
+          status: "processing",
+          startedAt: 10,
+          succeeded: 1,
+        });
+        // Only batches with a state written are answered, and only those that exist.
+        expect(await store.save([ok(record.pk, 1)], [])).toEqual([]);
+        expect(await store.save([], [state(record.pk + 1000, "processing", 0)])).toEqual([]);
+      });
+
+      it("keeps an ended batch as it ended: later states, outcomes and runs are ignored", async () => {
+        const { record } = await store.createBatch(newBatch(), inputs(3));
+        await store.save(
+          [ok(record.pk, 0), ok(record.pk, 1), ok(record.pk, 2)],
+          [state(record.pk, "completed", 50)],
+        );
+        const [late] = await store.save(
+          [bad(record.pk, 0, "INVALID_ARGUMENT")],
+          [state(record.pk, "failed", 60)],
+          [{ pk: record.pk, lo: 0, hi: 2 }],
+        );
+        expect(late).toMatchObject({ status: "completed", error: null, completedAt: 50 });
+        const [back] = await store.save([], [state(record.pk, "processing", 0)]);
+        expect(back).toMatchObject({ status: "completed", succeeded: 3, failed: 0 });
+        const results = await store.getResults(record.pk, true);
+        expect(results.map((r) => r.error)).toEqual([null, null, null]);
+        expect(await store.loadUnfinished()).toEqual([]);
+      });
+
+      it("never moves a batch back to queued", async () => {
+        const { record } = await store.createBatch(newBatch({ total: 2 }), inputs(2));
+        await store.save([], [state(record.pk, "processing", 0)]);
+        const [after] = await store.save(
+          [],
+          [{ ...state(record.pk, "queued", 0), startedAt: null }],
+        );
+        expect(after).toMatchObject({ status: "processing", startedAt: 10 });
+      });
+
+      it("ends completed a batch whose every item has an output, whatever end was written", async () => {
+        for (const end of ["failed", "cancelled"] as const) {
+          const { record } = await store.createBatch(newBatch({ total: 2 }), inputs(2));
+          const [after] = await store.save(
+            [ok(record.pk, 0), ok(record.pk, 1)],
+            [state(record.pk, end, 70)],
+          );
+          expect(after).toMatchObject({ status: "completed", error: null, completedAt: 70 });
+        }
+      });
+
+      it("ends failed a batch written completed while an item has an error, naming the first", async () => {
+        const { record } = await store.createBatch(newBatch(), inputs(3));
+        await store.save([bad(record.pk, 2, "INVALID_ARGUMENT")], []);
+        const [after] = await store.save(
+          [ok(record.pk, 0), bad(record.pk, 1, "DEADLINE_EXCEEDED")],
+          [state(record.pk, "completed", 80)],
+        );
+        expect(after).toMatchObject({
+          status: "failed",
+          succeeded: 1,
+          failed: 2,
+          error: { code: "DEADLINE_EXCEEDED", message: "2 of 3 items failed" },
+        });
+      });
+
+      it("keeps a written failure or cancel where an item has no output", async () => {
+        const { record } = await store.createBatch(newBatch({ total: 2 }), inputs(2));
+        const [after] = await store.save(
+          [ok(record.pk, 0), bad(record.pk, 1, "DEADLINE_EXCEEDED")],
+          [state(record.pk, "cancelled", 90)],
+        );
+        expect(after).toMatchObject({
+          status: "cancelled",
+          error: { code: "INTERNAL", message: "said so" },
+        });
+      });
+    });
+
     it("returns unfinished batches with exactly the items that have no outcome", async () => {
       const { record } = await store.createBatch(newBatch(), inputs(3));
       const ended = await store.createBatch(newBatch(), inputs(1));

@@ -6,20 +6,14 @@
  */
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { connect } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../../bench/lib/free-port.js";
 import {
   type BatchProcessor,
   type BatchView,
   type Principal,
   QueueFullError,
-  StoreUnavailableError,
 } from "../../src/engine/index.js";
 import {
   dropCluster,
@@ -516,82 +510,3 @@ describe("servers with REDIS_URL", () => {
     }
   });
 });
-
-describe("a node whose Redis goes away", () => {
-  it("ends a running batch visibly, answers UNAVAILABLE while Redis is down, and serves again once it is back", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "bp-redis-"));
-    const port = await freePort();
-    const startRedis = () =>
-      spawn(
-        "redis-server",
-        ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"],
-        { cwd: dir, stdio: "ignore" },
-      );
-    let redis = startRedis();
-    const url = `redis://127.0.0.1:${port}`;
-    const prefix = newPrefix();
-    try {
-      await until(() => canConnect(port), 10_000);
-      const n = await node({ prefix, url, purgeIntervalMs: 100 });
-      const before = await n.processor.submit(alice, { data: items(5) });
-      expect((await settle(n.processor, before.batchId)).status).toBe("completed");
-      // A batch running when Redis goes: its outcomes cannot be written.
-      n.pool.hold();
-      const running = await n.processor.submit(alice, { data: items(20) });
-      await until(() => n.pool.heldCount > 0);
-      redis.kill("SIGTERM");
-      await new Promise((resolve) => redis.once("exit", resolve));
-      n.pool.release();
-      // The node says so at once: the batch ended failed, readable while the store is away.
-      await until(
-        async () => (await n.processor.status(alice, running.batchId)).status === "failed",
-      );
-      // Refused rather than queued behind the reconnect (a queued call would never settle here).
-      await expect(n.processor.status(alice, before.batchId)).rejects.toBeInstanceOf(
-        StoreUnavailableError,
-      );
-      await expect(n.processor.submit(alice, { data: items(5) })).rejects.toBeInstanceOf(
-        StoreUnavailableError,
-      );
-      // What /ready reports, so that a balancer stops sending it calls it cannot serve.
-      await until(() => n.processor.unavailable() !== undefined);
-      expect(n.processor.unavailable()).toMatch(/^Redis is unreachable/);
-      redis = startRedis();
-      await until(() => canConnect(port), 10_000);
-      await until(async () => {
-        try {
-          return (await n.processor.status(alice, before.batchId)).status === "completed";
-        } catch {
-          return false;
-        }
-      }, 10_000);
-      // Once Redis is back the failure is saved: the batch reads failed, each item one outcome.
-      await until(async () => {
-        try {
-          const { results, status } = await n.processor.results(alice, running.batchId);
-          return status === "failed" && results.length === 20;
-        } catch {
-          return false;
-        }
-      }, 10_000);
-      expect(n.processor.unavailable()).toBeUndefined();
-      const after = await n.processor.submit(alice, { data: items(5) });
-      expect((await settle(n.processor, after.batchId)).status).toBe("completed");
-    } finally {
-      for (const n of nodes.splice(0)) await n.processor.close({ timeoutMs: 100 });
-      redis.kill("SIGKILL");
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 30_000);
-});
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}

@@ -20,19 +20,29 @@ class RecordingStore {
   ) {
     this.saves.push({ items, batches });
     if (this.failing) throw new Error("SQLITE_FULL: database or disk is full");
+    return [];
   }
 }
 
 function journal() {
   const store = new RecordingStore();
   const errors: Record<string, unknown>[] = [];
+  const lines: string[] = [];
   let storeErrors = 0;
   const j = new JobJournal({
     store: store as unknown as JobStore,
-    log: { debug() {}, info() {}, warn() {}, error: (fields) => errors.push({ ...fields }) },
+    log: {
+      debug: (_f, message) => lines.push(`debug ${message}`),
+      info: (_f, message) => lines.push(`info ${message}`),
+      warn: (_f, message) => lines.push(`warn ${message}`),
+      error: (fields, message) => {
+        errors.push({ ...fields });
+        lines.push(`error ${message}`);
+      },
+    },
     onStoreError: () => storeErrors++,
   });
-  return { j, store, errors, storeErrors: () => storeErrors };
+  return { j, store, errors, lines, storeErrors: () => storeErrors };
 }
 
 function storedJob(pk: number, total = 3): Job {
@@ -62,14 +72,16 @@ const write = (pk: number, index: number): ItemWrite => ({
 describe("JobJournal", () => {
   it("writes nothing when there is nothing to write", async () => {
     const { j, store } = journal();
-    expect(await j.save([storedJob(1)], [], [])).toBeUndefined();
+    expect(await j.save([storedJob(1)], [], [])).toEqual({ records: [] });
     expect(store.saves).toEqual([]);
   });
 
-  it("saves a job's writes in one call and answers undefined", async () => {
+  it("saves a job's writes in one call and answers what the store answered", async () => {
     const { j, store } = journal();
     const job = storedJob(1);
-    expect(await j.save([job], [write(1, 0), write(1, 1)], [batchWrite(job)])).toBeUndefined();
+    expect(await j.save([job], [write(1, 0), write(1, 1)], [batchWrite(job)])).toEqual({
+      records: [],
+    });
     expect(store.saves).toHaveLength(1);
     expect(store.saves[0]?.items).toHaveLength(2);
   });
@@ -77,12 +89,27 @@ describe("JobJournal", () => {
   it("answers a failed write with an INTERNAL failure whose error id is logged with the batches, and counts it", async () => {
     const { j, store, errors, storeErrors } = journal();
     store.failing = true;
-    const f = await j.save([storedJob(1), storedJob(2)], [write(1, 0)], []);
+    const saved = await j.save([storedJob(1), storedJob(2)], [write(1, 0)], []);
+    const f = "failure" in saved ? saved.failure : undefined;
     expect(f?.code).toBe("INTERNAL");
     const errorId = /\(error_id ([0-9a-f-]{36})\)$/.exec(f?.message ?? "")?.[1];
     expect(errorId).toBeDefined();
     expect(errors).toEqual([expect.objectContaining({ errorId, batchIds: ["b1", "b2"] })]);
     expect(storeErrors()).toBe(1);
+  });
+
+  it("logs an outage once: the first failed write, not the ones after it, and the recovery", async () => {
+    const { j, store, lines, storeErrors } = journal();
+    store.failing = true;
+    for (let i = 0; i < 5; i++) await j.save([storedJob(1)], [write(1, i)], []);
+    store.failing = false;
+    await j.save([storedJob(1)], [write(1, 5)], []);
+    await j.save([storedJob(1)], [write(1, 6)], []);
+    expect(lines.filter((l) => !l.startsWith("debug"))).toEqual([
+      "error saving batch progress failed",
+      "info the store takes writes again",
+    ]);
+    expect(storeErrors()).toBe(5);
   });
 
   it("saves the failure of a held job on retry, its items and its end, and lets it go only once saved", async () => {

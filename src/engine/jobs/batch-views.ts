@@ -58,27 +58,28 @@ export interface ScheduleReader {
   estimateMs(model: string, items: number): number | undefined;
 }
 
-/** The status of a live job, with its queue position and estimated completion. */
+/**
+ * The status of a live job, with its queue position and estimated completion. A stored job reads
+ * as the store holds it (its status, end and counts as its last save answered), so that no read
+ * says what no other node could read, and an end shows only once it is saved.
+ */
 export function liveViewOf(job: Job, schedule: ScheduleReader, now: number): BatchView {
   if (job.unrecorded !== null) {
     // Its end could not be saved: failed, whatever it reached in memory.
     const failed: ViewSource = {
-      batchId: job.batchId,
+      ...identityOf(job),
       status: "failed",
-      priority: job.priority,
-      modelId: job.modelId,
-      total: job.total,
       succeeded: job.succeeded,
       failed: job.failed,
-      createdAt: job.createdAt,
       startedAt: job.startedAt,
       completedAt: job.completedAt,
       error: job.unrecorded.failure,
     };
     return viewOf(failed, { queuePosition: 0, estimatedCompletionTime: job.completedAt }, now);
   }
-  if (job.terminal)
-    return viewOf(job, { queuePosition: 0, estimatedCompletionTime: job.completedAt }, now);
+  const source: ViewSource = job.stored === undefined ? job : { ...identityOf(job), ...job.stored };
+  if (isTerminal(source.status))
+    return viewOf(source, { queuePosition: 0, estimatedCompletionTime: source.completedAt }, now);
   const first = job.firstQueued();
   const queuePosition = first === undefined ? 0 : schedule.positionOf(first);
   // The batch ends when its last waiting item has run: everything dispatched before that item
@@ -87,9 +88,49 @@ export function liveViewOf(job: Job, schedule: ScheduleReader, now: number): Bat
   const through = last === undefined ? 0 : schedule.positionOf(last) + 1;
   const ms = schedule.estimateMs(job.modelId, through);
   return viewOf(
-    job,
+    source,
     { queuePosition, estimatedCompletionTime: ms === undefined ? null : now + ms },
     now,
+  );
+}
+
+/** What a job's view takes from the job itself, whatever its state. */
+function identityOf(
+  job: Job,
+): Pick<ViewSource, "batchId" | "priority" | "modelId" | "total" | "createdAt"> {
+  return {
+    batchId: job.batchId,
+    priority: job.priority,
+    modelId: job.modelId,
+    total: job.total,
+    createdAt: job.createdAt,
+  };
+}
+
+/**
+ * The status of a stored batch read from the store just now, with the live facts (queue position,
+ * estimated completion) of `live`, a view of it from the node that runs it. The record's status
+ * and counts win: a view is a snapshot of the store taken earlier, never later.
+ */
+export function viewWithLiveFacts(record: BatchRecord, live: BatchView, now: number): BatchView {
+  if (isTerminal(record.status)) return viewOfRecord(record, now);
+  return viewOf(
+    record,
+    { queuePosition: live.queuePosition, estimatedCompletionTime: live.estimatedCompletionTime },
+    now,
+  );
+}
+
+/**
+ * Whether `view` says less than `before`, an earlier view of the same batch (an older status, or
+ * fewer items done): what a reader that saw `before` must not be shown.
+ */
+export function isBehind(view: BatchView, before: BatchView): boolean {
+  const rank = (status: string) => (isTerminal(status) ? 2 : status === "processing" ? 1 : 0);
+  return (
+    rank(view.status) < rank(before.status) ||
+    view.completedRequests < before.completedRequests ||
+    view.failedRequests < before.failedRequests
   );
 }
 

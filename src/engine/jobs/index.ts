@@ -4,16 +4,18 @@
  * journal of writes that failed, and the views every read path answers with.
  */
 export {
+  isBehind,
   itemResultOf,
   receiptOf,
   resultsOf,
   topLabel,
   viewOf,
   viewOfRecord,
+  viewWithLiveFacts,
 } from "./batch-views.js";
 export { Housekeeping } from "./housekeeping.js";
 export { CANCELLED_BY_REQUEST, ITEM_FAILURES } from "./item-failures.js";
 export { IdSequence, type ItemSource, Job, type JobItem } from "./job.js";
 export { JobRunner, type JobRunnerOptions } from "./job-runner.js";
-export { assertTransition, isTerminal, TRANSITIONS } from "./job-state.js";
+export { assertTransition, isTerminal, nextBatchState, TRANSITIONS } from "./job-state.js";
 export { watchJob } from "./job-watch.js";

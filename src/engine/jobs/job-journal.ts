@@ -11,7 +11,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { type Failure, failure } from "../errors.js";
-import type { BatchWrite, ItemWrite, JobStore, StartedRun } from "../job-store.js";
+import type { BatchRecord, BatchWrite, ItemWrite, JobStore, StartedRun } from "../job-store.js";
 import type { EngineLogger } from "../logger.js";
 import type { Job, JobItem } from "./job.js";
 
@@ -23,13 +23,23 @@ export interface JobJournalOptions {
   readonly onStoreError?: (() => void) | undefined;
 }
 
-const SAVED = Promise.resolve(undefined);
+/**
+ * How a save went: the records of the batches it wrote a state for, as the store answered them,
+ * or the failure the stored jobs it concerned end with.
+ */
+export type SaveResult =
+  | { readonly records: readonly BatchRecord[] }
+  | { readonly failure: Failure; readonly error: unknown };
+
+const NOTHING: Promise<SaveResult> = Promise.resolve({ records: [] });
 
 /** See the file comment. */
 export class JobJournal {
   readonly #o: JobJournalOptions;
   /** Jobs whose failure is still to be saved. */
   readonly #unsaved = new Set<Job>();
+  /** Set from a failed write until one succeeds: one outage is one error in the log. */
+  #failing = false;
 
   constructor(options: JobJournalOptions) {
     this.#o = options;
@@ -41,27 +51,37 @@ export class JobJournal {
   }
 
   /**
-   * Saves the writes of `jobs` in one transaction. Resolves undefined once saved, or, when the
-   * write failed, the failure the stored jobs among `jobs` end with; never rejects.
+   * Saves the writes of `jobs` in one transaction; never rejects. The first write that fails is
+   * logged as an error with an `error_id`, the ones after it until a write succeeds at debug (an
+   * outage is one event), and the next success says the store takes writes again.
    */
   save(
     jobs: Iterable<Job>,
     items: readonly ItemWrite[],
     batches: readonly BatchWrite[],
     started: readonly StartedRun[] = [],
-  ): Promise<Failure | undefined> {
-    if (items.length === 0 && batches.length === 0 && started.length === 0) return SAVED;
+  ): Promise<SaveResult> {
+    if (items.length === 0 && batches.length === 0 && started.length === 0) return NOTHING;
     return this.#o.store.save(items, batches, started).then(
-      () => undefined,
+      (records) => {
+        if (this.#failing) {
+          this.#failing = false;
+          this.#o.log.info({}, "the store takes writes again");
+        }
+        return { records };
+      },
       (error: unknown) => {
         const errorId = randomUUID();
         const batchIds = [...jobs].filter((j) => j.pk !== undefined).map((j) => j.batchId);
-        this.#o.log.error(
-          { err: error, errorId, batchIds },
-          "saving batch progress failed; the batches it concerned fail",
-        );
+        const fields = { err: error, errorId, batchIds };
+        if (this.#failing) this.#o.log.debug(fields, "saving batch progress failed again");
+        else this.#o.log.error(fields, "saving batch progress failed");
+        this.#failing = true;
         this.#o.onStoreError?.();
-        return failure("INTERNAL", `saving the batch's progress failed (error_id ${errorId})`);
+        return {
+          failure: failure("INTERNAL", `saving the batch's progress failed (error_id ${errorId})`),
+          error,
+        };
       },
     );
   }

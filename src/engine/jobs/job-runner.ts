@@ -24,6 +24,7 @@ import { liveViewOf } from "./batch-views.js";
 import { CANCELLED_BY_REQUEST, ITEM_FAILURES } from "./item-failures.js";
 import { type ItemSource, Job, type JobItem, type Settlement } from "./job.js";
 import { batchWrite, JobJournal, startedRuns } from "./job-journal.js";
+import { isTerminal } from "./job-state.js";
 import { LiveJobs } from "./live-jobs.js";
 import { batchFailure, failed, outcomeOf, settlementOf } from "./outcomes.js";
 
@@ -37,6 +38,13 @@ export interface JobRunnerOptions {
   readonly clock: () => number;
   /** Told about dispatches, model batches and item outcomes (metrics). */
   readonly observer?: EngineObserver | undefined;
+  /**
+   * What becomes of a stored job whose write failed. Alone (false), it ends failed, and the
+   * journal saves that once the store takes writes again. In a cluster (true), it is let go
+   * ({@link JobRunner.release}): its items without a stored outcome run again on whichever node
+   * takes the batch next, so an outage never fails work that could still run.
+   */
+  readonly releaseUnsaved?: boolean | undefined;
 }
 
 /** See the file comment. */
@@ -52,6 +60,7 @@ export class JobRunner {
   /** Live infer jobs (never stored): failed on shutdown so no caller waits forever. */
   readonly #ephemeral = new Set<Job>();
   readonly #journal: JobJournal;
+  readonly #releaseUnsaved: boolean;
   #arrivals = 0;
   /** Numbers arrivals across jobs (ties within a deadline go by it). */
   readonly #seq = () => this.#arrivals++;
@@ -62,6 +71,7 @@ export class JobRunner {
     this.#models = o.models;
     this.#threads = o.pool.threads;
     this.#observer = o.observer;
+    this.#releaseUnsaved = o.releaseUnsaved === true;
     this.#observesDispatch = o.observer?.onDispatch !== undefined;
     this.batcher = new DynamicBatcher<JobItem>({
       pool: o.pool,
@@ -135,7 +145,7 @@ export class JobRunner {
       shape: item.shape,
     }));
     const ended = job.ended();
-    const onAbort = () => this.cancel(job);
+    const onAbort = () => void this.cancel(job);
     signal?.addEventListener("abort", onAbort, { once: true });
     this.#ephemeral.add(job);
     try {
@@ -187,15 +197,31 @@ export class JobRunner {
     return job;
   }
 
-  /** Cancels a live job; outputs already produced are kept. */
-  cancel(job: Job): void {
-    this.#endJob(
+  /**
+   * Cancels a live job; outputs already produced are kept. Resolves once the cancel is saved
+   * (true) or its write failed (false), so that a read after it shows the end.
+   */
+  cancel(job: Job): Promise<boolean> {
+    return this.#endJob(
       job,
       "cancelled",
       CANCELLED_BY_REQUEST,
       ITEM_FAILURES.cancelledQueued,
       ITEM_FAILURES.cancelledRunning,
     );
+  }
+
+  /**
+   * Lets a live stored job go without an end (a cluster node lost its hold on the batch, or could
+   * not save its progress): its queued items leave the batcher, outcomes of its running ones are
+   * dropped, and its items without a stored outcome are for whoever runs the batch next.
+   */
+  release(job: Job): void {
+    // A job that ended here but whose end was not saved is let go too: the store holds it unended.
+    if (job.released || job.pk === undefined) return;
+    this.batcher.remove(job.queuedItems());
+    this.#live.delete(job);
+    job.release();
   }
 
   /** Saves the failure of jobs whose writes failed; those saved are let go. */
@@ -225,8 +251,9 @@ export class JobRunner {
       if (job === last) continue;
       last = job;
       if (!job.begin(now)) continue;
+      // A stored job's watchers hear of it once the store has it (see #takeIn).
       if (job.pk !== undefined) batches.push(batchWrite(job));
-      job.notify();
+      else job.notify();
     }
     // What a thread now holds is saved before it runs, so that after a crash the store tells an
     // item that ran (its result lost) from one that never started.
@@ -251,7 +278,8 @@ export class JobRunner {
     let nonFinite = 0;
     for (let i = 0; i < items.length; i++) {
       const item = items[i] as JobItem;
-      if (item.job.terminal) continue; // cancelled while running: the outcome was written then
+      // Cancelled while running (the outcome was written then), or let go.
+      if (!item.job.active) continue;
       touched.add(item.job);
       const s = outcome.ok ? settlementOf(outcome.result, i) : (crashed as Settlement);
       if (outcome.ok && s.error !== null) nonFinite++;
@@ -284,7 +312,7 @@ export class JobRunner {
     const touched = new Set<Job>();
     const now = this.#clock();
     for (const item of failedItems) {
-      if (item.job.terminal) continue;
+      if (!item.job.active) continue;
       // An item that ran before a restart did start: its expiry says that its result was lost.
       const f = item.ranBefore && error === ITEM_FAILURES.deadline ? ITEM_FAILURES.runLost : error;
       this.#settle(item, failed(f), writes, now);
@@ -300,8 +328,8 @@ export class JobRunner {
     reason: Failure,
     queuedError: Failure,
     runningError: Failure,
-  ): void {
-    if (job.terminal) return;
+  ): Promise<boolean> {
+    if (!job.active) return Promise.resolve(true);
     const waiting = new Set(this.batcher.remove(job.queuedItems()));
     const writes: ItemWrite[] = [];
     const now = this.#clock();
@@ -317,7 +345,9 @@ export class JobRunner {
         );
     job.end(status, reason, now);
     const batches = job.pk === undefined ? [] : [batchWrite(job)];
-    this.#retireOnceSaved([job], this.#save([job], writes, batches));
+    const saved = this.#save([job], writes, batches);
+    this.#retireOnceSaved([job], saved);
+    return saved;
   }
 
   /** Writes outcomes, ends jobs with nothing left, notifies watchers. */
@@ -330,7 +360,7 @@ export class JobRunner {
       if (job.pk !== undefined) batches.push(batchWrite(job));
     }
     const saved = this.#save(touched, writes, batches);
-    for (const job of touched) if (!job.terminal) job.notify();
+    for (const job of touched) if (!job.terminal && job.pk === undefined) job.notify();
     this.#retireOnceSaved(ended, saved);
   }
 
@@ -353,19 +383,54 @@ export class JobRunner {
     job.notify();
   }
 
-  /** Saves in one transaction; a failed write fails the stored jobs it concerned (resolves false). */
+  /**
+   * Saves in one transaction and takes in what the store answered for each job. A failed write
+   * lets the stored jobs it concerned go, or fails them (see {@link JobRunnerOptions.releaseUnsaved});
+   * resolves false then.
+   */
   #save(
     jobs: Iterable<Job>,
     items: ItemWrite[],
     batches: readonly BatchWrite[],
     started?: readonly StartedRun[],
   ): Promise<boolean> {
-    return this.#journal.save(jobs, items, batches, started).then((f) => {
-      if (f === undefined) return true;
-      for (const job of jobs) if (job.pk !== undefined) this.#endUnsaved(job, items, f);
-      void this.retryUnrecorded();
+    return this.#journal.save(jobs, items, batches, started).then((saved) => {
+      if ("records" in saved) {
+        this.#takeIn(jobs, saved.records);
+        return true;
+      }
+      for (const job of jobs) {
+        if (job.pk === undefined) continue;
+        if (this.#releaseUnsaved) this.release(job);
+        else this.#endUnsaved(job, items, saved.failure);
+      }
+      if (!this.#releaseUnsaved) void this.retryUnrecorded();
       return false;
     });
+  }
+
+  /**
+   * Gives each job what the store answered for it. A job the store holds as ended while it still
+   * runs here (another node ended it first, or cancelled it) ends here as stored.
+   */
+  #takeIn(jobs: Iterable<Job>, records: readonly BatchRecord[]): void {
+    if (records.length === 0) return;
+    const byPk = new Map(records.map((r) => [r.pk, r]));
+    for (const job of jobs) {
+      const record = job.pk === undefined ? undefined : byPk.get(job.pk);
+      if (record === undefined) continue;
+      job.record(record);
+      if (!job.active || !isTerminal(record.status)) {
+        if (!job.terminal) job.notify();
+        continue;
+      }
+      const now = this.#clock();
+      this.batcher.remove(job.queuedItems());
+      for (const item of job.items) item.settled = true;
+      if (record.status === "completed") job.begin(now);
+      job.end(record.status as "completed" | "failed" | "cancelled", record.error, now);
+      this.#retire(job);
+    }
   }
 
   /**

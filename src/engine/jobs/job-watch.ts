@@ -1,7 +1,9 @@
 /**
  * Status events of one live job as an async iterable: the current state, then the latest state
  * after every change (a slow consumer skips intermediate ones rather than buffering them), ending
- * after the terminal state, when the engine closes (with a final event) or when the caller leaves.
+ * after the terminal state, when the engine closes (with a final event), when the caller leaves, or
+ * when this process lets the job go without an end (the caller then follows it where it runs
+ * next).
  */
 
 import type { BatchView } from "../types.js";
@@ -43,6 +45,7 @@ export async function* watchJob(
       if (!dirty) await new Promise<void>((resolve) => (wake = resolve));
       wake = undefined;
       if (!dirty) continue;
+      if (job.released) return;
       dirty = false;
       current = view();
       yield current;

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { type Failure, failure, type OutcomeCode } from "../errors.js";
-import type { ItemWrite } from "../job-store.js";
+import type { BatchRecord, ItemWrite } from "../job-store.js";
 import { type BatchItem, queueKey } from "../scheduling/index.js";
 import type { BatchStatus, ItemResult, Priority } from "../types.js";
 import type { ValidSubmit } from "../validation.js";
@@ -65,6 +65,12 @@ export interface Unrecorded {
   readonly indices: ReadonlySet<number>;
 }
 
+/** A stored job's state as the store holds it (see {@link Job.stored}). */
+export type StoredState = Pick<
+  BatchRecord,
+  "status" | "error" | "startedAt" | "completedAt" | "succeeded" | "failed"
+>;
+
 /** See the file comment. */
 export class Job {
   readonly pk: number | undefined;
@@ -91,6 +97,10 @@ export class Job {
   readonly #results: (ItemResult | undefined)[] | undefined;
   #deadlineTimer: NodeJS.Timeout | undefined;
   #unrecorded: { readonly failure: Failure; readonly indices: Set<number> } | null = null;
+  /** What the store holds of a stored job, as its last save answered. */
+  #stored: StoredState | undefined;
+  /** Set when this process let the job go without an end (see {@link release}). */
+  #released = false;
   /** Watchers; most jobs have at most one, so no Set until a second one comes. */
   #listeners: (() => void)[] = [];
   #cursor = 0;
@@ -112,6 +122,15 @@ export class Job {
     this.#failed = init.failed ?? 0;
     this.#results =
       init.pk === undefined ? new Array<ItemResult | undefined>(init.total) : undefined;
+    if (init.pk !== undefined)
+      this.#stored = {
+        status: this.#status,
+        error: null,
+        startedAt: this.#startedAt,
+        completedAt: null,
+        succeeded: this.#succeeded,
+        failed: this.#failed,
+      };
   }
 
   get status(): BatchStatus {
@@ -157,6 +176,49 @@ export class Job {
 
   get terminal(): boolean {
     return isTerminal(this.#status);
+  }
+
+  /** False once the job has ended here or was let go: its items' outcomes are no longer its. */
+  get active(): boolean {
+    return !this.terminal && !this.#released;
+  }
+
+  /** True once this process let the job go without an end (see {@link release}). */
+  get released(): boolean {
+    return this.#released;
+  }
+
+  /**
+   * What the store holds of a stored job (its status, end and counts as its last save answered);
+   * undefined for a job that is never stored. Reads show this, so that what they say is what any
+   * node reads from the store, never what this process holds and has not saved.
+   */
+  get stored(): StoredState | undefined {
+    return this.#stored;
+  }
+
+  /** Takes in what a save answered for this job. */
+  record(record: BatchRecord): void {
+    this.#stored = {
+      status: record.status,
+      error: record.error,
+      startedAt: record.startedAt,
+      completedAt: record.completedAt,
+      succeeded: record.succeeded,
+      failed: record.failed,
+    };
+  }
+
+  /**
+   * Lets the job go without an end: this process stops running it (its items left the batcher
+   * first) and its watchers learn so; its items without a stored outcome are for whoever runs it
+   * next.
+   */
+  release(): void {
+    this.#released = true;
+    this.#items = [];
+    this.disarm();
+    this.notify();
   }
 
   /**
@@ -320,12 +382,15 @@ export class Job {
     for (const listener of this.#listeners) listener();
   }
 
-  /** Resolves once the job has ended (and, if its end was saved, once it was). */
+  /**
+   * Resolves once the job has ended (and, if its end was saved, once it was), or was let go (see
+   * {@link release}).
+   */
   ended(): Promise<void> {
-    if (this.terminal && this.#unrecorded === null) return Promise.resolve();
+    if ((this.terminal && this.#unrecorded === null) || this.#released) return Promise.resolve();
     return new Promise((resolve) => {
       const unsubscribe = this.subscribe(() => {
-        if (!this.terminal) return;
+        if (!this.terminal && !this.#released) return;
         unsubscribe();
         resolve();
       });

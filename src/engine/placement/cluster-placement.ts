@@ -10,10 +10,13 @@ import type { BatchRecord, ItemWrite } from "../job-store.js";
 import {
   CANCELLED_BY_REQUEST,
   ITEM_FAILURES,
+  isBehind,
   isTerminal,
+  type Job,
   receiptOf,
   viewOf,
   viewOfRecord,
+  viewWithLiveFacts,
 } from "../jobs/index.js";
 import type { ResolvedBatchingOptions } from "../options.js";
 import { admissionRefusal, positionInSchedule } from "../scheduling/index.js";
@@ -106,26 +109,41 @@ export class ClusterPlacement implements Placement {
   }
 
   /**
-   * The status of a batch that is not live here: its node's last view; for one no node has taken
-   * yet, where it stands in the cluster's backlog; else the stored one.
+   * The status of a batch that is not live here, as the store holds it (`record`, just read):
+   * with the queue position and estimate of its node's last view; for one no node has taken yet,
+   * where it stands in the cluster's backlog.
    */
   async view(record: BatchRecord): Promise<BatchView> {
     if (!isTerminal(record.status)) {
       const latest = await this.#cluster.latest(record.pk);
-      if (latest !== undefined) return latest;
+      if (latest !== undefined) return viewWithLiveFacts(record, latest, this.#c.clock());
       if (record.status === "queued") return this.#waitingView(record);
     }
     return viewOfRecord(record, this.#c.clock());
   }
 
-  /** Status events of a batch that is not live here, ending after the terminal one. */
+  /** See `Placement.liveView`: the store's record now, with the job's live facts. */
+  async liveView(job: Job): Promise<BatchView> {
+    const { store, runner, clock } = this.#c;
+    const record = await store.findBatch(job.owner, job.batchId);
+    const live = runner.view(job);
+    return record === undefined ? live : viewWithLiveFacts(record, live, clock());
+  }
+
+  /**
+   * Status events of a batch that is not live here, ending after the terminal one. Views its node
+   * published before the first read are older than it: those are skipped, so the stream never
+   * goes back.
+   */
   async *watch(record: BatchRecord, signal?: AbortSignal): AsyncGenerator<BatchView> {
-    const first = await this.view(record);
-    yield first;
-    if (isTerminal(first.status)) return;
+    let last = await this.view(record);
+    yield last;
+    if (isTerminal(last.status)) return;
     const until =
       signal === undefined ? this.#closed.signal : AbortSignal.any([signal, this.#closed.signal]);
     for await (const view of this.#cluster.watch(record.pk, until)) {
+      if (isBehind(view, last)) continue;
+      last = view;
       yield view;
       if (isTerminal(view.status)) return;
     }

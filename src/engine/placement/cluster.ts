@@ -8,14 +8,29 @@ import type { BatchRecord } from "../job-store.js";
 import type { ResolvedBatchingOptions } from "../options.js";
 import type { BatchView, Priority } from "../types.js";
 
+/**
+ * How a node's run of a batch came to an end: the batch "ended" (its end is stored); this node
+ * shut down first and hands it back ("released": its items without an outcome are for another
+ * node); or this node could not save its progress ("unsaved": the batch is taken again after a
+ * pause, by whichever node, from its stored outcomes).
+ */
+export type RunEnd = "ended" | "released" | "unsaved";
+
+/** What steers a node's run of a batch from outside. */
+export interface RunControl {
+  /** Aborted by a cancel from any node. */
+  readonly cancel: AbortSignal;
+  /**
+   * Aborted when this node's hold on the batch is gone (its lock lapsed and another node may run
+   * it): the run stops here at once, without an end.
+   */
+  readonly lost: AbortSignal;
+}
+
 /** What a node does for the cluster: the engine hands these to {@link Cluster.start}. */
 export interface ClusterNode {
-  /**
-   * Runs the stored batch `pk` here, from the items that have no outcome, and resolves once it
-   * has ended ("ended"), or until this node shuts down first and hands it back ("released": its
-   * items without an outcome are for another node); an aborted `signal` cancels it.
-   */
-  run(pk: number, signal: AbortSignal): Promise<"ended" | "released">;
+  /** Runs the stored batch `pk` here, from the items that have no outcome, until its {@link RunEnd}. */
+  run(pk: number, control: RunControl): Promise<RunEnd>;
   /** Applies a configuration another node changed. */
   configure(options: ResolvedBatchingOptions): void;
   /** The priority weights now: the node takes batches of the classes by them. */

@@ -7,7 +7,7 @@ import { ClusterPlacement } from "./cluster-placement.js";
 import { LocalPlacement } from "./local-placement.js";
 import type { Placement, PlacementContext } from "./placement.js";
 
-export type { Cluster, ClusterNode, RemoteCancel } from "./cluster.js";
+export type { Cluster, ClusterNode, RemoteCancel, RunControl, RunEnd } from "./cluster.js";
 export type { Activity, Placement, PlacementContext, PlacementRunner } from "./placement.js";
 export { ClusterPlacement, LocalPlacement };
 

@@ -4,7 +4,7 @@
  */
 import { BatchEndedError } from "../errors.js";
 import type { BatchRecord, StoredInput } from "../job-store.js";
-import { receiptOf, viewOfRecord } from "../jobs/index.js";
+import { type Job, receiptOf, viewOfRecord } from "../jobs/index.js";
 import { admissionRefusal } from "../scheduling/index.js";
 import type { BatchView, SubmitReceipt } from "../types.js";
 import type { ValidSubmit } from "../validation.js";
@@ -42,6 +42,10 @@ export class LocalPlacement implements Placement {
 
   async view(record: BatchRecord): Promise<BatchView> {
     return viewOfRecord(record, this.#c.clock());
+  }
+
+  async liveView(job: Job): Promise<BatchView> {
+    return this.#c.runner.view(job);
   }
 
   async *watch(record: BatchRecord): AsyncGenerator<BatchView> {

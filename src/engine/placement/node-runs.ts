@@ -5,7 +5,7 @@
  */
 import type { JobStore } from "../job-store.js";
 import { isTerminal, type Job } from "../jobs/index.js";
-import type { Cluster } from "./cluster.js";
+import type { Cluster, RunControl, RunEnd } from "./cluster.js";
 import type { PlacementRunner } from "./placement.js";
 
 /** Least time between two progress views a node publishes of one batch, ms. */
@@ -15,7 +15,7 @@ const PUBLISH_INTERVAL_MS = 200;
 export interface NodeRunsOptions {
   readonly cluster: Pick<Cluster, "publish">;
   readonly store: Pick<JobStore, "loadBatch">;
-  readonly runner: Pick<PlacementRunner, "adopt" | "cancel" | "view">;
+  readonly runner: Pick<PlacementRunner, "adopt" | "cancel" | "release" | "view">;
   readonly clock: () => number;
 }
 
@@ -33,25 +33,30 @@ export class NodeRuns {
   }
 
   /**
-   * Runs the stored batch `pk` here from its items without an outcome, and resolves once it has
-   * ended ("ended"), or, when this node shuts down first, "released" (its items without an
-   * outcome are for another node); an aborted `signal` cancels it.
+   * Runs the stored batch `pk` here from its items without an outcome, until its {@link RunEnd}:
+   * "ended" once its end is stored, "released" when this node shuts down first or its hold is
+   * `lost`, "unsaved" when this node could not save its progress. A store that cannot be read
+   * rejects, and the batch is taken again after a pause.
    */
-  async run(pk: number, signal: AbortSignal): Promise<"ended" | "released"> {
+  async run(pk: number, control: RunControl): Promise<RunEnd> {
     const { runner, store } = this.#o;
-    if (this.#closed) return "released";
+    if (this.#closed || control.lost.aborted) return "released";
     const loaded = await store.loadBatch(pk);
     if (loaded === undefined || isTerminal(loaded.batch.status)) return "ended";
     const job = runner.adopt(loaded);
     const stopPublishing = this.#publishing(pk, job);
-    const onAbort = () => runner.cancel(job);
-    signal.addEventListener("abort", onAbort, { once: true });
+    const onCancel = () => void runner.cancel(job);
+    const onLost = () => runner.release(job);
+    control.cancel.addEventListener("abort", onCancel, { once: true });
+    control.lost.addEventListener("abort", onLost, { once: true });
     try {
       await Promise.race([job.ended(), this.#released]);
     } finally {
-      signal.removeEventListener("abort", onAbort);
+      control.cancel.removeEventListener("abort", onCancel);
+      control.lost.removeEventListener("abort", onLost);
       stopPublishing();
     }
+    if (job.released) return control.lost.aborted ? "released" : "unsaved";
     return job.terminal ? "ended" : "released";
   }
 
@@ -68,18 +73,20 @@ export class NodeRuns {
   #publishing(pk: number, job: Job): () => void {
     const { cluster, runner, clock } = this.#o;
     let last = 0;
-    let status = job.status;
+    /** The status reads show: the stored one (see `Job.stored`). */
+    const shown = () => job.stored?.status ?? job.status;
+    let status = shown();
     let timer: NodeJS.Timeout | undefined;
     const publish = () => {
       clearTimeout(timer);
       timer = undefined;
       last = clock();
-      status = job.status;
+      status = shown();
       cluster.publish(pk, runner.view(job));
     };
     publish();
     const unsubscribe = job.subscribe(() => {
-      if (job.status !== status) publish();
+      if (shown() !== status) publish();
       else if (timer === undefined)
         timer = setTimeout(publish, Math.max(0, last + PUBLISH_INTERVAL_MS - clock()));
     });

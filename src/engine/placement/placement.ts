@@ -34,6 +34,12 @@ export interface Placement {
   enqueue(record: BatchRecord, inputs: readonly StoredInput[]): Promise<SubmitReceipt>;
   /** The status of a stored batch that is not live in this process. */
   view(record: BatchRecord): Promise<BatchView>;
+  /**
+   * The status of a stored batch live in this process: alone, its live view (the store is this
+   * process's); in a cluster, the store's record now with the job's live facts, so that this
+   * node's reads agree with every other node's.
+   */
+  liveView(job: Job): Promise<BatchView>;
   /** Status events of a stored batch not live here: the current one, then each change to the end. */
   watch(record: BatchRecord, signal?: AbortSignal): AsyncIterable<BatchView>;
   /** Cancels a stored batch that is not live here and has not ended. */
@@ -73,8 +79,10 @@ export interface PlacementRunner {
    * the live job when it runs here already.
    */
   adopt(loaded: UnfinishedBatch): Job;
-  /** Ends a live job as cancelled. */
-  cancel(job: Job): void;
+  /** Ends a live job as cancelled; resolves whether that was saved. */
+  cancel(job: Job): Promise<boolean>;
+  /** Lets a live stored job go without an end (see `JobRunner.release`). */
+  release(job: Job): void;
   /** A live job's status. */
   view(job: Job): BatchView;
   /** Expected time until `items` more items of `model` have run on this node, ms. */
