@@ -2,7 +2,10 @@
  * `npm run bench:flood`: `/health` while h2load floods the gRPC port with 1-item Infer requests
  * (the `npm start` build, defaults): `--clients` connections of `--streams` concurrent streams for
  * `--seconds`, `/health` read every 20 ms meanwhile; the flood's rate and `/health`'s p50/p99.
- * Usage: npm run bench:flood [-- --clients 1 --streams 64 --seconds 8]
+ * With `--json N`, N clients instead post, over and over, a REST submit just under the default
+ * `MAX_REQUEST_BYTES` that is refused only once parsed (1,001 items): what a body the size limit
+ * lets in costs the event loop.
+ * Usage: npm run bench:flood [-- --clients 1 --streams 64 --seconds 8] [-- --json 2]
  */
 import { spawn } from "node:child_process";
 import { cpus } from "node:os";
@@ -19,6 +22,7 @@ const { values } = parseArgs({
     clients: { type: "string", default: "1" },
     streams: { type: "string", default: "64" },
     seconds: { type: "string", default: "8" },
+    json: { type: "string" },
   },
 });
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -59,15 +63,43 @@ const probe = (async () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 })();
-const run = await h2load({
-  url: `http://127.0.0.1:${grpcPort}/batchprocessor.v1.BatchProcessorService/Infer`,
-  body,
-  headers: { "content-type": "application/grpc", te: "trailers", "x-api-key": "bench-key" },
-  clients: Number(values.clients),
-  streams: Number(values.streams),
-  seconds: Number(values.seconds),
-  warmupSeconds: 1,
-});
+/** The flood's rate and what it was, for the report. */
+let flood: string;
+if (values.json === undefined) {
+  const run = await h2load({
+    url: `http://127.0.0.1:${grpcPort}/batchprocessor.v1.BatchProcessorService/Infer`,
+    body,
+    headers: { "content-type": "application/grpc", te: "trailers", "x-api-key": "bench-key" },
+    clients: Number(values.clients),
+    streams: Number(values.streams),
+    seconds: Number(values.seconds),
+    warmupSeconds: 1,
+  });
+  flood = `${values.clients} connection(s) x ${values.streams} streams of 1-item Infer over gRPC: ${Math.round(run.requestsPerSecond)} requests/s`;
+} else {
+  // 1,001 items of ~800 numbers each: about 15 MB, under the default 16 MiB limit.
+  const item = { input: Array.from({ length: 800 }, (_, i) => 0.123456789012345 + i) };
+  const large = JSON.stringify({ data: Array.from({ length: 1001 }, () => item) });
+  const until = performance.now() + Number(values.seconds) * 1000;
+  const outcomes = new Map<number, number>();
+  const cpu0 = process.cpuUsage();
+  await Promise.all(
+    Array.from({ length: Number(values.json) }, async () => {
+      while (performance.now() < until) {
+        const res = await fetch(`http://127.0.0.1:${apiPort}/api/batch-processor/submit`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-api-key": "bench-key" },
+          body: large,
+        });
+        await res.arrayBuffer();
+        outcomes.set(res.status, (outcomes.get(res.status) ?? 0) + 1);
+      }
+    }),
+  );
+  const cpu = process.cpuUsage(cpu0);
+  const sent = [...outcomes.values()].reduce((a, b) => a + b, 0);
+  flood = `${values.json} client(s) posting ${(large.length / 1e6).toFixed(1)} MB JSON submits of 1,001 items: ${sent} sent in ${values.seconds} s, answers ${JSON.stringify(Object.fromEntries(outcomes))} (client CPU ${((cpu.user + cpu.system) / 1000 / sent).toFixed(0)} ms per request)`;
+}
 done = true;
 await probe;
 const sorted = [...times].sort((a, b) => a - b);
@@ -75,6 +107,6 @@ const at = (p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
 server.kill("SIGTERM");
 process.stdout.write(
-  `${cpus().length} cores, Node ${process.version}: ${values.clients} connection(s) x ${values.streams} streams of 1-item Infer over gRPC: ${Math.round(run.requestsPerSecond)} requests/s; /health p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms (${sorted.length} reads)\n`,
+  `${cpus().length} cores, Node ${process.version}: ${flood}; /health p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms, max ${(sorted.at(-1) ?? Number.NaN).toFixed(1)} ms (${sorted.length} reads)\n`,
 );
 process.exit(0);
