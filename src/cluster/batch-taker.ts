@@ -13,6 +13,7 @@ import {
   PRIORITIES,
   type Priority,
   type RunEnd,
+  StoreUnavailableError,
   Stride,
 } from "../engine/index.js";
 
@@ -190,8 +191,8 @@ export class BatchTaker {
   /**
    * Ends this node's hold on a job by how its run ended: an ended batch completes its job; a
    * released one goes back to its queue at once; an unsaved one after a pause (the store may still
-   * be away); one whose lock was lost is no longer this node's to settle; a run that threw fails
-   * the job, which BullMQ retries after a pause. The calls wait out a Redis outage on the worker's
+   * be away); one whose lock was lost is no longer this node's to settle; a run that threw (its
+   * batch could not be read) fails the job, which BullMQ retries after a pause. The calls wait out a Redis outage on the worker's
    * connection; if one fails, the lock lapses and the stalled check puts the job back.
    */
   async #settle(held: Held, outcome: RunEnd | unknown): Promise<void> {
@@ -205,7 +206,9 @@ export class BatchTaker {
       } else if (outcome === "unsaved") {
         await job.moveToDelayed(Date.now() + UNSAVED_RETRY_MS, token);
       } else {
-        this.#o.log.error(
+        // Redis away is one event, logged by the connections; anything else is this batch's.
+        const away = outcome instanceof StoreUnavailableError;
+        this.#o.log[away ? "debug" : "error"](
           { err: outcome, batch: job.id },
           "running a batch failed; it is taken again",
         );

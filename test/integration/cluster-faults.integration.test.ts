@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, onTestFailed } from "vitest";
 import { freePort } from "../../bench/lib/free-port.js";
 import {
   type BatchProcessor,
@@ -350,6 +350,9 @@ describe("a cluster whose Redis fails", () => {
     let out = "";
     child.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString()));
     child.stderr?.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    onTestFailed(() => {
+      process.stderr.write(`the cut-off node said:\n${out.slice(-6000)}\n`);
+    });
     cleanups.push(() => {
       child.kill("SIGKILL");
     });
@@ -365,7 +368,7 @@ describe("a cluster whose Redis fails", () => {
     const pks = await pksOf(redis.url(), prefix, ids);
     const reader = new Reader(() => [b.processor], ids);
     const ran = () => Number(/RAN (\d+)\n(?!.*RAN)/s.exec(out)?.[1] ?? 0);
-    await until(() => ran() >= 3, 20_000);
+    await until(() => ran() >= 3, 30_000);
     net.cut();
     // The cut-off node answers a read within its Redis call timeout, UNAVAILABLE, never hanging,
     // and stops being ready, saying why. Meanwhile its locks lapse and its batches go to the node
@@ -373,8 +376,8 @@ describe("a cluster whose Redis fails", () => {
     child.stdin?.write(`STATUS ${ids[0]}\n`);
     await until(() => /STATUS \d+ /.test(out), 15_000);
     const [, ms, answer] = /STATUS (\d+) (\S+)/.exec(out) ?? [];
-    expect(answer).toBe("StoreUnavailableError");
-    expect(Number(ms)).toBeLessThan(REDIS_COMMAND_TIMEOUT_MS + 1000);
+    expect(answer, out).toBe("StoreUnavailableError");
+    expect(Number(ms), out).toBeLessThan(REDIS_COMMAND_TIMEOUT_MS + 3000);
     await until(async () => {
       child.stdin?.write("READY\n");
       await sleep(200);
@@ -385,12 +388,12 @@ describe("a cluster whose Redis fails", () => {
       child.stdin?.write("READY\n");
       await sleep(200);
       return /READY ok\n(?!.*READY)/s.test(out);
-    }, 20_000);
+    }, 45_000);
     await until(() => reader.allEnded(), 60_000);
     // What the cut-off node still wrote after the heal changes nothing that was read.
     await sleep(lockMs * 2);
     await reader.stop();
-    expect(reader.violations).toEqual([]);
+    expect(reader.violations, out).toEqual([]);
     await expectEveryItemOnce(redis.url(), prefix, pks, 120);
     for (const id of ids) {
       const { status, results } = await b.processor.results(alice, id);
@@ -399,6 +402,7 @@ describe("a cluster whose Redis fails", () => {
     }
     // The cut-off node let its batches go rather than failing them, and said so once.
     expect(out).not.toMatch(/LOG error running a batch failed/);
+    // A renewal that finds locks lost is one line; the heal may be seen by two in a row.
     expect(
       (out.match(/LOG warn the locks of held batches were lost/g) ?? []).length,
     ).toBeLessThanOrEqual(2);
