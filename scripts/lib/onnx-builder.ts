@@ -49,15 +49,15 @@ export class GraphBuilder {
 
   constructor(readonly name: string) {}
 
-  /** Declares a float graph input; string dims are symbolic (dynamic). */
-  input(name: string, dims: readonly Dim[]): string {
-    this.#inputs.push(valueInfo(name, dims));
+  /** Declares a graph input (float unless `type` says); string dims are symbolic (dynamic). */
+  input(name: string, dims: readonly Dim[], type: ElementType = "float"): string {
+    this.#inputs.push(valueInfo(name, dims, type));
     return name;
   }
 
-  /** Declares a float graph output. */
-  output(name: string, dims: readonly Dim[]): void {
-    this.#outputs.push(valueInfo(name, dims));
+  /** Declares a graph output (float unless `type` says). */
+  output(name: string, dims: readonly Dim[], type: ElementType = "float"): void {
+    this.#outputs.push(valueInfo(name, dims, type));
   }
 
   /** Adds a float initializer and returns its name. */
@@ -125,12 +125,28 @@ export class GraphBuilder {
   }
 }
 
-function valueInfo(name: string, dims: readonly Dim[]): onnxProto.onnx.IValueInfoProto {
+/** Element types a graph's inputs and outputs may be declared with here. */
+export type ElementType = "float" | "float16" | "double" | "int64" | "int32" | "bool";
+
+const ELEMENT_TYPES: Readonly<Record<ElementType, number>> = {
+  float: onnx.TensorProto.DataType.FLOAT,
+  float16: onnx.TensorProto.DataType.FLOAT16,
+  double: onnx.TensorProto.DataType.DOUBLE,
+  int64: onnx.TensorProto.DataType.INT64,
+  int32: onnx.TensorProto.DataType.INT32,
+  bool: onnx.TensorProto.DataType.BOOL,
+};
+
+function valueInfo(
+  name: string,
+  dims: readonly Dim[],
+  type: ElementType,
+): onnxProto.onnx.IValueInfoProto {
   return {
     name,
     type: {
       tensorType: {
-        elemType: onnx.TensorProto.DataType.FLOAT,
+        elemType: ELEMENT_TYPES[type],
         shape: {
           dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })),
         },

@@ -25,6 +25,19 @@ export interface ModelInfo {
   readonly loadedAt?: number | undefined;
   /** Why the model's files on disk did not load at the last reload, while this version serves. */
   readonly reloadError?: string | undefined;
+  /** The graph's inputs as the model declares them (empty when it could not be read). */
+  readonly inputs?: readonly TensorSpec[] | undefined;
+  /** The graph's outputs as the model declares them. */
+  readonly outputs?: readonly TensorSpec[] | undefined;
+}
+
+/** A graph input or output as the model declares it. */
+export interface TensorSpec {
+  readonly name: string;
+  /** Element type in the Open Inference Protocol's names (`FP32`, `INT64`, `BOOL`, …). */
+  readonly datatype: string;
+  /** Dimensions, the batch axis first where the model has one; -1 for any size. */
+  readonly shape: readonly number[];
 }
 
 /** What a reload of the model repository did to one model. */

@@ -76,12 +76,64 @@ async function createSession(
 }
 
 function tensorInfo(metadata: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[] {
-  return metadata.map((m) => ({ name: m.name, dims: m.isTensor ? [...m.shape] : [] }));
+  return metadata.map((m) => ({
+    name: m.name,
+    type: m.isTensor ? m.type : "not a tensor",
+    dims: m.isTensor ? [...m.shape] : [],
+  }));
+}
+
+/** A graph that loaded but that this server cannot feed: its signature goes with the reason. */
+class UnfeedableModel extends Error {
+  constructor(
+    message: string,
+    readonly inputs: TensorInfo[],
+    readonly outputs: TensorInfo[],
+  ) {
+    super(message);
+  }
 }
 
 function firstLine(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return stripVTControlCharacters(text.split("\n")[0] ?? text).slice(0, 300);
+}
+
+/**
+ * Throws, saying why, unless this server can feed the model: one float32 input (the item's
+ * vector) and a float32 output. A model with other inputs or types would load and then fail every
+ * item; refused here, it is unavailable with the reason in ListModels instead.
+ */
+function assertFeedable(
+  session: ort.InferenceSession,
+  inputName: string,
+  outputName: string,
+): void {
+  const others = session.inputNames.filter((name) => name !== inputName);
+  if (others.length > 0)
+    throw new Error(
+      `the graph has ${session.inputNames.length} inputs (${describe(session.inputMetadata)}); this server feeds one float32 input per model (several named inputs are not served yet)`,
+    );
+  for (const [kind, metadata, name] of [
+    ["input", session.inputMetadata, inputName],
+    ["output", session.outputMetadata, outputName],
+  ] as const) {
+    const m = metadata.find((v) => v.name === name);
+    const type = m === undefined ? "unknown" : m.isTensor ? m.type : "not a tensor";
+    if (type !== "float32")
+      throw new Error(
+        `${kind} ${JSON.stringify(name)} is ${type}; this server feeds and reads float32 tensors only (other types are not served yet)`,
+      );
+  }
+}
+
+/** `name type[dims]` of each value, for messages. */
+function describe(metadata: readonly ort.InferenceSession.ValueMetadata[]): string {
+  return metadata
+    .map((m) =>
+      m.isTensor ? `${m.name} ${m.type}[${m.shape.join(", ")}]` : `${m.name} (not a tensor)`,
+    )
+    .join(", ");
 }
 
 /** Builds a session for one version and checks it against its config; throws saying why not. */
@@ -112,6 +164,15 @@ async function loadVersion(
         `output ${JSON.stringify(outputName)} not in the graph (outputs: ${session.outputNames.join(", ")})`,
       );
     }
+    try {
+      assertFeedable(session, inputName, outputName);
+    } catch (error) {
+      throw new UnfeedableModel(
+        firstLine(error),
+        tensorInfo(session.inputMetadata),
+        tensorInfo(session.outputMetadata),
+      );
+    }
     const input = session.inputMetadata.find((m) => m.name === inputName);
     if (
       version.inputShape === undefined &&
@@ -133,6 +194,8 @@ async function loadAll(
   for (const model of init.models) {
     const errors: string[] = [];
     let report: ModelLoadReport | undefined;
+    /** The signature of a version that was read as a graph but could not be fed. */
+    let read: UnfeedableModel | undefined;
     for (const [index, version] of model.versions.entries()) {
       try {
         const result = await loadVersion(version, init);
@@ -150,10 +213,19 @@ async function loadAll(
         };
         break;
       } catch (error) {
+        if (error instanceof UnfeedableModel) read ??= error;
         errors.push(firstLine(error));
       }
     }
-    reports.push(report ?? { name: model.name, ok: false, errors, inputs: [], outputs: [] });
+    reports.push(
+      report ?? {
+        name: model.name,
+        ok: false,
+        errors,
+        inputs: read?.inputs ?? [],
+        outputs: read?.outputs ?? [],
+      },
+    );
   }
   return { loaded, reports };
 }

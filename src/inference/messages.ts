@@ -70,9 +70,10 @@ export interface RunReply {
   readonly inferenceMs: number;
 }
 
-/** A tensor's declared name and dims (strings are symbolic dims). */
+/** A tensor's declared name, element type (ONNX Runtime's name) and dims (strings are symbolic). */
 export interface TensorInfo {
   readonly name: string;
+  readonly type: string;
   readonly dims: readonly (number | string)[];
 }
 
@@ -88,6 +89,7 @@ export interface ModelLoadReport {
   readonly provider?: string | undefined;
   /** Set when a preferred provider failed and the session fell back to CPU: why. */
   readonly fallbackReason?: string | undefined;
+  /** The graph's inputs and outputs: of the version that loaded, or of one that could be read. */
   readonly inputs: readonly TensorInfo[];
   readonly outputs: readonly TensorInfo[];
 }

@@ -5,8 +5,14 @@
  * each model and what the catalog says of it ({@link settleReload}). A model whose new files do
  * not load keeps the version loaded before.
  */
-import type { EngineLogger, ModelCatalog, ModelInfo, ModelReloadOutcome } from "../engine/index.js";
-import type { ModelLoadReport, WorkerModel, WorkerModelVersion } from "./messages.js";
+import type {
+  EngineLogger,
+  ModelCatalog,
+  ModelInfo,
+  ModelReloadOutcome,
+  TensorSpec,
+} from "../engine/index.js";
+import type { ModelLoadReport, TensorInfo, WorkerModel, WorkerModelVersion } from "./messages.js";
 import { ModelFileError } from "./model-files.js";
 import type { RepositoryEntry } from "./model-repository.js";
 
@@ -124,7 +130,7 @@ export function settleReload(
         outcomes.push({ name, outcome: "unchanged" });
       } else {
         const reason = report?.errors.join("; ") ?? "not loaded";
-        catalog.set(name, unavailable(step.served.entry, reason));
+        catalog.set(name, unavailable(step.served.entry, reason, report));
         outcomes.push({ name, outcome: "failed", reason });
       }
       continue;
@@ -153,7 +159,7 @@ export function settleReload(
       );
     } else {
       const reason = newReason ?? report?.errors.join("; ") ?? "not loaded";
-      catalog.set(name, unavailable(entry, reason));
+      catalog.set(name, unavailable(entry, reason, report));
       outcomes.push({ name, outcome: "failed", reason });
       log.warn({ model: name, reason }, "model unavailable");
     }
@@ -192,10 +198,16 @@ function catalogEntry(served: Served, report: ModelLoadReport): ModelInfo {
     executionProvider: report.provider,
     description: entry.description,
     loadedAt: served.loadedAt,
+    inputs: report.inputs.map(specOf),
+    outputs: report.outputs.map(specOf),
   };
 }
 
-function unavailable(entry: RepositoryEntry, reason: string): ModelInfo {
+function unavailable(
+  entry: RepositoryEntry,
+  reason: string,
+  report: ModelLoadReport | undefined,
+): ModelInfo {
   return {
     name: entry.name,
     available: false,
@@ -205,5 +217,33 @@ function unavailable(entry: RepositoryEntry, reason: string): ModelInfo {
     outputKind: entry.outputKind,
     labels: entry.labels,
     description: entry.description,
+    inputs: report?.inputs.map(specOf) ?? [],
+    outputs: report?.outputs.map(specOf) ?? [],
+  };
+}
+
+/** ONNX Runtime's element types by their names in the Open Inference Protocol. */
+const DATATYPES: Readonly<Record<string, string>> = {
+  float32: "FP32",
+  float16: "FP16",
+  float64: "FP64",
+  int64: "INT64",
+  int32: "INT32",
+  int16: "INT16",
+  int8: "INT8",
+  uint8: "UINT8",
+  uint16: "UINT16",
+  uint32: "UINT32",
+  uint64: "UINT64",
+  bool: "BOOL",
+  string: "BYTES",
+};
+
+/** A graph value as ListModels shows it: OIP datatype, symbolic or unknown dims as -1. */
+function specOf(info: TensorInfo): TensorSpec {
+  return {
+    name: info.name,
+    datatype: DATATYPES[info.type] ?? info.type.toUpperCase(),
+    shape: info.dims.map((d) => (typeof d === "number" && d > 0 ? d : -1)),
   };
 }

@@ -88,8 +88,8 @@ function host(modelDir: string) {
         version: index >= 0 ? index : undefined,
         errors: texts.slice(0, index >= 0 ? index : undefined).map(() => "protobuf parsing failed"),
         provider: "cpu",
-        inputs: [{ name: "input", dims: ["batch", 4] }],
-        outputs: [{ name: "output", dims: ["batch", 1] }],
+        inputs: [{ name: "input", type: "float32", dims: ["batch", 4] }],
+        outputs: [{ name: "output", type: "float32", dims: ["batch", 1] }],
       };
     });
     const threads = new FakeThreads(loaded);

@@ -62,8 +62,8 @@ function loaded(
     version: index,
     errors: index === 0 ? [] : ["Failed to load model because protobuf parsing failed."],
     provider: "cpu",
-    inputs: [{ name: "input", dims }],
-    outputs: [{ name: "output", dims: ["batch", 3] }],
+    inputs: [{ name: "input", type: "float32", dims }],
+    outputs: [{ name: "output", type: "float32", dims: ["batch", 3] }],
   };
 }
 
