@@ -25,6 +25,8 @@ export interface ModelInfo {
   readonly loadedAt?: number | undefined;
   /** Why the model's files on disk did not load at the last reload, while this version serves. */
   readonly reloadError?: string | undefined;
+  /** The version serving, in a versioned (Triton) repository layout; undefined in the flat one. */
+  readonly version?: string | undefined;
   /** The graph's inputs as the model declares them (empty when it could not be read). */
   readonly inputs?: readonly TensorSpec[] | undefined;
   /** The graph's outputs as the model declares them. */

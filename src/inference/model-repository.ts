@@ -1,7 +1,9 @@
 /**
- * The model repository on disk: `<dir>/<name>/model.onnx` plus an optional `config.json`.
- * Reading it never throws for one bad model: that model is reported unavailable with the reason.
- * Reading it only lists and checks files; the model files themselves are read by the pool.
+ * The model repository on disk: `<dir>/<name>/model.onnx` plus an optional `config.json`, or the
+ * Triton layout, `<dir>/<name>/<version>/model.onnx` with `config.json` in `<dir>/<name>/`, where
+ * the highest numbered version serves. Reading it never throws for one bad model: that model is
+ * reported unavailable with the reason. Reading it only lists and checks files; the model files
+ * themselves are read by the pool.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
@@ -26,7 +28,10 @@ export interface ModelConfigFile {
 /** A model found in the repository. */
 export interface RepositoryEntry {
   readonly name: string;
+  /** Its model.onnx (in the version folder that serves, in the Triton layout). */
   readonly path: string;
+  /** The version folder that serves, in the Triton layout; undefined in the flat one. */
+  readonly version: string | undefined;
   readonly maxBatchSize: number | undefined;
   readonly inputName: string | undefined;
   readonly outputName: string | undefined;
@@ -54,7 +59,14 @@ const MAX_OTHER_FILES = 256;
 const NAME = /^[A-Za-z0-9._-]+$/;
 const OUTPUT_KINDS: readonly OutputKind[] = ["probabilities", "logits", "raw"];
 
-/** Lists the models under `dir`. Throws only when `dir` itself cannot be read. */
+/** A version folder's name in the Triton layout: a positive integer. */
+const VERSION = /^[1-9][0-9]{0,8}$/;
+
+/**
+ * Lists the models under `dir`: every folder (but hidden ones) is a model, and one that holds no
+ * model.onnx in either layout is listed unavailable, saying so. Throws only when `dir` itself
+ * cannot be read.
+ */
 export function readModelRepository(dir: string): RepositoryEntry[] {
   if (!existsSync(dir) || !statSync(dir).isDirectory())
     throw new Error(`model directory ${dir} does not exist`);
@@ -62,13 +74,28 @@ export function readModelRepository(dir: string): RepositoryEntry[] {
   for (const name of readdirSync(dir).sort()) {
     const folder = join(dir, name);
     // A folder removed while the listing runs is skipped, not an error.
-    if (!NAME.test(name) || statSync(folder, { throwIfNoEntry: false })?.isDirectory() !== true)
+    if (name.startsWith(".") || statSync(folder, { throwIfNoEntry: false })?.isDirectory() !== true)
       continue;
-    if (!existsSync(join(folder, "model.onnx"))) continue;
-    entries.push(readEntry(name, folder));
+    if (!NAME.test(name)) continue;
+    if (existsSync(join(folder, "model.onnx"))) {
+      entries.push(readEntry(name, folder, folder, undefined));
+      continue;
+    }
+    const latest = readdirSync(folder)
+      .filter((v) => VERSION.test(v) && existsSync(join(folder, v, "model.onnx")))
+      .sort((a, b) => Number(b) - Number(a))[0];
+    entries.push(
+      latest === undefined
+        ? readEntry(name, folder, folder, undefined, NO_MODEL)
+        : readEntry(name, folder, join(folder, latest), latest),
+    );
   }
   return entries;
 }
+
+/** Why a folder of the repository serves nothing. */
+const NO_MODEL =
+  "no model.onnx: neither <name>/model.onnx nor a version folder <name>/<number>/model.onnx (this server serves ONNX models)";
 
 function fingerprintOf(paths: readonly string[]): string {
   return paths
@@ -89,13 +116,24 @@ function otherFilesOf(folder: string): string[] | undefined {
   return files.length > MAX_OTHER_FILES ? undefined : files;
 }
 
-function readEntry(name: string, folder: string): RepositoryEntry {
-  const path = join(folder, "model.onnx");
+/**
+ * One model: its config.json in `folder`, its model.onnx and the files beside it (its external
+ * data) in `modelFolder`, which is `folder` itself or, in the Triton layout, the version folder.
+ */
+function readEntry(
+  name: string,
+  folder: string,
+  modelFolder: string,
+  version: string | undefined,
+  missing?: string,
+): RepositoryEntry {
+  const path = join(modelFolder, "model.onnx");
   const configPath = join(folder, "config.json");
-  const otherFiles = otherFilesOf(folder);
+  const otherFiles = missing === undefined ? otherFilesOf(modelFolder) : [];
   const base: RepositoryEntry = {
     name,
     path,
+    version,
     maxBatchSize: undefined,
     inputName: undefined,
     outputName: undefined,
@@ -104,15 +142,17 @@ function readEntry(name: string, folder: string): RepositoryEntry {
     labels: undefined,
     description: undefined,
     problem:
-      otherFiles === undefined
+      missing ??
+      (otherFiles === undefined
         ? `the folder holds more than ${MAX_OTHER_FILES} files besides model.onnx and config.json`
-        : undefined,
+        : undefined),
     otherFiles: otherFiles ?? [],
-    fingerprint: fingerprintOf([
+    // The version is part of it: a new version folder is a change even with equal files.
+    fingerprint: `${version ?? ""}:${fingerprintOf([
       path,
       configPath,
-      ...(otherFiles ?? []).map((f) => join(folder, f)),
-    ]),
+      ...(otherFiles ?? []).map((f) => join(modelFolder, f)),
+    ])}`,
   };
   if (base.problem !== undefined || !existsSync(configPath)) return base;
   try {

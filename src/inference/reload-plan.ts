@@ -198,6 +198,7 @@ function catalogEntry(served: Served, report: ModelLoadReport): ModelInfo {
     executionProvider: report.provider,
     description: entry.description,
     loadedAt: served.loadedAt,
+    version: entry.version,
     inputs: report.inputs.map(specOf),
     outputs: report.outputs.map(specOf),
   };
@@ -217,6 +218,7 @@ function unavailable(
     outputKind: entry.outputKind,
     labels: entry.labels,
     description: entry.description,
+    version: entry.version,
     inputs: report?.inputs.map(specOf) ?? [],
     outputs: report?.outputs.map(specOf) ?? [],
   };

@@ -292,6 +292,7 @@ function modelOf(m: ModelInfo): ModelInfoMessage {
     description: m.description ?? "",
     loadedAt: m.loadedAt === undefined ? undefined : timestampFromMs(m.loadedAt),
     reloadError: m.reloadError,
+    version: m.version ?? "",
     inputs: (m.inputs ?? []).map((t) => ({ ...t, shape: [...t.shape] })),
     outputs: (m.outputs ?? []).map((t) => ({ ...t, shape: [...t.shape] })),
   });

@@ -3,13 +3,16 @@
  * the server cannot feed yet (an int64 input, two named inputs, float16) are unavailable with a
  * reason naming the input and its type, instead of loading and then failing every item with
  * INTERNAL; a call to one answers UNAVAILABLE with that reason, and the models it can feed keep
- * serving.
+ * serving. A versioned (Triton-layout) repository serves its highest version.
  */
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server.js";
 import {
   createTestModelRepo,
   type TestModelRepo,
+  writeLogModel,
   writeUnfedModels,
 } from "../fixtures/model-repo.js";
 import { startTestServer } from "../fixtures/test-server.js";
@@ -89,5 +92,74 @@ describe("models the server cannot feed", () => {
     expect((signature("default").inputs as { datatype: string }[])[0]?.datatype).toBe("FP32");
     const served = await call("/infer", { data: [{ input: [1, 2, 3, 4] }] });
     expect(served.status).toBe(200);
+  });
+});
+
+describe("a versioned (Triton-layout) repository", () => {
+  it("serves the highest version of <name>/<version>/model.onnx with <name>/config.json, lists a folder without a model as unavailable, and serves a new version after a reload", async () => {
+    const versioned = createTestModelRepo({ dense: false });
+    const folder = join(versioned.dir, "triton");
+    mkdirSync(join(folder, "1"), { recursive: true });
+    writeFileSync(join(folder, "1", "model.onnx"), "version 1 is not ONNX: it must not serve");
+    writeLogModel(join(folder, "2"));
+    rmSync(join(folder, "2", "config.json"));
+    writeFileSync(
+      join(folder, "config.json"),
+      JSON.stringify({ input_shape: [-1], output_kind: "raw" }),
+    );
+    mkdirSync(join(versioned.dir, "empty", "1"), { recursive: true });
+    writeFileSync(join(versioned.dir, "empty", "1", "model.pt"), "not ONNX");
+    mkdirSync(join(versioned.dir, ".hidden"));
+    const own = await startTestServer(versioned.dir, { API_KEYS: KEY });
+    const at = async (path: string, body?: unknown) => {
+      const res = await fetch(`http://127.0.0.1:${own.apiPort}/api/batch-processor${path}`, {
+        method: body === undefined ? "GET" : "POST",
+        headers: { "x-api-key": KEY, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return (await res.json()) as Record<string, unknown>;
+    };
+    const model = async (name: string) =>
+      ((await at("/models")).models as Record<string, unknown>[]).find((m) => m.name === name);
+    try {
+      expect(await model("triton")).toMatchObject({ available: true, version: "2" });
+      expect(await model("empty")).toMatchObject({
+        available: false,
+        reason: expect.stringMatching(
+          /^no model\.onnx: neither <name>\/model\.onnx nor a version folder/,
+        ),
+      });
+      expect(await model(".hidden")).toBeUndefined();
+      expect(await model("default")).toMatchObject({ available: true, version: "" });
+      const infer = async () =>
+        (await at("/infer", {
+          data: [{ input: [1, Math.E, Math.E ** 2] }],
+          metadata: { model_id: "triton" },
+        })) as { results: { output: number[] }[] };
+      expect((await infer()).results[0]?.output.map((v) => Math.round(v * 1e4) / 1e4)).toEqual([
+        0, 1, 2,
+      ]);
+      // A new version that does not load leaves the one serving; one that does takes over.
+      mkdirSync(join(folder, "3"));
+      writeFileSync(join(folder, "3", "model.onnx"), "version 3 is broken");
+      await at("/models/reload", {});
+      expect(await model("triton")).toMatchObject({
+        available: true,
+        version: "2",
+        reload_error: expect.stringMatching(/could not load/),
+      });
+      writeLogModel(join(folder, "3"));
+      rmSync(join(folder, "3", "config.json"));
+      await at("/models/reload", {});
+      const now = await model("triton");
+      expect(now).toMatchObject({ available: true, version: "3" });
+      expect(now).not.toHaveProperty("reload_error");
+      expect((await infer()).results[0]?.output.map((v) => Math.round(v * 1e4) / 1e4)).toEqual([
+        0, 1, 2,
+      ]);
+    } finally {
+      await own.close();
+      versioned.cleanup();
+    }
   });
 });

@@ -26,6 +26,7 @@ function entry(
   return {
     name,
     path: `/models/${name}/model.onnx`,
+    version: undefined,
     maxBatchSize: undefined,
     inputName: undefined,
     outputName: undefined,
