@@ -28,7 +28,7 @@ import {
   createResourceMonitor,
   NodeFigures,
 } from "./metrics/index.js";
-import { createBatchProcessorService } from "./service/index.js";
+import { createBatchProcessorService, createInferenceService } from "./service/index.js";
 
 /** A running server. */
 export interface RunningServer {
@@ -140,6 +140,15 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     maxRequestsInFlight: config.maxRequestsInFlight,
     maxEventLoopDelayMs: config.maxEventLoopDelayMs,
   });
+  let state: "starting" | "serving" | "closing" = "starting";
+  /** Why the server is not ready now: what `/ready` and the v2 protocol's ServerReady say. */
+  const notReady = (): readonly string[] => {
+    if (state !== "serving")
+      return [state === "starting" ? "the server is starting" : "the server is shutting down"];
+    const missing = unavailableModels(models, config.requiredModels);
+    const cluster = processor.unavailable();
+    return cluster === undefined ? missing : [...missing, cluster];
+  };
   const binding: ServiceBinding = {
     impl: createBatchProcessorService({
       processor,
@@ -148,6 +157,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       resources,
       maxLineBytes: config.maxRequestBytes,
     }),
+    inference: createInferenceService({ processor, catalog: models, notReady, version: VERSION }),
     auth,
     guard,
     log: logger,
@@ -157,7 +167,6 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const missingModels = unavailableModels(models, config.requiredModels);
   if (missingModels.length > 0)
     logger.warn({ reasons: missingModels }, "not ready: a required model is unavailable");
-  let state: "starting" | "serving" | "closing" = "starting";
   const http = await startHttpServer(binding, {
     host: config.apiHost,
     port: config.apiPort,
@@ -170,13 +179,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       messagesPerSecond: config.wsMessagesPerSecond,
     },
     version: VERSION,
-    notReady: () => {
-      if (state !== "serving")
-        return [state === "starting" ? "the server is starting" : "the server is shutting down"];
-      const missing = unavailableModels(models, config.requiredModels);
-      const cluster = processor.unavailable();
-      return cluster === undefined ? missing : [...missing, cluster];
-    },
+    notReady,
     metrics:
       prometheus === undefined
         ? undefined

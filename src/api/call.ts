@@ -7,8 +7,10 @@
  */
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
+import { GRPCInferenceService } from "../../gen/inference/grpc_predict_v2_pb.js";
 import { CancelledError, type EngineLogger, type Principal } from "../engine/index.js";
 import type { BatchProcessorServiceImpl, CallContext } from "../service/batch-processor-service.js";
+import type { InferenceServiceImpl } from "../service/inference-service.js";
 import { codeName } from "../wire/index.js";
 import type { Authenticator, HeaderGetter } from "./auth.js";
 import { toConnectError } from "./error-mapping.js";
@@ -21,6 +23,8 @@ export type Protocol = "grpc" | "connect" | "grpc-web" | "rest" | "websocket";
 /** What every adapter needs to serve calls. */
 export interface ServiceBinding {
   readonly impl: BatchProcessorServiceImpl;
+  /** The Open Inference Protocol's service (native gRPC); absent where it is not served. */
+  readonly inference?: InferenceServiceImpl | undefined;
   readonly auth: Authenticator;
   readonly guard: OverloadGuard;
   readonly log: EngineLogger;
@@ -102,10 +106,14 @@ export class Call {
   }
 
   #impl(): ImplFn {
-    const fn = (this.#binding.impl as unknown as Record<string, ImplFn>)[this.#method.localName];
+    const target =
+      this.#method.parent.typeName === GRPCInferenceService.typeName
+        ? this.#binding.inference
+        : this.#binding.impl;
+    const fn = (target as unknown as Record<string, ImplFn> | undefined)?.[this.#method.localName];
     if (typeof fn !== "function")
       throw new Error(`service implementation has no method ${this.#method.localName}`);
-    return fn.bind(this.#binding.impl) as ImplFn;
+    return fn.bind(target) as ImplFn;
   }
 
   #who(): Principal {

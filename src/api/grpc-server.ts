@@ -11,6 +11,7 @@ import type { ServerHttp2Session } from "node:http2";
 import {
   type DescFile,
   type DescMethod,
+  type DescService,
   fromBinary,
   type Message,
   toBinary,
@@ -24,6 +25,10 @@ import {
   BatchProcessorService,
   file_batchprocessor_v1_batch_processor,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
+import {
+  file_inference_grpc_predict_v2,
+  GRPCInferenceService,
+} from "../../gen/inference/grpc_predict_v2_pb.js";
 import {
   type DecodedRequest,
   decodeBinaryRequestSafely,
@@ -66,11 +71,15 @@ export async function startGrpcServer(
     "grpc.enable_channelz": 0,
     interceptors: [admission(binding, calls)],
   });
-  server.addService(grpcServiceDefinition(), handlers(calls));
-  const serviceName = BatchProcessorService.typeName;
-  const health = new HealthImplementation({ "": "SERVING", [serviceName]: "SERVING" });
+  const services = servicesOf(binding);
+  for (const service of services)
+    server.addService(grpcServiceDefinition(service), handlers(calls, service));
+  const names = services.map((service) => service.typeName);
+  const health = new HealthImplementation(
+    Object.fromEntries(["", ...names].map((name) => [name, "SERVING"])),
+  );
   health.addToServer(server);
-  new ReflectionService(reflectionPackageDefinition()).addToServer(server);
+  new ReflectionService(reflectionPackageDefinition(services)).addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
       `${options.host}:${options.port}`,
@@ -88,8 +97,7 @@ export async function startGrpcServer(
     port,
     setServing(serving) {
       const status = serving ? "SERVING" : "NOT_SERVING";
-      health.setStatus("", status);
-      health.setStatus(serviceName, status);
+      for (const name of ["", ...names]) health.setStatus(name, status);
     },
     async close(timeoutMs) {
       await new Promise<void>((resolve) => {
@@ -135,13 +143,23 @@ function widenReceiveWindows(server: grpc.Server): boolean {
   return true;
 }
 
+/** The services this server answers on its gRPC port: its own, and the v2 protocol's if bound. */
+function servicesOf(binding: ServiceBinding): DescService[] {
+  return binding.inference === undefined
+    ? [BatchProcessorService]
+    : [BatchProcessorService, GRPCInferenceService];
+}
+
 /**
- * The grpc-js service definition, built from the generated descriptors. Servers get requests as
- * {@link DecodedRequest}s; clients (tests, benchmarks) use it as it is.
+ * The grpc-js service definition of `service` (this server's own by default), built from the
+ * generated descriptors. Servers get requests as {@link DecodedRequest}s; clients (tests,
+ * benchmarks) use it as it is.
  */
-export function grpcServiceDefinition(): grpc.ServiceDefinition {
+export function grpcServiceDefinition(
+  service: DescService = BatchProcessorService,
+): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
-  for (const method of BatchProcessorService.methods) {
+  for (const method of service.methods) {
     definition[method.localName] = {
       path: pathOf(method),
       requestStream: method.methodKind === "client_streaming",
@@ -164,7 +182,7 @@ function toBuffer(bytes: Uint8Array): Buffer {
 }
 
 function pathOf(method: DescMethod): string {
-  return `/${BatchProcessorService.typeName}/${method.name}`;
+  return `/${method.parent.typeName}/${method.name}`;
 }
 
 /**
@@ -172,7 +190,7 @@ function pathOf(method: DescMethod): string {
  * call's message is read only once it is let in. Health and reflection pass untouched.
  */
 function admission(binding: ServiceBinding, calls: WeakMap<grpc.Metadata, Call>) {
-  const methods = new Map(BatchProcessorService.methods.map((m) => [pathOf(m), m]));
+  const methods = new Map(servicesOf(binding).flatMap((s) => s.methods.map((m) => [pathOf(m), m])));
   return (
     descriptor: grpc.ServerMethodDefinition<unknown, unknown>,
     next: grpc.ServerInterceptingCallInterface,
@@ -224,9 +242,12 @@ function sizeOf(metadata: grpc.Metadata): number {
   return bytes;
 }
 
-function handlers(calls: WeakMap<grpc.Metadata, Call>): grpc.UntypedServiceImplementation {
+function handlers(
+  calls: WeakMap<grpc.Metadata, Call>,
+  service: DescService,
+): grpc.UntypedServiceImplementation {
   const out: grpc.UntypedServiceImplementation = {};
-  for (const method of BatchProcessorService.methods) {
+  for (const method of service.methods) {
     out[method.localName] =
       method.methodKind === "server_streaming"
         ? streamingHandler(calls)
@@ -377,7 +398,7 @@ function grpcStatus(error: ConnectError): grpc.StatusObject {
  * generated descriptors, which keep every file's imports (proto-loader's re-encoding drops them,
  * and reflection clients then cannot resolve the service).
  */
-function reflectionPackageDefinition() {
+function reflectionPackageDefinition(services: readonly DescService[]) {
   const files: DescFile[] = [];
   const visit = (file: DescFile) => {
     if (files.includes(file)) return;
@@ -385,10 +406,11 @@ function reflectionPackageDefinition() {
     files.push(file);
   };
   visit(file_batchprocessor_v1_batch_processor);
+  if (services.includes(GRPCInferenceService)) visit(file_inference_grpc_predict_v2);
   const fileDescriptorProtos = files.map((f) =>
     Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)),
   );
-  return {
-    [BatchProcessorService.typeName]: { fileDescriptorProtos },
-  } as unknown as ConstructorParameters<typeof ReflectionService>[0];
+  return Object.fromEntries(
+    services.map((service) => [service.typeName, { fileDescriptorProtos }]),
+  ) as unknown as ConstructorParameters<typeof ReflectionService>[0];
 }

@@ -131,6 +131,36 @@ export class ModelUnavailableError extends DomainError {
   }
 }
 
+/** A model exists, but not in the version asked for. */
+export class ModelVersionNotFoundError extends DomainError {
+  readonly code = "NOT_FOUND";
+  constructor(
+    readonly modelId: string,
+    readonly version: string,
+    readonly serving: string,
+    field: string,
+  ) {
+    super(
+      `${field}: model ${echo(modelId)} has no version ${echo(version)}; it serves version ${echo(serving)}`,
+    );
+    this.name = "ModelVersionNotFoundError";
+  }
+}
+
+/**
+ * A request that runs as one tensor failed because an item of it did: the item's code and
+ * message (a protocol without per-item outcomes answers the first failure for the whole call).
+ */
+export class ItemFailedError extends DomainError {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ItemFailedError";
+  }
+}
+
 /** Results were asked for before the batch reached a terminal state. */
 export class ResultsNotReadyError extends DomainError {
   readonly code = "FAILED_PRECONDITION";

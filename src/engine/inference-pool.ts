@@ -27,6 +27,10 @@ export interface ModelInfo {
   readonly reloadError?: string | undefined;
   /** The version serving, in a versioned (Triton) repository layout; undefined in the flat one. */
   readonly version?: string | undefined;
+  /** The graph input the server feeds (an item's numbers), when the model serves. */
+  readonly inputName?: string | undefined;
+  /** The graph output the server returns, when the model serves. */
+  readonly outputName?: string | undefined;
   /** The graph's inputs as the model declares them (empty when it could not be read). */
   readonly inputs?: readonly TensorSpec[] | undefined;
   /** The graph's outputs as the model declares them. */

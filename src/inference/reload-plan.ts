@@ -199,6 +199,8 @@ function catalogEntry(served: Served, report: ModelLoadReport): ModelInfo {
     description: entry.description,
     loadedAt: served.loadedAt,
     version: entry.version,
+    inputName: input?.name,
+    outputName: entry.outputName ?? report.outputs[0]?.name,
     inputs: report.inputs.map(specOf),
     outputs: report.outputs.map(specOf),
   };

@@ -9,4 +9,9 @@ export {
   statusOf,
   submitRequestOf,
 } from "./batch-processor-service.js";
+export {
+  createInferenceService,
+  type InferenceServiceDependencies,
+  type InferenceServiceImpl,
+} from "./inference-service.js";
 export { jobOf, jobResultOf } from "./job-messages.js";
