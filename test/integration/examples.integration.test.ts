@@ -116,6 +116,20 @@ describe("the examples", () => {
     ]);
   });
 
+  it("python_v2/client.py: the Open Inference Protocol with stubs generated from proto/inference", async () => {
+    const generated = await run("bash", [`${EXAMPLES}python_v2/generate.sh`]);
+    expect(generated.out).toContain("stubs in examples/python_v2/gen");
+    expect(generated.code).toBe(0);
+    const { code, out } = await run(PYTHON, [`${EXAMPLES}python_v2/client.py`]);
+    expect(out).toContain("server batch-processor");
+    expect(out).toContain("model default ready: True");
+    expect(out).toMatch(/input \S+ FP32 \[-1, -1\]/);
+    expect(out.match(/^item-\d \[/gm)).toHaveLength(3);
+    expect(out).toContain("raw bytes give the same outputs: True");
+    expect(out).toContain("unknown model: NOT_FOUND");
+    expect(code).toBe(0);
+  });
+
   it("typescript_client.ts (batch-processor/client)", async () => {
     const { code, out } = await run(process.execPath, [TS_BUNDLE]);
     expect(out).toContain("completed 3/3");
