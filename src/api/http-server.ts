@@ -11,6 +11,7 @@ import type { ServiceBinding } from "./call.js";
 import { createConnectHandler } from "./connect-adapter.js";
 import { Dashboard } from "./dashboard.js";
 import { toConnectError } from "./error-mapping.js";
+import { createOipRestHandler } from "./oip-rest.js";
 import { openApiDocument } from "./openapi.js";
 import { createRestHandler, sendError } from "./rest-handler.js";
 import { createWebSocketHandler, type WebSocketLimits } from "./websocket-adapter.js";
@@ -98,6 +99,7 @@ export async function startHttpServer(
   options: HttpServerOptions,
 ): Promise<StartedHttpServer> {
   const rest = createRestHandler(binding, { maxBodyBytes: options.maxBodyBytes });
+  const oip = createOipRestHandler(binding, { maxBodyBytes: options.maxBodyBytes });
   const connect = createConnectHandler(binding, { maxBodyBytes: options.maxBodyBytes });
   const websocket = createWebSocketHandler(binding, options.webSockets);
   const openapi = JSON.stringify(openApiDocument(BatchProcessorService, options.version));
@@ -153,6 +155,7 @@ export async function startHttpServer(
       await serveMetrics(req, res, options.metrics, binding);
       return;
     }
+    if (await oip(req, res)) return;
     if (await rest(req, res)) return;
     connect(req, res);
   }

@@ -286,3 +286,96 @@ describe("the Open Inference Protocol over gRPC", () => {
     expect(keyless).toMatchObject({ ok: false, code: grpc.status.UNAUTHENTICATED });
   });
 });
+
+describe("the Open Inference Protocol over REST", () => {
+  const v2 = async (path: string, body?: unknown, key: string | null = KEY) => {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (key !== null) headers["x-api-key"] = key;
+    const res = await fetch(`http://127.0.0.1:${server.apiPort}${path}`, {
+      method: body === undefined ? "GET" : "POST",
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  };
+
+  it("answers health and metadata at the protocol's paths", async () => {
+    expect(await v2("/v2/health/live")).toEqual({ status: 200, json: { live: true } });
+    expect(await v2("/v2/health/ready")).toEqual({ status: 200, json: { ready: true } });
+    expect((await v2("/v2")).json).toMatchObject({ name: "batch-processor", extensions: [] });
+    expect(await v2("/v2/models/default/ready")).toEqual({ status: 200, json: { ready: true } });
+    expect(await v2("/v2/models/default/versions/1/ready")).toEqual({
+      status: 200,
+      json: { ready: true },
+    });
+    expect((await v2("/v2/models/ids/ready")).status).toBe(503);
+    expect(await v2("/v2/models/log")).toEqual({
+      status: 200,
+      json: {
+        name: "log",
+        versions: ["1"],
+        platform: "onnxruntime_onnx",
+        inputs: [{ name: "input", datatype: "FP32", shape: [-1, -1] }],
+        outputs: [{ name: "log", datatype: "FP32", shape: [-1, -1] }],
+      },
+    });
+    expect(await v2("/v2/models/nope")).toEqual({
+      status: 404,
+      json: { error: expect.stringMatching(/^name: model "nope" not found/) },
+    });
+    expect((await v2("/v2/health/live", undefined, null)).status).toBe(401);
+  });
+
+  it("runs infer with JSON tensors, flat or nested, as gRPC's ModelInfer does", async () => {
+    const items = rows(2, 4);
+    const expected = await nativeOutputs("default", items);
+    for (const data of [items.flat(), items]) {
+      const { status, json } = await v2("/v2/models/default/infer", {
+        id: "rest-1",
+        parameters: { priority: "high", timeout_ms: 2000 },
+        inputs: [{ name: "input", shape: [2, 4], datatype: "FP32", data }],
+      });
+      expect(status).toBe(200);
+      expect(json).toMatchObject({ model_name: "default", model_version: "1", id: "rest-1" });
+      const [output] = json.outputs as { shape: number[]; data: number[]; datatype: string }[];
+      expect(output?.datatype).toBe("FP32");
+      expect(output?.shape).toEqual([2, expected[0]?.length]);
+      expect(output?.data.map((v) => Math.round(v * 1e5))).toEqual(
+        expected.flat().map((v) => Math.round(v * 1e5)),
+      );
+    }
+    const refusals: [unknown, number, RegExp][] = [
+      [{ inputs: "x" }, 400, /^inputs: expected an array/],
+      [
+        { inputs: [{ name: "input", shape: [1, 4], datatype: "FP32", data: [1, 2, "x", 4] }] },
+        400,
+        /^inputs\[0\]\.data\[2\]: expected a number/,
+      ],
+      [
+        { inputs: [{ name: "input", shape: [1, 4], datatype: "INT64", data: [1, 2, 3, 4] }] },
+        400,
+        /^inputs\[0\]\.datatype: expected FP32/,
+      ],
+      [
+        {
+          parameters: { priority: "urgent" },
+          inputs: [{ name: "input", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }],
+        },
+        400,
+        /^parameters\.priority: expected a string_param, one of critical, high, normal, low/,
+      ],
+    ];
+    for (const [body, status, message] of refusals) {
+      const answer = await v2("/v2/models/default/infer", body);
+      expect(answer.status, String(message)).toBe(status);
+      expect(String(answer.json.error)).toMatch(message);
+    }
+    const wrongVersion = await v2("/v2/models/default/versions/9/infer", {
+      inputs: [{ name: "input", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }],
+    });
+    expect(wrongVersion.status).toBe(404);
+    expect(String(wrongVersion.json.error)).toMatch(
+      /^model_version: model "default" has no version "9"/,
+    );
+  });
+});
