@@ -1,7 +1,8 @@
 /**
  * `npm run bench:cost`: what the server spends per 1-item Infer, against a bare grpc-js echo.
  * h2load (a C load generator, Debian's nghttp2-client) sends 1-item Infer requests on the
- * default model over gRPC, Connect and REST; the server's CPU over the measured window, minus
+ * default model over gRPC, Connect and REST, and 1-item ModelInfer requests of the Open Inference
+ * Protocol over gRPC (the same model, the same items); the server's CPU over the measured window, minus
  * the time its threads spent inside ONNX Runtime (its own counter), divided by the requests it
  * answered OK (its own counter), is its cost per request. The echo's is its CPU per request.
  * Usage: npm run bench:cost [-- --seconds 8 --repeat 3 --out FILE]
@@ -14,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { SubmitBatchRequestSchema } from "../gen/batchprocessor/v1/batch_processor_pb.js";
+import { ModelInferRequestSchema } from "../gen/inference/grpc_predict_v2_pb.js";
 import { freePort } from "./lib/free-port.js";
 import { grpcFrame, h2load } from "./lib/h2load.js";
 import { inferCost } from "./lib/infer-cost.js";
@@ -63,6 +65,20 @@ const message = toBinary(
   create(SubmitBatchRequestSchema, {
     data: [{ input: [0.1, 0.2, 0.3, 0.4] }],
     metadata: { model_id: "default" },
+  }),
+);
+const modelInfer = toBinary(
+  ModelInferRequestSchema,
+  create(ModelInferRequestSchema, {
+    modelName: "default",
+    inputs: [
+      {
+        name: "input",
+        datatype: "FP32",
+        shape: [1n, 4n],
+        contents: { fp32Contents: [0.1, 0.2, 0.3, 0.4] },
+      },
+    ],
   }),
 );
 const json = new TextEncoder().encode(
@@ -145,22 +161,32 @@ for (let round = 0; round < repeat; round++) {
       streams: 1,
       h1: true,
     },
+    {
+      name: "v2",
+      url: `http://127.0.0.1:${grpcPort}/inference.GRPCInferenceService/ModelInfer`,
+      body: grpcFrame(modelInfer),
+      headers: { "content-type": "application/grpc", te: "trailers", "x-api-key": KEY },
+      clients: 1,
+      streams,
+    },
   ] as const;
-  for (const target of targets) {
+  for (const { name, ...target } of targets) {
     const cost = await inferCost(
       { ...target, seconds, warmupSeconds },
       server.pid as number,
       `http://127.0.0.1:${apiPort}/metrics`,
+      name === "v2" ? "ModelInfer" : "Infer",
     );
     const { ok } = cost;
-    keep(`${target.name}Rps`, ok / seconds);
-    keep(`${target.name}Items`, cost.items / seconds);
-    keep(`${target.name}Us`, cost.usPerRequest);
-    keep(`${target.name}MainUs`, (cost.mainSeconds / ok) * 1e6);
-    keep(`${target.name}OrtUs`, (cost.ortSeconds / ok) * 1e6);
-    keep(`${target.name}/echo`, cost.usPerRequest / (runs.echoUs?.at(-1) as number));
+    keep(`${name}Rps`, ok / seconds);
+    keep(`${name}Items`, cost.items / seconds);
+    keep(`${name}Us`, cost.usPerRequest);
+    keep(`${name}MainUs`, (cost.mainSeconds / ok) * 1e6);
+    keep(`${name}OrtUs`, (cost.ortSeconds / ok) * 1e6);
+    keep(`${name}/echo`, cost.usPerRequest / (runs.echoUs?.at(-1) as number));
+    if (name === "v2") keep("v2/grpc", cost.usPerRequest / (runs.grpcUs?.at(-1) as number));
     keep(
-      `${target.name}GeneratorUs`,
+      `${name}GeneratorUs`,
       ((((cost.result.generatorCpu?.totalPercent ?? Number.NaN) / 100) * seconds) / ok) * 1e6,
     );
   }
@@ -169,6 +195,12 @@ for (let round = 0; round < repeat; round++) {
   rmSync(dataDir, { recursive: true, force: true });
 }
 
+const TARGET_NAMES: Record<string, string> = {
+  grpc: "gRPC",
+  connect: "Connect",
+  rest: "REST",
+  v2: "v2 ModelInfer (gRPC)",
+};
 const m = (name: string) => median(runs[name] ?? [Number.NaN]);
 const f = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
 const lines = [
@@ -179,10 +211,12 @@ const lines = [
   "| target | answers/s | items with an output/s | CPU µs per request (without ORT) | of which main thread | ORT µs per request | vs echo | target ≤ 1.5× | h2load µs per request |",
   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
   `| bare grpc-js echo | ${f(m("echoRps"))} | n/a | ${f(m("echoUs"))} | n/a | n/a | 1.00× | | ${f(m("echoGeneratorUs"))} |`,
-  ...["grpc", "connect", "rest"].map(
+  ...["grpc", "connect", "rest", "v2"].map(
     (t) =>
-      `| server, ${t === "grpc" ? "gRPC" : t === "connect" ? "Connect" : "REST"} | ${f(m(`${t}Rps`))} | ${f(m(`${t}Items`))} | ${f(m(`${t}Us`))} | ${f(m(`${t}MainUs`))} | ${f(m(`${t}OrtUs`))} | ${f(m(`${t}/echo`), 2)}× | ${m(`${t}/echo`) <= 1.5 ? "met" : "**not met**"} | ${f(m(`${t}GeneratorUs`))} |`,
+      `| server, ${TARGET_NAMES[t]} | ${f(m(`${t}Rps`))} | ${f(m(`${t}Items`))} | ${f(m(`${t}Us`))} | ${f(m(`${t}MainUs`))} | ${f(m(`${t}OrtUs`))} | ${f(m(`${t}/echo`), 2)}× | ${m(`${t}/echo`) <= 1.5 ? "met" : "**not met**"} | ${f(m(`${t}GeneratorUs`))} |`,
   ),
+  "",
+  `The Open Inference Protocol's ModelInfer costs ${f(m("v2/grpc"), 2)}× the native gRPC Infer's CPU per request (median of each round's ratio).`,
 ];
 const report = lines.join("\n");
 console.log(report);

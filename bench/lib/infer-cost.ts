@@ -1,5 +1,5 @@
 /**
- * What a server spends on 1-item Infer requests over one h2load window: its CPU (every thread and
+ * What a server spends on 1-item Infer (or v2 ModelInfer) requests over one h2load window: its CPU (every thread and
  * the main thread), its time inside ONNX Runtime, and the requests and items it answered, read
  * from its own Prometheus counters (h2load sees HTTP statuses, not gRPC's).
  */
@@ -29,6 +29,8 @@ export async function inferCost(
   spec: Omit<H2loadSpec, "watch" | "onWindow">,
   pid: number,
   metricsUrl: string,
+  /** The RPC counted as answered (its `method` label). */
+  method = "Infer",
 ): Promise<InferCost> {
   let before = "";
   let after = "";
@@ -43,7 +45,7 @@ export async function inferCost(
   });
   const delta = (name: string, labels: Record<string, string> = {}) =>
     seriesSum(after, name, labels) - seriesSum(before, name, labels);
-  const ok = delta("batch_processor_requests_total", { method: "Infer", code: "ok" });
+  const ok = delta("batch_processor_requests_total", { method, code: "ok" });
   const ortSeconds = delta("batch_processor_inference_seconds_sum");
   const cpu = result.watchedCpu[0];
   const cpuSeconds = ((cpu?.totalPercent ?? Number.NaN) / 100) * spec.seconds;
