@@ -36,7 +36,8 @@ export const CLIENT_COMMANDS: Readonly<Record<string, string>> = {
   results: "results ID... [-o OUT]: results as JSON Lines, in input order",
   list: "list [--status S] [--limit N]: your batches, newest first",
   cancel: "cancel ID...: cancel batches",
-  infer: "infer [ITEM...]: run items now (JSON items or arrays; stdin when none)",
+  infer:
+    "infer [ITEM...]: run items now (JSON items or arrays; stdin when none); exits 1 when an item failed",
   models: "models: the server's models",
   "reload-models":
     "reload-models: load new and changed model files (admin key); exit 1 when one failed",
@@ -155,8 +156,15 @@ export async function runClientCommand(command: string, argv: string[]): Promise
       case "infer": {
         const text = ids.length > 0 ? `[${ids.join(",")}]` : readFileSync(0, "utf8");
         const data = parseItems(text, ids.length > 0 ? "arguments" : "stdin");
-        print(BatchResultsSchema, await client.infer({ ...request, data }));
-        return 0;
+        const answer = await client.infer({ ...request, data });
+        print(BatchResultsSchema, answer);
+        // Every result is printed; a script still learns from the exit status that some failed.
+        const failed = answer.results.filter((r) => r.error !== undefined && r.error !== "");
+        if (failed.length === 0) return 0;
+        process.stderr.write(
+          `${failed.length} of ${answer.results.length} items failed; first: ${failed[0]?.error}\n`,
+        );
+        return 1;
       }
       case "models":
         for (const model of await client.models()) print(ModelInfoSchema, model);

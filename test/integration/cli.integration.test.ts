@@ -34,7 +34,7 @@ beforeAll(async () => {
     packages: "external",
     logLevel: "silent",
   });
-  repo = createTestModelRepo({ dense: true });
+  repo = createTestModelRepo({ dense: true, log: true });
   server = await startTestServer(repo.dir, { API_KEYS: KEY, INFERENCE_THREADS: "2" });
   dir = mkdtempSync(join(tmpdir(), "bp-cli-"));
 });
@@ -204,6 +204,12 @@ describe("the batch-processor CLI", () => {
     ]) {
       const infer = await cli(["infer", "[1,2,3]", '{"input":[4,5,6],"request_id":"x"}'], { url });
       expect(infer.code).toBe(0);
+      // An item that fails (the log of a negative number is not a number): every result is
+      // printed, and the exit status says that one failed.
+      const failing = await cli(["infer", "--model", "log", "[1]", "[-1]"], { url });
+      expect(failing.code).toBe(1);
+      expect(JSON.parse(failing.stdout).results).toHaveLength(2);
+      expect(failing.stderr).toMatch(/^1 of 2 items failed; first: \S+/);
       const answer = JSON.parse(infer.stdout) as {
         status: string;
         results: { request_id: string }[];
