@@ -175,25 +175,39 @@ export class SqliteJobStore implements JobStore {
           else c.failed++;
           counts.set(w.pk, c);
         }
-        for (const [pk, c] of counts) this.#addCounts.run(c.succeeded, c.failed, pk);
+        /** A batch as it stands now: as before this save, with this save's outcomes counted. */
+        const current = new Map<number, BatchRecord>();
+        for (const [pk, c] of counts) {
+          this.#addCounts.run(c.succeeded, c.failed, pk);
+          const record = before(pk) as BatchRecord;
+          current.set(pk, {
+            ...record,
+            succeeded: record.succeeded + c.succeeded,
+            failed: record.failed + c.failed,
+          });
+        }
         const written: BatchRecord[] = [];
         for (const b of batches) {
-          if (open(b.pk)) {
-            const now = toRecord(this.#byPk.get(b.pk) as BatchRow);
-            const next = nextBatchState(now, b, () =>
-              outcomeCode(this.#firstError.get(b.pk) as string | undefined),
-            );
-            this.#writeBatch.run({
-              pk: b.pk,
-              status: next.status,
-              error: next.error?.message ?? null,
-              errorCode: next.error?.code ?? null,
-              startedAt: next.startedAt,
-              completedAt: next.completedAt,
-            });
+          const now = current.get(b.pk) ?? before(b.pk);
+          if (now === undefined) continue;
+          if (isTerminal(now.status) || !open(b.pk)) {
+            written.push(now);
+            continue;
           }
-          const row = this.#byPk.get(b.pk) as BatchRow | undefined;
-          if (row !== undefined) written.push(toRecord(row));
+          const next = nextBatchState(now, b, () =>
+            outcomeCode(this.#firstError.get(b.pk) as string | undefined),
+          );
+          this.#writeBatch.run({
+            pk: b.pk,
+            status: next.status,
+            error: next.error?.message ?? null,
+            errorCode: next.error?.code ?? null,
+            startedAt: next.startedAt,
+            completedAt: next.completedAt,
+          });
+          const after = { ...now, ...next };
+          current.set(b.pk, after);
+          written.push(after);
         }
         return written;
       },
