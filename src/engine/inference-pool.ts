@@ -16,6 +16,11 @@ export interface ModelInfo {
   readonly itemShape: readonly number[];
   /** The model's own batch limit. */
   readonly maxBatchSize: number;
+  /**
+   * The model's own `max_wait_time_ms`, standing for it instead of the configured one; undefined
+   * where the model's config has none.
+   */
+  readonly maxWaitTimeMs?: number | undefined;
   readonly outputKind: OutputKind;
   readonly labels?: readonly string[] | undefined;
   /** The execution provider its sessions run on (`cuda`, `cpu`). */

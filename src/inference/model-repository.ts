@@ -7,12 +7,14 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
-import type { OutputKind } from "../engine/index.js";
+import { OPTION_BOUNDS, type OutputKind } from "../engine/index.js";
 
 /** `config.json` beside a model, as written on disk (snake_case, like Triton's config). */
 export interface ModelConfigFile {
   /** Most items per model batch. @defaultValue 1024 (or the graph's fixed batch dim) */
   max_batch_size?: number;
+  /** This model's longest wait for a fuller batch, ms. @defaultValue the configured one */
+  max_wait_time_ms?: number;
   /** Graph input to feed. @defaultValue the first input */
   input_name?: string;
   /** Graph output to return. @defaultValue the first output */
@@ -33,6 +35,7 @@ export interface RepositoryEntry {
   /** The version folder that serves, in the Triton layout; undefined in the flat one. */
   readonly version: string | undefined;
   readonly maxBatchSize: number | undefined;
+  readonly maxWaitTimeMs: number | undefined;
   readonly inputName: string | undefined;
   readonly outputName: string | undefined;
   readonly inputShape: readonly number[] | undefined;
@@ -57,6 +60,8 @@ export interface RepositoryEntry {
 const MAX_OTHER_FILES = 256;
 
 const NAME = /^[A-Za-z0-9._-]+$/;
+/** A model's `max_wait_time_ms` is bounded as the configured one is. */
+const MAX_WAIT_TIME_MS_LIMIT = OPTION_BOUNDS.maxWaitTimeMs[1];
 const OUTPUT_KINDS: readonly OutputKind[] = ["probabilities", "logits", "raw"];
 
 /** A version folder's name in the Triton layout: a positive integer. */
@@ -135,6 +140,7 @@ function readEntry(
     path,
     version,
     maxBatchSize: undefined,
+    maxWaitTimeMs: undefined,
     inputName: undefined,
     outputName: undefined,
     inputShape: undefined,
@@ -184,6 +190,18 @@ export function parseConfig(config: unknown): Partial<RepositoryEntry> {
       );
     }
     out.maxBatchSize = c.max_batch_size;
+  }
+  if (c.max_wait_time_ms !== undefined) {
+    if (
+      !Number.isInteger(c.max_wait_time_ms) ||
+      c.max_wait_time_ms < 0 ||
+      c.max_wait_time_ms > MAX_WAIT_TIME_MS_LIMIT
+    ) {
+      throw new RangeError(
+        `max_wait_time_ms must be an integer in 0..${MAX_WAIT_TIME_MS_LIMIT}, got ${JSON.stringify(c.max_wait_time_ms)}`,
+      );
+    }
+    out.maxWaitTimeMs = c.max_wait_time_ms;
   }
   for (const key of ["input_name", "output_name", "description"] as const) {
     if (c[key] !== undefined && typeof c[key] !== "string")

@@ -293,6 +293,7 @@ function modelOf(m: ModelInfo): ModelInfoMessage {
     loadedAt: m.loadedAt === undefined ? undefined : timestampFromMs(m.loadedAt),
     reloadError: m.reloadError,
     version: m.version ?? "",
+    maxWaitTimeMs: m.maxWaitTimeMs,
     inputs: (m.inputs ?? []).map((t) => ({ ...t, shape: [...t.shape] })),
     outputs: (m.outputs ?? []).map((t) => ({ ...t, shape: [...t.shape] })),
   });

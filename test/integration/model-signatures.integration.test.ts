@@ -24,6 +24,16 @@ let server: RunningServer;
 beforeAll(async () => {
   repo = createTestModelRepo({ dense: false });
   writeUnfedModels(repo.dir);
+  for (const [name, wait] of [
+    ["waits", 5],
+    ["badwait", -1],
+  ] as const) {
+    writeLogModel(join(repo.dir, name));
+    writeFileSync(
+      join(repo.dir, name, "config.json"),
+      JSON.stringify({ input_shape: [-1], output_kind: "raw", max_wait_time_ms: wait }),
+    );
+  }
   server = await startTestServer(repo.dir, { API_KEYS: KEY });
 });
 
@@ -88,6 +98,13 @@ describe("models the server cannot feed", () => {
       outputs: [{ name: "y", datatype: "FP32", shape: [-1, 4] }],
     });
     expect(signature("half").inputs).toEqual([{ name: "x", datatype: "FP16", shape: [-1, 4] }]);
+    // A model's own max_wait_time_ms, checked as the configured one is.
+    expect(byName.get("waits")).toMatchObject({ available: true, max_wait_time_ms: 5 });
+    expect(byName.get("badwait")).toMatchObject({
+      available: false,
+      reason: "config.json: max_wait_time_ms must be an integer in 0..60000, got -1",
+    });
+    expect(byName.get("default")).not.toHaveProperty("max_wait_time_ms");
     expect(byName.get("default")?.available).toBe(true);
     expect((signature("default").inputs as { datatype: string }[])[0]?.datatype).toBe("FP32");
     const served = await call("/infer", { data: [{ input: [1, 2, 3, 4] }] });

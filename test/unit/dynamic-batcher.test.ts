@@ -44,7 +44,11 @@ function makeItem(
   };
 }
 
-function setup(threads: number, batching: Parameters<typeof resolveBatchingOptions>[0]) {
+function setup(
+  threads: number,
+  batching: Parameters<typeof resolveBatchingOptions>[0],
+  modelMaxWaitTimeMs?: (model: string) => number | undefined,
+) {
   const pool = new FakePool(threads);
   let options: ResolvedBatchingOptions = resolveBatchingOptions(batching);
   const completed: { items: readonly Item[]; outcome: BatchOutcome }[] = [];
@@ -53,6 +57,7 @@ function setup(threads: number, batching: Parameters<typeof resolveBatchingOptio
     pool,
     options: () => options,
     modelMaxBatchSize: () => 1024,
+    modelMaxWaitTimeMs,
     onComplete: (items, outcome) => completed.push({ items, outcome }),
     onExpired: (items) => expired.push(...items),
   });
@@ -94,6 +99,32 @@ describe("DynamicBatcher", () => {
     await vi.advanceTimersByTimeAsync(1);
     expect(pool.received).toHaveLength(2);
     expect(pool.received[1]?.dims).toEqual([2, 3]);
+  });
+
+  it("holds a partial batch for the model's own max_wait_time_ms where its config sets one", async () => {
+    const own = new Map([["default", 10]]);
+    const { pool, batcher } = setup(1, { maxBatchSize: 4, maxWaitTimeMs: 50 }, (m) => own.get(m));
+    pool.hold();
+    batcher.enqueue([makeItem(), makeItem(), makeItem(), makeItem()]);
+    await vi.advanceTimersByTimeAsync(0);
+    batcher.enqueue([makeItem(), makeItem()]);
+    await vi.advanceTimersByTimeAsync(9);
+    expect(pool.received).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(pool.received).toHaveLength(2);
+    expect(pool.received[1]?.dims).toEqual([2, 3]);
+    // Without one, the configured wait stands.
+    own.delete("default");
+    pool.release();
+    await vi.advanceTimersByTimeAsync(0);
+    pool.hold();
+    batcher.enqueue([makeItem(), makeItem(), makeItem(), makeItem()]);
+    await vi.advanceTimersByTimeAsync(0);
+    batcher.enqueue([makeItem(), makeItem()]);
+    await vi.advanceTimersByTimeAsync(49);
+    expect(pool.received).toHaveLength(3);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(pool.received).toHaveLength(4);
   });
 
   it("gives a freed slot to an online item before a job's backlog, without waiting for others", async () => {

@@ -28,6 +28,7 @@ function entry(
     path: `/models/${name}/model.onnx`,
     version: undefined,
     maxBatchSize: undefined,
+    maxWaitTimeMs: undefined,
     inputName: undefined,
     outputName: undefined,
     inputShape: undefined,

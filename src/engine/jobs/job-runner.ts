@@ -77,6 +77,7 @@ export class JobRunner {
       pool: o.pool,
       options: o.batching,
       modelMaxBatchSize: (model) => o.models.get(model)?.maxBatchSize ?? 1,
+      modelMaxWaitTimeMs: (model) => o.models.get(model)?.maxWaitTimeMs,
       onDispatch: (items) => this.#onDispatch(items),
       onComplete: (items, outcome) => this.#onComplete(items, outcome),
       onExpired: (items) => this.#fail(items, ITEM_FAILURES.deadline),

@@ -45,6 +45,11 @@ export interface DynamicBatcherOptions<T extends BatchItem> {
   readonly options: () => ResolvedBatchingOptions;
   /** A model's own batch limit. */
   readonly modelMaxBatchSize: (model: string) => number;
+  /**
+   * A model's own `max_wait_time_ms`, which stands for that model instead of the configured one;
+   * undefined where it has none. @defaultValue none
+   */
+  readonly modelMaxWaitTimeMs?: ((model: string) => number | undefined) | undefined;
   /** Called once per dispatched model batch with its items, before it runs. */
   readonly onDispatch?: (items: readonly T[]) => void;
   /** Called once per model batch when it ends. */
@@ -256,9 +261,10 @@ export class DynamicBatcher<T extends BatchItem> {
     const threads = this.o.pool.threads;
     for (const q of this.#queues.values()) {
       const latency = this.latencyOf(q.model);
+      const ownWait = this.o.modelMaxWaitTimeMs?.(q.model);
       const ctx: PolicyContext = {
         now,
-        options,
+        options: ownWait === undefined ? options : { ...options, maxWaitTimeMs: ownWait },
         modelMaxBatchSize: this.o.modelMaxBatchSize(q.model),
         idleThreads: Math.max(0, threads - this.#inFlight),
         freeSlots: this.#capacity - this.#inFlight,
