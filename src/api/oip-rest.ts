@@ -4,14 +4,17 @@
  * .../ready` and `POST .../infer` with JSON tensors. Each is a call of the protocol's gRPC service
  * (`inference.GRPCInferenceService`), admitted, authenticated, logged and counted as every call
  * is, so the two faces answer alike; only the JSON is this protocol's (`data` for a tensor's
- * elements, flat or nested; errors as `{"error": "<message>"}`).
+ * elements, flat or nested; errors as `{"error": "<message>"}`). The binary tensor data extension
+ * is served both ways: a body whose `Inference-Header-Content-Length` header says how long its
+ * JSON is carries the elements of inputs with a `binary_data_size` parameter after it, and outputs
+ * asked for with `binary_data` (or `binary_data_output` on the request) come back the same way.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { create, type DescMethod, type JsonValue } from "@bufbuild/protobuf";
 import {
   GRPCInferenceService,
   type InferParameter,
-  type ModelInferRequest_InferInputTensor,
+  type ModelInferRequest,
   ModelInferRequest_InferInputTensorSchema,
   ModelInferRequestSchema,
   type ModelInferResponse,
@@ -75,18 +78,22 @@ export function createOipRestHandler(
     try {
       const verb = req.method === "HEAD" ? "GET" : req.method;
       if (verb !== route.verb) throw new MethodNotAllowedError(req.method ?? "", [route.verb]);
-      call.admit((name) => {
-        const value = req.headers[name];
-        return Array.isArray(value) ? value[0] : value;
-      });
-      const request =
-        route.method === METHODS.modelInfer
-          ? inferRequestOf(route, await readJson(req, options.maxBodyBytes))
-          : plainRequestOf(route);
-      const response = await call.unary(request, abort.signal);
-      const { status, body } = answerOf(route, response);
-      send(res, status, body);
-      call.ok(response);
+      call.admit((name) => headerOf(req, name));
+      if (route.method === METHODS.modelInfer) {
+        const { json, binary } = splitBody(
+          await readBody(req, options.maxBodyBytes, headerOf(req, "content-encoding")),
+          headerOf(req, HEADER_LENGTH),
+        );
+        const { request, binaryOutput } = inferRequestOf(route, json, binary);
+        const response = (await call.unary(request, abort.signal)) as ModelInferResponse;
+        sendInferAnswer(res, response, binaryOutput);
+        call.ok(response);
+      } else {
+        const response = await call.unary(plainRequestOf(route), abort.signal);
+        const { status, body } = answerOf(route, response);
+        send(res, status, body);
+        call.ok(response);
+      }
     } catch (error) {
       const failed = call.fail(error);
       if (!res.headersSent) {
@@ -133,7 +140,7 @@ function answerOf(route: Route, response: unknown): { status: number; body: Json
       const m = response as { name: string; version: string; extensions: string[] };
       return { status: 200, body: { name: m.name, version: m.version, extensions: m.extensions } };
     }
-    case METHODS.modelMetadata: {
+    default: {
       const m = response as ModelMetadataResponse;
       const tensors = (list: ModelMetadataResponse["inputs"]) =>
         list.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape.map(Number) }));
@@ -148,70 +155,135 @@ function answerOf(route: Route, response: unknown): { status: number; body: Json
         },
       };
     }
-    default: {
-      const m = response as ModelInferResponse;
-      return {
-        status: 200,
-        body: {
-          model_name: m.modelName,
-          model_version: m.modelVersion,
-          ...(m.id === "" ? {} : { id: m.id }),
-          outputs: m.outputs.map((t) => ({
-            name: t.name,
-            datatype: t.datatype,
-            shape: t.shape.map(Number),
-            data: Array.from(t.contents?.fp32Contents ?? []),
-          })),
-        },
-      };
-    }
   }
 }
 
 /**
- * A ModelInferRequest from the protocol's JSON: `inputs` (each `name`, `shape`, `datatype`,
- * `data` flat or nested), optional `id`, `parameters` and `outputs`. FP32 elements go to the
- * tensor's `fp32_contents`; the service checks the rest against the model, naming the fields.
+ * Writes a ModelInfer's answer: JSON with each output's `data`, or, when the request asked for
+ * binary outputs, the JSON (each output with its `binary_data_size`) followed by the outputs'
+ * little-endian elements, its length in `Inference-Header-Content-Length`.
  */
-function inferRequestOf(route: Route, body: JsonValue | undefined) {
+function sendInferAnswer(res: ServerResponse, m: ModelInferResponse, binary: boolean): void {
+  const values = m.outputs.map((t, i) => {
+    const raw = m.rawOutputContents[i];
+    if (raw === undefined) return Float32Array.from(t.contents?.fp32Contents ?? []);
+    const out = new Float32Array(raw.byteLength / 4);
+    new Uint8Array(out.buffer).set(raw);
+    return out;
+  });
+  const head = {
+    model_name: m.modelName,
+    model_version: m.modelVersion,
+    ...(m.id === "" ? {} : { id: m.id }),
+    outputs: m.outputs.map((t, i) => ({
+      name: t.name,
+      datatype: t.datatype,
+      shape: t.shape.map(Number),
+      ...(binary
+        ? { parameters: { binary_data_size: (values[i] as Float32Array).byteLength } }
+        : { data: Array.from(values[i] as Float32Array) }),
+    })),
+  };
+  if (!binary) {
+    send(res, 200, head);
+    return;
+  }
+  const json = Buffer.from(JSON.stringify(head));
+  const parts = [json, ...values.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength))];
+  const body = Buffer.concat(parts);
+  res.writeHead(200, {
+    "content-type": "application/octet-stream",
+    "content-length": body.byteLength,
+    [HEADER_LENGTH]: json.byteLength,
+  });
+  res.end(body);
+}
+
+/**
+ * A ModelInferRequest from the protocol's JSON: `inputs` (each `name`, `shape`, `datatype`, and
+ * `data` flat or nested, or a `binary_data_size` parameter for elements in `binary`), optional
+ * `id`, `parameters` and `outputs`. FP32 elements go to the tensor's `fp32_contents`, binary ones
+ * to `raw_input_contents`; the service checks the rest against the model, naming the fields.
+ * `binaryOutput`: whether the answer's outputs go back as binary data.
+ */
+function inferRequestOf(
+  route: Route,
+  body: JsonValue | undefined,
+  binary: Uint8Array,
+): { request: ModelInferRequest; binaryOutput: boolean } {
   const json = objectAt(body, "body");
-  const inputs = arrayAt(json.inputs, "inputs").map(
-    (value, i): ModelInferRequest_InferInputTensor => {
-      const field = `inputs[${i}]`;
-      const input = objectAt(value, field);
-      const shape = arrayAt(input.shape, `${field}.shape`).map((d, k) => {
-        if (typeof d !== "number" || !Number.isSafeInteger(d))
-          throw new InvalidInputError(`${field}.shape[${k}]`, "expected an integer");
-        return BigInt(d);
-      });
-      const datatype = stringAt(input.datatype, `${field}.datatype`);
-      const data = flatNumbers(input.data, `${field}.data`);
-      return create(ModelInferRequest_InferInputTensorSchema, {
-        name: typeof input.name === "string" ? input.name : "",
-        datatype,
-        shape,
-        contents: datatype === "FP32" ? { fp32Contents: data } : undefined,
-      });
-    },
-  );
+  const raw: Uint8Array[] = [];
+  let offset = 0;
+  const inputs = arrayAt(json.inputs, "inputs").map((value, i) => {
+    const field = `inputs[${i}]`;
+    const input = objectAt(value, field);
+    const shape = arrayAt(input.shape, `${field}.shape`).map((d, k) => {
+      if (typeof d !== "number" || !Number.isSafeInteger(d))
+        throw new InvalidInputError(`${field}.shape[${k}]`, "expected an integer");
+      return BigInt(d);
+    });
+    const datatype = stringAt(input.datatype, `${field}.datatype`);
+    const parameters =
+      input.parameters === undefined ? {} : objectAt(input.parameters, `${field}.parameters`);
+    const size = parameters.binary_data_size;
+    const name = typeof input.name === "string" ? input.name : "";
+    if (size !== undefined) {
+      if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0)
+        throw new InvalidInputError(`${field}.parameters.binary_data_size`, "expected an integer");
+      if (offset + size > binary.byteLength)
+        throw new InvalidInputError(
+          `${field}.parameters.binary_data_size`,
+          `${size} bytes from byte ${offset} of the binary data, which holds ${binary.byteLength}`,
+        );
+      raw.push(binary.subarray(offset, offset + size));
+      offset += size;
+      return create(ModelInferRequest_InferInputTensorSchema, { name, datatype, shape });
+    }
+    const data = flatNumbers(input.data, `${field}.data`);
+    return create(ModelInferRequest_InferInputTensorSchema, {
+      name,
+      datatype,
+      shape,
+      contents: datatype === "FP32" ? { fp32Contents: data } : undefined,
+    });
+  });
+  if (offset !== binary.byteLength)
+    throw new InvalidInputError(
+      "body",
+      `${binary.byteLength - offset} bytes of binary data belong to no input's binary_data_size`,
+    );
+  let binaryOutput = false;
   const outputs =
     json.outputs === undefined
       ? []
-      : arrayAt(json.outputs, "outputs").map((value, i) => ({
-          name: stringAt(objectAt(value, `outputs[${i}]`).name, `outputs[${i}].name`),
-        }));
+      : arrayAt(json.outputs, "outputs").map((value, i) => {
+          const output = objectAt(value, `outputs[${i}]`);
+          const parameters =
+            output.parameters === undefined
+              ? {}
+              : objectAt(output.parameters, `outputs[${i}].parameters`);
+          if (parameters.binary_data === true) binaryOutput = true;
+          return { name: stringAt(output.name, `outputs[${i}].name`) };
+        });
   const parameters: Record<string, InferParameter> = {};
   if (json.parameters !== undefined)
-    for (const [name, value] of Object.entries(objectAt(json.parameters, "parameters")))
+    for (const [name, value] of Object.entries(objectAt(json.parameters, "parameters"))) {
+      if (name === "binary_data_output") {
+        binaryOutput ||= value === true;
+        continue;
+      }
       parameters[name] = parameterOf(value, `parameters.${name}`);
-  return create(ModelInferRequestSchema, {
+    }
+  const request = create(ModelInferRequestSchema, {
     modelName: route.model,
     modelVersion: route.version,
     id: typeof json.id === "string" ? json.id : "",
     inputs,
     outputs,
     parameters,
+    rawInputContents: raw,
   });
+  return { request, binaryOutput };
 }
 
 function parameterOf(value: JsonValue, field: string): InferParameter {
@@ -257,11 +329,27 @@ function stringAt(value: JsonValue | undefined, field: string): string {
   return value;
 }
 
-async function readJson(req: IncomingMessage, limit: number): Promise<JsonValue | undefined> {
-  const encoding = req.headers["content-encoding"];
-  return parseJsonBody(
-    await readBody(req, limit, Array.isArray(encoding) ? encoding[0] : encoding),
-  );
+/** The header of the binary tensor data extension: how many bytes of the body are JSON. */
+const HEADER_LENGTH = "inference-header-content-length";
+
+/** A body's JSON, and the binary data after it when `headerLength` says where the JSON ends. */
+function splitBody(
+  body: Buffer,
+  headerLength: string | undefined,
+): { json: JsonValue | undefined; binary: Uint8Array } {
+  if (headerLength === undefined) return { json: parseJsonBody(body), binary: new Uint8Array() };
+  const length = Number(headerLength);
+  if (!Number.isSafeInteger(length) || length < 0 || length > body.byteLength)
+    throw new InvalidInputError(
+      "Inference-Header-Content-Length",
+      `expected the JSON's length in bytes, at most the body's ${body.byteLength}`,
+    );
+  return { json: parseJsonBody(body.subarray(0, length)), binary: body.subarray(length) };
+}
+
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
 }
 
 function send(res: ServerResponse, status: number, body: JsonValue): void {

@@ -344,8 +344,55 @@ describe("the Open Inference Protocol over REST", () => {
         expected.flat().map((v) => Math.round(v * 1e5)),
       );
     }
+    // The binary tensor data extension: elements after the JSON, outputs back the same way.
+    const head = Buffer.from(
+      JSON.stringify({
+        inputs: [
+          { name: "input", shape: [2, 4], datatype: "FP32", parameters: { binary_data_size: 32 } },
+        ],
+        parameters: { binary_data_output: true },
+      }),
+    );
+    const elements = new Float32Array(items.flat());
+    const res = await fetch(`http://127.0.0.1:${server.apiPort}/v2/models/default/infer`, {
+      method: "POST",
+      headers: {
+        "x-api-key": KEY,
+        "content-type": "application/octet-stream",
+        "inference-header-content-length": String(head.byteLength),
+      },
+      body: Buffer.concat([head, Buffer.from(elements.buffer)]),
+    });
+    expect(res.status).toBe(200);
+    const jsonLength = Number(res.headers.get("inference-header-content-length"));
+    const whole = Buffer.from(await res.arrayBuffer());
+    const answer = JSON.parse(whole.subarray(0, jsonLength).toString()) as {
+      outputs: { shape: number[]; parameters: { binary_data_size: number }; data?: unknown }[];
+    };
+    const size = answer.outputs[0]?.parameters.binary_data_size ?? 0;
+    expect(answer.outputs[0]?.data).toBeUndefined();
+    expect(size).toBe(2 * (expected[0]?.length ?? 0) * 4);
+    const binaryOut = new Float32Array(size / 4);
+    new Uint8Array(binaryOut.buffer).set(whole.subarray(jsonLength, jsonLength + size));
+    expect(Array.from(binaryOut).map((v) => Math.round(v * 1e5))).toEqual(
+      expected.flat().map((v) => Math.round(v * 1e5)),
+    );
     const refusals: [unknown, number, RegExp][] = [
       [{ inputs: "x" }, 400, /^inputs: expected an array/],
+      [
+        {
+          inputs: [
+            {
+              name: "input",
+              shape: [1, 4],
+              datatype: "FP32",
+              parameters: { binary_data_size: 16 },
+            },
+          ],
+        },
+        400,
+        /^inputs\[0\]\.parameters\.binary_data_size: 16 bytes from byte 0 of the binary data, which holds 0/,
+      ],
       [
         { inputs: [{ name: "input", shape: [1, 4], datatype: "FP32", data: [1, 2, "x", 4] }] },
         400,
