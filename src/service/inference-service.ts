@@ -122,29 +122,34 @@ export function createInferenceService({
       if (!model.available)
         throw new ModelUnavailableError(model.name, model.reason ?? "not loaded");
       const { items, itemShape, raw } = itemsOf(request, model);
-      const results = await processor.infer(
-        principal,
-        {
-          data: items.map((input) => ({ input, shape: itemShape })),
-          metadata: { model_id: model.name },
-          ...parametersOf(request),
-        },
-        signal,
-      );
+      const width = itemShape.reduce((a, b) => a * b, 1);
+      const results = await processor
+        .infer(
+          principal,
+          {
+            data: items.map((input) => ({ input, shape: itemShape })),
+            metadata: { model_id: model.name },
+            ...parametersOf(request),
+          },
+          signal,
+        )
+        .catch((error: unknown) => {
+          throw inProtocolNames(error, width);
+        });
       const failed = results.results.find((r) => r.error !== null)?.error;
       if (failed !== undefined && failed !== null) {
         if (failed.code === "INTERNAL") throw new Error(failed.message);
         throw new ItemFailedError(failed.code, `${failed.code}: ${failed.message}`);
       }
-      const width = results.results[0]?.output.length ?? 0;
-      const values = new Float32Array(results.results.length * width);
+      const outWidth = results.results[0]?.output.length ?? 0;
+      const values = new Float32Array(results.results.length * outWidth);
       results.results.forEach((r, k) => {
-        values.set(r.output, k * width);
+        values.set(r.output, k * outWidth);
       });
       const output = {
         name: model.outputName ?? "output",
         datatype: "FP32",
-        shape: [BigInt(results.results.length), BigInt(width)],
+        shape: [BigInt(results.results.length), BigInt(outWidth)],
       };
       return create(ModelInferResponseSchema, {
         modelName: model.name,
@@ -157,6 +162,29 @@ export function createInferenceService({
       });
     },
   };
+}
+
+/**
+ * An error of the native request a ModelInfer became, in the protocol's field names: item `k`'s
+ * numbers are the input tensor's row `k` (`width` elements each), its priority and deadline the
+ * request's parameters.
+ */
+function inProtocolNames(error: unknown, width: number): unknown {
+  if (!(error instanceof InvalidInputError)) return error;
+  const item = /^data\[(\d+)\]\.(input|shape)(?:\[(\d+)\])?$/.exec(error.field);
+  if (item !== null) {
+    const k = Number(item[1]);
+    if (item[2] === "input" && item[3] !== undefined)
+      return new InvalidInputError(
+        "inputs[0].contents",
+        `element ${k * width + Number(item[3])} (item ${k}): ${error.rule}`,
+      );
+    return new InvalidInputError("inputs[0].shape", `item ${k}: ${error.rule}`);
+  }
+  if (error.field === "priority") return new InvalidInputError("parameters.priority", error.rule);
+  if (error.field === "timeout_ms")
+    return new InvalidInputError("parameters.timeout_ms", error.rule);
+  return error;
 }
 
 /** The version a model answers to: its version folder's, or {@link FLAT_VERSION}. */

@@ -31,7 +31,7 @@ let server: RunningServer;
 let client: Record<string, (...args: unknown[]) => unknown> & grpc.Client;
 
 beforeAll(async () => {
-  repo = createTestModelRepo({ dense: false });
+  repo = createTestModelRepo({ dense: true });
   writeLogModel(`${repo.dir}/log`);
   writeUnfedModels(repo.dir);
   server = await startTestServer(repo.dir, { API_KEYS: KEY, MAX_WAIT_TIME_MS: "20" });
@@ -257,7 +257,20 @@ describe("the Open Inference Protocol over gRPC", () => {
       [
         input({ contents: { fp32Contents: [1, 2, Number.NaN, 4] } }),
         grpc.status.INVALID_ARGUMENT,
-        /finite/,
+        /^inputs\[0\]\.contents: element 2 \(item 0\): expected a finite number/,
+      ],
+      [
+        input({}, { modelName: "dense" }),
+        grpc.status.INVALID_ARGUMENT,
+        /^inputs\[0\]\.shape: item 0: /,
+      ],
+      [
+        input(
+          {},
+          { parameters: { timeout_ms: { parameterChoice: { case: "int64Param", value: 5n } } } },
+        ),
+        grpc.status.INVALID_ARGUMENT,
+        /^parameters\.timeout_ms: expected an integer in 100\.\.300000/,
       ],
       [
         input({}, { modelName: "nope" }),
