@@ -87,6 +87,7 @@ export async function startEngine(
     modelDir: config.modelDir,
     threads: config.inferenceThreads,
     executionProviders: config.executionProviders,
+    cudaDeviceId: config.cudaDeviceId,
     intraOpNumThreads: config.intraOpNumThreads,
     nice: config.inferenceNice,
     logger,

@@ -11,6 +11,7 @@ export const SETTING_BOUNDS = Object.freeze({
   threads: [1, 256],
   intraOpNumThreads: [1, 256],
   nice: [0, 19],
+  cudaDeviceId: [0, 63],
   modelPollSeconds: [0, 86_400],
   clusterNodeBatches: [1, 10_000],
   clusterLockMs: [1000, 600_000],

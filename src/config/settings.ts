@@ -66,8 +66,15 @@ export const SETTINGS = {
   executionProviders: setting({
     env: "EXECUTION_PROVIDERS",
     default: "cuda,cpu",
-    meaning: "providers in order; CPU is the fallback, logged once",
+    meaning:
+      "providers in order; CPU is the fallback, logged once and shown per model (a model's config.json may set its own)",
     parse: list,
+  }),
+  cudaDeviceId: setting({
+    env: "CUDA_DEVICE_ID",
+    default: "0",
+    meaning: `the GPU the CUDA provider runs on (${SETTING_BOUNDS.cudaDeviceId.join("..")})`,
+    parse: integer(SETTING_BOUNDS.cudaDeviceId),
   }),
   modelDir: setting({
     env: "MODEL_DIR",

@@ -25,6 +25,8 @@ export interface ModelInfo {
   readonly labels?: readonly string[] | undefined;
   /** The execution provider its sessions run on (`cuda`, `cpu`). */
   readonly executionProvider?: string | undefined;
+  /** Why the model runs on the CPU though a provider before it was asked for (it did not load). */
+  readonly providerFallback?: string | undefined;
   readonly description?: string | undefined;
   /** When the version serving now was loaded (ms since the epoch); absent when unavailable. */
   readonly loadedAt?: number | undefined;

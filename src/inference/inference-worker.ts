@@ -46,7 +46,8 @@ async function createSession(
           })),
         }),
   };
-  const preferred = init.executionProviders.filter((p) => p !== "cpu");
+  const providers = version.executionProviders ?? init.executionProviders;
+  const preferred = providers.filter((p) => p !== "cpu");
   if (preferred.length > 0) {
     // ORT prints a native error line for a provider it cannot load; that case is expected and
     // reported once by the main thread, so keep ORT quiet for this attempt only.
@@ -55,16 +56,20 @@ async function createSession(
     try {
       const session = await ort.InferenceSession.create(model, {
         ...base,
-        executionProviders: [...init.executionProviders],
+        executionProviders: providers.map((name) =>
+          name === "cuda" ? { name, deviceId: init.cudaDeviceId } : name,
+        ),
       });
       return { session, provider: preferred[0] as string };
     } catch (error) {
-      if (!init.executionProviders.includes("cpu")) throw error;
+      if (!providers.includes("cpu")) throw error;
       const session = await ort.InferenceSession.create(model, {
         ...base,
         executionProviders: ["cpu"],
       });
-      return { session, provider: "cpu", fallbackReason: firstLine(error) };
+      // Shown to every key in ListModels: no path under the server's working directory.
+      const fallbackReason = firstLine(error).split(`${process.cwd()}/`).join("");
+      return { session, provider: "cpu", fallbackReason };
     } finally {
       ort.env.logLevel = level ?? "warning";
     }

@@ -25,6 +25,8 @@ export interface WorkerModelVersion {
   /** Per-item input shape from `config.json`; read from the graph when absent. */
   readonly inputShape?: readonly number[] | undefined;
   readonly outputKind: OutputKind;
+  /** The model's own providers, in order, from `config.json`; the pool's when absent. */
+  readonly executionProviders?: readonly string[] | undefined;
 }
 
 /**
@@ -41,6 +43,8 @@ export interface WorkerInit {
   readonly models: readonly WorkerModel[];
   /** Execution providers in order of preference, e.g. `["cuda", "cpu"]`. */
   readonly executionProviders: readonly string[];
+  /** The GPU the CUDA provider runs on. */
+  readonly cudaDeviceId: number;
   readonly intraOpNumThreads: number;
   /** Nice value for the thread (and the ONNX Runtime threads it starts); 0 leaves it alone. */
   readonly nice: number;

@@ -15,6 +15,8 @@ export interface ModelConfigFile {
   max_batch_size?: number;
   /** This model's longest wait for a fuller batch, ms. @defaultValue the configured one */
   max_wait_time_ms?: number;
+  /** This model's ONNX Runtime providers, in order. @defaultValue EXECUTION_PROVIDERS */
+  execution_providers?: string[];
   /** Graph input to feed. @defaultValue the first input */
   input_name?: string;
   /** Graph output to return. @defaultValue the first output */
@@ -36,6 +38,8 @@ export interface RepositoryEntry {
   readonly version: string | undefined;
   readonly maxBatchSize: number | undefined;
   readonly maxWaitTimeMs: number | undefined;
+  /** The model's own providers, in order; the configured ones when undefined. */
+  readonly executionProviders: readonly string[] | undefined;
   readonly inputName: string | undefined;
   readonly outputName: string | undefined;
   readonly inputShape: readonly number[] | undefined;
@@ -141,6 +145,7 @@ function readEntry(
     version,
     maxBatchSize: undefined,
     maxWaitTimeMs: undefined,
+    executionProviders: undefined,
     inputName: undefined,
     outputName: undefined,
     inputShape: undefined,
@@ -202,6 +207,19 @@ export function parseConfig(config: unknown): Partial<RepositoryEntry> {
       );
     }
     out.maxWaitTimeMs = c.max_wait_time_ms;
+  }
+  if (c.execution_providers !== undefined) {
+    const providers = c.execution_providers;
+    if (
+      !Array.isArray(providers) ||
+      providers.length === 0 ||
+      providers.length > 8 ||
+      !providers.every((p) => typeof p === "string" && /^[a-z0-9_]{1,32}$/.test(p))
+    )
+      throw new TypeError(
+        'execution_providers must be a list of 1..8 provider names, e.g. ["cuda", "cpu"]',
+      );
+    out.executionProviders = providers;
   }
   for (const key of ["input_name", "output_name", "description"] as const) {
     if (c[key] !== undefined && typeof c[key] !== "string")

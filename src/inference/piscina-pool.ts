@@ -25,6 +25,8 @@ export interface InferencePoolOptions {
   readonly threads?: number;
   /** Providers in order of preference; CPU is the fallback. @defaultValue ["cuda", "cpu"] */
   readonly executionProviders?: readonly string[];
+  /** The GPU the CUDA provider runs on. @defaultValue 0 */
+  readonly cudaDeviceId?: number;
   /** ONNX Runtime intra-op threads per session. @defaultValue 1 */
   readonly intraOpNumThreads?: number;
   /**
@@ -55,6 +57,7 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
     threads: bounded("threads", options.threads ?? availableParallelism()),
     init: {
       executionProviders: options.executionProviders ?? ["cuda", "cpu"],
+      cudaDeviceId: options.cudaDeviceId ?? 0,
       intraOpNumThreads: bounded("intraOpNumThreads", options.intraOpNumThreads ?? 1),
       nice: bounded("nice", options.nice ?? 0),
     },

@@ -197,6 +197,7 @@ function catalogEntry(served: Served, report: ModelLoadReport): ModelInfo {
     outputKind: entry.outputKind,
     labels: entry.labels,
     executionProvider: report.provider,
+    providerFallback: report.fallbackReason,
     description: entry.description,
     loadedAt: served.loadedAt,
     version: entry.version,

@@ -294,6 +294,7 @@ function modelOf(m: ModelInfo): ModelInfoMessage {
     reloadError: m.reloadError,
     version: m.version ?? "",
     maxWaitTimeMs: m.maxWaitTimeMs,
+    providerFallback: m.providerFallback,
     inputs: (m.inputs ?? []).map((t) => ({ ...t, shape: [...t.shape] })),
     outputs: (m.outputs ?? []).map((t) => ({ ...t, shape: [...t.shape] })),
   });

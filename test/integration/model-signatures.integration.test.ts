@@ -24,14 +24,16 @@ let server: RunningServer;
 beforeAll(async () => {
   repo = createTestModelRepo({ dense: false });
   writeUnfedModels(repo.dir);
-  for (const [name, wait] of [
-    ["waits", 5],
-    ["badwait", -1],
+  for (const [name, extra] of [
+    ["waits", { max_wait_time_ms: 5 }],
+    ["badwait", { max_wait_time_ms: -1 }],
+    ["cpuonly", { execution_providers: ["cpu"] }],
+    ["badproviders", { execution_providers: [] }],
   ] as const) {
     writeLogModel(join(repo.dir, name));
     writeFileSync(
       join(repo.dir, name, "config.json"),
-      JSON.stringify({ input_shape: [-1], output_kind: "raw", max_wait_time_ms: wait }),
+      JSON.stringify({ input_shape: [-1], output_kind: "raw", ...extra }),
     );
   }
   server = await startTestServer(repo.dir, { API_KEYS: KEY });
@@ -105,6 +107,21 @@ describe("models the server cannot feed", () => {
       reason: "config.json: max_wait_time_ms must be an integer in 0..60000, got -1",
     });
     expect(byName.get("default")).not.toHaveProperty("max_wait_time_ms");
+    // Providers: a model may ask for its own; one that runs on the CPU though it asked for another
+    // first says why, whichever machine this runs on (CUDA where the runtime has it).
+    expect(byName.get("cpuonly")).toMatchObject({ available: true, execution_provider: "cpu" });
+    expect(byName.get("cpuonly")).not.toHaveProperty("provider_fallback");
+    expect(byName.get("badproviders")).toMatchObject({
+      available: false,
+      reason: expect.stringMatching(/^config\.json: execution_providers must be a list of 1\.\.8/),
+    });
+    const asked = byName.get("default") as Record<string, unknown>;
+    if (asked.execution_provider === "cuda") expect(asked).not.toHaveProperty("provider_fallback");
+    else {
+      expect(asked.execution_provider).toBe("cpu");
+      expect(asked.provider_fallback).toEqual(expect.any(String));
+      expect(String(asked.provider_fallback).length).toBeGreaterThan(0);
+    }
     expect(byName.get("default")?.available).toBe(true);
     expect((signature("default").inputs as { datatype: string }[])[0]?.datatype).toBe("FP32");
     const served = await call("/infer", { data: [{ input: [1, 2, 3, 4] }] });

@@ -100,7 +100,7 @@ function host(modelDir: string) {
   const h = new ModelHost({
     modelDir,
     threads: 2,
-    init: { executionProviders: ["cpu"], intraOpNumThreads: 1, nice: 0 },
+    init: { executionProviders: ["cpu"], cudaDeviceId: 0, intraOpNumThreads: 1, nice: 0 },
     log: { debug() {}, info() {}, warn() {}, error() {} },
     start,
   });

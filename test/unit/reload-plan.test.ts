@@ -29,6 +29,7 @@ function entry(
     version: undefined,
     maxBatchSize: undefined,
     maxWaitTimeMs: undefined,
+    executionProviders: undefined,
     inputName: undefined,
     outputName: undefined,
     inputShape: undefined,
