@@ -19,8 +19,12 @@ export class LiveJobs {
     this.#jobs.set(key(job), job);
   }
 
+  /**
+   * Lets `job` go; a newer job of the same batch (taken again after this one was let go) stays.
+   */
   delete(job: Job): void {
-    this.#jobs.delete(key(job));
+    const k = key(job);
+    if (this.#jobs.get(k) === job) this.#jobs.delete(k);
   }
 
   /** The live job of `record`, if it is live. */
