@@ -53,10 +53,19 @@ function routeOf(path: string): Route | undefined {
   const match = MODEL.exec(path);
   if (match === null) return undefined;
   const [, model = "", version, tail] = match;
-  const named = { model: decodeURIComponent(model), version: decodeURIComponent(version ?? "") };
+  const named = { model: decoded(model), version: decoded(version ?? "") };
   if (tail === "/infer") return { method: METHODS.modelInfer, verb: "POST", ...named };
   if (tail === "/ready") return { method: METHODS.modelReady, verb: "GET", ...named };
   return { method: METHODS.modelMetadata, verb: "GET", ...named };
+}
+
+/** A path segment decoded; one that is not valid percent-encoding stays as it came. */
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 /** Builds the handler; bodies are limited to `maxBodyBytes` as every REST body is. */
@@ -272,7 +281,7 @@ function inferRequestOf(
         binaryOutput ||= value === true;
         continue;
       }
-      parameters[name] = parameterOf(value, `parameters.${name}`);
+      parameters[name] = parameterOf(value, `parameters.${name.slice(0, 64)}`);
     }
   const request = create(ModelInferRequestSchema, {
     modelName: route.model,
@@ -300,16 +309,34 @@ function parameterOf(value: JsonValue, field: string): InferParameter {
   return { parameterChoice: choice } as InferParameter;
 }
 
-/** A tensor's elements, row-major, from a flat or nested JSON array of numbers. */
+/** Deepest nesting of a tensor's `data` (a dimension each level). */
+const MAX_DATA_DEPTH = 32;
+
+/**
+ * A tensor's elements, row-major, from a flat or nested JSON array of numbers. The element a
+ * refusal names is spelled out only then (a tensor may hold millions of elements).
+ */
 function flatNumbers(value: JsonValue | undefined, field: string): number[] {
   const out: number[] = [];
-  const walk = (v: JsonValue, path: string) => {
-    if (Array.isArray(v)) {
-      for (const [k, x] of v.entries()) walk(x, `${path}[${k}]`);
-    } else if (typeof v === "number") out.push(v);
-    else throw new InvalidInputError(path, "expected a number");
+  const at: number[] = [];
+  const walk = (list: JsonValue[]) => {
+    if (at.length >= MAX_DATA_DEPTH)
+      throw new InvalidInputError(field, `nests deeper than ${MAX_DATA_DEPTH} levels`);
+    for (let k = 0; k < list.length; k++) {
+      const v = list[k] as JsonValue;
+      if (typeof v === "number") out.push(v);
+      else if (Array.isArray(v)) {
+        at.push(k);
+        walk(v);
+        at.pop();
+      } else
+        throw new InvalidInputError(
+          `${field}${[...at, k].map((i) => `[${i}]`).join("")}`,
+          "expected a number",
+        );
+    }
   };
-  walk(arrayAt(value, field), field);
+  walk(arrayAt(value, field));
   return out;
 }
 

@@ -418,6 +418,31 @@ describe("the Open Inference Protocol over REST", () => {
       ],
       [
         {
+          inputs: [
+            {
+              name: "input",
+              shape: [2, 2],
+              datatype: "FP32",
+              data: [
+                [1, 2],
+                [3, "x"],
+              ],
+            },
+          ],
+        },
+        400,
+        /^inputs\[0\]\.data\[1\]\[1\]: expected a number/,
+      ],
+      [
+        {
+          parameters: { [`p${"x".repeat(5000)}`]: [1] },
+          inputs: [{ name: "input", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }],
+        },
+        400,
+        /^parameters\.px{63}: expected a string, a boolean or an integer$/,
+      ],
+      [
+        {
           parameters: { priority: "urgent" },
           inputs: [{ name: "input", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }],
         },
