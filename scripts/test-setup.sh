@@ -5,6 +5,8 @@
 #   (started here when none answers; it keeps nothing on disk), and the tests that stop Redis
 #   start their own on a free port, so the binary is needed even when one answers;
 # - `script` (bsdutils), which gives the CLI's progress bar a terminal;
+# - `ip` (iproute2), with which the network partition test puts a node in a namespace of its own
+#   (it needs root or passwordless sudo, as CI has);
 # - Chromium for the dashboard's browser test (CHROMIUM_PATH, default /usr/bin/chromium);
 # - what the examples run with: curl, jq, Python's requests, aiohttp, grpcio and protobuf for
 #   /usr/bin/python3, and protoc with the gRPC Python plugin.
@@ -14,6 +16,7 @@ set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
