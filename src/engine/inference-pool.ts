@@ -21,6 +21,8 @@ export interface ModelInfo {
    * where the model's config has none.
    */
   readonly maxWaitTimeMs?: number | undefined;
+  /** Batch sizes the model runs best at, ascending (its config's); undefined where it has none. */
+  readonly preferredBatchSizes?: readonly number[] | undefined;
   readonly outputKind: OutputKind;
   readonly labels?: readonly string[] | undefined;
   /** The execution provider its sessions run on (`cuda`, `cpu`). */

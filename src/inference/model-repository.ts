@@ -17,6 +17,8 @@ export interface ModelConfigFile {
   max_wait_time_ms?: number;
   /** This model's ONNX Runtime providers, in order. @defaultValue EXECUTION_PROVIDERS */
   execution_providers?: string[];
+  /** Batch sizes the model runs best at: the largest one the waiting items fill runs at once. */
+  preferred_batch_sizes?: number[];
   /** Graph input to feed. @defaultValue the first input */
   input_name?: string;
   /** Graph output to return. @defaultValue the first output */
@@ -38,6 +40,8 @@ export interface RepositoryEntry {
   readonly version: string | undefined;
   readonly maxBatchSize: number | undefined;
   readonly maxWaitTimeMs: number | undefined;
+  /** Batch sizes the model runs best at, ascending, without repeats. */
+  readonly preferredBatchSizes: readonly number[] | undefined;
   /** The model's own providers, in order; the configured ones when undefined. */
   readonly executionProviders: readonly string[] | undefined;
   readonly inputName: string | undefined;
@@ -145,6 +149,7 @@ function readEntry(
     version,
     maxBatchSize: undefined,
     maxWaitTimeMs: undefined,
+    preferredBatchSizes: undefined,
     executionProviders: undefined,
     inputName: undefined,
     outputName: undefined,
@@ -207,6 +212,19 @@ export function parseConfig(config: unknown): Partial<RepositoryEntry> {
       );
     }
     out.maxWaitTimeMs = c.max_wait_time_ms;
+  }
+  if (c.preferred_batch_sizes !== undefined) {
+    const sizes = c.preferred_batch_sizes;
+    if (
+      !Array.isArray(sizes) ||
+      sizes.length === 0 ||
+      sizes.length > 16 ||
+      !sizes.every((n) => Number.isInteger(n) && n >= 1 && n <= 65536)
+    )
+      throw new RangeError(
+        "preferred_batch_sizes must be a list of 1..16 integers in 1..65536, e.g. [4, 8]",
+      );
+    out.preferredBatchSizes = [...new Set(sizes)].sort((a, b) => a - b);
   }
   if (c.execution_providers !== undefined) {
     const providers = c.execution_providers;

@@ -295,6 +295,7 @@ function modelOf(m: ModelInfo): ModelInfoMessage {
     version: m.version ?? "",
     maxWaitTimeMs: m.maxWaitTimeMs,
     providerFallback: m.providerFallback,
+    preferredBatchSizes: [...(m.preferredBatchSizes ?? [])],
     inputs: (m.inputs ?? []).map((t) => ({ ...t, shape: [...t.shape] })),
     outputs: (m.outputs ?? []).map((t) => ({ ...t, shape: [...t.shape] })),
   });

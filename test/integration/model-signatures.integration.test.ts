@@ -28,6 +28,8 @@ beforeAll(async () => {
     ["waits", { max_wait_time_ms: 5 }],
     ["badwait", { max_wait_time_ms: -1 }],
     ["cpuonly", { execution_providers: ["cpu"] }],
+    ["preferring", { preferred_batch_sizes: [8, 4, 8] }],
+    ["badpreferred", { preferred_batch_sizes: [0] }],
     ["badproviders", { execution_providers: [] }],
   ] as const) {
     writeLogModel(join(repo.dir, name));
@@ -107,6 +109,11 @@ describe("models the server cannot feed", () => {
       reason: "config.json: max_wait_time_ms must be an integer in 0..60000, got -1",
     });
     expect(byName.get("default")).not.toHaveProperty("max_wait_time_ms");
+    expect(byName.get("preferring")).toMatchObject({ preferred_batch_sizes: [4, 8] });
+    expect(byName.get("badpreferred")).toMatchObject({
+      available: false,
+      reason: expect.stringMatching(/^config\.json: preferred_batch_sizes must be a list/),
+    });
     // Providers: a model may ask for its own; one that runs on the CPU though it asked for another
     // first says why, whichever machine this runs on (CUDA where the runtime has it).
     expect(byName.get("cpuonly")).toMatchObject({ available: true, execution_provider: "cpu" });

@@ -48,6 +48,21 @@ describe("decideBatch", () => {
     expect(d).toEqual({ kind: "dispatch", size: 29, reason: "full" });
   });
 
+  it("runs the largest preferred size the waiting items fill, at once, where the model has them", () => {
+    const preferred = { preferredBatchSizes: [4, 8, 64] };
+    expect(decideBatch(queue({ pending: 10 }), ctx(preferred))).toEqual({
+      kind: "dispatch",
+      size: 8,
+      reason: "preferred",
+    });
+    // Never past the batch limit (32 here): 64 is out of reach.
+    expect(decideBatch(queue({ pending: 100 }), ctx(preferred))).toMatchObject({ size: 8 });
+    // Fewer items than the smallest: the usual rules decide (a young partial batch waits).
+    expect(decideBatch(queue({ pending: 3 }), ctx(preferred))).not.toMatchObject({
+      reason: "preferred",
+    });
+  });
+
   it("runs the largest batch for a backlog with no deadline near (a job's items)", () => {
     // The same queue as above, but its earliest deadline is the end of a job's window.
     const d = decideBatch(

@@ -48,6 +48,7 @@ function setup(
   threads: number,
   batching: Parameters<typeof resolveBatchingOptions>[0],
   modelMaxWaitTimeMs?: (model: string) => number | undefined,
+  modelPreferredBatchSizes?: (model: string) => readonly number[] | undefined,
 ) {
   const pool = new FakePool(threads);
   let options: ResolvedBatchingOptions = resolveBatchingOptions(batching);
@@ -58,6 +59,7 @@ function setup(
     options: () => options,
     modelMaxBatchSize: () => 1024,
     modelMaxWaitTimeMs,
+    modelPreferredBatchSizes,
     onComplete: (items, outcome) => completed.push({ items, outcome }),
     onExpired: (items) => expired.push(...items),
   });
@@ -99,6 +101,17 @@ describe("DynamicBatcher", () => {
     await vi.advanceTimersByTimeAsync(1);
     expect(pool.received).toHaveLength(2);
     expect(pool.received[1]?.dims).toEqual([2, 3]);
+  });
+
+  it("forms batches of the model's preferred sizes where its config sets them", async () => {
+    const { pool, batcher } = setup(1, { maxBatchSize: 16, maxWaitTimeMs: 50 }, undefined, () => [
+      2, 4,
+    ]);
+    pool.hold();
+    batcher.enqueue(Array.from({ length: 7 }, () => makeItem()));
+    await vi.advanceTimersByTimeAsync(0);
+    // Both of the thread's slots: the largest preferred size the items fill, then the next.
+    expect(pool.received.map((b) => b.dims[0])).toEqual([4, 2]);
   });
 
   it("holds a partial batch for the model's own max_wait_time_ms where its config sets one", async () => {

@@ -29,6 +29,7 @@ function entry(
     version: undefined,
     maxBatchSize: undefined,
     maxWaitTimeMs: undefined,
+    preferredBatchSizes: undefined,
     executionProviders: undefined,
     inputName: undefined,
     outputName: undefined,

@@ -78,6 +78,7 @@ export class JobRunner {
       options: o.batching,
       modelMaxBatchSize: (model) => o.models.get(model)?.maxBatchSize ?? 1,
       modelMaxWaitTimeMs: (model) => o.models.get(model)?.maxWaitTimeMs,
+      modelPreferredBatchSizes: (model) => o.models.get(model)?.preferredBatchSizes,
       onDispatch: (items) => this.#onDispatch(items),
       onComplete: (items, outcome) => this.#onComplete(items, outcome),
       onExpired: (items) => this.#fail(items, ITEM_FAILURES.deadline),

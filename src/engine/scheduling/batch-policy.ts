@@ -29,6 +29,11 @@ export interface PolicyContext {
   readonly options: ResolvedBatchingOptions;
   /** The model's own batch limit. */
   readonly modelMaxBatchSize: number;
+  /**
+   * Batch sizes the model runs best at (its config's `preferred_batch_sizes`, ascending): once
+   * enough items wait, the largest of them that they fill runs at once. @defaultValue none
+   */
+  readonly preferredBatchSizes?: readonly number[] | undefined;
   /** Threads with nothing to run. */
   readonly idleThreads: number;
   /** Model batches that may still be dispatched now (pipeline slots: threads x depth - in flight). */
@@ -51,6 +56,7 @@ export interface PolicyContext {
 export type DispatchReason =
   | "full"
   | "explore"
+  | "preferred"
   | "max_wait"
   | "deadline"
   | "idle"
@@ -135,6 +141,10 @@ export function decideBatch(queue: QueueState, ctx: PolicyContext): BatchDecisio
   const cap = Math.max(1, Math.min(ctx.options.maxBatchSize, ctx.modelMaxBatchSize));
   if (!ctx.options.enableDynamicBatching)
     return { kind: "dispatch", size: cap, reason: "no_batching" };
+  // A model that says which sizes it runs best at (a GPU engine built for them) gets the largest
+  // of them that the waiting items fill, at once, as Triton's dynamic batcher does.
+  const preferred = largestAtMost(ctx.preferredBatchSizes, Math.min(queue.pending, cap));
+  if (preferred !== undefined) return { kind: "dispatch", size: preferred, reason: "preferred" };
 
   const slack = queue.earliestDeadline - ctx.now;
   // A full batch of the largest allowed size waits and that size has not been measured yet: run
@@ -345,4 +355,11 @@ export function positionInSchedule(s: ScheduleSnapshot): number {
       position += s.counts[q];
   }
   return position;
+}
+
+/** The largest of `sizes` (ascending) that is at most `limit`; undefined when none is. */
+function largestAtMost(sizes: readonly number[] | undefined, limit: number): number | undefined {
+  if (sizes === undefined) return undefined;
+  for (let i = sizes.length - 1; i >= 0; i--) if ((sizes[i] as number) <= limit) return sizes[i];
+  return undefined;
 }

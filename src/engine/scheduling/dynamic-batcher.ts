@@ -50,6 +50,10 @@ export interface DynamicBatcherOptions<T extends BatchItem> {
    * undefined where it has none. @defaultValue none
    */
   readonly modelMaxWaitTimeMs?: ((model: string) => number | undefined) | undefined;
+  /** A model's preferred batch sizes, ascending; undefined where it has none. @defaultValue none */
+  readonly modelPreferredBatchSizes?:
+    | ((model: string) => readonly number[] | undefined)
+    | undefined;
   /** Called once per dispatched model batch with its items, before it runs. */
   readonly onDispatch?: (items: readonly T[]) => void;
   /** Called once per model batch when it ends. */
@@ -266,6 +270,7 @@ export class DynamicBatcher<T extends BatchItem> {
         now,
         options: ownWait === undefined ? options : { ...options, maxWaitTimeMs: ownWait },
         modelMaxBatchSize: this.o.modelMaxBatchSize(q.model),
+        preferredBatchSizes: this.o.modelPreferredBatchSizes?.(q.model),
         idleThreads: Math.max(0, threads - this.#inFlight),
         freeSlots: this.#capacity - this.#inFlight,
         slots: this.#capacity,
