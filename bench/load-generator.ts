@@ -9,7 +9,7 @@ import { Agent, request } from "node:http";
 import { create, type Message, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { SubmitBatchRequestSchema } from "../gen/batchprocessor/v1/batch_processor_pb.js";
-import { grpcServiceDefinition } from "../src/api/grpc-server.js";
+import { grpcServiceDefinition } from "../src/api/grpc-services.js";
 
 /** What to run. */
 export interface LoadSpec {

@@ -26,7 +26,7 @@ import {
   SubmitBatchRequestSchema,
 } from "../gen/batchprocessor/v1/batch_processor_pb.js";
 import { HEAVY_LAYERS, writeHeavyModel } from "../scripts/build-bench-model.js";
-import { grpcServiceDefinition } from "../src/api/grpc-server.js";
+import { grpcServiceDefinition } from "../src/api/grpc-services.js";
 import { collectGarbage } from "./lib/collect-garbage.js";
 import { freePort } from "./lib/free-port.js";
 import { grpcFrame, type H2loadSpec, h2load } from "./lib/h2load.js";

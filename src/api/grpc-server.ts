@@ -1,41 +1,26 @@
 /**
- * The native gRPC adapter (grpc-js). Its service definition is built from the generated
- * descriptors, so there is one set of message types; gRPC health checking and server reflection
- * run beside it. Every call of the service is admitted (load shedding, key, header size) by a
+ * The native gRPC adapter (grpc-js). Its services are defined from the generated descriptors
+ * (`grpc-services.ts`), so there is one set of message types; gRPC health checking and server
+ * reflection run beside them. Every call of the service is admitted (load shedding, key, header size) by a
  * server interceptor as soon as its headers arrive, before its message is read; requests decode
  * without throwing, so a malformed message is INVALID_ARGUMENT rather than grpc-js's INTERNAL.
  */
 
 import type { EventEmitter } from "node:events";
 import type { ServerHttp2Session } from "node:http2";
-import {
-  type DescFile,
-  type DescMethod,
-  type DescService,
-  fromBinary,
-  type Message,
-  toBinary,
-} from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import type { DescService, Message } from "@bufbuild/protobuf";
 import type { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
-import {
-  BatchProcessorService,
-  file_batchprocessor_v1_batch_processor,
-} from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-import {
-  file_inference_grpc_predict_v2,
-  GRPCInferenceService,
-} from "../../gen/inference/grpc_predict_v2_pb.js";
-import {
-  type DecodedRequest,
-  decodeBinaryRequestSafely,
-  encodeBinary,
-  PayloadTooLargeError,
-} from "../wire/index.js";
+import { type DecodedRequest, PayloadTooLargeError } from "../wire/index.js";
 import { Call, type ServiceBinding } from "./call.js";
+import {
+  grpcServiceDefinition,
+  pathOf,
+  reflectionPackageDefinition,
+  servicesOf,
+} from "./grpc-services.js";
 
 /** Options of {@link startGrpcServer}. */
 export interface GrpcServerOptions {
@@ -141,48 +126,6 @@ function widenReceiveWindows(server: grpc.Server): boolean {
     });
   }
   return true;
-}
-
-/** The services this server answers on its gRPC port: its own, and the v2 protocol's if bound. */
-function servicesOf(binding: ServiceBinding): DescService[] {
-  return binding.inference === undefined
-    ? [BatchProcessorService]
-    : [BatchProcessorService, GRPCInferenceService];
-}
-
-/**
- * The grpc-js service definition of `service` (this server's own by default), built from the
- * generated descriptors. Servers get requests as {@link DecodedRequest}s; clients (tests,
- * benchmarks) use it as it is.
- */
-export function grpcServiceDefinition(
-  service: DescService = BatchProcessorService,
-): grpc.ServiceDefinition {
-  const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
-  for (const method of service.methods) {
-    definition[method.localName] = {
-      path: pathOf(method),
-      requestStream: method.methodKind === "client_streaming",
-      responseStream: method.methodKind === "server_streaming",
-      requestSerialize: (message: Message) => Buffer.from(toBinary(method.input, message as never)),
-      requestDeserialize: (bytes: Buffer) =>
-        decodeBinaryRequestSafely(method.input, bytes) as unknown as Message,
-      responseSerialize: (message: Message) => toBuffer(encodeBinary(method.output, message)),
-      responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
-    };
-  }
-  return definition;
-}
-
-/** The bytes as a Buffer (grpc-js writes Buffers), without a copy. */
-function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes)
-    ? bytes
-    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function pathOf(method: DescMethod): string {
-  return `/${method.parent.typeName}/${method.name}`;
 }
 
 /**
@@ -391,26 +334,4 @@ function grpcStatus(error: ConnectError): grpc.StatusObject {
     details: error.rawMessage,
     metadata,
   };
-}
-
-/**
- * What @grpc/reflection reads from a package definition (`fileDescriptorProtos`), built from the
- * generated descriptors, which keep every file's imports (proto-loader's re-encoding drops them,
- * and reflection clients then cannot resolve the service).
- */
-function reflectionPackageDefinition(services: readonly DescService[]) {
-  const files: DescFile[] = [];
-  const visit = (file: DescFile) => {
-    if (files.includes(file)) return;
-    for (const dependency of file.dependencies) visit(dependency);
-    files.push(file);
-  };
-  visit(file_batchprocessor_v1_batch_processor);
-  if (services.includes(GRPCInferenceService)) visit(file_inference_grpc_predict_v2);
-  const fileDescriptorProtos = files.map((f) =>
-    Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)),
-  );
-  return Object.fromEntries(
-    services.map((service) => [service.typeName, { fileDescriptorProtos }]),
-  ) as unknown as ConstructorParameters<typeof ReflectionService>[0];
 }

@@ -8,7 +8,8 @@
 export { type AdminMode, type Authenticator, createAuthenticator } from "./auth.js";
 export type { Protocol, ServiceBinding } from "./call.js";
 export { restErrorBody, toConnectError } from "./error-mapping.js";
-export { grpcServiceDefinition, type StartedGrpcServer, startGrpcServer } from "./grpc-server.js";
+export { type StartedGrpcServer, startGrpcServer } from "./grpc-server.js";
+export { grpcServiceDefinition } from "./grpc-services.js";
 export { type StartedHttpServer, startHttpServer } from "./http-server.js";
 export { JobCallbacks, SIGNATURE_HEADER, signCallback } from "./job-callbacks.js";
 export { createOverloadGuard, type OverloadGuard } from "./overload.js";

@@ -10,7 +10,7 @@ import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GetBatchStatusRequestSchema } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-import { grpcServiceDefinition } from "../../src/api/grpc-server.js";
+import { grpcServiceDefinition } from "../../src/api/grpc-services.js";
 import type { RunningServer } from "../../src/server.js";
 import { createTestModelRepo, type TestModelRepo } from "../fixtures/model-repo.js";
 import { startTestServer } from "../fixtures/test-server.js";

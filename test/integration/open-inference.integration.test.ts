@@ -15,7 +15,7 @@ import {
   type ModelInferResponse,
   type ModelMetadataResponse,
 } from "../../gen/inference/grpc_predict_v2_pb.js";
-import { grpcServiceDefinition } from "../../src/api/grpc-server.js";
+import { grpcServiceDefinition } from "../../src/api/grpc-services.js";
 import type { RunningServer } from "../../src/server.js";
 import {
   createTestModelRepo,
