@@ -14,8 +14,9 @@ export {
   viewWithLiveFacts,
 } from "./batch-views.js";
 export { Housekeeping } from "./housekeeping.js";
+export { IdSequence } from "./id-sequence.js";
 export { CANCELLED_BY_REQUEST, ITEM_FAILURES } from "./item-failures.js";
-export { IdSequence, type ItemSource, Job, type JobItem } from "./job.js";
+export { type ItemSource, Job, type JobItem } from "./job.js";
 export { JobRunner, type JobRunnerOptions } from "./job-runner.js";
 export { assertTransition, isTerminal, nextBatchState, TRANSITIONS } from "./job-state.js";
 export { watchJob } from "./job-watch.js";

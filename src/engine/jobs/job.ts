@@ -3,12 +3,12 @@
  * changes only through its own methods, each one a step of the lifecycle (begin, settle an item,
  * end), so that the transition table and the counters can never disagree.
  */
-import { randomUUID } from "node:crypto";
-import { type Failure, failure, type OutcomeCode } from "../errors.js";
+import type { Failure, OutcomeCode } from "../errors.js";
 import type { BatchRecord, ItemWrite } from "../job-store.js";
 import { type BatchItem, queueKey } from "../scheduling/index.js";
 import type { BatchStatus, ItemResult, Priority } from "../types.js";
 import type { ValidSubmit } from "../validation.js";
+import { FailureTally } from "./failure-tally.js";
 import { assertTransition, isTerminal } from "./job-state.js";
 
 /** An item queued on behalf of a {@link Job}. */
@@ -88,10 +88,8 @@ export class Job {
   #error: Failure | null = null;
   #succeeded: number;
   #failed: number;
-  /** Failed items by code; created on the first failure. */
-  #failures: Map<OutcomeCode, number> | undefined;
-  /** The first failure that is not an expiry, for the batch's summary. */
-  #firstOtherFailure: Failure | null = null;
+  /** Failed items by code, for the summary a failed batch ends with. */
+  readonly #failures = new FailureTally();
   #items: JobItem[] = [];
   /** Outcomes kept in memory, for jobs that are never stored. */
   readonly #results: (ItemResult | undefined)[] | undefined;
@@ -154,7 +152,7 @@ export class Job {
   }
   /** Failed items with `code`. */
   failedWith(code: OutcomeCode): number {
-    return this.#failures?.get(code) ?? 0;
+    return this.#failures.count(code);
   }
   /** Items loaded into the batcher for this job, in index order. */
   get items(): readonly JobItem[] {
@@ -297,9 +295,7 @@ export class Job {
     if (s.error === null) this.#succeeded++;
     else {
       this.#failed++;
-      this.#failures ??= new Map();
-      this.#failures.set(s.error.code, (this.#failures.get(s.error.code) ?? 0) + 1);
-      if (s.error.code !== "DEADLINE_EXCEEDED") this.#firstOtherFailure ??= s.error;
+      this.#failures.add(s.error);
     }
     if (this.#results !== undefined) {
       this.#results[item.index] = {
@@ -328,7 +324,7 @@ export class Job {
   endIfDone(now: number): boolean {
     if (this.remaining !== 0 || this.terminal) return false;
     if (this.#failed > 0) {
-      this.end("failed", this.#summary(), now);
+      this.end("failed", this.#failures.summary(this.#failed, this.total, this.timeoutMs), now);
       return true;
     }
     // Every outcome was saved and the process stopped before the end was: it did start.
@@ -400,34 +396,5 @@ export class Job {
   #move(to: BatchStatus): void {
     assertTransition(this.#status, to);
     this.#status = to;
-  }
-
-  /**
-   * A failed batch's summary: expiries are counted on their own (the usual cause, and the one the
-   * client can act on by a longer `timeout_ms`), any other failure is counted and its first shown.
-   */
-  #summary(): Failure {
-    const expired = this.failedWith("DEADLINE_EXCEEDED");
-    const other = this.#failed - expired;
-    const first = this.#firstOtherFailure;
-    const otherText = (count: string) =>
-      first === null ? "" : `${count} failed; first: ${first.code}: ${first.message}`;
-    if (expired > 0) {
-      const text = `${expired} of ${this.total} items did not start within timeout_ms=${this.timeoutMs}`;
-      return failure(
-        "DEADLINE_EXCEEDED",
-        other > 0 ? `${text}; ${otherText(`${other} more`)}` : text,
-      );
-    }
-    return failure(first?.code ?? "INTERNAL", otherText(`${other} of ${this.total} items`));
-  }
-}
-
-/** Cheap unique ids for one process: a random prefix and a counter. */
-export class IdSequence {
-  readonly #prefix = randomUUID().slice(0, 8);
-  #next = 0;
-  next(): string {
-    return `${this.#prefix}${(this.#next++).toString(36)}`;
   }
 }
