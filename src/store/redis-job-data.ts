@@ -10,23 +10,22 @@
  *   `uploading`: keys of jobs still validating, by the time of their last chunk.
  */
 import type { Redis } from "ioredis";
-import {
-  type Failure,
-  type JobData,
-  type JobLine,
-  type JobListQuery,
-  type JobRecord,
-  type JobStatus,
-  type JobWrite,
-  type LineOutcome,
-  type NewJob,
-  type Priority,
-  StoreUnavailableError,
+import type {
+  Failure,
+  JobData,
+  JobLine,
+  JobListQuery,
+  JobRecord,
+  JobStatus,
+  JobWrite,
+  LineOutcome,
+  NewJob,
+  Priority,
 } from "../engine/index.js";
 import { decodeCursor, encodeCursor, failureOf } from "./codec.js";
 import { decodeLines, decodeOutcomes, encodeLines, encodeOutcomes } from "./job-chunks.js";
+import { callRedis } from "./redis-connection.js";
 import { CREATE, DROP, END, SAVE_CHUNK, SAVE_JOB, SEAL } from "./redis-job-scripts.js";
-import { isConnectionError } from "./redis-rows.js";
 
 type Scripted = Redis & {
   bpJobCreate(...args: (string | number)[]): Promise<[number, number]>;
@@ -117,7 +116,7 @@ export class RedisJobData implements JobData {
   }
 
   async createJob(job: NewJob): Promise<{ created: boolean; record: JobRecord }> {
-    const [created, pk] = await this.#call(() =>
+    const [created, pk] = await callRedis(() =>
       this.#redis.bpJobCreate(
         this.#p,
         job.owner,
@@ -135,7 +134,7 @@ export class RedisJobData implements JobData {
   }
 
   async addChunk(pk: number, chunk: number, lines: readonly JobLine[]): Promise<void> {
-    await this.#call(() =>
+    await callRedis(() =>
       this.#redis
         .multi()
         .hset(`${this.#p}:l:${pk}`, String(chunk), encodeLines(lines))
@@ -149,7 +148,7 @@ export class RedisJobData implements JobData {
     pk: number,
     sealed: { total: number; invalid: number; chunks: number; payloadHash: string },
   ): Promise<JobRecord> {
-    const done = await this.#call(() =>
+    const done = await callRedis(() =>
       this.#redis.bpJobSeal(
         this.#p,
         pk,
@@ -164,11 +163,11 @@ export class RedisJobData implements JobData {
   }
 
   async dropJob(pk: number): Promise<void> {
-    await this.#call(() => this.#redis.bpJobDrop(this.#p, pk));
+    await callRedis(() => this.#redis.bpJobDrop(this.#p, pk));
   }
 
   async findJob(owner: string | undefined, jobId: string): Promise<JobRecord | undefined> {
-    const pk = await this.#call(async () =>
+    const pk = await callRedis(async () =>
       owner === undefined
         ? (await this.#redis.zrange(`${this.#p}:any:${jobId}`, 0, 0))[0]
         : await this.#redis.hget(`${this.#p}:own:${owner}`, jobId),
@@ -177,7 +176,7 @@ export class RedisJobData implements JobData {
   }
 
   async getJob(pk: number): Promise<JobRecord | undefined> {
-    const h = await this.#call(() => this.#redis.hgetall(`${this.#p}:j:${pk}`));
+    const h = await callRedis(() => this.#redis.hgetall(`${this.#p}:j:${pk}`));
     return h.s === undefined ? undefined : recordOf(pk, h);
   }
 
@@ -192,7 +191,7 @@ export class RedisJobData implements JobData {
     const max = Number.isFinite(time) ? String(time) : "+inf";
     let offset = 0;
     while (out.length <= query.limit) {
-      const page = await this.#call(() =>
+      const page = await callRedis(() =>
         this.#redis.zrevrangebyscore(key, max, "-inf", "WITHSCORES", "LIMIT", offset, LIST_ROUND),
       );
       if (page.length === 0) break;
@@ -222,30 +221,26 @@ export class RedisJobData implements JobData {
   }
 
   async chunkStarts(pk: number): Promise<number[]> {
-    const h = await this.#call(() => this.#redis.hgetall(`${this.#p}:f:${pk}`));
+    const h = await callRedis(() => this.#redis.hgetall(`${this.#p}:f:${pk}`));
     return Object.entries(h)
       .sort((a, b) => Number(a[0]) - Number(b[0]))
       .map(([, first]) => Number(first));
   }
 
   async chunkLines(pk: number, chunk: number): Promise<JobLine[]> {
-    const blob = await this.#call(() =>
-      this.#redis.hgetBuffer(`${this.#p}:l:${pk}`, String(chunk)),
-    );
+    const blob = await callRedis(() => this.#redis.hgetBuffer(`${this.#p}:l:${pk}`, String(chunk)));
     return blob === null ? [] : decodeLines(blob);
   }
 
   async chunkOutcomes(pk: number, chunk: number): Promise<LineOutcome[] | undefined> {
-    const blob = await this.#call(() =>
-      this.#redis.hgetBuffer(`${this.#p}:o:${pk}`, String(chunk)),
-    );
+    const blob = await callRedis(() => this.#redis.hgetBuffer(`${this.#p}:o:${pk}`, String(chunk)));
     return blob === null ? undefined : decodeOutcomes(blob);
   }
 
   async pendingChunks(pk: number): Promise<number[]> {
     const [chunks, done] = await Promise.all([
-      this.#call(() => this.#redis.hget(`${this.#p}:j:${pk}`, "n")),
-      this.#call(() => this.#redis.hkeys(`${this.#p}:o:${pk}`)),
+      callRedis(() => this.#redis.hget(`${this.#p}:j:${pk}`, "n")),
+      callRedis(() => this.#redis.hkeys(`${this.#p}:o:${pk}`)),
     ]);
     const finished = new Set(done.map(Number));
     const out: number[] = [];
@@ -259,7 +254,7 @@ export class RedisJobData implements JobData {
     outcomes: readonly LineOutcome[],
     job: JobWrite,
   ): Promise<boolean> {
-    const [written] = await this.#call(() =>
+    const [written] = await callRedis(() =>
       this.#redis.bpJobSaveChunk(
         this.#p,
         pk,
@@ -274,7 +269,7 @@ export class RedisJobData implements JobData {
   }
 
   async saveJob(job: JobWrite): Promise<void> {
-    await this.#call(() =>
+    await callRedis(() =>
       this.#redis.bpJobSave(this.#p, job.pk, ...stateArgs(job), job.addCompleted, job.addFailed),
     );
   }
@@ -283,7 +278,7 @@ export class RedisJobData implements JobData {
     pk: number,
     e: { status: JobStatus; error: Failure | null; completedAt: number; startedAt: number | null },
   ): Promise<JobRecord | undefined> {
-    const ended = await this.#call(() =>
+    const ended = await callRedis(() =>
       this.#redis.bpJobEnd(
         this.#p,
         pk,
@@ -302,7 +297,7 @@ export class RedisJobData implements JobData {
    * validating: another node may be receiving that upload now.
    */
   async loadUnfinishedJobs(): Promise<JobRecord[]> {
-    const keys = await this.#call(() => this.#redis.smembers(`${this.#p}:active`));
+    const keys = await callRedis(() => this.#redis.smembers(`${this.#p}:active`));
     const records = await Promise.all(keys.map((pk) => this.getJob(Number(pk))));
     return records
       .filter(
@@ -313,11 +308,11 @@ export class RedisJobData implements JobData {
 
   async purgeJobs(now: number, defaultKeepMs: number, limit: number): Promise<number> {
     // An upload whose node died: nothing came for far longer than any live upload may stall.
-    const abandoned = await this.#call(() =>
+    const abandoned = await callRedis(() =>
       this.#redis.zrangebyscore(`${this.#p}:uploading`, "-inf", now - ABANDONED_UPLOAD_MS),
     );
     for (const pk of abandoned) await this.dropJob(Number(pk));
-    const candidates = await this.#call(() =>
+    const candidates = await callRedis(() =>
       this.#redis.zrangebyscore(`${this.#p}:ended`, "-inf", now, "LIMIT", 0, limit * 4),
     );
     let deleted = 0;
@@ -325,7 +320,7 @@ export class RedisJobData implements JobData {
       if (deleted >= limit) break;
       const record = await this.getJob(Number(key));
       if (record === undefined) {
-        await this.#call(() => this.#redis.zrem(`${this.#p}:ended`, key));
+        await callRedis(() => this.#redis.zrem(`${this.#p}:ended`, key));
         continue;
       }
       if ((record.completedAt ?? now) + (record.keepMs ?? defaultKeepMs) >= now) continue;
@@ -333,15 +328,5 @@ export class RedisJobData implements JobData {
       deleted++;
     }
     return deleted;
-  }
-
-  /** Runs a Redis call; a connection failure becomes {@link StoreUnavailableError}. */
-  async #call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      if (isConnectionError(error)) throw new StoreUnavailableError();
-      throw error;
-    }
   }
 }

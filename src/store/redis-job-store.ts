@@ -26,16 +26,9 @@ import {
   type UnfinishedBatch,
 } from "../engine/index.js";
 import { decodeCursor, encodeCursor, floats, joinedInputs } from "./codec.js";
-import { REQUEST_CONNECTION } from "./redis-connection.js";
+import { callRedis, REQUEST_CONNECTION } from "./redis-connection.js";
 import { RedisJobData } from "./redis-job-data.js";
-import {
-  decodeOutcome,
-  encodeOutcome,
-  FIELDS,
-  isConnectionError,
-  member,
-  recordOf,
-} from "./redis-rows.js";
+import { decodeOutcome, encodeOutcome, FIELDS, member, recordOf } from "./redis-rows.js";
 import { BACKLOG, CREATE_BATCH, PAGE, PURGE, SAVE } from "./redis-scripts.js";
 
 /** Options of {@link RedisJobStore}. */
@@ -107,7 +100,7 @@ export class RedisJobStore implements JobStore {
     items: readonly StoredInput[],
   ): Promise<{ created: boolean; record: BatchRecord }> {
     const ordered = [...items].sort((a, b) => a.index - b.index);
-    const [created, pk] = await this.#call(() =>
+    const [created, pk] = await callRedis(() =>
       this.#redis.bpCreate(
         this.#p,
         batch.owner,
@@ -128,7 +121,7 @@ export class RedisJobStore implements JobStore {
   }
 
   async findBatch(owner: string | undefined, batchId: string): Promise<BatchRecord | undefined> {
-    const pk = await this.#call(async () =>
+    const pk = await callRedis(async () =>
       owner === undefined
         ? (await this.#redis.zrange(`${this.#p}:any:${batchId}`, 0, 0))[0]
         : await this.#redis.hget(`${this.#p}:ids:${owner}`, batchId),
@@ -137,7 +130,7 @@ export class RedisJobStore implements JobStore {
   }
 
   async getResults(pk: number, finishedOnly: boolean): Promise<StoredResult[]> {
-    const [meta, outcomes] = await this.#call(() =>
+    const [meta, outcomes] = await callRedis(() =>
       Promise.all([
         this.#redis.get(`${this.#p}:meta:${pk}`),
         this.#redis.hgetallBuffer(`${this.#p}:r:${pk}`),
@@ -183,7 +176,7 @@ export class RedisJobStore implements JobStore {
       );
     args.push(started.length);
     for (const run of started) args.push(run.pk, `${run.lo}:${run.hi}`);
-    const rows = await this.#call(() => this.#redis.bpSave(...args));
+    const rows = await callRedis(() => this.#redis.bpSave(...args));
     return rows.map(([pk, ...fields]) => recordOf(Number(pk), fields));
   }
 
@@ -202,7 +195,7 @@ export class RedisJobStore implements JobStore {
               : `${this.#p}:l:os:${status}:${query.owner}`,
           );
     // Each index gives its own page; several (statuses) merge by creation time, then pk.
-    const pages = await this.#call(() =>
+    const pages = await callRedis(() =>
       Promise.all(keys.map((key) => this.#redis.bpPage(key, time, after, query.limit + 1))),
     );
     const records = (
@@ -219,7 +212,7 @@ export class RedisJobStore implements JobStore {
   }
 
   async loadUnfinished(): Promise<UnfinishedBatch[]> {
-    const members = await this.#call(async () => [
+    const members = await callRedis(async () => [
       ...(await this.#redis.zrange(`${this.#p}:l:s:queued`, 0, -1)),
       ...(await this.#redis.zrange(`${this.#p}:l:s:processing`, 0, -1)),
     ]);
@@ -234,10 +227,10 @@ export class RedisJobStore implements JobStore {
   async loadBatch(pk: number): Promise<UnfinishedBatch | undefined> {
     const [record, meta, inputs, done, runs] = await Promise.all([
       this.#record(pk),
-      this.#call(() => this.#redis.get(`${this.#p}:meta:${pk}`)),
-      this.#call(() => this.#redis.getBuffer(`${this.#p}:in:${pk}`)),
-      this.#call(() => this.#redis.hkeys(`${this.#p}:r:${pk}`)),
-      this.#call(() => this.#redis.smembers(`${this.#p}:s:${pk}`)),
+      callRedis(() => this.#redis.get(`${this.#p}:meta:${pk}`)),
+      callRedis(() => this.#redis.getBuffer(`${this.#p}:in:${pk}`)),
+      callRedis(() => this.#redis.hkeys(`${this.#p}:r:${pk}`)),
+      callRedis(() => this.#redis.smembers(`${this.#p}:s:${pk}`)),
     ]);
     if (record === undefined || meta === null || inputs === null) return undefined;
     const finished = new Set(done.map(Number));
@@ -262,7 +255,7 @@ export class RedisJobStore implements JobStore {
   }
 
   async activity(): Promise<{ activeBatches: number; pendingItems: number }> {
-    const [queued, processing, pending] = await this.#call(() =>
+    const [queued, processing, pending] = await callRedis(() =>
       Promise.all([
         this.#redis.zcard(`${this.#p}:l:s:queued`),
         this.#redis.zcard(`${this.#p}:l:s:processing`),
@@ -273,24 +266,22 @@ export class RedisJobStore implements JobStore {
   }
 
   async backlog(pk: number): Promise<Backlog | undefined> {
-    const counts = await this.#call(() =>
-      this.#redis.bpBacklog(this.#p, String(pk), ...PRIORITIES),
-    );
+    const counts = await callRedis(() => this.#redis.bpBacklog(this.#p, String(pk), ...PRIORITIES));
     if (counts.length === 0) return undefined;
     const pending = Object.fromEntries(PRIORITIES.map((p, i) => [p, counts[i] ?? 0]));
     return { pending: pending as Record<Priority, number>, aheadInClass: counts.at(-1) ?? 0 };
   }
 
   async purgeFinished(before: number, limit: number): Promise<number> {
-    return this.#call(() => this.#redis.bpPurge(this.#p, before, limit));
+    return callRedis(() => this.#redis.bpPurge(this.#p, before, limit));
   }
 
   async getSetting(key: string): Promise<string | undefined> {
-    return (await this.#call(() => this.#redis.hget(`${this.#p}:settings`, key))) ?? undefined;
+    return (await callRedis(() => this.#redis.hget(`${this.#p}:settings`, key))) ?? undefined;
   }
 
   async putSetting(key: string, value: string): Promise<void> {
-    await this.#call(() => this.#redis.hset(`${this.#p}:settings`, key, value));
+    await callRedis(() => this.#redis.hset(`${this.#p}:settings`, key, value));
   }
 
   async close(): Promise<void> {
@@ -299,18 +290,8 @@ export class RedisJobStore implements JobStore {
   }
 
   async #record(pk: number): Promise<BatchRecord | undefined> {
-    const f = await this.#call(() => this.#redis.hmget(`${this.#p}:b:${pk}`, ...FIELDS));
+    const f = await callRedis(() => this.#redis.hmget(`${this.#p}:b:${pk}`, ...FIELDS));
     if (f[0] === null) return undefined;
     return recordOf(pk, f as string[]);
-  }
-
-  /** Runs a Redis call; a connection failure becomes {@link StoreUnavailableError}. */
-  async #call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      if (isConnectionError(error)) throw new StoreUnavailableError();
-      throw error;
-    }
   }
 }

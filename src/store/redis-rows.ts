@@ -1,6 +1,6 @@
 /**
  * How the Redis store's values read and write: a batch hash's fields to a record, an item's
- * outcome to one blob, list members, and which errors mean Redis is away.
+ * outcome to one blob, and list members.
  */
 import {
   type BatchRecord,
@@ -70,21 +70,6 @@ export function recordOf(pk: number, f: readonly string[]): BatchRecord {
     failed: Number(failed),
     payloadHash: payloadHash === "" || payloadHash === undefined ? null : payloadHash,
   };
-}
-
-/** Whether `error` means Redis is unreachable (the store then answers UNAVAILABLE). */
-export function isConnectionError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const code = (error as NodeJS.ErrnoException).code;
-  return (
-    code === "ECONNREFUSED" ||
-    code === "ECONNRESET" ||
-    code === "EPIPE" ||
-    code === "ETIMEDOUT" ||
-    /Connection is closed|Stream isn't writeable|max retries per request|enableOfflineQueue|Command timed out|^LOADING/i.test(
-      error.message,
-    )
-  );
 }
 
 /** A batch's member in the list indexes: its pk, zero-padded to sort as text. */

@@ -269,11 +269,10 @@ export class ClusterPlacement implements Placement {
       processingTimeMs: 0,
       error: itemError,
     }));
-    await store.save(items, [
+    const [ended] = await store.save(items, [
       { pk: record.pk, status, error, startedAt: loaded.batch.startedAt, completedAt: now },
     ]);
-    const ended = await store.loadBatch(record.pk);
-    const view = viewOfRecord(ended?.batch ?? record, now);
+    const view = viewOfRecord(ended ?? record, now);
     this.#cluster.publish(record.pk, view);
     return view;
   }
