@@ -24,24 +24,21 @@ import {
   StoreUnavailableError,
 } from "../../src/engine/index.js";
 import { REDIS_COMMAND_TIMEOUT_MS } from "../../src/store/index.js";
-import { startNode, type TestNode, type TestNodeOptions } from "../fixtures/cluster-node.js";
+import { TestClusters, type TestNode, type TestNodeOptions } from "../fixtures/cluster-node.js";
 import { until } from "../fixtures/fake-pool.js";
 
 const CHILD = fileURLToPath(new URL("../fixtures/cluster-node.ts", import.meta.url));
 const alice: Principal = { owner: "alice", admin: false };
-const nodes: TestNode[] = [];
+/** Nodes of the tests' own Redis instances (their keys go with those instances). */
+const clusters = new TestClusters("faults");
 const cleanups: (() => void | Promise<void>)[] = [];
 
 afterEach(async () => {
-  for (const n of nodes.splice(0)) await n.processor.close({ timeoutMs: 100 }).catch(() => {});
+  await clusters.cleanup();
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function node(options: TestNodeOptions): Promise<TestNode> {
-  const started = await startNode(options);
-  nodes.push(started);
-  return started;
-}
+const node = (options: TestNodeOptions) => clusters.node(options);
 
 const items = (n: number, first = 0) =>
   Array.from({ length: n }, (_, i) => ({ input: [first + i, 1, 2] }));

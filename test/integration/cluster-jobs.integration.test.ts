@@ -4,7 +4,6 @@
  * the results.
  */
 import { spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
@@ -16,9 +15,8 @@ import {
   type RawLine,
 } from "../../src/engine/index.js";
 import {
-  dropCluster,
   REDIS_URL,
-  startNode,
+  TestClusters,
   type TestNode,
   type TestNodeOptions,
 } from "../fixtures/cluster-node.js";
@@ -28,24 +26,12 @@ const CHILD = fileURLToPath(new URL("../fixtures/cluster-node.ts", import.meta.u
 const alice: Principal = { owner: "alice", admin: false };
 const bob: Principal = { owner: "bob", admin: false };
 
-const nodes: TestNode[] = [];
-const prefixes: string[] = [];
-
-function newPrefix(): string {
-  const prefix = `test-cjobs-${randomUUID().slice(0, 8)}`;
-  prefixes.push(prefix);
-  return prefix;
-}
-
-async function node(options: TestNodeOptions): Promise<TestNode> {
-  const started = await startNode(options);
-  nodes.push(started);
-  return started;
-}
+const clusters = new TestClusters("cjobs");
+const newPrefix = () => clusters.prefix();
+const node = (options: TestNodeOptions) => clusters.node(options);
 
 afterEach(async () => {
-  for (const n of nodes.splice(0)) await n.processor.close({ timeoutMs: 100 });
-  for (const prefix of prefixes.splice(0)) await dropCluster(prefix);
+  await clusters.cleanup();
 });
 
 /** Lines 1..n, each `[line, 1, 2]` (the fake model answers [sum, length]). */

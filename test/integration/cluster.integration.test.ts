@@ -5,7 +5,6 @@
  * outcome.
  */
 import { spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -18,8 +17,7 @@ import {
 import {
   dropCluster,
   REDIS_URL,
-  startNode,
-  type TestNode,
+  TestClusters,
   type TestNodeOptions,
 } from "../fixtures/cluster-node.js";
 import { until } from "../fixtures/fake-pool.js";
@@ -32,20 +30,9 @@ const CHILD = fileURLToPath(new URL("../fixtures/cluster-node.ts", import.meta.u
 const alice: Principal = { owner: "alice", admin: false };
 const admin: Principal = { owner: "root", admin: true };
 
-const nodes: TestNode[] = [];
-const prefixes: string[] = [];
-
-function newPrefix(): string {
-  const prefix = `test-cluster-${randomUUID().slice(0, 8)}`;
-  prefixes.push(prefix);
-  return prefix;
-}
-
-async function node(options: TestNodeOptions): Promise<TestNode> {
-  const started = await startNode(options);
-  nodes.push(started);
-  return started;
-}
+const clusters = new TestClusters("cluster");
+const newPrefix = () => clusters.prefix();
+const node = (options: TestNodeOptions) => clusters.node(options);
 
 const items = (n: number, first = 0) =>
   Array.from({ length: n }, (_, i) => ({ input: [first + i, 1, 2] }));
@@ -73,8 +60,7 @@ async function dumpStrings(prefix: string): Promise<string> {
 }
 
 afterEach(async () => {
-  for (const n of nodes.splice(0)) await n.processor.close({ timeoutMs: 100 });
-  for (const prefix of prefixes.splice(0)) await dropCluster(prefix);
+  await clusters.cleanup();
 });
 
 describe("a cluster of nodes on one Redis", () => {
@@ -217,7 +203,7 @@ describe("a cluster of nodes on one Redis", () => {
     const { batchId } = await leaving.processor.submit(alice, { data: items(40) });
     await until(() => leaving.pool.heldCount > 0);
     const staying = await node({ prefix });
-    nodes.splice(nodes.indexOf(leaving), 1);
+    clusters.forget(leaving);
     await leaving.processor.close({ timeoutMs: 50 });
     const final = await settle(staying.processor, batchId);
     expect(final.status).toBe("completed");
