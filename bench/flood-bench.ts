@@ -1,20 +1,9 @@
-/**
- * `npm run bench:flood`: `/health` while h2load floods the gRPC port with 1-item Infer requests
- * (the `npm start` build, defaults): `--clients` connections of `--streams` concurrent streams for
- * `--seconds`, `/health` read every 20 ms meanwhile; the flood's rate and `/health`'s p50/p99.
- * With `--json N`, N clients instead post, over and over, a REST submit just under the default
- * `MAX_REQUEST_BYTES` that is refused only once parsed (1,001 items): what a body the size limit
- * lets in costs the event loop.
- * Usage: npm run bench:flood [-- --clients 1 --streams 64 --seconds 8] [-- --json 2]
- */
-import { spawn } from "node:child_process";
 import { cpus } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { SubmitBatchRequestSchema } from "../gen/batchprocessor/v1/batch_processor_pb.js";
-import { freePort } from "./lib/free-port.js";
+import { startBenchServer } from "./lib/bench-server.js";
 import { grpcFrame, h2load } from "./lib/h2load.js";
 
 const { values } = parseArgs({
@@ -25,28 +14,9 @@ const { values } = parseArgs({
     json: { type: "string" },
   },
 });
-const root = fileURLToPath(new URL("..", import.meta.url));
-const [apiPort, grpcPort] = [await freePort(), await freePort()];
-const server = spawn(process.execPath, [join(root, "dist", "src", "cli.js"), "serve"], {
-  env: {
-    ...process.env,
-    API_HOST: "127.0.0.1",
-    API_PORT: String(apiPort),
-    GRPC_PORT: String(grpcPort),
-    API_KEYS: "bench-key",
-    DATA_DIR: ":memory:",
-    LOG_LEVEL: "warn",
-  },
-  stdio: "ignore",
-});
-process.on("exit", () => server.kill("SIGKILL"));
-while (
-  !(await fetch(`http://127.0.0.1:${apiPort}/ready`).then(
-    (r) => r.ok,
-    () => false,
-  ))
-)
-  await new Promise((resolve) => setTimeout(resolve, 100));
+const _root = fileURLToPath(new URL("..", import.meta.url));
+const server = await startBenchServer("bench-key", { DATA_DIR: ":memory:" });
+const { apiPort, grpcPort } = server;
 const body = grpcFrame(
   toBinary(
     SubmitBatchRequestSchema,
@@ -105,7 +75,7 @@ await probe;
 const sorted = [...times].sort((a, b) => a - b);
 const at = (p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
-server.kill("SIGTERM");
+await server.stop();
 process.stdout.write(
   `${cpus().length} cores, Node ${process.version}: ${flood}; /health p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms, max ${(sorted.at(-1) ?? Number.NaN).toFixed(1)} ms (${sorted.length} reads)\n`,
 );

@@ -17,7 +17,7 @@
  * Usage: npm run bench:jobs [-- --lines 200000 --threads 2 --batch 64 --parts raw,job,online,memory
  *   --out FILE]
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,7 +28,7 @@ import { Redis } from "ioredis";
 import { buildDenseModel, denseModelConfig } from "../scripts/lib/models.js";
 import { CHUNK_LINES, type JobLine } from "../src/engine/index.js";
 import { RedisJobStore } from "../src/store/redis-job-store.js";
-import { freePort } from "./lib/free-port.js";
+import { type BenchServer, startBenchServer } from "./lib/bench-server.js";
 import { measureCpu, rssBytes } from "./lib/proc.js";
 import { seriesSum } from "./lib/prometheus-text.js";
 
@@ -59,10 +59,6 @@ const LAYERS = [64, 4096, 4096, 3] as const;
 const WIDTH = LAYERS[0];
 const KEY = "bench-key";
 const root = fileURLToPath(new URL("..", import.meta.url));
-const children: ChildProcess[] = [];
-process.on("exit", () => {
-  for (const child of children) child.kill("SIGKILL");
-});
 const log = (text: string) => process.stderr.write(`${text}\n`);
 
 // The model repository: the shipped default and the heavy model.
@@ -121,49 +117,12 @@ async function raw(): Promise<{ itemsPerSecond: number; cpuUsPerItem: number }> 
   };
 }
 
-interface Server {
-  readonly child: ChildProcess;
-  readonly base: string;
-  readonly dataDir: string;
-}
-
-async function startServer(): Promise<Server> {
-  const [apiPort, grpcPort] = [await freePort(), await freePort()];
-  const dataDir = mkdtempSync(join(tmpdir(), "bp-bench-jobs-data-"));
-  const child = spawn(process.execPath, [join(root, "dist", "src", "cli.js"), "serve"], {
-    env: {
-      ...process.env,
-      API_HOST: "127.0.0.1",
-      API_PORT: String(apiPort),
-      GRPC_PORT: String(grpcPort),
-      API_KEYS: KEY,
-      DATA_DIR: dataDir,
-      MODEL_DIR: modelDir,
-      INFERENCE_THREADS: String(THREADS),
-      MAX_BATCH_SIZE: String(BATCH),
-      LOG_LEVEL: "warn",
-    },
-    stdio: ["ignore", "inherit", "inherit"],
+function startServer(): Promise<BenchServer> {
+  return startBenchServer(KEY, {
+    MODEL_DIR: modelDir,
+    INFERENCE_THREADS: String(THREADS),
+    MAX_BATCH_SIZE: String(BATCH),
   });
-  children.push(child);
-  const base = `http://127.0.0.1:${apiPort}`;
-  const started = Date.now();
-  while (
-    !(await fetch(`${base}/ready`).then(
-      (r) => r.ok,
-      () => false,
-    ))
-  ) {
-    if (Date.now() - started > 120_000) throw new Error("the server did not get ready");
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return { child, base, dataDir };
-}
-
-async function stopServer(server: Server): Promise<void> {
-  server.child.kill("SIGTERM");
-  await new Promise((resolve) => server.child.once("exit", resolve));
-  rmSync(server.dataDir, { recursive: true, force: true });
 }
 
 /** Lines of `width` numbers, generated as they are sent, in pieces of about 256 KiB. */
@@ -196,7 +155,7 @@ interface JobView {
 }
 
 async function upload(
-  server: Server,
+  server: BenchServer,
   model: string,
   lines: number,
   width: number,
@@ -212,7 +171,7 @@ async function upload(
   return (await response.json()) as JobView;
 }
 
-async function ended(server: Server, jobId: string): Promise<JobView> {
+async function ended(server: BenchServer, jobId: string): Promise<JobView> {
   for (;;) {
     const view = (await (
       await fetch(`${server.base}/api/batch-processor/jobs/${jobId}`, {
@@ -225,7 +184,10 @@ async function ended(server: Server, jobId: string): Promise<JobView> {
 }
 
 /** Lines of the downloaded results by outcome. */
-async function outcomes(server: Server, jobId: string): Promise<{ output: number; error: number }> {
+async function outcomes(
+  server: BenchServer,
+  jobId: string,
+): Promise<{ output: number; error: number }> {
   const response = await fetch(`${server.base}/api/batch-processor/jobs/${jobId}/results`, {
     headers: { "x-api-key": KEY },
   });
@@ -248,7 +210,7 @@ async function outcomes(server: Server, jobId: string): Promise<{ output: number
 }
 
 /** Sends 1-item critical Infer requests at `rps` until `stop` resolves; their latencies, ms. */
-async function probe(server: Server, stop: Promise<unknown>): Promise<number[]> {
+async function probe(server: BenchServer, stop: Promise<unknown>): Promise<number[]> {
   const latencies: number[] = [];
   let done = false;
   void stop.then(() => {
@@ -301,7 +263,7 @@ interface JobFigures {
 }
 
 /** A job of `LINES` heavy lines: items/s over its own start to end, server CPU per item. */
-async function jobRun(server: Server): Promise<JobFigures> {
+async function jobRun(server: BenchServer): Promise<JobFigures> {
   log(`job: uploading ${LINES} lines`);
   const pid = server.child.pid as number;
   const cpuAll = measureCpu(pid);
@@ -345,7 +307,7 @@ async function jobRun(server: Server): Promise<JobFigures> {
 }
 
 /** Online latency without a job, then while one runs. */
-async function online(server: Server): Promise<{ idle: number[]; busy: number[] }> {
+async function online(server: BenchServer): Promise<{ idle: number[]; busy: number[] }> {
   log(`online: ${PROBE_RPS} 1-item critical Infer/s, 10 s without a job`);
   const idle = await probe(server, new Promise((resolve) => setTimeout(resolve, 10_000)));
   log(`online: the same while a job of ${PROBE_LINES} heavy lines runs`);
@@ -378,7 +340,7 @@ async function memory(): Promise<MemoryFigures> {
   const afterUpload = peak;
   const bigEnded = await ended(server, big.job_id);
   clearInterval(sampler);
-  await stopServer(server);
+  await server.stop();
   return {
     before,
     peak,
@@ -486,7 +448,7 @@ if (PARTS.has("job") || PARTS.has("online")) {
   const server = await startServer();
   if (PARTS.has("job")) jobFigures = await jobRun(server);
   if (PARTS.has("online")) latencies = await online(server);
-  await stopServer(server);
+  await server.stop();
 }
 const rss = PARTS.has("memory") && RSS_LINES > 0 ? await memory() : undefined;
 const redisFigures = PARTS.has("redis") ? await redisMemory() : undefined;

@@ -5,14 +5,13 @@
  * read every 20 ms throughout; p50/p99/max of its answers, the frames answered, the sockets let in.
  * Usage: npm run bench:websocket [-- --frames 50000 --sockets 20000]
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
+import { cpus } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
-import { freePort } from "./lib/free-port.js";
+import { startBenchServer } from "./lib/bench-server.js";
 
 const { values } = parseArgs({
   options: {
@@ -24,39 +23,14 @@ const FRAMES = Number(values.frames);
 const SOCKETS = Number(values.sockets);
 const KEY = "bench-key";
 const root = fileURLToPath(new URL("..", import.meta.url));
-const children: ChildProcess[] = [];
-process.on("exit", () => {
-  for (const child of children) child.kill("SIGKILL");
-});
 
 execFileSync(
   process.execPath,
   [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.build.json")],
   { stdio: "inherit" },
 );
-const [apiPort, grpcPort] = [await freePort(), await freePort()];
-const dataDir = mkdtempSync(join(tmpdir(), "bp-bench-ws-"));
-const server = spawn(process.execPath, [join(root, "dist", "src", "cli.js"), "serve"], {
-  env: {
-    ...process.env,
-    API_HOST: "127.0.0.1",
-    API_PORT: String(apiPort),
-    GRPC_PORT: String(grpcPort),
-    API_KEYS: KEY,
-    DATA_DIR: dataDir,
-    LOG_LEVEL: "warn",
-  },
-  stdio: ["ignore", "ignore", "inherit"],
-});
-children.push(server);
-const base = `http://127.0.0.1:${apiPort}`;
-while (
-  !(await fetch(`${base}/ready`).then(
-    (r) => r.ok,
-    () => false,
-  ))
-)
-  await new Promise((resolve) => setTimeout(resolve, 100));
+const server = await startBenchServer(KEY);
+const { apiPort, base } = server;
 const url = `ws://127.0.0.1:${apiPort}/ws/batch-processor`;
 
 /** Reads /health every 20 ms until `stop` resolves; the answers' times, ms. */
@@ -126,9 +100,7 @@ const opening = (async () => {
 })();
 const socketHealth = await probe(opening);
 for (const ws of held) ws.terminate();
-server.kill("SIGTERM");
-await new Promise((resolve) => server.once("exit", resolve));
-rmSync(dataDir, { recursive: true, force: true });
+await server.stop();
 
 process.stdout.write(
   [

@@ -1,0 +1,77 @@
+/**
+ * The server a benchmark measures: the `npm start` build (`dist/`, built by the caller) started as
+ * a child process on free ports with a key of its own, a data folder of its own and `env` on top,
+ * resolved once `/ready` answers. `stop()` ends it and removes its data folder.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "./free-port.js";
+
+/** A started server. */
+export interface BenchServer {
+  readonly child: ChildProcess;
+  readonly apiPort: number;
+  readonly grpcPort: number;
+  /** `http://127.0.0.1:<apiPort>`. */
+  readonly base: string;
+  readonly dataDir: string;
+  stop(): Promise<void>;
+}
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const READY_WITHIN_MS = 120_000;
+
+/** Starts the server with API key `key` and `env`; see the file comment. */
+export async function startBenchServer(
+  key: string,
+  env: Record<string, string> = {},
+): Promise<BenchServer> {
+  const [apiPort, grpcPort] = [await freePort(), await freePort()];
+  const dataDir = mkdtempSync(join(tmpdir(), "bp-bench-"));
+  const child = spawn(process.execPath, [join(ROOT, "dist", "src", "cli.js"), "serve"], {
+    env: {
+      ...process.env,
+      API_HOST: "127.0.0.1",
+      API_PORT: String(apiPort),
+      GRPC_PORT: String(grpcPort),
+      API_KEYS: key,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: "warn",
+      ...env,
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const kill = () => child.kill("SIGKILL");
+  process.on("exit", kill);
+  const base = `http://127.0.0.1:${apiPort}`;
+  const started = Date.now();
+  while (
+    !(await fetch(`${base}/ready`).then(
+      (r) => r.ok,
+      () => false,
+    ))
+  ) {
+    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode}`);
+    if (Date.now() - started > READY_WITHIN_MS) throw new Error("the server did not get ready");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return {
+    child,
+    apiPort,
+    grpcPort,
+    base,
+    dataDir,
+    async stop() {
+      process.off("exit", kill);
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGTERM");
+        await exited;
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
