@@ -1,7 +1,8 @@
 /**
  * Live jobs and their items: how items enter the batcher, how model-batch outcomes, deadlines and
- * cancels become item outcomes, batch states and store writes (one `save` per event), and the
- * live status of a job. The processor decides what to run; this runs it.
+ * cancels become item outcomes, batch states and store writes (one `save` per event, whose answer
+ * `stored-jobs.ts` takes in), and the live status of a job. The processor decides what to run;
+ * this runs it.
  */
 import type { Failure } from "../errors.js";
 import type { InferencePool, ModelCatalog } from "../inference-pool.js";
@@ -10,7 +11,6 @@ import type {
   BatchWrite,
   ItemWrite,
   JobStore,
-  StartedRun,
   StoredInput,
   UnfinishedBatch,
 } from "../job-store.js";
@@ -23,10 +23,9 @@ import type { ValidSubmit } from "../validation.js";
 import { liveViewOf } from "./batch-views.js";
 import { CANCELLED_BY_REQUEST, ITEM_FAILURES } from "./item-failures.js";
 import { type ItemSource, Job, type JobItem, type Settlement } from "./job.js";
-import { batchWrite, JobJournal, startedRuns } from "./job-journal.js";
-import { isTerminal } from "./job-state.js";
-import { LiveJobs } from "./live-jobs.js";
+import { batchWrite, startedRuns } from "./job-journal.js";
 import { batchFailure, failed, outcomeOf, settlementOf } from "./outcomes.js";
+import { StoredJobs } from "./stored-jobs.js";
 
 /** Options of {@link JobRunner}. */
 export interface JobRunnerOptions {
@@ -56,11 +55,9 @@ export class JobRunner {
   readonly #clock: () => number;
   readonly #models: ModelCatalog;
   readonly #threads: number;
-  readonly #live = new LiveJobs();
+  readonly #stored: StoredJobs;
   /** Live infer jobs (never stored): failed on shutdown so no caller waits forever. */
   readonly #ephemeral = new Set<Job>();
-  readonly #journal: JobJournal;
-  readonly #releaseUnsaved: boolean;
   #arrivals = 0;
   /** Numbers arrivals across jobs (ties within a deadline go by it). */
   readonly #seq = () => this.#arrivals++;
@@ -71,7 +68,6 @@ export class JobRunner {
     this.#models = o.models;
     this.#threads = o.pool.threads;
     this.#observer = o.observer;
-    this.#releaseUnsaved = o.releaseUnsaved === true;
     this.#observesDispatch = o.observer?.onDispatch !== undefined;
     this.batcher = new DynamicBatcher<JobItem>({
       pool: o.pool,
@@ -84,26 +80,30 @@ export class JobRunner {
       onExpired: (items) => this.#fail(items, ITEM_FAILURES.deadline),
       clock: o.clock,
     });
-    this.#journal = new JobJournal({
+    this.#stored = new StoredJobs({
       store: o.store,
       log: o.log,
+      clock: o.clock,
+      releaseUnsaved: o.releaseUnsaved === true,
+      unqueue: (items) => this.batcher.remove(items),
+      failItem: (item, f, now) => this.#settle(item, failed(f), [], now, "failed"),
       onStoreError: () => this.#observer?.onStoreError?.(),
     });
   }
 
   /** Stored jobs that are queued or processing. */
   get activeStored(): number {
-    return this.#live.size - this.#journal.unsavedCount;
+    return this.#stored.active;
   }
 
   /** The caller's live stored job with this id (an admin's: anyone's). */
   live(principal: Principal, batchId: string): Job | undefined {
-    return this.#live.find(principal, batchId);
+    return this.#stored.find(principal, batchId);
   }
 
   /** The live stored job of `record`, if it is still running. */
   liveOf(record: Pick<BatchRecord, "owner" | "batchId">): Job | undefined {
-    return this.#live.of(record);
+    return this.#stored.of(record);
   }
 
   /** Live state of this process, for metrics and health. */
@@ -162,7 +162,7 @@ export class JobRunner {
 
   /** Stops deadline timers and fails infer jobs whose items are still queued (shutdown). */
   shutdown(): void {
-    for (const job of this.#live.values()) {
+    for (const job of this.#stored.values()) {
       job.disarm();
       job.notify();
     }
@@ -179,12 +179,12 @@ export class JobRunner {
    * whose every item already has an outcome ends at once. A batch live here already is that job.
    */
   adopt({ batch, pending }: UnfinishedBatch): Job {
-    const live = this.#live.of(batch);
+    const live = this.#stored.of(batch);
     if (live !== undefined) return live;
     if (this.#models.get(batch.modelId)?.available === true && pending.length > 0)
       return this.start(batch, pending);
     const job = new Job(batch);
-    this.#live.add(job);
+    this.#stored.add(job);
     job.load(pending, this.#clock(), this.#seq);
     if (pending.length > 0) this.#fail(job.items, ITEM_FAILURES.modelUnavailable);
     else this.#commit([], new Set([job]));
@@ -194,7 +194,7 @@ export class JobRunner {
   /** Starts a stored job (just created, or recovered) with the inputs that have no outcome. */
   start(record: BatchRecord, pending: readonly StoredInput[]): Job {
     const job = new Job(record);
-    this.#live.add(job);
+    this.#stored.add(job);
     this.#enqueue(job, pending);
     return job;
   }
@@ -219,16 +219,12 @@ export class JobRunner {
    * dropped, and its items without a stored outcome are for whoever runs the batch next.
    */
   release(job: Job): void {
-    // A job that ended here but whose end was not saved is let go too: the store holds it unended.
-    if (job.released || job.pk === undefined) return;
-    this.batcher.remove(job.queuedItems());
-    this.#live.delete(job);
-    job.release();
+    this.#stored.release(job);
   }
 
   /** Saves the failure of jobs whose writes failed; those saved are let go. */
-  async retryUnrecorded(): Promise<void> {
-    for (const job of await this.#journal.retry()) this.#live.delete(job);
+  retryUnrecorded(): Promise<void> {
+    return this.#stored.retryUnrecorded();
   }
 
   /** Queues a job's items and arms its deadline. */
@@ -260,7 +256,8 @@ export class JobRunner {
     // What a thread now holds is saved before it runs, so that after a crash the store tells an
     // item that ran (its result lost) from one that never started.
     const runs = startedRuns(items);
-    if (runs.length > 0) void this.#save(new Set(items.map((i) => i.job)), [], batches, runs);
+    if (runs.length > 0)
+      void this.#stored.save(new Set(items.map((i) => i.job)), [], batches, runs);
   }
 
   #onComplete(items: readonly JobItem[], outcome: BatchOutcome): void {
@@ -347,8 +344,8 @@ export class JobRunner {
         );
     job.end(status, reason, now);
     const batches = job.pk === undefined ? [] : [batchWrite(job)];
-    const saved = this.#save([job], writes, batches);
-    this.#retireOnceSaved([job], saved);
+    const saved = this.#stored.save([job], writes, batches);
+    this.#stored.retireOnceSaved([job], saved);
     return saved;
   }
 
@@ -361,101 +358,8 @@ export class JobRunner {
       if (job.endIfDone(now)) ended.push(job);
       if (job.pk !== undefined) batches.push(batchWrite(job));
     }
-    const saved = this.#save(touched, writes, batches);
+    const saved = this.#stored.save(touched, writes, batches);
     for (const job of touched) if (!job.terminal && job.pk === undefined) job.notify();
-    this.#retireOnceSaved(ended, saved);
-  }
-
-  /**
-   * Announces the end of `ended` jobs: an infer job's at once, a stored job's once its end is in
-   * the store (a failed write ends it failed instead, see `job-journal.ts`).
-   */
-  #retireOnceSaved(ended: readonly Job[], saved: Promise<boolean>): void {
-    if (ended.length === 0) return;
-    for (const job of ended) if (job.pk === undefined) this.#retire(job);
-    if (ended.some((job) => job.pk !== undefined))
-      void saved.then((ok) => {
-        if (ok) for (const job of ended) if (job.pk !== undefined) this.#retire(job);
-      });
-  }
-
-  #retire(job: Job): void {
-    if (job.pk !== undefined) this.#live.delete(job);
-    this.#log.debug({ batchId: job.batchId, status: job.status, error: job.error }, "batch ended");
-    job.notify();
-  }
-
-  /**
-   * Saves in one transaction and takes in what the store answered for each job. A failed write
-   * lets the stored jobs it concerned go, or fails them (see {@link JobRunnerOptions.releaseUnsaved});
-   * resolves false then.
-   */
-  #save(
-    jobs: Iterable<Job>,
-    items: ItemWrite[],
-    batches: readonly BatchWrite[],
-    started?: readonly StartedRun[],
-  ): Promise<boolean> {
-    return this.#journal.save(jobs, items, batches, started).then((saved) => {
-      if ("records" in saved) {
-        this.#takeIn(jobs, saved.records);
-        return true;
-      }
-      for (const job of jobs) {
-        if (job.pk === undefined) continue;
-        if (this.#releaseUnsaved) this.release(job);
-        else this.#endUnsaved(job, items, saved.failure);
-      }
-      if (!this.#releaseUnsaved) void this.retryUnrecorded();
-      return false;
-    });
-  }
-
-  /**
-   * Gives each job what the store answered for it. A job the store holds as ended while it still
-   * runs here (another node ended it first, or cancelled it) ends here as stored.
-   */
-  #takeIn(jobs: Iterable<Job>, records: readonly BatchRecord[]): void {
-    if (records.length === 0) return;
-    const byPk = new Map(records.map((r) => [r.pk, r]));
-    for (const job of jobs) {
-      const record = job.pk === undefined ? undefined : byPk.get(job.pk);
-      if (record === undefined) continue;
-      job.record(record);
-      if (!job.active || !isTerminal(record.status)) {
-        if (!job.terminal) job.notify();
-        continue;
-      }
-      const now = this.#clock();
-      this.batcher.remove(job.queuedItems());
-      for (const item of job.items) item.settled = true;
-      if (record.status === "completed") job.begin(now);
-      job.end(record.status as "completed" | "failed" | "cancelled", record.error, now);
-      this.#retire(job);
-    }
-  }
-
-  /**
-   * Ends a stored job whose write failed (see `job-journal.ts`): failed with `f`, its unsettled
-   * items and those whose outcome was in the lost write to be saved as `f`; kept readable until
-   * the journal has saved that.
-   */
-  #endUnsaved(job: Job, lost: readonly ItemWrite[], f: Failure): void {
-    const indices = lost.filter((w) => w.pk === job.pk).map((w) => w.index);
-    if (!job.terminal) {
-      this.batcher.remove(job.queuedItems());
-      const now = this.#clock();
-      const unused: ItemWrite[] = [];
-      for (const item of job.items) {
-        if (item.settled) continue;
-        this.#settle(item, failed(f), unused, now, "failed");
-        indices.push(item.index);
-      }
-      job.end("failed", f, now);
-    }
-    job.markUnrecorded(f, indices);
-    this.#journal.hold(job);
-    this.#live.add(job);
-    job.notify();
+    this.#stored.retireOnceSaved(ended, saved);
   }
 }
