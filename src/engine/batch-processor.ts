@@ -1,10 +1,3 @@
-/**
- * The engine's facade: submit, status, results, list, cancel, watch, infer and configure, on top
- * of the job runner (the batcher and the live jobs), a {@link JobStore}, an {@link InferencePool}
- * and a {@link Placement} that says where stored batches run. Transports call this and nothing
- * below it.
- */
-import { randomUUID } from "node:crypto";
 import { Jobs } from "./bulk/index.js";
 import {
   BatchEndedError,
@@ -19,7 +12,7 @@ import {
   StoreUnavailableError,
 } from "./errors.js";
 import type { InferencePool, ModelCatalog } from "./inference-pool.js";
-import type { BatchRecord, JobStore, StoredInput } from "./job-store.js";
+import type { BatchRecord, JobStore } from "./job-store.js";
 import {
   Housekeeping,
   IdSequence,
@@ -47,6 +40,7 @@ import {
 import { type Activity, createPlacement, type Placement } from "./placement/index.js";
 import type { BatchProcessorOptions } from "./processor-options.js";
 import { type AdmissionState, admissionRefusal, warmUp } from "./scheduling/index.js";
+import { submissionOf } from "./submission.js";
 import type {
   BatchResults,
   BatchView,
@@ -58,7 +52,6 @@ import type {
 } from "./types.js";
 import {
   type ListOptions,
-  payloadDigest,
   type ValidSubmit,
   validateBatchId,
   validateListFilter,
@@ -207,35 +200,13 @@ export class BatchProcessor {
   async submit(principal: Principal, request: SubmitRequest): Promise<SubmitReceipt> {
     this.#assertOpen();
     const valid = validateSubmit(request, this.#models, this.#options.defaultModel);
-    const inputs: StoredInput[] = valid.items.map((item, index) => ({
-      index,
-      requestId: item.requestId,
-      // A Float32Array here is the request's own copy (the gRPC reader's): kept, not copied again.
-      input: item.data instanceof Float32Array ? item.data : Float32Array.from(item.data),
-      shape: item.shape,
-    }));
-    const payloadHash = valid.batchId === undefined ? null : payloadDigest(valid, inputs);
+    const { inputs, payloadHash, batchAt } = submissionOf(principal, valid);
     if (valid.batchId !== undefined) {
       const existing = await this.#store.findBatch(principal.owner, valid.batchId);
       if (existing !== undefined) return this.#resubmit(existing, payloadHash);
     }
     this.#refuse(valid, await this.#placement.admissionRefusal(valid));
-    const now = this.#clock();
-    const { created, record } = await this.#store.createBatch(
-      {
-        owner: principal.owner,
-        batchId: valid.batchId ?? `batch_${randomUUID().replaceAll("-", "")}`,
-        modelId: valid.model.name,
-        priority: valid.priority,
-        timeoutMs: valid.timeoutMs,
-        createdAt: now,
-        deadline: now + valid.timeoutMs,
-        total: valid.items.length,
-        metadata: valid.metadata,
-        payloadHash,
-      },
-      inputs,
-    );
+    const { created, record } = await this.#store.createBatch(batchAt(this.#clock()), inputs);
     if (!created) return this.#resubmit(record, payloadHash);
     return this.#placement.enqueue(record, inputs);
   }
