@@ -46,7 +46,7 @@ function counting(pool: InferencePool) {
     pipelineDepth: pool.pipelineDepth,
     run: async (request, signal) => {
       counts.batches++;
-      counts.items += request.dims[0] as number;
+      counts.items += request.inputs[0]?.dims[0] ?? 0;
       const result = await pool.run(request, signal);
       counts.inferenceMs += result.inferenceMs;
       return result;

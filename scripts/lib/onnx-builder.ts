@@ -72,6 +72,19 @@ export class GraphBuilder {
     return name;
   }
 
+  /** Adds an int64 initializer (shapes, axes) and returns its name. */
+  constantInt64(data: readonly number[], dims: readonly number[], hint = "i"): string {
+    const name = `${hint}_${this.#counter++}`;
+    const values = BigInt64Array.from(data.map((v) => BigInt(v)));
+    this.#initializers.push({
+      name,
+      dataType: onnx.TensorProto.DataType.INT64,
+      dims: [...dims],
+      rawData: new Uint8Array(values.buffer),
+    });
+    return name;
+  }
+
   /** Adds a node; returns the name of its (single) output unless `output` names it. */
   node(
     opType: string,

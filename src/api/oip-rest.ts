@@ -25,7 +25,16 @@ import {
   ServerMetadataRequestSchema,
   ServerReadyRequestSchema,
 } from "../../gen/inference/grpc_predict_v2_pb.js";
-import { InvalidInputError } from "../engine/index.js";
+import {
+  type Datatype,
+  elementCount,
+  fromRawBytes,
+  InvalidInputError,
+  isDatatype,
+  toPlainValues,
+  toRawBytes,
+  toTensorData,
+} from "../engine/index.js";
 import { parseJsonBody, readBody } from "../wire/index.js";
 import { Call, type ServiceBinding } from "./call.js";
 import { httpStatusOf } from "./error-mapping.js";
@@ -168,38 +177,39 @@ function answerOf(route: Route, response: unknown): { status: number; body: Json
 }
 
 /**
- * Writes a ModelInfer's answer: JSON with each output's `data`, or, when the request asked for
- * binary outputs, the JSON (each output with its `binary_data_size`) followed by the outputs'
- * little-endian elements, its length in `Inference-Header-Content-Length`.
+ * Writes a ModelInfer's answer: JSON with each output's `data` (numbers, booleans for BOOL,
+ * strings for BYTES), or, when the request asked for binary outputs, the JSON (each output with
+ * its `binary_data_size`) followed by the outputs' little-endian elements, its length in
+ * `Inference-Header-Content-Length`. The request went in as raw contents, so outputs come raw.
  */
 function sendInferAnswer(res: ServerResponse, m: ModelInferResponse, binary: boolean): void {
-  const values = m.outputs.map((t, i) => {
-    const raw = m.rawOutputContents[i];
-    if (raw === undefined) return Float32Array.from(t.contents?.fp32Contents ?? []);
-    const out = new Float32Array(raw.byteLength / 4);
-    new Uint8Array(out.buffer).set(raw);
-    return out;
-  });
+  const bytes = m.outputs.map((_, i) => m.rawOutputContents[i] ?? new Uint8Array());
   const head = {
     model_name: m.modelName,
     model_version: m.modelVersion,
     ...(m.id === "" ? {} : { id: m.id }),
-    outputs: m.outputs.map((t, i) => ({
-      name: t.name,
-      datatype: t.datatype,
-      shape: t.shape.map(Number),
-      ...(binary
-        ? { parameters: { binary_data_size: (values[i] as Float32Array).byteLength } }
-        : { data: Array.from(values[i] as Float32Array) }),
-    })),
+    outputs: m.outputs.map((t, i) => {
+      const raw = bytes[i] as Uint8Array;
+      const datatype = t.datatype as Datatype;
+      const data = () =>
+        toPlainValues(
+          datatype,
+          fromRawBytes("output", datatype, raw, elementCount(t.shape.map(Number))),
+        );
+      return {
+        name: t.name,
+        datatype: t.datatype,
+        shape: t.shape.map(Number),
+        ...(binary ? { parameters: { binary_data_size: raw.byteLength } } : { data: data() }),
+      };
+    }),
   };
   if (!binary) {
     send(res, 200, head);
     return;
   }
   const json = Buffer.from(JSON.stringify(head));
-  const parts = [json, ...values.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength))];
-  const body = Buffer.concat(parts);
+  const body = Buffer.concat([json, ...bytes]);
   res.writeHead(200, {
     "content-type": "application/octet-stream",
     "content-length": body.byteLength,
@@ -211,8 +221,9 @@ function sendInferAnswer(res: ServerResponse, m: ModelInferResponse, binary: boo
 /**
  * A ModelInferRequest from the protocol's JSON: `inputs` (each `name`, `shape`, `datatype`, and
  * `data` flat or nested, or a `binary_data_size` parameter for elements in `binary`), optional
- * `id`, `parameters` and `outputs`. FP32 elements go to the tensor's `fp32_contents`, binary ones
- * to `raw_input_contents`; the service checks the rest against the model, naming the fields.
+ * `id`, `parameters` and `outputs`. Every input's elements go to `raw_input_contents` (the JSON
+ * ones converted to their datatype here, naming the element that does not fit it), so the answer
+ * comes back raw too; the service checks the rest against the model, naming the fields.
  * `binaryOutput`: whether the answer's outputs go back as binary data.
  */
 function inferRequestOf(
@@ -248,13 +259,19 @@ function inferRequestOf(
       offset += size;
       return create(ModelInferRequest_InferInputTensorSchema, { name, datatype, shape });
     }
-    const data = flatNumbers(input.data, `${field}.data`);
-    return create(ModelInferRequest_InferInputTensorSchema, {
-      name,
-      datatype,
-      shape,
-      contents: datatype === "FP32" ? { fp32Contents: data } : undefined,
-    });
+    // A datatype this server does not know is left to the service, which names the model's.
+    if (!isDatatype(datatype)) raw.push(new Uint8Array());
+    else {
+      const elements = flatElements(input.data, `${field}.data`, datatype);
+      const count = elementCount(shape.map(Number));
+      if (elements.length !== count)
+        throw new InvalidInputError(
+          `${field}.data`,
+          `expected ${count} elements (shape [${shape.join(", ")}]), got ${elements.length}`,
+        );
+      raw.push(toRawBytes(toTensorData(`${field}.data`, datatype, elements)));
+    }
+    return create(ModelInferRequest_InferInputTensorSchema, { name, datatype, shape });
   });
   if (offset !== binary.byteLength)
     throw new InvalidInputError(
@@ -313,18 +330,26 @@ function parameterOf(value: JsonValue, field: string): InferParameter {
 const MAX_DATA_DEPTH = 32;
 
 /**
- * A tensor's elements, row-major, from a flat or nested JSON array of numbers. The element a
- * refusal names is spelled out only then (a tensor may hold millions of elements).
+ * A tensor's elements, row-major, from a flat or nested JSON array: numbers, or booleans (and
+ * 0/1) for BOOL, strings for BYTES. The element a refusal names is spelled out only then (a tensor
+ * may hold millions of elements).
  */
-function flatNumbers(value: JsonValue | undefined, field: string): number[] {
-  const out: number[] = [];
+function flatElements(
+  value: JsonValue | undefined,
+  field: string,
+  datatype: Datatype,
+): (number | boolean | string)[] {
+  const kind = datatype === "BYTES" ? "string" : "number";
+  const fits = (v: JsonValue) =>
+    typeof v === kind || (datatype === "BOOL" && typeof v === "boolean");
+  const out: (number | boolean | string)[] = [];
   const at: number[] = [];
   const walk = (list: JsonValue[]) => {
     if (at.length >= MAX_DATA_DEPTH)
       throw new InvalidInputError(field, `nests deeper than ${MAX_DATA_DEPTH} levels`);
     for (let k = 0; k < list.length; k++) {
       const v = list[k] as JsonValue;
-      if (typeof v === "number") out.push(v);
+      if (fits(v)) out.push(v as number | boolean | string);
       else if (Array.isArray(v)) {
         at.push(k);
         walk(v);
@@ -332,7 +357,7 @@ function flatNumbers(value: JsonValue | undefined, field: string): number[] {
       } else
         throw new InvalidInputError(
           `${field}${[...at, k].map((i) => `[${i}]`).join("")}`,
-          "expected a number",
+          `expected a ${datatype === "BOOL" ? "boolean" : kind}`,
         );
     }
   };

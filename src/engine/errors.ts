@@ -53,6 +53,18 @@ export function failure(code: OutcomeCode, message: string): Failure {
   return Object.freeze({ code, message });
 }
 
+/**
+ * The runtime refused or failed a model batch; `message` is its own words, cut to their first
+ * line with no server paths, and is shown to the callers whose items were in the batch (an
+ * INTERNAL outcome, since the request itself was admitted as valid).
+ */
+export class ModelRunError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ModelRunError";
+  }
+}
+
 /** Base class of every error whose message is safe to show to a client. */
 export abstract class DomainError extends Error {
   abstract readonly code: ErrorCode;

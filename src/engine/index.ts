@@ -39,6 +39,7 @@ export type {
 } from "./placement/index.js";
 export type { BatchProcessorOptions } from "./processor-options.js";
 export { Stride } from "./scheduling/index.js";
+export * from "./tensors.js";
 export * from "./types.js";
 export {
   FLOAT32_MAX,

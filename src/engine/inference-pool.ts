@@ -3,6 +3,8 @@
  * (Piscina + ONNX Runtime), so the engine never imports a runtime or a thread API.
  */
 
+import type { BatchTensor } from "./tensors.js";
+
 /** How a model's raw output is read. */
 export type OutputKind = "probabilities" | "logits" | "raw";
 
@@ -76,10 +78,13 @@ export interface ModelCatalog {
 /** One model batch to execute. */
 export interface InferenceRequest {
   readonly model: string;
-  /** Row-major input; ownership moves to the pool (it may be transferred to another thread). */
-  readonly data: Float32Array;
-  /** Full input dims, batch first. */
-  readonly dims: readonly number[];
+  /**
+   * Its input tensors, batch axis first, the primary input named `PRIMARY`; ownership
+   * moves to the pool (their buffers may be transferred to another thread).
+   */
+  readonly inputs: readonly BatchTensor[];
+  /** Return every output by name ({@link InferenceResult.outputs}) besides the primary one. */
+  readonly named: boolean;
 }
 
 /** The outcome of one model batch. */
@@ -92,6 +97,11 @@ export interface InferenceResult {
   readonly confidence: Float32Array | null;
   /** Wall time of the model run on its thread, ms. */
   readonly inferenceMs: number;
+  /**
+   * Every output of the graph by name, as the model gives it (batch axis first, no softmax), when
+   * the request was `named`.
+   */
+  readonly outputs?: readonly BatchTensor[] | undefined;
 }
 
 /** A pool of inference threads. */

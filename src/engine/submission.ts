@@ -4,9 +4,11 @@
  * is the same batch).
  */
 import { randomUUID } from "node:crypto";
+import { InvalidInputError } from "./errors.js";
 import type { NewBatch, StoredInput } from "./job-store.js";
+import type { ItemTensor } from "./tensors.js";
 import type { Principal } from "./types.js";
-import { payloadDigest, type ValidSubmit } from "./validation.js";
+import { payloadDigest, requireFloatVectors, type ValidSubmit } from "./validation.js";
 
 /** See the file comment. */
 export interface Submission {
@@ -19,13 +21,23 @@ export interface Submission {
 
 /** The submission of `valid` by `principal`. */
 export function submissionOf(principal: Principal, valid: ValidSubmit): Submission {
-  const inputs: StoredInput[] = valid.items.map((item, index) => ({
-    index,
-    requestId: item.requestId,
-    // A Float32Array here is the request's own copy (the gRPC reader's): kept, not copied again.
-    input: item.data instanceof Float32Array ? item.data : Float32Array.from(item.data),
-    shape: item.shape,
-  }));
+  requireFloatVectors("metadata.model_id", valid.model);
+  if (valid.outputs !== undefined)
+    throw new InvalidInputError(
+      "data",
+      "items sent by name (inputs) and outputs asked for by name (output_names) are answered by Infer and the v2 protocol's infer; a durable batch stores each item's float32 input and its primary output",
+    );
+  const inputs: StoredInput[] = valid.items.map((item, index) => {
+    const tensor = item.inputs[0] as ItemTensor;
+    const data = tensor.data as ArrayLike<number>;
+    return {
+      index,
+      requestId: item.requestId,
+      // A Float32Array here is the request's own copy (the gRPC reader's): kept, not copied again.
+      input: data instanceof Float32Array ? data : Float32Array.from(data),
+      shape: tensor.shape,
+    };
+  });
   const payloadHash = valid.batchId === undefined ? null : payloadDigest(valid, inputs);
   return {
     inputs,

@@ -1,5 +1,6 @@
 /** Domain types shared by the engine, the stores and the service layer. */
 import type { Failure } from "./errors.js";
+import type { ItemTensor } from "./tensors.js";
 
 /** Priority classes, highest first. */
 export const PRIORITIES = ["critical", "high", "normal", "low"] as const;
@@ -19,23 +20,46 @@ export interface Principal {
   readonly adminNote?: string | undefined;
 }
 
-/** One submitted item, as the transports hand it over. */
+/** One submitted item, as the transports hand it over: `input` or `inputs`. */
 export interface ItemInput {
   /**
-   * The input numbers (flattened row-major when `shape` has more than one dimension). A
-   * Float32Array is kept as it is, not copied, until its item has run: the caller hands it over
-   * and must not change it afterwards.
+   * The model's primary input (the shorthand): its numbers, flattened row-major when `shape` has
+   * more than one dimension. A Float32Array is kept as it is, not copied, until its item has run:
+   * the caller hands it over and must not change it afterwards.
    */
-  readonly input: ArrayLike<number>;
+  readonly input?: ArrayLike<number> | undefined;
+  /** The model's inputs by name, each in any datatype the model takes. */
+  readonly inputs?: Readonly<Record<string, TensorInput>> | undefined;
   /** Client's id for the item; `req_<n>` (1-based) when absent. */
   readonly requestId?: string | undefined;
   /** Per-item tensor shape; defaults to `[input.length]`. */
   readonly shape?: readonly number[] | undefined;
 }
 
+/**
+ * One named input of an item: its elements in one of `values`, `strings` (BYTES) or `raw`
+ * (little-endian bytes of the model's datatype), converted to the model's datatype.
+ */
+export interface TensorInput {
+  /** Checked against the model's when given. */
+  readonly datatype?: string | undefined;
+  /** Per-item dims; `[element count]` when absent. */
+  readonly shape?: readonly number[] | undefined;
+  /** Numbers (integers for integer types; bigints too), or true/false and 0/1 for BOOL. */
+  readonly values?: ArrayLike<unknown> | undefined;
+  /** The elements of a BYTES input. */
+  readonly strings?: readonly string[] | undefined;
+  readonly raw?: Uint8Array | undefined;
+}
+
 /** A submit (or infer) request. */
 export interface SubmitRequest {
   readonly data: readonly ItemInput[];
+  /**
+   * The outputs to answer with, by name; every output when the items are sent by name and this
+   * is empty.
+   */
+  readonly outputNames?: readonly string[] | undefined;
   /** @defaultValue "normal" */
   readonly priority?: string | undefined;
   /** Client idempotency key, scoped to the caller. */
@@ -83,6 +107,11 @@ export interface ItemResult {
   readonly requestId: string;
   /** Model output for the item; empty when it failed or never ran. */
   readonly output: readonly number[];
+  /**
+   * The item's outputs by name, in the model's datatypes, when the request asked for them
+   * ({@link ValidSubmit.outputs}); undefined otherwise.
+   */
+  readonly outputs?: readonly ItemTensor[] | undefined;
   /** Largest class probability for classifiers, else 0. */
   readonly confidence: number;
   /** Wall time of the model batch the item ran in, ms. */

@@ -7,11 +7,22 @@ import { echo, InvalidInputError, ModelNotFoundError, ModelUnavailableError } fr
 import type { ModelCatalog, ModelInfo } from "./inference-pool.js";
 import type { StoredInput } from "./job-store.js";
 import {
+  type Datatype,
+  firstNonFinite,
+  fromRawBytes,
+  type ItemTensor,
+  isDatatype,
+  PRIMARY,
+  type TensorData,
+  toTensorData,
+} from "./tensors.js";
+import {
   BATCH_STATUSES,
   type BatchStatus,
   PRIORITIES,
   type Priority,
   type SubmitRequest,
+  type TensorInput,
 } from "./types.js";
 
 /** Most items in one submit. */
@@ -44,10 +55,20 @@ export const METADATA_LIMITS = Object.freeze({
 /** One item, validated and converted. */
 export interface ValidItem {
   readonly requestId: string;
-  /** The input numbers as given (checked finite); converted to float32 when batched or stored. */
-  readonly data: ArrayLike<number>;
-  /** Per-item dims (no -1). */
-  readonly shape: readonly number[];
+  /**
+   * Its tensors in the order of the model's inputs, the primary input named {@link PRIMARY}.
+   * FP32 numbers are kept as given (checked finite and in range) until batched or stored.
+   */
+  readonly inputs: readonly ItemTensor[];
+}
+
+/** An item of the `input` shorthand: the model's primary input, FP32. */
+export function shorthandItem(
+  requestId: string,
+  data: ArrayLike<number>,
+  shape: readonly number[],
+): ValidItem {
+  return { requestId, inputs: [{ name: PRIMARY, datatype: "FP32", shape, data }] };
 }
 
 /** A validated request. */
@@ -63,6 +84,11 @@ export interface ValidSubmit {
   readonly model: ModelInfo;
   readonly metadata: Readonly<Record<string, unknown>>;
   readonly batchId: string | undefined;
+  /**
+   * The outputs to answer with by name (each item's `outputs`); undefined for an answer in the
+   * shorthand (the primary output's numbers as `output`).
+   */
+  readonly outputs?: readonly string[] | undefined;
 }
 
 /** Validates `request` against the limits and the chosen model's input shape. */
@@ -88,7 +114,31 @@ export function validateSubmit(
     );
   }
   const items = data.map((item: unknown, i) => validateItem(item, i, model));
-  return { items, priority, timeoutMs, model, metadata, batchId };
+  const named = data.some((item: unknown) => (item as { inputs?: unknown }).inputs !== undefined);
+  const outputs = validateOutputNames(request.outputNames, model, named);
+  return { items, priority, timeoutMs, model, metadata, batchId, outputs };
+}
+
+/**
+ * The outputs a request is answered with by name: those it names, or every output when its items
+ * came by name; undefined (the shorthand answer) otherwise.
+ */
+function validateOutputNames(
+  names: unknown,
+  model: ModelInfo,
+  named: boolean,
+): readonly string[] | undefined {
+  const declared = (model.outputs ?? []).map((o) => o.name);
+  if (names === undefined || names === null || (Array.isArray(names) && names.length === 0))
+    return named ? declared : undefined;
+  if (!Array.isArray(names)) throw new InvalidInputError("output_names", "expected an array");
+  for (const [i, name] of names.entries())
+    if (typeof name !== "string" || !declared.includes(name))
+      throw new InvalidInputError(
+        `output_names[${i}]`,
+        `model ${JSON.stringify(model.name)} has no output ${echo(name)}; its outputs are ${declared.join(", ")}`,
+      );
+  return [...new Set(names as string[])];
 }
 
 /**
@@ -250,17 +300,214 @@ function validateItem(item: unknown, index: number, model: ModelInfo): ValidItem
   if (typeof item !== "object" || item === null || Array.isArray(item)) {
     throw new InvalidInputError(field, 'expected an object like {"input": [numbers...]}');
   }
-  const { input, requestId, shape } = item as {
+  const { input, inputs, requestId, shape } = item as {
     input?: unknown;
+    inputs?: unknown;
     requestId?: unknown;
     shape?: unknown;
   };
-  const tensor = validateTensor(`${field}.`, input, shape, model);
+  const id = validateId(`${field}.request_id`, requestId) ?? `req_${index + 1}`;
+  if (inputs !== undefined && inputs !== null) {
+    if ((input !== undefined && input !== null) || (shape !== undefined && shape !== null))
+      throw new InvalidInputError(
+        `${field}.inputs`,
+        "give the item's tensors by name in inputs, or its numbers in input and shape, not both",
+      );
+    return { requestId: id, inputs: validateNamedInputs(`${field}.inputs`, inputs, model) };
+  }
+  const specs = inputSpecs(model);
+  if (specs.length > 1)
+    throw new InvalidInputError(
+      `${field}.inputs`,
+      `model ${JSON.stringify(model.name)} takes ${specs.length} inputs (${specs.map(describeSpec).join(", ")}); give each by name in inputs`,
+    );
+  const primary = specs[0];
+  if (primary === undefined || primary.datatype === "FP32") {
+    const tensor = validateTensor(`${field}.`, input, shape, model);
+    return shorthandItem(id, tensor.data, tensor.shape);
+  }
+  if (input === undefined || input === null)
+    throw new InvalidInputError(`${field}.input`, "is required");
+  if (!isArrayLike(input))
+    throw new InvalidInputError(`${field}.input`, "expected an array of numbers");
   return {
-    requestId: validateId(`${field}.request_id`, requestId) ?? `req_${index + 1}`,
-    data: tensor.data,
-    shape: tensor.shape,
+    requestId: id,
+    inputs: [
+      namedTensor(
+        `${field}.`,
+        primary,
+        { values: input, shape: shape as number[] | undefined },
+        "input",
+      ),
+    ],
   };
+}
+
+/** A model input as admission checks it: its engine name, datatype and per-item dims. */
+export interface InputSpec {
+  /** The graph's name. */
+  readonly graphName: string;
+  /** The engine's: {@link PRIMARY} for the primary input. */
+  readonly name: string;
+  readonly datatype: Datatype;
+  /** Per-item dims, -1 for any size. */
+  readonly shape: readonly number[];
+}
+
+/**
+ * The model's inputs, the primary one first with its per-item shape as the model's config gives
+ * it; a model whose graph could not be read has its primary input alone, FP32.
+ */
+export function inputSpecs(model: ModelInfo): InputSpec[] {
+  const declared = model.inputs ?? [];
+  if (declared.length === 0)
+    return [
+      {
+        graphName: model.inputName ?? "input",
+        name: PRIMARY,
+        datatype: "FP32",
+        shape: model.itemShape,
+      },
+    ];
+  const primaryName = model.inputName ?? declared[0]?.name;
+  const specs = declared.map((spec): InputSpec => {
+    const primary = spec.name === primaryName;
+    return {
+      graphName: spec.name,
+      name: primary ? PRIMARY : spec.name,
+      datatype: isDatatype(spec.datatype) ? spec.datatype : "FP32",
+      shape: primary ? model.itemShape : spec.shape.slice(1),
+    };
+  });
+  return specs.sort((a, b) => Number(b.name === PRIMARY) - Number(a.name === PRIMARY));
+}
+
+function describeSpec(spec: InputSpec): string {
+  return `${spec.graphName} ${spec.datatype} [${spec.shape.map((d) => (d === -1 ? "*" : d)).join(", ")}]`;
+}
+
+/** An item's `inputs`: every model input, by its graph name, and nothing else. */
+function validateNamedInputs(field: string, inputs: unknown, model: ModelInfo): ItemTensor[] {
+  if (typeof inputs !== "object" || Array.isArray(inputs) || inputs === null)
+    throw new InvalidInputError(field, "expected an object of tensors by input name");
+  const specs = inputSpecs(model);
+  const given = inputs as Record<string, unknown>;
+  for (const name of Object.keys(given))
+    if (!specs.some((s) => s.graphName === name))
+      throw new InvalidInputError(
+        `${field}.${name.slice(0, 64)}`,
+        `model ${JSON.stringify(model.name)} has no input ${echo(name)}; its inputs are ${specs.map(describeSpec).join(", ")}`,
+      );
+  return specs.map((spec) => {
+    const tensor = given[spec.graphName];
+    if (tensor === undefined || tensor === null)
+      throw new InvalidInputError(
+        field,
+        `missing ${JSON.stringify(spec.graphName)} (${describeSpec(spec)}); model ${JSON.stringify(model.name)} takes ${specs.map((s) => s.graphName).join(", ")}`,
+      );
+    if (typeof tensor !== "object" || Array.isArray(tensor))
+      throw new InvalidInputError(
+        `${field}.${spec.graphName}`,
+        'expected an object like {"values": [...], "shape": [...]}',
+      );
+    return namedTensor(`${field}.${spec.graphName}.`, spec, tensor as TensorInput, "values");
+  });
+}
+
+/**
+ * One named tensor converted to its input's datatype and checked against its per-item shape;
+ * `valuesField` names where its numbers came from.
+ */
+function namedTensor(
+  prefix: string,
+  spec: InputSpec,
+  tensor: TensorInput,
+  valuesField: string,
+): ItemTensor {
+  if (tensor.datatype !== undefined && tensor.datatype !== "" && tensor.datatype !== spec.datatype)
+    throw new InvalidInputError(
+      `${prefix}datatype`,
+      `expected ${spec.datatype} (the model's input ${JSON.stringify(spec.graphName)}), got ${echo(tensor.datatype)}`,
+    );
+  const sources = [
+    [valuesField, tensor.values],
+    ["strings", tensor.strings],
+    ["raw", tensor.raw],
+  ].filter(([, v]) => v !== undefined && v !== null && (v as ArrayLike<unknown>).length > 0);
+  if (sources.length !== 1)
+    throw new InvalidInputError(
+      `${prefix}${valuesField}`,
+      sources.length === 0
+        ? spec.datatype === "BYTES"
+          ? "is required (or strings, or raw)"
+          : "is required (or raw)"
+        : `give the elements once, in one of ${sources.map(([f]) => f).join(", ")}`,
+    );
+  const [source, elements] = sources[0] as [string, ArrayLike<unknown>];
+  const field = `${prefix}${source}`;
+  let data: TensorData;
+  let count: number;
+  if (source === "raw") {
+    const shape = tensor.shape;
+    if ((shape === undefined || shape.length === 0) && spec.shape.length > 0)
+      throw new InvalidInputError(`${prefix}shape`, "is required with raw");
+    count = validShape(`${prefix}shape`, shape ?? []);
+    data = fromRawBytes(field, spec.datatype, elements as Uint8Array, count);
+    const j = firstNonFinite(spec.datatype, data);
+    if (j >= 0)
+      throw new InvalidInputError(
+        `${field}[${j}]`,
+        "expected a finite number, got NaN or Infinity",
+      );
+  } else {
+    if (!isArrayLike(elements)) throw new InvalidInputError(field, "expected an array");
+    count = elements.length;
+    data = toTensorData(field, spec.datatype, elements);
+  }
+  // An input without dims past the batch axis takes one element per item, shape [].
+  const dims =
+    spec.shape.length === 0 && count === 1 && (tensor.shape?.length ?? 0) === 0
+      ? []
+      : validateShape(`${prefix}shape`, tensor.shape, count, source);
+  checkDims(prefix, spec, dims, count, source);
+  return { name: spec.name, datatype: spec.datatype, shape: dims, data };
+}
+
+/** The product of a shape's dims, each checked a positive integer. */
+function validShape(field: string, shape: readonly unknown[]): number {
+  let product = 1;
+  for (const [k, d] of shape.entries()) {
+    if (typeof d !== "number" || !Number.isInteger(d) || d < 1)
+      throw new InvalidInputError(`${field}[${k}]`, `expected a positive integer, got ${echo(d)}`);
+    product *= d;
+  }
+  return product;
+}
+
+function checkDims(
+  prefix: string,
+  spec: InputSpec,
+  dims: readonly number[],
+  count: number,
+  source: string,
+): void {
+  const expected = spec.shape;
+  if (expected.length === 1 && dims.length === 1) {
+    const want = expected[0] as number;
+    if (want !== -1 && want !== count)
+      throw new InvalidInputError(
+        `${prefix}${source}`,
+        `expected ${want} elements for ${JSON.stringify(spec.graphName)} (${describeSpec(spec)}), got ${count}`,
+      );
+    return;
+  }
+  const fits =
+    dims.length === expected.length && expected.every((d, k) => d === -1 || d === dims[k]);
+  if (!fits)
+    throw new InvalidInputError(
+      `${prefix}shape`,
+      `${JSON.stringify(spec.graphName)} takes items of shape [${expected.map((d) => (d === -1 ? "*" : d)).join(", ")}], got [${dims.join(", ")}]`,
+    );
 }
 
 /**
@@ -288,12 +535,31 @@ export function validateTensor(
     if (!float32 && (v > FLOAT32_MAX || v < -FLOAT32_MAX))
       throw new InvalidInputError(`${field}[${j}]`, `${v} is outside the float32 range`);
   }
-  const dims = validateShape(`${prefix}shape`, shape, length);
+  const dims = validateShape(`${prefix}shape`, shape, length, "input");
   checkFitsModel(prefix, dims, length, model);
   return { data: input as ArrayLike<number>, shape: dims };
 }
 
-function validateShape(field: string, shape: unknown, length: number): number[] {
+/**
+ * Refuses, naming `field`, a model whose items cannot travel as float32 vectors (several inputs,
+ * or a primary input of another type): durable batches and jobs store inputs that way.
+ */
+export function requireFloatVectors(field: string, model: ModelInfo): void {
+  const specs = inputSpecs(model);
+  const primary = specs[0];
+  if (specs.length > 1 || (primary !== undefined && primary.datatype !== "FP32"))
+    throw new InvalidInputError(
+      field,
+      `model ${JSON.stringify(model.name)} takes ${specs.map(describeSpec).join(", ")}; durable batches and jobs store one float32 input per item, so send its items to Infer or the v2 protocol's infer`,
+    );
+}
+
+function validateShape(
+  field: string,
+  shape: unknown,
+  length: number,
+  valuesField: string,
+): number[] {
   if (shape === undefined || shape === null || (Array.isArray(shape) && shape.length === 0))
     return [length];
   if (!Array.isArray(shape))
@@ -308,7 +574,7 @@ function validateShape(field: string, shape: unknown, length: number): number[] 
   if (product !== length) {
     throw new InvalidInputError(
       field,
-      `[${shape.join(", ")}] holds ${product} numbers but input has ${length}`,
+      `[${shape.join(", ")}] holds ${product} ${valuesField === "input" ? "numbers" : "elements"} but ${valuesField} has ${length}`,
     );
   }
   return shape as number[];

@@ -9,9 +9,18 @@ import { setPriority } from "node:os";
 import { stripVTControlCharacters } from "node:util";
 import ort from "onnxruntime-node";
 import { move, transferableSymbol, valueSymbol, workerData } from "piscina";
+import {
+  type BatchTensor,
+  type Datatype,
+  isStrings,
+  PRIMARY,
+  type TensorData,
+  toFloat32,
+} from "../engine/index.js";
 import type {
   DescribeReply,
   ModelLoadReport,
+  RunFailure,
   RunReply,
   TensorInfo,
   WorkerInit,
@@ -104,41 +113,54 @@ function firstLine(error: unknown): string {
   return stripVTControlCharacters(text.split("\n")[0] ?? text).slice(0, 300);
 }
 
-/**
- * Throws, saying why, unless this server can feed the model: one float32 input (the item's
- * vector) and a float32 output. A model with other inputs or types would load and then fail every
- * item; refused here, it is unavailable with the reason in ListModels instead.
- */
-function assertFeedable(
-  session: ort.InferenceSession,
-  inputName: string,
-  outputName: string,
-): void {
-  const others = session.inputNames.filter((name) => name !== inputName);
-  if (others.length > 0)
-    throw new Error(
-      `the graph has ${session.inputNames.length} inputs (${describe(session.inputMetadata)}); this server feeds one float32 input per model (several named inputs are not served yet)`,
-    );
-  for (const [kind, metadata, name] of [
-    ["input", session.inputMetadata, inputName],
-    ["output", session.outputMetadata, outputName],
-  ] as const) {
-    const m = metadata.find((v) => v.name === name);
-    const type = m === undefined ? "unknown" : m.isTensor ? m.type : "not a tensor";
-    if (type !== "float32")
-      throw new Error(
-        `${kind} ${JSON.stringify(name)} is ${type}; this server feeds and reads float32 tensors only (other types are not served yet)`,
-      );
-  }
+/** ONNX Runtime's element types by their names in the Open Inference Protocol. */
+const ORT_TYPES: Readonly<Record<Datatype, ort.Tensor.Type>> = {
+  BOOL: "bool",
+  UINT8: "uint8",
+  UINT16: "uint16",
+  UINT32: "uint32",
+  UINT64: "uint64",
+  INT8: "int8",
+  INT16: "int16",
+  INT32: "int32",
+  INT64: "int64",
+  FP16: "float16",
+  FP32: "float32",
+  FP64: "float64",
+  BYTES: "string",
+};
+
+/** The Open Inference Protocol's name of an ONNX Runtime element type; undefined if none. */
+function datatypeOf(type: string): Datatype | undefined {
+  for (const [datatype, ortType] of Object.entries(ORT_TYPES))
+    if (ortType === type) return datatype as Datatype;
+  return undefined;
 }
 
-/** `name type[dims]` of each value, for messages. */
-function describe(metadata: readonly ort.InferenceSession.ValueMetadata[]): string {
-  return metadata
-    .map((m) =>
-      m.isTensor ? `${m.name} ${m.type}[${m.shape.join(", ")}]` : `${m.name} (not a tensor)`,
-    )
-    .join(", ");
+/**
+ * Throws, saying why, unless this server can feed the model: every input and output a tensor of
+ * an element type it knows, each with a batch axis first. A model that breaks this would load and
+ * then fail every item; refused here, it is unavailable with the reason in ListModels instead.
+ */
+function assertFeedable(session: ort.InferenceSession): void {
+  for (const [kind, metadata] of [
+    ["input", session.inputMetadata],
+    ["output", session.outputMetadata],
+  ] as const)
+    for (const m of metadata) {
+      if (!m.isTensor)
+        throw new Error(
+          `${kind} ${JSON.stringify(m.name)} is not a tensor; this server feeds and reads tensors only`,
+        );
+      if (datatypeOf(m.type) === undefined)
+        throw new Error(
+          `${kind} ${JSON.stringify(m.name)} is ${m.type}, an element type this server does not serve`,
+        );
+      if (m.shape.length === 0)
+        throw new Error(
+          `${kind} ${JSON.stringify(m.name)} is a scalar; this server batches items along a first axis`,
+        );
+    }
 }
 
 /** Builds a session for one version and checks it against its config; throws saying why not. */
@@ -170,7 +192,7 @@ async function loadVersion(
       );
     }
     try {
-      assertFeedable(session, inputName, outputName);
+      assertFeedable(session);
     } catch (error) {
       throw new UnfeedableModel(
         firstLine(error),
@@ -267,32 +289,74 @@ async function run(
 ): Promise<RunReply> {
   const entry = loaded.get(task.model);
   if (entry === undefined) throw new Error(`model ${task.model} is not loaded on this thread`);
-  const input = new ort.Tensor("float32", task.data, [...task.dims]);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const input of task.inputs)
+    feeds[input.name === PRIMARY ? entry.inputName : input.name] = new ort.Tensor(
+      ORT_TYPES[input.datatype],
+      input.data as ort.Tensor.DataType,
+      [...input.dims],
+    );
+  const fetches = task.named ? entry.session.outputNames : [entry.outputName];
+  const batch = task.inputs[0]?.dims[0] ?? 0;
   const started = performance.now();
-  const outputs = await entry.session.run({ [entry.inputName]: input }, [entry.outputName]);
-  const tensor = outputs[entry.outputName] as ort.Tensor;
-  const raw = tensor.data;
-  if (!(raw instanceof Float32Array))
-    throw new Error(`output ${entry.outputName} is ${tensor.type}, expected float32`);
+  let results: ort.InferenceSession.ReturnType;
+  try {
+    results = await entry.session.run(feeds, [...fetches]);
+  } catch (error) {
+    for (const tensor of Object.values(feeds)) tensor.dispose();
+    throw new RunRefused(firstLine(error).split(`${process.cwd()}/`).join(""));
+  }
+  const primary = results[entry.outputName] as ort.Tensor;
+  const primaryType = datatypeOf(primary.type) ?? "FP32";
+  const raw = primary.data as TensorData;
+  // The primary output's own copy when the named outputs hand its buffer on, or it is not float32.
   const output =
-    raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength ? raw : raw.slice();
-  const batch = task.dims[0] as number;
+    raw instanceof Float32Array && !task.named
+      ? ownBuffer(raw)
+      : toFloat32(primaryType, raw).slice();
   const outputSize = batch === 0 ? 0 : output.length / batch;
   let confidence: Float32Array | null = null;
   if (entry.model.outputKind === "logits") softmaxRows(output, outputSize);
   if (entry.model.outputKind !== "raw") confidence = rowMax(output, outputSize);
+  let outputs: BatchTensor[] | undefined;
+  if (task.named) {
+    outputs = fetches.map((name) => {
+      const tensor = results[name] as ort.Tensor;
+      if (tensor.dims[0] !== batch)
+        throw new RunRefused(
+          `output ${JSON.stringify(name)} has dims [${tensor.dims.join(", ")}]; its first axis is not the batch of ${batch} items`,
+        );
+      const data = tensor.data as TensorData;
+      return {
+        name,
+        datatype: datatypeOf(tensor.type) ?? "FP32",
+        dims: [...tensor.dims],
+        data: isStrings(data) ? [...data] : ownBuffer(data),
+      };
+    });
+  }
   const inferenceMs = performance.now() - started;
-  input.dispose();
-  return { output, outputSize, confidence, inferenceMs };
+  for (const tensor of Object.values(feeds)) tensor.dispose();
+  return { output, outputSize, confidence, inferenceMs, outputs };
 }
+
+/** A typed array that owns its whole buffer (so it can be transferred): itself or a copy. */
+function ownBuffer<T extends Exclude<TensorData, readonly string[]>>(data: T): T {
+  return (
+    data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice()
+  ) as T;
+}
+
+/** The runtime refused or failed a batch: answered as a {@link RunFailure}, not thrown. */
+class RunRefused extends Error {}
 
 /** Wraps a reply so Piscina transfers its buffers instead of copying them. */
 function moved(reply: RunReply): unknown {
-  const buffers =
-    reply.confidence === null
-      ? [reply.output.buffer]
-      : [reply.output.buffer, reply.confidence.buffer];
-  return move({ [transferableSymbol]: buffers, [valueSymbol]: reply } as unknown as Parameters<
+  const buffers = new Set<ArrayBufferLike>([reply.output.buffer]);
+  if (reply.confidence !== null) buffers.add(reply.confidence.buffer);
+  for (const tensor of reply.outputs ?? [])
+    if (!isStrings(tensor.data)) buffers.add(tensor.data.buffer);
+  return move({ [transferableSymbol]: [...buffers], [valueSymbol]: reply } as unknown as Parameters<
     typeof move
   >[0]);
 }
@@ -329,6 +393,11 @@ export default (async () => {
     if (task.kind === "describe") return { models: reports, niceError } satisfies DescribeReply;
     const current = previous.then(() => run(loaded, task));
     previous = current.catch(() => undefined);
-    return moved(await current);
+    try {
+      return moved(await current);
+    } catch (error) {
+      if (error instanceof RunRefused) return { runError: error.message } satisfies RunFailure;
+      throw error;
+    }
   };
 })();

@@ -1,8 +1,8 @@
 /**
  * Everything that crosses between the main thread and an inference thread: plain typed data,
- * declared in one file. Tensors travel as transferred Float32Arrays.
+ * declared in one file. Tensors travel as transferred typed arrays.
  */
-import type { OutputKind } from "../engine/index.js";
+import type { BatchTensor, OutputKind } from "../engine/index.js";
 
 /** A file of a model's external data, as the model names it. */
 export interface ExternalDataFile {
@@ -54,8 +54,10 @@ export interface WorkerInit {
 export interface RunTask {
   readonly kind: "run";
   readonly model: string;
-  readonly data: Float32Array;
-  readonly dims: readonly number[];
+  /** Batch tensors, the primary input named `PRIMARY` (the thread knows the graph's name). */
+  readonly inputs: readonly BatchTensor[];
+  /** Return every output by name too. */
+  readonly named: boolean;
 }
 
 /** Report what loaded. */
@@ -68,10 +70,18 @@ export type WorkerTask = RunTask | DescribeTask;
 
 /** Reply to {@link RunTask}. */
 export interface RunReply {
+  /** The primary output as float32, softmax applied for logits models. */
   readonly output: Float32Array;
   readonly outputSize: number;
   readonly confidence: Float32Array | null;
   readonly inferenceMs: number;
+  /** Every output as the graph gives it, when the task was `named`. */
+  readonly outputs?: readonly BatchTensor[] | undefined;
+}
+
+/** Reply to a {@link RunTask} that the runtime refused or failed: its words, with no paths. */
+export interface RunFailure {
+  readonly runError: string;
 }
 
 /** A tensor's declared name, element type (ONNX Runtime's name) and dims (strings are symbolic). */

@@ -4,10 +4,17 @@
  */
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
-import type { InferencePool, InferenceRequest, InferenceResult } from "../engine/index.js";
+import {
+  type InferencePool,
+  type InferenceRequest,
+  type InferenceResult,
+  isStrings,
+  ModelRunError,
+} from "../engine/index.js";
 import type {
   DescribeReply,
   ModelLoadReport,
+  RunFailure,
   RunReply,
   WorkerInit,
   WorkerTask,
@@ -109,13 +116,19 @@ export async function runOn(
   const task: WorkerTask = {
     kind: "run",
     model: request.model,
-    data: request.data,
-    dims: request.dims,
+    inputs: request.inputs,
+    named: request.named,
   };
-  return (await piscina.run(task, {
-    transferList: [request.data.buffer as ArrayBuffer],
-    signal: signal ?? null,
-  })) as RunReply;
+  const transferList = [
+    ...new Set(
+      request.inputs.flatMap((t) => (isStrings(t.data) ? [] : [t.data.buffer as ArrayBuffer])),
+    ),
+  ];
+  const reply = (await piscina.run(task, { transferList, signal: signal ?? null })) as
+    | RunReply
+    | RunFailure;
+  if ("runError" in reply) throw new ModelRunError(reply.runError);
+  return reply;
 }
 
 function workerFilename(): string {

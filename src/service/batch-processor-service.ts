@@ -3,7 +3,7 @@
  * Transport-neutral: every adapter (gRPC, Connect, REST) hands it the decoded request and a
  * {@link CallContext}, and maps what it throws with the one error mapping.
  */
-import { create, type JsonObject } from "@bufbuild/protobuf";
+import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   type Analytics,
@@ -37,6 +37,8 @@ import {
   ReloadModelsResponseSchema,
   type SubmitBatchResponse,
   SubmitBatchResponseSchema,
+  type Tensor,
+  type TensorSchema,
   type WatchBatchRequest,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import {
@@ -57,6 +59,7 @@ import {
   type BatchResults as EngineResults,
   type Failure,
   InvalidInputError,
+  type ItemTensor,
   type ModelCatalog,
   type ModelInfo,
   type ModelReloadOutcome,
@@ -64,6 +67,8 @@ import {
   type Principal,
   type ResolvedBatchingOptions,
   type SubmitRequest,
+  type TensorInput,
+  toPlainValues,
 } from "../engine/index.js";
 import type { AnalyticsReport, ResourceMonitor, StatsSnapshot } from "../metrics/index.js";
 import { type SubmitBatchInput, unpackSubmit } from "../wire/index.js";
@@ -305,11 +310,16 @@ function modelOf(m: ModelInfo): ModelInfoMessage {
 export function submitRequestOf(input: SubmitBatchInput): SubmitRequest {
   const { message: request, inputOf } = unpackSubmit(input);
   return {
-    data: request.data.map((item, k) => ({
-      input: inputOf(k),
-      requestId: item.requestId || undefined,
-      shape: item.shape.length > 0 ? item.shape : undefined,
-    })),
+    data: request.data.map((item, k) => {
+      const names = Object.keys(item.inputs);
+      return {
+        input: names.length > 0 && inputOf(k).length === 0 ? undefined : inputOf(k),
+        inputs: names.length > 0 ? tensorInputsOf(item.inputs) : undefined,
+        requestId: item.requestId || undefined,
+        shape: item.shape.length > 0 ? item.shape : undefined,
+      };
+    }),
+    outputNames: request.outputNames.length > 0 ? request.outputNames : undefined,
     priority: request.priority || undefined,
     batchId: request.batchId || undefined,
     timeoutMs: request.timeoutMs || undefined,
@@ -363,13 +373,46 @@ export function statusOf(view: BatchView): BatchStatus {
   });
 }
 
+/** An item's named tensors as the engine takes them (empty fields mean "not given"). */
+function tensorInputsOf(inputs: Record<string, Tensor>): Record<string, TensorInput> {
+  const out: Record<string, TensorInput> = {};
+  for (const [name, t] of Object.entries(inputs))
+    out[name] = {
+      datatype: t.datatype || undefined,
+      shape: t.shape.length > 0 ? t.shape : undefined,
+      values: t.values.length > 0 ? t.values : undefined,
+      strings: t.strings.length > 0 ? t.strings : undefined,
+      raw: t.raw !== undefined && t.raw.length > 0 ? t.raw : undefined,
+    };
+  return out;
+}
+
+type TensorInit = MessageInitShape<typeof TensorSchema>;
+
+/** An item's outputs by name, as the contract's tensors (numbers, or strings for BYTES). */
+function tensorOutputsOf(outputs: readonly ItemTensor[]): Record<string, TensorInit> {
+  const out: Record<string, TensorInit> = {};
+  for (const t of outputs) {
+    const values = toPlainValues(t.datatype, t.data);
+    out[t.name] = {
+      datatype: t.datatype,
+      shape: [...t.shape],
+      ...(t.datatype === "BYTES"
+        ? { strings: values as string[] }
+        : { values: values.map((v) => (typeof v === "boolean" ? Number(v) : (v as number))) }),
+    };
+  }
+  return out;
+}
+
 function resultsOf(results: EngineResults): BatchResults {
   return create(BatchResultsSchema, {
     batchId: results.batchId,
     status: results.status,
     results: results.results.map((r) => ({
       requestId: r.requestId,
-      output: [...r.output],
+      output: r.outputs === undefined ? [...r.output] : [],
+      outputs: r.outputs === undefined ? {} : tensorOutputsOf(r.outputs),
       confidence: r.confidence,
       processingTimeMs: r.processingTimeMs,
       error: failureText(r.error),

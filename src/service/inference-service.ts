@@ -1,12 +1,13 @@
 /**
  * The Open Inference Protocol's gRPC service (`inference.GRPCInferenceService`, KServe v2) over
  * the same processor as the native API: a ModelInfer is one synchronous request through the same
- * batcher, priorities, keys and metrics, its input tensor's first dimension the items. Models
- * serve one FP32 input and one FP32 output (see `docs/models.md`); the tensor's other dimensions
- * are each item's shape, and the answer is one FP32 tensor `[items, output length]`.
+ * batcher, priorities, keys and metrics, the first dimension of its input tensors the items: item
+ * `k` is row `k` of every input, and each output joins the items' rows back, `[items, ...]`, as
+ * the model gives it (no softmax), in its datatype.
  */
 import { create } from "@bufbuild/protobuf";
 import {
+  InferTensorContentsSchema,
   type ModelInferRequest,
   type ModelInferResponse,
   ModelInferResponseSchema,
@@ -28,16 +29,28 @@ import {
 } from "../../gen/inference/grpc_predict_v2_pb.js";
 import {
   type BatchProcessor,
+  type BatchTensor,
+  concatRows,
+  type Datatype,
+  elementCount,
+  fromRawBytes,
   InvalidInputError,
   ItemFailedError,
+  type ItemInput,
+  type ItemTensor,
   type ModelCatalog,
   type ModelInfo,
   ModelNotFoundError,
   ModelUnavailableError,
   ModelVersionNotFoundError,
   PRIORITIES,
+  rowOf,
+  type TensorData,
+  type TensorInput,
+  toRawBytes,
 } from "../engine/index.js";
 import type { CallContext } from "./batch-processor-service.js";
+import { contentsName, contentsOf, elementsOfContents } from "./oip-tensors.js";
 
 /** One method per RPC, named like the generated descriptor's `localName`. */
 export interface InferenceServiceImpl {
@@ -121,66 +134,88 @@ export function createInferenceService({
       );
       if (!model.available)
         throw new ModelUnavailableError(model.name, model.reason ?? "not loaded");
-      const { items, itemShape, raw } = itemsOf(request, model);
-      const width = itemShape.reduce((a, b) => a * b, 1);
+      const { items, names, raw } = itemsOf(request, model);
       const results = await processor
         .infer(
           principal,
           {
-            data: items.map((input) => ({ input, shape: itemShape })),
+            data: items,
+            outputNames: request.outputs.map((o) => o.name),
             metadata: { model_id: model.name },
             ...parametersOf(request),
           },
           signal,
         )
         .catch((error: unknown) => {
-          throw inProtocolNames(error, width);
+          throw inProtocolNames(error, names);
         });
       const failed = results.results.find((r) => r.error !== null)?.error;
       if (failed !== undefined && failed !== null) {
         if (failed.code === "INTERNAL") throw new Error(failed.message);
         throw new ItemFailedError(failed.code, `${failed.code}: ${failed.message}`);
       }
-      const outWidth = results.results[0]?.output.length ?? 0;
-      const values = new Float32Array(results.results.length * outWidth);
-      results.results.forEach((r, k) => {
-        values.set(r.output, k * outWidth);
-      });
-      const output = {
-        name: model.outputName ?? "output",
-        datatype: "FP32",
-        shape: [BigInt(results.results.length), BigInt(outWidth)],
-      };
+      const outputs = joinedOutputs(results.results.map((r) => r.outputs ?? []));
+      // The protocol has no contents field for FP16: an answer holding one is raw throughout.
+      const rawOut = raw || outputs.some((o) => o.datatype === "FP16");
       return create(ModelInferResponseSchema, {
         modelName: model.name,
         modelVersion: versionOf(model),
         id: request.id,
-        outputs: [raw ? output : { ...output, contents: { fp32Contents: Array.from(values) } }],
-        rawOutputContents: raw
-          ? [new Uint8Array(values.buffer, values.byteOffset, values.byteLength)]
-          : [],
+        outputs: outputs.map((o) => ({
+          name: o.name,
+          datatype: o.datatype,
+          shape: o.dims.map((d) => BigInt(d)),
+          contents: rawOut ? undefined : contentsOf(o.datatype, o.data),
+        })),
+        rawOutputContents: rawOut ? outputs.map((o) => toRawBytes(o.data)) : [],
       });
     },
   };
 }
 
 /**
- * An error of the native request a ModelInfer became, in the protocol's field names: item `k`'s
- * numbers are the input tensor's row `k` (`width` elements each), its priority and deadline the
- * request's parameters.
+ * Each output over every item, `[items, ...item shape]`, in the order the items give them.
+ * Items of one request share their inputs' shapes and so their outputs'.
  */
-function inProtocolNames(error: unknown, width: number): unknown {
+function joinedOutputs(perItem: readonly (readonly ItemTensor[])[]): BatchTensor[] {
+  const first = perItem[0] ?? [];
+  return first.map((tensor, k) => {
+    const rows = perItem.map((outputs) => (outputs[k] as ItemTensor).data);
+    return {
+      name: tensor.name,
+      datatype: tensor.datatype,
+      dims: [perItem.length, ...tensor.shape],
+      data: concatRows(tensor.datatype, rows, tensor.data.length),
+    };
+  });
+}
+
+/**
+ * An error of the native request a ModelInfer became, in the protocol's field names: item `k`'s
+ * tensors are row `k` of the input tensors (`names[i]` is input `i`'s engine field name with its
+ * row width), its outputs the request's, its priority and deadline the request's parameters.
+ */
+function inProtocolNames(
+  error: unknown,
+  names: ReadonlyMap<string, { index: number; width: number }>,
+): unknown {
   if (!(error instanceof InvalidInputError)) return error;
-  const item = /^data\[(\d+)\]\.(input|shape)(?:\[(\d+)\])?$/.exec(error.field);
+  const item = /^data\[(\d+)\]\.(?:inputs\.(.+)\.)?(values|input|shape|raw)(?:\[(\d+)\])?$/.exec(
+    error.field,
+  );
   if (item !== null) {
     const k = Number(item[1]);
-    if (item[2] === "input" && item[3] !== undefined)
+    const input = names.get(item[2] ?? "");
+    const at = `inputs[${input?.index ?? 0}]`;
+    if (item[3] !== "shape" && item[4] !== undefined)
       return new InvalidInputError(
-        "inputs[0].contents",
-        `element ${k * width + Number(item[3])} (item ${k}): ${error.rule}`,
+        `${at}.contents`,
+        `element ${k * (input?.width ?? 0) + Number(item[4])} (item ${k}): ${error.rule}`,
       );
-    return new InvalidInputError("inputs[0].shape", `item ${k}: ${error.rule}`);
+    return new InvalidInputError(`${at}.shape`, `item ${k}: ${error.rule}`);
   }
+  const output = /^output_names\[(\d+)\]$/.exec(error.field);
+  if (output !== null) return new InvalidInputError(`outputs[${output[1]}].name`, error.rule);
   if (error.field === "priority") return new InvalidInputError("parameters.priority", error.rule);
   if (error.field === "timeout_ms")
     return new InvalidInputError("parameters.timeout_ms", error.rule);
@@ -213,82 +248,120 @@ function modelOf(
 }
 
 /**
- * The items of a ModelInfer: one FP32 input, named as the model's (or unnamed when the model has
- * one), `[items, ...item shape]`, its elements in `contents.fp32_contents` or in
- * `raw_input_contents[0]`. Each rule broken throws naming the protocol's field.
+ * The items of a ModelInfer: every input of the model, by name (unnamed when the model has one),
+ * in its datatype, `[items, ...item shape]` with the same item count for all, its elements in its
+ * `contents` field or in `raw_input_contents` (every input's, then). Each item is row `k` of every
+ * tensor. Each rule broken throws naming the protocol's field; the engine checks each item's
+ * shape against the model. `names`: each input's field name in the native request and row width.
  */
 function itemsOf(
   request: ModelInferRequest,
   model: ModelInfo,
-): { items: Float32Array[]; itemShape: number[]; raw: boolean } {
-  if (request.inputs.length !== 1)
+): {
+  items: ItemInput[];
+  names: Map<string, { index: number; width: number }>;
+  raw: boolean;
+} {
+  const declared = model.inputs ?? [];
+  const raw = request.rawInputContents.length > 0;
+  if (raw && request.rawInputContents.length !== request.inputs.length)
+    throw new InvalidInputError(
+      "raw_input_contents",
+      `give one entry per input (${request.inputs.length}), got ${request.rawInputContents.length}`,
+    );
+  if (request.inputs.length === 0)
     throw new InvalidInputError(
       "inputs",
-      `model ${JSON.stringify(model.name)} takes one input (${model.inputName ?? "its first"}), got ${request.inputs.length}`,
+      `model ${JSON.stringify(model.name)} takes ${declared.map((d) => d.name).join(", ")}`,
     );
-  const input = request.inputs[0] as ModelInferRequest["inputs"][number];
-  if (model.inputName !== undefined && input.name !== "" && input.name !== model.inputName)
-    throw new InvalidInputError(
-      "inputs[0].name",
-      `model ${JSON.stringify(model.name)} has no input ${JSON.stringify(input.name.slice(0, 64))}; its input is ${JSON.stringify(model.inputName)}`,
-    );
-  if (input.datatype !== "FP32")
-    throw new InvalidInputError(
-      "inputs[0].datatype",
-      `expected FP32 (the model's input is FP32), got ${JSON.stringify(input.datatype.slice(0, 16))}`,
-    );
-  for (const [i, requested] of request.outputs.entries())
-    if (requested.name !== model.outputName)
+  let count: number | undefined;
+  const names = new Map<string, { index: number; width: number }>();
+  const columns = request.inputs.map((input, i) => {
+    const field = `inputs[${i}]`;
+    const name =
+      input.name === "" && declared.length === 1 ? (declared[0]?.name as string) : input.name;
+    const spec = declared.find((d) => d.name === name);
+    if (spec === undefined)
       throw new InvalidInputError(
-        `outputs[${i}].name`,
-        `model ${JSON.stringify(model.name)} returns the output ${JSON.stringify(model.outputName)} only`,
+        `${field}.name`,
+        `model ${JSON.stringify(model.name)} has no input ${JSON.stringify(input.name.slice(0, 64))}; its inputs are ${declared.map((d) => d.name).join(", ")}`,
       );
-  const shape = input.shape.map(Number);
-  const count = shape[0];
-  if (
-    shape.length < 2 ||
-    count === undefined ||
-    !shape.every((d) => Number.isSafeInteger(d) && d >= 1)
-  )
-    throw new InvalidInputError(
-      "inputs[0].shape",
-      "expected [items, ...item shape] of positive integers, the items first",
-    );
-  if (count > MAX_ITEMS)
-    throw new InvalidInputError("inputs[0].shape[0]", `at most ${MAX_ITEMS} items, got ${count}`);
-  const itemShape = shape.slice(1);
-  const width = itemShape.reduce((a, b) => a * b, 1);
-  const raw = request.rawInputContents.length > 0;
-  let values: Float32Array;
-  if (raw) {
-    if (request.rawInputContents.length !== 1 || input.contents !== undefined)
+    if (input.datatype !== spec.datatype)
       throw new InvalidInputError(
-        "raw_input_contents",
-        "give one entry per input, and no input's contents beside it",
+        `${field}.datatype`,
+        `expected ${spec.datatype} (the model's input ${JSON.stringify(name)} is ${spec.datatype}), got ${JSON.stringify(input.datatype.slice(0, 16))}`,
       );
-    const bytes = request.rawInputContents[0] as Uint8Array;
-    if (bytes.byteLength !== count * width * 4)
+    const datatype = spec.datatype as Datatype;
+    const shape = input.shape.map(Number);
+    const rows = shape[0];
+    // One element per item only where the model's input has no axis past the batch's.
+    const rank = spec.shape.length === 1 ? 1 : 2;
+    if (
+      shape.length < rank ||
+      rows === undefined ||
+      !shape.every((d) => Number.isSafeInteger(d) && d >= 1)
+    )
       throw new InvalidInputError(
-        "raw_input_contents[0]",
-        `expected ${count * width * 4} bytes (${count * width} FP32 elements of shape [${shape.join(", ")}]), got ${bytes.byteLength}`,
+        `${field}.shape`,
+        "expected [items, ...item shape] of positive integers, the items first",
       );
-    // A copy: the bytes may be a view into the whole received message (a Node Buffer's slice
-    // would still be one). Little-endian, as the protocol's raw contents and this host are.
-    values = new Float32Array(count * width);
-    new Uint8Array(values.buffer).set(bytes);
-  } else {
-    const fp32 = input.contents?.fp32Contents ?? [];
-    if (fp32.length !== count * width)
+    if (rows > MAX_ITEMS)
+      throw new InvalidInputError(`${field}.shape[0]`, `at most ${MAX_ITEMS} items, got ${rows}`);
+    if (count !== undefined && rows !== count)
       throw new InvalidInputError(
-        "inputs[0].contents.fp32_contents",
-        `expected ${count * width} elements (shape [${shape.join(", ")}]), got ${fp32.length}`,
+        `${field}.shape[0]`,
+        `every input holds the same items; inputs[0] holds ${count}, this ${rows}`,
       );
-    values = Float32Array.from(fp32);
-  }
-  const items = Array.from({ length: count }, (_, k) =>
-    values.subarray(k * width, (k + 1) * width),
-  );
-  return { items, itemShape, raw };
+    count = rows;
+    const itemShape = shape.slice(1);
+    const width = elementCount(itemShape);
+    let data: TensorData;
+    if (raw) {
+      if (input.contents !== undefined)
+        throw new InvalidInputError(
+          `${field}.contents`,
+          "give every input's elements in raw_input_contents, or none there",
+        );
+      data = fromRawBytes(
+        `raw_input_contents[${i}]`,
+        datatype,
+        request.rawInputContents[i] as Uint8Array,
+        rows * width,
+      );
+    } else {
+      data = elementsOfContents(
+        `${field}.contents`,
+        datatype,
+        input.contents ?? create(InferTensorContentsSchema),
+      );
+      if (data.length !== rows * width)
+        throw new InvalidInputError(
+          `${field}.contents.${contentsName(datatype)}`,
+          `expected ${rows * width} elements (shape [${shape.join(", ")}]), got ${data.length}`,
+        );
+    }
+    names.set(name, { index: i, width });
+    return { name, datatype, itemShape, width, data };
+  });
+  for (const spec of declared)
+    if (!names.has(spec.name))
+      throw new InvalidInputError(
+        "inputs",
+        `missing ${JSON.stringify(spec.name)} (${spec.datatype} [${spec.shape.join(", ")}]); model ${JSON.stringify(model.name)} takes ${declared.map((d) => d.name).join(", ")}`,
+      );
+  const items = Array.from({ length: count ?? 0 }, (_, k): ItemInput => {
+    const inputs: Record<string, TensorInput> = {};
+    // As bytes of the datatype, which the engine reads as such (numbers in `values` would be
+    // read as values: FP16's bits are not).
+    for (const column of columns)
+      inputs[column.name] = {
+        datatype: column.datatype,
+        shape: column.itemShape,
+        raw: toRawBytes(rowOf(column.data, k, column.width)),
+      };
+    return { inputs };
+  });
+  return { items, names, raw };
 }
 
 /**

@@ -3,7 +3,7 @@
  * bulk is `ItemResult.output`, packed float32 on the wire, which protobuf-es writes one number at
  * a time through its general writer. This writer sizes the message once and writes it into one
  * buffer, each output as one block copy; the bytes are exactly `toBinary`'s (a test compares them
- * on many messages), and a message with unknown fields goes to `toBinary` itself.
+ * on many messages), and a message with unknown fields or outputs by name goes to `toBinary` itself.
  */
 import { toBinary } from "@bufbuild/protobuf";
 import {
@@ -40,18 +40,24 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /** See the file comment. */
 export function encodeBatchResults(message: BatchResults): Buffer {
   // Outputs are copied as the machine's float32 bytes, which are the wire's on little-endian ones.
-  if (!LITTLE_ENDIAN || hasUnknown(message))
+  if (!LITTLE_ENDIAN || leftToProtobuf(message))
     return Buffer.from(toBinary(BatchResultsSchema, message));
   const writer = new Writer(sizeOfResults(message));
   writer.results(message);
   return writer.bytes;
 }
 
-function hasUnknown(message: BatchResults): boolean {
+function hasKeys(map: Record<string, unknown>): boolean {
+  for (const _ in map) return true;
+  return false;
+}
+
+/** Messages this writer leaves to `toBinary`: unknown fields, or outputs by name. */
+function leftToProtobuf(message: BatchResults): boolean {
   return (
     message.$unknown !== undefined ||
     message.metadata?.$unknown !== undefined ||
-    message.results.some((r) => r.$unknown !== undefined)
+    message.results.some((r) => r.$unknown !== undefined || hasKeys(r.outputs))
   );
 }
 

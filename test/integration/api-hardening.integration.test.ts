@@ -228,7 +228,7 @@ describe("malformed requests are the client's fault on every protocol", () => {
   it.each([
     ['{"data": [{"input": [1, "abc"]}]}', 'data[0].input[1]: expected a number, got "abc"'],
     ['{"data": [1]}', "data[0]: expected an object, got 1"],
-    ['{"data": [{"inputs": [1]}]}', 'data[0].inputs: unknown field, did you mean "input"?'],
+    ['{"data": [{"inpt": [1]}]}', 'data[0].inpt: unknown field, did you mean "input"?'],
     ['{"data": [{"input": [1, 1e39]}]}', "data[0].input[1]: 1e+39 is outside the float32 range"],
   ])("names the field on Connect JSON as on REST: %s", async (body, message) => {
     for (const path of [`${SERVICE}/SubmitBatch`, "/api/batch-processor/submit"]) {

@@ -172,8 +172,8 @@ const JSON_BODIES: [string, string, RegExp][] = [
   ],
   [
     "an unknown item field",
-    '{"data": [{"inputs": [1]}]}',
-    /^data\[0\]\.inputs: unknown field, did you mean "input"\?$/,
+    '{"data": [{"inpt": [1]}]}',
+    /^data\[0\]\.inpt: unknown field, did you mean "input"\?$/,
   ],
   [
     "an unknown top field",

@@ -1,9 +1,10 @@
 /**
- * What a model's graph declares is shown by ListModels (names, element types, shapes), and models
- * the server cannot feed yet (an int64 input, two named inputs, float16) are unavailable with a
- * reason naming the input and its type, instead of loading and then failing every item with
- * INTERNAL; a call to one answers UNAVAILABLE with that reason, and the models it can feed keep
- * serving. A versioned (Triton-layout) repository serves its highest version.
+ * What a model's graph declares is shown by ListModels (names, element types, shapes), and a model
+ * the server cannot feed (an input without a batch axis) is unavailable with a reason naming the
+ * input, instead of loading and then failing every item with INTERNAL; a call to one answers
+ * UNAVAILABLE with that reason, and the models it can feed keep serving. Per-model settings of
+ * config.json are checked and shown. A versioned (Triton-layout) repository serves its highest
+ * version.
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,7 +14,7 @@ import {
   createTestModelRepo,
   type TestModelRepo,
   writeLogModel,
-  writeUnfedModels,
+  writeUnfeedableModel,
 } from "../fixtures/model-repo.js";
 import { startTestServer } from "../fixtures/test-server.js";
 
@@ -23,7 +24,7 @@ let server: RunningServer;
 
 beforeAll(async () => {
   repo = createTestModelRepo({ dense: false });
-  writeUnfedModels(repo.dir);
+  writeUnfeedableModel(repo.dir);
   for (const [name, extra] of [
     ["waits", { max_wait_time_ms: 5 }],
     ["badwait", { max_wait_time_ms: -1 }],
@@ -64,10 +65,7 @@ describe("models the server cannot feed", () => {
     const models = json.models as { name: string; available: boolean; reason?: string }[];
     const byName = new Map(models.map((m) => [m.name, m]));
     const expected: Record<string, RegExp> = {
-      ids: /input "x" is int64; this server feeds and reads float32 tensors only/,
-      classifier:
-        /the graph has 2 inputs \(input_ids int64\[batch, sequence\], attention_mask int64\[batch, sequence\]\); this server feeds one float32 input per model/,
-      half: /input "x" is float16; this server feeds and reads float32 tensors only/,
+      scalar: /input "x" is a scalar; this server batches items along a first axis/,
     };
     for (const [name, reason] of Object.entries(expected)) {
       expect(byName.get(name)?.available, name).toBe(false);
@@ -87,21 +85,10 @@ describe("models the server cannot feed", () => {
       const m = models.find((x) => x.name === name) as unknown as Record<string, unknown>;
       return { inputs: m.inputs, outputs: m.outputs };
     };
-    expect(signature("classifier")).toEqual({
-      inputs: [
-        { name: "input_ids", datatype: "INT64", shape: [-1, -1] },
-        { name: "attention_mask", datatype: "INT64", shape: [-1, -1] },
-      ],
-      outputs: [
-        { name: "token_values", datatype: "FP32", shape: [-1, -1] },
-        { name: "mask_values", datatype: "FP32", shape: [-1, -1] },
-      ],
+    expect(signature("scalar")).toEqual({
+      inputs: [{ name: "x", datatype: "FP32", shape: [] }],
+      outputs: [{ name: "y", datatype: "FP32", shape: [] }],
     });
-    expect(signature("ids")).toEqual({
-      inputs: [{ name: "x", datatype: "INT64", shape: [-1, 4] }],
-      outputs: [{ name: "y", datatype: "FP32", shape: [-1, 4] }],
-    });
-    expect(signature("half").inputs).toEqual([{ name: "x", datatype: "FP16", shape: [-1, 4] }]);
     // A model's own max_wait_time_ms, checked as the configured one is.
     expect(byName.get("waits")).toMatchObject({ available: true, max_wait_time_ms: 5 });
     expect(byName.get("badwait")).toMatchObject({

@@ -21,7 +21,7 @@ import {
   createTestModelRepo,
   type TestModelRepo,
   writeLogModel,
-  writeUnfedModels,
+  writeUnfeedableModel,
 } from "../fixtures/model-repo.js";
 import { startTestServer } from "../fixtures/test-server.js";
 
@@ -33,7 +33,7 @@ let client: Record<string, (...args: unknown[]) => unknown> & grpc.Client;
 beforeAll(async () => {
   repo = createTestModelRepo({ dense: true });
   writeLogModel(`${repo.dir}/log`);
-  writeUnfedModels(repo.dir);
+  writeUnfeedableModel(repo.dir);
   server = await startTestServer(repo.dir, { API_KEYS: KEY, MAX_WAIT_TIME_MS: "20" });
   const Client = grpc.makeGenericClientConstructor(
     grpcServiceDefinition(GRPCInferenceService),
@@ -122,7 +122,7 @@ describe("the Open Inference Protocol over gRPC", () => {
     expect(await ok("ModelReady", { name: "default", version: "7" })).toMatchObject({
       ready: false,
     });
-    expect(await ok("ModelReady", { name: "ids" })).toMatchObject({ ready: false });
+    expect(await ok("ModelReady", { name: "scalar" })).toMatchObject({ ready: false });
     expect(await ok("ModelReady", { name: "nope" })).toMatchObject({ ready: false });
     const metadata = await ok<ModelMetadataResponse>("ModelMetadata", { name: "log" });
     expect(metadata).toMatchObject({ name: "log", versions: ["1"], platform: "onnxruntime_onnx" });
@@ -131,8 +131,8 @@ describe("the Open Inference Protocol over gRPC", () => {
     ]);
     expect(metadata.outputs.map((t) => [t.name, t.datatype])).toEqual([["log", "FP32"]]);
     // A model it cannot feed still shows what it declares.
-    const ids = await ok<ModelMetadataResponse>("ModelMetadata", { name: "ids" });
-    expect(ids.inputs.map((t) => t.datatype)).toEqual(["INT64"]);
+    const scalar = await ok<ModelMetadataResponse>("ModelMetadata", { name: "scalar" });
+    expect(scalar.inputs.map((t) => [t.name, t.shape.length])).toEqual([["x", 0]]);
     const missing = await call("ModelMetadata", { name: "nope" });
     expect(missing).toMatchObject({ ok: false, code: grpc.status.NOT_FOUND });
     expect((missing as { details: string }).details).toMatch(/^name: model "nope" not found/);
@@ -257,7 +257,7 @@ describe("the Open Inference Protocol over gRPC", () => {
       [
         input({ contents: { fp32Contents: [1, 2, Number.NaN, 4] } }),
         grpc.status.INVALID_ARGUMENT,
-        /^inputs\[0\]\.contents: element 2 \(item 0\): expected a finite number/,
+        /^inputs\[0\]\.contents\.fp32_contents\[2\]: expected a finite number/,
       ],
       [
         input({}, { modelName: "dense" }),
@@ -282,11 +282,11 @@ describe("the Open Inference Protocol over gRPC", () => {
         grpc.status.NOT_FOUND,
         /^model_version: model "default" has no version "3"; it serves version "1"/,
       ],
-      [input({}, { modelName: "ids" }), grpc.status.UNAVAILABLE, /input "x" is int64/],
+      [input({}, { modelName: "scalar" }), grpc.status.UNAVAILABLE, /input "x" is a scalar/],
       [
         input({}, { outputs: [{ name: "other" }] }),
         grpc.status.INVALID_ARGUMENT,
-        /^outputs\[0\]\.name: model "default" returns the output/,
+        /^outputs\[0\]\.name: model "default" has no output "other"; its outputs are probabilities/,
       ],
     ];
     for (const [request, code, message] of cases) {
@@ -321,7 +321,7 @@ describe("the Open Inference Protocol over REST", () => {
       status: 200,
       json: { ready: true },
     });
-    expect((await v2("/v2/models/ids/ready")).status).toBe(503);
+    expect((await v2("/v2/models/scalar/ready")).status).toBe(503);
     expect(await v2("/v2/models/log")).toEqual({
       status: 200,
       json: {

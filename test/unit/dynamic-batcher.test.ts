@@ -28,13 +28,15 @@ function makeItem(
 ): Item {
   const width = opts.width ?? 3;
   const id = seq++;
-  const itemShape = [width];
+  const inputs = [
+    { name: "", datatype: "FP32", shape: [width], data: new Float32Array(width).fill(id) },
+  ] as const;
   return {
     id,
     model: "default",
-    itemShape,
-    queue: queueKey({ model: "default", itemShape }),
-    data: new Float32Array(width).fill(id),
+    inputs,
+    named: false,
+    queue: queueKey({ model: "default", inputs }),
     priority: opts.priority ?? "normal",
     deadline: opts.deadline ?? Date.now() + 60_000,
     seq: id,

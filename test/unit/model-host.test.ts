@@ -108,8 +108,12 @@ function host(modelDir: string) {
   return { h, generations, control };
 }
 
-const run = (h: ModelHost, model: string) =>
-  h.run({ model, data: new Float32Array(4), dims: [1, 4] });
+const batchOf4 = (model: string) => ({
+  model,
+  inputs: [{ name: "", datatype: "FP32", dims: [1, 4], data: new Float32Array(4) }] as const,
+  named: false,
+});
+const run = (h: ModelHost, model: string) => h.run(batchOf4(model));
 
 describe("ModelHost", () => {
   it("serves the models its threads loaded and refuses a batch of any other, saying why", async () => {
@@ -146,9 +150,7 @@ describe("ModelHost", () => {
         warmed.push(...models.list().map((m) => m.name));
         // During the warm-up the old generation still serves.
         expect((await run(h, "b")).output).toEqual(Float32Array.of(1));
-        expect(
-          (await pool.run({ model: "b", data: new Float32Array(4), dims: [1, 4] })).output,
-        ).toEqual(Float32Array.of(22));
+        expect((await pool.run(batchOf4("b"))).output).toEqual(Float32Array.of(22));
       },
     });
     expect(outcomes).toEqual([

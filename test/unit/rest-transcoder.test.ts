@@ -128,12 +128,12 @@ describe("REST transcoding from google.api.http", () => {
     ],
     [
       { data: [{ input: [1], colour: 1 }] },
-      "data[0].colour: unknown field; expected one of input, request_id, shape",
+      "data[0].colour: unknown field; expected one of input, request_id, shape, inputs",
     ],
-    [{ data: [{ inputs: [1] }] }, 'data[0].inputs: unknown field, did you mean "input"?'],
+    [{ data: [{ inpt: [1] }] }, 'data[0].inpt: unknown field, did you mean "input"?'],
     [
       { data: [{ input: [1] }], colour: 1 },
-      "colour: unknown field; expected one of data, priority, batch_id, timeout_ms, metadata",
+      "colour: unknown field; expected one of data, priority, batch_id, timeout_ms, metadata, output_names",
     ],
     [{ data: [{ input: [1, "abc"] }] }, 'data[0].input[1]: expected a number, got "abc"'],
     [{ data: [{ input: [1, 1e39] }] }, "data[0].input[1]: 1e+39 is outside the float32 range"],

@@ -36,8 +36,8 @@ describe("validateSubmit", () => {
       metadata: {},
     });
     expect(v.model.name).toBe("default");
-    expect(v.items[0]).toMatchObject({ requestId: "req_1", shape: [3] });
-    expect(Array.from(v.items[0]?.data ?? [])).toEqual([1, 2, 3]);
+    expect(v.items[0]).toMatchObject({ requestId: "req_1", inputs: [{ shape: [3] }] });
+    expect(Array.from((v.items[0]?.inputs[0]?.data ?? []) as ArrayLike<number>)).toEqual([1, 2, 3]);
   });
 
   it("keeps client request ids and numbers the others from 1", () => {
@@ -138,10 +138,12 @@ describe("validateSubmit", () => {
     rejects({ data: [{ input: [-3.5e38] }] }, /^data\[0\]\.input\[0\]: -3\.5e\+38 is outside/));
   it("accepts the largest float32 and converts it exactly", () => {
     const max = 3.4028234663852886e38;
-    expect(Array.from(valid({ data: [{ input: [max, -max] }] }).items[0]?.data ?? [])).toEqual([
-      max,
-      -max,
-    ]);
+    expect(
+      Array.from(
+        (valid({ data: [{ input: [max, -max] }] }).items[0]?.inputs[0]?.data ??
+          []) as ArrayLike<number>,
+      ),
+    ).toEqual([max, -max]);
   });
 });
 

@@ -7,7 +7,7 @@ import type { Failure } from "../errors.js";
 import type { ModelInfo } from "../inference-pool.js";
 import { ITEM_FAILURES, type Job } from "../jobs/index.js";
 import type { ItemResult, Priority } from "../types.js";
-import type { ValidSubmit } from "../validation.js";
+import { shorthandItem, type ValidSubmit } from "../validation.js";
 import { JOB_FAILURES } from "./job-failures.js";
 import { isValidLine, type JobLine, type LineOutcome, type ValidLine } from "./job-types.js";
 
@@ -40,11 +40,7 @@ export async function runChunk(
     job.owner,
     `${job.jobId}#${chunk}`,
     {
-      items: valid.map((line) => ({
-        requestId: `line_${line.line}`,
-        data: line.input,
-        shape: line.shape,
-      })),
+      items: valid.map((line) => shorthandItem(`line_${line.line}`, line.input, line.shape)),
       priority: job.priority,
       timeoutMs: Math.max(1, job.expiresAt - now),
       deadline: job.expiresAt,

@@ -18,6 +18,7 @@ import type { EngineLogger } from "../logger.js";
 import type { EngineObserver, ItemOutcome } from "../observer.js";
 import type { ResolvedBatchingOptions } from "../options.js";
 import { type BatchOutcome, DynamicBatcher } from "../scheduling/index.js";
+import { PRIMARY } from "../tensors.js";
 import type { BatchView, Principal, ProcessorStats } from "../types.js";
 import type { ValidSubmit } from "../validation.js";
 import { liveViewOf } from "./batch-views.js";
@@ -143,8 +144,7 @@ export class JobRunner {
     const inputs = valid.items.map((item, index) => ({
       index,
       requestId: item.requestId,
-      input: item.data,
-      shape: item.shape,
+      inputs: item.inputs,
     }));
     const ended = job.ended();
     const onAbort = () => void this.cancel(job);
@@ -185,7 +185,7 @@ export class JobRunner {
       return this.start(batch, pending);
     const job = new Job(batch);
     this.#stored.add(job);
-    job.load(pending, this.#clock(), this.#seq);
+    job.load(pending.map(sourceOf), this.#clock(), this.#seq);
     if (pending.length > 0) this.#fail(job.items, ITEM_FAILURES.modelUnavailable);
     else this.#commit([], new Set([job]));
     return job;
@@ -195,7 +195,7 @@ export class JobRunner {
   start(record: BatchRecord, pending: readonly StoredInput[]): Job {
     const job = new Job(record);
     this.#stored.add(job);
-    this.#enqueue(job, pending);
+    this.#enqueue(job, pending.map(sourceOf));
     return job;
   }
 
@@ -362,4 +362,14 @@ export class JobRunner {
     for (const job of touched) if (!job.terminal && job.pk === undefined) job.notify();
     this.#stored.retireOnceSaved(ended, saved);
   }
+}
+
+/** A stored item as the batcher takes it: its float32 input is the model's primary input. */
+function sourceOf(input: StoredInput & { readonly started?: boolean }): ItemSource {
+  return {
+    index: input.index,
+    requestId: input.requestId,
+    inputs: [{ name: PRIMARY, datatype: "FP32", shape: input.shape, data: input.input }],
+    started: input.started,
+  };
 }

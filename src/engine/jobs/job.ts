@@ -6,6 +6,7 @@
 import type { Failure, OutcomeCode } from "../errors.js";
 import type { BatchRecord, ItemWrite } from "../job-store.js";
 import { type BatchItem, queueKey } from "../scheduling/index.js";
+import type { ItemTensor } from "../tensors.js";
 import type { BatchStatus, ItemResult, Priority } from "../types.js";
 import type { ValidSubmit } from "../validation.js";
 import { FailureTally } from "./failure-tally.js";
@@ -25,18 +26,22 @@ export interface JobItem extends BatchItem {
   settled: boolean;
 }
 
-/** An item to queue: a stored input, or an infer item's numbers as the client sent them. */
+/** An item to queue: a stored input, or an infer item's tensors as the client sent them. */
 export interface ItemSource {
   readonly index: number;
   readonly requestId: string;
-  readonly input: ArrayLike<number>;
-  readonly shape: readonly number[];
+  readonly inputs: readonly ItemTensor[];
   /** A recovered item that an earlier process had handed to a thread. */
   readonly started?: boolean;
 }
 
-/** An item's outcome: an output, or an error. */
-export type Settlement = Omit<ItemWrite, "pk" | "index">;
+/**
+ * An item's outcome: an output, or an error; with every output by name when its model batch was
+ * asked for them.
+ */
+export type Settlement = Omit<ItemWrite, "pk" | "index"> & {
+  readonly outputs?: readonly ItemTensor[] | undefined;
+};
 
 /** What a {@link Job} starts from (a new submit, or a batch recovered from the store). */
 export interface JobInit {
@@ -50,6 +55,8 @@ export interface JobInit {
   readonly deadline: number;
   readonly timeoutMs: number;
   readonly total: number;
+  /** The outputs its caller wants by name; undefined for the primary output alone. */
+  readonly outputs?: readonly string[] | undefined;
   readonly status?: BatchStatus;
   readonly startedAt?: number | null;
   readonly succeeded?: number;
@@ -82,6 +89,8 @@ export class Job {
   readonly deadline: number;
   readonly timeoutMs: number;
   readonly total: number;
+  /** See {@link JobInit.outputs}. */
+  readonly outputs: readonly string[] | undefined;
   #status: BatchStatus;
   #startedAt: number | null;
   #completedAt: number | null = null;
@@ -114,6 +123,7 @@ export class Job {
     this.deadline = init.deadline;
     this.timeoutMs = init.timeoutMs;
     this.total = init.total;
+    this.outputs = init.outputs;
     this.#status = init.status ?? "queued";
     this.#startedAt = init.startedAt ?? null;
     this.#succeeded = init.succeeded ?? 0;
@@ -234,6 +244,7 @@ export class Job {
       deadline: valid.deadline ?? now + valid.timeoutMs,
       timeoutMs: valid.timeoutMs,
       total: valid.items.length,
+      outputs: valid.outputs,
     });
   }
 
@@ -248,9 +259,9 @@ export class Job {
         index: input.index,
         requestId: input.requestId,
         model: this.modelId,
-        itemShape: input.shape,
-        queue: queueKey({ model: this.modelId, itemShape: input.shape }),
-        data: input.input,
+        inputs: input.inputs,
+        named: this.outputs !== undefined,
+        queue: queueKey({ model: this.modelId, inputs: input.inputs }),
         priority: this.priority,
         deadline: this.deadline,
         seq: seq(),
@@ -301,12 +312,20 @@ export class Job {
       this.#results[item.index] = {
         requestId: item.requestId,
         output: s.output === null ? [] : Array.from(s.output),
+        outputs: this.#wanted(s.outputs),
         confidence: s.confidence,
         processingTimeMs: s.processingTimeMs,
         error: s.error,
         label: "",
       };
     }
+  }
+
+  /** Of an item's outputs, those its caller asked for, in the order asked. */
+  #wanted(outputs: readonly ItemTensor[] | undefined): readonly ItemTensor[] | undefined {
+    const names = this.outputs;
+    if (names === undefined || outputs === undefined) return undefined;
+    return names.flatMap((name) => outputs.filter((o) => o.name === name));
   }
 
   /** Ends the job now with `status` and `error`, whatever its items reached. */

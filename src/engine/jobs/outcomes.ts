@@ -1,16 +1,17 @@
 /** What the items of a finished model batch end with: their output rows, or why they have none. */
 import { randomUUID } from "node:crypto";
-import { DomainError, type Failure, failure } from "../errors.js";
+import { DomainError, type Failure, failure, ModelRunError } from "../errors.js";
 import type { InferenceResult } from "../inference-pool.js";
 import type { EngineLogger } from "../logger.js";
 import type { ItemOutcome } from "../observer.js";
+import { type BatchTensor, type ItemTensor, rowOf, tensorFinite } from "../tensors.js";
 import { ITEM_FAILURES } from "./item-failures.js";
 import type { Settlement } from "./job.js";
 
 /**
  * The failure every item of a model batch that did not run ends with. A refusal of the pool's
- * that callers may read (its model was unloaded) keeps its words; anything else is INTERNAL with
- * an `error_id`, its detail in the log only.
+ * that callers may read (its model was unloaded) keeps its words; the runtime's own error is
+ * INTERNAL in its words; anything else is INTERNAL with an `error_id`, its detail in the log only.
  */
 export function batchFailure(
   error: unknown,
@@ -23,6 +24,13 @@ export function batchFailure(
     return failure(error.code, error.message);
   }
   const errorId = randomUUID();
+  if (error instanceof ModelRunError) {
+    log.warn({ err: error, errorId, model, size }, "model batch failed in the runtime");
+    return failure(
+      "INTERNAL",
+      `model ${JSON.stringify(model)} failed to run: ${error.message} (error_id ${errorId})`,
+    );
+  }
   log.error({ err: error, errorId, model, size }, "model batch failed");
   return failure("INTERNAL", `model execution failed (error_id ${errorId})`);
 }
@@ -35,7 +43,28 @@ export function settlementOf(result: InferenceResult, i: number): Settlement {
   const itemConfidence = confidence?.[i] ?? 0;
   if (!allFinite(row) || !Number.isFinite(itemConfidence))
     return failed(ITEM_FAILURES.nonFiniteOutput);
-  return { output: row, confidence: itemConfidence, processingTimeMs: inferenceMs, error: null };
+  const outputs = result.outputs?.map((tensor) => itemRow(tensor, i));
+  if (outputs?.some((tensor) => !tensorFinite(tensor)))
+    return failed(ITEM_FAILURES.nonFiniteOutput);
+  return {
+    output: row,
+    confidence: itemConfidence,
+    processingTimeMs: inferenceMs,
+    error: null,
+    outputs,
+  };
+}
+
+/** Item `i`'s row of a batch tensor (a view of typed elements). */
+function itemRow(tensor: BatchTensor, i: number): ItemTensor {
+  const [rows = 1, ...shape] = tensor.dims;
+  const width = rows === 0 ? 0 : tensor.data.length / rows;
+  return {
+    name: tensor.name,
+    datatype: tensor.datatype,
+    shape,
+    data: rowOf(tensor.data, i, width),
+  };
 }
 
 /** How an item that ends with `s` counts for the observer. */

@@ -8,6 +8,7 @@
 
 import type { InferencePool, InferenceResult } from "../inference-pool.js";
 import type { ResolvedBatchingOptions } from "../options.js";
+import { type BatchTensor, concatRows, type ItemTensor } from "../tensors.js";
 import { PRIORITIES, type Priority } from "../types.js";
 import {
   type Candidate,
@@ -27,10 +28,13 @@ export interface BatchItem extends SchedulableItem {
   readonly model: string;
   /** {@link queueKey} of the item, computed once when it is created. */
   readonly queue: string;
-  /** Per-item dims (no -1). Items of different shapes never share a model batch. */
-  readonly itemShape: readonly number[];
-  /** The item's numbers; copied into the model batch's float32 tensor at dispatch. */
-  readonly data: ArrayLike<number>;
+  /**
+   * The item's tensors, in the model's input order; copied into the model batch's tensors at
+   * dispatch. Items whose tensors differ in shape never share a model batch.
+   */
+  readonly inputs: readonly ItemTensor[];
+  /** Whether the item's caller wants every output by name, not only the primary one. */
+  readonly named: boolean;
 }
 
 /** How a dispatched model batch ended. */
@@ -301,14 +305,24 @@ export class DynamicBatcher<T extends BatchItem> {
     if (late.length > 0) this.o.onExpired(late);
     if (items.length === 0) return;
     const first = items[0] as T;
-    const width = first.data.length;
-    const data = new Float32Array(items.length * width);
-    for (let i = 0; i < items.length; i++) data.set((items[i] as T).data, i * width);
+    const inputs = first.inputs.map(
+      (tensor, k): BatchTensor => ({
+        name: tensor.name,
+        datatype: tensor.datatype,
+        dims: [items.length, ...tensor.shape],
+        data: concatRows(
+          tensor.datatype,
+          items.map((item) => (item.inputs[k] as ItemTensor).data),
+          tensor.data.length,
+        ),
+      }),
+    );
+    const named = items.some((item) => item.named);
     this.#inFlight++;
     this.#inFlightItems += items.length;
     q.inFlightItems += items.length;
     this.o.onDispatch?.(items);
-    this.o.pool.run({ model: first.model, data, dims: [items.length, ...first.itemShape] }).then(
+    this.o.pool.run({ model: first.model, inputs, named }).then(
       (result) => this.#finish(q, items, { ok: true, result }),
       (error: unknown) => this.#finish(q, items, { ok: false, error }),
     );
@@ -361,12 +375,14 @@ export class DynamicBatcher<T extends BatchItem> {
   }
 }
 
-/** The queue an item belongs to: its model and its exact per-item shape. */
+/** The queue of an item: its model and its tensors' names, datatypes and shapes. */
 export function queueKey(item: {
   readonly model: string;
-  readonly itemShape: readonly number[];
+  readonly inputs: readonly ItemTensor[];
 }): string {
-  return `${item.model}|${item.itemShape.join("x")}`;
+  let key = item.model;
+  for (const t of item.inputs) key += `|${t.name}:${t.datatype}:${t.shape.join("x")}`;
+  return key;
 }
 
 function decay(q: { arrivals: number; arrivalsAt: number }, now: number): number {

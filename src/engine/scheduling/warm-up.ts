@@ -6,6 +6,8 @@
 
 import type { InferencePool, ModelCatalog } from "../inference-pool.js";
 import type { EngineLogger } from "../logger.js";
+import { allocate, elementCount } from "../tensors.js";
+import { inputSpecs } from "../validation.js";
 import type { BatchItem, DynamicBatcher } from "./dynamic-batcher.js";
 
 /** Runs the warm-up batches and feeds their timings to the batcher's latency models. */
@@ -18,15 +20,22 @@ export async function warmUp<T extends BatchItem>(
 ): Promise<void> {
   for (const model of models.list()) {
     if (!model.available) continue;
-    const shape = model.itemShape.map((d) => (d === -1 ? 4 : d));
-    const width = shape.reduce((a, b) => a * b, 1);
+    const specs = inputSpecs(model).map((spec) => {
+      const shape = spec.shape.map((d) => (d === -1 ? 4 : d));
+      return { ...spec, shape, width: elementCount(shape) };
+    });
     const cap = Math.max(1, Math.min(maxBatchSize, model.maxBatchSize));
     const latency = batcher.latencyOf(model.name);
     try {
       for (const size of new Set([1, Math.max(1, Math.floor(cap / 8)), cap])) {
         for (let round = 0; round < 2; round++) {
-          const data = new Float32Array(size * width);
-          const result = await pool.run({ model: model.name, data, dims: [size, ...shape] });
+          const inputs = specs.map((spec) => ({
+            name: spec.name,
+            datatype: spec.datatype,
+            dims: [size, ...spec.shape],
+            data: allocate(spec.datatype, size * spec.width),
+          }));
+          const result = await pool.run({ model: model.name, inputs, named: false });
           // The first run of a size pays one-off allocation costs: only the second is measured.
           if (round > 0) latency.observe(size, result.inferenceMs);
         }

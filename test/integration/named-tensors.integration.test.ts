@@ -1,0 +1,444 @@
+/**
+ * Models of named tensors of any type, as users export them: a text-classifier-like graph (int64
+ * `input_ids` and `attention_mask` of dynamic length, three outputs of two types), a float16 model,
+ * a two-input float model and a bool model, each served over every native protocol and over the
+ * Open Inference Protocol (REST JSON, gRPC contents and raw bytes); items of many clients meet in
+ * one model batch; requests that do not fit the signature are refused naming the input; the
+ * runtime's own refusal reaches the caller in its words.
+ */
+import { create, type Message } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  GRPCInferenceService,
+  type ModelInferResponse,
+  type ModelMetadataResponse,
+} from "../../gen/inference/grpc_predict_v2_pb.js";
+import { grpcServiceDefinition } from "../../src/api/grpc-services.js";
+import type { RunningServer } from "../../src/server.js";
+import {
+  type CallResult,
+  connectClient,
+  grpcClient,
+  grpcWebClient,
+  type ProtocolClient,
+  restClient,
+} from "../fixtures/api-clients.js";
+import {
+  createTestModelRepo,
+  type TestModelRepo,
+  writeTensorModels,
+  writeUnfeedableModel,
+} from "../fixtures/model-repo.js";
+import { startTestServer } from "../fixtures/test-server.js";
+
+const KEY = "tensors-key";
+let repo: TestModelRepo;
+let server: RunningServer;
+let clients: ProtocolClient[];
+let v2grpc: Record<string, (...args: unknown[]) => unknown> & grpc.Client;
+
+beforeAll(async () => {
+  repo = createTestModelRepo({ dense: false });
+  writeTensorModels(repo.dir);
+  writeUnfeedableModel(repo.dir);
+  server = await startTestServer(repo.dir, { API_KEYS: KEY, MAX_WAIT_TIME_MS: "30" });
+  const base = `http://127.0.0.1:${server.apiPort}`;
+  clients = [
+    restClient(base),
+    connectClient(base),
+    grpcWebClient(base),
+    grpcClient(`127.0.0.1:${server.grpcPort}`),
+  ];
+  const Client = grpc.makeGenericClientConstructor(
+    grpcServiceDefinition(GRPCInferenceService),
+    "GRPCInferenceService",
+  );
+  v2grpc = new Client(
+    `127.0.0.1:${server.grpcPort}`,
+    grpc.credentials.createInsecure(),
+  ) as unknown as typeof v2grpc;
+});
+
+afterAll(async () => {
+  for (const c of clients ?? []) c.close();
+  v2grpc?.close();
+  await server.close();
+  repo.cleanup();
+});
+
+type Tensor = { datatype: string; shape: number[]; values?: number[]; strings?: string[] };
+type Result = { output: number[]; outputs: Record<string, Tensor>; error?: string };
+
+const infer = (client: ProtocolClient, model: string, body: Record<string, unknown>) =>
+  client.call("Infer", { ...body, metadata: { model_id: model } } as never, KEY);
+
+function results(answer: CallResult): Result[] {
+  if (!answer.ok) throw new Error(`${answer.code}: ${answer.message}`);
+  return (answer.json as { results: Result[] }).results;
+}
+
+/** One classifier item: ids, and the mask that keeps the first `kept` of them. */
+const sentence = (ids: number[], kept: number) => ({
+  inputs: {
+    input_ids: { values: ids },
+    attention_mask: { values: ids.map((_, k) => (k < kept ? 1 : 0)), datatype: "INT64" },
+  },
+});
+
+describe("named tensors over the native API", () => {
+  it("serves int64 inputs of dynamic length and answers every output by name in its type, on every protocol", async () => {
+    for (const client of clients) {
+      const [a, b] = results(
+        await infer(client, "classifier", {
+          data: [sentence([5, 7, 9], 2), sentence([4, 6, 8], 3)],
+        }),
+      );
+      expect(a?.output, client.name).toEqual([]);
+      expect(a?.outputs, client.name).toEqual({
+        logits: { datatype: "FP32", shape: [2], values: [12, 2], strings: [] },
+        length: { datatype: "INT64", shape: [1], values: [2], strings: [] },
+        token_scores: { datatype: "FP32", shape: [3], values: [5, 7, 0], strings: [] },
+      });
+      expect(b?.outputs.logits?.values, client.name).toEqual([18, 3]);
+      // Another length in the same request: its own shape.
+      const [long] = results(
+        await infer(client, "classifier", {
+          data: [sentence([1, 2, 3, 4, 5, 6], 6)],
+          output_names: ["length", "logits"],
+        }),
+      );
+      expect(Object.keys(long?.outputs ?? {}), client.name).toEqual(["length", "logits"]);
+      expect(long?.outputs.length?.values, client.name).toEqual([6]);
+    }
+  });
+
+  it("converts the shorthand and named numbers to float16 and bool, and reads them back", async () => {
+    const rest = clients[0] as ProtocolClient;
+    const [half] = results(await infer(rest, "half", { data: [{ input: [0.5, 1.5, -2, 1000] }] }));
+    expect(half?.output).toEqual([1, 3, -4, 2000]);
+    const [named] = results(
+      await infer(rest, "half", {
+        data: [{ inputs: { x: { values: [0.25, 3, -0.125, 2] } } }],
+      }),
+    );
+    expect(named?.outputs.y).toEqual({
+      datatype: "FP16",
+      shape: [4],
+      values: [0.5, 6, -0.25, 4],
+      strings: [],
+    });
+    const [flags] = results(
+      await infer(rest, "flags", { data: [{ inputs: { x: { values: [1, 0, 1] } } }] }),
+    );
+    expect(flags?.outputs.y).toEqual({
+      datatype: "BOOL",
+      shape: [3],
+      values: [0, 1, 0],
+      strings: [],
+    });
+    const [pair] = results(
+      await infer(rest, "pair", {
+        data: [{ inputs: { a: { values: [1, 2, 3] }, b: { values: [4, 5, 6] } } }],
+        output_names: ["product"],
+      }),
+    );
+    expect(pair?.outputs).toEqual({
+      product: { datatype: "FP32", shape: [3], values: [4, 10, 18], strings: [] },
+    });
+  });
+
+  it("refuses a request that does not fit the model's signature, naming the input, what it expects and what came", async () => {
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      [
+        "classifier",
+        { data: [{ inputs: { input_ids: { values: [1, 2] } } }] },
+        /^data\[0\]\.inputs: missing "attention_mask" \(attention_mask INT64 \[\*\]\)/,
+      ],
+      [
+        "classifier",
+        {
+          data: [{ inputs: { ...sentence([1, 2], 2).inputs, input_ids: { values: [1, 2.5] } } }],
+        },
+        /^data\[0\]\.inputs\.input_ids\.values\[1\]: expected an integer in .* \(INT64\), got 2\.5/,
+      ],
+      [
+        "classifier",
+        {
+          data: [
+            {
+              inputs: {
+                ...sentence([1, 2], 2).inputs,
+                input_ids: { values: [1, 2], datatype: "FP32" },
+              },
+            },
+          ],
+        },
+        /^data\[0\]\.inputs\.input_ids\.datatype: expected INT64 \(the model's input "input_ids"\), got "FP32"/,
+      ],
+      [
+        "classifier",
+        { data: [{ inputs: { ...sentence([1], 1).inputs, token_type_ids: { values: [0] } } }] },
+        /^data\[0\]\.inputs\.token_type_ids: model "classifier" has no input "token_type_ids"; its inputs are input_ids INT64/,
+      ],
+      [
+        "classifier",
+        { data: [{ input: [1, 2, 3] }] },
+        /^data\[0\]\.inputs: model "classifier" takes 2 inputs \(input_ids INT64 \[\*\], attention_mask INT64 \[\*\]\); give each by name in inputs/,
+      ],
+      [
+        "classifier",
+        { data: [sentence([1], 1)], output_names: ["probabilities"] },
+        /^output_names\[0\]: model "classifier" has no output "probabilities"; its outputs are logits, length, token_scores/,
+      ],
+      [
+        "pair",
+        { data: [{ inputs: { a: { values: [1, 2] }, b: { values: [1, 2, 3] } } }] },
+        /^data\[0\]\.inputs\.a\.values: expected 3 elements for "a" \(a FP32 \[3\]\), got 2/,
+      ],
+      [
+        "half",
+        { data: [{ input: [70000, 1, 2, 3] }] },
+        /^data\[0\]\.input\[0\]: 70000 is outside the FP16 range/,
+      ],
+      [
+        "flags",
+        { data: [{ inputs: { x: { values: [1, 2, 0] } } }] },
+        /^data\[0\]\.inputs\.x\.values\[1\]: expected true, false, 0 or 1, got 2/,
+      ],
+    ];
+    for (const client of [clients[0], clients[3]] as ProtocolClient[])
+      for (const [model, body, message] of cases) {
+        const answer = await infer(client, model, body);
+        expect(answer.ok, `${client.name} ${message}`).toBe(false);
+        expect(answer, `${client.name} ${message}`).toMatchObject({ code: "invalid_argument" });
+        expect((answer as { message: string }).message, client.name).toMatch(message);
+      }
+    // A durable batch stores float32 vectors: named items are for Infer, and so is a model
+    // whose items cannot travel as one.
+    const rest = clients[0] as ProtocolClient;
+    const durable = await rest.call(
+      "SubmitBatch",
+      { data: [sentence([1], 1)], metadata: { model_id: "classifier" } } as never,
+      KEY,
+    );
+    expect(durable).toMatchObject({ ok: false, code: "invalid_argument" });
+    expect((durable as { message: string }).message).toMatch(
+      /^metadata\.model_id: model "classifier" takes input_ids INT64 \[\*\], attention_mask INT64 \[\*\]; durable batches and jobs store one float32 input per item/,
+    );
+    const named = await rest.call(
+      "SubmitBatch",
+      { data: [{ inputs: { input: { values: [1, 2] } } }] } as never,
+      KEY,
+    );
+    expect((named as { message: string }).message).toMatch(
+      /^data: items sent by name \(inputs\) and outputs asked for by name \(output_names\) are answered by Infer/,
+    );
+  });
+
+  it("passes the runtime's own refusal of a batch to its caller, in its words and without server paths", async () => {
+    // Both inputs are of dynamic length; the graph multiplies them, which the runtime refuses
+    // for lengths that differ.
+    const answer = await infer(clients[0] as ProtocolClient, "classifier", {
+      data: [{ inputs: { input_ids: { values: [1, 2, 3] }, attention_mask: { values: [1, 1] } } }],
+    });
+    const [item] = results(answer);
+    expect(item?.error).toMatch(/^INTERNAL: model "classifier" failed to run: .*Mul/);
+    expect(item?.error).not.toContain(process.cwd());
+  });
+
+  it("puts the items of many clients in one model batch", async () => {
+    const scrape = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${server.apiPort}/metrics`)).text();
+      const count = /batch_processor_model_batch_size_count\{model="classifier"\} (\d+)/.exec(
+        text,
+      )?.[1];
+      return Number(count ?? 0);
+    };
+    const before = await scrape();
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, k) =>
+        infer(clients[k % clients.length] as ProtocolClient, "classifier", {
+          data: [sentence([k, k + 1, k + 2, k + 3], 4)],
+        }),
+      ),
+    );
+    answers.forEach((answer, k) => {
+      expect(results(answer)[0]?.outputs.logits?.values).toEqual([4 * k + 6, 4]);
+    });
+    const batches = (await scrape()) - before;
+    expect(batches).toBeGreaterThan(0);
+    expect(batches).toBeLessThan(40);
+  });
+
+  it("lists each model's signature, and a model it cannot feed as unavailable with the reason", async () => {
+    const answer = await (clients[0] as ProtocolClient).call("ListModels", {}, KEY);
+    const models = (answer as unknown as { json: { models: Record<string, unknown>[] } }).json
+      .models;
+    const byName = new Map(models.map((m) => [m.name as string, m]));
+    expect(byName.get("classifier")).toMatchObject({
+      available: true,
+      inputs: [
+        { name: "input_ids", datatype: "INT64", shape: [-1, -1] },
+        { name: "attention_mask", datatype: "INT64", shape: [-1, -1] },
+      ],
+      outputs: [
+        { name: "logits", datatype: "FP32", shape: [-1, 2] },
+        { name: "length", datatype: "INT64", shape: [-1, 1] },
+        { name: "token_scores", datatype: "FP32", shape: [-1, -1] },
+      ],
+    });
+    expect(byName.get("scalar")).toMatchObject({
+      available: false,
+      reason: expect.stringMatching(
+        /input "x" is a scalar; this server batches items along a first axis/,
+      ),
+    });
+  });
+});
+
+describe("named tensors over the Open Inference Protocol", () => {
+  function v2call<T>(method: string, request: object): Promise<T> {
+    const metadata = new grpc.Metadata();
+    metadata.set("x-api-key", KEY);
+    const desc = GRPCInferenceService.methods.find((m) => m.name === method);
+    if (desc === undefined) throw new Error(`no method ${method}`);
+    const fn = (v2grpc[desc.localName] as (...args: unknown[]) => unknown).bind(v2grpc);
+    return new Promise((resolve, reject) => {
+      fn(
+        create(desc.input, request as never),
+        metadata,
+        (error: grpc.ServiceError | null, response: Message) =>
+          error === null ? resolve(response as T) : reject(new Error(error.details)),
+      );
+    });
+  }
+
+  const v2rest = async (path: string, body: unknown) => {
+    const res = await fetch(`http://127.0.0.1:${server.apiPort}${path}`, {
+      method: "POST",
+      headers: { "x-api-key": KEY, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  };
+
+  it("runs the classifier over gRPC with int64 contents, and with raw bytes", async () => {
+    const metadata = await v2call<ModelMetadataResponse>("ModelMetadata", { name: "classifier" });
+    expect(metadata.inputs.map((t) => [t.name, t.datatype])).toEqual([
+      ["input_ids", "INT64"],
+      ["attention_mask", "INT64"],
+    ]);
+    const viaContents = await v2call<ModelInferResponse>("ModelInfer", {
+      modelName: "classifier",
+      inputs: [
+        {
+          name: "input_ids",
+          datatype: "INT64",
+          shape: [2n, 3n],
+          contents: { int64Contents: [5n, 7n, 9n, 4n, 6n, 8n] },
+        },
+        {
+          name: "attention_mask",
+          datatype: "INT64",
+          shape: [2n, 3n],
+          contents: { int64Contents: [1n, 1n, 0n, 1n, 1n, 1n] },
+        },
+      ],
+      outputs: [{ name: "logits" }, { name: "length" }],
+    });
+    expect(viaContents.outputs.map((o) => [o.name, o.datatype, o.shape.map(Number)])).toEqual([
+      ["logits", "FP32", [2, 2]],
+      ["length", "INT64", [2, 1]],
+    ]);
+    expect(viaContents.outputs[0]?.contents?.fp32Contents).toEqual([12, 2, 18, 3]);
+    expect(viaContents.outputs[1]?.contents?.int64Contents).toEqual([2n, 3n]);
+    const raw = (values: number[]) =>
+      new Uint8Array(BigInt64Array.from(values.map((v) => BigInt(v))).buffer);
+    const viaRaw = await v2call<ModelInferResponse>("ModelInfer", {
+      modelName: "classifier",
+      inputs: [
+        { name: "input_ids", datatype: "INT64", shape: [1n, 2n] },
+        { name: "attention_mask", datatype: "INT64", shape: [1n, 2n] },
+      ],
+      rawInputContents: [raw([3, 4]), raw([1, 1])],
+    });
+    expect(viaRaw.outputs.map((o) => o.name)).toEqual(["logits", "length", "token_scores"]);
+    const logits = new Float32Array(2);
+    new Uint8Array(logits.buffer).set(viaRaw.rawOutputContents[0] as Uint8Array);
+    expect(Array.from(logits)).toEqual([7, 2]);
+    await expect(
+      v2call("ModelInfer", {
+        modelName: "classifier",
+        inputs: [
+          {
+            name: "input_ids",
+            datatype: "INT64",
+            shape: [1n, 2n],
+            contents: { int64Contents: [1n, 2n] },
+          },
+        ],
+      }),
+    ).rejects.toThrow(/^inputs: missing "attention_mask"/);
+    await expect(
+      v2call("ModelInfer", {
+        modelName: "half",
+        inputs: [{ name: "x", datatype: "FP16", shape: [1n, 4n], contents: { fp32Contents: [1] } }],
+      }),
+    ).rejects.toThrow(/^inputs\[0\]\.contents: FP16 elements travel in raw_input_contents only/);
+  });
+
+  it("runs float16, bool and two-input models over REST with JSON tensors", async () => {
+    const half = await v2rest("/v2/models/half/infer", {
+      inputs: [
+        {
+          name: "x",
+          shape: [2, 4],
+          datatype: "FP16",
+          data: [
+            [1, 2, 3, 4],
+            [0.5, -1, 8, 0],
+          ],
+        },
+      ],
+    });
+    expect(half.status).toBe(200);
+    expect(half.json.outputs).toEqual([
+      { name: "y", datatype: "FP16", shape: [2, 4], data: [2, 4, 6, 8, 1, -2, 16, 0] },
+    ]);
+    const flags = await v2rest("/v2/models/flags/infer", {
+      inputs: [{ name: "x", shape: [1, 3], datatype: "BOOL", data: [true, false, true] }],
+    });
+    expect(flags.json.outputs).toEqual([
+      { name: "y", datatype: "BOOL", shape: [1, 3], data: [false, true, false] },
+    ]);
+    const pair = await v2rest("/v2/models/pair/infer", {
+      inputs: [
+        { name: "a", shape: [1, 3], datatype: "FP32", data: [1, 2, 3] },
+        { name: "b", shape: [1, 3], datatype: "FP32", data: [2, 2, 2] },
+      ],
+      outputs: [{ name: "sum" }],
+    });
+    expect(pair.json.outputs).toEqual([
+      { name: "sum", datatype: "FP32", shape: [1, 3], data: [3, 4, 5] },
+    ]);
+    const ids = await v2rest("/v2/models/classifier/infer", {
+      inputs: [
+        { name: "input_ids", shape: [1, 2], datatype: "INT64", data: [10, 20] },
+        { name: "attention_mask", shape: [1, 2], datatype: "INT64", data: [1, 0.5] },
+      ],
+    });
+    expect(ids.status).toBe(400);
+    expect(ids.json.error).toMatch(/^inputs\[1\]\.data\[1\]: expected an integer/);
+    const mismatch = await v2rest("/v2/models/pair/infer", {
+      inputs: [
+        { name: "a", shape: [1, 3], datatype: "FP32", data: [1, 2, 3] },
+        { name: "b", shape: [2, 3], datatype: "FP32", data: [1, 2, 3, 4, 5, 6] },
+      ],
+    });
+    expect(mismatch.status).toBe(400);
+    expect(mismatch.json.error).toMatch(
+      /^inputs\[1\]\.shape\[0\]: every input holds the same items/,
+    );
+  });
+});
