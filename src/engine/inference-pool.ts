@@ -46,6 +46,11 @@ export interface ModelInfo {
   readonly inputs?: readonly TensorSpec[] | undefined;
   /** The graph's outputs as the model declares them. */
   readonly outputs?: readonly TensorSpec[] | undefined;
+  /**
+   * Pad values of the inputs (graph names) whose dynamic axes may differ within a model batch;
+   * undefined where the model pads nothing.
+   */
+  readonly padding?: Readonly<Record<string, number>> | undefined;
 }
 
 /** A graph input or output as the model declares it. */
@@ -55,6 +60,8 @@ export interface TensorSpec {
   readonly datatype: string;
   /** Dimensions, the batch axis first where the model has one; -1 for any size. */
   readonly shape: readonly number[];
+  /** The graph's name of each dimension (`sequence`); empty for a fixed or unnamed one. */
+  readonly dimNames?: readonly string[] | undefined;
 }
 
 /** What a reload of the model repository did to one model. */
@@ -93,6 +100,8 @@ export interface InferenceResult {
   readonly output: Float32Array;
   /** Values per item. */
   readonly outputSize: number;
+  /** The primary output's dims, batch first (undefined where the pool does not say). */
+  readonly outputDims?: readonly number[] | undefined;
   /** Per-item confidence (largest probability) for classifiers, else null. */
   readonly confidence: Float32Array | null;
   /** Wall time of the model run on its thread, ms. */

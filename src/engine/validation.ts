@@ -352,6 +352,8 @@ export interface InputSpec {
   readonly datatype: Datatype;
   /** Per-item dims, -1 for any size. */
   readonly shape: readonly number[];
+  /** The graph's name of each per-item dim (`sequence`); empty for a fixed or unnamed one. */
+  readonly dimNames: readonly string[];
 }
 
 /**
@@ -367,16 +369,20 @@ export function inputSpecs(model: ModelInfo): InputSpec[] {
         name: PRIMARY,
         datatype: "FP32",
         shape: model.itemShape,
+        dimNames: [],
       },
     ];
   const primaryName = model.inputName ?? declared[0]?.name;
   const specs = declared.map((spec): InputSpec => {
     const primary = spec.name === primaryName;
+    const shape = primary ? model.itemShape : spec.shape.slice(1);
+    const names = spec.dimNames?.slice(1) ?? [];
     return {
       graphName: spec.name,
       name: primary ? PRIMARY : spec.name,
       datatype: isDatatype(spec.datatype) ? spec.datatype : "FP32",
-      shape: primary ? model.itemShape : spec.shape.slice(1),
+      shape,
+      dimNames: names.length === shape.length ? names : shape.map(() => ""),
     };
   });
   return specs.sort((a, b) => Number(b.name === PRIMARY) - Number(a.name === PRIMARY));
@@ -398,7 +404,7 @@ function validateNamedInputs(field: string, inputs: unknown, model: ModelInfo): 
         `${field}.${name.slice(0, 64)}`,
         `model ${JSON.stringify(model.name)} has no input ${echo(name)}; its inputs are ${specs.map(describeSpec).join(", ")}`,
       );
-  return specs.map((spec) => {
+  const tensors = specs.map((spec) => {
     const tensor = given[spec.graphName];
     if (tensor === undefined || tensor === null)
       throw new InvalidInputError(
@@ -411,6 +417,34 @@ function validateNamedInputs(field: string, inputs: unknown, model: ModelInfo): 
         'expected an object like {"values": [...], "shape": [...]}',
       );
     return namedTensor(`${field}.${spec.graphName}.`, spec, tensor as TensorInput, "values");
+  });
+  checkSharedAxes(field, specs, tensors);
+  return tensors;
+}
+
+/**
+ * Refuses an item whose inputs give different lengths to an axis the graph names alike in them
+ * (`sequence` of `input_ids` and of `attention_mask`): the runtime would refuse the whole batch.
+ */
+function checkSharedAxes(
+  field: string,
+  specs: readonly InputSpec[],
+  tensors: readonly ItemTensor[],
+): void {
+  const seen = new Map<string, { input: string; length: number }>();
+  specs.forEach((spec, k) => {
+    const shape = (tensors[k] as ItemTensor).shape;
+    spec.dimNames.forEach((name, axis) => {
+      if (name === "" || shape.length !== spec.dimNames.length) return;
+      const length = shape[axis] as number;
+      const first = seen.get(name);
+      if (first === undefined) seen.set(name, { input: spec.graphName, length });
+      else if (first.length !== length)
+        throw new InvalidInputError(
+          `${field}.${spec.graphName}.shape`,
+          `axis ${axis} ("${name}") is ${length} long, but ${JSON.stringify(first.input)}'s "${name}" is ${first.length}: the model takes them alike`,
+        );
+    });
   });
 }
 

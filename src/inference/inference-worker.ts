@@ -163,6 +163,27 @@ function assertFeedable(session: ort.InferenceSession): void {
     }
 }
 
+/**
+ * Throws, saying why, unless every input `padding` names is one of the graph's with a dynamic axis
+ * past the batch's to pad.
+ */
+function assertPaddable(
+  session: ort.InferenceSession,
+  padding: Readonly<Record<string, number>> | undefined,
+): void {
+  for (const name of Object.keys(padding ?? {})) {
+    const m = session.inputMetadata.find((v) => v.name === name);
+    if (m === undefined)
+      throw new Error(
+        `config.json: padding names input ${JSON.stringify(name)}, which the graph does not have (inputs: ${session.inputNames.join(", ")})`,
+      );
+    if (!m.isTensor || !m.shape.slice(1).some((d) => typeof d !== "number" || d < 1))
+      throw new Error(
+        `config.json: padding names input ${JSON.stringify(name)}, which has no dynamic axis past the batch's to pad`,
+      );
+  }
+}
+
 /** Builds a session for one version and checks it against its config; throws saying why not. */
 async function loadVersion(
   version: WorkerModelVersion,
@@ -193,6 +214,7 @@ async function loadVersion(
     }
     try {
       assertFeedable(session);
+      assertPaddable(session, version.padding);
     } catch (error) {
       throw new UnfeedableModel(
         firstLine(error),
@@ -337,7 +359,14 @@ async function run(
   }
   const inferenceMs = performance.now() - started;
   for (const tensor of Object.values(feeds)) tensor.dispose();
-  return { output, outputSize, confidence, inferenceMs, outputs };
+  return {
+    output,
+    outputSize,
+    outputDims: [...primary.dims],
+    confidence,
+    inferenceMs,
+    outputs,
+  };
 }
 
 /** A typed array that owns its whole buffer (so it can be transferred): itself or a copy. */

@@ -25,6 +25,8 @@ export interface WorkerModelVersion {
   /** Per-item input shape from `config.json`; read from the graph when absent. */
   readonly inputShape?: readonly number[] | undefined;
   readonly outputKind: OutputKind;
+  /** Pad values by input name (`config.json`'s `padding`), checked against the graph at load. */
+  readonly padding?: Readonly<Record<string, number>> | undefined;
   /** The model's own providers, in order, from `config.json`; the pool's when absent. */
   readonly executionProviders?: readonly string[] | undefined;
 }
@@ -73,6 +75,8 @@ export interface RunReply {
   /** The primary output as float32, softmax applied for logits models. */
   readonly output: Float32Array;
   readonly outputSize: number;
+  /** The primary output's dims, batch first. */
+  readonly outputDims: readonly number[];
   readonly confidence: Float32Array | null;
   readonly inferenceMs: number;
   /** Every output as the graph gives it, when the task was `named`. */

@@ -38,6 +38,7 @@ export async function readVersion(entry: RepositoryEntry): Promise<WorkerModelVe
     outputName: entry.outputName,
     inputShape: entry.inputShape,
     outputKind: entry.outputKind,
+    padding: entry.padding,
     executionProviders: entry.executionProviders,
     bytes,
     externalData,

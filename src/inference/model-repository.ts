@@ -28,6 +28,11 @@ export interface ModelConfigFile {
   /** `probabilities` (confidence = max), `logits` (softmax applied first) or `raw`. @defaultValue "raw" */
   output_kind?: OutputKind;
   labels?: string[];
+  /**
+   * Inputs whose dynamic axes items may differ in, by name, with the value to pad them with: such
+   * items share model batches, padded to the longest, and outputs are cut back per item.
+   */
+  padding?: Record<string, number>;
   description?: string;
 }
 
@@ -49,6 +54,8 @@ export interface RepositoryEntry {
   readonly inputShape: readonly number[] | undefined;
   readonly outputKind: OutputKind;
   readonly labels: readonly string[] | undefined;
+  /** Pad values of the inputs whose dynamic axes may differ within a model batch, by name. */
+  readonly padding: Readonly<Record<string, number>> | undefined;
   readonly description: string | undefined;
   /** Set when the entry cannot be loaded at all (bad config, missing file). */
   readonly problem: string | undefined;
@@ -156,6 +163,7 @@ function readEntry(
     inputShape: undefined,
     outputKind: "raw",
     labels: undefined,
+    padding: undefined,
     description: undefined,
     problem:
       missing ??
@@ -265,6 +273,22 @@ export function parseConfig(config: unknown): Partial<RepositoryEntry> {
     if (!Array.isArray(c.labels) || !c.labels.every((l) => typeof l === "string"))
       throw new TypeError("labels must be an array of strings");
     out.labels = c.labels;
+  }
+  if (c.padding !== undefined) {
+    const entries =
+      typeof c.padding === "object" && c.padding !== null && !Array.isArray(c.padding)
+        ? Object.entries(c.padding)
+        : undefined;
+    if (
+      entries === undefined ||
+      entries.length === 0 ||
+      entries.length > 64 ||
+      !entries.every(([, v]) => typeof v === "number" && Number.isFinite(v))
+    )
+      throw new TypeError(
+        'padding must map 1..64 input names to the number to pad each with, e.g. {"input_ids": 0, "attention_mask": 0}',
+      );
+    out.padding = Object.fromEntries(entries);
   }
   return out;
 }

@@ -206,6 +206,7 @@ function catalogEntry(served: Served, report: ModelLoadReport): ModelInfo {
     outputName: entry.outputName ?? report.outputs[0]?.name,
     inputs: report.inputs.map(specOf),
     outputs: report.outputs.map(specOf),
+    padding: entry.padding,
   };
 }
 
@@ -254,5 +255,6 @@ function specOf(info: TensorInfo): TensorSpec {
     name: info.name,
     datatype: DATATYPES[info.type] ?? info.type.toUpperCase(),
     shape: info.dims.map((d) => (typeof d === "number" && d > 0 ? d : -1)),
+    dimNames: info.dims.map((d) => (typeof d === "string" ? d : "")),
   };
 }

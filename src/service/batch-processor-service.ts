@@ -301,8 +301,16 @@ function modelOf(m: ModelInfo): ModelInfoMessage {
     maxWaitTimeMs: m.maxWaitTimeMs,
     providerFallback: m.providerFallback,
     preferredBatchSizes: [...(m.preferredBatchSizes ?? [])],
-    inputs: (m.inputs ?? []).map((t) => ({ ...t, shape: [...t.shape] })),
-    outputs: (m.outputs ?? []).map((t) => ({ ...t, shape: [...t.shape] })),
+    inputs: (m.inputs ?? []).map((t) => ({
+      name: t.name,
+      datatype: t.datatype,
+      shape: [...t.shape],
+    })),
+    outputs: (m.outputs ?? []).map((t) => ({
+      name: t.name,
+      datatype: t.datatype,
+      shape: [...t.shape],
+    })),
   });
 }
 

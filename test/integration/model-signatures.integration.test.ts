@@ -32,6 +32,9 @@ beforeAll(async () => {
     ["preferring", { preferred_batch_sizes: [8, 4, 8] }],
     ["badpreferred", { preferred_batch_sizes: [0] }],
     ["badproviders", { execution_providers: [] }],
+    ["pads", { padding: { input: 1 } }],
+    ["badpadding", { padding: { input: "zero" } }],
+    ["padsnothing", { padding: { pixels: 0 } }],
   ] as const) {
     writeLogModel(join(repo.dir, name));
     writeFileSync(
@@ -100,6 +103,18 @@ describe("models the server cannot feed", () => {
     expect(byName.get("badpreferred")).toMatchObject({
       available: false,
       reason: expect.stringMatching(/^config\.json: preferred_batch_sizes must be a list/),
+    });
+    // Padding: checked as config, then against the graph.
+    expect(byName.get("pads")).toMatchObject({ available: true });
+    expect(byName.get("badpadding")).toMatchObject({
+      available: false,
+      reason: expect.stringMatching(/^config\.json: padding must map 1\.\.64 input names/),
+    });
+    expect(byName.get("padsnothing")).toMatchObject({
+      available: false,
+      reason: expect.stringMatching(
+        /config\.json: padding names input "pixels", which the graph does not have \(inputs: input\)/,
+      ),
     });
     // Providers: a model may ask for its own; one that runs on the CPU though it asked for another
     // first says why, whichever machine this runs on (CUDA where the runtime has it).

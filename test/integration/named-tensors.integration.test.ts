@@ -236,15 +236,55 @@ describe("named tensors over the native API", () => {
     );
   });
 
-  it("passes the runtime's own refusal of a batch to its caller, in its words and without server paths", async () => {
-    // Both inputs are of dynamic length; the graph multiplies them, which the runtime refuses
-    // for lengths that differ.
-    const answer = await infer(clients[0] as ProtocolClient, "classifier", {
+  it("refuses inputs that give one named axis two lengths, and passes the runtime's own refusal of a batch to its caller in its words", async () => {
+    const rest = clients[0] as ProtocolClient;
+    const uneven = await infer(rest, "classifier", {
       data: [{ inputs: { input_ids: { values: [1, 2, 3] }, attention_mask: { values: [1, 1] } } }],
     });
-    const [item] = results(answer);
-    expect(item?.error).toMatch(/^INTERNAL: model "classifier" failed to run: .*Mul/);
+    expect(uneven).toMatchObject({ ok: false, code: "invalid_argument" });
+    expect((uneven as { message: string }).message).toMatch(
+      /^data\[0\]\.inputs\.attention_mask\.shape: axis 0 \("sequence"\) is 2 long, but "input_ids"'s "sequence" is 3/,
+    );
+    // An id past the lookup table is valid to admission and fails in the runtime.
+    const [item] = results(
+      await infer(rest, "lookup", { data: [{ inputs: { ids: { values: [9] } } }] }),
+    );
+    expect(item?.error).toMatch(/^INTERNAL: model "lookup" failed to run: .*indices/);
     expect(item?.error).not.toContain(process.cwd());
+    const [fine] = results(
+      await infer(rest, "lookup", { data: [{ inputs: { ids: { values: [2] } } }] }),
+    );
+    expect(fine?.outputs.vectors?.values).toEqual([20, 21]);
+  });
+
+  it("pads items of different lengths into one model batch where the model says how, and cuts outputs back per item", async () => {
+    const scrape = async (model: string) => {
+      const text = await (await fetch(`http://127.0.0.1:${server.apiPort}/metrics`)).text();
+      const count = new RegExp(
+        `batch_processor_model_batch_size_count\\{model="${model}"\\} (\\d+)`,
+      ).exec(text)?.[1];
+      return Number(count ?? 0);
+    };
+    const rest = clients[0] as ProtocolClient;
+    const data = [sentence([5, 7], 2), sentence([1, 2, 3], 2), sentence([4, 4, 4, 4, 4], 5)];
+    const expected = [
+      { logits: [12, 2], scores: [5, 7] },
+      { logits: [3, 2], scores: [1, 2, 0] },
+      { logits: [20, 5], scores: [4, 4, 4, 4, 4] },
+    ];
+    for (const model of ["padded", "classifier"]) {
+      const before = await scrape(model);
+      const answer = results(await infer(rest, model, { data }));
+      answer.forEach((r, k) => {
+        expect(r.outputs.logits?.values, model).toEqual(expected[k]?.logits);
+        expect(r.outputs.token_scores, model).toMatchObject({
+          shape: [expected[k]?.scores.length],
+          values: expected[k]?.scores,
+        });
+      });
+      // Padded: one model batch for the three lengths; without padding, one per length.
+      expect((await scrape(model)) - before, model).toBe(model === "padded" ? 1 : 3);
+    }
   });
 
   it("puts the items of many clients in one model batch", async () => {

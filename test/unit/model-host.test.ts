@@ -32,6 +32,7 @@ class FakeThreads implements Threads {
     const reply: RunReply = {
       output: Float32Array.of(Number(this.loaded.get(task.model)?.replace(/\D/g, "") ?? -1)),
       outputSize: 1,
+      outputDims: [1, 1],
       confidence: null,
       inferenceMs: 1,
     };

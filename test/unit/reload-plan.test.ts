@@ -36,6 +36,7 @@ function entry(
     inputShape: undefined,
     outputKind: "probabilities",
     labels: undefined,
+    padding: undefined,
     description: undefined,
     problem: undefined,
     otherFiles: [],

@@ -5,7 +5,7 @@
  * this runs it.
  */
 import type { Failure } from "../errors.js";
-import type { InferencePool, ModelCatalog } from "../inference-pool.js";
+import type { InferencePool, ModelCatalog, ModelInfo } from "../inference-pool.js";
 import type {
   BatchRecord,
   BatchWrite,
@@ -17,6 +17,7 @@ import type {
 import type { EngineLogger } from "../logger.js";
 import type { EngineObserver, ItemOutcome } from "../observer.js";
 import type { ResolvedBatchingOptions } from "../options.js";
+import { type PaddingPlan, paddingPlanOf } from "../padding.js";
 import { type BatchOutcome, DynamicBatcher } from "../scheduling/index.js";
 import { PRIMARY } from "../tensors.js";
 import type { BatchView, Principal, ProcessorStats } from "../types.js";
@@ -57,6 +58,8 @@ export class JobRunner {
   readonly #models: ModelCatalog;
   readonly #threads: number;
   readonly #stored: StoredJobs;
+  /** Padding plans by catalog entry. */
+  readonly #plans = new WeakMap<ModelInfo, PaddingPlan | undefined>();
   /** Live infer jobs (never stored): failed on shutdown so no caller waits forever. */
   readonly #ephemeral = new Set<Job>();
   #arrivals = 0;
@@ -229,11 +232,19 @@ export class JobRunner {
 
   /** Queues a job's items and arms its deadline. */
   #enqueue(job: Job, inputs: readonly ItemSource[]): void {
-    this.batcher.enqueue(job.load(inputs, this.#clock(), this.#seq));
+    this.batcher.enqueue(job.load(inputs, this.#clock(), this.#seq, this.#paddingOf(job.modelId)));
     job.armDeadline(
       () => this.#fail(job.queuedItems(), ITEM_FAILURES.deadline, true),
       this.#clock(),
     );
+  }
+
+  /** How `model` pads its inputs now (a reload makes a new catalog entry, and a new plan). */
+  #paddingOf(model: string): PaddingPlan | undefined {
+    const info = this.#models.get(model);
+    if (info === undefined) return undefined;
+    if (!this.#plans.has(info)) this.#plans.set(info, paddingPlanOf(info));
+    return this.#plans.get(info);
   }
 
   #onDispatch(items: readonly JobItem[]): void {
@@ -280,7 +291,7 @@ export class JobRunner {
       // Cancelled while running (the outcome was written then), or let go.
       if (!item.job.active) continue;
       touched.add(item.job);
-      const s = outcome.ok ? settlementOf(outcome.result, i) : (crashed as Settlement);
+      const s = outcome.ok ? settlementOf(outcome.result, i, item) : (crashed as Settlement);
       if (outcome.ok && s.error !== null) nonFinite++;
       this.#settle(item, s, writes, now);
     }

@@ -5,6 +5,7 @@
  */
 import type { Failure, OutcomeCode } from "../errors.js";
 import type { BatchRecord, ItemWrite } from "../job-store.js";
+import type { PaddingPlan } from "../padding.js";
 import { type BatchItem, queueKey } from "../scheduling/index.js";
 import type { ItemTensor } from "../tensors.js";
 import type { BatchStatus, ItemResult, Priority } from "../types.js";
@@ -250,9 +251,14 @@ export class Job {
 
   /**
    * Makes the items to queue for it from `inputs` (index order), arriving `now`; `seq` numbers
-   * arrivals across jobs.
+   * arrivals across jobs; `padding` is how its model pads variable-length inputs.
    */
-  load(inputs: readonly ItemSource[], now: number, seq: () => number): readonly JobItem[] {
+  load(
+    inputs: readonly ItemSource[],
+    now: number,
+    seq: () => number,
+    padding?: PaddingPlan,
+  ): readonly JobItem[] {
     this.#items = inputs.map(
       (input): JobItem => ({
         job: this,
@@ -261,7 +267,8 @@ export class Job {
         model: this.modelId,
         inputs: input.inputs,
         named: this.outputs !== undefined,
-        queue: queueKey({ model: this.modelId, inputs: input.inputs }),
+        padding,
+        queue: queueKey({ model: this.modelId, inputs: input.inputs }, padding),
         priority: this.priority,
         deadline: this.deadline,
         seq: seq(),

@@ -4,6 +4,8 @@ import { DomainError, type Failure, failure, ModelRunError } from "../errors.js"
 import type { InferenceResult } from "../inference-pool.js";
 import type { EngineLogger } from "../logger.js";
 import type { ItemOutcome } from "../observer.js";
+import { cutBack, cutPrimary, itemLengths } from "../padding.js";
+import type { BatchItem } from "../scheduling/index.js";
 import { type BatchTensor, type ItemTensor, rowOf, tensorFinite } from "../tensors.js";
 import { ITEM_FAILURES } from "./item-failures.js";
 import type { Settlement } from "./job.js";
@@ -36,14 +38,25 @@ export function batchFailure(
 }
 
 /** Item `i`'s outcome in a model batch's result; no answer carries NaN or Infinity. */
-export function settlementOf(result: InferenceResult, i: number): Settlement {
+export function settlementOf(
+  result: InferenceResult,
+  i: number,
+  item?: Pick<BatchItem, "inputs" | "padding">,
+): Settlement {
   const { output, outputSize, confidence, inferenceMs } = result;
+  const plan = item?.padding;
+  const lengths = plan === undefined ? undefined : itemLengths(item?.inputs ?? [], plan);
   // A view, not a copy: the store copies it into its row, infer results into a number[].
-  const row = output.subarray(i * outputSize, (i + 1) * outputSize);
+  let row = output.subarray(i * outputSize, (i + 1) * outputSize);
+  if (plan !== undefined && lengths !== undefined)
+    row = cutPrimary(row, result.outputDims, plan, lengths);
   const itemConfidence = confidence?.[i] ?? 0;
   if (!allFinite(row) || !Number.isFinite(itemConfidence))
     return failed(ITEM_FAILURES.nonFiniteOutput);
-  const outputs = result.outputs?.map((tensor) => itemRow(tensor, i));
+  const outputs = result.outputs?.map((tensor) => {
+    const own = itemRow(tensor, i);
+    return plan !== undefined && lengths !== undefined ? cutBack(own, plan, lengths) : own;
+  });
   if (outputs?.some((tensor) => !tensorFinite(tensor)))
     return failed(ITEM_FAILURES.nonFiniteOutput);
   return {

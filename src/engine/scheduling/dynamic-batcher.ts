@@ -8,7 +8,8 @@
 
 import type { InferencePool, InferenceResult } from "../inference-pool.js";
 import type { ResolvedBatchingOptions } from "../options.js";
-import { type BatchTensor, concatRows, type ItemTensor } from "../tensors.js";
+import { batchTensor, type PaddingPlan, shapeKey } from "../padding.js";
+import type { ItemTensor } from "../tensors.js";
 import { PRIORITIES, type Priority } from "../types.js";
 import {
   type Candidate,
@@ -35,6 +36,8 @@ export interface BatchItem extends SchedulableItem {
   readonly inputs: readonly ItemTensor[];
   /** Whether the item's caller wants every output by name, not only the primary one. */
   readonly named: boolean;
+  /** How its model pads variable-length inputs; undefined when it pads none. */
+  readonly padding?: PaddingPlan | undefined;
 }
 
 /** How a dispatched model batch ended. */
@@ -305,18 +308,7 @@ export class DynamicBatcher<T extends BatchItem> {
     if (late.length > 0) this.o.onExpired(late);
     if (items.length === 0) return;
     const first = items[0] as T;
-    const inputs = first.inputs.map(
-      (tensor, k): BatchTensor => ({
-        name: tensor.name,
-        datatype: tensor.datatype,
-        dims: [items.length, ...tensor.shape],
-        data: concatRows(
-          tensor.datatype,
-          items.map((item) => (item.inputs[k] as ItemTensor).data),
-          tensor.data.length,
-        ),
-      }),
-    );
+    const inputs = first.inputs.map((_, k) => batchTensor(items, k, first.padding));
     const named = items.some((item) => item.named);
     this.#inFlight++;
     this.#inFlightItems += items.length;
@@ -375,13 +367,16 @@ export class DynamicBatcher<T extends BatchItem> {
   }
 }
 
-/** The queue of an item: its model and its tensors' names, datatypes and shapes. */
-export function queueKey(item: {
-  readonly model: string;
-  readonly inputs: readonly ItemTensor[];
-}): string {
+/**
+ * The queue of an item: its model and its tensors' names, datatypes and shapes (the axes its
+ * model pads left out, so items that differ only there share model batches).
+ */
+export function queueKey(
+  item: { readonly model: string; readonly inputs: readonly ItemTensor[] },
+  padding?: PaddingPlan,
+): string {
   let key = item.model;
-  for (const t of item.inputs) key += `|${t.name}:${t.datatype}:${t.shape.join("x")}`;
+  for (const t of item.inputs) key += `|${t.name}:${t.datatype}:${shapeKey(t, padding)}`;
   return key;
 }
 
