@@ -51,6 +51,7 @@ export const CLIENT_FLAGS = `client flags:
   --api-key <key>      BATCH_PROCESSOR_API_KEY
   --priority <p>       critical | high | normal | low (submit, infer)
   --model <name>       the model (submit, infer); the server's default when absent
+  --model-version <v>  one of the model's served versions (submit, infer); the latest when absent
   --timeout-ms <n>     each item's deadline (submit, infer)
   --batch-id <id>      the batch id (submit; the job id when the file becomes a job)
   --watch              show progress until the batch or job ends (submit, jobs submit)
@@ -80,6 +81,7 @@ export async function runClientCommand(command: string, argv: string[]): Promise
       "api-key": { type: "string" },
       priority: { type: "string" },
       model: { type: "string" },
+      "model-version": { type: "string" },
       "timeout-ms": { type: "string" },
       "batch-id": { type: "string" },
       "job-id": { type: "string" },
@@ -105,7 +107,15 @@ export async function runClientCommand(command: string, argv: string[]): Promise
   const request = {
     priority: values.priority ?? "",
     timeoutMs: integer("--timeout-ms", values["timeout-ms"]) ?? 0,
-    metadata: values.model === undefined ? undefined : { model_id: values.model },
+    metadata:
+      values.model === undefined && values["model-version"] === undefined
+        ? undefined
+        : {
+            ...(values.model === undefined ? {} : { model_id: values.model }),
+            ...(values["model-version"] === undefined
+              ? {}
+              : { model_version: values["model-version"] }),
+          },
   };
   // Ctrl-C is caught before anything is printed: a user (or a script) that reacts to the first
   // line must not find the default handler still in place.
@@ -193,7 +203,7 @@ export async function runClientCommand(command: string, argv: string[]): Promise
 interface SubmitOptions {
   readonly priority: string;
   readonly timeoutMs: number;
-  readonly metadata: { model_id: string } | undefined;
+  readonly metadata: Readonly<Record<string, string>> | undefined;
   readonly model: string | undefined;
   readonly batchId: string | undefined;
   readonly watch: boolean;

@@ -1,7 +1,8 @@
 /**
  * Reads the items a CLI submit sends: a JSON array of items, or JSON Lines with one item per
- * line. An item is `{"input": [...], "request_id"?: "...", "shape"?: [...]}` (the API's item) or
- * a bare array of numbers (its input). Errors name the line (or the array element).
+ * line. An item is `{"input": [...], "request_id"?: "...", "shape"?: [...]}` or `{"inputs":
+ * {"<name>": {"values": [...]}, ...}}` (the API's item) or a bare array of numbers (its input).
+ * Errors name the line (or the array element).
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ItemSchema } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
@@ -46,15 +47,54 @@ function itemOf(value: unknown, where: string): ItemInput {
   if (typeof value !== "object" || value === null)
     throw new Error(`${where}: expected an item object or an array of numbers`);
   const item = value as Record<string, unknown>;
-  if (!Array.isArray(item.input)) throw new Error(`${where}: "input" must be an array of numbers`);
   const requestId = item.request_id ?? item.requestId;
   if (requestId !== undefined && typeof requestId !== "string")
     throw new Error(`${where}: "request_id" must be a string`);
+  if (item.inputs !== undefined)
+    return { inputs: tensorsOf(item.inputs, where), requestId: requestId ?? "" };
+  if (!Array.isArray(item.input)) throw new Error(`${where}: "input" must be an array of numbers`);
   return {
     input: numbers(item.input, `${where}: input`),
     requestId: requestId ?? "",
     shape: item.shape === undefined ? [] : numbers(item.shape as unknown[], `${where}: shape`),
   };
+}
+
+/**
+ * An item's named inputs, `{"input_ids": {"values": [...], "shape"?: [...], "datatype"?: "INT64"}}`
+ * (`strings` for BYTES); the server checks them against the model.
+ */
+function tensorsOf(value: unknown, where: string): NonNullable<ItemInput["inputs"]> {
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new Error(`${where}: "inputs" must be an object of tensors by input name`);
+  const out: NonNullable<ItemInput["inputs"]> = {};
+  for (const [name, tensor] of Object.entries(value)) {
+    const at = `${where}: inputs.${name}`;
+    if (typeof tensor !== "object" || tensor === null || Array.isArray(tensor))
+      throw new Error(`${at}: expected {"values": [...]}`);
+    const t = tensor as Record<string, unknown>;
+    if (t.datatype !== undefined && typeof t.datatype !== "string")
+      throw new Error(`${at}.datatype: expected a string`);
+    const strings = t.strings;
+    if (
+      strings !== undefined &&
+      (!Array.isArray(strings) || !strings.every((v) => typeof v === "string"))
+    )
+      throw new Error(`${at}.strings: expected an array of strings`);
+    out[name] = {
+      datatype: (t.datatype as string | undefined) ?? "",
+      shape: t.shape === undefined ? [] : numbers(t.shape as unknown[], `${at}.shape`),
+      values:
+        t.values === undefined
+          ? []
+          : numbers(
+              (t.values as unknown[]).map((v) => (typeof v === "boolean" ? Number(v) : v)),
+              `${at}.values`,
+            ),
+      strings: (strings as string[] | undefined) ?? [],
+    };
+  }
+  return out;
 }
 
 function numbers(values: unknown[], where: string): number[] {

@@ -149,11 +149,11 @@ export class ModelVersionNotFoundError extends DomainError {
   constructor(
     readonly modelId: string,
     readonly version: string,
-    readonly serving: string,
+    readonly serving: readonly string[],
     field: string,
   ) {
     super(
-      `${field}: model ${echo(modelId)} has no version ${echo(version)}; it serves version ${echo(serving)}`,
+      `${field}: model ${echo(modelId)} has no version ${echo(version)}; it serves ${serving.length === 1 ? "version" : "versions"} ${serving.map(echo).join(", ")}`,
     );
     this.name = "ModelVersionNotFoundError";
   }

@@ -14,6 +14,7 @@ export type * from "./inference-pool.js";
 export type * from "./job-store.js";
 export { isTerminal, nextBatchState } from "./jobs/index.js";
 export { type EngineLogger, NOOP_LOGGER } from "./logger.js";
+export * from "./model-versions.js";
 export {
   combineObservers,
   type EngineObserver,

@@ -3,9 +3,10 @@
  * (`data[3].input[7]`), and the output is the normalized form the processor queues.
  */
 import { createHash } from "node:crypto";
-import { echo, InvalidInputError, ModelNotFoundError, ModelUnavailableError } from "./errors.js";
+import { echo, InvalidInputError, ModelUnavailableError } from "./errors.js";
 import type { ModelCatalog, ModelInfo } from "./inference-pool.js";
 import type { StoredInput } from "./job-store.js";
+import { modelVersion } from "./model-versions.js";
 import {
   type Datatype,
   firstNonFinite,
@@ -229,19 +230,31 @@ function resolveModel(
   if (requested !== undefined && typeof requested !== "string") {
     throw new InvalidInputError("metadata.model_id", "expected a string");
   }
-  return modelNamed("metadata.model_id", requested ?? defaultModel, models);
+  const version = metadata.model_version;
+  if (version !== undefined && typeof version !== "string")
+    throw new InvalidInputError("metadata.model_version", 'expected a string, e.g. "2"');
+  return modelNamed("metadata.model_id", requested ?? defaultModel, models, {
+    field: "metadata.model_version",
+    version: version ?? "",
+  });
 }
 
-/** The model called `name`, if it exists and is available; `field` names where the name came from. */
-export function modelNamed(field: string, name: string, models: ModelCatalog): ModelInfo {
-  const model = models.get(name);
-  if (model === undefined)
-    throw new ModelNotFoundError(
-      name,
-      models.list().map((m) => m.name),
-      field,
-    );
-  if (!model.available) throw new ModelUnavailableError(name, model.reason ?? "failed to load");
+/**
+ * The model called `name` (in `version.version`, the latest when empty or absent), if it exists
+ * and is available; `field` and `version.field` name where the name and version came from.
+ */
+export function modelNamed(
+  field: string,
+  name: string,
+  models: ModelCatalog,
+  version: { readonly field: string; readonly version: string } = { field: "", version: "" },
+): ModelInfo {
+  const model = modelVersion(models, name, version.version, {
+    name: field,
+    version: version.field,
+  });
+  if (!model.available)
+    throw new ModelUnavailableError(model.name, model.reason ?? "failed to load");
   return model;
 }
 

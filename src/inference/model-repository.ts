@@ -33,6 +33,8 @@ export interface ModelConfigFile {
    * items share model batches, padded to the longest, and outputs are cut back per item.
    */
   padding?: Record<string, number>;
+  /** Which version folders serve (Triton's shape). @defaultValue {"latest": {"num_versions": 1}} */
+  version_policy?: unknown;
   description?: string;
 }
 
@@ -101,16 +103,90 @@ export function readModelRepository(dir: string): RepositoryEntry[] {
       entries.push(readEntry(name, folder, folder, undefined));
       continue;
     }
-    const latest = readdirSync(folder)
+    const versions = readdirSync(folder)
       .filter((v) => VERSION.test(v) && existsSync(join(folder, v, "model.onnx")))
-      .sort((a, b) => Number(b) - Number(a))[0];
-    entries.push(
-      latest === undefined
-        ? readEntry(name, folder, folder, undefined, NO_MODEL)
-        : readEntry(name, folder, join(folder, latest), latest),
-    );
+      .sort((a, b) => Number(b) - Number(a));
+    const policy = versionPolicyIn(folder);
+    if (typeof policy === "string") {
+      entries.push({ ...readEntry(name, folder, folder, undefined), problem: policy });
+      continue;
+    }
+    const served = servedVersions(policy, versions);
+    if (served.length === 0) {
+      entries.push(readEntry(name, folder, folder, undefined, NO_MODEL));
+      continue;
+    }
+    // The latest served version is the model's own name; each other one `<name>/<version>`.
+    served.forEach((version, k) => {
+      const key = k === 0 ? name : `${name}/${version}`;
+      entries.push(
+        versions.includes(version)
+          ? readEntry(key, folder, join(folder, version), version)
+          : readEntry(
+              key,
+              folder,
+              join(folder, version),
+              version,
+              `no model.onnx in version folder ${version}`,
+            ),
+      );
+    });
   }
   return entries;
+}
+
+/** Which versions of a model serve (Triton's `version_policy`, in JSON). */
+export type VersionPolicy =
+  | { readonly latest: number }
+  | { readonly all: true }
+  | { readonly specific: readonly string[] };
+
+/** The versions `policy` serves of those on disk (newest first), newest first. */
+function servedVersions(policy: VersionPolicy, onDisk: readonly string[]): string[] {
+  if ("all" in policy) return [...onDisk];
+  if ("latest" in policy) return onDisk.slice(0, policy.latest);
+  return [...policy.specific].sort((a, b) => Number(b) - Number(a));
+}
+
+/**
+ * The `version_policy` of the config.json in `folder` (latest 1 when it has none, or when the
+ * file is unreadable, which its entry reports); a string says what is wrong with it.
+ */
+function versionPolicyIn(folder: string): VersionPolicy | string {
+  let config: unknown;
+  try {
+    config = JSON.parse(readFileSync(join(folder, "config.json"), "utf8"));
+  } catch {
+    return { latest: 1 };
+  }
+  const policy = (config as { version_policy?: unknown } | null)?.version_policy;
+  if (policy === undefined) return { latest: 1 };
+  const wrong =
+    'config.json: version_policy must be {"latest": {"num_versions": n}} (1..64), {"all": {}} or {"specific": {"versions": [1, 3]}}';
+  if (typeof policy !== "object" || policy === null || Array.isArray(policy)) return wrong;
+  const p = policy as {
+    latest?: { num_versions?: unknown };
+    all?: unknown;
+    specific?: { versions?: unknown };
+  };
+  const keys = Object.keys(p);
+  if (keys.length !== 1) return wrong;
+  if (p.all !== undefined) return { all: true };
+  if (p.latest !== undefined) {
+    const n = p.latest?.num_versions;
+    return typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= 64
+      ? { latest: n }
+      : wrong;
+  }
+  const versions = p.specific?.versions;
+  if (
+    !Array.isArray(versions) ||
+    versions.length === 0 ||
+    versions.length > 64 ||
+    !versions.every((v) => Number.isInteger(v) && VERSION.test(String(v)))
+  )
+    return wrong;
+  return { specific: [...new Set(versions.map(String))] };
 }
 
 /** Why a folder of the repository serves nothing. */

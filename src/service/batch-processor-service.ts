@@ -56,6 +56,7 @@ import {
 import {
   type BatchProcessor,
   type BatchView,
+  baseName,
   type BatchResults as EngineResults,
   type Failure,
   InvalidInputError,
@@ -286,7 +287,7 @@ export function createBatchProcessorService({
 
 function modelOf(m: ModelInfo): ModelInfoMessage {
   return create(ModelInfoSchema, {
-    name: m.name,
+    name: baseName(m),
     available: m.available,
     reason: m.reason,
     inputShape: [...m.itemShape],

@@ -30,6 +30,7 @@ import {
 import {
   type BatchProcessor,
   type BatchTensor,
+  baseName,
   concatRows,
   type Datatype,
   elementCount,
@@ -40,14 +41,15 @@ import {
   type ItemTensor,
   type ModelCatalog,
   type ModelInfo,
-  ModelNotFoundError,
   ModelUnavailableError,
-  ModelVersionNotFoundError,
+  modelVersion,
   PRIORITIES,
   rowOf,
   type TensorData,
   type TensorInput,
   toRawBytes,
+  versionOf,
+  versionsOf,
 } from "../engine/index.js";
 import type { CallContext } from "./batch-processor-service.js";
 import { contentsName, contentsOf, elementsOfContents } from "./oip-tensors.js";
@@ -79,8 +81,6 @@ export interface InferenceServiceDependencies {
 const SERVER_NAME = "batch-processor";
 /** The platform of every model this server runs, in the protocol's words. */
 const PLATFORM = "onnxruntime_onnx";
-/** The version a model of the flat layout (no version folders) answers to. */
-const FLAT_VERSION = "1";
 /** Most items (the first dimension) of one ModelInfer, as of a native infer. */
 const MAX_ITEMS = 1000;
 
@@ -99,11 +99,12 @@ export function createInferenceService({
       return create(ServerReadyResponseSchema, { ready: notReady().length === 0 });
     },
     async modelReady(request) {
-      const model = catalog.get(request.name);
-      const ready =
-        model?.available === true &&
-        (request.version === "" || request.version === versionOf(model));
-      return create(ModelReadyResponseSchema, { ready });
+      const versions = versionsOf(catalog, request.name);
+      const model =
+        request.version === ""
+          ? versions[0]
+          : versions.find((m) => versionOf(m) === request.version);
+      return create(ModelReadyResponseSchema, { ready: model?.available === true });
     },
     async serverMetadata() {
       return create(ServerMetadataResponseSchema, { name: SERVER_NAME, version, extensions: [] });
@@ -117,8 +118,8 @@ export function createInferenceService({
           shape: t.shape.map((d) => BigInt(d)),
         }));
       return create(ModelMetadataResponseSchema, {
-        name: model.name,
-        versions: [versionOf(model)],
+        name: baseName(model),
+        versions: versionsOf(catalog, baseName(model)).map(versionOf),
         platform: PLATFORM,
         inputs: tensors(model.inputs),
         outputs: tensors(model.outputs),
@@ -158,7 +159,7 @@ export function createInferenceService({
       // The protocol has no contents field for FP16: an answer holding one is raw throughout.
       const rawOut = raw || outputs.some((o) => o.datatype === "FP16");
       return create(ModelInferResponseSchema, {
-        modelName: model.name,
+        modelName: baseName(model),
         modelVersion: versionOf(model),
         id: request.id,
         outputs: outputs.map((o) => ({
@@ -222,12 +223,7 @@ function inProtocolNames(
   return error;
 }
 
-/** The version a model answers to: its version folder's, or {@link FLAT_VERSION}. */
-function versionOf(model: ModelInfo): string {
-  return model.version ?? FLAT_VERSION;
-}
-
-/** The model a call names, in the version it asks for (any when empty); throws naming the field. */
+/** The model a call names, in the version it asks for (the latest when empty). */
 function modelOf(
   catalog: ModelCatalog,
   name: string,
@@ -235,16 +231,7 @@ function modelOf(
   nameField: string,
   versionField: string,
 ): ModelInfo {
-  const model = catalog.get(name);
-  if (model === undefined)
-    throw new ModelNotFoundError(
-      name,
-      catalog.list().map((m) => m.name),
-      nameField,
-    );
-  if (version !== "" && version !== versionOf(model))
-    throw new ModelVersionNotFoundError(name, version, versionOf(model), versionField);
-  return model;
+  return modelVersion(catalog, name, version, { name: nameField, version: versionField });
 }
 
 /**

@@ -218,6 +218,20 @@ describe("the batch-processor CLI", () => {
       expect(answer.results.map((r) => r.request_id)).toEqual(["req_1", "x"]);
       const models = await cli(["models"], { url });
       expect(models.stdout).toContain('"name":"default"');
+      // Items by name, answered by name; a version the model does not serve is refused.
+      const named = await cli(
+        ["infer", "--model", "log", "--model-version", "1", '{"inputs":{"input":{"values":[1]}}}'],
+        { url },
+      );
+      expect(named.code).toBe(0);
+      expect(JSON.parse(named.stdout).results[0].outputs).toEqual({
+        log: { datatype: "FP32", shape: [1], values: [0], strings: [] },
+      });
+      const noVersion = await cli(["infer", "--model-version", "2", "[1]"], { url });
+      expect(noVersion.code).toBe(1);
+      expect(noVersion.stderr).toMatch(
+        /metadata\.model_version: model "default" has no version "2"/,
+      );
       // The rest go the same way on both protocols: once, over Connect.
       if (url.startsWith("grpc")) continue;
       const fromStdin = await cli(["infer", "--model", "default"], {

@@ -9,6 +9,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GraphBuilder } from "../../scripts/lib/onnx-builder.js";
 import type { RunningServer } from "../../src/server.js";
 import {
   createTestModelRepo,
@@ -200,6 +201,108 @@ describe("a versioned (Triton-layout) repository", () => {
       expect((await infer()).results[0]?.output.map((v) => Math.round(v * 1e4) / 1e4)).toEqual([
         0, 1, 2,
       ]);
+    } finally {
+      await own.close();
+      versioned.cleanup();
+    }
+  });
+});
+
+/** Writes `<folder>/<version>/model.onnx`: `y = x * version`, one float per item. */
+function writeScaleVersion(folder: string, version: number): void {
+  const g = new GraphBuilder(`scale${version}`);
+  const k = g.constant(Float32Array.of(version), [1], "k");
+  g.node("Mul", [g.input("x", ["batch", 1]), k], {}, "y");
+  g.output("y", ["batch", 1]);
+  mkdirSync(join(folder, String(version)), { recursive: true });
+  writeFileSync(join(folder, String(version), "model.onnx"), g.encode());
+}
+
+describe("a version policy", () => {
+  it("serves the versions it names, routed by version on the native API and the v2 protocol, the latest by default", async () => {
+    const versioned = createTestModelRepo({ dense: false });
+    const write = (name: string, policy: unknown, versions: number[]) => {
+      const folder = join(versioned.dir, name);
+      for (const v of versions) writeScaleVersion(folder, v);
+      writeFileSync(
+        join(folder, "config.json"),
+        JSON.stringify({ output_kind: "raw", version_policy: policy }),
+      );
+    };
+    write("latest2", { latest: { num_versions: 2 } }, [1, 2, 3]);
+    write("picked", { specific: { versions: [1, 3] } }, [1, 2, 3]);
+    write("every", { all: {} }, [1, 2]);
+    write("badpolicy", { newest: 1 }, [1]);
+    const own = await startTestServer(versioned.dir, { API_KEYS: KEY });
+    const at = async (path: string, body?: unknown) => {
+      const res = await fetch(`http://127.0.0.1:${own.apiPort}${path}`, {
+        method: body === undefined ? "GET" : "POST",
+        headers: { "x-api-key": KEY, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+    };
+    const infer = async (metadata: Record<string, string>) =>
+      at("/api/batch-processor/infer", { data: [{ input: [1.5] }], metadata });
+    try {
+      const models = (await at("/api/batch-processor/models")).json.models as {
+        name: string;
+        version: string;
+        available: boolean;
+        reason?: string;
+      }[];
+      const served = (name: string) =>
+        models.filter((m) => m.name === name).map((m) => [m.version, m.available]);
+      expect(served("latest2")).toEqual([
+        ["3", true],
+        ["2", true],
+      ]);
+      expect(served("picked")).toEqual([
+        ["3", true],
+        ["1", true],
+      ]);
+      expect(served("every")).toEqual([
+        ["2", true],
+        ["1", true],
+      ]);
+      expect(models.find((m) => m.name === "badpolicy")?.reason).toMatch(
+        /^config\.json: version_policy must be/,
+      );
+      const output = (answer: { json: Record<string, unknown> }) =>
+        (answer.json.results as { output: number[] }[])[0]?.output;
+      expect(output(await infer({ model_id: "latest2" }))).toEqual([4.5]);
+      expect(output(await infer({ model_id: "latest2", model_version: "2" }))).toEqual([3]);
+      expect(output(await infer({ model_id: "latest2/2" }))).toEqual([3]);
+      expect(output(await infer({ model_id: "picked", model_version: "1" }))).toEqual([1.5]);
+      const missing = await infer({ model_id: "latest2", model_version: "1" });
+      expect(missing.status).toBe(404);
+      expect(missing.json.message).toBe(
+        'metadata.model_version: model "latest2" has no version "1"; it serves versions "3", "2"',
+      );
+      // A durable batch keeps the version it was sent to.
+      const receipt = await at("/api/batch-processor/submit", {
+        data: [{ input: [2] }],
+        metadata: { model_id: "latest2", model_version: "2" },
+      });
+      const id = receipt.json.batch_id as string;
+      let results = await at(`/api/batch-processor/results/${id}`);
+      for (let i = 0; i < 50 && results.status === 409; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        results = await at(`/api/batch-processor/results/${id}`);
+      }
+      expect(output(results)).toEqual([4]);
+      // The v2 protocol: its versions, and infer at /versions/{v}.
+      expect((await at("/v2/models/latest2")).json).toMatchObject({ versions: ["3", "2"] });
+      const v2 = await at("/v2/models/latest2/versions/2/infer", {
+        inputs: [{ name: "x", shape: [1, 1], datatype: "FP32", data: [5] }],
+      });
+      expect(v2.json).toMatchObject({
+        model_name: "latest2",
+        model_version: "2",
+        outputs: [{ name: "y", data: [10] }],
+      });
+      expect((await at("/v2/models/latest2/versions/1/ready")).status).toBe(503);
+      expect((await at("/v2/models/latest2/versions/2/ready")).status).toBe(200);
     } finally {
       await own.close();
       versioned.cleanup();

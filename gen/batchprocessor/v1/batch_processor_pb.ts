@@ -151,7 +151,8 @@ export type SubmitBatchRequest = Message<"batchprocessor.v1.SubmitBatchRequest">
   timeoutMs: number;
 
   /**
-   * Free-form JSON; `model_id` selects the model (the default model when absent).
+   * Free-form JSON; `model_id` selects the model (the default model when absent), and
+   * `model_version` one of its versions (the latest when absent).
    *
    * @generated from field: google.protobuf.Struct metadata = 5;
    */
@@ -1047,7 +1048,9 @@ export type ModelInfo = Message<"batchprocessor.v1.ModelInfo"> & {
 
   /**
    * The version folder serving, in a versioned repository (`<name>/<version>/model.onnx`); empty
-   * in the flat layout.
+   * in the flat layout. A model serving several versions (its `version_policy`) is listed once
+   * per version; `metadata.model_version` (or `model_id` "<name>/<version>") picks one, and the
+   * latest serves when none is asked for.
    *
    * @generated from field: string version = 14;
    */
