@@ -152,6 +152,18 @@ const BIGINT_RANGES: Partial<Record<Datatype, readonly [bigint, bigint]>> = {
   INT64: [-0x8000000000000000n, 0x7fffffffffffffffn],
 };
 
+/** The typed array class of each integer datatype. */
+const INTEGER_ARRAYS = {
+  UINT8: Uint8Array,
+  UINT16: Uint16Array,
+  UINT32: Uint32Array,
+  UINT64: BigUint64Array,
+  INT8: Int8Array,
+  INT16: Int16Array,
+  INT32: Int32Array,
+  INT64: BigInt64Array,
+} as const;
+
 /** Largest magnitude of each float datatype. */
 const FLOAT_MAX: Partial<Record<Datatype, number>> = {
   FP16: 65504,
@@ -162,8 +174,9 @@ const FLOAT_MAX: Partial<Record<Datatype, number>> = {
 /**
  * `values` as the typed array of `datatype`, each element checked: integers in the type's range
  * for integer types (bigints too), finite numbers in range for float types, true/false or 0/1 for
- * BOOL, strings for BYTES. A typed array already of the datatype's kind is taken as it is once
- * checked. Throws naming `field[j]` for the first element that does not fit.
+ * BOOL, strings for BYTES. A typed array of the datatype's own class (Float32Array for FP32,
+ * BigInt64Array for INT64, …; never for FP16, whose Uint16Array is ambiguous) is taken as it is,
+ * once checked. Throws naming `field[j]` for the first element that does not fit.
  */
 export function toTensorData(
   field: string,
@@ -209,6 +222,9 @@ export function toTensorData(
     }
     return out;
   }
+  // An array of the integer type's own class holds only values of that type.
+  if (values instanceof INTEGER_ARRAYS[datatype as keyof typeof INTEGER_ARRAYS])
+    return values as unknown as TensorData;
   const out = allocate(datatype, n);
   const big = out instanceof BigInt64Array || out instanceof BigUint64Array;
   const range = INTEGER_RANGES[datatype] as readonly [number, number];

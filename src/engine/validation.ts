@@ -373,7 +373,19 @@ export interface InputSpec {
  * The model's inputs, the primary one first with its per-item shape as the model's config gives
  * it; a model whose graph could not be read has its primary input alone, FP32.
  */
-export function inputSpecs(model: ModelInfo): InputSpec[] {
+export function inputSpecs(model: ModelInfo): readonly InputSpec[] {
+  let specs = SPECS.get(model);
+  if (specs === undefined) {
+    specs = specsOf(model);
+    SPECS.set(model, specs);
+  }
+  return specs;
+}
+
+/** Input specs by catalog entry: an entry never changes (a reload makes a new one). */
+const SPECS = new WeakMap<ModelInfo, readonly InputSpec[]>();
+
+function specsOf(model: ModelInfo): InputSpec[] {
   const declared = model.inputs ?? [];
   if (declared.length === 0)
     return [

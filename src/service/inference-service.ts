@@ -338,14 +338,15 @@ function itemsOf(
       );
   const items = Array.from({ length: count ?? 0 }, (_, k): ItemInput => {
     const inputs: Record<string, TensorInput> = {};
-    // As bytes of the datatype, which the engine reads as such (numbers in `values` would be
-    // read as values: FP16's bits are not).
-    for (const column of columns)
-      inputs[column.name] = {
-        datatype: column.datatype,
-        shape: column.itemShape,
-        raw: toRawBytes(rowOf(column.data, k, column.width)),
-      };
+    // In the datatype's own array, which the engine takes as it is; FP16 as bytes, since its
+    // Uint16Array of bits would read as values.
+    for (const column of columns) {
+      const row = rowOf(column.data, k, column.width);
+      inputs[column.name] =
+        column.datatype === "FP16"
+          ? { datatype: column.datatype, shape: column.itemShape, raw: toRawBytes(row) }
+          : { datatype: column.datatype, shape: column.itemShape, values: row };
+    }
     return { inputs };
   });
   return { items, names, raw };
