@@ -226,6 +226,18 @@ describe("named tensors over the native API", () => {
     expect((durable as { message: string }).message).toMatch(
       /^metadata\.model_id: model "classifier" takes input_ids INT64 \[\*\], attention_mask INT64 \[\*\]; durable batches and jobs store one float32 input per item/,
     );
+    const job = await fetch(
+      `http://127.0.0.1:${server.apiPort}/api/batch-processor/jobs?model_id=classifier`,
+      {
+        method: "POST",
+        headers: { "x-api-key": KEY, "content-type": "application/x-ndjson" },
+        body: '{"input": [1, 2]}\n',
+      },
+    );
+    expect(job.status).toBe(400);
+    expect(((await job.json()) as { message: string }).message).toMatch(
+      /^model_id: model "classifier" takes input_ids INT64/,
+    );
     const named = await rest.call(
       "SubmitBatch",
       { data: [{ inputs: { input: { values: [1, 2] } } }] } as never,

@@ -7,7 +7,13 @@ import { createHash, type Hash } from "node:crypto";
 import { echo, failure, InvalidInputError } from "../errors.js";
 import type { ModelCatalog, ModelInfo } from "../inference-pool.js";
 import type { Priority } from "../types.js";
-import { modelNamed, validateId, validatePriority, validateTensor } from "../validation.js";
+import {
+  modelNamed,
+  requireFloatVectors,
+  validateId,
+  validatePriority,
+  validateTensor,
+} from "../validation.js";
 import type { InvalidLine, JobCallback, JobLine, JobRequest, RawLine } from "./job-types.js";
 
 /** The completion window: default and bounds, ms. */
@@ -47,8 +53,10 @@ export function validateJobSpec(
   const onInvalid = request.onInvalid || "keep";
   if (onInvalid !== "keep" && onInvalid !== "reject")
     throw new InvalidInputError("on_invalid", `expected keep or reject, got ${echo(onInvalid)}`);
+  const model = modelNamed("model_id", request.modelId || defaultModel, models);
+  requireFloatVectors("model_id", model);
   return {
-    model: modelNamed("model_id", request.modelId || defaultModel, models),
+    model,
     priority: validatePriority(request.priority, "low"),
     windowMs: parseWindow(request.completionWindow),
     jobId: validateId("job_id", request.jobId),
