@@ -33,6 +33,10 @@ export interface EngineRuntime {
    * serves. This node only: each node of a cluster has its own threads.
    */
   reloadModels(): Promise<readonly ModelReloadOutcome[]>;
+  /** Loads one model again (and lifts an unload of it); the others keep serving. This node only. */
+  loadModel(name: string): Promise<readonly ModelReloadOutcome[]>;
+  /** Stops serving one model until it is loaded again. This node only. */
+  unloadModel(name: string): Promise<readonly ModelReloadOutcome[]>;
 }
 
 /** Where batches are kept and run: the embedded store alone, or a cluster on one Redis. */
@@ -83,7 +87,7 @@ export async function startEngine(
   observer?: EngineObserver,
   onJobEnded?: BatchProcessorOptions["onJobEnded"],
 ): Promise<EngineRuntime> {
-  const { pool, models, reload, watch } = await createInferencePool({
+  const { pool, models, reload, watch, load, unload } = await createInferencePool({
     modelDir: config.modelDir,
     threads: config.inferenceThreads,
     executionProviders: config.executionProviders,
@@ -123,6 +127,8 @@ export async function startEngine(
       models,
       figures: backend.figures,
       reloadModels: () => reload({ warmUp }),
+      loadModel: (name) => load(name, { warmUp }),
+      unloadModel: (name) => unload(name),
     };
   } catch (error) {
     await backend?.cluster?.close().catch(() => undefined);

@@ -15,7 +15,158 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file inference/grpc_predict_v2.proto.
  */
 export const file_inference_grpc_predict_v2: GenFile = /*@__PURE__*/
-  fileDesc("Ch9pbmZlcmVuY2UvZ3JwY19wcmVkaWN0X3YyLnByb3RvEglpbmZlcmVuY2UiEwoRU2VydmVyTGl2ZVJlcXVlc3QiIgoSU2VydmVyTGl2ZVJlc3BvbnNlEgwKBGxpdmUYASABKAgiFAoSU2VydmVyUmVhZHlSZXF1ZXN0IiQKE1NlcnZlclJlYWR5UmVzcG9uc2USDQoFcmVhZHkYASABKAgiMgoRTW9kZWxSZWFkeVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIiMKEk1vZGVsUmVhZHlSZXNwb25zZRINCgVyZWFkeRgBIAEoCCIXChVTZXJ2ZXJNZXRhZGF0YVJlcXVlc3QiSwoWU2VydmVyTWV0YWRhdGFSZXNwb25zZRIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSEgoKZXh0ZW5zaW9ucxgDIAMoCSI1ChRNb2RlbE1ldGFkYXRhUmVxdWVzdBIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkijQIKFU1vZGVsTWV0YWRhdGFSZXNwb25zZRIMCgRuYW1lGAEgASgJEhAKCHZlcnNpb25zGAIgAygJEhAKCHBsYXRmb3JtGAMgASgJEj8KBmlucHV0cxgEIAMoCzIvLmluZmVyZW5jZS5Nb2RlbE1ldGFkYXRhUmVzcG9uc2UuVGVuc29yTWV0YWRhdGESQAoHb3V0cHV0cxgFIAMoCzIvLmluZmVyZW5jZS5Nb2RlbE1ldGFkYXRhUmVzcG9uc2UuVGVuc29yTWV0YWRhdGEaPwoOVGVuc29yTWV0YWRhdGESDAoEbmFtZRgBIAEoCRIQCghkYXRhdHlwZRgCIAEoCRINCgVzaGFwZRgDIAMoAyLuBgoRTW9kZWxJbmZlclJlcXVlc3QSEgoKbW9kZWxfbmFtZRgBIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEgoKAmlkGAMgASgJEkAKCnBhcmFtZXRlcnMYBCADKAsyLC5pbmZlcmVuY2UuTW9kZWxJbmZlclJlcXVlc3QuUGFyYW1ldGVyc0VudHJ5Ej0KBmlucHV0cxgFIAMoCzItLmluZmVyZW5jZS5Nb2RlbEluZmVyUmVxdWVzdC5JbmZlcklucHV0VGVuc29yEkgKB291dHB1dHMYBiADKAsyNy5pbmZlcmVuY2UuTW9kZWxJbmZlclJlcXVlc3QuSW5mZXJSZXF1ZXN0ZWRPdXRwdXRUZW5zb3ISGgoScmF3X2lucHV0X2NvbnRlbnRzGAcgAygMGpQCChBJbmZlcklucHV0VGVuc29yEgwKBG5hbWUYASABKAkSEAoIZGF0YXR5cGUYAiABKAkSDQoFc2hhcGUYAyADKAMSUQoKcGFyYW1ldGVycxgEIAMoCzI9LmluZmVyZW5jZS5Nb2RlbEluZmVyUmVxdWVzdC5JbmZlcklucHV0VGVuc29yLlBhcmFtZXRlcnNFbnRyeRIwCghjb250ZW50cxgFIAEoCzIeLmluZmVyZW5jZS5JbmZlclRlbnNvckNvbnRlbnRzGkwKD1BhcmFtZXRlcnNFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS5pbmZlcmVuY2UuSW5mZXJQYXJhbWV0ZXI6AjgBGtUBChpJbmZlclJlcXVlc3RlZE91dHB1dFRlbnNvchIMCgRuYW1lGAEgASgJElsKCnBhcmFtZXRlcnMYAiADKAsyRy5pbmZlcmVuY2UuTW9kZWxJbmZlclJlcXVlc3QuSW5mZXJSZXF1ZXN0ZWRPdXRwdXRUZW5zb3IuUGFyYW1ldGVyc0VudHJ5GkwKD1BhcmFtZXRlcnNFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS5pbmZlcmVuY2UuSW5mZXJQYXJhbWV0ZXI6AjgBGkwKD1BhcmFtZXRlcnNFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS5pbmZlcmVuY2UuSW5mZXJQYXJhbWV0ZXI6AjgBItUEChJNb2RlbEluZmVyUmVzcG9uc2USEgoKbW9kZWxfbmFtZRgBIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEgoKAmlkGAMgASgJEkEKCnBhcmFtZXRlcnMYBCADKAsyLS5pbmZlcmVuY2UuTW9kZWxJbmZlclJlc3BvbnNlLlBhcmFtZXRlcnNFbnRyeRJACgdvdXRwdXRzGAUgAygLMi8uaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXNwb25zZS5JbmZlck91dHB1dFRlbnNvchIbChNyYXdfb3V0cHV0X2NvbnRlbnRzGAYgAygMGpcCChFJbmZlck91dHB1dFRlbnNvchIMCgRuYW1lGAEgASgJEhAKCGRhdGF0eXBlGAIgASgJEg0KBXNoYXBlGAMgAygDElMKCnBhcmFtZXRlcnMYBCADKAsyPy5pbmZlcmVuY2UuTW9kZWxJbmZlclJlc3BvbnNlLkluZmVyT3V0cHV0VGVuc29yLlBhcmFtZXRlcnNFbnRyeRIwCghjb250ZW50cxgFIAEoCzIeLmluZmVyZW5jZS5JbmZlclRlbnNvckNvbnRlbnRzGkwKD1BhcmFtZXRlcnNFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS5pbmZlcmVuY2UuSW5mZXJQYXJhbWV0ZXI6AjgBGkwKD1BhcmFtZXRlcnNFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS5pbmZlcmVuY2UuSW5mZXJQYXJhbWV0ZXI6AjgBImkKDkluZmVyUGFyYW1ldGVyEhQKCmJvb2xfcGFyYW0YASABKAhIABIVCgtpbnQ2NF9wYXJhbRgCIAEoA0gAEhYKDHN0cmluZ19wYXJhbRgDIAEoCUgAQhIKEHBhcmFtZXRlcl9jaG9pY2Ui0AEKE0luZmVyVGVuc29yQ29udGVudHMSFQoNYm9vbF9jb250ZW50cxgBIAMoCBIUCgxpbnRfY29udGVudHMYAiADKAUSFgoOaW50NjRfY29udGVudHMYAyADKAMSFQoNdWludF9jb250ZW50cxgEIAMoDRIXCg91aW50NjRfY29udGVudHMYBSADKAQSFQoNZnAzMl9jb250ZW50cxgGIAMoAhIVCg1mcDY0X2NvbnRlbnRzGAcgAygBEhYKDmJ5dGVzX2NvbnRlbnRzGAggAygMMvwDChRHUlBDSW5mZXJlbmNlU2VydmljZRJLCgpTZXJ2ZXJMaXZlEhwuaW5mZXJlbmNlLlNlcnZlckxpdmVSZXF1ZXN0Gh0uaW5mZXJlbmNlLlNlcnZlckxpdmVSZXNwb25zZSIAEk4KC1NlcnZlclJlYWR5Eh0uaW5mZXJlbmNlLlNlcnZlclJlYWR5UmVxdWVzdBoeLmluZmVyZW5jZS5TZXJ2ZXJSZWFkeVJlc3BvbnNlIgASSwoKTW9kZWxSZWFkeRIcLmluZmVyZW5jZS5Nb2RlbFJlYWR5UmVxdWVzdBodLmluZmVyZW5jZS5Nb2RlbFJlYWR5UmVzcG9uc2UiABJXCg5TZXJ2ZXJNZXRhZGF0YRIgLmluZmVyZW5jZS5TZXJ2ZXJNZXRhZGF0YVJlcXVlc3QaIS5pbmZlcmVuY2UuU2VydmVyTWV0YWRhdGFSZXNwb25zZSIAElQKDU1vZGVsTWV0YWRhdGESHy5pbmZlcmVuY2UuTW9kZWxNZXRhZGF0YVJlcXVlc3QaIC5pbmZlcmVuY2UuTW9kZWxNZXRhZGF0YVJlc3BvbnNlIgASSwoKTW9kZWxJbmZlchIcLmluZmVyZW5jZS5Nb2RlbEluZmVyUmVxdWVzdBodLmluZmVyZW5jZS5Nb2RlbEluZmVyUmVzcG9uc2UiAGIGcHJvdG8z");
+  fileDesc("Ch9pbmZlcmVuY2UvZ3JwY19wcmVkaWN0X3YyLnByb3RvEglpbmZlcmVuY2UiQAoWUmVwb3NpdG9yeUluZGV4UmVxdWVzdBIXCg9yZXBvc2l0b3J5X25hbWUYASABKAkSDQoFcmVhZHkYAiABKAgipAEKF1JlcG9zaXRvcnlJbmRleFJlc3BvbnNlEj0KBm1vZGVscxgBIAMoCzItLmluZmVyZW5jZS5SZXBvc2l0b3J5SW5kZXhSZXNwb25zZS5Nb2RlbEluZGV4GkoKCk1vZGVsSW5kZXgSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEg0KBXN0YXRlGAMgASgJEg4KBnJlYXNvbhgEIAEoCSJJChpSZXBvc2l0b3J5TW9kZWxMb2FkUmVxdWVzdBIXCg9yZXBvc2l0b3J5X25hbWUYASABKAkSEgoKbW9kZWxfbmFtZRgCIAEoCSIdChtSZXBvc2l0b3J5TW9kZWxMb2FkUmVzcG9uc2UiSwocUmVwb3NpdG9yeU1vZGVsVW5sb2FkUmVxdWVzdBIXCg9yZXBvc2l0b3J5X25hbWUYASABKAkSEgoKbW9kZWxfbmFtZRgCIAEoCSIfCh1SZXBvc2l0b3J5TW9kZWxVbmxvYWRSZXNwb25zZSITChFTZXJ2ZXJMaXZlUmVxdWVzdCIiChJTZXJ2ZXJMaXZlUmVzcG9uc2USDAoEbGl2ZRgBIAEoCCIUChJTZXJ2ZXJSZWFkeVJlcXVlc3QiJAoTU2VydmVyUmVhZHlSZXNwb25zZRINCgVyZWFkeRgBIAEoCCIyChFNb2RlbFJlYWR5UmVxdWVzdBIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkiIwoSTW9kZWxSZWFkeVJlc3BvbnNlEg0KBXJlYWR5GAEgASgIIhcKFVNlcnZlck1ldGFkYXRhUmVxdWVzdCJLChZTZXJ2ZXJNZXRhZGF0YVJlc3BvbnNlEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRISCgpleHRlbnNpb25zGAMgAygJIjUKFE1vZGVsTWV0YWRhdGFSZXF1ZXN0EgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCSKNAgoVTW9kZWxNZXRhZGF0YVJlc3BvbnNlEgwKBG5hbWUYASABKAkSEAoIdmVyc2lvbnMYAiADKAkSEAoIcGxhdGZvcm0YAyABKAkSPwoGaW5wdXRzGAQgAygLMi8uaW5mZXJlbmNlLk1vZGVsTWV0YWRhdGFSZXNwb25zZS5UZW5zb3JNZXRhZGF0YRJACgdvdXRwdXRzGAUgAygLMi8uaW5mZXJlbmNlLk1vZGVsTWV0YWRhdGFSZXNwb25zZS5UZW5zb3JNZXRhZGF0YRo/Cg5UZW5zb3JNZXRhZGF0YRIMCgRuYW1lGAEgASgJEhAKCGRhdGF0eXBlGAIgASgJEg0KBXNoYXBlGAMgAygDIu4GChFNb2RlbEluZmVyUmVxdWVzdBISCgptb2RlbF9uYW1lGAEgASgJEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSCgoCaWQYAyABKAkSQAoKcGFyYW1ldGVycxgEIAMoCzIsLmluZmVyZW5jZS5Nb2RlbEluZmVyUmVxdWVzdC5QYXJhbWV0ZXJzRW50cnkSPQoGaW5wdXRzGAUgAygLMi0uaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXF1ZXN0LkluZmVySW5wdXRUZW5zb3ISSAoHb3V0cHV0cxgGIAMoCzI3LmluZmVyZW5jZS5Nb2RlbEluZmVyUmVxdWVzdC5JbmZlclJlcXVlc3RlZE91dHB1dFRlbnNvchIaChJyYXdfaW5wdXRfY29udGVudHMYByADKAwalAIKEEluZmVySW5wdXRUZW5zb3ISDAoEbmFtZRgBIAEoCRIQCghkYXRhdHlwZRgCIAEoCRINCgVzaGFwZRgDIAMoAxJRCgpwYXJhbWV0ZXJzGAQgAygLMj0uaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXF1ZXN0LkluZmVySW5wdXRUZW5zb3IuUGFyYW1ldGVyc0VudHJ5EjAKCGNvbnRlbnRzGAUgASgLMh4uaW5mZXJlbmNlLkluZmVyVGVuc29yQ29udGVudHMaTAoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIoCgV2YWx1ZRgCIAEoCzIZLmluZmVyZW5jZS5JbmZlclBhcmFtZXRlcjoCOAEa1QEKGkluZmVyUmVxdWVzdGVkT3V0cHV0VGVuc29yEgwKBG5hbWUYASABKAkSWwoKcGFyYW1ldGVycxgCIAMoCzJHLmluZmVyZW5jZS5Nb2RlbEluZmVyUmVxdWVzdC5JbmZlclJlcXVlc3RlZE91dHB1dFRlbnNvci5QYXJhbWV0ZXJzRW50cnkaTAoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIoCgV2YWx1ZRgCIAEoCzIZLmluZmVyZW5jZS5JbmZlclBhcmFtZXRlcjoCOAEaTAoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIoCgV2YWx1ZRgCIAEoCzIZLmluZmVyZW5jZS5JbmZlclBhcmFtZXRlcjoCOAEi1QQKEk1vZGVsSW5mZXJSZXNwb25zZRISCgptb2RlbF9uYW1lGAEgASgJEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSCgoCaWQYAyABKAkSQQoKcGFyYW1ldGVycxgEIAMoCzItLmluZmVyZW5jZS5Nb2RlbEluZmVyUmVzcG9uc2UuUGFyYW1ldGVyc0VudHJ5EkAKB291dHB1dHMYBSADKAsyLy5pbmZlcmVuY2UuTW9kZWxJbmZlclJlc3BvbnNlLkluZmVyT3V0cHV0VGVuc29yEhsKE3Jhd19vdXRwdXRfY29udGVudHMYBiADKAwalwIKEUluZmVyT3V0cHV0VGVuc29yEgwKBG5hbWUYASABKAkSEAoIZGF0YXR5cGUYAiABKAkSDQoFc2hhcGUYAyADKAMSUwoKcGFyYW1ldGVycxgEIAMoCzI/LmluZmVyZW5jZS5Nb2RlbEluZmVyUmVzcG9uc2UuSW5mZXJPdXRwdXRUZW5zb3IuUGFyYW1ldGVyc0VudHJ5EjAKCGNvbnRlbnRzGAUgASgLMh4uaW5mZXJlbmNlLkluZmVyVGVuc29yQ29udGVudHMaTAoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIoCgV2YWx1ZRgCIAEoCzIZLmluZmVyZW5jZS5JbmZlclBhcmFtZXRlcjoCOAEaTAoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIoCgV2YWx1ZRgCIAEoCzIZLmluZmVyZW5jZS5JbmZlclBhcmFtZXRlcjoCOAEiaQoOSW5mZXJQYXJhbWV0ZXISFAoKYm9vbF9wYXJhbRgBIAEoCEgAEhUKC2ludDY0X3BhcmFtGAIgASgDSAASFgoMc3RyaW5nX3BhcmFtGAMgASgJSABCEgoQcGFyYW1ldGVyX2Nob2ljZSLQAQoTSW5mZXJUZW5zb3JDb250ZW50cxIVCg1ib29sX2NvbnRlbnRzGAEgAygIEhQKDGludF9jb250ZW50cxgCIAMoBRIWCg5pbnQ2NF9jb250ZW50cxgDIAMoAxIVCg11aW50X2NvbnRlbnRzGAQgAygNEhcKD3VpbnQ2NF9jb250ZW50cxgFIAMoBBIVCg1mcDMyX2NvbnRlbnRzGAYgAygCEhUKDWZwNjRfY29udGVudHMYByADKAESFgoOYnl0ZXNfY29udGVudHMYCCADKAwyrgYKFEdSUENJbmZlcmVuY2VTZXJ2aWNlEksKClNlcnZlckxpdmUSHC5pbmZlcmVuY2UuU2VydmVyTGl2ZVJlcXVlc3QaHS5pbmZlcmVuY2UuU2VydmVyTGl2ZVJlc3BvbnNlIgASTgoLU2VydmVyUmVhZHkSHS5pbmZlcmVuY2UuU2VydmVyUmVhZHlSZXF1ZXN0Gh4uaW5mZXJlbmNlLlNlcnZlclJlYWR5UmVzcG9uc2UiABJLCgpNb2RlbFJlYWR5EhwuaW5mZXJlbmNlLk1vZGVsUmVhZHlSZXF1ZXN0Gh0uaW5mZXJlbmNlLk1vZGVsUmVhZHlSZXNwb25zZSIAElcKDlNlcnZlck1ldGFkYXRhEiAuaW5mZXJlbmNlLlNlcnZlck1ldGFkYXRhUmVxdWVzdBohLmluZmVyZW5jZS5TZXJ2ZXJNZXRhZGF0YVJlc3BvbnNlIgASVAoNTW9kZWxNZXRhZGF0YRIfLmluZmVyZW5jZS5Nb2RlbE1ldGFkYXRhUmVxdWVzdBogLmluZmVyZW5jZS5Nb2RlbE1ldGFkYXRhUmVzcG9uc2UiABJLCgpNb2RlbEluZmVyEhwuaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXF1ZXN0Gh0uaW5mZXJlbmNlLk1vZGVsSW5mZXJSZXNwb25zZSIAEloKD1JlcG9zaXRvcnlJbmRleBIhLmluZmVyZW5jZS5SZXBvc2l0b3J5SW5kZXhSZXF1ZXN0GiIuaW5mZXJlbmNlLlJlcG9zaXRvcnlJbmRleFJlc3BvbnNlIgASZgoTUmVwb3NpdG9yeU1vZGVsTG9hZBIlLmluZmVyZW5jZS5SZXBvc2l0b3J5TW9kZWxMb2FkUmVxdWVzdBomLmluZmVyZW5jZS5SZXBvc2l0b3J5TW9kZWxMb2FkUmVzcG9uc2UiABJsChVSZXBvc2l0b3J5TW9kZWxVbmxvYWQSJy5pbmZlcmVuY2UuUmVwb3NpdG9yeU1vZGVsVW5sb2FkUmVxdWVzdBooLmluZmVyZW5jZS5SZXBvc2l0b3J5TW9kZWxVbmxvYWRSZXNwb25zZSIAYgZwcm90bzM");
+
+/**
+ * @generated from message inference.RepositoryIndexRequest
+ */
+export type RepositoryIndexRequest = Message<"inference.RepositoryIndexRequest"> & {
+  /**
+   * This server has one repository: empty or any name.
+   *
+   * @generated from field: string repository_name = 1;
+   */
+  repositoryName: string;
+
+  /**
+   * Only the models ready for inference.
+   *
+   * @generated from field: bool ready = 2;
+   */
+  ready: boolean;
+};
+
+/**
+ * Describes the message inference.RepositoryIndexRequest.
+ * Use `create(RepositoryIndexRequestSchema)` to create a new message.
+ */
+export const RepositoryIndexRequestSchema: GenMessage<RepositoryIndexRequest> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 0);
+
+/**
+ * @generated from message inference.RepositoryIndexResponse
+ */
+export type RepositoryIndexResponse = Message<"inference.RepositoryIndexResponse"> & {
+  /**
+   * @generated from field: repeated inference.RepositoryIndexResponse.ModelIndex models = 1;
+   */
+  models: RepositoryIndexResponse_ModelIndex[];
+};
+
+/**
+ * Describes the message inference.RepositoryIndexResponse.
+ * Use `create(RepositoryIndexResponseSchema)` to create a new message.
+ */
+export const RepositoryIndexResponseSchema: GenMessage<RepositoryIndexResponse> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 1);
+
+/**
+ * One entry per model and version.
+ *
+ * @generated from message inference.RepositoryIndexResponse.ModelIndex
+ */
+export type RepositoryIndexResponse_ModelIndex = Message<"inference.RepositoryIndexResponse.ModelIndex"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string version = 2;
+   */
+  version: string;
+
+  /**
+   * "READY" or "UNAVAILABLE".
+   *
+   * @generated from field: string state = 3;
+   */
+  state: string;
+
+  /**
+   * Why the model is unavailable; empty when it is ready.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message inference.RepositoryIndexResponse.ModelIndex.
+ * Use `create(RepositoryIndexResponse_ModelIndexSchema)` to create a new message.
+ */
+export const RepositoryIndexResponse_ModelIndexSchema: GenMessage<RepositoryIndexResponse_ModelIndex> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 1, 0);
+
+/**
+ * @generated from message inference.RepositoryModelLoadRequest
+ */
+export type RepositoryModelLoadRequest = Message<"inference.RepositoryModelLoadRequest"> & {
+  /**
+   * @generated from field: string repository_name = 1;
+   */
+  repositoryName: string;
+
+  /**
+   * @generated from field: string model_name = 2;
+   */
+  modelName: string;
+};
+
+/**
+ * Describes the message inference.RepositoryModelLoadRequest.
+ * Use `create(RepositoryModelLoadRequestSchema)` to create a new message.
+ */
+export const RepositoryModelLoadRequestSchema: GenMessage<RepositoryModelLoadRequest> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 2);
+
+/**
+ * @generated from message inference.RepositoryModelLoadResponse
+ */
+export type RepositoryModelLoadResponse = Message<"inference.RepositoryModelLoadResponse"> & {
+};
+
+/**
+ * Describes the message inference.RepositoryModelLoadResponse.
+ * Use `create(RepositoryModelLoadResponseSchema)` to create a new message.
+ */
+export const RepositoryModelLoadResponseSchema: GenMessage<RepositoryModelLoadResponse> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 3);
+
+/**
+ * @generated from message inference.RepositoryModelUnloadRequest
+ */
+export type RepositoryModelUnloadRequest = Message<"inference.RepositoryModelUnloadRequest"> & {
+  /**
+   * @generated from field: string repository_name = 1;
+   */
+  repositoryName: string;
+
+  /**
+   * @generated from field: string model_name = 2;
+   */
+  modelName: string;
+};
+
+/**
+ * Describes the message inference.RepositoryModelUnloadRequest.
+ * Use `create(RepositoryModelUnloadRequestSchema)` to create a new message.
+ */
+export const RepositoryModelUnloadRequestSchema: GenMessage<RepositoryModelUnloadRequest> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 4);
+
+/**
+ * @generated from message inference.RepositoryModelUnloadResponse
+ */
+export type RepositoryModelUnloadResponse = Message<"inference.RepositoryModelUnloadResponse"> & {
+};
+
+/**
+ * Describes the message inference.RepositoryModelUnloadResponse.
+ * Use `create(RepositoryModelUnloadResponseSchema)` to create a new message.
+ */
+export const RepositoryModelUnloadResponseSchema: GenMessage<RepositoryModelUnloadResponse> = /*@__PURE__*/
+  messageDesc(file_inference_grpc_predict_v2, 5);
 
 /**
  * @generated from message inference.ServerLiveRequest
@@ -28,7 +179,7 @@ export type ServerLiveRequest = Message<"inference.ServerLiveRequest"> & {
  * Use `create(ServerLiveRequestSchema)` to create a new message.
  */
 export const ServerLiveRequestSchema: GenMessage<ServerLiveRequest> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 0);
+  messageDesc(file_inference_grpc_predict_v2, 6);
 
 /**
  * @generated from message inference.ServerLiveResponse
@@ -45,7 +196,7 @@ export type ServerLiveResponse = Message<"inference.ServerLiveResponse"> & {
  * Use `create(ServerLiveResponseSchema)` to create a new message.
  */
 export const ServerLiveResponseSchema: GenMessage<ServerLiveResponse> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 1);
+  messageDesc(file_inference_grpc_predict_v2, 7);
 
 /**
  * @generated from message inference.ServerReadyRequest
@@ -58,7 +209,7 @@ export type ServerReadyRequest = Message<"inference.ServerReadyRequest"> & {
  * Use `create(ServerReadyRequestSchema)` to create a new message.
  */
 export const ServerReadyRequestSchema: GenMessage<ServerReadyRequest> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 2);
+  messageDesc(file_inference_grpc_predict_v2, 8);
 
 /**
  * @generated from message inference.ServerReadyResponse
@@ -75,7 +226,7 @@ export type ServerReadyResponse = Message<"inference.ServerReadyResponse"> & {
  * Use `create(ServerReadyResponseSchema)` to create a new message.
  */
 export const ServerReadyResponseSchema: GenMessage<ServerReadyResponse> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 3);
+  messageDesc(file_inference_grpc_predict_v2, 9);
 
 /**
  * @generated from message inference.ModelReadyRequest
@@ -99,7 +250,7 @@ export type ModelReadyRequest = Message<"inference.ModelReadyRequest"> & {
  * Use `create(ModelReadyRequestSchema)` to create a new message.
  */
 export const ModelReadyRequestSchema: GenMessage<ModelReadyRequest> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 4);
+  messageDesc(file_inference_grpc_predict_v2, 10);
 
 /**
  * @generated from message inference.ModelReadyResponse
@@ -116,7 +267,7 @@ export type ModelReadyResponse = Message<"inference.ModelReadyResponse"> & {
  * Use `create(ModelReadyResponseSchema)` to create a new message.
  */
 export const ModelReadyResponseSchema: GenMessage<ModelReadyResponse> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 5);
+  messageDesc(file_inference_grpc_predict_v2, 11);
 
 /**
  * @generated from message inference.ServerMetadataRequest
@@ -129,7 +280,7 @@ export type ServerMetadataRequest = Message<"inference.ServerMetadataRequest"> &
  * Use `create(ServerMetadataRequestSchema)` to create a new message.
  */
 export const ServerMetadataRequestSchema: GenMessage<ServerMetadataRequest> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 6);
+  messageDesc(file_inference_grpc_predict_v2, 12);
 
 /**
  * @generated from message inference.ServerMetadataResponse
@@ -156,7 +307,7 @@ export type ServerMetadataResponse = Message<"inference.ServerMetadataResponse">
  * Use `create(ServerMetadataResponseSchema)` to create a new message.
  */
 export const ServerMetadataResponseSchema: GenMessage<ServerMetadataResponse> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 7);
+  messageDesc(file_inference_grpc_predict_v2, 13);
 
 /**
  * @generated from message inference.ModelMetadataRequest
@@ -180,7 +331,7 @@ export type ModelMetadataRequest = Message<"inference.ModelMetadataRequest"> & {
  * Use `create(ModelMetadataRequestSchema)` to create a new message.
  */
 export const ModelMetadataRequestSchema: GenMessage<ModelMetadataRequest> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 8);
+  messageDesc(file_inference_grpc_predict_v2, 14);
 
 /**
  * @generated from message inference.ModelMetadataResponse
@@ -219,7 +370,7 @@ export type ModelMetadataResponse = Message<"inference.ModelMetadataResponse"> &
  * Use `create(ModelMetadataResponseSchema)` to create a new message.
  */
 export const ModelMetadataResponseSchema: GenMessage<ModelMetadataResponse> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 9);
+  messageDesc(file_inference_grpc_predict_v2, 15);
 
 /**
  * One input or output of the model.
@@ -252,7 +403,7 @@ export type ModelMetadataResponse_TensorMetadata = Message<"inference.ModelMetad
  * Use `create(ModelMetadataResponse_TensorMetadataSchema)` to create a new message.
  */
 export const ModelMetadataResponse_TensorMetadataSchema: GenMessage<ModelMetadataResponse_TensorMetadata> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 9, 0);
+  messageDesc(file_inference_grpc_predict_v2, 15, 0);
 
 /**
  * @generated from message inference.ModelInferRequest
@@ -306,7 +457,7 @@ export type ModelInferRequest = Message<"inference.ModelInferRequest"> & {
  * Use `create(ModelInferRequestSchema)` to create a new message.
  */
 export const ModelInferRequestSchema: GenMessage<ModelInferRequest> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 10);
+  messageDesc(file_inference_grpc_predict_v2, 16);
 
 /**
  * One input tensor, its data in `contents` or in the request's `raw_input_contents`.
@@ -345,7 +496,7 @@ export type ModelInferRequest_InferInputTensor = Message<"inference.ModelInferRe
  * Use `create(ModelInferRequest_InferInputTensorSchema)` to create a new message.
  */
 export const ModelInferRequest_InferInputTensorSchema: GenMessage<ModelInferRequest_InferInputTensor> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 10, 0);
+  messageDesc(file_inference_grpc_predict_v2, 16, 0);
 
 /**
  * An output the caller asks for; none asked: every output.
@@ -369,7 +520,7 @@ export type ModelInferRequest_InferRequestedOutputTensor = Message<"inference.Mo
  * Use `create(ModelInferRequest_InferRequestedOutputTensorSchema)` to create a new message.
  */
 export const ModelInferRequest_InferRequestedOutputTensorSchema: GenMessage<ModelInferRequest_InferRequestedOutputTensor> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 10, 1);
+  messageDesc(file_inference_grpc_predict_v2, 16, 1);
 
 /**
  * @generated from message inference.ModelInferResponse
@@ -413,7 +564,7 @@ export type ModelInferResponse = Message<"inference.ModelInferResponse"> & {
  * Use `create(ModelInferResponseSchema)` to create a new message.
  */
 export const ModelInferResponseSchema: GenMessage<ModelInferResponse> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 11);
+  messageDesc(file_inference_grpc_predict_v2, 17);
 
 /**
  * One output tensor, its data in `contents` or in the response's `raw_output_contents`.
@@ -452,7 +603,7 @@ export type ModelInferResponse_InferOutputTensor = Message<"inference.ModelInfer
  * Use `create(ModelInferResponse_InferOutputTensorSchema)` to create a new message.
  */
 export const ModelInferResponse_InferOutputTensorSchema: GenMessage<ModelInferResponse_InferOutputTensor> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 11, 0);
+  messageDesc(file_inference_grpc_predict_v2, 17, 0);
 
 /**
  * A parameter's value.
@@ -489,7 +640,7 @@ export type InferParameter = Message<"inference.InferParameter"> & {
  * Use `create(InferParameterSchema)` to create a new message.
  */
 export const InferParameterSchema: GenMessage<InferParameter> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 12);
+  messageDesc(file_inference_grpc_predict_v2, 18);
 
 /**
  * A tensor's elements, row-major, in the field of its datatype.
@@ -547,7 +698,7 @@ export type InferTensorContents = Message<"inference.InferTensorContents"> & {
  * Use `create(InferTensorContentsSchema)` to create a new message.
  */
 export const InferTensorContentsSchema: GenMessage<InferTensorContents> = /*@__PURE__*/
-  messageDesc(file_inference_grpc_predict_v2, 13);
+  messageDesc(file_inference_grpc_predict_v2, 19);
 
 /**
  * Health, metadata and inference of the models this server serves, through the same batcher,
@@ -615,6 +766,36 @@ export const GRPCInferenceService: GenService<{
     methodKind: "unary";
     input: typeof ModelInferRequestSchema;
     output: typeof ModelInferResponseSchema;
+  },
+  /**
+   * The repository extension (admin keys): every model of the repository and its state.
+   *
+   * @generated from rpc inference.GRPCInferenceService.RepositoryIndex
+   */
+  repositoryIndex: {
+    methodKind: "unary";
+    input: typeof RepositoryIndexRequestSchema;
+    output: typeof RepositoryIndexResponseSchema;
+  },
+  /**
+   * Loads (or reloads) one model from the repository; answers once it serves or failed.
+   *
+   * @generated from rpc inference.GRPCInferenceService.RepositoryModelLoad
+   */
+  repositoryModelLoad: {
+    methodKind: "unary";
+    input: typeof RepositoryModelLoadRequestSchema;
+    output: typeof RepositoryModelLoadResponseSchema;
+  },
+  /**
+   * Stops serving one model until it is loaded again.
+   *
+   * @generated from rpc inference.GRPCInferenceService.RepositoryModelUnload
+   */
+  repositoryModelUnload: {
+    methodKind: "unary";
+    input: typeof RepositoryModelUnloadRequestSchema;
+    output: typeof RepositoryModelUnloadResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_inference_grpc_predict_v2, 0);

@@ -1,9 +1,10 @@
 /**
  * The Open Inference Protocol's REST face (KServe v2), on the API port beside the native REST API:
  * `GET /v2/health/live|ready`, `GET /v2`, `GET /v2/models/{name}[/versions/{v}]`, `GET
- * .../ready` and `POST .../infer` with JSON tensors. Each is a call of the protocol's gRPC service
- * (`inference.GRPCInferenceService`), admitted, authenticated, logged and counted as every call
- * is, so the two faces answer alike; only the JSON is this protocol's (`data` for a tensor's
+ * .../ready` and `POST .../infer` with JSON tensors, and the repository extension (`POST
+ * /v2/repository/index`, `POST /v2/repository/models/{name}/load|unload`, admin keys). Each is a
+ * call of the protocol's gRPC service (`inference.GRPCInferenceService`), admitted,
+ * authenticated, logged and counted as every call is, so the two faces answer alike; only the JSON is this protocol's (`data` for a tensor's
  * elements, flat or nested; errors as `{"error": "<message>"}`). The binary tensor data extension
  * is served both ways: a body whose `Inference-Header-Content-Length` header says how long its
  * JSON is carries the elements of inputs with a `binary_data_size` parameter after it, and outputs
@@ -21,6 +22,10 @@ import {
   ModelMetadataRequestSchema,
   type ModelMetadataResponse,
   ModelReadyRequestSchema,
+  RepositoryIndexRequestSchema,
+  type RepositoryIndexResponse,
+  RepositoryModelLoadRequestSchema,
+  RepositoryModelUnloadRequestSchema,
   ServerLiveRequestSchema,
   ServerMetadataRequestSchema,
   ServerReadyRequestSchema,
@@ -53,12 +58,23 @@ interface Route {
 
 const METHODS = GRPCInferenceService.method;
 const MODEL = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/;
+const REPOSITORY_MODEL = /^\/v2\/repository\/models\/([^/]+)\/(load|unload)$/;
 
 /** The route of `path`, if it is one of the protocol's. */
 function routeOf(path: string): Route | undefined {
   if (path === "/v2/health/live") return { method: METHODS.serverLive, verb: "GET" };
   if (path === "/v2/health/ready") return { method: METHODS.serverReady, verb: "GET" };
   if (path === "/v2") return { method: METHODS.serverMetadata, verb: "GET" };
+  if (path === "/v2/repository/index") return { method: METHODS.repositoryIndex, verb: "POST" };
+  const repository = REPOSITORY_MODEL.exec(path);
+  if (repository !== null)
+    return {
+      method:
+        repository[2] === "load" ? METHODS.repositoryModelLoad : METHODS.repositoryModelUnload,
+      verb: "POST",
+      model: decoded(repository[1] ?? ""),
+      version: "",
+    };
   const match = MODEL.exec(path);
   if (match === null) return undefined;
   const [, model = "", version, tail] = match;
@@ -106,7 +122,28 @@ export function createOipRestHandler(
         const response = (await call.unary(request, abort.signal)) as ModelInferResponse;
         sendInferAnswer(res, response, binaryOutput);
         call.ok(response);
+      } else if (route.method === METHODS.repositoryIndex) {
+        const body = await readBody(req, options.maxBodyBytes, headerOf(req, "content-encoding"));
+        const json = body.byteLength === 0 ? {} : objectAt(parseJsonBody(body), "body");
+        if (json.ready !== undefined && typeof json.ready !== "boolean")
+          throw new InvalidInputError("ready", "expected true or false");
+        const request = create(RepositoryIndexRequestSchema, { ready: json.ready === true });
+        const response = (await call.unary(request, abort.signal)) as RepositoryIndexResponse;
+        send(
+          res,
+          200,
+          response.models.map((m) => ({
+            name: m.name,
+            version: m.version,
+            state: m.state,
+            ...(m.reason === "" ? {} : { reason: m.reason }),
+          })),
+        );
+        call.ok(response);
       } else {
+        // A load's or unload's body (the protocol's parameters) is read and left unused.
+        if (route.verb === "POST")
+          await readBody(req, options.maxBodyBytes, headerOf(req, "content-encoding"));
         const response = await call.unary(plainRequestOf(route), abort.signal);
         const { status, body } = answerOf(route, response);
         send(res, status, body);
@@ -135,6 +172,10 @@ function plainRequestOf(route: Route): unknown {
       return create(ServerMetadataRequestSchema);
     case METHODS.modelReady:
       return create(ModelReadyRequestSchema, { name: route.model, version: route.version });
+    case METHODS.repositoryModelLoad:
+      return create(RepositoryModelLoadRequestSchema, { modelName: route.model });
+    case METHODS.repositoryModelUnload:
+      return create(RepositoryModelUnloadRequestSchema, { modelName: route.model });
     default:
       return create(ModelMetadataRequestSchema, { name: route.model, version: route.version });
   }
@@ -154,6 +195,9 @@ function answerOf(route: Route, response: unknown): { status: number; body: Json
         body: live === undefined ? { ready: yes } : { live: yes },
       };
     }
+    case METHODS.repositoryModelLoad:
+    case METHODS.repositoryModelUnload:
+      return { status: 200, body: {} };
     case METHODS.serverMetadata: {
       const m = response as { name: string; version: string; extensions: string[] };
       return { status: 200, body: { name: m.name, version: m.version, extensions: m.extensions } };

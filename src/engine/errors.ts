@@ -335,6 +335,15 @@ export class JobsUnavailableError extends DomainError {
   }
 }
 
+/** This server was started without the control of its model repository's models one by one. */
+export class RepositoryControlUnavailableError extends DomainError {
+  readonly code = "UNIMPLEMENTED";
+  constructor() {
+    super("this server does not load or unload models one at a time");
+    this.name = "RepositoryControlUnavailableError";
+  }
+}
+
 /** A state-machine violation: always a bug, never a client's fault, so not a DomainError. */
 export class IllegalTransitionError extends Error {
   constructor(

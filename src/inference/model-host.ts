@@ -7,11 +7,13 @@
  * load.
  */
 import {
+  baseName,
   type EngineLogger,
   type InferencePool,
   type InferenceRequest,
   type InferenceResult,
   type ModelCatalog,
+  type ModelInfo,
   type ModelReloadOutcome,
   ModelUnavailableError,
 } from "../engine/index.js";
@@ -23,6 +25,7 @@ import {
   nameOf,
   planReload,
   type ServingSet,
+  type Step,
   settleReload,
   workerModels,
 } from "./reload-plan.js";
@@ -79,6 +82,8 @@ export class ModelHost implements InferencePool {
   /** Fingerprint of each model's files when a reload last tried them. */
   readonly #tried = new Map<string, string>();
   readonly #retiring = new Set<Promise<void>>();
+  /** Models (by name, every version) an admin unloaded: reloads leave them out. */
+  readonly #unloaded = new Set<string>();
   #current: Generation | undefined;
   #starting: Threads | undefined;
   #reloads: Promise<unknown> = Promise.resolve();
@@ -101,7 +106,47 @@ export class ModelHost implements InferencePool {
   }
 
   reload(options: ReloadOptions = {}): Promise<readonly ModelReloadOutcome[]> {
-    const next = this.#reloads.then(() => this.#reload(options));
+    return this.#serially(() => this.#reload(options));
+  }
+
+  /**
+   * Loads (or reloads) model `name` (every version its policy serves) from the repository, and
+   * lifts an unload of it; the other models' files are not read again, and they keep their
+   * versions. Its outcomes; none when the repository has no such model.
+   */
+  load(name: string, options: ReloadOptions = {}): Promise<readonly ModelReloadOutcome[]> {
+    return this.#serially(() => {
+      this.#unloaded.delete(name);
+      return this.#reload({ ...options, retryFailed: true }, name);
+    });
+  }
+
+  /**
+   * Stops serving model `name` (every version): it stays listed, unavailable, and reloads leave
+   * it out until {@link load} brings it back. Its outcomes; none when nothing of that name serves
+   * or is listed.
+   */
+  unload(name: string): Promise<readonly ModelReloadOutcome[]> {
+    return this.#serially(async () => {
+      const current = this.#current;
+      const names = [...(current?.catalog.keys() ?? [])].filter((n) => baseName(n) === name);
+      if (current === undefined || names.length === 0) return [];
+      this.#unloaded.add(name);
+      if (names.some((n) => current.served.has(n)))
+        return this.#reload({ retryFailed: false }, name);
+      // Nothing of it serves: no threads to change, only what the catalog says.
+      for (const n of names) {
+        const info = current.catalog.get(n) as ModelInfo;
+        current.catalog.set(n, { ...info, available: false, reason: UNLOADED });
+      }
+      return names.map(
+        (n): ModelReloadOutcome => ({ name: n, outcome: "removed", reason: UNLOADED }),
+      );
+    });
+  }
+
+  #serially<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.#reloads.then(work);
     this.#reloads = next.catch(() => undefined);
     return next;
   }
@@ -132,21 +177,37 @@ export class ModelHost implements InferencePool {
     await Promise.all(this.#retiring);
   }
 
-  async #reload(options: ReloadOptions): Promise<readonly ModelReloadOutcome[]> {
+  /**
+   * Reads the repository and serves what changed; with `only`, the models of that name alone
+   * (the others keep what they serve, whatever their files hold now).
+   */
+  async #reload(options: ReloadOptions, only?: string): Promise<readonly ModelReloadOutcome[]> {
     if (this.#closed) throw new Error("the inference pool is closed");
     const previous = this.#current;
-    const steps = await planReload(
-      readModelRepository(this.#settings.modelDir),
+    const inScope = (name: string) => only === undefined || baseName(name) === only;
+    const unloaded = (name: string) => this.#unloaded.has(baseName(name));
+    const entries = readModelRepository(this.#settings.modelDir);
+    const planned = await planReload(
+      entries.filter((e) => inScope(e.name) && !unloaded(e.name)),
       previous,
       this.#tried,
       options.retryFailed ?? true,
       readVersion,
     );
+    const steps = [...planned, ...unchangedSteps(previous, (name) => !inScope(name))];
+    // An unloaded model is listed, unavailable, as long as the repository has it.
+    const held = entries.filter((e) => unloaded(e.name)).map((e) => e.name);
     const removed = [...(previous?.catalog.keys() ?? [])].filter(
-      (name) => !steps.some((step) => nameOf(step) === name),
+      (name) => !steps.some((step) => nameOf(step) === name) && !held.includes(name),
     );
-    if (previous !== undefined && removed.length === 0 && steps.every((s) => s.kind !== "try"))
-      return steps.map((step) => ({ name: nameOf(step), outcome: "unchanged" }));
+    const newlyUnloaded = held.filter((name) => previous?.served.has(name) === true);
+    if (
+      previous !== undefined &&
+      removed.length === 0 &&
+      newlyUnloaded.length === 0 &&
+      steps.every((s) => s.kind !== "try")
+    )
+      return planned.map((step) => ({ name: nameOf(step), outcome: "unchanged" }));
 
     let started: StartedThreads;
     try {
@@ -175,6 +236,21 @@ export class ModelHost implements InferencePool {
       this.#tried.delete(name);
       this.#log.info({ model: name }, "model removed from the repository; unloaded");
     }
+    for (const name of held) {
+      const info = previous?.catalog.get(name);
+      catalog.set(name, {
+        ...(info ?? { name, itemShape: [-1], maxBatchSize: 1, outputKind: "raw" }),
+        available: false,
+        reason: UNLOADED,
+        loadedAt: undefined,
+        reloadError: undefined,
+      });
+      this.#tried.delete(name);
+      if (newlyUnloaded.includes(name)) {
+        outcomes.push({ name, outcome: "removed", reason: UNLOADED });
+        this.#log.info({ model: name }, "model unloaded");
+      }
+    }
     this.#logFallback(started.reports);
     const pool = new GenerationPool(started.piscina, this.threads);
     try {
@@ -187,10 +263,14 @@ export class ModelHost implements InferencePool {
       await started.piscina.destroy();
       throw new Error("the inference pool is closed");
     }
-    this.#current = { piscina: started.piscina, served, catalog };
+    this.#current = {
+      piscina: started.piscina,
+      served,
+      catalog: inRepositoryOrder(catalog, entries),
+    };
     this.#starting = undefined;
     if (previous !== undefined) this.#retire(previous.piscina);
-    return outcomes;
+    return outcomes.filter((o) => inScope(o.name));
   }
 
   async #start(models: readonly WorkerModel[]): Promise<StartedThreads> {
@@ -230,6 +310,36 @@ export class ModelHost implements InferencePool {
         "preferred execution provider unavailable; running on CPU",
       );
   }
+}
+
+/** Why a model an admin unloaded is unavailable. */
+const UNLOADED = "unloaded by an admin; a load serves it again";
+
+/** The models out of scope of a reload, kept as they are: what serves, and what is listed. */
+function unchangedSteps(previous: ServingSet | undefined, keep: (name: string) => boolean): Step[] {
+  const steps: Step[] = [];
+  for (const [name, info] of previous?.catalog ?? []) {
+    if (!keep(name)) continue;
+    const served = previous?.served.get(name);
+    steps.push(
+      served !== undefined ? { kind: "keep", name, served } : { kind: "untried", name, info },
+    );
+  }
+  return steps;
+}
+
+/** The catalog in the repository's order (a scoped reload settles its models last). */
+function inRepositoryOrder(
+  catalog: Map<string, ModelInfo>,
+  entries: readonly { readonly name: string }[],
+): Map<string, ModelInfo> {
+  const out = new Map<string, ModelInfo>();
+  for (const { name } of entries) {
+    const info = catalog.get(name);
+    if (info !== undefined) out.set(name, info);
+  }
+  for (const [name, info] of catalog) if (!out.has(name)) out.set(name, info);
+  return out;
 }
 
 function firstLineOf(error: unknown): string {

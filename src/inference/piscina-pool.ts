@@ -48,6 +48,10 @@ export interface StartedPool {
   reload(options?: ReloadOptions): Promise<readonly ModelReloadOutcome[]>;
   /** Reloads every `intervalMs` (files changed since they were last tried only). */
   watch(intervalMs: number, options?: ReloadOptions): void;
+  /** Loads one model (every version it serves) again, lifting an unload; the others stay. */
+  load(name: string, options?: ReloadOptions): Promise<readonly ModelReloadOutcome[]>;
+  /** Stops serving one model until it is loaded again. */
+  unload(name: string): Promise<readonly ModelReloadOutcome[]>;
 }
 
 /** Starts the threads, waits until each has loaded its sessions, and builds the catalog. */
@@ -69,6 +73,8 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
     models: host.catalog,
     reload: (reloadOptions) => host.reload(reloadOptions),
     watch: (intervalMs, reloadOptions) => host.watch(intervalMs, reloadOptions),
+    load: (name, reloadOptions) => host.load(name, reloadOptions),
+    unload: (name) => host.unload(name),
   };
 }
 

@@ -17,6 +17,15 @@ import {
   type ModelReadyRequest,
   type ModelReadyResponse,
   ModelReadyResponseSchema,
+  type RepositoryIndexRequest,
+  type RepositoryIndexResponse,
+  RepositoryIndexResponseSchema,
+  type RepositoryModelLoadRequest,
+  type RepositoryModelLoadResponse,
+  RepositoryModelLoadResponseSchema,
+  type RepositoryModelUnloadRequest,
+  type RepositoryModelUnloadResponse,
+  RepositoryModelUnloadResponseSchema,
   type ServerLiveRequest,
   type ServerLiveResponse,
   ServerLiveResponseSchema,
@@ -41,9 +50,14 @@ import {
   type ItemTensor,
   type ModelCatalog,
   type ModelInfo,
+  ModelNotFoundError,
+  type ModelReloadOutcome,
   ModelUnavailableError,
   modelVersion,
+  PermissionDeniedError,
   PRIORITIES,
+  type Principal,
+  RepositoryControlUnavailableError,
   rowOf,
   type TensorData,
   type TensorInput,
@@ -65,6 +79,24 @@ export interface InferenceServiceImpl {
   ): Promise<ServerMetadataResponse>;
   modelMetadata(request: ModelMetadataRequest, call: CallContext): Promise<ModelMetadataResponse>;
   modelInfer(request: ModelInferRequest, call: CallContext): Promise<ModelInferResponse>;
+  repositoryIndex(
+    request: RepositoryIndexRequest,
+    call: CallContext,
+  ): Promise<RepositoryIndexResponse>;
+  repositoryModelLoad(
+    request: RepositoryModelLoadRequest,
+    call: CallContext,
+  ): Promise<RepositoryModelLoadResponse>;
+  repositoryModelUnload(
+    request: RepositoryModelUnloadRequest,
+    call: CallContext,
+  ): Promise<RepositoryModelUnloadResponse>;
+}
+
+/** Loading and unloading one model of the repository (this node's). */
+export interface ModelRepositoryControl {
+  load(name: string): Promise<readonly ModelReloadOutcome[]>;
+  unload(name: string): Promise<readonly ModelReloadOutcome[]>;
 }
 
 /** What the implementation runs on. */
@@ -75,6 +107,8 @@ export interface InferenceServiceDependencies {
   readonly notReady: () => readonly string[];
   /** The server's version, for ServerMetadata. */
   readonly version: string;
+  /** The repository extension's loads and unloads; absent, they answer UNIMPLEMENTED. */
+  readonly repository?: ModelRepositoryControl | undefined;
 }
 
 /** The server's name in ServerMetadata. */
@@ -90,8 +124,51 @@ export function createInferenceService({
   catalog,
   notReady,
   version,
+  repository,
 }: InferenceServiceDependencies): InferenceServiceImpl {
+  const admin = (principal: Principal, what: string) => {
+    if (!principal.admin) throw new PermissionDeniedError(what, principal.adminNote);
+  };
+  const control = (): ModelRepositoryControl => {
+    if (repository === undefined) throw new RepositoryControlUnavailableError();
+    return repository;
+  };
+  /** The outcomes of a load or unload of `name`: NOT_FOUND when it touched nothing. */
+  const settled = (name: string, outcomes: readonly ModelReloadOutcome[]) => {
+    if (outcomes.length === 0)
+      throw new ModelNotFoundError(
+        name,
+        [...new Set(catalog.list().map((m) => baseName(m)))],
+        "model_name",
+      );
+    const failed = outcomes.find((o) => o.outcome === "failed");
+    if (failed !== undefined)
+      throw new ModelUnavailableError(failed.name, failed.reason ?? "did not load");
+  };
   return {
+    async repositoryIndex(request, { principal }) {
+      admin(principal, "read the model repository's index");
+      const models = catalog
+        .list()
+        .filter((m) => !request.ready || m.available)
+        .map((m) => ({
+          name: baseName(m),
+          version: versionOf(m),
+          state: m.available ? "READY" : "UNAVAILABLE",
+          reason: m.available ? "" : (m.reason ?? ""),
+        }));
+      return create(RepositoryIndexResponseSchema, { models });
+    },
+    async repositoryModelLoad(request, { principal }) {
+      admin(principal, "load a model");
+      settled(request.modelName, await control().load(request.modelName));
+      return create(RepositoryModelLoadResponseSchema);
+    },
+    async repositoryModelUnload(request, { principal }) {
+      admin(principal, "unload a model");
+      settled(request.modelName, await control().unload(request.modelName));
+      return create(RepositoryModelUnloadResponseSchema);
+    },
     async serverLive() {
       return create(ServerLiveResponseSchema, { live: true });
     },
@@ -107,7 +184,11 @@ export function createInferenceService({
       return create(ModelReadyResponseSchema, { ready: model?.available === true });
     },
     async serverMetadata() {
-      return create(ServerMetadataResponseSchema, { name: SERVER_NAME, version, extensions: [] });
+      return create(ServerMetadataResponseSchema, {
+        name: SERVER_NAME,
+        version,
+        extensions: repository === undefined ? [] : ["model_repository"],
+      });
     },
     async modelMetadata(request) {
       const model = modelOf(catalog, request.name, request.version, "name", "version");

@@ -309,3 +309,57 @@ describe("a version policy", () => {
     }
   });
 });
+
+describe("the repository extension", () => {
+  it("indexes, unloads and loads one model for admin keys over v2 REST, the others serving throughout", async () => {
+    const own = createTestModelRepo({ dense: false });
+    writeLogModel(join(own.dir, "log"));
+    const ADMIN = "repo-admin";
+    const USER = "repo-user";
+    const server = await startTestServer(own.dir, {
+      API_KEYS: `${ADMIN},${USER}`,
+      ADMIN_API_KEYS: ADMIN,
+    });
+    const at = async (path: string, body?: unknown, key = ADMIN) => {
+      const res = await fetch(`http://127.0.0.1:${server.apiPort}${path}`, {
+        method: body === undefined ? "GET" : "POST",
+        headers: { "x-api-key": key, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, json: (await res.json()) as unknown };
+    };
+    const infer = (model: string) =>
+      at("/api/batch-processor/infer", { data: [{ input: [1] }], metadata: { model_id: model } });
+    try {
+      expect(await at("/v2/repository/index", {})).toEqual({
+        status: 200,
+        json: [
+          { name: "default", version: "1", state: "READY" },
+          { name: "log", version: "1", state: "READY" },
+        ],
+      });
+      expect((await at("/v2/repository/models/log/unload", {}, USER)).status).toBe(403);
+      expect((await at("/v2/repository/index", {}, USER)).status).toBe(403);
+      expect(await at("/v2/repository/models/log/unload", {})).toEqual({ status: 200, json: {} });
+      const refused = await infer("log");
+      expect(refused.status).toBe(503);
+      expect((refused.json as { message: string }).message).toMatch(/unloaded by an admin/);
+      expect((await infer("default")).status).toBe(200);
+      expect(await at("/v2/repository/index", { ready: true })).toEqual({
+        status: 200,
+        json: [{ name: "default", version: "1", state: "READY" }],
+      });
+      expect((await at("/v2/models/log/ready")).status).toBe(503);
+      expect(await at("/v2/repository/models/log/load", {})).toEqual({ status: 200, json: {} });
+      expect((await infer("log")).status).toBe(200);
+      const missing = await at("/v2/repository/models/nope/load", {});
+      expect(missing.status).toBe(404);
+      expect((missing.json as { error: string }).error).toMatch(
+        /^model_name: model "nope" not found/,
+      );
+    } finally {
+      await server.close();
+      own.cleanup();
+    }
+  });
+});

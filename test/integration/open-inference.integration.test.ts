@@ -133,6 +133,18 @@ describe("the Open Inference Protocol over gRPC", () => {
     // A model it cannot feed still shows what it declares.
     const scalar = await ok<ModelMetadataResponse>("ModelMetadata", { name: "scalar" });
     expect(scalar.inputs.map((t) => [t.name, t.shape.length])).toEqual([["x", 0]]);
+    // The repository extension over gRPC (this server's one key is an admin's).
+    const index = await ok<{ models: { name: string; state: string; reason: string }[] }>(
+      "RepositoryIndex",
+      {},
+    );
+    expect(index.models.find((m) => m.name === "default")).toMatchObject({ state: "READY" });
+    expect(index.models.find((m) => m.name === "scalar")).toMatchObject({
+      state: "UNAVAILABLE",
+      reason: expect.stringMatching(/is a scalar/),
+    });
+    const unknown = await call("RepositoryModelUnload", { modelName: "nope" });
+    expect(unknown).toMatchObject({ ok: false, code: grpc.status.NOT_FOUND });
     const missing = await call("ModelMetadata", { name: "nope" });
     expect(missing).toMatchObject({ ok: false, code: grpc.status.NOT_FOUND });
     expect((missing as { details: string }).details).toMatch(/^name: model "nope" not found/);
@@ -315,7 +327,10 @@ describe("the Open Inference Protocol over REST", () => {
   it("answers health and metadata at the protocol's paths", async () => {
     expect(await v2("/v2/health/live")).toEqual({ status: 200, json: { live: true } });
     expect(await v2("/v2/health/ready")).toEqual({ status: 200, json: { ready: true } });
-    expect((await v2("/v2")).json).toMatchObject({ name: "batch-processor", extensions: [] });
+    expect((await v2("/v2")).json).toMatchObject({
+      name: "batch-processor",
+      extensions: ["model_repository"],
+    });
     expect(await v2("/v2/models/default/ready")).toEqual({ status: 200, json: { ready: true } });
     expect(await v2("/v2/models/default/versions/1/ready")).toEqual({
       status: 200,

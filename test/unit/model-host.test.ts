@@ -220,4 +220,28 @@ describe("ModelHost", () => {
     expect(generations[0]?.ended).toBe("closed");
     await expect(h.reload()).rejects.toThrow(/closed/);
   });
+
+  it("loads one model alone, leaving the others' new files unread, and unloads one until it is loaded again", async () => {
+    const dir = repository({ a: "v1", b: "v1" });
+    const { h } = host(dir);
+    await h.reload();
+    write(dir, { a: "v33", b: "v22" });
+    expect(await h.load("b")).toEqual([{ name: "b", outcome: "updated" }]);
+    expect((await run(h, "a")).output).toEqual(Float32Array.of(1));
+    expect((await run(h, "b")).output).toEqual(Float32Array.of(22));
+    expect(await h.load("nope")).toEqual([]);
+    const unloaded = await h.unload("a");
+    expect(unloaded).toEqual([
+      { name: "a", outcome: "removed", reason: "unloaded by an admin; a load serves it again" },
+    ]);
+    await expect(run(h, "a")).rejects.toThrow(/unloaded by an admin/);
+    expect(h.catalog.get("a")).toMatchObject({ available: false });
+    // A reload leaves it out, though its files changed; a load brings it back.
+    expect(await h.reload()).toEqual([{ name: "b", outcome: "unchanged" }]);
+    await expect(run(h, "a")).rejects.toThrow(/unloaded by an admin/);
+    expect(h.catalog.list().map((m) => m.name)).toEqual(["a", "b"]);
+    expect(await h.load("a")).toEqual([{ name: "a", outcome: "added" }]);
+    expect((await run(h, "a")).output).toEqual(Float32Array.of(33));
+    expect(await h.unload("nope")).toEqual([]);
+  });
 });
