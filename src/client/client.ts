@@ -1,12 +1,11 @@
 /**
  * The typed client: a thin layer over the generated Connect client for other projects (the
- * package's `batch-processor/client` export) and the CLI. The URL's scheme picks the protocol:
- * `http://` and `https://` speak Connect (binary), `grpc://` and `grpcs://` speak gRPC over
- * HTTP/2. Calls refused as UNAVAILABLE or RESOURCE_EXHAUSTED are retried after the server's
+ * `@batch-processor/client` package, and the server package's `batch-processor/client` export)
+ * and the CLI, over any Connect transport: `index.ts` builds one for Node from a URL (`http(s)://`
+ * Connect, `grpc(s)://` gRPC), `web.ts` one for browsers (Connect over fetch). Calls refused as UNAVAILABLE or RESOURCE_EXHAUSTED are retried after the server's
  * `retry-after` hint (or a growing pause without one); a submit carries a batch id the client
  * made unless the caller gave one, so that a retried submit can never store a second batch.
  */
-import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   type CallOptions,
@@ -17,7 +16,6 @@ import {
   type Interceptor,
   type Transport,
 } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import {
   type Analytics,
   type BatchConfig,
@@ -40,7 +38,7 @@ import type {
   JobSpecSchema,
   ListJobsResponse,
 } from "../../gen/batchprocessor/v1/job_pb.js";
-import { isJobEnded, isTerminal } from "../engine/index.js";
+import { isJobEnded, isTerminal } from "./states.js";
 
 /** A submit or infer request, as the generated message's init shape. */
 export type SubmitInput = MessageInitShape<typeof SubmitBatchRequestSchema>;
@@ -80,15 +78,19 @@ export class BatchProcessorClient {
   readonly #retries: number;
   readonly #maxDelayMs: number;
 
-  constructor(options: ClientOptions) {
-    this.#client = createClient(BatchProcessorService, options.transport ?? transportFor(options));
+  /** Over `options.transport`; the package's entries build one from `url` (Node or browser). */
+  constructor(options: ClientOptions & { readonly transport: Transport }) {
+    this.#client = createClient(BatchProcessorService, options.transport);
     this.#retries = options.retries ?? 5;
     this.#maxDelayMs = options.maxRetryDelayMs ?? 30_000;
   }
 
   /** Stores a batch and answers at once (see the file comment for its id). */
   submit(request: SubmitInput, options?: CallOptions): Promise<SubmitBatchResponse> {
-    const withId = { ...request, batchId: request.batchId || `batch_${randomUUID()}` };
+    const withId = {
+      ...request,
+      batchId: request.batchId || `batch_${globalThis.crypto.randomUUID()}`,
+    };
     return this.#retrying(() => this.#client.submitBatch(withId, options), options);
   }
 
@@ -287,43 +289,23 @@ export class BatchProcessorClient {
   }
 }
 
-/** The transport for a URL: see the file comment. */
-export function transportFor(options: Pick<ClientOptions, "url" | "apiKey">): Transport {
-  let url: URL;
+/** Interceptors that send `apiKey` as `X-API-Key` on every call (none without a key). */
+export function apiKeyInterceptors(apiKey: string | undefined): Interceptor[] {
+  if (apiKey === undefined || apiKey === "") return [];
+  return [
+    (next) => (request) => {
+      request.header.set("x-api-key", apiKey);
+      return next(request);
+    },
+  ];
+}
+
+/** `url` parsed, or an error naming the schemes a client takes. */
+export function parsedUrl(url: string | undefined, schemes: string): URL {
   try {
-    url = new URL(options.url ?? "");
+    return new URL(url ?? "");
   } catch {
-    throw new Error(
-      `not a URL: ${JSON.stringify(options.url)} (expected http(s):// or grpc(s)://)`,
-    );
-  }
-  const interceptors: Interceptor[] =
-    options.apiKey === undefined || options.apiKey === ""
-      ? []
-      : [
-          (next) => (request) => {
-            request.header.set("x-api-key", options.apiKey as string);
-            return next(request);
-          },
-        ];
-  const secure = url.protocol === "https:" || url.protocol === "grpcs:";
-  const baseUrl = `${secure ? "https" : "http"}://${url.host}${url.pathname.replace(/\/$/, "")}`;
-  switch (url.protocol) {
-    case "http:":
-    case "https:":
-      return createConnectTransport({
-        baseUrl,
-        httpVersion: "1.1",
-        useBinaryFormat: true,
-        interceptors,
-      });
-    case "grpc:":
-    case "grpcs:":
-      return createGrpcTransport({ baseUrl, interceptors });
-    default:
-      throw new Error(
-        `unsupported URL scheme ${JSON.stringify(url.protocol)}: use http(s):// (Connect) or grpc(s):// (gRPC)`,
-      );
+    throw new Error(`not a URL: ${JSON.stringify(url)} (expected ${schemes})`);
   }
 }
 

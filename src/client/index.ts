@@ -1,21 +1,27 @@
 /**
- * The client package entry (`batch-processor/client`): the typed client and the contract's
- * message types it speaks.
+ * The client's Node entry (`@batch-processor/client`, and the server package's
+ * `batch-processor/client`): the typed client over a transport built from a URL, and the
+ * contract's message types it speaks. Browsers get `web.ts` instead.
  */
+import { BatchProcessorClient as ClientCore, type ClientOptions } from "./client.js";
+import { transportFor } from "./node-transport.js";
+
 export type * from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 export type * from "../../gen/batchprocessor/v1/job_pb.js";
-/**
- * True once a batch status (`completed`, `failed`, `cancelled`) changes no more; `isJobEnded`
- * the same for a job (`completed`, `failed`, `cancelled`, `expired`).
- */
-export { isJobEnded, isTerminal } from "../engine/index.js";
-export {
-  BatchProcessorClient,
-  type ClientOptions,
-  type ConfigureInput,
-  type JobItemInput,
-  type JobPart,
-  type JobSpecInput,
-  type SubmitInput,
-  transportFor,
+export type {
+  ClientOptions,
+  ConfigureInput,
+  JobItemInput,
+  JobPart,
+  JobSpecInput,
+  SubmitInput,
 } from "./client.js";
+export { transportFor } from "./node-transport.js";
+export { isJobEnded, isTerminal } from "./states.js";
+
+/** The client, in Node: `url` picks Connect (`http(s)://`) or gRPC (`grpc(s)://`). */
+export class BatchProcessorClient extends ClientCore {
+  constructor(options: ClientOptions) {
+    super({ ...options, transport: options.transport ?? transportFor(options) });
+  }
+}

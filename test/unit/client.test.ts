@@ -5,7 +5,16 @@ import {
   BatchProcessorService,
   BatchStatusSchema,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-import { BatchProcessorClient, transportFor } from "../../src/client/client.js";
+import { BatchProcessorClient } from "../../src/client/client.js";
+import { transportFor } from "../../src/client/index.js";
+import { isJobEnded, isTerminal } from "../../src/client/states.js";
+import { webTransportFor } from "../../src/client/web.js";
+import {
+  BATCH_STATUSES,
+  isJobEnded as engineJobEnded,
+  isTerminal as engineTerminal,
+  JOB_STATUSES,
+} from "../../src/engine/index.js";
 
 /** A client over an in-memory server whose getBatchStatus fails as `failures` says, then answers. */
 function clientFailing(failures: ConnectError[], retries = 5) {
@@ -67,5 +76,19 @@ describe("BatchProcessorClient", () => {
     expect(() => transportFor({ url: "grpc://127.0.0.1:50051" })).not.toThrow();
     expect(() => transportFor({ url: "ftp://x" })).toThrow(/unsupported URL scheme "ftp:"/);
     expect(() => transportFor({ url: "localhost" })).toThrow(/unsupported URL scheme|not a URL/);
+  });
+
+  it("stops watching at the statuses the server's state machine never leaves", () => {
+    for (const status of [...BATCH_STATUSES, "unknown"])
+      expect(isTerminal(status), status).toBe(engineTerminal(status));
+    for (const status of [...JOB_STATUSES, "unknown"])
+      expect(isJobEnded(status), status).toBe(engineJobEnded(status));
+  });
+
+  it("builds a browser transport for http(s) URLs only", () => {
+    expect(webTransportFor({ url: "https://example.test:8000/" })).toBeDefined();
+    expect(() => webTransportFor({ url: "grpc://example.test:50051" })).toThrow(
+      /unsupported URL scheme "grpc:" in a browser/,
+    );
   });
 });

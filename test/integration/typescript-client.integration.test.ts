@@ -1,0 +1,176 @@
+/**
+ * The TypeScript client package (`clients/typescript`, `@batch-processor/client`) as a user gets
+ * it: built, packed (under 200 KB), installed into a fresh project without the network (from its
+ * tarball and its dependencies' tarballs), and a short script using it type-checked against the
+ * published types and run against a real server, over Node's transport and the browser entry's
+ * fetch transport.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningServer } from "../../src/server.js";
+import { createTestModelRepo, type TestModelRepo } from "../fixtures/model-repo.js";
+import { startTestServer } from "../fixtures/test-server.js";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const PACKAGE = join(ROOT, "clients", "typescript");
+const TSC = join(ROOT, "node_modules", "typescript", "bin", "tsc");
+/** The client's dependencies, packed from the server's own install (the same pinned versions). */
+const DEPENDENCIES = [
+  "@bufbuild/protobuf",
+  "@connectrpc/connect",
+  "@connectrpc/connect-node",
+  "@connectrpc/connect-web",
+];
+const KEY = "ts-client-key";
+let repo: TestModelRepo;
+let server: RunningServer;
+let work: string;
+
+function run(
+  command: string,
+  args: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; out: string; err: string }> {
+  const child: ChildProcess = spawn(command, args, { cwd, env: { ...process.env, ...env } });
+  let out = "";
+  let err = "";
+  child.stdout?.on("data", (c: Buffer) => (out += c.toString()));
+  child.stderr?.on("data", (c: Buffer) => (err += c.toString()));
+  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, out, err })));
+}
+
+beforeAll(async () => {
+  repo = createTestModelRepo({ dense: false });
+  server = await startTestServer(repo.dir, { API_KEYS: KEY });
+  work = mkdtempSync(join(tmpdir(), "bp-ts-client-"));
+});
+
+afterAll(async () => {
+  await server?.close();
+  repo?.cleanup();
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** The script a user writes: a batch watched to its end, and an infer from the browser entry. */
+const SCRIPT = `import { BatchProcessorClient, isTerminal, type BatchResults } from "@batch-processor/client";
+import { BatchProcessorClient as WebClient } from "@batch-processor/client/web";
+
+const url = process.env.BATCH_PROCESSOR_URL as string;
+const apiKey = process.env.BATCH_PROCESSOR_API_KEY;
+const client = new BatchProcessorClient({ url, apiKey });
+const receipt = await client.submit({ data: [{ input: [1, 2, 3] }, { input: [4, 5, 6] }] });
+const seen: string[] = [];
+for await (const status of client.watch(receipt.batchId)) {
+  seen.push(status.status);
+  if (isTerminal(status.status)) break;
+}
+const results: BatchResults = await client.results(receipt.batchId);
+const web = new WebClient({ url, apiKey });
+const inferred = await web.infer({ data: [{ input: [0.5, 0.5] }] });
+const models = await web.models();
+console.log(JSON.stringify({
+  last: seen.at(-1),
+  outputs: results.results.map((r) => r.output.length),
+  labels: results.results.map((r) => r.label),
+  inferred: inferred.results[0]?.output.length,
+  models: models.map((m) => m.name),
+}));
+`;
+
+describe("the TypeScript client package", () => {
+  it("packs under 200 KB, installs offline into a fresh project, type-checks and runs a script against a server", async () => {
+    const built = await run(process.execPath, [TSC, "-p", "tsconfig.json"], PACKAGE);
+    expect(built.code, built.out + built.err).toBe(0);
+    const tarballs = join(work, "tarballs");
+    mkdirSync(tarballs);
+    const packed = await run("npm", ["pack", "--pack-destination", tarballs], PACKAGE);
+    expect(packed.code, packed.err).toBe(0);
+    const [client] = readdirSync(tarballs);
+    expect(client).toMatch(/^batch-processor-client-.*\.tgz$/);
+    expect(statSync(join(tarballs, client as string)).size).toBeLessThan(200 * 1024);
+    for (const dependency of DEPENDENCIES) {
+      const dep = await run(
+        "npm",
+        ["pack", join(ROOT, "node_modules", dependency), "--pack-destination", tarballs],
+        work,
+      );
+      expect(dep.code, dep.err).toBe(0);
+    }
+    const project = join(work, "project");
+    mkdirSync(project);
+    writeFileSync(
+      join(project, "package.json"),
+      JSON.stringify({ name: "uses-client", private: true, type: "module" }),
+    );
+    const installed = await run(
+      "npm",
+      [
+        "install",
+        "--offline",
+        "--no-audit",
+        "--no-fund",
+        ...readdirSync(tarballs).map((t) => join(tarballs, t)),
+      ],
+      project,
+    );
+    expect(installed.code, installed.err).toBe(0);
+    writeFileSync(join(project, "script.ts"), SCRIPT);
+    const checked = await run(
+      process.execPath,
+      [
+        TSC,
+        "--strict",
+        "--target",
+        "es2022",
+        "--module",
+        "nodenext",
+        "--moduleResolution",
+        "nodenext",
+        "--typeRoots",
+        join(ROOT, "node_modules", "@types"),
+        "--types",
+        "node",
+        "--lib",
+        "es2023,dom",
+        "--outDir",
+        "out",
+        "script.ts",
+      ],
+      project,
+    );
+    expect(checked.code, checked.out + checked.err).toBe(0);
+    const ran = await run(process.execPath, [join("out", "script.js")], project, {
+      BATCH_PROCESSOR_URL: `http://127.0.0.1:${server.apiPort}`,
+      BATCH_PROCESSOR_API_KEY: KEY,
+    });
+    expect(ran.code, ran.err).toBe(0);
+    expect(JSON.parse(ran.out)).toEqual({
+      last: "completed",
+      outputs: [3, 3],
+      labels: [expect.stringMatching(/^class_\d$/), expect.stringMatching(/^class_\d$/)],
+      inferred: 3,
+      models: ["default"],
+    });
+  });
+
+  it("leaves the server's own tarball without tests, benchmarks, clients or models but the default", async () => {
+    const listed = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], ROOT);
+    expect(listed.code, listed.err).toBe(0);
+    const files = (JSON.parse(listed.out) as { files: { path: string }[] }[])[0]?.files ?? [];
+    const paths = files.map((f) => f.path);
+    expect(paths).toContain("models/default/model.onnx");
+    expect(paths).toContain("dashboard/index.html");
+    expect(
+      paths.filter(
+        (p) =>
+          /^(test|bench|clients|examples|scripts)\//.test(p) ||
+          (p.startsWith("models/") && !p.startsWith("models/default/")),
+      ),
+    ).toEqual([]);
+  });
+});
