@@ -7,8 +7,9 @@ import { parseArgs } from "node:util";
 import { CLIENT_COMMANDS, CLIENT_FLAGS, runClientCommand, UsageError } from "./cli/commands.js";
 import { loadConfig } from "./config/config.js";
 import { readModelRepository } from "./inference/model-repository.js";
-import { createLogger } from "./logger.js";
-import { startServer } from "./server.js";
+
+/** The server's entry, imported by `serve` alone (the bundled CLI leaves it a separate file). */
+const SERVE_MODULE = "./serve.js";
 
 const USAGE = `usage: batch-processor <command> [flags]
 
@@ -68,8 +69,11 @@ async function main(argv: string[]): Promise<number> {
     dataDir: values["data-dir"],
   });
   switch (command) {
-    case "serve":
-      return serve(config);
+    case "serve": {
+      // Loaded only here: the client commands start without the server's modules.
+      const { serve } = await import(SERVE_MODULE);
+      return (serve as (c: typeof config) => Promise<number>)(config);
+    }
     case "models":
       for (const entry of readModelRepository(config.modelDir)) {
         process.stdout.write(
@@ -81,37 +85,6 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
       return 2;
   }
-}
-
-async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
-  const logger = createLogger(config);
-  const server = await startServer(config, logger);
-  const generated = server.generatedApiKey;
-  if (generated !== undefined) {
-    // To the terminal only: keys never go to the log.
-    const where =
-      generated.path === undefined
-        ? "for this run only (DATA_DIR is :memory:)"
-        : `kept in ${generated.path}`;
-    process.stderr.write(
-      generated.created && generated.value !== undefined
-        ? `batch-processor: REQUIRE_API_KEY is true and API_KEYS is empty; generated an API key, ${where}:\n  ${generated.value}\n`
-        : generated.value === undefined
-          ? `batch-processor: REQUIRE_API_KEY is true and API_KEYS is empty; accepting the cluster's generated API key (${where}; the node that made it printed it)\n`
-          : `batch-processor: REQUIRE_API_KEY is true and API_KEYS is empty; using the API key ${where}\n`,
-    );
-  }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, "shutting down");
-      resolve();
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  });
-  await server.close();
-  logger.info("stopped");
-  return 0;
 }
 
 main(process.argv.slice(2)).then(

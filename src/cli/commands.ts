@@ -5,18 +5,29 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
+import {
+  type DescMessage,
+  fromJson,
+  type JsonObject,
+  type MessageShape,
+  toJson,
+} from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
 import {
   BatchConfigSchema,
   type BatchResults,
   BatchResultsSchema,
+  type BatchStatus,
   BatchStatusSchema,
+  ConfigureRequestSchema,
   ListBatchesResponseSchema,
   MetricsSchema,
+  type ModelInfo,
   ModelInfoSchema,
   ReloadModelsResponseSchema,
   SubmitBatchResponseSchema,
+  TensorSchema,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import { BatchProcessorClient } from "../client/index.js";
 import { isTerminal, MAX_ITEMS_PER_SUBMIT } from "../engine/index.js";
@@ -42,6 +53,8 @@ export const CLIENT_COMMANDS: Readonly<Record<string, string>> = {
   "reload-models":
     "reload-models: load new and changed model files (admin key); exit 1 when one failed",
   config: "config: the batching configuration",
+  configure:
+    "configure JSON: change the batching configuration (admin key), e.g. '{\"max_batch_size\": 64}'",
   metrics: "metrics: the server's live figures",
 };
 
@@ -64,6 +77,7 @@ export const CLIENT_FLAGS = `client flags:
   --result-ttl <d>     how long the job is kept once ended: 1m..365d (jobs submit; RESULT_TTL)
   --on-invalid <m>     keep (default: bad lines get an error outcome) | reject (jobs submit)
   --from-line <n>      first line of the results (jobs results)
+  --json               JSON lines even on a terminal (list, models: tables there otherwise)
 `;
 
 /** The contract's numbers are uint32. */
@@ -93,6 +107,7 @@ export async function runClientCommand(command: string, argv: string[]): Promise
       output: { type: "string", short: "o" },
       status: { type: "string" },
       limit: { type: "string" },
+      json: { type: "boolean" },
     },
   });
   const client = new BatchProcessorClient({
@@ -154,12 +169,15 @@ export async function runClientCommand(command: string, argv: string[]): Promise
       case "results":
         await writeResults(client, needIds(), values.output);
         return 0;
-      case "list":
-        print(
-          ListBatchesResponseSchema,
-          await client.list({ status: values.status, limit: integer("--limit", values.limit) }),
-        );
+      case "list": {
+        const page = await client.list({
+          status: values.status,
+          limit: integer("--limit", values.limit),
+        });
+        if (asTable(values.json)) printTable(batchRows(page.batches));
+        else print(ListBatchesResponseSchema, page);
         return 0;
+      }
       case "cancel":
         for (const id of needIds()) print(BatchStatusSchema, await client.cancel(id));
         return 0;
@@ -176,9 +194,29 @@ export async function runClientCommand(command: string, argv: string[]): Promise
         );
         return 1;
       }
-      case "models":
-        for (const model of await client.models()) print(ModelInfoSchema, model);
+      case "models": {
+        const models = await client.models();
+        if (asTable(values.json)) printTable(modelRows(models));
+        else for (const model of models) print(ModelInfoSchema, model);
         return 0;
+      }
+      case "configure": {
+        if (ids.length !== 1)
+          throw new UsageError("configure takes one JSON object, e.g. '{\"max_batch_size\": 64}'");
+        let change: unknown;
+        try {
+          change = JSON.parse(ids[0] as string);
+        } catch (error) {
+          throw new UsageError(`configure: not JSON (${(error as Error).message})`);
+        }
+        if (typeof change !== "object" || change === null || Array.isArray(change))
+          throw new UsageError("configure: expected a JSON object");
+        print(
+          BatchConfigSchema,
+          await client.configure(fromJson(ConfigureRequestSchema, change as JsonObject)),
+        );
+        return 0;
+      }
       case "reload-models": {
         const reloaded = await client.reloadModels();
         print(ReloadModelsResponseSchema, reloaded);
@@ -345,9 +383,70 @@ function resultLines(results: BatchResults): string[] {
       request_id: r.requestId,
       output: r.output,
       confidence: r.confidence,
+      ...(r.label === "" ? {} : { label: r.label }),
+      ...(Object.keys(r.outputs).length === 0
+        ? {}
+        : {
+            outputs: Object.fromEntries(
+              Object.entries(r.outputs).map(([name, t]) => [
+                name,
+                toJson(TensorSchema, t, JSON_WRITE_OPTIONS),
+              ]),
+            ),
+          }),
       ...(r.error === undefined ? {} : { error: r.error }),
     }),
   );
+}
+
+/** Whether to print a table: on a terminal, unless `--json`. */
+function asTable(json: boolean | undefined): boolean {
+  return process.stdout.isTTY === true && json !== true;
+}
+
+/** Rows with a header row first, printed as columns padded to their widest cell. */
+function printTable(rows: readonly (readonly string[])[]): void {
+  const widths: number[] = [];
+  for (const row of rows)
+    row.forEach((cell, k) => {
+      widths[k] = Math.max(widths[k] ?? 0, cell.length);
+    });
+  const lines = rows.map((row) =>
+    row.map((cell, k) => (k === row.length - 1 ? cell : cell.padEnd(widths[k] ?? 0))).join("  "),
+  );
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+function batchRows(batches: readonly BatchStatus[]): string[][] {
+  return [
+    ["BATCH", "STATUS", "PROGRESS", "ITEMS", "FAILED", "PRIORITY", "MODEL", "CREATED"],
+    ...batches.map((b) => [
+      b.batchId,
+      b.status,
+      `${Math.round(b.progress * 100)}%`,
+      `${b.completedRequests}/${b.totalRequests}`,
+      String(b.failedRequests),
+      b.priority,
+      b.modelId,
+      b.createdAt === undefined ? "" : timestampDate(b.createdAt).toISOString(),
+    ]),
+  ];
+}
+
+function modelRows(models: readonly ModelInfo[]): string[][] {
+  const tensors = (list: ModelInfo["inputs"]) =>
+    list.map((t) => `${t.name} ${t.datatype}[${t.shape.join(",")}]`).join(" ");
+  return [
+    ["MODEL", "VERSION", "STATE", "INPUTS", "OUTPUTS", "PROVIDER"],
+    ...models.map((m) => [
+      m.name,
+      m.version || "-",
+      m.available ? "ready" : `unavailable: ${m.reason ?? ""}`,
+      tensors(m.inputs),
+      tensors(m.outputs),
+      m.executionProvider || "-",
+    ]),
+  ];
 }
 
 function print<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void {

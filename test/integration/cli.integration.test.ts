@@ -197,6 +197,40 @@ describe("the batch-processor CLI", () => {
     expect(output).toContain("completed: 1500 completed, 0 failed, 0 invalid of 1500 lines");
   });
 
+  it("prints models and batches as tables on a terminal, JSON with --json, from the one-file bundle", async () => {
+    // The bundle `npm run build` writes as the package's bin, here into a folder of the test's.
+    const bundle = join(dir, "batch-processor.mjs");
+    const bundled = await collect(
+      spawn(process.execPath, [
+        fileURLToPath(new URL("../../scripts/bundle-cli.mjs", import.meta.url)),
+        bundle,
+      ]),
+    );
+    expect(bundled.code, bundled.stderr).toBe(0);
+    const onTerminal = async (args: string[]) => {
+      const command = [process.execPath, bundle, ...args].map((part) => `'${part}'`).join(" ");
+      return collect(
+        spawn("script", ["-qfec", command, "/dev/null"], {
+          env: {
+            ...process.env,
+            BATCH_PROCESSOR_URL: `http://127.0.0.1:${server.apiPort}`,
+            BATCH_PROCESSOR_API_KEY: KEY,
+          },
+        }),
+      );
+    };
+    const models = await onTerminal(["models"]);
+    expect(models.code).toBe(0);
+    expect(models.stdout).toMatch(/^MODEL\s+VERSION\s+STATE\s+INPUTS\s+OUTPUTS\s+PROVIDER/m);
+    expect(models.stdout).toMatch(/^default\s+-\s+ready\s+input FP32\[-1,-1\]/m);
+    const list = await onTerminal(["list", "--limit", "5"]);
+    expect(list.stdout).toMatch(
+      /^BATCH\s+STATUS\s+PROGRESS\s+ITEMS\s+FAILED\s+PRIORITY\s+MODEL\s+CREATED/m,
+    );
+    const json = await onTerminal(["models", "--json"]);
+    expect(JSON.parse(json.stdout.split("\n")[0] as string)).toMatchObject({ name: "default" });
+  });
+
   it("answers the other commands, over Connect and gRPC", async () => {
     for (const url of [
       `http://127.0.0.1:${server.apiPort}`,
@@ -240,7 +274,20 @@ describe("the batch-processor CLI", () => {
       });
       expect(JSON.parse(fromStdin.stdout).results).toHaveLength(2);
       const config = await cli(["config"], { url });
-      expect(JSON.parse(config.stdout)).toHaveProperty("max_batch_size");
+      const size = (JSON.parse(config.stdout) as { max_batch_size: number }).max_batch_size;
+      expect(size).toBeGreaterThan(0);
+      // Configure (this server's one key is an admin's): the effective configuration comes back.
+      const configured = await cli(["configure", JSON.stringify({ max_batch_size: size })], {
+        url,
+      });
+      expect(configured.code, configured.stderr).toBe(0);
+      expect(JSON.parse(configured.stdout)).toMatchObject({ max_batch_size: size });
+      const badConfigure = await cli(["configure", "{nope"], { url });
+      expect(badConfigure.code).toBe(2);
+      expect(badConfigure.stderr).toMatch(/^configure: not JSON/);
+      const refusedConfigure = await cli(["configure", '{"max_batch_size": 0}'], { url });
+      expect(refusedConfigure.code).toBe(1);
+      expect(refusedConfigure.stderr).toMatch(/^error: invalid_argument: max_batch_size/);
       const metrics = await cli(["metrics"], { url });
       expect(JSON.parse(metrics.stdout)).toHaveProperty("current_stats");
       const reloaded = await cli(["reload-models"], { url });
@@ -256,7 +303,11 @@ describe("the batch-processor CLI", () => {
       expect(list.stdout).toContain(batch_id);
       const results = await cli(["results", batch_id as string], { url });
       expect(results.code).toBe(0);
-      expect(JSON.parse(results.stdout)).toMatchObject({ batch_id, request_id: "req_1" });
+      expect(JSON.parse(results.stdout)).toMatchObject({
+        batch_id,
+        request_id: "req_1",
+        label: expect.stringMatching(/^class_\d$/),
+      });
       const status = await cli(["status", batch_id as string], { url });
       expect(JSON.parse(status.stdout)).toMatchObject({ batch_id, status: "completed" });
       // It has ended: the server refuses the cancel, and the CLI says why.
