@@ -112,5 +112,36 @@ describe("the Python client package", () => {
     expect(asyncio.job_ends).toBe("completed");
     expect(asyncio.job_lines).toBe(300);
     expect(asyncio.error).toBe("NOT_FOUND");
+    // A wheel built here installs the same way (python3 -m pip install <wheel>).
+    const wheels = join(work, "wheels");
+    const built = await run(join(venv, "bin", "pip"), [
+      "wheel",
+      "--no-deps",
+      "--no-index",
+      "--no-build-isolation",
+      "--quiet",
+      "--wheel-dir",
+      wheels,
+      source,
+    ]);
+    expect(built.code, built.err).toBe(0);
+    const [wheel] = readdirSync(wheels);
+    expect(wheel).toMatch(/^batch_processor_client-0\.1\.0-py3-none-any\.whl$/);
+    const other = join(work, "venv-wheel");
+    await run("/usr/bin/python3", ["-m", "venv", "--system-site-packages", other]);
+    const fromWheel = await run(join(other, "bin", "python"), [
+      "-m",
+      "pip",
+      "install",
+      "--no-index",
+      "--quiet",
+      join(wheels, wheel as string),
+    ]);
+    expect(fromWheel.code, fromWheel.err).toBe(0);
+    const imported = await run(join(other, "bin", "python"), [
+      "-c",
+      "from batch_processor_client import Client, AsyncClient, BatchProcessorError; from batch_processor_client.messages import pb; print(pb.Item(input=[1.0]).input[0])",
+    ]);
+    expect(imported).toMatchObject({ code: 0, out: "1.0\n" });
   });
 });
