@@ -10,6 +10,8 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server.js";
 import { createTestModelRepo, type TestModelRepo } from "../fixtures/model-repo.js";
@@ -82,7 +84,73 @@ console.log(JSON.stringify({
 }));
 `;
 
+/** Launches Debian's Chromium headless, as the dashboard's test does. */
+async function browser(profile: string): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--no-first-run",
+      "--disable-sync",
+    ],
+  });
+}
+
 describe("the TypeScript client package", () => {
+  it("runs in a browser: the browser entry, bundled for it, speaks Connect and gRPC-Web over fetch", async () => {
+    const bundled = await build({
+      entryPoints: [join(ROOT, "src", "client", "web.ts")],
+      bundle: true,
+      platform: "browser",
+      format: "iife",
+      globalName: "BatchProcessor",
+      write: false,
+      logLevel: "silent",
+    });
+    const script = bundled.outputFiles[0]?.text ?? "";
+    // No CORS: the page is served at the server's origin (the browser fetches it from the test,
+    // every call goes to the server), as a same-origin app's is.
+    const origin = `http://127.0.0.1:${server.apiPort}`;
+    const context = await browser(join(work, "chromium"));
+    try {
+      const page = await context.newPage();
+      await page.route(`${origin}/client-test.html`, (route) =>
+        route.fulfill({
+          contentType: "text/html",
+          body: `<!doctype html><html><body><script>${script}</script></body></html>`,
+        }),
+      );
+      await page.goto(`${origin}/client-test.html`);
+      type Client = {
+        infer(r: object): Promise<{ status: string; results: { output: number[] }[] }>;
+      };
+      const answers = await page.evaluate(
+        async ({ key, origin }) => {
+          const { BatchProcessorClient } = (
+            globalThis as unknown as {
+              BatchProcessor: { BatchProcessorClient: new (o: object) => Client };
+            }
+          ).BatchProcessor;
+          const out: Record<string, unknown> = {};
+          for (const protocol of ["connect", "grpc-web"]) {
+            const client = new BatchProcessorClient({ url: origin, apiKey: key, protocol });
+            const answer = await client.infer({ data: [{ input: [1, 2, 3] }] });
+            out[protocol] = [answer.status, answer.results[0]?.output.length];
+          }
+          return out;
+        },
+        { key: KEY, origin },
+      );
+      expect(answers).toEqual({ connect: ["completed", 3], "grpc-web": ["completed", 3] });
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
   it("packs under 200 KB, installs offline into a fresh project, type-checks and runs a script against a server", async () => {
     const built = await run(process.execPath, [TSC, "-p", "tsconfig.json"], PACKAGE);
     expect(built.code, built.out + built.err).toBe(0);
