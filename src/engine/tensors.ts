@@ -319,9 +319,9 @@ export function toRawBytes(data: TensorData): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** True when `data` holds strings (BYTES). */
+/** True when `data` holds strings (BYTES); an empty array counts as such (it holds no numbers). */
 export function isStrings(data: TensorData | ArrayLike<number>): data is readonly string[] {
-  return Array.isArray(data) && typeof data[0] === "string";
+  return Array.isArray(data) && (data.length === 0 || typeof data[0] === "string");
 }
 
 /**
