@@ -178,6 +178,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     port: config.apiPort,
     maxBodyBytes: config.maxRequestBytes,
     requestTimeoutMs: config.requestTimeoutMs,
+    corsAllowedOrigins: config.corsAllowedOrigins,
     webSockets: {
       maxConnections: config.wsMaxConnections,
       maxConnectionsPerKey: config.wsMaxConnectionsPerKey,

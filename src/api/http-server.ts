@@ -9,6 +9,7 @@ import type { Registry } from "prom-client";
 import { BatchProcessorService } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import type { ServiceBinding } from "./call.js";
 import { createConnectHandler } from "./connect-adapter.js";
+import { Cors } from "./cors.js";
 import { Dashboard } from "./dashboard.js";
 import { toConnectError } from "./error-mapping.js";
 import { createOipRestHandler } from "./oip-rest.js";
@@ -32,6 +33,8 @@ export interface HttpServerOptions {
   readonly webSockets: WebSocketLimits;
   /** Serve Prometheus text at `/metrics` (absent: ENABLE_MONITORING=false, 404). */
   readonly metrics?: { readonly registry: Registry; readonly requireApiKey: boolean } | undefined;
+  /** Origins whose pages may call from a browser (`*` for any); none when absent. */
+  readonly corsAllowedOrigins?: readonly string[] | undefined;
 }
 
 /** A listening API server. */
@@ -121,7 +124,9 @@ export async function startHttpServer(
       );
     },
   );
+  const cors = new Cors(options.corsAllowedOrigins ?? []);
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (cors.handle(req, res)) return;
     const path = (req.url ?? "/").split("?")[0] ?? "/";
     const probe = req.method === "GET" || req.method === "HEAD";
     if (probe && path === "/health") {

@@ -65,6 +65,28 @@ export const list = (value: string): readonly string[] =>
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
 
+/**
+ * A comma list of web origins (`scheme://host[:port]`, as browsers send them in `Origin`), or
+ * `*`; each checked, so a path or a trailing slash is refused rather than never matching.
+ */
+export const origins = (value: string): readonly string[] => {
+  const out = list(value);
+  for (const origin of out) {
+    if (origin === "*") continue;
+    let parsed: URL;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      throw new RuleError("must list origins like https://app.example.com");
+    }
+    if (parsed.origin !== origin)
+      throw new RuleError(
+        `must list origins (scheme://host[:port], no path): ${JSON.stringify(origin)} is not one; did you mean ${JSON.stringify(parsed.origin)}?`,
+      );
+  }
+  return out;
+};
+
 /** A comma list, or `none` for the empty list. */
 export const noneOrList = (value: string): readonly string[] =>
   value.trim().toLowerCase() === "none" ? [] : list(value);

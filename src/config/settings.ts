@@ -16,6 +16,7 @@ import {
   list,
   noneOrList,
   oneOf,
+  origins,
   present,
   setting,
   text,
@@ -258,6 +259,13 @@ export const SETTINGS = {
     default: "",
     meaning: "comma-separated admin keys; see Security for who is an admin",
     parse: list,
+  }),
+  corsAllowedOrigins: setting({
+    env: "CORS_ALLOWED_ORIGINS",
+    default: "",
+    meaning:
+      "comma-separated origins (`https://app.example.com`) whose pages may call the API from a browser (CORS), or `*` for any; none when empty. Keys still decide what a call may do",
+    parse: origins,
   }),
   metricsRequireApiKey: setting({
     env: "METRICS_REQUIRE_API_KEY",

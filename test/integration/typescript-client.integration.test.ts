@@ -28,6 +28,8 @@ const DEPENDENCIES = [
   "@connectrpc/connect-web",
 ];
 const KEY = "ts-client-key";
+/** The origin of a web app the server lets call it (CORS_ALLOWED_ORIGINS). */
+const APP_ORIGIN = "http://localhost:5173";
 let repo: TestModelRepo;
 let server: RunningServer;
 let work: string;
@@ -48,7 +50,7 @@ function run(
 
 beforeAll(async () => {
   repo = createTestModelRepo({ dense: false });
-  server = await startTestServer(repo.dir, { API_KEYS: KEY });
+  server = await startTestServer(repo.dir, { API_KEYS: KEY, CORS_ALLOWED_ORIGINS: APP_ORIGIN });
   work = mkdtempSync(join(tmpdir(), "bp-ts-client-"));
 });
 
@@ -96,12 +98,15 @@ async function browser(profile: string): Promise<BrowserContext> {
       "--disable-component-update",
       "--no-first-run",
       "--disable-sync",
+      // Both origins here are this machine's: Chromium's local-network checks (which ask the
+      // user before a page reaches a loopback address) are not what this test is about.
+      "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests",
     ],
   });
 }
 
 describe("the TypeScript client package", () => {
-  it("runs in a browser: the browser entry, bundled for it, speaks Connect and gRPC-Web over fetch", async () => {
+  it("runs in a browser: the browser entry speaks Connect and gRPC-Web over fetch, and a listed origin of another page may call (CORS) while another may not", async () => {
     const bundled = await build({
       entryPoints: [join(ROOT, "src", "client", "web.ts")],
       bundle: true,
@@ -146,10 +151,61 @@ describe("the TypeScript client package", () => {
         { key: KEY, origin },
       );
       expect(answers).toEqual({ connect: ["completed", 3], "grpc-web": ["completed", 3] });
+      // A page of another origin: the one the server lists may call it, another may not.
+      for (const [pageOrigin, allowed] of [
+        [APP_ORIGIN, true],
+        ["http://localhost:5174", false],
+      ] as const) {
+        await page.route(`${pageOrigin}/index.html`, (route) =>
+          route.fulfill({
+            contentType: "text/html",
+            body: `<!doctype html><html><body><script>${script}</script></body></html>`,
+          }),
+        );
+        await page.goto(`${pageOrigin}/index.html`);
+        const outcome = await page.evaluate(
+          async ({ key, origin }) => {
+            const { BatchProcessorClient } = (
+              globalThis as unknown as {
+                BatchProcessor: { BatchProcessorClient: new (o: object) => Client };
+              }
+            ).BatchProcessor;
+            try {
+              const client = new BatchProcessorClient({ url: origin, apiKey: key });
+              return (await client.infer({ data: [{ input: [1, 2] }] })).status;
+            } catch (error) {
+              return `refused: ${String(error)}`;
+            }
+          },
+          { key: KEY, origin },
+        );
+        if (allowed) expect(outcome, pageOrigin).toBe("completed");
+        else expect(outcome, pageOrigin).toMatch(/^refused: .*fetch/i);
+      }
     } finally {
       await context.close();
     }
   }, 60_000);
+
+  it("answers the preflight of a listed origin, and tells no other origin anything", async () => {
+    const preflight = (origin: string) =>
+      fetch(`http://127.0.0.1:${server.apiPort}/api/batch-processor/infer`, {
+        method: "OPTIONS",
+        headers: {
+          origin,
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "content-type, x-api-key",
+        },
+      });
+    const listed = await preflight(APP_ORIGIN);
+    expect(listed.status).toBe(204);
+    expect(listed.headers.get("access-control-allow-origin")).toBe(APP_ORIGIN);
+    expect(listed.headers.get("access-control-allow-headers")).toMatch(/X-API-Key/);
+    expect(listed.headers.get("access-control-allow-methods")).toMatch(/POST/);
+    const other = await preflight("http://localhost:5174");
+    expect(other.headers.get("access-control-allow-origin")).toBeNull();
+    expect(other.headers.get("vary")).toBe("Origin");
+  });
 
   it("packs under 200 KB, installs offline into a fresh project, type-checks and runs a script against a server", async () => {
     const built = await run(process.execPath, [TSC, "-p", "tsconfig.json"], PACKAGE);

@@ -49,6 +49,10 @@ describe("loadConfig", () => {
 
   it("prefers INFERENCE_THREADS over API_WORKERS", () => {
     expect(loadConfig({ API_WORKERS: "3", INFERENCE_THREADS: "5" }).inferenceThreads).toBe(5);
+    expect(
+      loadConfig({ CORS_ALLOWED_ORIGINS: "https://app.example.com, http://localhost:5173" })
+        .corsAllowedOrigins,
+    ).toEqual(["https://app.example.com", "http://localhost:5173"]);
   });
 
   it("lets flags override the environment", () => {
@@ -68,6 +72,8 @@ describe("loadConfig", () => {
     ["DB_SYNCHRONOUS", "off"],
     ["INFERENCE_NICE", "-5"],
     ["INFERENCE_NICE", "20"],
+    ["CORS_ALLOWED_ORIGINS", "https://app.example.com/"],
+    ["CORS_ALLOWED_ORIGINS", "app.example.com"],
   ])("rejects %s=%s naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name}`));
   });
