@@ -6,18 +6,8 @@
 import { BatchProcessorClient as ClientCore, type ClientOptions } from "./client.js";
 import { transportFor } from "./node-transport.js";
 
-export type * from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-export type * from "../../gen/batchprocessor/v1/job_pb.js";
-export type {
-  ClientOptions,
-  ConfigureInput,
-  JobItemInput,
-  JobPart,
-  JobSpecInput,
-  SubmitInput,
-} from "./client.js";
 export { transportFor } from "./node-transport.js";
-export { isJobEnded, isTerminal } from "./states.js";
+export * from "./shared.js";
 
 /** The client, in Node: `url` picks Connect (`http(s)://`) or gRPC (`grpc(s)://`). */
 export class BatchProcessorClient extends ClientCore {

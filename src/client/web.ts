@@ -12,17 +12,7 @@ import {
   parsedUrl,
 } from "./client.js";
 
-export type * from "../../gen/batchprocessor/v1/batch_processor_pb.js";
-export type * from "../../gen/batchprocessor/v1/job_pb.js";
-export type {
-  ClientOptions,
-  ConfigureInput,
-  JobItemInput,
-  JobPart,
-  JobSpecInput,
-  SubmitInput,
-} from "./client.js";
-export { isJobEnded, isTerminal } from "./states.js";
+export * from "./shared.js";
 
 /** Options of the browser client: which protocol it speaks over fetch. */
 export interface WebClientOptions extends ClientOptions {

@@ -5,14 +5,14 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server.js";
+import { launchChromium } from "../fixtures/browser.js";
 import { until } from "../fixtures/fake-pool.js";
 import { createTestModelRepo, type TestModelRepo, vector } from "../fixtures/model-repo.js";
 import { startTestServer } from "../fixtures/test-server.js";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = join(import.meta.dirname, "../../test-artifacts/dashboard");
 const ADMIN = "dashboard-admin-key";
 const USER = "dashboard-user-key";
@@ -34,17 +34,7 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${server.apiPort}`;
   mkdirSync(ARTIFACTS, { recursive: true });
   profile = mkdtempSync(join(tmpdir(), "bp-chromium-"));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--no-first-run",
-      "--disable-sync",
-    ],
+  context = await launchChromium(profile, {
     viewport: { width: 1280, height: 900 },
     colorScheme: "light",
   });

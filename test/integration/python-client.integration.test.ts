@@ -5,13 +5,13 @@
  * errors as exceptions with the gRPC code, and jobs from a file and from an iterable. Its stubs
  * must be what `generate.sh` writes from `proto/` now.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server.js";
+import { runCommand } from "../fixtures/commands.js";
 import { createTestModelRepo, type TestModelRepo } from "../fixtures/model-repo.js";
 import { startTestServer } from "../fixtures/test-server.js";
 
@@ -21,19 +21,8 @@ let repo: TestModelRepo;
 let server: RunningServer;
 let work: string;
 
-/** Runs a command to its end; its exit code and what it printed. */
-function run(
-  command: string,
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number | null; out: string; err: string }> {
-  const child: ChildProcess = spawn(command, args, { env: { ...process.env, ...env } });
-  let out = "";
-  let err = "";
-  child.stdout?.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr?.on("data", (c: Buffer) => (err += c.toString()));
-  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, out, err })));
-}
+const run = (command: string, args: string[], env: Record<string, string> = {}) =>
+  runCommand(command, args, { env });
 
 beforeAll(async () => {
   repo = createTestModelRepo({ dense: false });

@@ -5,15 +5,15 @@
  * published types and run against a real server, over Node's transport and the browser entry's
  * fetch transport.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server.js";
+import { launchChromium } from "../fixtures/browser.js";
+import { runCommand } from "../fixtures/commands.js";
 import { createTestModelRepo, type TestModelRepo } from "../fixtures/model-repo.js";
 import { startTestServer } from "../fixtures/test-server.js";
 
@@ -34,19 +34,8 @@ let repo: TestModelRepo;
 let server: RunningServer;
 let work: string;
 
-function run(
-  command: string,
-  args: string[],
-  cwd: string,
-  env: Record<string, string> = {},
-): Promise<{ code: number | null; out: string; err: string }> {
-  const child: ChildProcess = spawn(command, args, { cwd, env: { ...process.env, ...env } });
-  let out = "";
-  let err = "";
-  child.stdout?.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr?.on("data", (c: Buffer) => (err += c.toString()));
-  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, out, err })));
-}
+const run = (command: string, args: string[], cwd: string, env: Record<string, string> = {}) =>
+  runCommand(command, args, { cwd, env });
 
 beforeAll(async () => {
   repo = createTestModelRepo({ dense: false });
@@ -86,25 +75,6 @@ console.log(JSON.stringify({
 }));
 `;
 
-/** Launches Debian's Chromium headless, as the dashboard's test does. */
-async function browser(profile: string): Promise<BrowserContext> {
-  return chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--no-first-run",
-      "--disable-sync",
-      // Both origins here are this machine's: Chromium's local-network checks (which ask the
-      // user before a page reaches a loopback address) are not what this test is about.
-      "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests",
-    ],
-  });
-}
-
 describe("the TypeScript client package", () => {
   it("runs in a browser: the browser entry speaks Connect and gRPC-Web over fetch, and a listed origin of another page may call (CORS) while another may not", async () => {
     const bundled = await build({
@@ -120,7 +90,11 @@ describe("the TypeScript client package", () => {
     // No CORS: the page is served at the server's origin (the browser fetches it from the test,
     // every call goes to the server), as a same-origin app's is.
     const origin = `http://127.0.0.1:${server.apiPort}`;
-    const context = await browser(join(work, "chromium"));
+    // Both origins here are this machine's: Chromium's local-network checks (which ask the user
+    // before a page reaches a loopback address) are not what this test is about.
+    const context = await launchChromium(join(work, "chromium"), {
+      args: ["--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests"],
+    });
     try {
       const page = await context.newPage();
       await page.route(`${origin}/client-test.html`, (route) =>
