@@ -384,7 +384,8 @@ export function statusOf(view: BatchView): BatchStatus {
 
 /** An item's named tensors as the engine takes them (empty fields mean "not given"). */
 function tensorInputsOf(inputs: Record<string, Tensor>): Record<string, TensorInput> {
-  const out: Record<string, TensorInput> = {};
+  // Keys are the client's: no prototype, so `__proto__` is a name like any other.
+  const out: Record<string, TensorInput> = Object.create(null);
   for (const [name, t] of Object.entries(inputs))
     out[name] = {
       datatype: t.datatype || undefined,
