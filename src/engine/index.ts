@@ -10,7 +10,9 @@
 export { BatchProcessor } from "./batch-processor.js";
 export * from "./bulk/index.js";
 export * from "./errors.js";
+export * from "./float16.js";
 export type * from "./inference-pool.js";
+export { FLOAT32_MAX } from "./item-validation.js";
 export type * from "./job-store.js";
 export { isTerminal, nextBatchState } from "./jobs/index.js";
 export { type EngineLogger, NOOP_LOGGER } from "./logger.js";
@@ -40,10 +42,10 @@ export type {
 } from "./placement/index.js";
 export type { BatchProcessorOptions } from "./processor-options.js";
 export { Stride } from "./scheduling/index.js";
+export * from "./tensor-bytes.js";
 export * from "./tensors.js";
 export * from "./types.js";
 export {
-  FLOAT32_MAX,
   MAX_ID_LENGTH,
   MAX_ITEMS_PER_SUBMIT,
   METADATA_LIMITS,

@@ -5,19 +5,20 @@
  * and each output with an axis the graph names like a padded one (`sequence`) is cut back to the
  * item's own length. Pure functions over typed arrays.
  */
+
+import { floatToHalf } from "./float16.js";
 import type { ModelInfo } from "./inference-pool.js";
+import { inputSpecs } from "./item-validation.js";
 import {
   allocate,
   type BatchTensor,
   concatRows,
   type Datatype,
   elementCount,
-  floatToHalf,
   type ItemTensor,
   isStrings,
   type TensorData,
 } from "./tensors.js";
-import { inputSpecs } from "./validation.js";
 
 /** How one input is padded. */
 interface PaddedInput {

@@ -5,10 +5,11 @@
  */
 import { randomUUID } from "node:crypto";
 import { InvalidInputError } from "./errors.js";
+import { requireFloatVectors } from "./item-validation.js";
 import type { NewBatch, StoredInput } from "./job-store.js";
 import type { ItemTensor } from "./tensors.js";
 import type { Principal } from "./types.js";
-import { payloadDigest, requireFloatVectors, type ValidSubmit } from "./validation.js";
+import { payloadDigest, type ValidSubmit } from "./validation.js";
 
 /** See the file comment. */
 export interface Submission {

@@ -4,6 +4,7 @@
  * protocol's input goes through on its way to a model batch and back. Pure: no runtime imports.
  */
 import { echo, InvalidInputError } from "./errors.js";
+import { floatToHalf, halfToFloat } from "./float16.js";
 
 /** Element types, in the Open Inference Protocol's names. */
 export const DATATYPES = [
@@ -259,66 +260,6 @@ function checkFinite<T extends Float32Array | Float64Array>(field: string, value
   return values;
 }
 
-/**
- * The elements of `bytes` (little-endian, as the Open Inference Protocol's raw contents are) as
- * `count` elements of `datatype`, copied into their own aligned array; BYTES is each element as a
- * 4-byte little-endian length and its UTF-8 bytes. Throws naming `field` when the size is wrong.
- */
-export function fromRawBytes(
-  field: string,
-  datatype: Datatype,
-  bytes: Uint8Array,
-  count: number,
-): TensorData {
-  const width = bytesPerElement(datatype);
-  if (width === undefined) {
-    const out: string[] = [];
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    let at = 0;
-    while (at < bytes.byteLength) {
-      if (at + 4 > bytes.byteLength) break;
-      const length = view.getUint32(at, true);
-      at += 4;
-      if (at + length > bytes.byteLength) {
-        at = -1;
-        break;
-      }
-      out.push(Buffer.from(bytes.buffer, bytes.byteOffset + at, length).toString("utf8"));
-      at += length;
-    }
-    if (at !== bytes.byteLength || out.length !== count)
-      throw new InvalidInputError(
-        field,
-        `expected ${count} BYTES elements, each a 4-byte little-endian length and its bytes`,
-      );
-    return out;
-  }
-  if (bytes.byteLength !== count * width)
-    throw new InvalidInputError(
-      field,
-      `expected ${count * width} bytes (${count} ${datatype} elements), got ${bytes.byteLength}`,
-    );
-  const out = allocate(datatype, count) as Exclude<TensorData, readonly string[]>;
-  new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
-  return out;
-}
-
-/** The elements as little-endian bytes (BYTES: each as a 4-byte length and its UTF-8 bytes). */
-export function toRawBytes(data: TensorData): Uint8Array {
-  if (isStrings(data)) {
-    const parts = data.map((s) => Buffer.from(s, "utf8"));
-    const out = Buffer.alloc(parts.reduce((n, p) => n + 4 + p.length, 0));
-    let at = 0;
-    for (const part of parts) {
-      out.writeUInt32LE(part.length, at);
-      part.copy(out, at + 4);
-      at += 4 + part.length;
-    }
-    return out;
-  }
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-}
-
 /** True when `data` holds strings (BYTES); an empty array counts as such (it holds no numbers). */
 export function isStrings(data: TensorData | ArrayLike<number>): data is readonly string[] {
   return Array.isArray(data) && (data.length === 0 || typeof data[0] === "string");
@@ -402,43 +343,3 @@ export function tensorFinite(tensor: {
 }): boolean {
   return firstNonFinite(tensor.datatype, tensor.data) < 0;
 }
-
-/** IEEE 754 half-precision bits of `value` (round to nearest even). */
-export function floatToHalf(value: number): number {
-  F32[0] = value;
-  const x = U32[0] as number;
-  const sign = (x >>> 16) & 0x8000;
-  const exponent = (x >>> 23) & 0xff;
-  let mantissa = x & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa === 0 ? 0 : 0x200);
-  let e = exponent - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mantissa |= 0x800000;
-    const shift = 14 - e;
-    let half = mantissa >>> shift;
-    const rest = mantissa & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rest > halfway || (rest === halfway && (half & 1) === 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mantissa >>> 13);
-  const rest = mantissa & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (half & 1) === 1)) half++;
-  if ((half & 0x7c00) === 0x7c00 && e < 0x1f) e = 0x1f;
-  return sign | half;
-}
-
-/** The number IEEE 754 half-precision bits `bits` stand for. */
-export function halfToFloat(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >>> 10) & 0x1f;
-  const mantissa = bits & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
-  if (exponent === 0x1f) return mantissa === 0 ? sign * Number.POSITIVE_INFINITY : Number.NaN;
-  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
-}
-
-const F32 = new Float32Array(1);
-const U32 = new Uint32Array(F32.buffer);

@@ -4,6 +4,7 @@
  * back per item), against values worked out by hand.
  */
 import { describe, expect, it } from "vitest";
+import { floatToHalf, halfToFloat } from "../../src/engine/float16.js";
 import type { ModelInfo } from "../../src/engine/index.js";
 import {
   batchTensor,
@@ -12,16 +13,8 @@ import {
   paddingPlanOf,
   shapeKey,
 } from "../../src/engine/padding.js";
-import {
-  floatToHalf,
-  fromRawBytes,
-  halfToFloat,
-  type ItemTensor,
-  PRIMARY,
-  toPlainValues,
-  toRawBytes,
-  toTensorData,
-} from "../../src/engine/tensors.js";
+import { fromRawBytes, toRawBytes } from "../../src/engine/tensor-bytes.js";
+import { type ItemTensor, PRIMARY, toPlainValues, toTensorData } from "../../src/engine/tensors.js";
 
 describe("tensor conversions", () => {
   it("converts values to each datatype, refusing the first element that does not fit, by index", () => {

@@ -5,9 +5,10 @@
  */
 import type { Failure } from "../errors.js";
 import type { ModelInfo } from "../inference-pool.js";
+import { shorthandItem } from "../item-validation.js";
 import { ITEM_FAILURES, type Job } from "../jobs/index.js";
 import type { ItemResult, Priority } from "../types.js";
-import { shorthandItem, type ValidSubmit } from "../validation.js";
+import type { ValidSubmit } from "../validation.js";
 import { JOB_FAILURES } from "./job-failures.js";
 import { isValidLine, type JobLine, type LineOutcome, type ValidLine } from "./job-types.js";
 

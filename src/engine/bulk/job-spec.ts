@@ -6,14 +6,9 @@
 import { createHash, type Hash } from "node:crypto";
 import { echo, failure, InvalidInputError } from "../errors.js";
 import type { ModelCatalog, ModelInfo } from "../inference-pool.js";
+import { requireFloatVectors, validateTensor } from "../item-validation.js";
 import type { Priority } from "../types.js";
-import {
-  modelNamed,
-  requireFloatVectors,
-  validateId,
-  validatePriority,
-  validateTensor,
-} from "../validation.js";
+import { modelNamed, validateId, validatePriority } from "../validation.js";
 import type { InvalidLine, JobCallback, JobLine, JobRequest, RawLine } from "./job-types.js";
 
 /** The completion window: default and bounds, ms. */

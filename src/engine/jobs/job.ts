@@ -4,14 +4,17 @@
  * end), so that the transition table and the counters can never disagree.
  */
 import type { Failure, OutcomeCode } from "../errors.js";
-import type { BatchRecord, ItemWrite } from "../job-store.js";
+import type { BatchRecord } from "../job-store.js";
 import type { PaddingPlan } from "../padding.js";
 import { type BatchItem, queueKey } from "../scheduling/index.js";
 import type { ItemTensor } from "../tensors.js";
 import type { BatchStatus, ItemResult, Priority } from "../types.js";
 import type { ValidSubmit } from "../validation.js";
 import { FailureTally } from "./failure-tally.js";
+import type { ItemSource, JobInit, Settlement, StoredState, Unrecorded } from "./job-parts.js";
 import { assertTransition, isTerminal } from "./job-state.js";
+
+export type { ItemSource, JobInit, Settlement, StoredState, Unrecorded } from "./job-parts.js";
 
 /** An item queued on behalf of a {@link Job}. */
 export interface JobItem extends BatchItem {
@@ -26,58 +29,6 @@ export interface JobItem extends BatchItem {
   /** True once the item has an outcome (set by {@link Job.settle}). */
   settled: boolean;
 }
-
-/** An item to queue: a stored input, or an infer item's tensors as the client sent them. */
-export interface ItemSource {
-  readonly index: number;
-  readonly requestId: string;
-  readonly inputs: readonly ItemTensor[];
-  /** A recovered item that an earlier process had handed to a thread. */
-  readonly started?: boolean;
-}
-
-/**
- * An item's outcome: an output, or an error; with every output by name when its model batch was
- * asked for them.
- */
-export type Settlement = Omit<ItemWrite, "pk" | "index"> & {
-  readonly outputs?: readonly ItemTensor[] | undefined;
-};
-
-/** What a {@link Job} starts from (a new submit, or a batch recovered from the store). */
-export interface JobInit {
-  /** Store key; undefined for jobs that are never stored (synchronous infer). */
-  readonly pk: number | undefined;
-  readonly batchId: string;
-  readonly owner: string;
-  readonly priority: Priority;
-  readonly modelId: string;
-  readonly createdAt: number;
-  readonly deadline: number;
-  readonly timeoutMs: number;
-  readonly total: number;
-  /** The outputs its caller wants by name; undefined for the primary output alone. */
-  readonly outputs?: readonly string[] | undefined;
-  readonly status?: BatchStatus;
-  readonly startedAt?: number | null;
-  readonly succeeded?: number;
-  readonly failed?: number;
-}
-
-/**
- * A job whose store write failed: the failure it ended with, and the items whose failure is
- * still to be saved. Reads show it failed, whatever it reached in memory.
- */
-export interface Unrecorded {
-  readonly failure: Failure;
-  readonly indices: ReadonlySet<number>;
-}
-
-/** A stored job's state as the store holds it (see {@link Job.stored}). */
-export type StoredState = Pick<
-  BatchRecord,
-  "status" | "error" | "startedAt" | "completedAt" | "succeeded" | "failed"
->;
 
 /** See the file comment. */
 export class Job {

@@ -5,9 +5,9 @@
  */
 
 import type { InferencePool, ModelCatalog } from "../inference-pool.js";
+import { inputSpecs } from "../item-validation.js";
 import type { EngineLogger } from "../logger.js";
 import { allocate, elementCount } from "../tensors.js";
-import { inputSpecs } from "../validation.js";
 import type { BatchItem, DynamicBatcher } from "./dynamic-batcher.js";
 
 /** Runs the warm-up batches and feeds their timings to the batcher's latency models. */
