@@ -103,7 +103,9 @@ export function batchTensor(
     };
   let shape = first.shape;
   shape = first.shape.map((d, axis) =>
-    padded.axes.includes(axis) ? Math.max(...rows.map((r) => r.shape[axis] as number)) : d,
+    padded.axes.includes(axis)
+      ? rows.reduce((longest, r) => Math.max(longest, r.shape[axis] as number), 0)
+      : d,
   );
   const width = elementCount(shape);
   const data = allocate(first.datatype, rows.length * width);

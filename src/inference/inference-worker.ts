@@ -132,10 +132,13 @@ const ORT_TYPES: Readonly<Record<Datatype, ort.Tensor.Type>> = {
 
 /** The Open Inference Protocol's name of an ONNX Runtime element type; undefined if none. */
 function datatypeOf(type: string): Datatype | undefined {
-  for (const [datatype, ortType] of Object.entries(ORT_TYPES))
-    if (ortType === type) return datatype as Datatype;
-  return undefined;
+  return DATATYPES_BY_ORT_TYPE.get(type);
 }
+
+/** {@link ORT_TYPES} the other way round, built once: every output of every batch asks it. */
+const DATATYPES_BY_ORT_TYPE: ReadonlyMap<string, Datatype> = new Map(
+  Object.entries(ORT_TYPES).map(([datatype, ortType]) => [ortType, datatype as Datatype]),
+);
 
 /**
  * Throws, saying why, unless this server can feed the model: every input and output a tensor of
@@ -318,6 +321,19 @@ async function run(
       input.data as ort.Tensor.DataType,
       [...input.dims],
     );
+  try {
+    return await runFed(entry, feeds, task);
+  } finally {
+    for (const tensor of Object.values(feeds)) tensor.dispose();
+  }
+}
+
+/** Runs one batch on its fed tensors and reads its outputs back. */
+async function runFed(
+  entry: Loaded,
+  feeds: Record<string, ort.Tensor>,
+  task: Extract<WorkerTask, { kind: "run" }>,
+): Promise<RunReply> {
   const fetches = task.named ? entry.session.outputNames : [entry.outputName];
   const batch = task.inputs[0]?.dims[0] ?? 0;
   const started = performance.now();
@@ -325,17 +341,18 @@ async function run(
   try {
     results = await entry.session.run(feeds, [...fetches]);
   } catch (error) {
-    for (const tensor of Object.values(feeds)) tensor.dispose();
     throw new RunRefused(firstLine(error).split(`${process.cwd()}/`).join(""));
   }
   const primary = results[entry.outputName] as ort.Tensor;
-  const primaryType = datatypeOf(primary.type) ?? "FP32";
   const raw = primary.data as TensorData;
-  // The primary output's own copy when the named outputs hand its buffer on, or it is not float32.
+  // The primary output in its own buffer: a copy when the named outputs hand this one on (softmax
+  // would change theirs too), a conversion when it is not float32.
   const output =
-    raw instanceof Float32Array && !task.named
-      ? ownBuffer(raw)
-      : toFloat32(primaryType, raw).slice();
+    raw instanceof Float32Array
+      ? task.named
+        ? raw.slice()
+        : ownBuffer(raw)
+      : toFloat32(datatypeOf(primary.type) ?? "FP32", raw);
   const outputSize = batch === 0 ? 0 : output.length / batch;
   let confidence: Float32Array | null = null;
   if (entry.model.outputKind === "logits") softmaxRows(output, outputSize);
@@ -358,7 +375,6 @@ async function run(
     });
   }
   const inferenceMs = performance.now() - started;
-  for (const tensor of Object.values(feeds)) tensor.dispose();
   return {
     output,
     outputSize,
