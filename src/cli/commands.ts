@@ -3,7 +3,7 @@
  * the REST API's JSON. A server error prints its code and message and exits 1; a usage error
  * exits 2; Ctrl-C while watching leaves the batches running, prints their ids and exits 130.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import {
   type DescMessage,
@@ -12,22 +12,17 @@ import {
   type MessageShape,
   toJson,
 } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
 import {
   BatchConfigSchema,
-  type BatchResults,
   BatchResultsSchema,
-  type BatchStatus,
   BatchStatusSchema,
   ConfigureRequestSchema,
   ListBatchesResponseSchema,
   MetricsSchema,
-  type ModelInfo,
   ModelInfoSchema,
   ReloadModelsResponseSchema,
   SubmitBatchResponseSchema,
-  TensorSchema,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import { BatchProcessorClient } from "../client/index.js";
 import { isTerminal, MAX_ITEMS_PER_SUBMIT } from "../engine/index.js";
@@ -35,6 +30,8 @@ import { codeName, JSON_WRITE_OPTIONS } from "../wire/index.js";
 import { chunks, type ItemInput, parseItems } from "./inputs.js";
 import { jobs, submitJobItems } from "./jobs.js";
 import { RunProgress } from "./progress.js";
+import { writeResults } from "./results.js";
+import { asTable, batchRows, modelRows, printTable } from "./tables.js";
 import { UsageError } from "./usage.js";
 
 /** Client commands and what each does, for the usage text. */
@@ -358,95 +355,6 @@ async function watch(
       : `ended: ${unfinished.map((s) => `${s.batchId} ${s.status}${s.error === undefined ? "" : ` (${s.error})`}`).join(", ")}`,
   );
   return unfinished.length === 0 ? 0 : 1;
-}
-
-/** Writes the batches' results as JSON Lines, batch after batch, each in input order. */
-async function writeResults(
-  client: BatchProcessorClient,
-  ids: readonly string[],
-  output: string | undefined,
-): Promise<void> {
-  const lines: string[] = [];
-  for (const id of ids) lines.push(...resultLines(await client.results(id)));
-  const text = lines.length === 0 ? "" : `${lines.join("\n")}\n`;
-  if (output === undefined) process.stdout.write(text);
-  else {
-    writeFileSync(output, text);
-    process.stderr.write(`wrote ${lines.length} results to ${output}\n`);
-  }
-}
-
-function resultLines(results: BatchResults): string[] {
-  return results.results.map((r) =>
-    JSON.stringify({
-      batch_id: results.batchId,
-      request_id: r.requestId,
-      output: r.output,
-      confidence: r.confidence,
-      ...(r.label === "" ? {} : { label: r.label }),
-      ...(Object.keys(r.outputs).length === 0
-        ? {}
-        : {
-            outputs: Object.fromEntries(
-              Object.entries(r.outputs).map(([name, t]) => [
-                name,
-                toJson(TensorSchema, t, JSON_WRITE_OPTIONS),
-              ]),
-            ),
-          }),
-      ...(r.error === undefined ? {} : { error: r.error }),
-    }),
-  );
-}
-
-/** Whether to print a table: on a terminal, unless `--json`. */
-function asTable(json: boolean | undefined): boolean {
-  return process.stdout.isTTY === true && json !== true;
-}
-
-/** Rows with a header row first, printed as columns padded to their widest cell. */
-function printTable(rows: readonly (readonly string[])[]): void {
-  const widths: number[] = [];
-  for (const row of rows)
-    row.forEach((cell, k) => {
-      widths[k] = Math.max(widths[k] ?? 0, cell.length);
-    });
-  const lines = rows.map((row) =>
-    row.map((cell, k) => (k === row.length - 1 ? cell : cell.padEnd(widths[k] ?? 0))).join("  "),
-  );
-  process.stdout.write(`${lines.join("\n")}\n`);
-}
-
-function batchRows(batches: readonly BatchStatus[]): string[][] {
-  return [
-    ["BATCH", "STATUS", "PROGRESS", "ITEMS", "FAILED", "PRIORITY", "MODEL", "CREATED"],
-    ...batches.map((b) => [
-      b.batchId,
-      b.status,
-      `${Math.round(b.progress * 100)}%`,
-      `${b.completedRequests}/${b.totalRequests}`,
-      String(b.failedRequests),
-      b.priority,
-      b.modelId,
-      b.createdAt === undefined ? "" : timestampDate(b.createdAt).toISOString(),
-    ]),
-  ];
-}
-
-function modelRows(models: readonly ModelInfo[]): string[][] {
-  const tensors = (list: ModelInfo["inputs"]) =>
-    list.map((t) => `${t.name} ${t.datatype}[${t.shape.join(",")}]`).join(" ");
-  return [
-    ["MODEL", "VERSION", "STATE", "INPUTS", "OUTPUTS", "PROVIDER"],
-    ...models.map((m) => [
-      m.name,
-      m.version || "-",
-      m.available ? "ready" : `unavailable: ${m.reason ?? ""}`,
-      tensors(m.inputs),
-      tensors(m.outputs),
-      m.executionProvider || "-",
-    ]),
-  ];
 }
 
 function print<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void {

@@ -3,7 +3,7 @@
  * Transport-neutral: every adapter (gRPC, Connect, REST) hands it the decoded request and a
  * {@link CallContext}, and maps what it throws with the one error mapping.
  */
-import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   type Analytics,
@@ -29,16 +29,12 @@ import {
   ListModelsResponseSchema,
   type Metrics,
   MetricsSchema,
-  type ModelInfo as ModelInfoMessage,
-  ModelInfoSchema,
   ModelReloadSchema,
   type ReloadModelsRequest,
   type ReloadModelsResponse,
   ReloadModelsResponseSchema,
   type SubmitBatchResponse,
   SubmitBatchResponseSchema,
-  type Tensor,
-  type TensorSchema,
   type WatchBatchRequest,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 import {
@@ -56,24 +52,20 @@ import {
 import {
   type BatchProcessor,
   type BatchView,
-  baseName,
   type BatchResults as EngineResults,
   type Failure,
   InvalidInputError,
-  type ItemTensor,
   type ModelCatalog,
-  type ModelInfo,
   type ModelReloadOutcome,
   PermissionDeniedError,
   type Principal,
   type ResolvedBatchingOptions,
   type SubmitRequest,
-  type TensorInput,
-  toPlainValues,
 } from "../engine/index.js";
 import type { AnalyticsReport, ResourceMonitor, StatsSnapshot } from "../metrics/index.js";
 import { type SubmitBatchInput, unpackSubmit } from "../wire/index.js";
 import { jobOf, jobResultOf, uploadLines, uploadSpec } from "./job-messages.js";
+import { modelOf, tensorInputsOf, tensorOutputsOf } from "./model-messages.js";
 
 /** Who calls, and the signal that ends the call (client cancel, deadline, shutdown). */
 export interface CallContext {
@@ -285,36 +277,6 @@ export function createBatchProcessorService({
   };
 }
 
-function modelOf(m: ModelInfo): ModelInfoMessage {
-  return create(ModelInfoSchema, {
-    name: baseName(m),
-    available: m.available,
-    reason: m.reason,
-    inputShape: [...m.itemShape],
-    maxBatchSize: m.maxBatchSize,
-    outputKind: m.outputKind,
-    labels: [...(m.labels ?? [])],
-    executionProvider: m.executionProvider ?? "",
-    description: m.description ?? "",
-    loadedAt: m.loadedAt === undefined ? undefined : timestampFromMs(m.loadedAt),
-    reloadError: m.reloadError,
-    version: m.version ?? "",
-    maxWaitTimeMs: m.maxWaitTimeMs,
-    providerFallback: m.providerFallback,
-    preferredBatchSizes: [...(m.preferredBatchSizes ?? [])],
-    inputs: (m.inputs ?? []).map((t) => ({
-      name: t.name,
-      datatype: t.datatype,
-      shape: [...t.shape],
-    })),
-    outputs: (m.outputs ?? []).map((t) => ({
-      name: t.name,
-      datatype: t.datatype,
-      shape: [...t.shape],
-    })),
-  });
-}
-
 /** Proto request -> engine request (empty strings and zeros mean "not given"). */
 export function submitRequestOf(input: SubmitBatchInput): SubmitRequest {
   const { message: request, inputOf } = unpackSubmit(input);
@@ -380,39 +342,6 @@ export function statusOf(view: BatchView): BatchStatus {
     startedAt: timestamp(view.startedAt),
     completedAt: timestamp(view.completedAt),
   });
-}
-
-/** An item's named tensors as the engine takes them (empty fields mean "not given"). */
-function tensorInputsOf(inputs: Record<string, Tensor>): Record<string, TensorInput> {
-  // Keys are the client's: no prototype, so `__proto__` is a name like any other.
-  const out: Record<string, TensorInput> = Object.create(null);
-  for (const [name, t] of Object.entries(inputs))
-    out[name] = {
-      datatype: t.datatype || undefined,
-      shape: t.shape.length > 0 ? t.shape : undefined,
-      values: t.values.length > 0 ? t.values : undefined,
-      strings: t.strings.length > 0 ? t.strings : undefined,
-      raw: t.raw !== undefined && t.raw.length > 0 ? t.raw : undefined,
-    };
-  return out;
-}
-
-type TensorInit = MessageInitShape<typeof TensorSchema>;
-
-/** An item's outputs by name, as the contract's tensors (numbers, or strings for BYTES). */
-function tensorOutputsOf(outputs: readonly ItemTensor[]): Record<string, TensorInit> {
-  const out: Record<string, TensorInit> = {};
-  for (const t of outputs) {
-    const values = toPlainValues(t.datatype, t.data);
-    out[t.name] = {
-      datatype: t.datatype,
-      shape: [...t.shape],
-      ...(t.datatype === "BYTES"
-        ? { strings: values as string[] }
-        : { values: values.map((v) => (typeof v === "boolean" ? Number(v) : (v as number))) }),
-    };
-  }
-  return out;
 }
 
 function resultsOf(results: EngineResults): BatchResults {
