@@ -26,7 +26,7 @@ import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { Redis } from "ioredis";
 import { buildDenseModel, denseModelConfig } from "../scripts/lib/models.js";
-import { CHUNK_LINES, type JobLine } from "../src/engine/index.js";
+import { CHUNK_LINES, floatInput, type JobLine } from "../src/engine/index.js";
 import { RedisJobStore } from "../src/store/redis-job-store.js";
 import { type BenchServer, startBenchServer } from "./lib/bench-server.js";
 import { measureCpu, rssBytes } from "./lib/proc.js";
@@ -388,8 +388,13 @@ async function redisMemory(): Promise<RedisFigures> {
         lines.push({
           line,
           id: `l${line}`,
-          input: Float32Array.from({ length: WIDTH }, (_, k) => Math.sin(line + k)),
-          shape: [WIDTH],
+          named: false,
+          inputs: [
+            floatInput(
+              [WIDTH],
+              Float32Array.from({ length: WIDTH }, (_, k) => Math.sin(line + k)),
+            ),
+          ],
         });
       await store.jobs.addChunk(record.pk, c, lines);
     }

@@ -10,7 +10,7 @@ out="${1:-$here/batch_processor_client/_gen}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/batchprocessor/v1"
-for name in batch_processor job; do
+for name in batch_processor job tensor; do
   /usr/bin/python3 - "$root/proto/batchprocessor/v1/$name.proto" "$tmp/batchprocessor/v1/$name.proto" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -23,7 +23,7 @@ rm -rf "$out"
 mkdir -p "$out/batchprocessor/v1"
 protoc -I "$tmp" --python_out="$out" --grpc_python_out="$out" \
   --plugin=protoc-gen-grpc_python="$(command -v grpc_python_plugin)" \
-  batchprocessor/v1/batch_processor.proto batchprocessor/v1/job.proto
+  batchprocessor/v1/batch_processor.proto batchprocessor/v1/job.proto batchprocessor/v1/tensor.proto
 sed -i 's/^from batchprocessor\.v1 import/from batch_processor_client._gen.batchprocessor.v1 import/' \
   "$out"/batchprocessor/v1/*.py
 touch "$out/__init__.py" "$out/batchprocessor/__init__.py" "$out/batchprocessor/v1/__init__.py"

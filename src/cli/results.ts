@@ -1,7 +1,8 @@
 /** `results`: batches' results as JSON Lines, each line an item with its label and outputs. */
 import { writeFileSync } from "node:fs";
 import { toJson } from "@bufbuild/protobuf";
-import { type BatchResults, TensorSchema } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
+import type { BatchResults } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
+import { TensorSchema } from "../../gen/batchprocessor/v1/tensor_pb.js";
 import type { BatchProcessorClient } from "../client/index.js";
 import { JSON_WRITE_OPTIONS } from "../wire/index.js";
 

@@ -43,7 +43,7 @@ export function shorthandItem(
 /**
  * An item's tensors (`input` and `shape`, or `inputs` by name) checked against `model` and
  * converted to its datatypes, in the order of its inputs; fields are named under `field`
- * (`data[3]`).
+ * (`data[3]`; none when empty).
  */
 export function validateItemTensors(
   field: string,
@@ -51,36 +51,32 @@ export function validateItemTensors(
   model: ModelInfo,
 ): readonly ItemTensor[] {
   const { input, inputs, shape } = item as { input?: unknown; inputs?: unknown; shape?: unknown };
+  const at = field === "" ? "" : `${field}.`;
   if (inputs !== undefined && inputs !== null) {
     if ((input !== undefined && input !== null) || (shape !== undefined && shape !== null))
       throw new InvalidInputError(
-        `${field}.inputs`,
+        `${at}inputs`,
         "give the item's tensors by name in inputs, or its numbers in input and shape, not both",
       );
-    return validateNamedInputs(`${field}.inputs`, inputs, model);
+    return validateNamedInputs(`${at}inputs`, inputs, model);
   }
   const specs = inputSpecs(model);
   if (specs.length > 1)
     throw new InvalidInputError(
-      `${field}.inputs`,
+      `${at}inputs`,
       `model ${JSON.stringify(model.name)} takes ${specs.length} inputs (${specs.map(describeSpec).join(", ")}); give each by name in inputs`,
     );
   const primary = specs[0];
   if (primary === undefined || primary.datatype === "FP32") {
-    const tensor = validateTensor(`${field}.`, input, shape, model);
+    const tensor = validateTensor(at, input, shape, model);
     return [{ name: PRIMARY, datatype: "FP32", shape: tensor.shape, data: tensor.data }];
   }
   if (input === undefined || input === null)
-    throw new InvalidInputError(`${field}.input`, "is required");
+    throw new InvalidInputError(`${at}input`, "is required");
   if (!isArrayLike(input))
-    throw new InvalidInputError(`${field}.input`, "expected an array of numbers");
+    throw new InvalidInputError(`${at}input`, "expected an array of numbers");
   return [
-    namedTensor(
-      `${field}.`,
-      primary,
-      { values: input, shape: shape as number[] | undefined },
-      "input",
-    ),
+    namedTensor(at, primary, { values: input, shape: shape as number[] | undefined }, "input"),
   ];
 }
 

@@ -7,6 +7,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   type CreateJobRequest,
   type Job,
+  type JobItem,
   type JobResult,
   JobResultSchema,
   JobSchema,
@@ -20,6 +21,7 @@ import {
   type RawLine,
 } from "../engine/index.js";
 import { LineSplitter } from "../wire/index.js";
+import { tensorInputsOf, tensorOutputsOf } from "./model-messages.js";
 
 /** The spec of an upload: its first message, which must be one. */
 export async function uploadSpec(messages: AsyncIterator<CreateJobRequest>): Promise<JobRequest> {
@@ -65,7 +67,8 @@ export async function* uploadLines(
           lines.push({
             line: splitter.next(),
             value: {
-              input: item.input,
+              input: named(item) && item.input.length === 0 ? undefined : item.input,
+              inputs: named(item) ? tensorInputsOf(item.inputs) : undefined,
               id: item.id === "" ? undefined : item.id,
               shape: item.shape.length > 0 ? item.shape : undefined,
             },
@@ -80,6 +83,11 @@ export async function* uploadLines(
     }
   }
   yield splitter.end();
+}
+
+/** True for an item that gives its inputs by name. */
+function named(item: JobItem): boolean {
+  return Object.keys(item.inputs).length > 0;
 }
 
 function timestamp(ms: number | null) {
@@ -114,5 +122,6 @@ export function jobResultOf(line: JobResultLine): JobResult {
     label: line.label === "" ? undefined : line.label,
     confidence: line.output === null ? undefined : line.confidence,
     error: line.error === null ? undefined : { code: line.error.code, message: line.error.message },
+    outputs: line.outputs === undefined ? {} : tensorOutputsOf(line.outputs),
   });
 }

@@ -8,9 +8,8 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   type ModelInfo as ModelInfoMessage,
   ModelInfoSchema,
-  type Tensor,
-  type TensorSchema,
 } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
+import type { Tensor, TensorSchema } from "../../gen/batchprocessor/v1/tensor_pb.js";
 import {
   baseName,
   type ItemTensor,

@@ -6,6 +6,7 @@ import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   failure,
+  floatInput,
   type JobData,
   type JobLine,
   type LineOutcome,
@@ -65,28 +66,65 @@ function newJob(overrides: Partial<NewJob> = {}): NewJob {
   };
 }
 
-/** Lines `from..from+n-1`; every fifth one invalid. */
+/**
+ * Lines `from..from+n-1`; every fifth one invalid, every third other one by name in tensors of
+ * several datatypes (the primary INT64, a BOOL mask, a BYTES text).
+ */
 function lines(from: number, n: number): JobLine[] {
   return Array.from({ length: n }, (_, k): JobLine => {
     const line = from + k;
-    return line % 5 === 0
-      ? { line, id: null, error: failure("INVALID_ARGUMENT", `line ${line}: bad`) }
-      : { line, id: `id-${line}`, input: Float32Array.from([line, 0.5, -line]), shape: [3] };
+    if (line % 5 === 0)
+      return { line, id: null, error: failure("INVALID_ARGUMENT", `line ${line}: bad`) };
+    if (line % 3 === 0)
+      return {
+        line,
+        id: `id-${line}`,
+        named: true,
+        inputs: [
+          {
+            name: "",
+            datatype: "INT64",
+            shape: [2],
+            data: BigInt64Array.from([BigInt(line), -(2n ** 60n)]),
+          },
+          { name: "mask", datatype: "BOOL", shape: [1, 3], data: Uint8Array.from([1, 0, 1]) },
+          { name: "text", datatype: "BYTES", shape: [2], data: ["héllo", ""] },
+        ],
+      };
+    const input = Float32Array.from([line, 0.5, -line]);
+    return { line, id: `id-${line}`, named: false, inputs: [floatInput([3], input)] };
   });
 }
 
 function outcomes(chunk: readonly JobLine[]): LineOutcome[] {
-  return chunk.map((l) =>
-    "error" in l
-      ? { line: l.line, id: l.id, output: null, confidence: 0, error: l.error }
-      : {
-          line: l.line,
-          id: l.id,
-          output: Float32Array.from([l.line, 1]),
-          confidence: 0.5,
-          error: null,
-        },
-  );
+  return chunk.map((l): LineOutcome => {
+    if ("error" in l)
+      return { line: l.line, id: l.id, output: null, confidence: 0, error: l.error };
+    if (l.named)
+      return {
+        line: l.line,
+        id: l.id,
+        output: null,
+        outputs: [
+          {
+            name: "logits",
+            datatype: "FP16",
+            shape: [3],
+            data: Uint16Array.from([0x3c00, l.line, 0xbc00]),
+          },
+          { name: "ids", datatype: "INT32", shape: [1], data: Int32Array.from([-l.line]) },
+        ],
+        confidence: 0.25,
+        error: null,
+      };
+    return {
+      line: l.line,
+      id: l.id,
+      output: Float32Array.from([l.line, 1]),
+      confidence: 0.5,
+      error: null,
+    };
+  });
 }
 
 const running = (pk: number, addCompleted: number, addFailed = 0) => ({
@@ -161,10 +199,12 @@ for (const factory of factories) {
       expect(first[0]).toEqual({
         line: 1,
         id: "id-1",
-        input: Float32Array.from([1, 0.5, -1]),
-        shape: [3],
+        named: false,
+        inputs: [{ name: "", datatype: "FP32", shape: [3], data: Float32Array.from([1, 0.5, -1]) }],
       });
-      expect((await data.chunkLines(record.pk, 1))[0]).toEqual(lines(5, 1)[0]);
+      // Lines by name keep each tensor's datatype, shape and elements (64-bit integers exactly).
+      expect(first).toEqual(lines(1, 4));
+      expect(await data.chunkLines(record.pk, 1)).toEqual(lines(5, 3));
       expect(await data.chunkOutcomes(record.pk, 0)).toBeUndefined();
       expect(await data.pendingChunks(record.pk)).toEqual([0, 1]);
       expect((await data.loadUnfinishedJobs()).map((r) => r.pk)).toEqual([record.pk]);
@@ -186,6 +226,8 @@ for (const factory of factories) {
         [4, true],
       ]);
       expect(read[0]?.output).toEqual(Float32Array.from([1, 1]));
+      expect(read).toEqual(outcomes(chunk));
+      expect(read[2]?.outputs?.[0]?.data).toEqual(Uint16Array.from([0x3c00, 3, 0xbc00]));
       expect(await data.getJob(record.pk)).toMatchObject({
         status: "running",
         startedAt: T0,

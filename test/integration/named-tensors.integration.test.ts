@@ -226,18 +226,6 @@ describe("named tensors over the native API", () => {
     expect((durable as { message: string }).message).toMatch(
       /^metadata\.model_id: model "classifier" takes input_ids INT64 \[\*\], attention_mask INT64 \[\*\]; durable batches and jobs store one float32 input per item/,
     );
-    const job = await fetch(
-      `http://127.0.0.1:${server.apiPort}/api/batch-processor/jobs?model_id=classifier`,
-      {
-        method: "POST",
-        headers: { "x-api-key": KEY, "content-type": "application/x-ndjson" },
-        body: '{"input": [1, 2]}\n',
-      },
-    );
-    expect(job.status).toBe(400);
-    expect(((await job.json()) as { message: string }).message).toMatch(
-      /^model_id: model "classifier" takes input_ids INT64/,
-    );
     const named = await rest.call(
       "SubmitBatch",
       { data: [{ inputs: { input: { values: [1, 2] } } }] } as never,
@@ -492,5 +480,141 @@ describe("named tensors over the Open Inference Protocol", () => {
     expect(mismatch.json.error).toMatch(
       /^inputs\[1\]\.shape\[0\]: every input holds the same items/,
     );
+  });
+});
+
+describe("named tensors in jobs", () => {
+  const api = `/api/batch-processor/jobs`;
+  async function createJob(query: string, body: string) {
+    const response = await fetch(`http://127.0.0.1:${server.apiPort}${api}?${query}`, {
+      method: "POST",
+      headers: { "x-api-key": KEY, "content-type": "application/x-ndjson" },
+      body,
+    });
+    return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+  }
+  async function ended(jobId: string): Promise<Record<string, unknown>> {
+    const response = await fetch(`http://127.0.0.1:${server.apiPort}${api}/${jobId}/watch`, {
+      headers: { "x-api-key": KEY },
+    });
+    const events = (await response.text()).trim().split("\n");
+    return JSON.parse(events.at(-1) as string);
+  }
+  async function resultLines(jobId: string): Promise<Record<string, unknown>[]> {
+    const response = await fetch(`http://127.0.0.1:${server.apiPort}${api}/${jobId}/results`, {
+      headers: { "x-api-key": KEY },
+    });
+    return (await response.text())
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+  }
+
+  it("runs lines by name of dynamic length and stores every output by name in its type", async () => {
+    const n = 1500;
+    const lines: string[] = [];
+    for (let i = 1; i <= n; i++) {
+      const ids = Array.from({ length: 1 + (i % 5) }, (_, k) => i + k);
+      lines.push(JSON.stringify({ id: `s${i}`, ...sentence(ids, Math.min(ids.length, 2)) }));
+    }
+    lines.push('{"inputs": {"input_ids": {"values": [1, 2]}}}');
+    lines.push(
+      JSON.stringify({ inputs: { ...sentence([1], 1).inputs, input_ids: { values: [0.5] } } }),
+    );
+    lines.push("[1, 2, 3]");
+    const created = await createJob("model_id=padded&job_id=named-1", `${lines.join("\n")}\n`);
+    expect(created.status).toBe(201);
+    expect(created.json).toMatchObject({ counts: { total: n + 3, invalid: 3 } });
+    expect(await ended("named-1")).toMatchObject({
+      status: "completed",
+      counts: { total: n + 3, completed: n, failed: 0, invalid: 3 },
+    });
+    const read = await resultLines("named-1");
+    expect(read).toHaveLength(n + 3);
+    for (const i of [1, 2, 5, 1024, 1025, n]) {
+      const ids = Array.from({ length: 1 + (i % 5) }, (_, k) => i + k);
+      const kept = Math.min(ids.length, 2);
+      const sum = ids.slice(0, kept).reduce((a, b) => a + b, 0);
+      expect(read[i - 1]).toEqual({
+        line: i,
+        id: `s${i}`,
+        outputs: {
+          logits: { datatype: "FP32", shape: [2], values: [sum, kept] },
+          length: { datatype: "INT64", shape: [1], values: [kept] },
+          token_scores: {
+            datatype: "FP32",
+            shape: [ids.length],
+            values: ids.map((id, k) => (k < kept ? id : 0)),
+          },
+        },
+      });
+    }
+    expect(read[n]).toMatchObject({
+      line: n + 1,
+      error: {
+        code: "INVALID_ARGUMENT",
+        message: expect.stringMatching(/^line 1501: inputs: missing "attention_mask"/),
+      },
+    });
+    expect((read[n + 1] as { error: { message: string } }).error.message).toMatch(
+      /^line 1502: inputs\.input_ids\.values\[0\]: expected an integer/,
+    );
+    expect((read[n + 2] as { error: { message: string } }).error.message).toMatch(
+      /^line 1503: inputs: model "padded" takes 2 inputs/,
+    );
+  });
+
+  it("answers lines in the shorthand with output and lines by name with outputs, in one job of a float16 model", async () => {
+    const body = [
+      '{"input": [0.5, 1, 2, 3], "id": "plain"}',
+      '{"inputs": {"x": {"values": [0.25, -1, 4, 1000]}}, "id": "named"}',
+      "[1, 1, 1, 1]",
+    ].join("\n");
+    expect((await createJob("model_id=half&job_id=half-1", body)).status).toBe(201);
+    expect(await ended("half-1")).toMatchObject({ status: "completed" });
+    const [plain, named, bare] = await resultLines("half-1");
+    expect(plain).toMatchObject({ line: 1, id: "plain", output: [1, 2, 4, 6] });
+    expect(plain).not.toHaveProperty("outputs");
+    expect(named).toEqual({
+      line: 2,
+      id: "named",
+      outputs: { y: { datatype: "FP16", shape: [4], values: [0.5, -2, 8, 2000] } },
+    });
+    expect(bare).toMatchObject({ line: 3, output: [2, 2, 2, 2] });
+  });
+
+  it("takes items by name over gRPC, and fails alone the line the runtime cannot take", async () => {
+    const { BatchProcessorClient } = await import("../../src/client/index.js");
+    const client = new BatchProcessorClient({
+      url: `grpc://127.0.0.1:${server.grpcPort}`,
+      apiKey: KEY,
+    });
+    const ids = [0, 1, 2, 3, 9, 2, 1, 0];
+    async function* parts() {
+      yield {
+        items: ids.map((id, k) => ({
+          id: `i${k}`,
+          inputs: { ids: { values: [id], datatype: "INT64" } },
+        })),
+      };
+    }
+    const job = await client.createJob({ modelId: "lookup", jobId: "lookup-1" }, parts());
+    expect(job.counts?.total).toBe(ids.length);
+    let last: { status: string } | undefined;
+    for await (const view of client.watchJob("lookup-1")) last = view;
+    expect(last?.status).toBe("completed");
+    const read = [];
+    for await (const r of client.jobResults("lookup-1")) read.push(r);
+    expect(read.map((r) => r.outputs.vectors?.values ?? r.error?.code)).toEqual([
+      [0, 1],
+      [10, 11],
+      [20, 21],
+      [30, 31],
+      "INTERNAL",
+      [20, 21],
+      [10, 11],
+      [0, 1],
+    ]);
+    expect(read[4]?.error?.message).toMatch(/^model "lookup" failed to run: .*indices/);
   });
 });

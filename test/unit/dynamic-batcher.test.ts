@@ -316,6 +316,42 @@ describe("DynamicBatcher", () => {
     expect(completed.map((c) => c.outcome.ok)).toEqual([false, true]);
   });
 
+  it("runs the halves of a batch the runtime refuses until the item it cannot take fails alone", async () => {
+    const { pool, batcher, completed } = setup(1, { maxBatchSize: 8, maxWaitTimeMs: 0 });
+    const items = Array.from({ length: 8 }, () => makeItem());
+    const bad = items[5] as Item;
+    pool.refused.add(bad.id);
+    batcher.enqueue(items);
+    await vi.advanceTimersByTimeAsync(10);
+    const failed = completed.filter((c) => !c.outcome.ok).flatMap((c) => c.items);
+    const ran = completed.filter((c) => c.outcome.ok).flatMap((c) => c.items);
+    expect(failed.map((i) => i.id)).toEqual([bad.id]);
+    expect(ran.map((i) => i.id).sort((a, b) => a - b)).toEqual(
+      items.filter((i) => i !== bad).map((i) => i.id),
+    );
+    // 8 -> halves of 4 (one refused) -> 2 (one refused) -> 1: seven runs in all.
+    expect(pool.received.map((b) => b.dims[0])).toEqual([8, 4, 4, 2, 2, 1, 1]);
+  });
+
+  it("fails every item of a refused batch at once when both halves are refused too", async () => {
+    const { pool, batcher, completed } = setup(1, { maxBatchSize: 8, maxWaitTimeMs: 0 });
+    const items = Array.from({ length: 8 }, () => makeItem());
+    pool.refused.add((items[1] as Item).id);
+    pool.refused.add((items[6] as Item).id);
+    batcher.enqueue(items);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(pool.received.map((b) => b.dims[0])).toEqual([8, 4, 4]);
+    expect(completed.every((c) => !c.outcome.ok)).toBe(true);
+    expect(completed.flatMap((c) => c.items)).toHaveLength(8);
+    // Other failures are not the runtime refusing an item: the batch fails as it ran.
+    pool.refused.clear();
+    pool.failNext(1);
+    completed.length = 0;
+    batcher.enqueue(Array.from({ length: 4 }, () => makeItem()));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(completed.map((c) => [c.items.length, c.outcome.ok])).toEqual([[4, false]]);
+  });
+
   it("close resolves only after running batches end", async () => {
     const { pool, batcher } = setup(1, { maxBatchSize: 2, maxWaitTimeMs: 0 });
     pool.hold();

@@ -10,6 +10,7 @@ from google.protobuf import struct_pb2
 
 from ._gen.batchprocessor.v1 import batch_processor_pb2 as pb
 from ._gen.batchprocessor.v1 import job_pb2 as job_pb
+from ._gen.batchprocessor.v1 import tensor_pb2 as tensor_pb
 
 #: An item: its numbers (the model's one input), or a mapping with ``input`` (and optional
 #: ``request_id``, ``shape``) or ``inputs`` (tensors by input name, each ``{"values": [...]}``,
@@ -34,8 +35,8 @@ def item(value: ItemLike) -> pb.Item:
     return pb.Item(input=[float(v) for v in value])
 
 
-def _tensor(value: Mapping[str, Any]) -> pb.Tensor:
-    out = pb.Tensor(datatype=str(value.get("datatype", "")))
+def _tensor(value: Mapping[str, Any]) -> tensor_pb.Tensor:
+    out = tensor_pb.Tensor(datatype=str(value.get("datatype", "")))
     out.shape.extend(int(d) for d in value.get("shape", ()))
     out.values.extend(float(v) for v in value.get("values", ()))
     out.strings.extend(str(s) for s in value.get("strings", ()))

@@ -9,13 +9,15 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { CancelJobRequestSchema, CreateJobRequestSchema, GetJobRequestSchema, GetJobResultsRequestSchema, JobResultSchema, JobSchema, ListJobsRequestSchema, ListJobsResponseSchema, WatchJobRequestSchema } from "./job_pb.js";
 import { file_batchprocessor_v1_job } from "./job_pb.js";
+import type { Tensor } from "./tensor_pb.js";
+import { file_batchprocessor_v1_tensor } from "./tensor_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file batchprocessor/v1/batch_processor.proto.
  */
 export const file_batchprocessor_v1_batch_processor: GenFile = /*@__PURE__*/
-  fileDesc("CidiYXRjaHByb2Nlc3Nvci92MS9iYXRjaF9wcm9jZXNzb3IucHJvdG8SEWJhdGNocHJvY2Vzc29yLnYxIrcBCgRJdGVtEg0KBWlucHV0GAEgAygCEhIKCnJlcXVlc3RfaWQYAiABKAkSDQoFc2hhcGUYAyADKA0SMwoGaW5wdXRzGAQgAygLMiMuYmF0Y2hwcm9jZXNzb3IudjEuSXRlbS5JbnB1dHNFbnRyeRpICgtJbnB1dHNFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS5iYXRjaHByb2Nlc3Nvci52MS5UZW5zb3I6AjgBImQKBlRlbnNvchIQCghkYXRhdHlwZRgBIAEoCRINCgVzaGFwZRgCIAMoDRIOCgZ2YWx1ZXMYAyADKAESDwoHc3RyaW5ncxgEIAMoCRIQCgNyYXcYBSABKAxIAIgBAUIGCgRfcmF3IrQBChJTdWJtaXRCYXRjaFJlcXVlc3QSJQoEZGF0YRgBIAMoCzIXLmJhdGNocHJvY2Vzc29yLnYxLkl0ZW0SEAoIcHJpb3JpdHkYAiABKAkSEAoIYmF0Y2hfaWQYAyABKAkSEgoKdGltZW91dF9tcxgEIAEoDRIpCghtZXRhZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFAoMb3V0cHV0X25hbWVzGAYgAygJIqUBChNTdWJtaXRCYXRjaFJlc3BvbnNlEhAKCGJhdGNoX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRI9Chllc3RpbWF0ZWRfY29tcGxldGlvbl90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5xdWV1ZV9wb3NpdGlvbhgEIAEoDRIVCg1yZXF1ZXN0X2NvdW50GAUgASgNIikKFUdldEJhdGNoU3RhdHVzUmVxdWVzdBIQCghiYXRjaF9pZBgBIAEoCSLVAwoLQmF0Y2hTdGF0dXMSEAoIYmF0Y2hfaWQYASABKAkSDgoGc3RhdHVzGAIgASgJEhAKCHByb2dyZXNzGAMgASgBEhoKEmNvbXBsZXRlZF9yZXF1ZXN0cxgEIAEoDRIWCg50b3RhbF9yZXF1ZXN0cxgFIAEoDRI9Chllc3RpbWF0ZWRfY29tcGxldGlvbl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJwcm9jZXNzaW5nX3RpbWVfbXMYByABKAESEgoFZXJyb3IYCCABKAlIAIgBARIXCg9mYWlsZWRfcmVxdWVzdHMYCSABKA0SFgoOcXVldWVfcG9zaXRpb24YCiABKA0SEAoIcHJpb3JpdHkYCyABKAkSEAoIbW9kZWxfaWQYDCABKAkSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29tcGxldGVkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIICgZfZXJyb3IiOwoWR2V0QmF0Y2hSZXN1bHRzUmVxdWVzdBIQCghiYXRjaF9pZBgBIAEoCRIPCgdwYXJ0aWFsGAIgASgIIpUCCgpJdGVtUmVzdWx0EhIKCnJlcXVlc3RfaWQYASABKAkSDgoGb3V0cHV0GAIgAygCEhIKCmNvbmZpZGVuY2UYAyABKAESGgoScHJvY2Vzc2luZ190aW1lX21zGAQgASgBEhIKBWVycm9yGAUgASgJSACIAQESDQoFbGFiZWwYBiABKAkSOwoHb3V0cHV0cxgHIAMoCzIqLmJhdGNocHJvY2Vzc29yLnYxLkl0ZW1SZXN1bHQuT3V0cHV0c0VudHJ5GkkKDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS5iYXRjaHByb2Nlc3Nvci52MS5UZW5zb3I6AjgBQggKBl9lcnJvciJnCg9SZXN1bHRzTWV0YWRhdGESIAoYdG90YWxfcHJvY2Vzc2luZ190aW1lX21zGAEgASgBEh4KFmF2ZXJhZ2VfcGVyX3JlcXVlc3RfbXMYAiABKAESEgoKYmF0Y2hfc2l6ZRgDIAEoDSK0AQoMQmF0Y2hSZXN1bHRzEhAKCGJhdGNoX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIuCgdyZXN1bHRzGAMgAygLMh0uYmF0Y2hwcm9jZXNzb3IudjEuSXRlbVJlc3VsdBI0CghtZXRhZGF0YRgEIAEoCzIiLmJhdGNocHJvY2Vzc29yLnYxLlJlc3VsdHNNZXRhZGF0YRISCgVlcnJvchgFIAEoCUgAiAEBQggKBl9lcnJvciJHChJMaXN0QmF0Y2hlc1JlcXVlc3QSDgoGc3RhdHVzGAEgASgJEg0KBWxpbWl0GAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiXwoTTGlzdEJhdGNoZXNSZXNwb25zZRIvCgdiYXRjaGVzGAEgAygLMh4uYmF0Y2hwcm9jZXNzb3IudjEuQmF0Y2hTdGF0dXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiYKEkNhbmNlbEJhdGNoUmVxdWVzdBIQCghiYXRjaF9pZBgBIAEoCSLEAgoQQ29uZmlndXJlUmVxdWVzdBIbCg5tYXhfYmF0Y2hfc2l6ZRgBIAEoDUgAiAEBEh0KEG1heF93YWl0X3RpbWVfbXMYAiABKAFIAYgBARIkChdlbmFibGVfZHluYW1pY19iYXRjaGluZxgDIAEoCEgCiAEBElIKEHByaW9yaXR5X3dlaWdodHMYBCADKAsyOC5iYXRjaHByb2Nlc3Nvci52MS5Db25maWd1cmVSZXF1ZXN0LlByaW9yaXR5V2VpZ2h0c0VudHJ5GjYKFFByaW9yaXR5V2VpZ2h0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAFCEQoPX21heF9iYXRjaF9zaXplQhMKEV9tYXhfd2FpdF90aW1lX21zQhoKGF9lbmFibGVfZHluYW1pY19iYXRjaGluZyISChBHZXRDb25maWdSZXF1ZXN0IucBCgtCYXRjaENvbmZpZxIWCg5tYXhfYmF0Y2hfc2l6ZRgBIAEoDRIYChBtYXhfd2FpdF90aW1lX21zGAIgASgBEh8KF2VuYWJsZV9keW5hbWljX2JhdGNoaW5nGAMgASgIEk0KEHByaW9yaXR5X3dlaWdodHMYBCADKAsyMy5iYXRjaHByb2Nlc3Nvci52MS5CYXRjaENvbmZpZy5Qcmlvcml0eVdlaWdodHNFbnRyeRo2ChRQcmlvcml0eVdlaWdodHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIhMKEUdldE1ldHJpY3NSZXF1ZXN0IpMBCgxDdXJyZW50U3RhdHMSFgoOYWN0aXZlX2JhdGNoZXMYASABKA0SFAoMcXVldWVfbGVuZ3RoGAIgASgNEhoKEmF2ZXJhZ2VfYmF0Y2hfc2l6ZRgDIAEoARIdChV0aHJvdWdocHV0X3Blcl9zZWNvbmQYBCABKAESGgoSYXZlcmFnZV9sYXRlbmN5X21zGAUgASgBInkKEFBlcmZvcm1hbmNlU3RhdHMSFwoPdG90YWxfcHJvY2Vzc2VkGAEgASgNEhQKDHN1Y2Nlc3NfcmF0ZRgCIAEoARISCgplcnJvcl9yYXRlGAMgASgBEiIKGmF2ZXJhZ2VfcHJvY2Vzc2luZ190aW1lX21zGAQgASgBInkKDVJlc291cmNlVXNhZ2USGQoRY3B1X3VzYWdlX3BlcmNlbnQYASABKAESFwoPbWVtb3J5X3VzYWdlX21iGAIgASgBEh4KEWdwdV91c2FnZV9wZXJjZW50GAMgASgBSACIAQFCFAoSX2dwdV91c2FnZV9wZXJjZW50IrsBCgdNZXRyaWNzEjYKDWN1cnJlbnRfc3RhdHMYASABKAsyHy5iYXRjaHByb2Nlc3Nvci52MS5DdXJyZW50U3RhdHMSPgoRcGVyZm9ybWFuY2Vfc3RhdHMYAiABKAsyIy5iYXRjaHByb2Nlc3Nvci52MS5QZXJmb3JtYW5jZVN0YXRzEjgKDnJlc291cmNlX3VzYWdlGAMgASgLMiAuYmF0Y2hwcm9jZXNzb3IudjEuUmVzb3VyY2VVc2FnZSI2ChNHZXRBbmFseXRpY3NSZXF1ZXN0Eg4KBnBlcmlvZBgBIAEoCRIPCgdtZXRyaWNzGAIgAygJIkkKDkFuYWx5dGljc1BvaW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXZhbHVlGAIgASgBIncKD0FuYWx5dGljc1NlcmllcxIOCgZtZXRyaWMYASABKAkSEAoIcHJpb3JpdHkYAiABKAkSMQoGcG9pbnRzGAMgAygLMiEuYmF0Y2hwcm9jZXNzb3IudjEuQW5hbHl0aWNzUG9pbnQSDwoHc3VtbWFyeRgEIAEoASKjAQoJQW5hbHl0aWNzEg4KBnBlcmlvZBgBIAEoCRIpCgVzdGFydBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoDZW5kGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCgZzZXJpZXMYBCADKAsyIi5iYXRjaHByb2Nlc3Nvci52MS5BbmFseXRpY3NTZXJpZXMiJQoRV2F0Y2hCYXRjaFJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAkiEwoRTGlzdE1vZGVsc1JlcXVlc3QiowQKCU1vZGVsSW5mbxIMCgRuYW1lGAEgASgJEhEKCWF2YWlsYWJsZRgCIAEoCBITCgZyZWFzb24YAyABKAlIAIgBARITCgtpbnB1dF9zaGFwZRgEIAMoBRIWCg5tYXhfYmF0Y2hfc2l6ZRgFIAEoDRITCgtvdXRwdXRfa2luZBgGIAEoCRIOCgZsYWJlbHMYByADKAkSGgoSZXhlY3V0aW9uX3Byb3ZpZGVyGAggASgJEhMKC2Rlc2NyaXB0aW9uGAkgASgJEi0KCWxvYWRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoMcmVsb2FkX2Vycm9yGAsgASgJSAGIAQESLQoGaW5wdXRzGAwgAygLMh0uYmF0Y2hwcm9jZXNzb3IudjEuVGVuc29yU3BlYxIuCgdvdXRwdXRzGA0gAygLMh0uYmF0Y2hwcm9jZXNzb3IudjEuVGVuc29yU3BlYxIPCgd2ZXJzaW9uGA4gASgJEh0KEG1heF93YWl0X3RpbWVfbXMYDyABKA1IAogBARIeChFwcm92aWRlcl9mYWxsYmFjaxgQIAEoCUgDiAEBEh0KFXByZWZlcnJlZF9iYXRjaF9zaXplcxgRIAMoDUIJCgdfcmVhc29uQg8KDV9yZWxvYWRfZXJyb3JCEwoRX21heF93YWl0X3RpbWVfbXNCFAoSX3Byb3ZpZGVyX2ZhbGxiYWNrIjsKClRlbnNvclNwZWMSDAoEbmFtZRgBIAEoCRIQCghkYXRhdHlwZRgCIAEoCRINCgVzaGFwZRgDIAMoBSJCChJMaXN0TW9kZWxzUmVzcG9uc2USLAoGbW9kZWxzGAEgAygLMhwuYmF0Y2hwcm9jZXNzb3IudjEuTW9kZWxJbmZvIhUKE1JlbG9hZE1vZGVsc1JlcXVlc3QiTAoLTW9kZWxSZWxvYWQSDAoEbmFtZRgBIAEoCRIPCgdvdXRjb21lGAIgASgJEhMKBnJlYXNvbhgDIAEoCUgAiAEBQgkKB19yZWFzb24idQoUUmVsb2FkTW9kZWxzUmVzcG9uc2USLwoHY2hhbmdlcxgBIAMoCzIeLmJhdGNocHJvY2Vzc29yLnYxLk1vZGVsUmVsb2FkEiwKBm1vZGVscxgCIAMoCzIcLmJhdGNocHJvY2Vzc29yLnYxLk1vZGVsSW5mbzKoEwoVQmF0Y2hQcm9jZXNzb3JTZXJ2aWNlEoQBCgtTdWJtaXRCYXRjaBIlLmJhdGNocHJvY2Vzc29yLnYxLlN1Ym1pdEJhdGNoUmVxdWVzdBomLmJhdGNocHJvY2Vzc29yLnYxLlN1Ym1pdEJhdGNoUmVzcG9uc2UiJoLT5JMCIDoBKiIbL2FwaS9iYXRjaC1wcm9jZXNzb3Ivc3VibWl0EooBCg5HZXRCYXRjaFN0YXR1cxIoLmJhdGNocHJvY2Vzc29yLnYxLkdldEJhdGNoU3RhdHVzUmVxdWVzdBoeLmJhdGNocHJvY2Vzc29yLnYxLkJhdGNoU3RhdHVzIi6C0+STAigSJi9hcGkvYmF0Y2gtcHJvY2Vzc29yL3N0YXR1cy97YmF0Y2hfaWR9Eo4BCg9HZXRCYXRjaFJlc3VsdHMSKS5iYXRjaHByb2Nlc3Nvci52MS5HZXRCYXRjaFJlc3VsdHNSZXF1ZXN0Gh8uYmF0Y2hwcm9jZXNzb3IudjEuQmF0Y2hSZXN1bHRzIi+C0+STAikSJy9hcGkvYmF0Y2gtcHJvY2Vzc29yL3Jlc3VsdHMve2JhdGNoX2lkfRKCAQoLTGlzdEJhdGNoZXMSJS5iYXRjaHByb2Nlc3Nvci52MS5MaXN0QmF0Y2hlc1JlcXVlc3QaJi5iYXRjaHByb2Nlc3Nvci52MS5MaXN0QmF0Y2hlc1Jlc3BvbnNlIiSC0+STAh4SHC9hcGkvYmF0Y2gtcHJvY2Vzc29yL2JhdGNoZXMShAEKC0NhbmNlbEJhdGNoEiUuYmF0Y2hwcm9jZXNzb3IudjEuQ2FuY2VsQmF0Y2hSZXF1ZXN0Gh4uYmF0Y2hwcm9jZXNzb3IudjEuQmF0Y2hTdGF0dXMiLoLT5JMCKComL2FwaS9iYXRjaC1wcm9jZXNzb3IvY2FuY2VsL3tiYXRjaF9pZH0SewoJQ29uZmlndXJlEiMuYmF0Y2hwcm9jZXNzb3IudjEuQ29uZmlndXJlUmVxdWVzdBoeLmJhdGNocHJvY2Vzc29yLnYxLkJhdGNoQ29uZmlnIimC0+STAiM6ASoiHi9hcGkvYmF0Y2gtcHJvY2Vzc29yL2NvbmZpZ3VyZRJ1CglHZXRDb25maWcSIy5iYXRjaHByb2Nlc3Nvci52MS5HZXRDb25maWdSZXF1ZXN0Gh4uYmF0Y2hwcm9jZXNzb3IudjEuQmF0Y2hDb25maWciI4LT5JMCHRIbL2FwaS9iYXRjaC1wcm9jZXNzb3IvY29uZmlnEnQKCkdldE1ldHJpY3MSJC5iYXRjaHByb2Nlc3Nvci52MS5HZXRNZXRyaWNzUmVxdWVzdBoaLmJhdGNocHJvY2Vzc29yLnYxLk1ldHJpY3MiJILT5JMCHhIcL2FwaS9iYXRjaC1wcm9jZXNzb3IvbWV0cmljcxJ8CgxHZXRBbmFseXRpY3MSJi5iYXRjaHByb2Nlc3Nvci52MS5HZXRBbmFseXRpY3NSZXF1ZXN0GhwuYmF0Y2hwcm9jZXNzb3IudjEuQW5hbHl0aWNzIiaC0+STAiASHi9hcGkvYmF0Y2gtcHJvY2Vzc29yL2FuYWx5dGljcxKDAQoKV2F0Y2hCYXRjaBIkLmJhdGNocHJvY2Vzc29yLnYxLldhdGNoQmF0Y2hSZXF1ZXN0Gh4uYmF0Y2hwcm9jZXNzb3IudjEuQmF0Y2hTdGF0dXMiLYLT5JMCJxIlL2FwaS9iYXRjaC1wcm9jZXNzb3Ivd2F0Y2gve2JhdGNoX2lkfTABEnYKBUluZmVyEiUuYmF0Y2hwcm9jZXNzb3IudjEuU3VibWl0QmF0Y2hSZXF1ZXN0Gh8uYmF0Y2hwcm9jZXNzb3IudjEuQmF0Y2hSZXN1bHRzIiWC0+STAh86ASoiGi9hcGkvYmF0Y2gtcHJvY2Vzc29yL2luZmVyEn4KCkxpc3RNb2RlbHMSJC5iYXRjaHByb2Nlc3Nvci52MS5MaXN0TW9kZWxzUmVxdWVzdBolLmJhdGNocHJvY2Vzc29yLnYxLkxpc3RNb2RlbHNSZXNwb25zZSIjgtPkkwIdEhsvYXBpL2JhdGNoLXByb2Nlc3Nvci9tb2RlbHMSjgEKDFJlbG9hZE1vZGVscxImLmJhdGNocHJvY2Vzc29yLnYxLlJlbG9hZE1vZGVsc1JlcXVlc3QaJy5iYXRjaHByb2Nlc3Nvci52MS5SZWxvYWRNb2RlbHNSZXNwb25zZSItgtPkkwInOgEqIiIvYXBpL2JhdGNoLXByb2Nlc3Nvci9tb2RlbHMvcmVsb2FkEnQKCUNyZWF0ZUpvYhIjLmJhdGNocHJvY2Vzc29yLnYxLkNyZWF0ZUpvYlJlcXVlc3QaFi5iYXRjaHByb2Nlc3Nvci52MS5Kb2IiKILT5JMCIjoFbGluZXMiGS9hcGkvYmF0Y2gtcHJvY2Vzc29yL2pvYnMoARJuCgZHZXRKb2ISIC5iYXRjaHByb2Nlc3Nvci52MS5HZXRKb2JSZXF1ZXN0GhYuYmF0Y2hwcm9jZXNzb3IudjEuSm9iIiqC0+STAiQSIi9hcGkvYmF0Y2gtcHJvY2Vzc29yL2pvYnMve2pvYl9pZH0SdgoITGlzdEpvYnMSIi5iYXRjaHByb2Nlc3Nvci52MS5MaXN0Sm9ic1JlcXVlc3QaIy5iYXRjaHByb2Nlc3Nvci52MS5MaXN0Sm9ic1Jlc3BvbnNlIiGC0+STAhsSGS9hcGkvYmF0Y2gtcHJvY2Vzc29yL2pvYnMSfgoJQ2FuY2VsSm9iEiMuYmF0Y2hwcm9jZXNzb3IudjEuQ2FuY2VsSm9iUmVxdWVzdBoWLmJhdGNocHJvY2Vzc29yLnYxLkpvYiI0gtPkkwIuOgEqIikvYXBpL2JhdGNoLXByb2Nlc3Nvci9qb2JzL3tqb2JfaWR9L2NhbmNlbBJ6CghXYXRjaEpvYhIiLmJhdGNocHJvY2Vzc29yLnYxLldhdGNoSm9iUmVxdWVzdBoWLmJhdGNocHJvY2Vzc29yLnYxLkpvYiIwgtPkkwIqEigvYXBpL2JhdGNoLXByb2Nlc3Nvci9qb2JzL3tqb2JfaWR9L3dhdGNoMAESjAEKDUdldEpvYlJlc3VsdHMSJy5iYXRjaHByb2Nlc3Nvci52MS5HZXRKb2JSZXN1bHRzUmVxdWVzdBocLmJhdGNocHJvY2Vzc29yLnYxLkpvYlJlc3VsdCIygtPkkwIsEiovYXBpL2JhdGNoLXByb2Nlc3Nvci9qb2JzL3tqb2JfaWR9L3Jlc3VsdHMwAWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp, file_batchprocessor_v1_job]);
+  fileDesc("CidiYXRjaHByb2Nlc3Nvci92MS9iYXRjaF9wcm9jZXNzb3IucHJvdG8SEWJhdGNocHJvY2Vzc29yLnYxIrcBCgRJdGVtEg0KBWlucHV0GAEgAygCEhIKCnJlcXVlc3RfaWQYAiABKAkSDQoFc2hhcGUYAyADKA0SMwoGaW5wdXRzGAQgAygLMiMuYmF0Y2hwcm9jZXNzb3IudjEuSXRlbS5JbnB1dHNFbnRyeRpICgtJbnB1dHNFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS5iYXRjaHByb2Nlc3Nvci52MS5UZW5zb3I6AjgBIrQBChJTdWJtaXRCYXRjaFJlcXVlc3QSJQoEZGF0YRgBIAMoCzIXLmJhdGNocHJvY2Vzc29yLnYxLkl0ZW0SEAoIcHJpb3JpdHkYAiABKAkSEAoIYmF0Y2hfaWQYAyABKAkSEgoKdGltZW91dF9tcxgEIAEoDRIpCghtZXRhZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFAoMb3V0cHV0X25hbWVzGAYgAygJIqUBChNTdWJtaXRCYXRjaFJlc3BvbnNlEhAKCGJhdGNoX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRI9Chllc3RpbWF0ZWRfY29tcGxldGlvbl90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5xdWV1ZV9wb3NpdGlvbhgEIAEoDRIVCg1yZXF1ZXN0X2NvdW50GAUgASgNIikKFUdldEJhdGNoU3RhdHVzUmVxdWVzdBIQCghiYXRjaF9pZBgBIAEoCSLVAwoLQmF0Y2hTdGF0dXMSEAoIYmF0Y2hfaWQYASABKAkSDgoGc3RhdHVzGAIgASgJEhAKCHByb2dyZXNzGAMgASgBEhoKEmNvbXBsZXRlZF9yZXF1ZXN0cxgEIAEoDRIWCg50b3RhbF9yZXF1ZXN0cxgFIAEoDRI9Chllc3RpbWF0ZWRfY29tcGxldGlvbl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJwcm9jZXNzaW5nX3RpbWVfbXMYByABKAESEgoFZXJyb3IYCCABKAlIAIgBARIXCg9mYWlsZWRfcmVxdWVzdHMYCSABKA0SFgoOcXVldWVfcG9zaXRpb24YCiABKA0SEAoIcHJpb3JpdHkYCyABKAkSEAoIbW9kZWxfaWQYDCABKAkSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29tcGxldGVkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIICgZfZXJyb3IiOwoWR2V0QmF0Y2hSZXN1bHRzUmVxdWVzdBIQCghiYXRjaF9pZBgBIAEoCRIPCgdwYXJ0aWFsGAIgASgIIpUCCgpJdGVtUmVzdWx0EhIKCnJlcXVlc3RfaWQYASABKAkSDgoGb3V0cHV0GAIgAygCEhIKCmNvbmZpZGVuY2UYAyABKAESGgoScHJvY2Vzc2luZ190aW1lX21zGAQgASgBEhIKBWVycm9yGAUgASgJSACIAQESDQoFbGFiZWwYBiABKAkSOwoHb3V0cHV0cxgHIAMoCzIqLmJhdGNocHJvY2Vzc29yLnYxLkl0ZW1SZXN1bHQuT3V0cHV0c0VudHJ5GkkKDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS5iYXRjaHByb2Nlc3Nvci52MS5UZW5zb3I6AjgBQggKBl9lcnJvciJnCg9SZXN1bHRzTWV0YWRhdGESIAoYdG90YWxfcHJvY2Vzc2luZ190aW1lX21zGAEgASgBEh4KFmF2ZXJhZ2VfcGVyX3JlcXVlc3RfbXMYAiABKAESEgoKYmF0Y2hfc2l6ZRgDIAEoDSK0AQoMQmF0Y2hSZXN1bHRzEhAKCGJhdGNoX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIuCgdyZXN1bHRzGAMgAygLMh0uYmF0Y2hwcm9jZXNzb3IudjEuSXRlbVJlc3VsdBI0CghtZXRhZGF0YRgEIAEoCzIiLmJhdGNocHJvY2Vzc29yLnYxLlJlc3VsdHNNZXRhZGF0YRISCgVlcnJvchgFIAEoCUgAiAEBQggKBl9lcnJvciJHChJMaXN0QmF0Y2hlc1JlcXVlc3QSDgoGc3RhdHVzGAEgASgJEg0KBWxpbWl0GAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiXwoTTGlzdEJhdGNoZXNSZXNwb25zZRIvCgdiYXRjaGVzGAEgAygLMh4uYmF0Y2hwcm9jZXNzb3IudjEuQmF0Y2hTdGF0dXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiYKEkNhbmNlbEJhdGNoUmVxdWVzdBIQCghiYXRjaF9pZBgBIAEoCSLEAgoQQ29uZmlndXJlUmVxdWVzdBIbCg5tYXhfYmF0Y2hfc2l6ZRgBIAEoDUgAiAEBEh0KEG1heF93YWl0X3RpbWVfbXMYAiABKAFIAYgBARIkChdlbmFibGVfZHluYW1pY19iYXRjaGluZxgDIAEoCEgCiAEBElIKEHByaW9yaXR5X3dlaWdodHMYBCADKAsyOC5iYXRjaHByb2Nlc3Nvci52MS5Db25maWd1cmVSZXF1ZXN0LlByaW9yaXR5V2VpZ2h0c0VudHJ5GjYKFFByaW9yaXR5V2VpZ2h0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAFCEQoPX21heF9iYXRjaF9zaXplQhMKEV9tYXhfd2FpdF90aW1lX21zQhoKGF9lbmFibGVfZHluYW1pY19iYXRjaGluZyISChBHZXRDb25maWdSZXF1ZXN0IucBCgtCYXRjaENvbmZpZxIWCg5tYXhfYmF0Y2hfc2l6ZRgBIAEoDRIYChBtYXhfd2FpdF90aW1lX21zGAIgASgBEh8KF2VuYWJsZV9keW5hbWljX2JhdGNoaW5nGAMgASgIEk0KEHByaW9yaXR5X3dlaWdodHMYBCADKAsyMy5iYXRjaHByb2Nlc3Nvci52MS5CYXRjaENvbmZpZy5Qcmlvcml0eVdlaWdodHNFbnRyeRo2ChRQcmlvcml0eVdlaWdodHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIhMKEUdldE1ldHJpY3NSZXF1ZXN0IpMBCgxDdXJyZW50U3RhdHMSFgoOYWN0aXZlX2JhdGNoZXMYASABKA0SFAoMcXVldWVfbGVuZ3RoGAIgASgNEhoKEmF2ZXJhZ2VfYmF0Y2hfc2l6ZRgDIAEoARIdChV0aHJvdWdocHV0X3Blcl9zZWNvbmQYBCABKAESGgoSYXZlcmFnZV9sYXRlbmN5X21zGAUgASgBInkKEFBlcmZvcm1hbmNlU3RhdHMSFwoPdG90YWxfcHJvY2Vzc2VkGAEgASgNEhQKDHN1Y2Nlc3NfcmF0ZRgCIAEoARISCgplcnJvcl9yYXRlGAMgASgBEiIKGmF2ZXJhZ2VfcHJvY2Vzc2luZ190aW1lX21zGAQgASgBInkKDVJlc291cmNlVXNhZ2USGQoRY3B1X3VzYWdlX3BlcmNlbnQYASABKAESFwoPbWVtb3J5X3VzYWdlX21iGAIgASgBEh4KEWdwdV91c2FnZV9wZXJjZW50GAMgASgBSACIAQFCFAoSX2dwdV91c2FnZV9wZXJjZW50IrsBCgdNZXRyaWNzEjYKDWN1cnJlbnRfc3RhdHMYASABKAsyHy5iYXRjaHByb2Nlc3Nvci52MS5DdXJyZW50U3RhdHMSPgoRcGVyZm9ybWFuY2Vfc3RhdHMYAiABKAsyIy5iYXRjaHByb2Nlc3Nvci52MS5QZXJmb3JtYW5jZVN0YXRzEjgKDnJlc291cmNlX3VzYWdlGAMgASgLMiAuYmF0Y2hwcm9jZXNzb3IudjEuUmVzb3VyY2VVc2FnZSI2ChNHZXRBbmFseXRpY3NSZXF1ZXN0Eg4KBnBlcmlvZBgBIAEoCRIPCgdtZXRyaWNzGAIgAygJIkkKDkFuYWx5dGljc1BvaW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXZhbHVlGAIgASgBIncKD0FuYWx5dGljc1NlcmllcxIOCgZtZXRyaWMYASABKAkSEAoIcHJpb3JpdHkYAiABKAkSMQoGcG9pbnRzGAMgAygLMiEuYmF0Y2hwcm9jZXNzb3IudjEuQW5hbHl0aWNzUG9pbnQSDwoHc3VtbWFyeRgEIAEoASKjAQoJQW5hbHl0aWNzEg4KBnBlcmlvZBgBIAEoCRIpCgVzdGFydBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoDZW5kGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCgZzZXJpZXMYBCADKAsyIi5iYXRjaHByb2Nlc3Nvci52MS5BbmFseXRpY3NTZXJpZXMiJQoRV2F0Y2hCYXRjaFJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAkiEwoRTGlzdE1vZGVsc1JlcXVlc3QiowQKCU1vZGVsSW5mbxIMCgRuYW1lGAEgASgJEhEKCWF2YWlsYWJsZRgCIAEoCBITCgZyZWFzb24YAyABKAlIAIgBARITCgtpbnB1dF9zaGFwZRgEIAMoBRIWCg5tYXhfYmF0Y2hfc2l6ZRgFIAEoDRITCgtvdXRwdXRfa2luZBgGIAEoCRIOCgZsYWJlbHMYByADKAkSGgoSZXhlY3V0aW9uX3Byb3ZpZGVyGAggASgJEhMKC2Rlc2NyaXB0aW9uGAkgASgJEi0KCWxvYWRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoMcmVsb2FkX2Vycm9yGAsgASgJSAGIAQESLQoGaW5wdXRzGAwgAygLMh0uYmF0Y2hwcm9jZXNzb3IudjEuVGVuc29yU3BlYxIuCgdvdXRwdXRzGA0gAygLMh0uYmF0Y2hwcm9jZXNzb3IudjEuVGVuc29yU3BlYxIPCgd2ZXJzaW9uGA4gASgJEh0KEG1heF93YWl0X3RpbWVfbXMYDyABKA1IAogBARIeChFwcm92aWRlcl9mYWxsYmFjaxgQIAEoCUgDiAEBEh0KFXByZWZlcnJlZF9iYXRjaF9zaXplcxgRIAMoDUIJCgdfcmVhc29uQg8KDV9yZWxvYWRfZXJyb3JCEwoRX21heF93YWl0X3RpbWVfbXNCFAoSX3Byb3ZpZGVyX2ZhbGxiYWNrIjsKClRlbnNvclNwZWMSDAoEbmFtZRgBIAEoCRIQCghkYXRhdHlwZRgCIAEoCRINCgVzaGFwZRgDIAMoBSJCChJMaXN0TW9kZWxzUmVzcG9uc2USLAoGbW9kZWxzGAEgAygLMhwuYmF0Y2hwcm9jZXNzb3IudjEuTW9kZWxJbmZvIhUKE1JlbG9hZE1vZGVsc1JlcXVlc3QiTAoLTW9kZWxSZWxvYWQSDAoEbmFtZRgBIAEoCRIPCgdvdXRjb21lGAIgASgJEhMKBnJlYXNvbhgDIAEoCUgAiAEBQgkKB19yZWFzb24idQoUUmVsb2FkTW9kZWxzUmVzcG9uc2USLwoHY2hhbmdlcxgBIAMoCzIeLmJhdGNocHJvY2Vzc29yLnYxLk1vZGVsUmVsb2FkEiwKBm1vZGVscxgCIAMoCzIcLmJhdGNocHJvY2Vzc29yLnYxLk1vZGVsSW5mbzKoEwoVQmF0Y2hQcm9jZXNzb3JTZXJ2aWNlEoQBCgtTdWJtaXRCYXRjaBIlLmJhdGNocHJvY2Vzc29yLnYxLlN1Ym1pdEJhdGNoUmVxdWVzdBomLmJhdGNocHJvY2Vzc29yLnYxLlN1Ym1pdEJhdGNoUmVzcG9uc2UiJoLT5JMCIDoBKiIbL2FwaS9iYXRjaC1wcm9jZXNzb3Ivc3VibWl0EooBCg5HZXRCYXRjaFN0YXR1cxIoLmJhdGNocHJvY2Vzc29yLnYxLkdldEJhdGNoU3RhdHVzUmVxdWVzdBoeLmJhdGNocHJvY2Vzc29yLnYxLkJhdGNoU3RhdHVzIi6C0+STAigSJi9hcGkvYmF0Y2gtcHJvY2Vzc29yL3N0YXR1cy97YmF0Y2hfaWR9Eo4BCg9HZXRCYXRjaFJlc3VsdHMSKS5iYXRjaHByb2Nlc3Nvci52MS5HZXRCYXRjaFJlc3VsdHNSZXF1ZXN0Gh8uYmF0Y2hwcm9jZXNzb3IudjEuQmF0Y2hSZXN1bHRzIi+C0+STAikSJy9hcGkvYmF0Y2gtcHJvY2Vzc29yL3Jlc3VsdHMve2JhdGNoX2lkfRKCAQoLTGlzdEJhdGNoZXMSJS5iYXRjaHByb2Nlc3Nvci52MS5MaXN0QmF0Y2hlc1JlcXVlc3QaJi5iYXRjaHByb2Nlc3Nvci52MS5MaXN0QmF0Y2hlc1Jlc3BvbnNlIiSC0+STAh4SHC9hcGkvYmF0Y2gtcHJvY2Vzc29yL2JhdGNoZXMShAEKC0NhbmNlbEJhdGNoEiUuYmF0Y2hwcm9jZXNzb3IudjEuQ2FuY2VsQmF0Y2hSZXF1ZXN0Gh4uYmF0Y2hwcm9jZXNzb3IudjEuQmF0Y2hTdGF0dXMiLoLT5JMCKComL2FwaS9iYXRjaC1wcm9jZXNzb3IvY2FuY2VsL3tiYXRjaF9pZH0SewoJQ29uZmlndXJlEiMuYmF0Y2hwcm9jZXNzb3IudjEuQ29uZmlndXJlUmVxdWVzdBoeLmJhdGNocHJvY2Vzc29yLnYxLkJhdGNoQ29uZmlnIimC0+STAiM6ASoiHi9hcGkvYmF0Y2gtcHJvY2Vzc29yL2NvbmZpZ3VyZRJ1CglHZXRDb25maWcSIy5iYXRjaHByb2Nlc3Nvci52MS5HZXRDb25maWdSZXF1ZXN0Gh4uYmF0Y2hwcm9jZXNzb3IudjEuQmF0Y2hDb25maWciI4LT5JMCHRIbL2FwaS9iYXRjaC1wcm9jZXNzb3IvY29uZmlnEnQKCkdldE1ldHJpY3MSJC5iYXRjaHByb2Nlc3Nvci52MS5HZXRNZXRyaWNzUmVxdWVzdBoaLmJhdGNocHJvY2Vzc29yLnYxLk1ldHJpY3MiJILT5JMCHhIcL2FwaS9iYXRjaC1wcm9jZXNzb3IvbWV0cmljcxJ8CgxHZXRBbmFseXRpY3MSJi5iYXRjaHByb2Nlc3Nvci52MS5HZXRBbmFseXRpY3NSZXF1ZXN0GhwuYmF0Y2hwcm9jZXNzb3IudjEuQW5hbHl0aWNzIiaC0+STAiASHi9hcGkvYmF0Y2gtcHJvY2Vzc29yL2FuYWx5dGljcxKDAQoKV2F0Y2hCYXRjaBIkLmJhdGNocHJvY2Vzc29yLnYxLldhdGNoQmF0Y2hSZXF1ZXN0Gh4uYmF0Y2hwcm9jZXNzb3IudjEuQmF0Y2hTdGF0dXMiLYLT5JMCJxIlL2FwaS9iYXRjaC1wcm9jZXNzb3Ivd2F0Y2gve2JhdGNoX2lkfTABEnYKBUluZmVyEiUuYmF0Y2hwcm9jZXNzb3IudjEuU3VibWl0QmF0Y2hSZXF1ZXN0Gh8uYmF0Y2hwcm9jZXNzb3IudjEuQmF0Y2hSZXN1bHRzIiWC0+STAh86ASoiGi9hcGkvYmF0Y2gtcHJvY2Vzc29yL2luZmVyEn4KCkxpc3RNb2RlbHMSJC5iYXRjaHByb2Nlc3Nvci52MS5MaXN0TW9kZWxzUmVxdWVzdBolLmJhdGNocHJvY2Vzc29yLnYxLkxpc3RNb2RlbHNSZXNwb25zZSIjgtPkkwIdEhsvYXBpL2JhdGNoLXByb2Nlc3Nvci9tb2RlbHMSjgEKDFJlbG9hZE1vZGVscxImLmJhdGNocHJvY2Vzc29yLnYxLlJlbG9hZE1vZGVsc1JlcXVlc3QaJy5iYXRjaHByb2Nlc3Nvci52MS5SZWxvYWRNb2RlbHNSZXNwb25zZSItgtPkkwInOgEqIiIvYXBpL2JhdGNoLXByb2Nlc3Nvci9tb2RlbHMvcmVsb2FkEnQKCUNyZWF0ZUpvYhIjLmJhdGNocHJvY2Vzc29yLnYxLkNyZWF0ZUpvYlJlcXVlc3QaFi5iYXRjaHByb2Nlc3Nvci52MS5Kb2IiKILT5JMCIjoFbGluZXMiGS9hcGkvYmF0Y2gtcHJvY2Vzc29yL2pvYnMoARJuCgZHZXRKb2ISIC5iYXRjaHByb2Nlc3Nvci52MS5HZXRKb2JSZXF1ZXN0GhYuYmF0Y2hwcm9jZXNzb3IudjEuSm9iIiqC0+STAiQSIi9hcGkvYmF0Y2gtcHJvY2Vzc29yL2pvYnMve2pvYl9pZH0SdgoITGlzdEpvYnMSIi5iYXRjaHByb2Nlc3Nvci52MS5MaXN0Sm9ic1JlcXVlc3QaIy5iYXRjaHByb2Nlc3Nvci52MS5MaXN0Sm9ic1Jlc3BvbnNlIiGC0+STAhsSGS9hcGkvYmF0Y2gtcHJvY2Vzc29yL2pvYnMSfgoJQ2FuY2VsSm9iEiMuYmF0Y2hwcm9jZXNzb3IudjEuQ2FuY2VsSm9iUmVxdWVzdBoWLmJhdGNocHJvY2Vzc29yLnYxLkpvYiI0gtPkkwIuOgEqIikvYXBpL2JhdGNoLXByb2Nlc3Nvci9qb2JzL3tqb2JfaWR9L2NhbmNlbBJ6CghXYXRjaEpvYhIiLmJhdGNocHJvY2Vzc29yLnYxLldhdGNoSm9iUmVxdWVzdBoWLmJhdGNocHJvY2Vzc29yLnYxLkpvYiIwgtPkkwIqEigvYXBpL2JhdGNoLXByb2Nlc3Nvci9qb2JzL3tqb2JfaWR9L3dhdGNoMAESjAEKDUdldEpvYlJlc3VsdHMSJy5iYXRjaHByb2Nlc3Nvci52MS5HZXRKb2JSZXN1bHRzUmVxdWVzdBocLmJhdGNocHJvY2Vzc29yLnYxLkpvYlJlc3VsdCIygtPkkwIsEiovYXBpL2JhdGNoLXByb2Nlc3Nvci9qb2JzL3tqb2JfaWR9L3Jlc3VsdHMwAWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp, file_batchprocessor_v1_job, file_batchprocessor_v1_tensor]);
 
 /**
  * One input item: the model's primary input in `input` (the shorthand for one-input models), or
@@ -61,59 +63,6 @@ export type Item = Message<"batchprocessor.v1.Item"> & {
  */
 export const ItemSchema: GenMessage<Item> = /*@__PURE__*/
   messageDesc(file_batchprocessor_v1_batch_processor, 0);
-
-/**
- * A tensor of one item (no batch axis): its elements in `values`, `strings` (BYTES) or `raw`.
- *
- * @generated from message batchprocessor.v1.Tensor
- */
-export type Tensor = Message<"batchprocessor.v1.Tensor"> & {
-  /**
-   * The element type in the Open Inference Protocol's names ("FP32", "INT64", "FP16", "BOOL",
-   * "BYTES", ...). On inputs, checked against the model's when given; always set on outputs.
-   *
-   * @generated from field: string datatype = 1;
-   */
-  datatype: string;
-
-  /**
-   * Per-item dims; `[element count]` when empty on an input.
-   *
-   * @generated from field: repeated uint32 shape = 2;
-   */
-  shape: number[];
-
-  /**
-   * The elements of a numeric tensor, row-major: integers for integer types (exact up to 2^53;
-   * larger ones travel exactly in `raw`), 0 or 1 for BOOL; FP16 as its value.
-   *
-   * @generated from field: repeated double values = 3;
-   */
-  values: number[];
-
-  /**
-   * The elements of a BYTES tensor.
-   *
-   * @generated from field: repeated string strings = 4;
-   */
-  strings: string[];
-
-  /**
-   * The elements as little-endian bytes of the datatype (FP16 as its IEEE half-precision bits;
-   * BYTES as a 4-byte little-endian length and the bytes, per element). Inputs only; `shape` is
-   * then required.
-   *
-   * @generated from field: optional bytes raw = 5;
-   */
-  raw?: Uint8Array | undefined;
-};
-
-/**
- * Describes the message batchprocessor.v1.Tensor.
- * Use `create(TensorSchema)` to create a new message.
- */
-export const TensorSchema: GenMessage<Tensor> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 1);
 
 /**
  * @generated from message batchprocessor.v1.SubmitBatchRequest
@@ -172,7 +121,7 @@ export type SubmitBatchRequest = Message<"batchprocessor.v1.SubmitBatchRequest">
  * Use `create(SubmitBatchRequestSchema)` to create a new message.
  */
 export const SubmitBatchRequestSchema: GenMessage<SubmitBatchRequest> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 2);
+  messageDesc(file_batchprocessor_v1_batch_processor, 1);
 
 /**
  * @generated from message batchprocessor.v1.SubmitBatchResponse
@@ -215,7 +164,7 @@ export type SubmitBatchResponse = Message<"batchprocessor.v1.SubmitBatchResponse
  * Use `create(SubmitBatchResponseSchema)` to create a new message.
  */
 export const SubmitBatchResponseSchema: GenMessage<SubmitBatchResponse> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 3);
+  messageDesc(file_batchprocessor_v1_batch_processor, 2);
 
 /**
  * @generated from message batchprocessor.v1.GetBatchStatusRequest
@@ -232,7 +181,7 @@ export type GetBatchStatusRequest = Message<"batchprocessor.v1.GetBatchStatusReq
  * Use `create(GetBatchStatusRequestSchema)` to create a new message.
  */
 export const GetBatchStatusRequestSchema: GenMessage<GetBatchStatusRequest> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 4);
+  messageDesc(file_batchprocessor_v1_batch_processor, 3);
 
 /**
  * @generated from message batchprocessor.v1.BatchStatus
@@ -333,7 +282,7 @@ export type BatchStatus = Message<"batchprocessor.v1.BatchStatus"> & {
  * Use `create(BatchStatusSchema)` to create a new message.
  */
 export const BatchStatusSchema: GenMessage<BatchStatus> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 5);
+  messageDesc(file_batchprocessor_v1_batch_processor, 4);
 
 /**
  * @generated from message batchprocessor.v1.GetBatchResultsRequest
@@ -357,7 +306,7 @@ export type GetBatchResultsRequest = Message<"batchprocessor.v1.GetBatchResultsR
  * Use `create(GetBatchResultsRequestSchema)` to create a new message.
  */
 export const GetBatchResultsRequestSchema: GenMessage<GetBatchResultsRequest> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 6);
+  messageDesc(file_batchprocessor_v1_batch_processor, 5);
 
 /**
  * @generated from message batchprocessor.v1.ItemResult
@@ -418,7 +367,7 @@ export type ItemResult = Message<"batchprocessor.v1.ItemResult"> & {
  * Use `create(ItemResultSchema)` to create a new message.
  */
 export const ItemResultSchema: GenMessage<ItemResult> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 7);
+  messageDesc(file_batchprocessor_v1_batch_processor, 6);
 
 /**
  * @generated from message batchprocessor.v1.ResultsMetadata
@@ -451,7 +400,7 @@ export type ResultsMetadata = Message<"batchprocessor.v1.ResultsMetadata"> & {
  * Use `create(ResultsMetadataSchema)` to create a new message.
  */
 export const ResultsMetadataSchema: GenMessage<ResultsMetadata> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 8);
+  messageDesc(file_batchprocessor_v1_batch_processor, 7);
 
 /**
  * @generated from message batchprocessor.v1.BatchResults
@@ -490,7 +439,7 @@ export type BatchResults = Message<"batchprocessor.v1.BatchResults"> & {
  * Use `create(BatchResultsSchema)` to create a new message.
  */
 export const BatchResultsSchema: GenMessage<BatchResults> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 9);
+  messageDesc(file_batchprocessor_v1_batch_processor, 8);
 
 /**
  * @generated from message batchprocessor.v1.ListBatchesRequest
@@ -523,7 +472,7 @@ export type ListBatchesRequest = Message<"batchprocessor.v1.ListBatchesRequest">
  * Use `create(ListBatchesRequestSchema)` to create a new message.
  */
 export const ListBatchesRequestSchema: GenMessage<ListBatchesRequest> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 10);
+  messageDesc(file_batchprocessor_v1_batch_processor, 9);
 
 /**
  * @generated from message batchprocessor.v1.ListBatchesResponse
@@ -547,7 +496,7 @@ export type ListBatchesResponse = Message<"batchprocessor.v1.ListBatchesResponse
  * Use `create(ListBatchesResponseSchema)` to create a new message.
  */
 export const ListBatchesResponseSchema: GenMessage<ListBatchesResponse> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 11);
+  messageDesc(file_batchprocessor_v1_batch_processor, 10);
 
 /**
  * @generated from message batchprocessor.v1.CancelBatchRequest
@@ -564,7 +513,7 @@ export type CancelBatchRequest = Message<"batchprocessor.v1.CancelBatchRequest">
  * Use `create(CancelBatchRequestSchema)` to create a new message.
  */
 export const CancelBatchRequestSchema: GenMessage<CancelBatchRequest> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 12);
+  messageDesc(file_batchprocessor_v1_batch_processor, 11);
 
 /**
  * @generated from message batchprocessor.v1.ConfigureRequest
@@ -605,7 +554,7 @@ export type ConfigureRequest = Message<"batchprocessor.v1.ConfigureRequest"> & {
  * Use `create(ConfigureRequestSchema)` to create a new message.
  */
 export const ConfigureRequestSchema: GenMessage<ConfigureRequest> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 13);
+  messageDesc(file_batchprocessor_v1_batch_processor, 12);
 
 /**
  * @generated from message batchprocessor.v1.GetConfigRequest
@@ -618,7 +567,7 @@ export type GetConfigRequest = Message<"batchprocessor.v1.GetConfigRequest"> & {
  * Use `create(GetConfigRequestSchema)` to create a new message.
  */
 export const GetConfigRequestSchema: GenMessage<GetConfigRequest> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 14);
+  messageDesc(file_batchprocessor_v1_batch_processor, 13);
 
 /**
  * @generated from message batchprocessor.v1.BatchConfig
@@ -650,7 +599,7 @@ export type BatchConfig = Message<"batchprocessor.v1.BatchConfig"> & {
  * Use `create(BatchConfigSchema)` to create a new message.
  */
 export const BatchConfigSchema: GenMessage<BatchConfig> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 15);
+  messageDesc(file_batchprocessor_v1_batch_processor, 14);
 
 /**
  * @generated from message batchprocessor.v1.GetMetricsRequest
@@ -663,7 +612,7 @@ export type GetMetricsRequest = Message<"batchprocessor.v1.GetMetricsRequest"> &
  * Use `create(GetMetricsRequestSchema)` to create a new message.
  */
 export const GetMetricsRequestSchema: GenMessage<GetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 16);
+  messageDesc(file_batchprocessor_v1_batch_processor, 15);
 
 /**
  * @generated from message batchprocessor.v1.CurrentStats
@@ -710,7 +659,7 @@ export type CurrentStats = Message<"batchprocessor.v1.CurrentStats"> & {
  * Use `create(CurrentStatsSchema)` to create a new message.
  */
 export const CurrentStatsSchema: GenMessage<CurrentStats> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 17);
+  messageDesc(file_batchprocessor_v1_batch_processor, 16);
 
 /**
  * @generated from message batchprocessor.v1.PerformanceStats
@@ -750,7 +699,7 @@ export type PerformanceStats = Message<"batchprocessor.v1.PerformanceStats"> & {
  * Use `create(PerformanceStatsSchema)` to create a new message.
  */
 export const PerformanceStatsSchema: GenMessage<PerformanceStats> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 18);
+  messageDesc(file_batchprocessor_v1_batch_processor, 17);
 
 /**
  * @generated from message batchprocessor.v1.ResourceUsage
@@ -783,7 +732,7 @@ export type ResourceUsage = Message<"batchprocessor.v1.ResourceUsage"> & {
  * Use `create(ResourceUsageSchema)` to create a new message.
  */
 export const ResourceUsageSchema: GenMessage<ResourceUsage> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 19);
+  messageDesc(file_batchprocessor_v1_batch_processor, 18);
 
 /**
  * @generated from message batchprocessor.v1.Metrics
@@ -810,7 +759,7 @@ export type Metrics = Message<"batchprocessor.v1.Metrics"> & {
  * Use `create(MetricsSchema)` to create a new message.
  */
 export const MetricsSchema: GenMessage<Metrics> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 20);
+  messageDesc(file_batchprocessor_v1_batch_processor, 19);
 
 /**
  * @generated from message batchprocessor.v1.GetAnalyticsRequest
@@ -837,7 +786,7 @@ export type GetAnalyticsRequest = Message<"batchprocessor.v1.GetAnalyticsRequest
  * Use `create(GetAnalyticsRequestSchema)` to create a new message.
  */
 export const GetAnalyticsRequestSchema: GenMessage<GetAnalyticsRequest> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 21);
+  messageDesc(file_batchprocessor_v1_batch_processor, 20);
 
 /**
  * @generated from message batchprocessor.v1.AnalyticsPoint
@@ -859,7 +808,7 @@ export type AnalyticsPoint = Message<"batchprocessor.v1.AnalyticsPoint"> & {
  * Use `create(AnalyticsPointSchema)` to create a new message.
  */
 export const AnalyticsPointSchema: GenMessage<AnalyticsPoint> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 22);
+  messageDesc(file_batchprocessor_v1_batch_processor, 21);
 
 /**
  * @generated from message batchprocessor.v1.AnalyticsSeries
@@ -897,7 +846,7 @@ export type AnalyticsSeries = Message<"batchprocessor.v1.AnalyticsSeries"> & {
  * Use `create(AnalyticsSeriesSchema)` to create a new message.
  */
 export const AnalyticsSeriesSchema: GenMessage<AnalyticsSeries> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 23);
+  messageDesc(file_batchprocessor_v1_batch_processor, 22);
 
 /**
  * @generated from message batchprocessor.v1.Analytics
@@ -929,7 +878,7 @@ export type Analytics = Message<"batchprocessor.v1.Analytics"> & {
  * Use `create(AnalyticsSchema)` to create a new message.
  */
 export const AnalyticsSchema: GenMessage<Analytics> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 24);
+  messageDesc(file_batchprocessor_v1_batch_processor, 23);
 
 /**
  * @generated from message batchprocessor.v1.WatchBatchRequest
@@ -946,7 +895,7 @@ export type WatchBatchRequest = Message<"batchprocessor.v1.WatchBatchRequest"> &
  * Use `create(WatchBatchRequestSchema)` to create a new message.
  */
 export const WatchBatchRequestSchema: GenMessage<WatchBatchRequest> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 25);
+  messageDesc(file_batchprocessor_v1_batch_processor, 24);
 
 /**
  * @generated from message batchprocessor.v1.ListModelsRequest
@@ -959,7 +908,7 @@ export type ListModelsRequest = Message<"batchprocessor.v1.ListModelsRequest"> &
  * Use `create(ListModelsRequestSchema)` to create a new message.
  */
 export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 26);
+  messageDesc(file_batchprocessor_v1_batch_processor, 25);
 
 /**
  * @generated from message batchprocessor.v1.ModelInfo
@@ -1086,7 +1035,7 @@ export type ModelInfo = Message<"batchprocessor.v1.ModelInfo"> & {
  * Use `create(ModelInfoSchema)` to create a new message.
  */
 export const ModelInfoSchema: GenMessage<ModelInfo> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 27);
+  messageDesc(file_batchprocessor_v1_batch_processor, 26);
 
 /**
  * A graph input or output: its name, element type and shape.
@@ -1120,7 +1069,7 @@ export type TensorSpec = Message<"batchprocessor.v1.TensorSpec"> & {
  * Use `create(TensorSpecSchema)` to create a new message.
  */
 export const TensorSpecSchema: GenMessage<TensorSpec> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 28);
+  messageDesc(file_batchprocessor_v1_batch_processor, 27);
 
 /**
  * @generated from message batchprocessor.v1.ListModelsResponse
@@ -1137,7 +1086,7 @@ export type ListModelsResponse = Message<"batchprocessor.v1.ListModelsResponse">
  * Use `create(ListModelsResponseSchema)` to create a new message.
  */
 export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 29);
+  messageDesc(file_batchprocessor_v1_batch_processor, 28);
 
 /**
  * @generated from message batchprocessor.v1.ReloadModelsRequest
@@ -1150,7 +1099,7 @@ export type ReloadModelsRequest = Message<"batchprocessor.v1.ReloadModelsRequest
  * Use `create(ReloadModelsRequestSchema)` to create a new message.
  */
 export const ReloadModelsRequestSchema: GenMessage<ReloadModelsRequest> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 30);
+  messageDesc(file_batchprocessor_v1_batch_processor, 29);
 
 /**
  * What a reload did to one model.
@@ -1185,7 +1134,7 @@ export type ModelReload = Message<"batchprocessor.v1.ModelReload"> & {
  * Use `create(ModelReloadSchema)` to create a new message.
  */
 export const ModelReloadSchema: GenMessage<ModelReload> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 31);
+  messageDesc(file_batchprocessor_v1_batch_processor, 30);
 
 /**
  * @generated from message batchprocessor.v1.ReloadModelsResponse
@@ -1209,7 +1158,7 @@ export type ReloadModelsResponse = Message<"batchprocessor.v1.ReloadModelsRespon
  * Use `create(ReloadModelsResponseSchema)` to create a new message.
  */
 export const ReloadModelsResponseSchema: GenMessage<ReloadModelsResponse> = /*@__PURE__*/
-  messageDesc(file_batchprocessor_v1_batch_processor, 32);
+  messageDesc(file_batchprocessor_v1_batch_processor, 31);
 
 /**
  * The Batch Processor: durable batch jobs and synchronous inference through one dynamic batcher.

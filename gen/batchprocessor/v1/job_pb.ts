@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Tensor } from "./tensor_pb.js";
+import { file_batchprocessor_v1_tensor } from "./tensor_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file batchprocessor/v1/job.proto.
  */
 export const file_batchprocessor_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChtiYXRjaHByb2Nlc3Nvci92MS9qb2IucHJvdG8SEWJhdGNocHJvY2Vzc29yLnYxIqIBChBDcmVhdGVKb2JSZXF1ZXN0EioKBHNwZWMYASABKAsyGi5iYXRjaHByb2Nlc3Nvci52MS5Kb2JTcGVjSAASLAoFbGluZXMYAiABKAsyGy5iYXRjaHByb2Nlc3Nvci52MS5Kb2JMaW5lc0gAEiwKBWl0ZW1zGAMgASgLMhsuYmF0Y2hwcm9jZXNzb3IudjEuSm9iSXRlbXNIAEIGCgRwYXJ0Iq8BCgdKb2JTcGVjEhAKCG1vZGVsX2lkGAEgASgJEhAKCHByaW9yaXR5GAIgASgJEhkKEWNvbXBsZXRpb25fd2luZG93GAMgASgJEg4KBmpvYl9pZBgEIAEoCRISCgpvbl9pbnZhbGlkGAUgASgJEhQKDGNhbGxiYWNrX3VybBgGIAEoCRIXCg9jYWxsYmFja19zZWNyZXQYByABKAkSEgoKcmVzdWx0X3R0bBgIIAEoCSIYCghKb2JMaW5lcxIMCgRkYXRhGAEgASgMIjUKCEpvYkl0ZW1zEikKBWl0ZW1zGAEgAygLMhouYmF0Y2hwcm9jZXNzb3IudjEuSm9iSXRlbSIzCgdKb2JJdGVtEg0KBWlucHV0GAEgAygCEgoKAmlkGAIgASgJEg0KBXNoYXBlGAMgAygNIk4KCUpvYkNvdW50cxINCgV0b3RhbBgBIAEoDRIRCgljb21wbGV0ZWQYAiABKA0SDgoGZmFpbGVkGAMgASgNEg8KB2ludmFsaWQYBCABKA0iwgMKA0pvYhIOCgZqb2JfaWQYASABKAkSDgoGc3RhdHVzGAIgASgJEhAKCG1vZGVsX2lkGAMgASgJEhAKCHByaW9yaXR5GAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoGY291bnRzGAkgASgLMhwuYmF0Y2hwcm9jZXNzb3IudjEuSm9iQ291bnRzEhAKCHByb2dyZXNzGAogASgBEhgKEGl0ZW1zX3Blcl9zZWNvbmQYCyABKAESPQoZZXN0aW1hdGVkX2NvbXBsZXRpb25fdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoFZXJyb3IYDSABKAlIAIgBAUIICgZfZXJyb3IiHwoNR2V0Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiRAoPTGlzdEpvYnNSZXF1ZXN0Eg4KBnN0YXR1cxgBIAEoCRINCgVsaW1pdBgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIlEKEExpc3RKb2JzUmVzcG9uc2USJAoEam9icxgBIAMoCzIWLmJhdGNocHJvY2Vzc29yLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiIQoPV2F0Y2hKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSI5ChRHZXRKb2JSZXN1bHRzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEQoJZnJvbV9saW5lGAIgASgNIi0KDEpvYkxpbmVFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkitwEKCUpvYlJlc3VsdBIMCgRsaW5lGAEgASgNEg8KAmlkGAIgASgJSACIAQESDgoGb3V0cHV0GAMgAygCEhIKBWxhYmVsGAQgASgJSAGIAQESFwoKY29uZmlkZW5jZRgFIAEoAUgCiAEBEi4KBWVycm9yGAYgASgLMh8uYmF0Y2hwcm9jZXNzb3IudjEuSm9iTGluZUVycm9yQgUKA19pZEIICgZfbGFiZWxCDQoLX2NvbmZpZGVuY2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChtiYXRjaHByb2Nlc3Nvci92MS9qb2IucHJvdG8SEWJhdGNocHJvY2Vzc29yLnYxIqIBChBDcmVhdGVKb2JSZXF1ZXN0EioKBHNwZWMYASABKAsyGi5iYXRjaHByb2Nlc3Nvci52MS5Kb2JTcGVjSAASLAoFbGluZXMYAiABKAsyGy5iYXRjaHByb2Nlc3Nvci52MS5Kb2JMaW5lc0gAEiwKBWl0ZW1zGAMgASgLMhsuYmF0Y2hwcm9jZXNzb3IudjEuSm9iSXRlbXNIAEIGCgRwYXJ0Iq8BCgdKb2JTcGVjEhAKCG1vZGVsX2lkGAEgASgJEhAKCHByaW9yaXR5GAIgASgJEhkKEWNvbXBsZXRpb25fd2luZG93GAMgASgJEg4KBmpvYl9pZBgEIAEoCRISCgpvbl9pbnZhbGlkGAUgASgJEhQKDGNhbGxiYWNrX3VybBgGIAEoCRIXCg9jYWxsYmFja19zZWNyZXQYByABKAkSEgoKcmVzdWx0X3R0bBgIIAEoCSIYCghKb2JMaW5lcxIMCgRkYXRhGAEgASgMIjUKCEpvYkl0ZW1zEikKBWl0ZW1zGAEgAygLMhouYmF0Y2hwcm9jZXNzb3IudjEuSm9iSXRlbSK1AQoHSm9iSXRlbRINCgVpbnB1dBgBIAMoAhIKCgJpZBgCIAEoCRINCgVzaGFwZRgDIAMoDRI2CgZpbnB1dHMYBCADKAsyJi5iYXRjaHByb2Nlc3Nvci52MS5Kb2JJdGVtLklucHV0c0VudHJ5GkgKC0lucHV0c0VudHJ5EgsKA2tleRgBIAEoCRIoCgV2YWx1ZRgCIAEoCzIZLmJhdGNocHJvY2Vzc29yLnYxLlRlbnNvcjoCOAEiTgoJSm9iQ291bnRzEg0KBXRvdGFsGAEgASgNEhEKCWNvbXBsZXRlZBgCIAEoDRIOCgZmYWlsZWQYAyABKA0SDwoHaW52YWxpZBgEIAEoDSLCAwoDSm9iEg4KBmpvYl9pZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSEAoIbW9kZWxfaWQYAyABKAkSEAoIcHJpb3JpdHkYBCABKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29tcGxldGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgZjb3VudHMYCSABKAsyHC5iYXRjaHByb2Nlc3Nvci52MS5Kb2JDb3VudHMSEAoIcHJvZ3Jlc3MYCiABKAESGAoQaXRlbXNfcGVyX3NlY29uZBgLIAEoARI9Chllc3RpbWF0ZWRfY29tcGxldGlvbl90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgVlcnJvchgNIAEoCUgAiAEBQggKBl9lcnJvciIfCg1HZXRKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSJECg9MaXN0Sm9ic1JlcXVlc3QSDgoGc3RhdHVzGAEgASgJEg0KBWxpbWl0GAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiUQoQTGlzdEpvYnNSZXNwb25zZRIkCgRqb2JzGAEgAygLMhYuYmF0Y2hwcm9jZXNzb3IudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIiChBDYW5jZWxKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIhCg9XYXRjaEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIjkKFEdldEpvYlJlc3VsdHNSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIRCglmcm9tX2xpbmUYAiABKA0iLQoMSm9iTGluZUVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSK+AgoJSm9iUmVzdWx0EgwKBGxpbmUYASABKA0SDwoCaWQYAiABKAlIAIgBARIOCgZvdXRwdXQYAyADKAISEgoFbGFiZWwYBCABKAlIAYgBARIXCgpjb25maWRlbmNlGAUgASgBSAKIAQESLgoFZXJyb3IYBiABKAsyHy5iYXRjaHByb2Nlc3Nvci52MS5Kb2JMaW5lRXJyb3ISOgoHb3V0cHV0cxgHIAMoCzIpLmJhdGNocHJvY2Vzc29yLnYxLkpvYlJlc3VsdC5PdXRwdXRzRW50cnkaSQoMT3V0cHV0c0VudHJ5EgsKA2tleRgBIAEoCRIoCgV2YWx1ZRgCIAEoCzIZLmJhdGNocHJvY2Vzc29yLnYxLlRlbnNvcjoCOAFCBQoDX2lkQggKBl9sYWJlbEINCgtfY29uZmlkZW5jZWIGcHJvdG8z", [file_batchprocessor_v1_tensor, file_google_protobuf_timestamp]);
 
 /**
  * One message of a CreateJob upload: the spec first, then any number of parts, each either raw
@@ -131,7 +133,8 @@ export const JobSpecSchema: GenMessage<JobSpec> = /*@__PURE__*/
   messageDesc(file_batchprocessor_v1_job, 1);
 
 /**
- * Raw JSONL: each line `{"input": [numbers...], "id": "optional"}` or a bare `[numbers...]`.
+ * Raw JSONL: each line `{"input": [numbers...], "id": "optional"}`, a bare `[numbers...]`, or
+ * `{"inputs": {"name": {"values": [...], "shape": [...]}, ...}, "id": "optional"}` by name.
  *
  * @generated from message batchprocessor.v1.JobLines
  */
@@ -190,6 +193,14 @@ export type JobItem = Message<"batchprocessor.v1.JobItem"> & {
    * @generated from field: repeated uint32 shape = 3;
    */
   shape: number[];
+
+  /**
+   * The model's inputs by name, each in the datatype the model takes, instead of `input` and
+   * `shape`. The line's result then carries every output by name in `outputs`.
+   *
+   * @generated from field: map<string, batchprocessor.v1.Tensor> inputs = 4;
+   */
+  inputs: { [key: string]: Tensor };
 };
 
 /**
@@ -536,6 +547,14 @@ export type JobResult = Message<"batchprocessor.v1.JobResult"> & {
    * @generated from field: batchprocessor.v1.JobLineError error = 6;
    */
   error?: JobLineError | undefined;
+
+  /**
+   * Every output of the model by name, as the graph gives them, for a line that gave its inputs
+   * by name (`output` is then empty); absent otherwise.
+   *
+   * @generated from field: map<string, batchprocessor.v1.Tensor> outputs = 7;
+   */
+  outputs: { [key: string]: Tensor };
 };
 
 /**

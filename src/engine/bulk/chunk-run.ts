@@ -5,12 +5,18 @@
  */
 import type { Failure } from "../errors.js";
 import type { ModelInfo } from "../inference-pool.js";
-import { shorthandItem } from "../item-validation.js";
 import { ITEM_FAILURES, type Job } from "../jobs/index.js";
+import type { TensorData } from "../tensors.js";
 import type { ItemResult, Priority } from "../types.js";
 import type { ValidSubmit } from "../validation.js";
 import { JOB_FAILURES } from "./job-failures.js";
-import { isValidLine, type JobLine, type LineOutcome, type ValidLine } from "./job-types.js";
+import {
+  isValidLine,
+  type JobLine,
+  type LineOutcome,
+  type LineTensor,
+  type ValidLine,
+} from "./job-types.js";
 
 /** What running a chunk needs of the job runner: a synchronous request through the batcher. */
 export interface ChunkRunner {
@@ -25,7 +31,11 @@ export interface ChunkJob {
   readonly expiresAt: number;
 }
 
-/** Runs the valid lines of a chunk; their results in line order (none when aborted first). */
+/**
+ * Runs the valid lines of a chunk; their results in line order (none when aborted first). Lines
+ * in the shorthand and lines by name go as one request each, at once, so that they meet in the
+ * same model batches; those by name are answered with every output by name.
+ */
 export async function runChunk(
   runner: ChunkRunner,
   job: ChunkJob,
@@ -37,21 +47,33 @@ export async function runChunk(
 ): Promise<readonly (ItemResult | undefined)[]> {
   const valid = lines.filter(isValidLine);
   if (valid.length === 0 || signal.aborted) return [];
-  const run = await runner.infer(
-    job.owner,
-    `${job.jobId}#${chunk}`,
-    {
-      items: valid.map((line) => shorthandItem(`line_${line.line}`, line.input, line.shape)),
-      priority: job.priority,
-      timeoutMs: Math.max(1, job.expiresAt - now),
-      deadline: job.expiresAt,
-      model,
-      metadata: {},
-      batchId: undefined,
-    },
-    signal,
-  );
-  return run.results ?? [];
+  const named = valid.filter((line) => line.named);
+  const plain = named.length === 0 ? valid : valid.filter((line) => !line.named);
+  const run = (group: readonly ValidLine[], suffix: string) =>
+    group.length === 0
+      ? Promise.resolve(undefined)
+      : runner.infer(
+          job.owner,
+          `${job.jobId}#${chunk}${suffix}`,
+          {
+            items: group.map((line) => ({ requestId: `line_${line.line}`, inputs: line.inputs })),
+            priority: job.priority,
+            timeoutMs: Math.max(1, job.expiresAt - now),
+            deadline: job.expiresAt,
+            model,
+            metadata: {},
+            batchId: undefined,
+            outputs: group === named ? (model.outputs ?? []).map((o) => o.name) : undefined,
+          },
+          signal,
+        );
+  const [plainRun, namedRun] = await Promise.all([run(plain, ""), run(named, "/named")]);
+  const plainResults = plainRun?.results ?? [];
+  const namedResults = namedRun?.results ?? [];
+  if (named.length === 0) return plainResults;
+  let p = 0;
+  let n = 0;
+  return valid.map((line) => (line.named ? namedResults[n++] : plainResults[p++]));
 }
 
 /** A chunk's line outcomes from its item results, with what they add to the job's counts. */
@@ -101,6 +123,17 @@ function lineOutcome(
       result.error.code === "DEADLINE_EXCEEDED" ? JOB_FAILURES.expiredLine : result.error;
     return { line: line.line, id: line.id, output: null, confidence: 0, error };
   }
+  if (line.named)
+    return {
+      line: line.line,
+      id: line.id,
+      output: null,
+      outputs: (result.outputs ?? []).map(
+        (t): LineTensor => ({ ...t, data: t.data as TensorData }),
+      ),
+      confidence: result.confidence,
+      error: null,
+    };
   return {
     line: line.line,
     id: line.id,

@@ -6,10 +6,20 @@
 import { createHash, type Hash } from "node:crypto";
 import { echo, failure, InvalidInputError } from "../errors.js";
 import type { ModelCatalog, ModelInfo } from "../inference-pool.js";
-import { requireFloatVectors, validateTensor } from "../item-validation.js";
+import { validateItemTensors } from "../item-validation.js";
+import { toRawBytes } from "../tensor-bytes.js";
+import { type ItemTensor, PRIMARY, type TensorData, toFloat32 } from "../tensors.js";
 import type { Priority } from "../types.js";
 import { modelNamed, validateId, validatePriority } from "../validation.js";
-import type { InvalidLine, JobCallback, JobLine, JobRequest, RawLine } from "./job-types.js";
+import {
+  floatInput,
+  type InvalidLine,
+  type JobCallback,
+  type JobLine,
+  type JobRequest,
+  type LineTensor,
+  type RawLine,
+} from "./job-types.js";
 
 /** The completion window: default and bounds, ms. */
 export const COMPLETION_WINDOW_MS = Object.freeze({
@@ -49,7 +59,6 @@ export function validateJobSpec(
   if (onInvalid !== "keep" && onInvalid !== "reject")
     throw new InvalidInputError("on_invalid", `expected keep or reject, got ${echo(onInvalid)}`);
   const model = modelNamed("model_id", request.modelId || defaultModel, models);
-  requireFloatVectors("model_id", model);
   return {
     model,
     priority: validatePriority(request.priority, "low"),
@@ -118,11 +127,22 @@ function validateCallback(url: string | undefined, secret: string | undefined): 
   return { url, secret: secret === undefined || secret === "" ? null : secret };
 }
 
+/** A line whose tensors are kept as they are: any but a float model's `input` shorthand. */
+interface TensorLine {
+  readonly inputs: readonly LineTensor[];
+  readonly named: boolean;
+}
+
+/** `#lengths` of an invalid line and of a {@link TensorLine}. */
+const INVALID = -1;
+const TENSORS = -2;
+
 /**
- * A chunk of lines as it fills: the numbers of its lines back to back in one buffer and their
- * line numbers, offsets and lengths in typed arrays, so that a chunk is a handful of allocations
- * rather than several per line. (An upload of millions of lines would otherwise leave the
- * collector millions of small objects that lived just long enough to be promoted.)
+ * A chunk of lines as it fills: the numbers of its float lines (a float model's `input`
+ * shorthand, the common case) back to back in one buffer and their line numbers, offsets and
+ * lengths in typed arrays, so that a chunk is a handful of allocations rather than several per
+ * line. (An upload of millions of lines would otherwise leave the collector millions of small
+ * objects that lived just long enough to be promoted.) Lines of other tensors keep their own.
  */
 export class ChunkBuilder {
   #floats = new Float32Array(16 * 1024);
@@ -130,19 +150,72 @@ export class ChunkBuilder {
   #size = 0;
   #numbers = new Float64Array(CHUNK_LINES);
   #offsets = new Int32Array(CHUNK_LINES);
-  /** A line's number count, or -1 for an invalid line. */
+  /** A float line's number count, or {@link INVALID}, or {@link TENSORS}. */
   #lengths = new Int32Array(CHUNK_LINES);
   #ids: (string | null)[] = [];
-  /** A line's shape when it is not `[length]`, or its failure when it is invalid. */
-  #extras: (readonly number[] | InvalidLine | undefined)[] = [];
+  /** A float line's shape when it is not `[length]`, an invalid line, or a tensor line. */
+  #extras: (readonly number[] | InvalidLine | TensorLine | undefined)[] = [];
 
   /** Lines added since the last {@link take}. */
   get size(): number {
     return this.#size;
   }
 
-  /** Adds a valid line; returns its numbers as float32 (a view, valid until the next add). */
+  /**
+   * Adds a valid line; returns its tensors as stored (a float line's a view, valid until the next
+   * add).
+   */
   addValid(
+    line: number,
+    id: string | null,
+    inputs: readonly ItemTensor[],
+    named: boolean,
+  ): readonly LineTensor[] {
+    const only = inputs[0] as ItemTensor;
+    if (!named && inputs.length === 1 && only.name === PRIMARY && only.datatype === "FP32") {
+      const data = this.#addFloats(line, id, only.data as ArrayLike<number>, only.shape);
+      return [{ ...only, data }];
+    }
+    const tensors = inputs.map(
+      (t): LineTensor => ({
+        ...t,
+        data: t.datatype === "FP32" ? toFloat32("FP32", t.data) : (t.data as TensorData),
+      }),
+    );
+    this.#push(line, id, 0, TENSORS, { inputs: tensors, named });
+    return tensors;
+  }
+
+  addInvalid(line: InvalidLine): void {
+    this.#push(line.line, line.id, 0, INVALID, line);
+  }
+
+  /** The chunk's lines (float inputs views of one buffer of their own); the builder starts over. */
+  take(): JobLine[] {
+    const floats = this.#floats.slice(0, this.#used);
+    const lines: JobLine[] = [];
+    for (let k = 0; k < this.#size; k++) {
+      const extra = this.#extras[k];
+      const length = this.#lengths[k] as number;
+      const line = this.#numbers[k] as number;
+      const id = this.#ids[k] ?? null;
+      if (length === INVALID) lines.push(extra as InvalidLine);
+      else if (length === TENSORS) lines.push({ line, id, ...(extra as TensorLine) });
+      else {
+        const offset = this.#offsets[k] as number;
+        const shape = (extra as readonly number[] | undefined) ?? [length];
+        const data = floats.subarray(offset, offset + length);
+        lines.push({ line, id, inputs: [floatInput(shape, data)], named: false });
+      }
+    }
+    this.#size = 0;
+    this.#used = 0;
+    this.#ids = [];
+    this.#extras = [];
+    return lines;
+  }
+
+  #addFloats(
     line: number,
     id: string | null,
     data: ArrayLike<number>,
@@ -162,42 +235,12 @@ export class ChunkBuilder {
     return this.#floats.subarray(offset, offset + length);
   }
 
-  addInvalid(line: InvalidLine): void {
-    this.#push(line.line, line.id, 0, -1, line);
-  }
-
-  /** The chunk's lines (their inputs views of one buffer of their own); the builder starts over. */
-  take(): JobLine[] {
-    const floats = this.#floats.slice(0, this.#used);
-    const lines: JobLine[] = [];
-    for (let k = 0; k < this.#size; k++) {
-      const extra = this.#extras[k];
-      const length = this.#lengths[k] as number;
-      if (length < 0) {
-        lines.push(extra as InvalidLine);
-        continue;
-      }
-      const offset = this.#offsets[k] as number;
-      lines.push({
-        line: this.#numbers[k] as number,
-        id: this.#ids[k] ?? null,
-        input: floats.subarray(offset, offset + length),
-        shape: (extra as readonly number[] | undefined) ?? [length],
-      });
-    }
-    this.#size = 0;
-    this.#used = 0;
-    this.#ids = [];
-    this.#extras = [];
-    return lines;
-  }
-
   #push(
     line: number,
     id: string | null,
     offset: number,
     length: number,
-    extra: readonly number[] | InvalidLine | undefined,
+    extra: readonly number[] | InvalidLine | TensorLine | undefined,
   ): void {
     const k = this.#size++;
     if (k >= this.#numbers.length) {
@@ -257,9 +300,17 @@ export class LineReader {
       chunk.addInvalid(line);
       return line;
     }
-    const input = chunk.addValid(line.line, line.id, line.data, line.shape);
-    this.#hash.update(`${line.line}\u0000${line.id ?? ""}\u0000${line.shape.join(",")}\u0000`);
-    this.#hash.update(new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
+    const inputs = chunk.addValid(line.line, line.id, line.inputs, line.named);
+    this.#hash.update(`${line.line}\u0000${line.id ?? ""}\u0000`);
+    const only = inputs[0] as LineTensor;
+    if (!line.named && inputs.length === 1 && only.name === PRIMARY && only.datatype === "FP32")
+      this.#hash.update(`${only.shape.join(",")}\u0000`);
+    else
+      for (const t of inputs) {
+        this.#hash.update(`${line.named ? "*" : ""}${t.name}\u0000${t.datatype}\u0000`);
+        this.#hash.update(`${t.shape.join(",")}\u0000`);
+      }
+    for (const t of inputs) this.#hash.update(toRawBytes(t.data));
     return undefined;
   }
 
@@ -269,12 +320,12 @@ export class LineReader {
   }
 }
 
-/** A line checked but not yet stored: its numbers as the client sent them. */
+/** A line checked but not yet stored: its tensors as validation gave them. */
 interface CheckedLine {
   readonly line: number;
   readonly id: string | null;
-  readonly data: ArrayLike<number>;
-  readonly shape: readonly number[];
+  readonly inputs: readonly ItemTensor[];
+  readonly named: boolean;
 }
 
 function invalid(line: number, id: string | null, message: string): InvalidLine {
@@ -298,25 +349,20 @@ function parsedLine(line: number, text: string, model: ModelInfo): CheckedLine |
 function lineOf(line: number, value: unknown, model: ModelInfo): CheckedLine | InvalidLine {
   let id: string | null = null;
   try {
-    if (Array.isArray(value)) return checked(line, null, value, undefined, model);
+    if (Array.isArray(value))
+      return { line, id, inputs: validateItemTensors("", { input: value }, model), named: false };
     if (typeof value !== "object" || value === null)
-      return invalid(line, null, 'expected {"input": [numbers...]} or [numbers...]');
-    const { input, id: rawId, shape } = value as { input?: unknown; id?: unknown; shape?: unknown };
-    id = validateId("id", rawId) ?? null;
-    return checked(line, id, input, shape, model);
+      return invalid(
+        line,
+        null,
+        'expected {"input": [numbers...]}, {"inputs": {name: tensor, ...}} or [numbers...]',
+      );
+    id = validateId("id", (value as { id?: unknown }).id) ?? null;
+    const inputs = validateItemTensors("", value, model);
+    const named = (value as { inputs?: unknown }).inputs != null;
+    return { line, id, inputs, named };
   } catch (error) {
     if (error instanceof InvalidInputError) return invalid(line, id, error.message);
     throw error;
   }
-}
-
-function checked(
-  line: number,
-  id: string | null,
-  input: unknown,
-  shape: unknown,
-  model: ModelInfo,
-): CheckedLine {
-  const tensor = validateTensor("", input, shape, model);
-  return { line, id, data: tensor.data, shape: tensor.shape };
 }

@@ -6,6 +6,7 @@
  * what is in flight, and does what they say.
  */
 
+import { ModelRunError } from "../errors.js";
 import type { InferencePool, InferenceResult } from "../inference-pool.js";
 import type { ResolvedBatchingOptions } from "../options.js";
 import { batchTensor, type PaddingPlan, shapeKey } from "../padding.js";
@@ -307,22 +308,55 @@ export class DynamicBatcher<T extends BatchItem> {
     const { run: items, late } = splitLate(taken, now, latency, delay);
     if (late.length > 0) this.o.onExpired(late);
     if (items.length === 0) return;
-    const first = items[0] as T;
-    const inputs = first.inputs.map((_, k) => batchTensor(items, k, first.padding));
-    const named = items.some((item) => item.named);
     this.#inFlight++;
     this.#inFlightItems += items.length;
     q.inFlightItems += items.length;
     this.o.onDispatch?.(items);
-    this.o.pool.run({ model: first.model, inputs, named }).then(
-      (result) => this.#finish(q, items, { ok: true, result }),
-      (error: unknown) => this.#finish(q, items, { ok: false, error }),
-    );
+    void this.#runBatch(items).finally(() => this.#release(q, items.length));
   }
 
-  #finish(q: Queue<T>, items: readonly T[], outcome: BatchOutcome): void {
-    const model = (items[0] as T).model;
+  /**
+   * Runs `items` as one model batch and hands its outcome on. When the runtime refuses a batch of
+   * several items, its halves run on their own, one after the other, down to the item it cannot
+   * take: that item fails alone and the others get their outputs. Where both halves fail too, the
+   * failure is the model's rather than an item's, and every item of both ends with it.
+   */
+  async #runBatch(items: readonly T[]): Promise<void> {
+    const outcome = await this.#attempt(items);
+    if (outcome.ok || items.length === 1 || !(outcome.error instanceof ModelRunError))
+      this.#complete(items, outcome);
+    else await this.#isolate(items);
+  }
+
+  async #isolate(items: readonly T[]): Promise<void> {
+    const half = Math.ceil(items.length / 2);
+    const parts = [items.slice(0, half), items.slice(half)];
+    const outcomes: BatchOutcome[] = [];
+    for (const part of parts) outcomes.push(await this.#attempt(part));
+    const together = outcomes.every((o) => !o.ok);
+    for (const [k, part] of parts.entries()) {
+      const outcome = outcomes[k] as BatchOutcome;
+      if (!together && !outcome.ok && part.length > 1 && outcome.error instanceof ModelRunError)
+        await this.#isolate(part);
+      else this.#complete(part, outcome);
+    }
+  }
+
+  async #attempt(items: readonly T[]): Promise<BatchOutcome> {
+    const first = items[0] as T;
+    try {
+      const inputs = first.inputs.map((_, k) => batchTensor(items, k, first.padding));
+      const named = items.some((item) => item.named);
+      const result = await this.o.pool.run({ model: first.model, inputs, named });
+      return { ok: true, result };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  }
+
+  #complete(items: readonly T[], outcome: BatchOutcome): void {
     if (outcome.ok) {
+      const model = (items[0] as T).model;
       const latency = this.latencyOf(model);
       latency.observe(items.length, outcome.result.inferenceMs);
       let service = this.#service.get(model);
@@ -337,17 +371,18 @@ export class DynamicBatcher<T extends BatchItem> {
         expected === undefined ? undefined : expected / Math.max(1, this.o.pool.threads),
       );
     }
+    this.o.onComplete(items, outcome);
+  }
+
+  /** The batch's slot is free again: the loop may dispatch the next. */
+  #release(q: Queue<T>, size: number): void {
     this.#inFlight--;
-    this.#inFlightItems -= items.length;
-    q.inFlightItems -= items.length;
-    try {
-      this.o.onComplete(items, outcome);
-    } finally {
-      if (this.#closed) {
-        if (this.#inFlight === 0) this.#drained?.();
-      } else {
-        this.#pump();
-      }
+    this.#inFlightItems -= size;
+    q.inFlightItems -= size;
+    if (this.#closed) {
+      if (this.#inFlight === 0) this.#drained?.();
+    } else {
+      this.#pump();
     }
   }
 

@@ -11,44 +11,53 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from batch_processor_client._gen.batchprocessor.v1 import tensor_pb2 as batchprocessor_dot_v1_dot_tensor__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x62\x61tchprocessor/v1/job.proto\x12\x11\x62\x61tchprocessor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x01\n\x10\x43reateJobRequest\x12*\n\x04spec\x18\x01 \x01(\x0b\x32\x1a.batchprocessor.v1.JobSpecH\x00\x12,\n\x05lines\x18\x02 \x01(\x0b\x32\x1b.batchprocessor.v1.JobLinesH\x00\x12,\n\x05items\x18\x03 \x01(\x0b\x32\x1b.batchprocessor.v1.JobItemsH\x00\x42\x06\n\x04part\"\xaf\x01\n\x07JobSpec\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\t\x12\x19\n\x11\x63ompletion_window\x18\x03 \x01(\t\x12\x0e\n\x06job_id\x18\x04 \x01(\t\x12\x12\n\non_invalid\x18\x05 \x01(\t\x12\x14\n\x0c\x63\x61llback_url\x18\x06 \x01(\t\x12\x17\n\x0f\x63\x61llback_secret\x18\x07 \x01(\t\x12\x12\n\nresult_ttl\x18\x08 \x01(\t\"\x18\n\x08JobLines\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"5\n\x08JobItems\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.batchprocessor.v1.JobItem\"3\n\x07JobItem\x12\r\n\x05input\x18\x01 \x03(\x02\x12\n\n\x02id\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\r\"N\n\tJobCounts\x12\r\n\x05total\x18\x01 \x01(\r\x12\x11\n\tcompleted\x18\x02 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\r\x12\x0f\n\x07invalid\x18\x04 \x01(\r\"\xc2\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x06\x63ounts\x18\t \x01(\x0b\x32\x1c.batchprocessor.v1.JobCounts\x12\x10\n\x08progress\x18\n \x01(\x01\x12\x18\n\x10items_per_second\x18\x0b \x01(\x01\x12=\n\x19\x65stimated_completion_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\x05\x65rror\x18\r \x01(\tH\x00\x88\x01\x01\x42\x08\n\x06_error\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"D\n\x0fListJobsRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"Q\n\x10ListJobsResponse\x12$\n\x04jobs\x18\x01 \x03(\x0b\x32\x16.batchprocessor.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"9\n\x14GetJobResultsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tfrom_line\x18\x02 \x01(\r\"-\n\x0cJobLineError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xb7\x01\n\tJobResult\x12\x0c\n\x04line\x18\x01 \x01(\r\x12\x0f\n\x02id\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06output\x18\x03 \x03(\x02\x12\x12\n\x05label\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x17\n\nconfidence\x18\x05 \x01(\x01H\x02\x88\x01\x01\x12.\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1f.batchprocessor.v1.JobLineErrorB\x05\n\x03_idB\x08\n\x06_labelB\r\n\x0b_confidenceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x62\x61tchprocessor/v1/job.proto\x12\x11\x62\x61tchprocessor.v1\x1a\x1e\x62\x61tchprocessor/v1/tensor.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x01\n\x10\x43reateJobRequest\x12*\n\x04spec\x18\x01 \x01(\x0b\x32\x1a.batchprocessor.v1.JobSpecH\x00\x12,\n\x05lines\x18\x02 \x01(\x0b\x32\x1b.batchprocessor.v1.JobLinesH\x00\x12,\n\x05items\x18\x03 \x01(\x0b\x32\x1b.batchprocessor.v1.JobItemsH\x00\x42\x06\n\x04part\"\xaf\x01\n\x07JobSpec\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\t\x12\x19\n\x11\x63ompletion_window\x18\x03 \x01(\t\x12\x0e\n\x06job_id\x18\x04 \x01(\t\x12\x12\n\non_invalid\x18\x05 \x01(\t\x12\x14\n\x0c\x63\x61llback_url\x18\x06 \x01(\t\x12\x17\n\x0f\x63\x61llback_secret\x18\x07 \x01(\t\x12\x12\n\nresult_ttl\x18\x08 \x01(\t\"\x18\n\x08JobLines\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"5\n\x08JobItems\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.batchprocessor.v1.JobItem\"\xb5\x01\n\x07JobItem\x12\r\n\x05input\x18\x01 \x03(\x02\x12\n\n\x02id\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\r\x12\x36\n\x06inputs\x18\x04 \x03(\x0b\x32&.batchprocessor.v1.JobItem.InputsEntry\x1aH\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.batchprocessor.v1.Tensor:\x02\x38\x01\"N\n\tJobCounts\x12\r\n\x05total\x18\x01 \x01(\r\x12\x11\n\tcompleted\x18\x02 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\r\x12\x0f\n\x07invalid\x18\x04 \x01(\r\"\xc2\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x06\x63ounts\x18\t \x01(\x0b\x32\x1c.batchprocessor.v1.JobCounts\x12\x10\n\x08progress\x18\n \x01(\x01\x12\x18\n\x10items_per_second\x18\x0b \x01(\x01\x12=\n\x19\x65stimated_completion_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\x05\x65rror\x18\r \x01(\tH\x00\x88\x01\x01\x42\x08\n\x06_error\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"D\n\x0fListJobsRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"Q\n\x10ListJobsResponse\x12$\n\x04jobs\x18\x01 \x03(\x0b\x32\x16.batchprocessor.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"9\n\x14GetJobResultsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tfrom_line\x18\x02 \x01(\r\"-\n\x0cJobLineError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xbe\x02\n\tJobResult\x12\x0c\n\x04line\x18\x01 \x01(\r\x12\x0f\n\x02id\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06output\x18\x03 \x03(\x02\x12\x12\n\x05label\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x17\n\nconfidence\x18\x05 \x01(\x01H\x02\x88\x01\x01\x12.\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1f.batchprocessor.v1.JobLineError\x12:\n\x07outputs\x18\x07 \x03(\x0b\x32).batchprocessor.v1.JobResult.OutputsEntry\x1aI\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.batchprocessor.v1.Tensor:\x02\x38\x01\x42\x05\n\x03_idB\x08\n\x06_labelB\r\n\x0b_confidenceb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'batchprocessor.v1.job_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _CREATEJOBREQUEST._serialized_start=84
-  _CREATEJOBREQUEST._serialized_end=246
-  _JOBSPEC._serialized_start=249
-  _JOBSPEC._serialized_end=424
-  _JOBLINES._serialized_start=426
-  _JOBLINES._serialized_end=450
-  _JOBITEMS._serialized_start=452
-  _JOBITEMS._serialized_end=505
-  _JOBITEM._serialized_start=507
-  _JOBITEM._serialized_end=558
-  _JOBCOUNTS._serialized_start=560
-  _JOBCOUNTS._serialized_end=638
-  _JOB._serialized_start=641
-  _JOB._serialized_end=1091
-  _GETJOBREQUEST._serialized_start=1093
-  _GETJOBREQUEST._serialized_end=1124
-  _LISTJOBSREQUEST._serialized_start=1126
-  _LISTJOBSREQUEST._serialized_end=1194
-  _LISTJOBSRESPONSE._serialized_start=1196
-  _LISTJOBSRESPONSE._serialized_end=1277
-  _CANCELJOBREQUEST._serialized_start=1279
-  _CANCELJOBREQUEST._serialized_end=1313
-  _WATCHJOBREQUEST._serialized_start=1315
-  _WATCHJOBREQUEST._serialized_end=1348
-  _GETJOBRESULTSREQUEST._serialized_start=1350
-  _GETJOBRESULTSREQUEST._serialized_end=1407
-  _JOBLINEERROR._serialized_start=1409
-  _JOBLINEERROR._serialized_end=1454
-  _JOBRESULT._serialized_start=1457
-  _JOBRESULT._serialized_end=1640
+  _JOBITEM_INPUTSENTRY._options = None
+  _JOBITEM_INPUTSENTRY._serialized_options = b'8\001'
+  _JOBRESULT_OUTPUTSENTRY._options = None
+  _JOBRESULT_OUTPUTSENTRY._serialized_options = b'8\001'
+  _CREATEJOBREQUEST._serialized_start=116
+  _CREATEJOBREQUEST._serialized_end=278
+  _JOBSPEC._serialized_start=281
+  _JOBSPEC._serialized_end=456
+  _JOBLINES._serialized_start=458
+  _JOBLINES._serialized_end=482
+  _JOBITEMS._serialized_start=484
+  _JOBITEMS._serialized_end=537
+  _JOBITEM._serialized_start=540
+  _JOBITEM._serialized_end=721
+  _JOBITEM_INPUTSENTRY._serialized_start=649
+  _JOBITEM_INPUTSENTRY._serialized_end=721
+  _JOBCOUNTS._serialized_start=723
+  _JOBCOUNTS._serialized_end=801
+  _JOB._serialized_start=804
+  _JOB._serialized_end=1254
+  _GETJOBREQUEST._serialized_start=1256
+  _GETJOBREQUEST._serialized_end=1287
+  _LISTJOBSREQUEST._serialized_start=1289
+  _LISTJOBSREQUEST._serialized_end=1357
+  _LISTJOBSRESPONSE._serialized_start=1359
+  _LISTJOBSRESPONSE._serialized_end=1440
+  _CANCELJOBREQUEST._serialized_start=1442
+  _CANCELJOBREQUEST._serialized_end=1476
+  _WATCHJOBREQUEST._serialized_start=1478
+  _WATCHJOBREQUEST._serialized_end=1511
+  _GETJOBRESULTSREQUEST._serialized_start=1513
+  _GETJOBRESULTSREQUEST._serialized_end=1570
+  _JOBLINEERROR._serialized_start=1572
+  _JOBLINEERROR._serialized_end=1617
+  _JOBRESULT._serialized_start=1620
+  _JOBRESULT._serialized_end=1938
+  _JOBRESULT_OUTPUTSENTRY._serialized_start=1833
+  _JOBRESULT_OUTPUTSENTRY._serialized_end=1906
 # @@protoc_insertion_point(module_scope)
