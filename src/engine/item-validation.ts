@@ -323,20 +323,6 @@ export function validateTensor(
   return { data: input as ArrayLike<number>, shape: dims };
 }
 
-/**
- * Refuses, naming `field`, a model whose items cannot travel as float32 vectors (several inputs,
- * or a primary input of another type): durable batches and jobs store inputs that way.
- */
-export function requireFloatVectors(field: string, model: ModelInfo): void {
-  const specs = inputSpecs(model);
-  const primary = specs[0];
-  if (specs.length > 1 || (primary !== undefined && primary.datatype !== "FP32"))
-    throw new InvalidInputError(
-      field,
-      `model ${JSON.stringify(model.name)} takes ${specs.map(describeSpec).join(", ")}; durable batches and jobs store one float32 input per item, so send its items to Infer or the v2 protocol's infer`,
-    );
-}
-
 function validateShape(
   field: string,
   shape: unknown,

@@ -3,6 +3,7 @@
  * contract suite in `test/contract/`.
  */
 import type { Failure } from "./errors.js";
+import type { TypedTensor } from "./tensors.js";
 import type { BatchStatus, Priority } from "./types.js";
 
 /** A stored batch. */
@@ -27,6 +28,11 @@ export interface BatchRecord {
   readonly failed: number;
   /** Digest of the request, for idempotent resubmits; null when the server chose the id. */
   readonly payloadHash: string | null;
+  /**
+   * The outputs its items are answered with by name (`outputs`); null for the shorthand answer
+   * (the primary output as `output`).
+   */
+  readonly outputs: readonly string[] | null;
 }
 
 /**
@@ -35,15 +41,25 @@ export interface BatchRecord {
  */
 export type NewBatch = Omit<
   BatchRecord,
-  "pk" | "status" | "error" | "startedAt" | "completedAt" | "succeeded" | "failed"
-> & { readonly metadata: Readonly<Record<string, unknown>> };
+  "pk" | "status" | "error" | "startedAt" | "completedAt" | "succeeded" | "failed" | "outputs"
+> & {
+  readonly metadata: Readonly<Record<string, unknown>>;
+  /** See {@link BatchRecord.outputs}; none when absent. */
+  readonly outputs?: readonly string[] | null | undefined;
+};
 
 /** An item's input as stored. */
 export interface StoredInput {
   readonly index: number;
   readonly requestId: string;
+  /** The primary input's float32 numbers, row-major; empty for an item in {@link tensors}. */
   readonly input: Float32Array;
   readonly shape: readonly number[];
+  /**
+   * The item's tensors in its model's input order, the primary one named `PRIMARY`, when they
+   * are not one float32 input (several inputs, or another datatype); undefined otherwise.
+   */
+  readonly tensors?: readonly TypedTensor[] | undefined;
 }
 
 /** An item's outcome as stored. */
@@ -52,6 +68,8 @@ export interface StoredResult {
   readonly requestId: string;
   /** null when the item has no output (failed, or not finished). */
   readonly output: Float32Array | null;
+  /** The outputs its batch asked for by name, when it has them; undefined otherwise. */
+  readonly outputs?: readonly TypedTensor[] | undefined;
   readonly confidence: number;
   readonly processingTimeMs: number;
   readonly error: Failure | null;
@@ -73,6 +91,8 @@ export interface ItemWrite {
   readonly pk: number;
   readonly index: number;
   readonly output: Float32Array | null;
+  /** The outputs its batch asks for by name (`BatchRecord.outputs`); undefined otherwise. */
+  readonly outputs?: readonly TypedTensor[] | undefined;
   readonly confidence: number;
   readonly processingTimeMs: number;
   readonly error: Failure | null;

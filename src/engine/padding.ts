@@ -18,6 +18,7 @@ import {
   type ItemTensor,
   isStrings,
   type TensorData,
+  type TypedTensor,
 } from "./tensors.js";
 
 /** How one input is padded. */
@@ -138,10 +139,10 @@ export function itemLengths(
 
 /** An item's output cut back to its own lengths along the axes the plan cuts. */
 export function cutBack(
-  tensor: ItemTensor,
+  tensor: TypedTensor,
   plan: PaddingPlan,
   lengths: ReadonlyMap<string, number>,
-): ItemTensor {
+): TypedTensor {
   const cuts = plan.cuts.get(tensor.name);
   if (cuts === undefined) return tensor;
   const shape = [...tensor.shape];

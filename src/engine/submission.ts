@@ -4,10 +4,15 @@
  * is the same batch).
  */
 import { randomUUID } from "node:crypto";
-import { InvalidInputError } from "./errors.js";
-import { requireFloatVectors } from "./item-validation.js";
+import type { ValidItem } from "./item-validation.js";
 import type { NewBatch, StoredInput } from "./job-store.js";
-import type { ItemTensor } from "./tensors.js";
+import {
+  type ItemTensor,
+  PRIMARY,
+  type TensorData,
+  type TypedTensor,
+  toFloat32,
+} from "./tensors.js";
 import type { Principal } from "./types.js";
 import { payloadDigest, type ValidSubmit } from "./validation.js";
 
@@ -22,23 +27,7 @@ export interface Submission {
 
 /** The submission of `valid` by `principal`. */
 export function submissionOf(principal: Principal, valid: ValidSubmit): Submission {
-  requireFloatVectors("metadata.model_id", valid.model);
-  if (valid.outputs !== undefined)
-    throw new InvalidInputError(
-      "data",
-      "items sent by name (inputs) and outputs asked for by name (output_names) are answered by Infer and the v2 protocol's infer; a durable batch stores each item's float32 input and its primary output",
-    );
-  const inputs: StoredInput[] = valid.items.map((item, index) => {
-    const tensor = item.inputs[0] as ItemTensor;
-    const data = tensor.data as ArrayLike<number>;
-    return {
-      index,
-      requestId: item.requestId,
-      // A Float32Array here is the request's own copy (the gRPC reader's): kept, not copied again.
-      input: data instanceof Float32Array ? data : Float32Array.from(data),
-      shape: tensor.shape,
-    };
-  });
+  const inputs = valid.items.map(storedInput);
   const payloadHash = valid.batchId === undefined ? null : payloadDigest(valid, inputs);
   return {
     inputs,
@@ -54,6 +43,30 @@ export function submissionOf(principal: Principal, valid: ValidSubmit): Submissi
       total: valid.items.length,
       metadata: valid.metadata,
       payloadHash,
+      outputs: valid.outputs ?? null,
     }),
   };
+}
+
+const NO_NUMBERS = new Float32Array(0);
+
+/**
+ * An item as the store keeps it: a float model's one float32 input as its numbers, any other
+ * item (several inputs, another datatype) as its typed tensors.
+ */
+function storedInput(item: ValidItem, index: number): StoredInput {
+  const only = item.inputs[0] as ItemTensor;
+  if (item.inputs.length === 1 && only.name === PRIMARY && only.datatype === "FP32") {
+    const data = only.data as ArrayLike<number>;
+    // A Float32Array here is the request's own copy (the gRPC reader's): kept, not copied again.
+    const input = data instanceof Float32Array ? data : Float32Array.from(data);
+    return { index, requestId: item.requestId, input, shape: only.shape };
+  }
+  const tensors = item.inputs.map(
+    (t): TypedTensor => ({
+      ...t,
+      data: t.datatype === "FP32" ? toFloat32("FP32", t.data) : (t.data as TensorData),
+    }),
+  );
+  return { index, requestId: item.requestId, input: NO_NUMBERS, shape: [], tensors };
 }

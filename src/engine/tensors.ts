@@ -59,6 +59,11 @@ export interface ItemTensor {
   readonly data: TensorData | ArrayLike<number>;
 }
 
+/** An item's tensor with its elements in its datatype's typed array (as stored, and as outputs are). */
+export interface TypedTensor extends ItemTensor {
+  readonly data: TensorData;
+}
+
 /** A tensor of a whole model batch: dims start with the batch axis. */
 export interface BatchTensor {
   readonly name: string;

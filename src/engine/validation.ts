@@ -8,6 +8,7 @@ import type { ModelCatalog, ModelInfo } from "./inference-pool.js";
 import { type ValidItem, validateItemTensors } from "./item-validation.js";
 import type { StoredInput } from "./job-store.js";
 import { modelVersion } from "./model-versions.js";
+import { toRawBytes } from "./tensor-bytes.js";
 import {
   BATCH_STATUSES,
   type BatchStatus,
@@ -291,9 +292,15 @@ function validateItem(item: unknown, index: number, model: ModelInfo): ValidItem
 export function payloadDigest(valid: ValidSubmit, inputs: readonly StoredInput[]): string {
   const hash = createHash("sha256");
   hash.update(JSON.stringify([valid.priority, valid.timeoutMs, valid.model.name, valid.metadata]));
+  if (valid.outputs !== undefined)
+    hash.update(`\u0000outputs\u0000${valid.outputs.join("\u0000")}`);
   for (const item of inputs) {
     hash.update(`\u0000${item.requestId}\u0000${item.shape.join(",")}\u0000`);
     hash.update(new Uint8Array(item.input.buffer, item.input.byteOffset, item.input.byteLength));
+    for (const t of item.tensors ?? []) {
+      hash.update(`\u0000${t.name}\u0000${t.datatype}\u0000${t.shape.join(",")}\u0000`);
+      hash.update(toRawBytes(t.data));
+    }
   }
   return hash.digest("hex");
 }

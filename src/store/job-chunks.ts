@@ -11,7 +11,7 @@ import {
   isValidLine,
   type JobLine,
   type LineOutcome,
-  type LineTensor,
+  type TypedTensor,
   toRawBytes,
 } from "../engine/index.js";
 import { failureOf } from "./codec.js";
@@ -55,7 +55,7 @@ export function encodeLines(lines: readonly JobLine[]): Buffer {
       heads.push([line.line, line.id, -1, null, line.error.code, line.error.message]);
       continue;
     }
-    const only = line.inputs[0] as LineTensor;
+    const only = line.inputs[0] as TypedTensor;
     if (!line.named && line.inputs.length === 1 && only.name === "" && only.datatype === "FP32") {
       const n = only.data.length;
       const flat = only.shape.length === 1 && only.shape[0] === n;
@@ -129,7 +129,7 @@ export function decodeOutcomes(blob: Buffer): LineOutcome[] {
 }
 
 /** A tensor's head; its bytes join `parts`. */
-function tensorHead(t: LineTensor, parts: Uint8Array[]): TensorHead {
+function tensorHead(t: TypedTensor, parts: Uint8Array[]): TensorHead {
   const bytes = toRawBytes(t.data);
   parts.push(bytes);
   return [t.name, t.datatype, [...t.shape], bytes.byteLength];
@@ -139,7 +139,7 @@ function tensorOf(
   [name, datatype, shape, length]: TensorHead,
   data: Uint8Array,
   offset: number,
-): LineTensor {
+): TypedTensor {
   let count = 1;
   for (const d of shape) count *= d;
   const bytes = data.subarray(offset, offset + length);

@@ -25,7 +25,8 @@ import {
   StoreUnavailableError,
   type UnfinishedBatch,
 } from "../engine/index.js";
-import { decodeCursor, encodeCursor, floats, joinedInputs } from "./codec.js";
+import { decodeBatchInputs, encodeBatchInputs } from "./batch-tensors.js";
+import { decodeCursor, encodeCursor } from "./codec.js";
 import { callRedis, REQUEST_CONNECTION } from "./redis-connection.js";
 import { RedisJobData } from "./redis-job-data.js";
 import { decodeOutcome, encodeOutcome, FIELDS, member, recordOf } from "./redis-rows.js";
@@ -100,6 +101,7 @@ export class RedisJobStore implements JobStore {
     items: readonly StoredInput[],
   ): Promise<{ created: boolean; record: BatchRecord }> {
     const ordered = [...items].sort((a, b) => a.index - b.index);
+    const { data, shapes } = encodeBatchInputs(ordered);
     const [created, pk] = await callRedis(() =>
       this.#redis.bpCreate(
         this.#p,
@@ -113,8 +115,9 @@ export class RedisJobStore implements JobStore {
         batch.total,
         JSON.stringify(batch.metadata),
         batch.payloadHash ?? "",
-        joinedInputs(ordered),
-        JSON.stringify(ordered.map((item) => [item.requestId, item.shape.join(",")])),
+        data,
+        JSON.stringify(ordered.map((item, k) => [item.requestId, shapes[k]])),
+        batch.outputs == null ? "" : JSON.stringify(batch.outputs),
       ),
     );
     return { created: created === 1, record: (await this.#record(pk)) as BatchRecord };
@@ -235,22 +238,18 @@ export class RedisJobStore implements JobStore {
     if (record === undefined || meta === null || inputs === null) return undefined;
     const finished = new Set(done.map(Number));
     const ranges = runs.map((r) => r.split(":").map(Number) as [number, number]);
-    const data = floats(inputs);
+    const items = (JSON.parse(meta) as [string, string][]).map(([requestId, shape], index) => ({
+      index,
+      requestId,
+      shape,
+    }));
     const pending: PendingInput[] = [];
-    let offset = 0;
-    (JSON.parse(meta) as [string, string][]).forEach(([requestId, shapeText], index) => {
-      const shape = shapeText.split(",").map(Number);
-      const length = shape.reduce((a, b) => a * b, 1);
-      if (!finished.has(index))
+    for (const input of decodeBatchInputs(inputs, items))
+      if (!finished.has(input.index))
         pending.push({
-          index,
-          requestId,
-          shape,
-          input: data.slice(offset, offset + length),
-          started: ranges.some(([lo, hi]) => index >= lo && index <= hi),
+          ...input,
+          started: ranges.some(([lo, hi]) => input.index >= lo && input.index <= hi),
         });
-      offset += length;
-    });
     return { batch: record, pending };
   }
 

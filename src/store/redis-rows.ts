@@ -10,6 +10,7 @@ import {
   type Priority,
   type StoredResult,
 } from "../engine/index.js";
+import { decodeOutputs, encodeOutputs } from "./batch-tensors.js";
 import { floats, outcomeCode } from "./codec.js";
 
 /** Fields of a batch hash read into a {@link BatchRecord} (metadata is never read back). */
@@ -30,10 +31,11 @@ export const FIELDS = [
   "succeeded",
   "failed",
   "payload_hash",
+  "outputs",
 ] as const;
 
 /** The record of batch `pk` from its hash's {@link FIELDS}, in order. */
-export function recordOf(pk: number, f: readonly string[]): BatchRecord {
+export function recordOf(pk: number, f: readonly (string | null)[]): BatchRecord {
   const [
     owner,
     batchId,
@@ -51,6 +53,7 @@ export function recordOf(pk: number, f: readonly string[]): BatchRecord {
     succeeded,
     failed,
     payloadHash,
+    outputs,
   ] = f;
   return {
     pk,
@@ -59,7 +62,7 @@ export function recordOf(pk: number, f: readonly string[]): BatchRecord {
     modelId: modelId as string,
     priority: priority as Priority,
     status: status as BatchStatus,
-    error: error === "" || error === undefined ? null : failure(outcomeCode(errorCode), error),
+    error: error === "" || error == null ? null : failure(outcomeCode(errorCode), error),
     timeoutMs: Number(timeoutMs),
     createdAt: Number(createdAt),
     deadline: Number(deadline),
@@ -68,7 +71,9 @@ export function recordOf(pk: number, f: readonly string[]): BatchRecord {
     total: Number(total),
     succeeded: Number(succeeded),
     failed: Number(failed),
-    payloadHash: payloadHash === "" || payloadHash === undefined ? null : payloadHash,
+    payloadHash: payloadHash === "" || payloadHash == null ? null : payloadHash,
+    // A batch stored before outputs were asked for by name has no such field.
+    outputs: outputs === "" || outputs == null ? null : (JSON.parse(outputs) as string[]),
   };
 }
 
@@ -77,14 +82,18 @@ export function member(pk: number): string {
   return String(pk).padStart(16, "0");
 }
 
-/** Outcome blob: a kind byte (0 output, 1 error), confidence and time (f64), then floats or text. */
+/**
+ * Outcome blob: a kind byte (0 output, 1 error, 2 outputs by name), confidence and time (f64),
+ * then floats, text, or the outputs as `encodeOutputs` writes them.
+ */
 export function encodeOutcome(w: ItemWrite): Buffer {
   const head = Buffer.alloc(17);
-  head[0] = w.error === null ? 0 : 1;
+  head[0] = w.error !== null ? 1 : w.outputs !== undefined ? 2 : 0;
   head.writeDoubleLE(w.confidence, 1);
   head.writeDoubleLE(w.processingTimeMs, 9);
   if (w.error !== null)
     return Buffer.concat([head, Buffer.from(`${w.error.code}\n${w.error.message}`)]);
+  if (w.outputs !== undefined) return Buffer.concat([head, encodeOutputs(w.outputs)]);
   const output = w.output ?? new Float32Array(0);
   return Buffer.concat([head, Buffer.from(output.buffer, output.byteOffset, output.byteLength)]);
 }
@@ -99,5 +108,13 @@ export function decodeOutcome(blob: Buffer): Omit<StoredResult, "index" | "reque
     const error = failure(outcomeCode(text.slice(0, cut)), text.slice(cut + 1));
     return { output: null, confidence, processingTimeMs, error };
   }
+  if (blob[0] === 2)
+    return {
+      output: null,
+      outputs: decodeOutputs(body),
+      confidence,
+      processingTimeMs,
+      error: null,
+    };
   return { output: floats(body), confidence, processingTimeMs, error: null };
 }

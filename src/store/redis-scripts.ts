@@ -39,7 +39,7 @@ end
 /**
  * Creates a batch unless (owner, batch id) exists. ARGV: prefix, owner, batchId, modelId,
  * priority, timeoutMs, createdAt, deadline, total, metadata, payloadHash ('' for none), inputs,
- * items JSON. Returns {created (0|1), pk}.
+ * items JSON, outputs JSON ('' for none). Returns {created (0|1), pk}.
  */
 export const CREATE_BATCH = `${COMMON}
 local p, owner, id = ARGV[1], ARGV[2], ARGV[3]
@@ -55,7 +55,7 @@ redis.call('HSET', p .. ':b:' .. pk, 'owner', owner, 'batch_id', id, 'model_id',
   'priority', ARGV[5], 'status', 'queued', 'error', '', 'error_code', '', 'timeout_ms', ARGV[6],
   'created_at', ARGV[7], 'deadline', ARGV[8], 'started_at', '', 'completed_at', '',
   'total', ARGV[9], 'succeeded', 0, 'failed', 0, 'metadata', ARGV[10], 'payload_hash', ARGV[11],
-  'items_before', before)
+  'items_before', before, 'outputs', ARGV[14])
 redis.call('SET', p .. ':in:' .. pk, ARGV[12])
 redis.call('SET', p .. ':meta:' .. pk, ARGV[13])
 redis.call('ZADD', p .. ':any:' .. id, created, m)

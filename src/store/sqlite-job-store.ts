@@ -24,7 +24,13 @@ import {
   type StoredResult,
   type UnfinishedBatch,
 } from "../engine/index.js";
-import { bytes, encodeCursor, failureOf, floats, joinedInputs, outcomeCode } from "./codec.js";
+import {
+  decodeBatchInputs,
+  decodeOutputs,
+  encodeBatchInputs,
+  encodeOutputs,
+} from "./batch-tensors.js";
+import { bytes, encodeCursor, failureOf, floats, outcomeCode } from "./codec.js";
 import { SqliteJobData } from "./sqlite-job-data.js";
 import { type BatchRow, listStatement, RECORD_COLUMNS, toRecord } from "./sqlite-rows.js";
 import { applySchema } from "./sqlite-schema.js";
@@ -58,6 +64,7 @@ export class SqliteJobStore implements JobStore {
   readonly #insertStarted: Database.Statement;
   readonly #itemsOf: Database.Statement;
   readonly #inputsOf: Database.Statement;
+  readonly #outputsOf: Database.Statement;
   readonly #createTx: (
     batch: NewBatch,
     items: readonly StoredInput[],
@@ -78,8 +85,8 @@ export class SqliteJobStore implements JobStore {
     applySchema(this.#db);
     this.jobs = new SqliteJobData(this.#db);
     this.#insertBatch = this.#db.prepare(
-      `INSERT INTO batches (owner, batch_id, model_id, priority, status, timeout_ms, created_at, deadline, total, metadata, payload_hash)
-       VALUES (@owner, @batchId, @modelId, @priority, 'queued', @timeoutMs, @createdAt, @deadline, @total, @metadata, @payloadHash)
+      `INSERT INTO batches (owner, batch_id, model_id, priority, status, timeout_ms, created_at, deadline, total, metadata, payload_hash, outputs)
+       VALUES (@owner, @batchId, @modelId, @priority, 'queued', @timeoutMs, @createdAt, @deadline, @total, @metadata, @payloadHash, @outputs)
        ON CONFLICT (owner, batch_id) DO NOTHING`,
     );
     this.#insertItem = this.#db.prepare(
@@ -119,8 +126,13 @@ export class SqliteJobStore implements JobStore {
        WHERE i.batch_pk = ? ORDER BY i.idx`,
     );
     this.#inputsOf = this.#db.prepare("SELECT data FROM inputs WHERE batch_pk = ?").pluck();
+    this.#outputsOf = this.#db.prepare("SELECT outputs FROM batches WHERE pk = ?").pluck();
     this.#createTx = this.#db.transaction((batch: NewBatch, items: readonly StoredInput[]) => {
-      const info = this.#insertBatch.run({ ...batch, metadata: JSON.stringify(batch.metadata) });
+      const info = this.#insertBatch.run({
+        ...batch,
+        metadata: JSON.stringify(batch.metadata),
+        outputs: batch.outputs == null ? null : JSON.stringify(batch.outputs),
+      });
       if (info.changes === 0) {
         return {
           created: false,
@@ -128,9 +140,11 @@ export class SqliteJobStore implements JobStore {
         };
       }
       const pk = Number(info.lastInsertRowid);
-      for (const item of items)
-        this.#insertItem.run(pk, item.index, item.requestId, item.shape.join(","));
-      this.#insertInputs.run(pk, joinedInputs(items));
+      const { data, shapes } = encodeBatchInputs(items);
+      [...items]
+        .sort((a, b) => a.index - b.index)
+        .forEach((item, k) => this.#insertItem.run(pk, item.index, item.requestId, shapes[k]));
+      this.#insertInputs.run(pk, data);
       return {
         created: true,
         record: toRecord(this.#findOwn.get(batch.owner, batch.batchId) as BatchRow),
@@ -161,7 +175,11 @@ export class SqliteJobStore implements JobStore {
         for (const w of items) {
           if (!open(w.pk)) continue;
           const changed = this.#writeItem.run(
-            w.output === null ? null : bytes(w.output),
+            w.outputs !== undefined
+              ? encodeOutputs(w.outputs)
+              : w.output === null
+                ? null
+                : bytes(w.output),
             w.confidence,
             w.processingTimeMs,
             w.error?.message ?? null,
@@ -245,10 +263,12 @@ export class SqliteJobStore implements JobStore {
       error: string | null;
       error_code: string | null;
     }[];
+    const named = this.#outputsOf.get(pk) !== null;
     return rows.map((r) => ({
       index: r.idx,
       requestId: r.request_id,
-      output: r.output === null ? null : floats(r.output),
+      output: r.output === null || named ? null : floats(r.output),
+      outputs: r.output === null || !named ? undefined : decodeOutputs(r.output),
       confidence: r.confidence,
       processingTimeMs: r.processing_ms,
       error: failureOf(r.error_code, r.error),
@@ -326,28 +346,22 @@ export class SqliteJobStore implements JobStore {
 
   /** A batch with the items that have no outcome, each with its input and whether it started. */
   #unfinished(row: BatchRow): UnfinishedBatch {
-    const data = floats(this.#inputsOf.get(row.pk) as Buffer);
-    const pending: PendingInput[] = [];
-    let offset = 0;
-    for (const item of this.#itemsOf.all(row.pk) as {
+    const items = this.#itemsOf.all(row.pk) as {
       idx: number;
       request_id: string;
       shape: string;
       done: number;
       started: number;
-    }[]) {
-      const shape = item.shape.split(",").map(Number);
-      const length = shape.reduce((a, b) => a * b, 1);
+    }[];
+    const inputs = decodeBatchInputs(
+      this.#inputsOf.get(row.pk) as Buffer,
+      items.map((item) => ({ index: item.idx, requestId: item.request_id, shape: item.shape })),
+    );
+    const pending: PendingInput[] = [];
+    items.forEach((item, k) => {
       if (item.done === 0)
-        pending.push({
-          index: item.idx,
-          requestId: item.request_id,
-          shape,
-          input: data.slice(offset, offset + length),
-          started: item.started === 1,
-        });
-      offset += length;
-    }
+        pending.push({ ...(inputs[k] as StoredInput), started: item.started === 1 });
+    });
     return { batch: toRecord(row), pending };
   }
 

@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS batches (
   failed INTEGER NOT NULL DEFAULT 0,
   metadata TEXT NOT NULL,
   payload_hash TEXT,
+  outputs TEXT,
   UNIQUE (owner, batch_id)
 );
 CREATE INDEX IF NOT EXISTS batches_batch_id ON batches (batch_id, created_at, pk);
@@ -122,9 +123,12 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ${JOB_SCHEMA}`;
 
 /** `PRAGMA user_version` of {@link SCHEMA}. */
-const SCHEMA_VERSION = 4;
-/** The version before, which lacked only the job tables: it gains them. */
-const ADDITIVE_FROM = 3;
+const SCHEMA_VERSION = 5;
+/**
+ * Versions this one extends without rewriting anything: 3 lacked the job tables, 4 the
+ * `outputs` column of batches (a batch answered by name); both gain what they lack.
+ */
+const ADDITIVE_FROM: readonly number[] = [3, 4];
 
 /**
  * Creates the tables of a new database, or checks that an existing one has this schema: a
@@ -134,10 +138,14 @@ const ADDITIVE_FROM = 3;
 export function applySchema(db: Database.Database): void {
   const version = db.pragma("user_version", { simple: true }) as number;
   const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all();
-  if (tables.length > 0 && version !== SCHEMA_VERSION && version !== ADDITIVE_FROM)
+  if (tables.length > 0 && version !== SCHEMA_VERSION && !ADDITIVE_FROM.includes(version))
     throw new Error(
       `the database has schema version ${version} and this server reads version ${SCHEMA_VERSION}: move it out of DATA_DIR to start with a new one`,
     );
-  db.exec(SCHEMA);
-  db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  db.transaction(() => {
+    db.exec(SCHEMA);
+    const columns = db.prepare("SELECT name FROM pragma_table_info('batches')").pluck().all();
+    if (!columns.includes("outputs")) db.exec("ALTER TABLE batches ADD COLUMN outputs TEXT");
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  })();
 }

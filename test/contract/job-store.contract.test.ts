@@ -85,6 +85,9 @@ function newBatch(overrides: Partial<NewBatch> = {}): NewBatch {
   };
 }
 
+const ok = { confidence: 0.9, processingTimeMs: 2, error: null } as const;
+const failed = { confidence: 0, processingTimeMs: 0, error: failure("INTERNAL", "boom") } as const;
+
 function inputs(n: number): StoredInput[] {
   return Array.from({ length: n }, (_, index) => ({
     index,
@@ -362,6 +365,53 @@ for (const factory of factories) {
         [1, "b", [5], [2, 3, 4, 5, 6]],
         [2, "c", [2, 2], [7, 8, 9, 10]],
       ]);
+    });
+
+    it("keeps items of typed tensors and outputs by name, each in its datatype, and the names asked for", async () => {
+      const tensors = (k: number): StoredInput => ({
+        index: k,
+        requestId: `t${k}`,
+        input: new Float32Array(0),
+        shape: [],
+        tensors: [
+          {
+            name: "",
+            datatype: "INT64",
+            shape: [k + 1],
+            data: BigInt64Array.from({ length: k + 1 }, (_, j) => BigInt(j) - 2n ** 62n),
+          },
+          { name: "mask", datatype: "BOOL", shape: [k + 1], data: new Uint8Array(k + 1).fill(1) },
+          { name: "text", datatype: "BYTES", shape: [1], data: [`é${k}`] },
+        ],
+      });
+      const items = [tensors(1), tensors(0), tensors(2)];
+      const { record } = await store.createBatch(newBatch({ outputs: ["logits", "ids"] }), items);
+      expect(record.outputs).toEqual(["logits", "ids"]);
+      expect(await store.findBatch("owner-a", record.batchId)).toEqual(record);
+      const outputs = [
+        { name: "logits", datatype: "FP16", shape: [2], data: Uint16Array.from([0x3c00, 0xbc00]) },
+        { name: "ids", datatype: "INT64", shape: [1], data: BigInt64Array.from([2n ** 60n + 1n]) },
+      ] as const;
+      await store.save(
+        [
+          { pk: record.pk, index: 0, output: Float32Array.from([1, -1]), outputs, ...ok },
+          { pk: record.pk, index: 1, output: null, ...failed },
+        ],
+        [],
+      );
+      const pending = (await store.loadBatch(record.pk))?.pending ?? [];
+      expect(pending.map((p) => [p.index, p.requestId])).toEqual([[2, "t2"]]);
+      expect(pending[0]?.tensors).toEqual(tensors(2).tensors);
+      const results = await store.getResults(record.pk, false);
+      expect(results[0]).toMatchObject({ output: null, outputs, confidence: 0.9 });
+      expect(results[1]).toMatchObject({ output: null, error: { code: "INTERNAL" } });
+      expect(results[1]?.outputs).toBeUndefined();
+      expect(results[2]).toMatchObject({ output: null, error: null });
+      // A batch of float vectors answered in the shorthand keeps its numbers and `output`.
+      const { record: plain } = await store.createBatch(newBatch(), inputs(3));
+      expect(plain.outputs).toBeNull();
+      await store.save([{ pk: plain.pk, index: 0, output: Float32Array.from([4]), ...ok }], []);
+      expect((await store.getResults(plain.pk, true))[0]?.output).toEqual(Float32Array.from([4]));
     });
 
     it("stores inputs that are views of one shared buffer, and only their part of it", async () => {

@@ -214,26 +214,59 @@ describe("named tensors over the native API", () => {
         expect(answer, `${client.name} ${message}`).toMatchObject({ code: "invalid_argument" });
         expect((answer as { message: string }).message, client.name).toMatch(message);
       }
-    // A durable batch stores float32 vectors: named items are for Infer, and so is a model
-    // whose items cannot travel as one.
+  });
+
+  it("keeps durable batches of items by name and answers their results by name, on every protocol", async () => {
+    for (const client of clients) {
+      const submitted = await client.call(
+        "SubmitBatch",
+        {
+          data: [sentence([5, 7, 9], 2), { request_id: "long", ...sentence([1, 2, 3, 4], 4) }],
+          metadata: { model_id: "classifier" },
+        } as never,
+        KEY,
+      );
+      if (!submitted.ok) throw new Error(`${client.name}: ${submitted.message}`);
+      const batchId = (submitted.json as { batch_id: string }).batch_id;
+      let status = "";
+      for (let tries = 0; tries < 200 && status !== "completed"; tries++) {
+        const read = await client.call("GetBatchStatus", { batch_id: batchId } as never, KEY);
+        status = read.ok ? (read.json as { status: string }).status : read.code;
+        if (status !== "completed") await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(status, client.name).toBe("completed");
+      const read = await client.call("GetBatchResults", { batch_id: batchId } as never, KEY);
+      const [a, b] = results(read);
+      expect(a?.output, client.name).toEqual([]);
+      expect(a?.outputs, client.name).toEqual({
+        logits: { datatype: "FP32", shape: [2], values: [12, 2], strings: [] },
+        length: { datatype: "INT64", shape: [1], values: [2], strings: [] },
+        token_scores: { datatype: "FP32", shape: [3], values: [5, 7, 0], strings: [] },
+      });
+      expect(b?.outputs.length?.values, client.name).toEqual([4]);
+    }
+    // A float model's items in the shorthand, answered with the outputs it names.
     const rest = clients[0] as ProtocolClient;
-    const durable = await rest.call(
+    const pair = await rest.call(
       "SubmitBatch",
-      { data: [sentence([1], 1)], metadata: { model_id: "classifier" } } as never,
+      {
+        data: [{ inputs: { a: { values: [1, 2, 3] }, b: { values: [2, 2, 2] } } }],
+        output_names: ["product"],
+        metadata: { model_id: "pair" },
+      } as never,
       KEY,
     );
-    expect(durable).toMatchObject({ ok: false, code: "invalid_argument" });
-    expect((durable as { message: string }).message).toMatch(
-      /^metadata\.model_id: model "classifier" takes input_ids INT64 \[\*\], attention_mask INT64 \[\*\]; durable batches and jobs store one float32 input per item/,
+    if (!pair.ok) throw new Error(pair.message);
+    const pairId = (pair.json as { batch_id: string }).batch_id;
+    await fetch(`http://127.0.0.1:${server.apiPort}/api/batch-processor/watch/${pairId}`, {
+      headers: { "x-api-key": KEY },
+    }).then((r) => r.text());
+    const [product] = results(
+      await rest.call("GetBatchResults", { batch_id: pairId } as never, KEY),
     );
-    const named = await rest.call(
-      "SubmitBatch",
-      { data: [{ inputs: { input: { values: [1, 2] } } }] } as never,
-      KEY,
-    );
-    expect((named as { message: string }).message).toMatch(
-      /^data: items sent by name \(inputs\) and outputs asked for by name \(output_names\) are answered by Infer/,
-    );
+    expect(product?.outputs).toEqual({
+      product: { datatype: "FP32", shape: [3], values: [2, 4, 6], strings: [] },
+    });
   });
 
   it("refuses inputs that give one named axis two lengths, and passes the runtime's own refusal of a batch to its caller in its words", async () => {

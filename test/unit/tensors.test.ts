@@ -14,7 +14,13 @@ import {
   shapeKey,
 } from "../../src/engine/padding.js";
 import { fromRawBytes, toRawBytes } from "../../src/engine/tensor-bytes.js";
-import { type ItemTensor, PRIMARY, toPlainValues, toTensorData } from "../../src/engine/tensors.js";
+import {
+  type ItemTensor,
+  PRIMARY,
+  type TypedTensor,
+  toPlainValues,
+  toTensorData,
+} from "../../src/engine/tensors.js";
 
 describe("tensor conversions", () => {
   it("converts values to each datatype, refusing the first element that does not fit, by index", () => {
@@ -133,14 +139,14 @@ describe("padding", () => {
     expect(Array.from(mask.data as BigInt64Array).map(Number)).toEqual([1, 0, 0, 1, 1, 1]);
     const lengths = itemLengths(short.inputs, plan) ?? new Map();
     expect([...lengths]).toEqual([["sequence", 1]]);
-    const scores: ItemTensor = {
+    const scores: TypedTensor = {
       name: "scores",
       datatype: "FP32",
       shape: [3],
       data: Float32Array.of(1, 2, 3),
     };
     expect(cutBack(scores, plan, lengths)).toMatchObject({ shape: [1], data: Float32Array.of(1) });
-    const pooled: ItemTensor = {
+    const pooled: TypedTensor = {
       ...scores,
       name: "pooled",
       shape: [2],

@@ -6,17 +6,11 @@
 import type { Failure } from "../errors.js";
 import type { ModelInfo } from "../inference-pool.js";
 import { ITEM_FAILURES, type Job } from "../jobs/index.js";
-import type { TensorData } from "../tensors.js";
+import type { TensorData, TypedTensor } from "../tensors.js";
 import type { ItemResult, Priority } from "../types.js";
 import type { ValidSubmit } from "../validation.js";
 import { JOB_FAILURES } from "./job-failures.js";
-import {
-  isValidLine,
-  type JobLine,
-  type LineOutcome,
-  type LineTensor,
-  type ValidLine,
-} from "./job-types.js";
+import { isValidLine, type JobLine, type LineOutcome, type ValidLine } from "./job-types.js";
 
 /** What running a chunk needs of the job runner: a synchronous request through the batcher. */
 export interface ChunkRunner {
@@ -129,7 +123,7 @@ function lineOutcome(
       id: line.id,
       output: null,
       outputs: (result.outputs ?? []).map(
-        (t): LineTensor => ({ ...t, data: t.data as TensorData }),
+        (t): TypedTensor => ({ ...t, data: t.data as TensorData }),
       ),
       confidence: result.confidence,
       error: null,

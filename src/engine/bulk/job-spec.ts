@@ -8,7 +8,13 @@ import { echo, failure, InvalidInputError } from "../errors.js";
 import type { ModelCatalog, ModelInfo } from "../inference-pool.js";
 import { validateItemTensors } from "../item-validation.js";
 import { toRawBytes } from "../tensor-bytes.js";
-import { type ItemTensor, PRIMARY, type TensorData, toFloat32 } from "../tensors.js";
+import {
+  type ItemTensor,
+  PRIMARY,
+  type TensorData,
+  type TypedTensor,
+  toFloat32,
+} from "../tensors.js";
 import type { Priority } from "../types.js";
 import { modelNamed, validateId, validatePriority } from "../validation.js";
 import {
@@ -17,7 +23,6 @@ import {
   type JobCallback,
   type JobLine,
   type JobRequest,
-  type LineTensor,
   type RawLine,
 } from "./job-types.js";
 
@@ -129,7 +134,7 @@ function validateCallback(url: string | undefined, secret: string | undefined): 
 
 /** A line whose tensors are kept as they are: any but a float model's `input` shorthand. */
 interface TensorLine {
-  readonly inputs: readonly LineTensor[];
+  readonly inputs: readonly TypedTensor[];
   readonly named: boolean;
 }
 
@@ -170,14 +175,14 @@ export class ChunkBuilder {
     id: string | null,
     inputs: readonly ItemTensor[],
     named: boolean,
-  ): readonly LineTensor[] {
+  ): readonly TypedTensor[] {
     const only = inputs[0] as ItemTensor;
     if (!named && inputs.length === 1 && only.name === PRIMARY && only.datatype === "FP32") {
       const data = this.#addFloats(line, id, only.data as ArrayLike<number>, only.shape);
       return [{ ...only, data }];
     }
     const tensors = inputs.map(
-      (t): LineTensor => ({
+      (t): TypedTensor => ({
         ...t,
         data: t.datatype === "FP32" ? toFloat32("FP32", t.data) : (t.data as TensorData),
       }),
@@ -302,7 +307,7 @@ export class LineReader {
     }
     const inputs = chunk.addValid(line.line, line.id, line.inputs, line.named);
     this.#hash.update(`${line.line}\u0000${line.id ?? ""}\u0000`);
-    const only = inputs[0] as LineTensor;
+    const only = inputs[0] as TypedTensor;
     if (!line.named && inputs.length === 1 && only.name === PRIMARY && only.datatype === "FP32")
       this.#hash.update(`${only.shape.join(",")}\u0000`);
     else

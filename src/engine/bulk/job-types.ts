@@ -3,7 +3,7 @@
  * read answers with, the lines of an upload and their outcomes.
  */
 import type { Failure } from "../errors.js";
-import { type ItemTensor, PRIMARY, type TensorData } from "../tensors.js";
+import { PRIMARY, type TypedTensor } from "../tensors.js";
 import type { Priority } from "../types.js";
 
 /** Job lifecycle states. */
@@ -105,11 +105,6 @@ export type RawLine =
   | { readonly line: number; readonly value: unknown }
   | { readonly line: number; readonly malformed: string };
 
-/** A tensor of a stored line or outcome: its elements in its datatype's typed array. */
-export interface LineTensor extends ItemTensor {
-  readonly data: TensorData;
-}
-
 /** A line that holds a valid item. */
 export interface ValidLine {
   readonly line: number;
@@ -118,13 +113,13 @@ export interface ValidLine {
    * Its tensors in the order of the model's inputs, the primary one named `PRIMARY`; a float
    * model's `input` shorthand is that one tensor, FP32.
    */
-  readonly inputs: readonly LineTensor[];
+  readonly inputs: readonly TypedTensor[];
   /** True when the line gave its inputs by name: its outcome then holds every output by name. */
   readonly named: boolean;
 }
 
 /** A float model's `input` shorthand as a line's one tensor. */
-export function floatInput(shape: readonly number[], data: Float32Array): LineTensor {
+export function floatInput(shape: readonly number[], data: Float32Array): TypedTensor {
   return { name: PRIMARY, datatype: "FP32", shape, data };
 }
 
@@ -150,7 +145,7 @@ export interface LineOutcome {
   /** The primary output of a line in the shorthand; null when the line has none. */
   readonly output: Float32Array | null;
   /** Every output by name, for a line that gave its inputs by name and ran; else undefined. */
-  readonly outputs?: readonly LineTensor[] | undefined;
+  readonly outputs?: readonly TypedTensor[] | undefined;
   readonly confidence: number;
   readonly error: Failure | null;
 }

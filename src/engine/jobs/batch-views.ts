@@ -197,6 +197,7 @@ export function itemResultOf(stored: StoredResult): ItemResult {
   return {
     requestId: stored.requestId,
     output: stored.output === null ? [] : Array.from(stored.output),
+    outputs: stored.outputs,
     confidence: stored.confidence,
     processingTimeMs: stored.processingTimeMs,
     error: stored.error,

@@ -20,9 +20,7 @@ export interface ItemSource {
  * An item's outcome: an output, or an error; with every output by name when its model batch was
  * asked for them.
  */
-export type Settlement = Omit<ItemWrite, "pk" | "index"> & {
-  readonly outputs?: readonly ItemTensor[] | undefined;
-};
+export type Settlement = Omit<ItemWrite, "pk" | "index">;
 
 /** What a `Job` starts from (a new submit, or a batch recovered from the store). */
 export interface JobInit {
@@ -36,8 +34,8 @@ export interface JobInit {
   readonly deadline: number;
   readonly timeoutMs: number;
   readonly total: number;
-  /** The outputs its caller wants by name; undefined for the primary output alone. */
-  readonly outputs?: readonly string[] | undefined;
+  /** The outputs its caller wants by name; none (undefined or null) for the primary output alone. */
+  readonly outputs?: readonly string[] | null | undefined;
   readonly status?: BatchStatus;
   readonly startedAt?: number | null;
   readonly succeeded?: number;

@@ -311,7 +311,13 @@ export class JobRunner {
       (outcome === "success" || outcome === "failed") && now > item.deadline,
     );
     item.job.settle(item, s);
-    if (item.job.pk !== undefined) writes.push({ pk: item.job.pk, index: item.index, ...s });
+    if (item.job.pk !== undefined)
+      writes.push({
+        pk: item.job.pk,
+        index: item.index,
+        ...s,
+        outputs: item.job.wanted(s.outputs),
+      });
   }
 
   /** Fails items that never ran (deadline, model gone); `removeQueued` takes them out of the batcher first. */
@@ -375,12 +381,14 @@ export class JobRunner {
   }
 }
 
-/** A stored item as the batcher takes it: its float32 input is the model's primary input. */
+/** A stored item as the batcher takes it: its tensors, or its float32 input as the primary one. */
 function sourceOf(input: StoredInput & { readonly started?: boolean }): ItemSource {
   return {
     index: input.index,
     requestId: input.requestId,
-    inputs: [{ name: PRIMARY, datatype: "FP32", shape: input.shape, data: input.input }],
+    inputs: input.tensors ?? [
+      { name: PRIMARY, datatype: "FP32", shape: input.shape, data: input.input },
+    ],
     started: input.started,
   };
 }

@@ -75,7 +75,7 @@ export class Job {
     this.deadline = init.deadline;
     this.timeoutMs = init.timeoutMs;
     this.total = init.total;
-    this.outputs = init.outputs;
+    this.outputs = init.outputs ?? undefined;
     this.#status = init.status ?? "queued";
     this.#startedAt = init.startedAt ?? null;
     this.#succeeded = init.succeeded ?? 0;
@@ -270,7 +270,7 @@ export class Job {
       this.#results[item.index] = {
         requestId: item.requestId,
         output: s.output === null ? [] : Array.from(s.output),
-        outputs: this.#wanted(s.outputs),
+        outputs: this.wanted(s.outputs),
         confidence: s.confidence,
         processingTimeMs: s.processingTimeMs,
         error: s.error,
@@ -280,7 +280,7 @@ export class Job {
   }
 
   /** Of an item's outputs, those its caller asked for, in the order asked. */
-  #wanted(outputs: readonly ItemTensor[] | undefined): readonly ItemTensor[] | undefined {
+  wanted<T extends ItemTensor>(outputs: readonly T[] | undefined): readonly T[] | undefined {
     const names = this.outputs;
     if (names === undefined || outputs === undefined) return undefined;
     return names.flatMap((name) => outputs.filter((o) => o.name === name));

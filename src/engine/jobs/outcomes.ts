@@ -6,7 +6,7 @@ import type { EngineLogger } from "../logger.js";
 import type { ItemOutcome } from "../observer.js";
 import { cutBack, cutPrimary, itemLengths } from "../padding.js";
 import type { BatchItem } from "../scheduling/index.js";
-import { type BatchTensor, type ItemTensor, rowOf, tensorFinite } from "../tensors.js";
+import { type BatchTensor, rowOf, type TypedTensor, tensorFinite } from "../tensors.js";
 import { ITEM_FAILURES } from "./item-failures.js";
 import type { Settlement } from "./job.js";
 
@@ -69,7 +69,7 @@ export function settlementOf(
 }
 
 /** Item `i`'s row of a batch tensor (a view of typed elements). */
-function itemRow(tensor: BatchTensor, i: number): ItemTensor {
+function itemRow(tensor: BatchTensor, i: number): TypedTensor {
   const [rows = 1, ...shape] = tensor.dims;
   const width = rows === 0 ? 0 : tensor.data.length / rows;
   return {
