@@ -44,6 +44,7 @@ function counting(pool: InferencePool) {
   const wrapped: InferencePool = {
     threads: pool.threads,
     pipelineDepth: pool.pipelineDepth,
+    laneOf: (model) => pool.laneOf?.(model),
     run: async (request, signal) => {
       counts.batches++;
       counts.items += request.inputs[0]?.dims[0] ?? 0;

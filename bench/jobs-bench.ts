@@ -1,6 +1,6 @@
 /**
  * `npm run bench:jobs`: a data set as one job against raw onnxruntime-node, on a heavy model
- * (64 -> 4096 -> 4096 -> 3, built here). Three parts, each in the same run:
+ * (64 -> 4096 -> 4096 -> 3, built here). Its parts, each in the same run:
  * - raw: one bare session per thread running batches of `--batch` in a tight loop for
  *   `--raw-seconds`; items/s and CPU per item (this process's CPU, every thread);
  * - job: the server (`npm start` build, `--threads` inference threads, MAX_BATCH_SIZE=`--batch`)
@@ -8,14 +8,16 @@
  *   start and end, CPU per item from the server's CPU (every thread, /proc) from the first byte
  *   of the upload to the job's end, and apart for the upload alone; lines are counted by outcome
  *   from the downloaded results, and only those with an output count;
+ * - named: the same job with its lines by name (`{"inputs": {"input": {"values": [...]}}}`), kept as
+ *   typed tensors and answered with every output by name; the same figures;
  * - online: p50/p99 of 1-item `critical` Infer requests on the default model at `--probe-rps`,
  *   without a job, then while a job of `--probe-lines` lines runs;
  * - memory (`--rss-lines`, 0 to skip): the server's RSS while a job of that many 64-float lines
  *   on the default model runs, against its RSS before the upload;
  * - redis: what a cluster's Redis holds per line: `--redis-lines` lines of 64 numbers stored as a
  *   job's chunks, then their outcomes (3 numbers each), measured by Redis's `used_memory`.
- * Usage: npm run bench:jobs [-- --lines 200000 --threads 2 --batch 64 --parts raw,job,online,memory
- *   --out FILE]
+ * Usage: npm run bench:jobs [-- --lines 200000 --threads 2 --batch 64
+ *   --parts raw,job,named,online,memory,redis --out FILE]
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -41,7 +43,7 @@ const { values } = parseArgs({
     "probe-rps": { type: "string", default: "20" },
     "probe-lines": { type: "string", default: "30000" },
     "rss-lines": { type: "string", default: "1000000" },
-    parts: { type: "string", default: "raw,job,online,memory,redis" },
+    parts: { type: "string", default: "raw,job,named,online,memory,redis" },
     "redis-lines": { type: "string", default: "200000" },
     out: { type: "string" },
   },
@@ -125,8 +127,11 @@ function startServer(): Promise<BenchServer> {
   });
 }
 
-/** Lines of `width` numbers, generated as they are sent, in pieces of about 256 KiB. */
-function jsonl(lines: number, width: number): ReadableStream<Uint8Array> {
+/**
+ * Lines of `width` numbers (by name when `named`), generated as they are sent, in pieces of
+ * about 256 KiB.
+ */
+function jsonl(lines: number, width: number, named = false): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   let line = 0;
   return new ReadableStream({
@@ -138,7 +143,9 @@ function jsonl(lines: number, width: number): ReadableStream<Uint8Array> {
       let text = "";
       while (line < lines && text.length < 256 * 1024) {
         const input = Array.from({ length: width }, (_, k) => Math.sin(line * 31 + k).toFixed(5));
-        text += `{"input":[${input.join(",")}],"id":"l${line + 1}"}\n`;
+        text += named
+          ? `{"inputs":{"input":{"values":[${input.join(",")}]}},"id":"l${line + 1}"}\n`
+          : `{"input":[${input.join(",")}],"id":"l${line + 1}"}\n`;
         line++;
       }
       controller.enqueue(encoder.encode(text));
@@ -159,11 +166,12 @@ async function upload(
   model: string,
   lines: number,
   width: number,
+  named = false,
 ): Promise<JobView> {
   const response = await fetch(`${server.base}/api/batch-processor/jobs?model_id=${model}`, {
     method: "POST",
     headers: { "x-api-key": KEY, "content-type": "application/x-ndjson" },
-    body: jsonl(lines, width),
+    body: jsonl(lines, width, named),
     duplex: "half",
   } as RequestInit);
   if (response.status !== 201)
@@ -201,8 +209,14 @@ async function outcomes(
     carry = parts.pop() ?? "";
     for (const part of parts) {
       if (part === "") continue;
-      const result = JSON.parse(part) as { output?: number[]; error?: unknown };
-      if (result.error === undefined && (result.output?.length ?? 0) === LAYERS[3]) output++;
+      const result = JSON.parse(part) as {
+        output?: number[];
+        outputs?: Record<string, { values?: number[] }>;
+        error?: unknown;
+      };
+      const values =
+        result.output ?? Object.values(result.outputs ?? {}).find((t) => t.values)?.values;
+      if (result.error === undefined && (values?.length ?? 0) === LAYERS[3]) output++;
       else error++;
     }
   }
@@ -262,26 +276,28 @@ interface JobFigures {
   readonly meanBatch: number;
 }
 
-/** A job of `LINES` heavy lines: items/s over its own start to end, server CPU per item. */
-async function jobRun(server: BenchServer): Promise<JobFigures> {
-  log(`job: uploading ${LINES} lines`);
+/**
+ * A job of `LINES` heavy lines (by name when `named`): items/s over its own start to end, server
+ * CPU per item.
+ */
+async function jobRun(server: BenchServer, named = false): Promise<JobFigures> {
+  log(`job: uploading ${LINES} lines${named ? " by name" : ""}`);
   const pid = server.child.pid as number;
   const cpuAll = measureCpu(pid);
   const cpuUpload = measureCpu(pid);
   const uploadStarted = performance.now();
-  const created = await upload(server, "heavy", LINES, WIDTH);
+  const before = await (await fetch(`${server.base}/metrics`)).text();
+  const created = await upload(server, "heavy", LINES, WIDTH, named);
   const uploadSeconds = (performance.now() - uploadStarted) / 1000;
   const uploadCpu = cpuUpload();
   const job = await ended(server, created.job_id);
   const allCpu = cpuAll();
   const allSeconds = (performance.now() - uploadStarted) / 1000;
   const metrics = await (await fetch(`${server.base}/metrics`)).text();
-  const modelBatches = seriesSum(metrics, "batch_processor_model_batches_total", {
-    model: "heavy",
-  });
-  const ortSeconds = seriesSum(metrics, "batch_processor_inference_seconds_sum", {
-    model: "heavy",
-  });
+  const since = (name: string) =>
+    seriesSum(metrics, name, { model: "heavy" }) - seriesSum(before, name, { model: "heavy" });
+  const modelBatches = since("batch_processor_model_batches_total");
+  const ortSeconds = since("batch_processor_inference_seconds_sum");
   const counted = await outcomes(server, job.job_id);
   const runSeconds = (Date.parse(job.completed_at ?? "") - Date.parse(job.started_at ?? "")) / 1000;
   const uploadCpuSeconds = ((uploadCpu?.totalPercent ?? Number.NaN) / 100) * uploadSeconds;
@@ -448,10 +464,12 @@ if (PARTS.has("raw")) {
   log(`raw: ${f(rawRun.itemsPerSecond)} items/s, ${f(rawRun.cpuUsPerItem)} µs CPU per item`);
 }
 let jobFigures: JobFigures | undefined;
+let namedFigures: JobFigures | undefined;
 let latencies: { idle: number[]; busy: number[] } | undefined;
-if (PARTS.has("job") || PARTS.has("online")) {
+if (PARTS.has("job") || PARTS.has("named") || PARTS.has("online")) {
   const server = await startServer();
   if (PARTS.has("job")) jobFigures = await jobRun(server);
+  if (PARTS.has("named")) namedFigures = await jobRun(server, true);
   if (PARTS.has("online")) latencies = await online(server);
   await server.stop();
 }
@@ -468,8 +486,7 @@ const report = [
   `Machine: ${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores, Node ${process.version}. Model ${LAYERS.join(" -> ")} (float32, built by the bench), ${THREADS} inference thread(s), batch size ${BATCH}. Parts: ${[...PARTS].join(", ")}.`,
   "",
 ];
-if (rawRun !== undefined || jobFigures !== undefined) {
-  const j = jobFigures;
+if (rawRun !== undefined || jobFigures !== undefined || namedFigures !== undefined) {
   report.push(
     "| run | lines with an output | errors | items/s | CPU µs per item | vs raw (items/s) | vs raw (CPU per item) |",
     "|---|---|---|---|---|---|---|",
@@ -477,16 +494,31 @@ if (rawRun !== undefined || jobFigures !== undefined) {
       ? "| raw onnxruntime-node | not run | | | | | |"
       : `| raw onnxruntime-node, ${RAW_SECONDS} s | - | - | ${f(rawRun.itemsPerSecond)} | ${f(rawRun.cpuUsPerItem)} | 1 | 1 |`,
   );
-  if (j !== undefined)
-    report.push(
-      `| job of ${j.lines} lines (upload to end) | ${j.output} | ${j.error} | ${f(j.itemsPerSecond)} | ${f(j.cpuUsPerItem)} | ${f(ratio(j.itemsPerSecond, rawRun?.itemsPerSecond), 3)} (target ≥ 0.85) | ${f(ratio(j.cpuUsPerItem, rawRun?.cpuUsPerItem), 3)} (target ≤ 1.15) |`,
-      `| of which running (upload excluded) | | | | ${f(j.runCpuUsPerItem)} | | ${f(ratio(j.runCpuUsPerItem, rawRun?.cpuUsPerItem), 3)} |`,
-      `| of which the main thread (upload included) | | | | ${f(j.mainUsPerItem)} | | |`,
-      `| of which inside ONNX Runtime (wall time of its runs) | | | | ${f(j.ortUsPerItem)} | | |`,
-      "",
-      `Upload: ${f(j.uploadSeconds, 1)} s for ${j.lines} lines (${f(j.uploadUsPerLine)} µs server CPU per line). Mean model batch: ${f(j.meanBatch, 1)} items. Job items/s are over the job's own start to end (its \`started_at\`, \`completed_at\`).`,
-    );
-  report.push("");
+  for (const [j, form] of [
+    [jobFigures, ""],
+    [namedFigures, " by name"],
+  ] as const)
+    if (j !== undefined)
+      report.push(
+        `| job of ${j.lines} lines${form} (upload to end) | ${j.output} | ${j.error} | ${f(j.itemsPerSecond)} | ${f(j.cpuUsPerItem)} | ${f(ratio(j.itemsPerSecond, rawRun?.itemsPerSecond), 3)} (target ≥ 0.85) | ${f(ratio(j.cpuUsPerItem, rawRun?.cpuUsPerItem), 3)} (target ≤ 1.15) |`,
+        `| of which running (upload excluded) | | | | ${f(j.runCpuUsPerItem)} | | ${f(ratio(j.runCpuUsPerItem, rawRun?.cpuUsPerItem), 3)} |`,
+        `| of which the main thread (upload included) | | | | ${f(j.mainUsPerItem)} | | |`,
+        `| of which inside ONNX Runtime (wall time of its runs) | | | | ${f(j.ortUsPerItem)} | | |`,
+      );
+  for (const [j, form] of [
+    [jobFigures, ""],
+    [namedFigures, " by name"],
+  ] as const)
+    if (j !== undefined)
+      report.push(
+        "",
+        `Upload${form}: ${f(j.uploadSeconds, 1)} s for ${j.lines} lines (${f(j.uploadUsPerLine)} µs server CPU per line). Mean model batch: ${f(j.meanBatch, 1)} items.`,
+      );
+  report.push(
+    "",
+    "Job items/s are over the job's own start to end (its `started_at`, `completed_at`).",
+    "",
+  );
 }
 if (latencies !== undefined) {
   const { idle, busy } = latencies;

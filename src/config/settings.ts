@@ -49,7 +49,7 @@ export const SETTINGS = {
     env: "INFERENCE_THREADS",
     alias: "API_WORKERS",
     default: { text: "number of cores", value: () => String(availableParallelism()) },
-    meaning: `inference threads (${SETTING_BOUNDS.threads.join("..")})`,
+    meaning: `inference threads the models without an \`instance_count\` of their own share (${SETTING_BOUNDS.threads.join("..")})`,
     parse: integer(SETTING_BOUNDS.threads),
   }),
   intraOpNumThreads: setting({

@@ -113,15 +113,27 @@ export interface InferenceResult {
   readonly outputs?: readonly BatchTensor[] | undefined;
 }
 
+/** A set of threads some models' batches run on. */
+export interface Lane {
+  readonly key: string;
+  readonly threads: number;
+}
+
 /** A pool of inference threads. */
 export interface InferencePool {
-  /** Threads that run model batches in parallel. */
+  /** Threads that run model batches in parallel (of each model, where models have their own). */
   readonly threads: number;
   /**
    * Model batches each thread holds at once: the one running and those ready behind it. The
    * batcher keeps `threads × pipelineDepth` in flight, so none waits in the pool's own queue.
    */
   readonly pipelineDepth: number;
+  /**
+   * The threads that run `model`'s batches when it has threads of its own: a key for them and
+   * how many. Undefined (or no such method): the model shares the pool's {@link threads} with
+   * every other model that has none.
+   */
+  laneOf?(model: string): Lane | undefined;
   run(request: InferenceRequest, signal?: AbortSignal): Promise<InferenceResult>;
   /** Finishes running work, then stops the threads. */
   close(): Promise<void>;

@@ -1,10 +1,12 @@
 /**
- * The models the inference threads serve, and their reloads. The threads' sessions never
- * change: a reload starts a new generation of threads with the new model set, warms it up, and
- * only then routes new model batches to it; the previous generation finishes what it holds and
- * stops. Each version's file is kept in memory (once, shared by the threads), so a new
- * generation can load a serving version again when its file was replaced by one that does not
- * load.
+ * The models the inference threads serve, and their reloads. Each served model (each catalog
+ * entry: a name, or `name/version`) has threads of its own, `instance_count` of them (the
+ * configured INFERENCE_THREADS by default), each holding its session; the batcher keeps each
+ * model's threads busy as a lane of their own. A thread's sessions never change: a reload starts
+ * new threads for the models whose files changed (and only those), warms them up, and only then
+ * routes their model batches there; their old threads finish what they hold and stop, and every
+ * other model's threads serve on untouched. Each version's file is kept in memory, so new
+ * threads can load a serving version again when its file was replaced by one that does not load.
  */
 import {
   baseName,
@@ -12,6 +14,7 @@ import {
   type InferencePool,
   type InferenceRequest,
   type InferenceResult,
+  type Lane,
   type ModelCatalog,
   type ModelInfo,
   type ModelReloadOutcome,
@@ -30,7 +33,17 @@ import {
   workerModels,
 } from "./reload-plan.js";
 import {
-  GenerationPool,
+  afterStartFailures,
+  groupOf,
+  instancesOf,
+  restarts,
+  type Serving,
+  SHARED,
+  type StartedSet,
+  servingThreads,
+  ThreadsPool,
+} from "./thread-sets.js";
+import {
   PIPELINE_DEPTH,
   runOn,
   type StartedThreads,
@@ -57,19 +70,15 @@ export interface ReloadOptions {
 /** What a {@link ModelHost} is made of: the repository, the threads and their settings, the log. */
 export interface ModelHostSettings {
   readonly modelDir: string;
+  /** Threads of each model that does not say (`instance_count`). */
   readonly threads: number;
   readonly init: Omit<WorkerInit, "models">;
   readonly log: EngineLogger;
-  /** Starts a generation of threads. @defaultValue Piscina threads ({@link startThreads}) */
+  /** Starts a model's threads. @defaultValue Piscina threads ({@link startThreads}) */
   readonly start?: ThreadStarter;
 }
 
-/** One set of threads and the models they hold. */
-interface Generation extends ServingSet {
-  readonly piscina: Threads;
-}
-
-/** The threads of the serving generation, its catalog, and reloads (one at a time). */
+/** The models' threads, the catalog, and reloads (one at a time). */
 export class ModelHost implements InferencePool {
   readonly pipelineDepth = PIPELINE_DEPTH;
   readonly threads: number;
@@ -84,8 +93,9 @@ export class ModelHost implements InferencePool {
   readonly #retiring = new Set<Promise<void>>();
   /** Models (by name, every version) an admin unloaded: reloads leave them out. */
   readonly #unloaded = new Set<string>();
-  #current: Generation | undefined;
-  #starting: Threads | undefined;
+  #current: Serving | undefined;
+  /** Threads starting, so that a close meanwhile stops them too. */
+  readonly #starting = new Set<Threads>();
   #reloads: Promise<unknown> = Promise.resolve();
   #watch: NodeJS.Timeout | undefined;
   #closed = false;
@@ -98,11 +108,17 @@ export class ModelHost implements InferencePool {
 
   async run(request: InferenceRequest, signal?: AbortSignal): Promise<InferenceResult> {
     const current = this.#current;
-    if (current === undefined || !current.served.has(request.model)) {
+    const own = current?.threadsOf.get(request.model);
+    if (current === undefined || own === undefined || !current.served.has(request.model)) {
       const reason = current?.catalog.get(request.model)?.reason;
       throw new ModelUnavailableError(request.model, reason ?? "not in the model repository");
     }
-    return runOn(current.piscina, request, signal);
+    return runOn(own.piscina, request, signal);
+  }
+
+  laneOf(model: string): Lane | undefined {
+    const own = this.#current?.threadsOf.get(model);
+    return own === undefined ? undefined : { key: own.key, threads: own.threads };
   }
 
   reload(options: ReloadOptions = {}): Promise<readonly ModelReloadOutcome[]> {
@@ -172,8 +188,9 @@ export class ModelHost implements InferencePool {
   async #stop(end: (piscina: Threads) => Promise<void>): Promise<void> {
     this.#closed = true;
     clearInterval(this.#watch);
-    await this.#starting?.destroy();
-    if (this.#current !== undefined) await end(this.#current.piscina);
+    await Promise.all([...this.#starting].map((piscina) => piscina.destroy()));
+    const serving = new Set([...(this.#current?.threadsOf.values() ?? [])].map((t) => t.piscina));
+    await Promise.all([...serving].map(end));
     await Promise.all(this.#retiring);
   }
 
@@ -209,28 +226,56 @@ export class ModelHost implements InferencePool {
     )
       return planned.map((step) => ({ name: nameOf(step), outcome: "unchanged" }));
 
-    let started: StartedThreads;
-    try {
-      started = await this.#start(workerModels(steps));
-    } catch (error) {
-      if (previous === undefined) throw error;
-      // The new threads did not start: everything keeps serving as it was.
-      const reason = `the new inference threads did not start: ${firstLineOf(error)}`;
-      this.#log.warn({ err: error }, "model reload failed; the loaded models keep serving");
-      for (const step of steps) if (step.kind === "try") this.#tried.delete(step.entry.name);
-      return steps.map((step) =>
-        step.kind === "try"
-          ? { name: step.entry.name, outcome: "failed", reason }
-          : { name: nameOf(step), outcome: "unchanged" },
-      );
+    // The thread sets that change: a model's own set when its files are tried, the shared set
+    // when any of its models is tried or its models are not the ones it holds.
+    const groups = new Map<string, Step[]>();
+    for (const step of steps) {
+      const key = groupOf(step);
+      if (key !== undefined) groups.set(key, [...(groups.get(key) ?? []), step]);
     }
+    const started = new Map<string, StartedSet>();
+    const notStarted = new Map<string, string>();
+    await Promise.all(
+      [...groups].map(async ([key, members]) => {
+        if (!restarts(key, members, previous)) return;
+        const threads = key === SHARED ? this.threads : instancesOf(members[0] as Step);
+        try {
+          started.set(key, { ...(await this.#start(workerModels(members), threads)), threads });
+        } catch (error) {
+          notStarted.set(key, firstLineOf(error));
+          this.#log.warn({ err: error, models: members.map(nameOf) }, "threads did not start");
+        }
+      }),
+    );
+    if (this.#closed) {
+      await Promise.all([...started.values()].map((t) => t.piscina.destroy()));
+      throw new Error("the inference pool is closed");
+    }
+    if (previous === undefined && started.size === 0 && notStarted.size > 0)
+      throw new Error(`the inference threads did not start: ${[...notStarted.values()][0]}`);
+    const { settled, startError } = afterStartFailures(steps, notStarted);
+    for (const name of startError.keys()) this.#tried.delete(name);
+    const threadsOf = servingThreads(settled, started, previous);
+    const reports = [...threadsOf.values()].map((t) => t.report);
+    for (const step of settled)
+      if (step.kind === "try")
+        for (const set of started.values())
+          for (const report of set.reports)
+            if (report.name === step.entry.name && !reports.includes(report)) reports.push(report);
     const { served, catalog, fresh, outcomes } = settleReload(
-      steps,
-      started.reports,
+      settled,
+      reports,
       previous,
       Date.now(),
       this.#log,
     );
+    for (const [k, outcome] of outcomes.entries()) {
+      const why = startError.get(outcome.name);
+      if (why === undefined) continue;
+      outcomes[k] = { name: outcome.name, outcome: "failed", reason: why };
+      const info = catalog.get(outcome.name);
+      if (info?.available === true) catalog.set(outcome.name, { ...info, reloadError: why });
+    }
     for (const name of removed) {
       outcomes.push({ name, outcome: "removed" });
       this.#tried.delete(name);
@@ -251,34 +296,38 @@ export class ModelHost implements InferencePool {
         this.#log.info({ model: name }, "model unloaded");
       }
     }
-    this.#logFallback(started.reports);
-    const pool = new GenerationPool(started.piscina, this.threads);
+    this.#logFallback(reports);
+    for (const name of threadsOf.keys()) if (!served.has(name)) threadsOf.delete(name);
     try {
       if (fresh.size > 0 && previous !== undefined && options.warmUp !== undefined)
-        await options.warmUp(pool, catalogOf(fresh));
+        await options.warmUp(new ThreadsPool(threadsOf, this.threads), catalogOf(fresh));
     } catch (error) {
       this.#log.warn({ err: error }, "warm-up of the reloaded models failed");
     }
     if (this.#closed) {
-      await started.piscina.destroy();
+      await Promise.all([...started.values()].map((t) => t.piscina.destroy()));
       throw new Error("the inference pool is closed");
     }
-    this.#current = {
-      piscina: started.piscina,
-      served,
-      catalog: inRepositoryOrder(catalog, entries),
-    };
-    this.#starting = undefined;
-    if (previous !== undefined) this.#retire(previous.piscina);
+    this.#current = { threadsOf, served, catalog: inRepositoryOrder(catalog, entries) };
+    // Threads no model serves on any more (replaced, removed, unloaded, or started for a version
+    // that did not load) finish what they hold and stop.
+    const serving = new Set([...threadsOf.values()].map((t) => t.piscina));
+    const done = new Set([
+      ...[...(previous?.threadsOf.values() ?? [])].map((t) => t.piscina),
+      ...[...started.values()].map((t) => t.piscina),
+    ]);
+    for (const piscina of done) if (!serving.has(piscina)) this.#retire(piscina);
     return outcomes.filter((o) => inScope(o.name));
   }
 
-  async #start(models: readonly WorkerModel[]): Promise<StartedThreads> {
+  async #start(models: readonly WorkerModel[], threads: number): Promise<StartedThreads> {
     const init: WorkerInit = { ...this.#settings.init, models };
+    const start = this.#settings.start ?? startThreads;
+    let starting: Threads | undefined;
     try {
-      const start = this.#settings.start ?? startThreads;
-      const started = await start(init, this.threads, (piscina) => {
-        this.#starting = piscina;
+      const started = await start(init, threads, (piscina) => {
+        starting = piscina;
+        this.#starting.add(piscina);
       });
       if (started.niceError !== undefined && this.#current === undefined)
         this.#log.warn(
@@ -286,9 +335,8 @@ export class ModelHost implements InferencePool {
           "inference threads keep the default priority",
         );
       return started;
-    } catch (error) {
-      this.#starting = undefined;
-      throw error;
+    } finally {
+      if (starting !== undefined) this.#starting.delete(starting);
     }
   }
 

@@ -7,6 +7,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
+import { SETTING_BOUNDS } from "../config/bounds.js";
 import { OPTION_BOUNDS, type OutputKind } from "../engine/index.js";
 
 /** `config.json` beside a model, as written on disk (snake_case, like Triton's config). */
@@ -19,6 +20,8 @@ export interface ModelConfigFile {
   execution_providers?: string[];
   /** Batch sizes the model runs best at: the largest one the waiting items fill runs at once. */
   preferred_batch_sizes?: number[];
+  /** Inference threads of this model's own, each with its session. @defaultValue INFERENCE_THREADS */
+  instance_count?: number;
   /** Graph input to feed. @defaultValue the first input */
   input_name?: string;
   /** Graph output to return. @defaultValue the first output */
@@ -51,6 +54,8 @@ export interface RepositoryEntry {
   readonly preferredBatchSizes: readonly number[] | undefined;
   /** The model's own providers, in order; the configured ones when undefined. */
   readonly executionProviders: readonly string[] | undefined;
+  /** Threads of the model's own; the configured INFERENCE_THREADS when undefined. */
+  readonly instanceCount: number | undefined;
   readonly inputName: string | undefined;
   readonly outputName: string | undefined;
   readonly inputShape: readonly number[] | undefined;
@@ -80,6 +85,8 @@ const NAME = /^[A-Za-z0-9._-]+$/;
 /** A model's `max_wait_time_ms` is bounded as the configured one is. */
 const MAX_WAIT_TIME_MS_LIMIT = OPTION_BOUNDS.maxWaitTimeMs[1];
 const OUTPUT_KINDS: readonly OutputKind[] = ["probabilities", "logits", "raw"];
+/** A model's `instance_count`, bounded as INFERENCE_THREADS is. */
+const INSTANCE_COUNT_BOUNDS = SETTING_BOUNDS.threads;
 
 /** A version folder's name in the Triton layout: a positive integer. */
 const VERSION = /^[1-9][0-9]{0,8}$/;
@@ -234,6 +241,7 @@ function readEntry(
     maxWaitTimeMs: undefined,
     preferredBatchSizes: undefined,
     executionProviders: undefined,
+    instanceCount: undefined,
     inputName: undefined,
     outputName: undefined,
     inputShape: undefined,
@@ -309,6 +317,14 @@ export function parseConfig(config: unknown): Partial<RepositoryEntry> {
         "preferred_batch_sizes must be a list of 1..16 integers in 1..65536, e.g. [4, 8]",
       );
     out.preferredBatchSizes = [...new Set(sizes)].sort((a, b) => a - b);
+  }
+  if (c.instance_count !== undefined) {
+    const [low, high] = INSTANCE_COUNT_BOUNDS;
+    if (!Number.isInteger(c.instance_count) || c.instance_count < low || c.instance_count > high)
+      throw new RangeError(
+        `instance_count must be an integer in ${low}..${high}, got ${JSON.stringify(c.instance_count)}`,
+      );
+    out.instanceCount = c.instance_count;
   }
   if (c.execution_providers !== undefined) {
     const providers = c.execution_providers;

@@ -1,7 +1,7 @@
 /**
- * The inference pool: a Piscina worker-thread pool in which every thread holds its own ONNX
- * Runtime sessions, plus the model catalog built from what the threads actually loaded, and its
- * reloads (`model-host.ts`: generations of threads and reloads; `threads.ts`: one generation).
+ * The inference pool: Piscina worker threads, each model on threads of its own that each hold
+ * its ONNX Runtime session, plus the model catalog built from what the threads actually loaded,
+ * and its reloads (`model-host.ts`: the models' threads and reloads; `threads.ts`: one model's).
  */
 import { availableParallelism } from "node:os";
 import { SETTING_BOUNDS } from "../config/bounds.js";
@@ -21,7 +21,7 @@ export type { ReloadOptions } from "./model-host.js";
 export interface InferencePoolOptions {
   /** The model repository folder. */
   readonly modelDir: string;
-  /** Inference threads. @defaultValue the number of cores */
+  /** Inference threads of each model that does not set `instance_count`. @defaultValue the number of cores */
   readonly threads?: number;
   /** Providers in order of preference; CPU is the fallback. @defaultValue ["cuda", "cpu"] */
   readonly executionProviders?: readonly string[];

@@ -1,11 +1,10 @@
 /**
- * One generation of inference threads: a Piscina pool whose threads each load every model of
- * the generation when they start, and run model batches on them.
+ * A model's inference threads: a Piscina pool whose threads each load the model when they start,
+ * and run its model batches.
  */
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
 import {
-  type InferencePool,
   type InferenceRequest,
   type InferenceResult,
   isStrings,
@@ -23,7 +22,7 @@ import type {
 /** Model batches per thread in flight: the one running and the next one, ready. */
 export const PIPELINE_DEPTH = 2;
 
-/** The pool of one generation, as the model host uses it (a Piscina pool). */
+/** A model's threads, as the model host uses them (a Piscina pool). */
 export interface Threads {
   run(
     task: WorkerTask,
@@ -35,7 +34,7 @@ export interface Threads {
   destroy(): Promise<void>;
 }
 
-/** Starts a generation (see {@link startThreads}). */
+/** Starts a model's threads (see {@link startThreads}). */
 export type ThreadStarter = (
   init: WorkerInit,
   threads: number,
@@ -85,29 +84,7 @@ export const startThreads: ThreadStarter = async (init, threads, created = () =>
   }
 };
 
-/** Runs model batches on one generation's threads (the warm-up of a new generation). */
-export class GenerationPool implements InferencePool {
-  readonly pipelineDepth = PIPELINE_DEPTH;
-
-  constructor(
-    private readonly piscina: Threads,
-    readonly threads: number,
-  ) {}
-
-  run(request: InferenceRequest, signal?: AbortSignal): Promise<InferenceResult> {
-    return runOn(this.piscina, request, signal);
-  }
-
-  close(): Promise<void> {
-    return this.piscina.close();
-  }
-
-  destroy(): Promise<void> {
-    return this.piscina.destroy();
-  }
-}
-
-/** Runs one model batch on a generation's threads, its input moved to the thread. */
+/** Runs one model batch on a model's threads, its input moved to the thread. */
 export async function runOn(
   piscina: Threads,
   request: InferenceRequest,

@@ -141,9 +141,9 @@ export class SqliteJobStore implements JobStore {
       }
       const pk = Number(info.lastInsertRowid);
       const { data, shapes } = encodeBatchInputs(items);
-      [...items]
-        .sort((a, b) => a.index - b.index)
-        .forEach((item, k) => this.#insertItem.run(pk, item.index, item.requestId, shapes[k]));
+      const ordered = [...items].sort((a, b) => a.index - b.index);
+      for (const [k, item] of ordered.entries())
+        this.#insertItem.run(pk, item.index, item.requestId, shapes[k]);
       this.#insertInputs.run(pk, data);
       return {
         created: true,

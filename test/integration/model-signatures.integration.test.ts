@@ -6,7 +6,7 @@
  * config.json are checked and shown. A versioned (Triton-layout) repository serves its highest
  * version.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GraphBuilder } from "../../scripts/lib/onnx-builder.js";
@@ -36,6 +36,7 @@ beforeAll(async () => {
     ["pads", { padding: { input: 1 } }],
     ["badpadding", { padding: { input: "zero" } }],
     ["padsnothing", { padding: { pixels: 0 } }],
+    ["badinstances", { instance_count: 0 }],
   ] as const) {
     writeLogModel(join(repo.dir, name));
     writeFileSync(
@@ -101,6 +102,10 @@ describe("models the server cannot feed", () => {
     });
     expect(byName.get("default")).not.toHaveProperty("max_wait_time_ms");
     expect(byName.get("preferring")).toMatchObject({ preferred_batch_sizes: [4, 8] });
+    expect(byName.get("badinstances")).toMatchObject({
+      available: false,
+      reason: "config.json: instance_count must be an integer in 1..256, got 0",
+    });
     expect(byName.get("badpreferred")).toMatchObject({
       available: false,
       reason: expect.stringMatching(/^config\.json: preferred_batch_sizes must be a list/),
@@ -314,6 +319,12 @@ describe("the repository extension", () => {
   it("indexes, unloads and loads one model for admin keys over v2 REST, the others serving throughout", async () => {
     const own = createTestModelRepo({ dense: false });
     writeLogModel(join(own.dir, "log"));
+    // Threads of its own: its unload and load start and stop those alone.
+    const config = join(own.dir, "log", "config.json");
+    writeFileSync(
+      config,
+      JSON.stringify({ ...JSON.parse(readFileSync(config, "utf8")), instance_count: 1 }),
+    );
     const ADMIN = "repo-admin";
     const USER = "repo-user";
     const server = await startTestServer(own.dir, {

@@ -24,6 +24,7 @@ function makeItem(
     deadline?: number;
     group?: object;
     now?: number;
+    model?: string;
   } = {},
 ): Item {
   const width = opts.width ?? 3;
@@ -31,12 +32,13 @@ function makeItem(
   const inputs = [
     { name: "", datatype: "FP32", shape: [width], data: new Float32Array(width).fill(id) },
   ] as const;
+  const model = opts.model ?? "default";
   return {
     id,
-    model: "default",
+    model,
     inputs,
     named: false,
-    queue: queueKey({ model: "default", inputs }),
+    queue: queueKey({ model, inputs }),
     priority: opts.priority ?? "normal",
     deadline: opts.deadline ?? Date.now() + 60_000,
     seq: id,
@@ -350,6 +352,25 @@ describe("DynamicBatcher", () => {
     batcher.enqueue(Array.from({ length: 4 }, () => makeItem()));
     await vi.advanceTimersByTimeAsync(10);
     expect(completed.map((c) => [c.items.length, c.outcome.ok])).toEqual([[4, false]]);
+  });
+
+  it("keeps each lane of threads to its own slots: a busy model never holds back one with threads of its own", async () => {
+    const { pool, batcher } = setup(1, { maxBatchSize: 1, maxWaitTimeMs: 0 });
+    pool.lanes.set("a", 1);
+    pool.lanes.set("b", 2);
+    pool.hold();
+    batcher.enqueue(Array.from({ length: 6 }, () => makeItem({ model: "a" })));
+    batcher.enqueue(Array.from({ length: 6 }, () => makeItem({ model: "b" })));
+    batcher.enqueue(Array.from({ length: 6 }, () => makeItem({ model: "default" })));
+    await vi.advanceTimersByTimeAsync(0);
+    // Slots are threads x pipeline depth (2), per lane: a 2, b 4, the shared lane (1 thread) 2.
+    const sent = (model: string) => pool.received.filter((b) => b.model === model).length;
+    expect([sent("a"), sent("b"), sent("default")]).toEqual([2, 4, 2]);
+    expect(batcher.inFlight).toBe(8);
+    pool.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect([sent("a"), sent("b"), sent("default")]).toEqual([6, 6, 6]);
+    expect(batcher.inFlight).toBe(0);
   });
 
   it("close resolves only after running batches end", async () => {

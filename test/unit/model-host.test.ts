@@ -1,7 +1,8 @@
 /**
- * The model host's lifecycle with generations of fake threads (no ONNX Runtime): what serves,
- * what a reload starts and retires, and what keeps serving when new threads fail. Files in a
- * temporary repository stand for models; a version whose file holds "bad" does not load.
+ * The model host's lifecycle with fake threads (no ONNX Runtime), each model on threads of its
+ * own: what serves, what a reload starts and retires, and what keeps serving when new threads
+ * fail. Files in a temporary repository stand for models; a version whose file holds "bad" does
+ * not load.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,11 +22,14 @@ import type {
 import { ModelHost } from "../../src/inference/model-host.js";
 import type { StartedThreads, Threads } from "../../src/inference/threads.js";
 
-/** One fake generation: it answers every run with the version it loaded, and records its end. */
+/** One model's fake threads: they answer every run with the version loaded, and record their end. */
 class FakeThreads implements Threads {
   ended: "closed" | "destroyed" | undefined;
   readonly runs: string[] = [];
-  constructor(readonly loaded: ReadonlyMap<string, string>) {}
+  constructor(
+    readonly loaded: ReadonlyMap<string, string>,
+    readonly count: number,
+  ) {}
   async run(task: WorkerTask): Promise<unknown> {
     if (task.kind !== "run") throw new Error("only runs");
     this.runs.push(task.model);
@@ -74,7 +78,7 @@ function host(modelDir: string) {
   const control = { failStart: false };
   const start = async (
     init: WorkerInit,
-    _threads: number,
+    count: number,
     created?: (t: Threads) => void,
   ): Promise<StartedThreads> => {
     if (control.failStart) throw new Error("Worker terminated: out of memory\nstack…");
@@ -93,7 +97,7 @@ function host(modelDir: string) {
         outputs: [{ name: "output", type: "float32", dims: ["batch", 1] }],
       };
     });
-    const threads = new FakeThreads(loaded);
+    const threads = new FakeThreads(loaded, count);
     created?.(threads);
     generations.push(threads);
     return { piscina: threads, reports, niceError: undefined };
@@ -160,7 +164,86 @@ describe("ModelHost", () => {
     ]);
     expect(warmed).toEqual(["b"]);
     expect((await run(h, "b")).output).toEqual(Float32Array.of(22));
-    expect(generations.map((g) => g.ended)).toEqual(["closed", undefined]);
+    // Models without threads of their own share a set: it starts anew, the old one closes.
+    expect(generations.map((g) => [[...g.loaded.keys()], g.ended])).toEqual([
+      [["a", "b"], "closed"],
+      [["a", "b"], undefined],
+    ]);
+  });
+
+  it("gives a model with an instance_count threads of its own, and loads, reloads and unloads it without touching the others", async () => {
+    const dir = repository({ a: "v1", b: "v1", c: "v1", d: "v1" });
+    writeFileSync(join(dir, "a", "config.json"), JSON.stringify({ instance_count: 1 }));
+    writeFileSync(join(dir, "b", "config.json"), JSON.stringify({ instance_count: 3 }));
+    const { h, generations } = host(dir);
+    await h.reload();
+    const sets = () => generations.map((g) => [[...g.loaded.keys()].join(), g.count, g.ended]);
+    expect(sets()).toEqual([
+      ["a", 1, undefined],
+      ["b", 3, undefined],
+      ["c,d", 2, undefined],
+    ]);
+    expect([h.laneOf("a"), h.laneOf("b"), h.laneOf("c"), h.laneOf("nope")]).toEqual([
+      { key: "a", threads: 1 },
+      { key: "b", threads: 3 },
+      { key: "", threads: 2 },
+      undefined,
+    ]);
+    for (const name of ["a", "b", "c", "d"]) await run(h, name);
+    expect(generations.map((g) => g.runs)).toEqual([["a"], ["b"], ["c", "d"]]);
+    // A change to a's files starts a's threads alone.
+    write(dir, { a: "v4" });
+    expect(await h.reload()).toEqual([
+      { name: "a", outcome: "updated" },
+      { name: "b", outcome: "unchanged" },
+      { name: "c", outcome: "unchanged" },
+      { name: "d", outcome: "unchanged" },
+    ]);
+    expect((await run(h, "a")).output).toEqual(Float32Array.of(4));
+    // Unloading b stops b's threads alone; loading it starts them again.
+    expect(await h.unload("b")).toEqual([
+      { name: "b", outcome: "removed", reason: "unloaded by an admin; a load serves it again" },
+    ]);
+    expect(await h.load("b")).toEqual([{ name: "b", outcome: "added" }]);
+    expect(sets()).toEqual([
+      ["a", 1, "closed"],
+      ["b", 3, "closed"],
+      ["c,d", 2, undefined],
+      ["a", 1, undefined],
+      ["b", 3, undefined],
+    ]);
+    // Unloading a model of the shared set starts that set anew without it.
+    await h.unload("d");
+    expect(sets().slice(2)).toEqual([
+      ["c,d", 2, "closed"],
+      ["a", 1, undefined],
+      ["b", 3, undefined],
+      ["c", 2, undefined],
+    ]);
+  });
+
+  it("keeps other models serving when one model's threads do not start, and starts the host only if some do", async () => {
+    const dir = repository({ a: "v1", b: "v1" });
+    const { h, control } = host(dir);
+    control.failStart = true;
+    await expect(h.reload()).rejects.toThrow(
+      /the inference threads did not start: Worker terminated: out of memory$/,
+    );
+    control.failStart = false;
+    await h.reload();
+    write(dir, { c: "v1" });
+    control.failStart = true;
+    expect(await h.reload()).toEqual([
+      { name: "a", outcome: "unchanged" },
+      { name: "b", outcome: "unchanged" },
+      {
+        name: "c",
+        outcome: "failed",
+        reason: "the new inference threads did not start: Worker terminated: out of memory",
+      },
+    ]);
+    expect((await run(h, "a")).output).toEqual(Float32Array.of(1));
+    expect(h.catalog.get("c")).toMatchObject({ available: false });
   });
 
   it("keeps serving the loaded version when the new files do not load, and says why in the catalog", async () => {

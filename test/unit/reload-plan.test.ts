@@ -31,6 +31,7 @@ function entry(
     maxWaitTimeMs: undefined,
     preferredBatchSizes: undefined,
     executionProviders: undefined,
+    instanceCount: undefined,
     inputName: undefined,
     outputName: undefined,
     inputShape: undefined,

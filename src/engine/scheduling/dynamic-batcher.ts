@@ -78,6 +78,18 @@ export interface DynamicBatcherOptions<T extends BatchItem> {
 /** Time constant of the arrival-rate estimate, ms. */
 const RATE_WINDOW_MS = 100;
 
+/**
+ * The threads a queue's batches run on (every model's, or one model's own) and what is in flight
+ * on them: each lane is kept busy with its next batch ready, and never given more.
+ */
+interface LaneState {
+  threads: number;
+  /** Model batches dispatched to it and not yet finished. */
+  inFlight: number;
+  /** Items of those batches. */
+  inFlightItems: number;
+}
+
 interface Queue<T extends BatchItem> {
   readonly key: string;
   readonly model: string;
@@ -94,10 +106,9 @@ export class DynamicBatcher<T extends BatchItem> {
   readonly #queues = new Map<string, Queue<T>>();
   readonly #latency = new Map<string, LatencyModel>();
   readonly #service = new Map<string, ServiceRate>();
+  readonly #lanes = new Map<string, LaneState>();
   readonly #clock: () => number;
-  readonly #capacity: number;
   #inFlight = 0;
-  #inFlightItems = 0;
   #timer: NodeJS.Timeout | undefined;
   #pumpScheduled = false;
   #closed = false;
@@ -105,7 +116,6 @@ export class DynamicBatcher<T extends BatchItem> {
 
   constructor(private readonly o: DynamicBatcherOptions<T>) {
     this.#clock = o.clock ?? Date.now;
-    this.#capacity = Math.max(1, o.pool.threads * o.pool.pipelineDepth);
   }
 
   /** Items waiting in every queue. */
@@ -206,13 +216,31 @@ export class DynamicBatcher<T extends BatchItem> {
   }
 
   #drainContext(model: string): DrainContext {
+    const lane = this.#laneOf(model);
     return {
       latency: this.latencyOf(model),
       maxBatchSize: Math.min(this.o.options().maxBatchSize, this.o.modelMaxBatchSize(model)),
-      threads: this.o.pool.threads,
-      inFlightItems: this.#inFlightItems,
+      threads: lane.threads,
+      inFlightItems: lane.inFlightItems,
       slowdown: this.#service.get(model)?.slowdown(),
     };
+  }
+
+  /** The lane `model`'s batches run on, its size as the pool says it now. */
+  #laneOf(model: string): LaneState {
+    const own = this.o.pool.laneOf?.(model);
+    const key = own?.key ?? "";
+    let lane = this.#lanes.get(key);
+    if (lane === undefined) {
+      lane = { threads: 1, inFlight: 0, inFlightItems: 0 };
+      this.#lanes.set(key, lane);
+    }
+    lane.threads = Math.max(1, own?.threads ?? this.o.pool.threads);
+    return lane;
+  }
+
+  #slots(lane: LaneState): number {
+    return lane.threads * this.o.pool.pipelineDepth;
   }
 
   /** Stops dispatching and resolves once every in-flight model batch has ended. */
@@ -254,7 +282,7 @@ export class DynamicBatcher<T extends BatchItem> {
   #pump(): void {
     if (this.#closed) return;
     let wakeAt = Number.POSITIVE_INFINITY;
-    while (this.#inFlight < this.#capacity) {
+    for (;;) {
       for (const q of this.#queues.values())
         if (q.scheduler.size === 0 && q.inFlightItems === 0) this.#queues.delete(q.key);
       const plan = planDispatch(this.#candidates(this.#clock()));
@@ -263,15 +291,20 @@ export class DynamicBatcher<T extends BatchItem> {
       this.#dispatch(plan.key, plan.size);
     }
     this.#clearTimer();
-    if (this.#inFlight < this.#capacity && wakeAt < Number.POSITIVE_INFINITY)
-      this.#setTimer(wakeAt);
+    if (wakeAt < Number.POSITIVE_INFINITY) this.#setTimer(wakeAt);
   }
 
-  /** Every queue with what the policy reads of it. */
+  /**
+   * Every queue whose lane has a free slot, with what the policy reads of it (a queue whose lane
+   * is full waits for a batch of that lane to end).
+   */
   *#candidates(now: number): Generator<Candidate<Queue<T>>> {
     const options = this.o.options();
-    const threads = this.o.pool.threads;
     for (const q of this.#queues.values()) {
+      if (q.scheduler.size === 0) continue;
+      const lane = this.#laneOf(q.model);
+      const slots = this.#slots(lane);
+      if (lane.inFlight >= slots) continue;
       const latency = this.latencyOf(q.model);
       const ownWait = this.o.modelMaxWaitTimeMs?.(q.model);
       const ctx: PolicyContext = {
@@ -279,12 +312,12 @@ export class DynamicBatcher<T extends BatchItem> {
         options: ownWait === undefined ? options : { ...options, maxWaitTimeMs: ownWait },
         modelMaxBatchSize: this.o.modelMaxBatchSize(q.model),
         preferredBatchSizes: this.o.modelPreferredBatchSizes?.(q.model),
-        idleThreads: Math.max(0, threads - this.#inFlight),
-        freeSlots: this.#capacity - this.#inFlight,
-        slots: this.#capacity,
-        inFlightItems: this.#inFlightItems,
+        idleThreads: Math.max(0, lane.threads - lane.inFlight),
+        freeSlots: slots - lane.inFlight,
+        slots,
+        inFlightItems: lane.inFlightItems,
         queueInFlightItems: q.inFlightItems,
-        startDelayMs: startDelayMs(threads, this.#inFlight, this.#inFlightItems, latency),
+        startDelayMs: startDelayMs(lane.threads, lane.inFlight, lane.inFlightItems, latency),
         latency,
       };
       yield {
@@ -304,15 +337,17 @@ export class DynamicBatcher<T extends BatchItem> {
     const now = this.#clock();
     const taken = q.scheduler.take(size, !this.o.options().enableDynamicBatching);
     const latency = this.latencyOf(q.model);
-    const delay = startDelayMs(this.o.pool.threads, this.#inFlight, this.#inFlightItems, latency);
+    const lane = this.#laneOf(q.model);
+    const delay = startDelayMs(lane.threads, lane.inFlight, lane.inFlightItems, latency);
     const { run: items, late } = splitLate(taken, now, latency, delay);
     if (late.length > 0) this.o.onExpired(late);
     if (items.length === 0) return;
     this.#inFlight++;
-    this.#inFlightItems += items.length;
+    lane.inFlight++;
+    lane.inFlightItems += items.length;
     q.inFlightItems += items.length;
     this.o.onDispatch?.(items);
-    void this.#runBatch(items).finally(() => this.#release(q, items.length));
+    void this.#runBatch(items, lane).finally(() => this.#release(q, lane, items.length));
   }
 
   /**
@@ -321,14 +356,14 @@ export class DynamicBatcher<T extends BatchItem> {
    * take: that item fails alone and the others get their outputs. Where both halves fail too, the
    * failure is the model's rather than an item's, and every item of both ends with it.
    */
-  async #runBatch(items: readonly T[]): Promise<void> {
+  async #runBatch(items: readonly T[], lane: LaneState): Promise<void> {
     const outcome = await this.#attempt(items);
     if (outcome.ok || items.length === 1 || !(outcome.error instanceof ModelRunError))
-      this.#complete(items, outcome);
-    else await this.#isolate(items);
+      this.#complete(items, outcome, lane);
+    else await this.#isolate(items, lane);
   }
 
-  async #isolate(items: readonly T[]): Promise<void> {
+  async #isolate(items: readonly T[], lane: LaneState): Promise<void> {
     const half = Math.ceil(items.length / 2);
     const parts = [items.slice(0, half), items.slice(half)];
     const outcomes: BatchOutcome[] = [];
@@ -337,8 +372,8 @@ export class DynamicBatcher<T extends BatchItem> {
     for (const [k, part] of parts.entries()) {
       const outcome = outcomes[k] as BatchOutcome;
       if (!together && !outcome.ok && part.length > 1 && outcome.error instanceof ModelRunError)
-        await this.#isolate(part);
-      else this.#complete(part, outcome);
+        await this.#isolate(part, lane);
+      else this.#complete(part, outcome, lane);
     }
   }
 
@@ -354,7 +389,7 @@ export class DynamicBatcher<T extends BatchItem> {
     }
   }
 
-  #complete(items: readonly T[], outcome: BatchOutcome): void {
+  #complete(items: readonly T[], outcome: BatchOutcome, lane: LaneState): void {
     if (outcome.ok) {
       const model = (items[0] as T).model;
       const latency = this.latencyOf(model);
@@ -367,17 +402,18 @@ export class DynamicBatcher<T extends BatchItem> {
       const expected = latency.estimate(items.length);
       service.record(
         this.#clock(),
-        this.#inFlight >= this.o.pool.threads,
-        expected === undefined ? undefined : expected / Math.max(1, this.o.pool.threads),
+        lane.inFlight >= lane.threads,
+        expected === undefined ? undefined : expected / lane.threads,
       );
     }
     this.o.onComplete(items, outcome);
   }
 
   /** The batch's slot is free again: the loop may dispatch the next. */
-  #release(q: Queue<T>, size: number): void {
+  #release(q: Queue<T>, lane: LaneState, size: number): void {
     this.#inFlight--;
-    this.#inFlightItems -= size;
+    lane.inFlight--;
+    lane.inFlightItems -= size;
     q.inFlightItems -= size;
     if (this.#closed) {
       if (this.#inFlight === 0) this.#drained?.();
