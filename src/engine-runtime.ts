@@ -20,6 +20,7 @@ import { createInferencePool } from "./inference/index.js";
 import type { Logger } from "./logger.js";
 import { type Figures, storeFigures } from "./metrics/index.js";
 import { RedisJobStore, SqliteJobStore } from "./store/index.js";
+import { otelEngineTracer, startTracing, type Tracing, tracedStore } from "./tracing/index.js";
 
 /** A running engine. */
 export interface EngineRuntime {
@@ -37,6 +38,8 @@ export interface EngineRuntime {
   loadModel(name: string): Promise<readonly ModelReloadOutcome[]>;
   /** Stops serving one model until it is loaded again. This node only. */
   unloadModel(name: string): Promise<readonly ModelReloadOutcome[]>;
+  /** Where traces go, when the `OTEL_*` settings ask for them; flushed by `shutdown`. */
+  readonly tracing: Tracing | undefined;
 }
 
 /** Where batches are kept and run: the embedded store alone, or a cluster on one Redis. */
@@ -97,16 +100,20 @@ export async function startEngine(
     logger,
   });
   let backend: Backend | undefined;
+  const tracing = startTracing(config, logger);
   try {
     backend = await openBackend(config, logger);
+    const traced = <T extends object>(store: T, name: string) =>
+      tracing === undefined ? store : tracedStore(store, name);
     const processor = await BatchProcessor.create({
-      store: backend.store,
+      store: traced(backend.store, "store"),
       pool,
       models,
       logger,
       observer,
+      tracer: tracing === undefined ? undefined : otelEngineTracer,
       cluster: backend.cluster,
-      jobData: backend.jobData,
+      jobData: backend.jobData === undefined ? undefined : traced(backend.jobData, "store.jobs"),
       jobCluster: backend.jobCluster,
       onJobEnded,
       maxJobItems: config.maxJobItems,
@@ -129,11 +136,13 @@ export async function startEngine(
       reloadModels: () => reload({ warmUp }),
       loadModel: (name) => load(name, { warmUp }),
       unloadModel: (name) => unload(name),
+      tracing,
     };
   } catch (error) {
     await backend?.cluster?.close().catch(() => undefined);
     await backend?.store.close();
     await pool.destroy();
+    await tracing?.shutdown();
     throw error;
   }
 }

@@ -228,6 +228,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
         await callbacks.close();
         const left = Math.max(0, config.shutdownTimeoutMs - (Date.now() - started));
         await Promise.all([http.close(left), grpc.close(left)]);
+        await engine.tracing?.shutdown();
       })();
       return closing;
     },

@@ -11,6 +11,7 @@ import { GRPCInferenceService } from "../../gen/inference/grpc_predict_v2_pb.js"
 import { CancelledError, type EngineLogger, type Principal } from "../engine/index.js";
 import type { BatchProcessorServiceImpl, CallContext } from "../service/batch-processor-service.js";
 import type { InferenceServiceImpl } from "../service/inference-service.js";
+import { type CallSpan, inCallSpan, startCallSpan } from "../tracing/index.js";
 import { codeName } from "../wire/index.js";
 import type { Authenticator, HeaderGetter } from "./auth.js";
 import { toConnectError } from "./error-mapping.js";
@@ -43,6 +44,7 @@ export class Call {
   #principal: Principal | undefined;
   #release: (() => void) | undefined;
   #request: unknown;
+  #span: CallSpan | undefined;
   #finished = false;
 
   constructor(binding: ServiceBinding, protocol: Protocol, method: DescMethod) {
@@ -61,6 +63,12 @@ export class Call {
    * headers only, so a refused call never has its body read.
    */
   admit(header: HeaderGetter): void {
+    this.#span = startCallSpan(
+      this.#protocol,
+      this.#method.parent.typeName,
+      this.#method.name,
+      header,
+    );
     this.#release = this.#binding.guard.enter(this.#method.methodKind !== "unary");
     this.#principal = this.#binding.auth.authenticate(header);
   }
@@ -68,21 +76,27 @@ export class Call {
   /** Runs a unary method with its decoded request. */
   async unary(request: unknown, signal: AbortSignal): Promise<unknown> {
     this.#request = request;
-    return this.#impl()(request as never, { principal: this.#who(), signal });
+    const impl = this.#impl();
+    const principal = this.#who();
+    return inCallSpan(this.#span, () => impl(request as never, { principal, signal }));
   }
 
   /** Runs a server-streaming method with its decoded request. */
   stream(request: unknown, signal: AbortSignal): AsyncIterable<unknown> {
     this.#request = request;
-    return this.#impl()(request as never, {
-      principal: this.#who(),
-      signal,
-    }) as AsyncIterable<unknown>;
+    const impl = this.#impl();
+    const principal = this.#who();
+    return inCallSpan(
+      this.#span,
+      () => impl(request as never, { principal, signal }) as AsyncIterable<unknown>,
+    );
   }
 
   /** Runs a client-streaming method with its stream of decoded requests. */
   async clientStream(requests: AsyncIterable<unknown>, signal: AbortSignal): Promise<unknown> {
-    return this.#impl()(requests as never, { principal: this.#who(), signal });
+    const impl = this.#impl();
+    const principal = this.#who();
+    return inCallSpan(this.#span, () => impl(requests as never, { principal, signal }));
   }
 
   /** Ends the call as answered. */
@@ -125,6 +139,7 @@ export class Call {
     if (this.#finished) return;
     this.#finished = true;
     this.#release?.();
+    this.#span?.end(code);
     const entry: RequestLogEntry = {
       protocol: this.#protocol,
       method: this.#method.name,

@@ -16,12 +16,15 @@ import {
   StoreUnavailableError,
   Stride,
 } from "../engine/index.js";
+import { inRemoteTrace } from "../tracing/index.js";
 
 /** What the job of a batch carries. */
 export interface BatchJobData {
   readonly batchId: string;
   /** Items of the batch: what taking it charges its class. */
   readonly items: number;
+  /** The W3C trace headers of the request that stored it, when it was traced. */
+  readonly trace?: Readonly<Record<string, string>> | undefined;
 }
 
 /** The BullMQ job id of the batch `pk`. */
@@ -175,8 +178,13 @@ export class BatchTaker {
 
   /** Runs a held job's batch and settles the job by how the run ended. */
   #runHeld(held: Held): void {
-    const run = this.#o.node
-      .run(pkOf(held.job.id), { cancel: held.cancel.signal, lost: held.lost.signal })
+    const pk = pkOf(held.job.id);
+    const run = inRemoteTrace(
+      held.job.data.trace,
+      "run batch",
+      { "batch_processor.batch_id": held.job.data.batchId },
+      () => this.#o.node.run(pk, { cancel: held.cancel.signal, lost: held.lost.signal }),
+    )
       .then(
         (outcome) => this.#settle(held, outcome),
         (error: unknown) => this.#settle(held, error),

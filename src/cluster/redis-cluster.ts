@@ -28,6 +28,7 @@ import {
 } from "../engine/index.js";
 import type { Figures } from "../metrics/index.js";
 import { REDIS_COMMAND_TIMEOUT_MS, REQUEST_CONNECTION } from "../store/index.js";
+import { traceHeaders } from "../tracing/index.js";
 import { type BatchJobData, BatchTaker, jobId } from "./batch-taker.js";
 import { RedisFigures } from "./redis-figures.js";
 import { RedisJobCluster } from "./redis-job-cluster.js";
@@ -176,7 +177,11 @@ export class RedisCluster implements Cluster {
 
   async enqueue(record: BatchRecord): Promise<void> {
     const queue = this.#queues.get(record.priority) as Queue;
-    const data: BatchJobData = { batchId: record.batchId, items: record.total };
+    const data: BatchJobData = {
+      batchId: record.batchId,
+      items: record.total,
+      trace: traceHeaders(),
+    };
     await unavailableOnError(() =>
       queue.add("batch", data, {
         jobId: jobId(record.pk),

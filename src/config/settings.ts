@@ -306,4 +306,36 @@ export const SETTINGS = {
     meaning: `how long a shutdown waits for running model batches, ms (${SETTING_BOUNDS.shutdownTimeoutMs.join("..")})`,
     parse: integer(SETTING_BOUNDS.shutdownTimeoutMs),
   }),
+  otelTracesExporter: setting({
+    env: "OTEL_TRACES_EXPORTER",
+    default: "",
+    meaning:
+      "`otlp`: send traces over OTLP/HTTP (JSON) to the endpoint below (`http://localhost:4318` when none is set); `none`: no traces; empty: traces when an OTLP endpoint is set",
+    parse: oneOf(["", "otlp", "none"] as const),
+  }),
+  otelEndpoint: setting({
+    env: "OTEL_EXPORTER_OTLP_ENDPOINT",
+    default: "",
+    meaning:
+      "base URL of an OTLP/HTTP receiver (`http://collector:4318`); traces go to `<it>/v1/traces`. The SDK's other `OTEL_*` variables (sampler, headers, batching, resource) apply as the OpenTelemetry specification says",
+    parse: text,
+  }),
+  otelTracesEndpoint: setting({
+    env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    default: "",
+    meaning: "the full URL traces go to, instead of the one above",
+    parse: text,
+  }),
+  otelServiceName: setting({
+    env: "OTEL_SERVICE_NAME",
+    default: "batch-processor",
+    meaning: "`service.name` of the spans",
+    parse: text,
+  }),
+  otelSdkDisabled: setting({
+    env: "OTEL_SDK_DISABLED",
+    default: "false",
+    meaning: "`true`: no tracing, whatever the other `OTEL_*` say",
+    parse: boolean,
+  }),
 } as const;

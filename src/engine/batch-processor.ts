@@ -41,6 +41,7 @@ import { type Activity, createPlacement, type Placement } from "./placement/inde
 import type { BatchProcessorOptions } from "./processor-options.js";
 import { type AdmissionState, admissionRefusal, warmUp } from "./scheduling/index.js";
 import { submissionOf } from "./submission.js";
+import type { EngineTracer } from "./tracer.js";
 import type {
   BatchResults,
   BatchView,
@@ -68,6 +69,7 @@ export class BatchProcessor {
   readonly #clock: () => number;
   readonly #runner: JobRunner;
   readonly #observer: EngineObserver | undefined;
+  readonly #tracer: EngineTracer | undefined;
   readonly #placement: Placement;
   #batching: ResolvedBatchingOptions;
   /** Ids of infer requests: never stored, so unique per process is enough. */
@@ -85,6 +87,7 @@ export class BatchProcessor {
     this.#log = o.logger ?? NOOP_LOGGER;
     this.#clock = o.clock ?? Date.now;
     this.#observer = o.observer;
+    this.#tracer = o.tracer;
     this.#batching = batching;
     this.#runner = new JobRunner({
       store: o.store,
@@ -94,6 +97,7 @@ export class BatchProcessor {
       log: this.#log,
       clock: this.#clock,
       observer: o.observer,
+      tracer: o.tracer,
       releaseUnsaved: o.cluster !== undefined,
     });
     this.#jobs = new Jobs({
@@ -199,13 +203,16 @@ export class BatchProcessor {
   /** Queues a batch durably and returns at once. */
   async submit(principal: Principal, request: SubmitRequest): Promise<SubmitReceipt> {
     this.#assertOpen();
-    const valid = validateSubmit(request, this.#models, this.#options.defaultModel);
-    const { inputs, payloadHash, batchAt } = submissionOf(principal, valid);
+    const { valid, inputs, payloadHash, batchAt } = this.#span("validation", () => {
+      const valid = validateSubmit(request, this.#models, this.#options.defaultModel);
+      return { valid, ...submissionOf(principal, valid) };
+    });
     if (valid.batchId !== undefined) {
       const existing = await this.#store.findBatch(principal.owner, valid.batchId);
       if (existing !== undefined) return this.#resubmit(existing, payloadHash);
     }
-    this.#refuse(valid, await this.#placement.admissionRefusal(valid));
+    const refusal = await this.#span("admission", () => this.#placement.admissionRefusal(valid));
+    this.#refuse(valid, refusal);
     const { created, record } = await this.#store.createBatch(batchAt(this.#clock()), inputs);
     if (!created) return this.#resubmit(record, payloadHash);
     return this.#placement.enqueue(record, inputs);
@@ -219,8 +226,12 @@ export class BatchProcessor {
   ): Promise<BatchResults> {
     this.#assertOpen();
     signal?.throwIfAborted();
-    const valid = validateSubmit(request, this.#models, this.#options.defaultModel);
-    this.#refuse(valid, admissionRefusal(valid, false, this.#admissionState()));
+    const valid = this.#span("validation", () =>
+      validateSubmit(request, this.#models, this.#options.defaultModel),
+    );
+    this.#span("admission", () =>
+      this.#refuse(valid, admissionRefusal(valid, false, this.#admissionState())),
+    );
     const batchId = valid.batchId ?? `infer_${this.#inferIds.next()}`;
     const job = await this.#runner.infer(principal.owner, batchId, valid, signal);
     if (signal?.aborted) throw new CancelledError();
@@ -377,6 +388,11 @@ export class BatchProcessor {
       maxQueueSize: this.#options.maxQueueSize,
       maxConcurrentBatches: this.#options.maxConcurrentBatches,
     };
+  }
+
+  /** Runs a step of the request being served as a span of its trace, when it is traced. */
+  #span<T>(name: string, work: () => T): T {
+    return this.#tracer === undefined ? work() : this.#tracer.span(name, work);
   }
 
   #refuse(valid: ValidSubmit, refusal: Error | undefined): void {

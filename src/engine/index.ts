@@ -44,6 +44,7 @@ export type { BatchProcessorOptions } from "./processor-options.js";
 export { Stride } from "./scheduling/index.js";
 export * from "./tensor-bytes.js";
 export * from "./tensors.js";
+export type { EngineTracer, RequestTrace, TracedBatch } from "./tracer.js";
 export * from "./types.js";
 export {
   MAX_ID_LENGTH,

@@ -6,6 +6,7 @@ import type { EngineLogger } from "./logger.js";
 import type { EngineObserver } from "./observer.js";
 import type { BatchingOptions, ProcessorOptions } from "./options.js";
 import type { Cluster } from "./placement/index.js";
+import type { EngineTracer } from "./tracer.js";
 
 /** Options of `BatchProcessor.create`. */
 export interface BatchProcessorOptions extends ProcessorOptions {
@@ -17,6 +18,8 @@ export interface BatchProcessorOptions extends ProcessorOptions {
   readonly logger?: EngineLogger;
   /** Told what the engine does, for metrics. */
   readonly observer?: EngineObserver;
+  /** Told what each traced request goes through (spans); none traced when absent. */
+  readonly tracer?: EngineTracer;
   /** Epoch-ms clock. @defaultValue Date.now */
   readonly clock?: () => number;
   /**

@@ -5,6 +5,7 @@
 import type { Failure } from "../errors.js";
 import type { BatchRecord, ItemWrite } from "../job-store.js";
 import type { ItemTensor } from "../tensors.js";
+import type { RequestTrace } from "../tracer.js";
 import type { BatchStatus, Priority } from "../types.js";
 
 /** An item to queue: a stored input, or an infer item's tensors as the client sent them. */
@@ -40,6 +41,8 @@ export interface JobInit {
   readonly startedAt?: number | null;
   readonly succeeded?: number;
   readonly failed?: number;
+  /** The request it came with, when that request is traced. */
+  readonly trace?: RequestTrace | undefined;
 }
 
 /**

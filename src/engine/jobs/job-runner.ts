@@ -20,6 +20,7 @@ import type { ResolvedBatchingOptions } from "../options.js";
 import { type PaddingPlan, paddingPlanOf } from "../padding.js";
 import { type BatchOutcome, DynamicBatcher } from "../scheduling/index.js";
 import { PRIMARY } from "../tensors.js";
+import type { EngineTracer, RequestTrace, TracedBatch } from "../tracer.js";
 import type { BatchView, Principal, ProcessorStats } from "../types.js";
 import type { ValidSubmit } from "../validation.js";
 import { liveViewOf } from "./batch-views.js";
@@ -39,6 +40,8 @@ export interface JobRunnerOptions {
   readonly clock: () => number;
   /** Told about dispatches, model batches and item outcomes (metrics). */
   readonly observer?: EngineObserver | undefined;
+  /** Told what each traced request's items go through. */
+  readonly tracer?: EngineTracer | undefined;
   /**
    * What becomes of a stored job whose write failed. Alone (false), it ends failed, and the
    * journal saves that once the store takes writes again. In a cluster (true), it is let go
@@ -52,6 +55,7 @@ export interface JobRunnerOptions {
 export class JobRunner {
   readonly batcher: DynamicBatcher<JobItem>;
   readonly #observer: EngineObserver | undefined;
+  readonly #tracer: EngineTracer | undefined;
   readonly #observesDispatch: boolean;
   readonly #log: EngineLogger;
   readonly #clock: () => number;
@@ -72,6 +76,7 @@ export class JobRunner {
     this.#models = o.models;
     this.#threads = o.pool.threads;
     this.#observer = o.observer;
+    this.#tracer = o.tracer;
     this.#observesDispatch = o.observer?.onDispatch !== undefined;
     this.batcher = new DynamicBatcher<JobItem>({
       pool: o.pool,
@@ -143,7 +148,7 @@ export class JobRunner {
     valid: ValidSubmit,
     signal?: AbortSignal,
   ): Promise<Job> {
-    const job = Job.ephemeral(owner, batchId, valid, this.#clock());
+    const job = Job.ephemeral(owner, batchId, valid, this.#clock(), this.#tracer?.current());
     const inputs = valid.items.map((item, index) => ({
       index,
       requestId: item.requestId,
@@ -186,7 +191,7 @@ export class JobRunner {
     if (live !== undefined) return live;
     if (this.#models.get(batch.modelId)?.available === true && pending.length > 0)
       return this.start(batch, pending);
-    const job = new Job(batch);
+    const job = new Job({ ...batch, trace: this.#tracer?.current() });
     this.#stored.add(job);
     job.load(pending.map(sourceOf), this.#clock(), this.#seq);
     if (pending.length > 0) this.#fail(job.items, ITEM_FAILURES.modelUnavailable);
@@ -196,7 +201,7 @@ export class JobRunner {
 
   /** Starts a stored job (just created, or recovered) with the inputs that have no outcome. */
   start(record: BatchRecord, pending: readonly StoredInput[]): Job {
-    const job = new Job(record);
+    const job = new Job({ ...record, trace: this.#tracer?.current() });
     this.#stored.add(job);
     this.#enqueue(job, pending.map(sourceOf));
     return job;
@@ -249,6 +254,7 @@ export class JobRunner {
 
   #onDispatch(items: readonly JobItem[]): void {
     const now = this.#clock();
+    for (const item of items) item.dispatchedAt = now;
     if (this.#observesDispatch) {
       const waits = items.map((item) => now - item.arrival);
       const priorities = items.map((item) => item.priority);
@@ -282,6 +288,18 @@ export class JobRunner {
     const crashed = outcome.ok
       ? undefined
       : failed(batchFailure(outcome.error, model, items.length, this.#log));
+    const settle = () => this.#settleBatch(items, outcome, crashed);
+    const traced = this.#tracer === undefined ? undefined : tracedBatch(items, outcome, crashed);
+    if (traced === undefined) settle();
+    else this.#tracer?.batch({ ...traced, endedAt: this.#clock() }, settle);
+  }
+
+  #settleBatch(
+    items: readonly JobItem[],
+    outcome: BatchOutcome,
+    crashed: Settlement | undefined,
+  ): void {
+    const model = (items[0] as JobItem).model;
     const writes: ItemWrite[] = [];
     const touched = new Set<Job>();
     const now = this.#clock();
@@ -379,6 +397,38 @@ export class JobRunner {
     for (const job of touched) if (!job.terminal && job.pk === undefined) job.notify();
     this.#stored.retireOnceSaved(ended, saved);
   }
+}
+
+/** A model batch as the tracer reads it (its end time aside); undefined when no item is traced. */
+function tracedBatch(
+  items: readonly JobItem[],
+  outcome: BatchOutcome,
+  crashed: Settlement | undefined,
+): Omit<TracedBatch, "endedAt"> | undefined {
+  const requests = new Map<Job, { trace: RequestTrace; arrival: number; items: number }>();
+  for (const item of items) {
+    const trace = item.job.trace;
+    if (trace === undefined) continue;
+    const seen = requests.get(item.job);
+    if (seen === undefined) requests.set(item.job, { trace, arrival: item.arrival, items: 1 });
+    else {
+      seen.items++;
+      seen.arrival = Math.min(seen.arrival, item.arrival);
+    }
+  }
+  if (requests.size === 0) return undefined;
+  const first = items[0] as JobItem;
+  return {
+    model: first.model,
+    size: items.length,
+    dispatchedAt: first.dispatchedAt ?? first.arrival,
+    inferenceMs: outcome.ok ? outcome.result.inferenceMs : 0,
+    error:
+      crashed?.error === null || crashed?.error === undefined
+        ? undefined
+        : `${crashed.error.code}: ${crashed.error.message}`,
+    requests: [...requests.values()],
+  };
 }
 
 /** A stored item as the batcher takes it: its tensors, or its float32 input as the primary one. */

@@ -8,6 +8,7 @@ import type { BatchRecord } from "../job-store.js";
 import type { PaddingPlan } from "../padding.js";
 import { type BatchItem, queueKey } from "../scheduling/index.js";
 import type { ItemTensor } from "../tensors.js";
+import type { RequestTrace } from "../tracer.js";
 import type { BatchStatus, ItemResult, Priority } from "../types.js";
 import type { ValidSubmit } from "../validation.js";
 import { FailureTally } from "./failure-tally.js";
@@ -28,6 +29,8 @@ export interface JobItem extends BatchItem {
   readonly ranBefore: boolean;
   /** True once the item has an outcome (set by {@link Job.settle}). */
   settled: boolean;
+  /** When it left for a thread, epoch ms (set at dispatch). */
+  dispatchedAt?: number;
 }
 
 /** See the file comment. */
@@ -43,6 +46,8 @@ export class Job {
   readonly total: number;
   /** See {@link JobInit.outputs}. */
   readonly outputs: readonly string[] | undefined;
+  /** See {@link JobInit.trace}. */
+  readonly trace: RequestTrace | undefined;
   #status: BatchStatus;
   #startedAt: number | null;
   #completedAt: number | null = null;
@@ -76,6 +81,7 @@ export class Job {
     this.timeoutMs = init.timeoutMs;
     this.total = init.total;
     this.outputs = init.outputs ?? undefined;
+    this.trace = init.trace;
     this.#status = init.status ?? "queued";
     this.#startedAt = init.startedAt ?? null;
     this.#succeeded = init.succeeded ?? 0;
@@ -185,7 +191,13 @@ export class Job {
    * A job for a synchronous request: never stored, its outcomes kept in {@link results} for its
    * caller.
    */
-  static ephemeral(owner: string, batchId: string, valid: ValidSubmit, now: number): Job {
+  static ephemeral(
+    owner: string,
+    batchId: string,
+    valid: ValidSubmit,
+    now: number,
+    trace?: RequestTrace,
+  ): Job {
     return new Job({
       pk: undefined,
       batchId,
@@ -197,6 +209,7 @@ export class Job {
       timeoutMs: valid.timeoutMs,
       total: valid.items.length,
       outputs: valid.outputs,
+      trace,
     });
   }
 
