@@ -195,6 +195,18 @@ export class BatchProcessor {
     return this.#placement.activity();
   }
 
+  /**
+   * Items of stored batches and lines of jobs without an outcome (running ones included), over
+   * every node sharing the store: read from the store, whatever this node holds.
+   */
+  async backlog(): Promise<{ batchItems: number; jobLines: number }> {
+    const [stored, jobLines] = await Promise.all([
+      this.#store.activity(),
+      this.#jobs.pendingLines(),
+    ]);
+    return { batchItems: stored.pendingItems, jobLines };
+  }
+
   /** Why this node cannot serve what needs its cluster (Redis unreachable); undefined if it can. */
   unavailable(): string | undefined {
     return this.#placement.unavailable();

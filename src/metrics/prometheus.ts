@@ -28,6 +28,16 @@ export interface PrometheusMetrics {
   onRequest(entry: RequestObservation): void;
   /** Reads the engine's live counters for the gauges at scrape time. */
   bindStats(stats: () => ProcessorStats): void;
+  /** Reads the stored work not yet done, over every node sharing the store, at scrape time. */
+  bindBacklog(backlog: () => Promise<Backlog>): void;
+}
+
+/** Work stored and not yet done, over a cluster: what a fleet scales on. */
+export interface Backlog {
+  /** Items of stored batches without an outcome. */
+  readonly batchItems: number;
+  /** Lines of unfinished jobs without an outcome. */
+  readonly jobLines: number;
 }
 
 /** Duration buckets, seconds: 0.5 ms to a minute. */
@@ -159,6 +169,19 @@ export function createPrometheusMetrics(): PrometheusMetrics {
       this.set(stats?.().pending ?? 0);
     },
   });
+  let backlog: (() => Promise<Backlog>) | undefined;
+  new Gauge({
+    name: "batch_processor_backlog_items",
+    help: "Stored work not yet done over every node sharing the store: items of batches, lines of jobs",
+    labelNames: ["kind"],
+    registers: [registry],
+    async collect() {
+      const b = await backlog?.().catch(() => undefined);
+      if (b === undefined) return;
+      this.set({ kind: "batch_items" }, b.batchItems);
+      this.set({ kind: "job_lines" }, b.jobLines);
+    },
+  });
   new Gauge({
     name: "batch_processor_busy_threads",
     help: "Inference threads running a model batch",
@@ -204,6 +227,9 @@ export function createPrometheusMetrics(): PrometheusMetrics {
     },
     bindStats(read) {
       stats = read;
+    },
+    bindBacklog(read) {
+      backlog = read;
     },
   };
 }

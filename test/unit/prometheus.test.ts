@@ -15,16 +15,19 @@ async function setup() {
   const metrics = createPrometheusMetrics();
   const pool = new FakePool(1);
   const clock = { now: Date.now() };
+  const store = new SqliteJobStore({ dataDir: ":memory:" });
   const processor = await BatchProcessor.create({
     pool,
     models: fakeCatalog(),
-    store: new SqliteJobStore({ dataDir: ":memory:" }),
+    store,
+    jobData: store.jobs,
     observer: metrics.engine,
     batching: { maxBatchSize: 4, enableDynamicBatching: false },
     maxQueueSize: 20,
     clock: () => clock.now,
   });
   metrics.bindStats(() => processor.stats());
+  metrics.bindBacklog(() => processor.backlog());
   open.push(processor);
   return { metrics, pool, processor, clock };
 }
@@ -99,6 +102,23 @@ describe("Prometheus metrics", () => {
     expect(await value(metrics, "active_batches")).toBe(1);
     expect(await value(metrics, "queue_length")).toBe(2);
     pool.release();
+  });
+
+  it("show the stored backlog, items of batches and lines of jobs, while it waits", async () => {
+    const { metrics, pool, processor } = await setup();
+    pool.hold();
+    await processor.submit(me, { data: items(10), priority: "low" });
+    async function* upload() {
+      yield Array.from({ length: 50 }, (_, k) => ({ line: k + 1, value: [k, 1, 2] }));
+    }
+    await processor.jobs.create(me, { jobId: "backlog" }, upload());
+    const backlog = (kind: string) => value(metrics, "batch_processor_backlog_items", { kind });
+    expect(await backlog("batch_items")).toBe(10);
+    expect(await backlog("job_lines")).toBe(50);
+    pool.release();
+    await until(
+      async () => (await backlog("job_lines")) === 0 && (await backlog("batch_items")) === 0,
+    );
   });
 
   it("count every API request under the v1 API's names too, durations in seconds", async () => {

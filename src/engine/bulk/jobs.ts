@@ -103,6 +103,20 @@ export class Jobs {
     await this.#feeder?.close();
   }
 
+  /**
+   * Lines of unfinished jobs without an outcome, over every node that shares the store (each
+   * unfinished job's record read once: jobs are few and large).
+   */
+  async pendingLines(): Promise<number> {
+    if (this.#o.data === undefined) return 0;
+    let lines = 0;
+    for (const job of await this.#o.data.loadUnfinishedJobs()) {
+      const { total, completed, failed, invalid } = job.counts;
+      lines += Math.max(0, total - completed - failed - invalid);
+    }
+    return lines;
+  }
+
   /** Deletes at most `limit` jobs (or slices of one) kept long enough at `now`; resolves how many. */
   async purge(now: number, defaultKeepMs: number, limit: number): Promise<number> {
     return this.#o.data === undefined ? 0 : this.#o.data.purgeJobs(now, defaultKeepMs, limit);
