@@ -494,10 +494,11 @@ if (rawRun !== undefined || jobFigures !== undefined || namedFigures !== undefin
       ? "| raw onnxruntime-node | not run | | | | | |"
       : `| raw onnxruntime-node, ${RAW_SECONDS} s | - | - | ${f(rawRun.itemsPerSecond)} | ${f(rawRun.cpuUsPerItem)} | 1 | 1 |`,
   );
-  for (const [j, form] of [
+  const jobs = [
     [jobFigures, ""],
     [namedFigures, " by name"],
-  ] as const)
+  ] as const;
+  for (const [j, form] of jobs)
     if (j !== undefined)
       report.push(
         `| job of ${j.lines} lines${form} (upload to end) | ${j.output} | ${j.error} | ${f(j.itemsPerSecond)} | ${f(j.cpuUsPerItem)} | ${f(ratio(j.itemsPerSecond, rawRun?.itemsPerSecond), 3)} (target ≥ 0.85) | ${f(ratio(j.cpuUsPerItem, rawRun?.cpuUsPerItem), 3)} (target ≤ 1.15) |`,
@@ -505,10 +506,7 @@ if (rawRun !== undefined || jobFigures !== undefined || namedFigures !== undefin
         `| of which the main thread (upload included) | | | | ${f(j.mainUsPerItem)} | | |`,
         `| of which inside ONNX Runtime (wall time of its runs) | | | | ${f(j.ortUsPerItem)} | | |`,
       );
-  for (const [j, form] of [
-    [jobFigures, ""],
-    [namedFigures, " by name"],
-  ] as const)
+  for (const [j, form] of jobs)
     if (j !== undefined)
       report.push(
         "",

@@ -72,26 +72,38 @@ afterAll(async () => {
   repo?.cleanup();
 });
 
-const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
-const PARENT = "00f067aa0ba902b7";
-const GRPC_TRACE = "0af7651916cd43dd8448eb211c80319c";
-
-it("follows one REST submit and one gRPC infer through the call, the queue, the batch and the inference", async () => {
-  const base = `http://127.0.0.1:${server.apiPort}`;
+/** A REST submit of `inputs` in trace `traceId` (its parent {@link PARENT}), followed to its end. */
+async function submitTraced(
+  on: RunningServer,
+  traceId: string,
+  inputs: readonly number[][],
+): Promise<void> {
+  const base = `http://127.0.0.1:${on.apiPort}`;
   const submitted = await fetch(`${base}/api/batch-processor/submit`, {
     method: "POST",
     headers: {
       "x-api-key": KEY,
       "content-type": "application/json",
-      traceparent: `00-${TRACE}-${PARENT}-01`,
+      traceparent: `00-${traceId}-${PARENT}-01`,
     },
-    body: JSON.stringify({ data: [{ input: [1, 2, 3] }, { input: [4, 5, 6] }] }),
+    body: JSON.stringify({ data: inputs.map((input) => ({ input })) }),
   });
   expect(submitted.status).toBe(200);
   const { batch_id: batchId } = (await submitted.json()) as { batch_id: string };
   await (
     await fetch(`${base}/api/batch-processor/watch/${batchId}`, { headers: { "x-api-key": KEY } })
   ).text();
+}
+
+const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT = "00f067aa0ba902b7";
+const GRPC_TRACE = "0af7651916cd43dd8448eb211c80319c";
+
+it("follows one REST submit and one gRPC infer through the call, the queue, the batch and the inference", async () => {
+  await submitTraced(server, TRACE, [
+    [1, 2, 3],
+    [4, 5, 6],
+  ]);
 
   const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
   const metadata = new grpc.Metadata();
@@ -159,22 +171,7 @@ it("carries the trace through the cluster's queue: the node that runs a stored b
   });
   const trace = "5bf92f3577b34da6a3ce929d0e0e4737";
   try {
-    const base = `http://127.0.0.1:${node.apiPort}`;
-    const submitted = await fetch(`${base}/api/batch-processor/submit`, {
-      method: "POST",
-      headers: {
-        "x-api-key": KEY,
-        "content-type": "application/json",
-        traceparent: `00-${trace}-${PARENT}-01`,
-      },
-      body: JSON.stringify({ data: [{ input: [1, 2, 3] }] }),
-    });
-    const { batch_id: batchId } = (await submitted.json()) as { batch_id: string };
-    await (
-      await fetch(`${base}/api/batch-processor/watch/${batchId}`, {
-        headers: { "x-api-key": KEY },
-      })
-    ).text();
+    await submitTraced(node, trace, [[1, 2, 3]]);
   } finally {
     await node.close();
     await dropCluster(prefix);
