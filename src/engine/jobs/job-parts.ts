@@ -3,8 +3,8 @@
  * the items it queues, their outcomes, and the store's view of it.
  */
 import type { Failure } from "../errors.js";
-import type { BatchRecord, ItemWrite } from "../job-store.js";
-import type { ItemTensor } from "../tensors.js";
+import type { BatchRecord, ItemWrite, StoredInput } from "../job-store.js";
+import { type ItemTensor, PRIMARY } from "../tensors.js";
 import type { RequestTrace } from "../tracer.js";
 import type { BatchStatus, Priority } from "../types.js";
 
@@ -59,3 +59,15 @@ export type StoredState = Pick<
   BatchRecord,
   "status" | "error" | "startedAt" | "completedAt" | "succeeded" | "failed"
 >;
+
+/** A stored item as the batcher takes it: its tensors, or its float32 input as the primary one. */
+export function sourceOf(input: StoredInput & { readonly started?: boolean }): ItemSource {
+  return {
+    index: input.index,
+    requestId: input.requestId,
+    inputs: input.tensors ?? [
+      { name: PRIMARY, datatype: "FP32", shape: input.shape, data: input.input },
+    ],
+    started: input.started,
+  };
+}

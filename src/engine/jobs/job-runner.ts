@@ -19,14 +19,15 @@ import type { EngineObserver, ItemOutcome } from "../observer.js";
 import type { ResolvedBatchingOptions } from "../options.js";
 import { type PaddingPlan, paddingPlanOf } from "../padding.js";
 import { type BatchOutcome, DynamicBatcher } from "../scheduling/index.js";
-import { PRIMARY } from "../tensors.js";
-import type { EngineTracer, RequestTrace, TracedBatch } from "../tracer.js";
+import type { EngineTracer } from "../tracer.js";
 import type { BatchView, Principal, ProcessorStats } from "../types.js";
 import type { ValidSubmit } from "../validation.js";
+import { tracedBatch } from "./batch-trace.js";
 import { liveViewOf } from "./batch-views.js";
 import { CANCELLED_BY_REQUEST, ITEM_FAILURES } from "./item-failures.js";
 import { type ItemSource, Job, type JobItem, type Settlement } from "./job.js";
 import { batchWrite, startedRuns } from "./job-journal.js";
+import { sourceOf } from "./job-parts.js";
 import { batchFailure, failed, outcomeOf, settlementOf } from "./outcomes.js";
 import { StoredJobs } from "./stored-jobs.js";
 
@@ -397,48 +398,4 @@ export class JobRunner {
     for (const job of touched) if (!job.terminal && job.pk === undefined) job.notify();
     this.#stored.retireOnceSaved(ended, saved);
   }
-}
-
-/** A model batch as the tracer reads it (its end time aside); undefined when no item is traced. */
-function tracedBatch(
-  items: readonly JobItem[],
-  outcome: BatchOutcome,
-  crashed: Settlement | undefined,
-): Omit<TracedBatch, "endedAt"> | undefined {
-  const requests = new Map<Job, { trace: RequestTrace; arrival: number; items: number }>();
-  for (const item of items) {
-    const trace = item.job.trace;
-    if (trace === undefined) continue;
-    const seen = requests.get(item.job);
-    if (seen === undefined) requests.set(item.job, { trace, arrival: item.arrival, items: 1 });
-    else {
-      seen.items++;
-      seen.arrival = Math.min(seen.arrival, item.arrival);
-    }
-  }
-  if (requests.size === 0) return undefined;
-  const first = items[0] as JobItem;
-  return {
-    model: first.model,
-    size: items.length,
-    dispatchedAt: first.dispatchedAt ?? first.arrival,
-    inferenceMs: outcome.ok ? outcome.result.inferenceMs : 0,
-    error:
-      crashed?.error === null || crashed?.error === undefined
-        ? undefined
-        : `${crashed.error.code}: ${crashed.error.message}`,
-    requests: [...requests.values()],
-  };
-}
-
-/** A stored item as the batcher takes it: its tensors, or its float32 input as the primary one. */
-function sourceOf(input: StoredInput & { readonly started?: boolean }): ItemSource {
-  return {
-    index: input.index,
-    requestId: input.requestId,
-    inputs: input.tensors ?? [
-      { name: PRIMARY, datatype: "FP32", shape: input.shape, data: input.input },
-    ],
-    started: input.started,
-  };
 }

@@ -6,12 +6,10 @@
  * what is in flight, and does what they say.
  */
 
-import { ModelRunError } from "../errors.js";
-import type { InferencePool, InferenceResult } from "../inference-pool.js";
+import type { InferencePool } from "../inference-pool.js";
 import type { ResolvedBatchingOptions } from "../options.js";
-import { batchTensor, type PaddingPlan, shapeKey } from "../padding.js";
-import type { ItemTensor } from "../tensors.js";
 import { PRIORITIES, type Priority } from "../types.js";
+import type { BatchItem } from "./batch-item.js";
 import {
   type Candidate,
   type DrainContext,
@@ -22,29 +20,12 @@ import {
   splitLate,
   startDelayMs,
 } from "./batch-policy.js";
+import { attemptBatch, type BatchOutcome, runIsolating } from "./batch-run.js";
 import { LatencyModel, ServiceRate } from "./latency-model.js";
-import { PriorityScheduler, type SchedulableItem } from "./priority-scheduler.js";
+import { PriorityScheduler } from "./priority-scheduler.js";
 
-/** An item the batcher can run. */
-export interface BatchItem extends SchedulableItem {
-  readonly model: string;
-  /** {@link queueKey} of the item, computed once when it is created. */
-  readonly queue: string;
-  /**
-   * The item's tensors, in the model's input order; copied into the model batch's tensors at
-   * dispatch. Items whose tensors differ in shape never share a model batch.
-   */
-  readonly inputs: readonly ItemTensor[];
-  /** Whether the item's caller wants every output by name, not only the primary one. */
-  readonly named: boolean;
-  /** How its model pads variable-length inputs; undefined when it pads none. */
-  readonly padding?: PaddingPlan | undefined;
-}
-
-/** How a dispatched model batch ended. */
-export type BatchOutcome =
-  | { readonly ok: true; readonly result: InferenceResult }
-  | { readonly ok: false; readonly error: unknown };
+export { type BatchItem, queueKey } from "./batch-item.js";
+export type { BatchOutcome } from "./batch-run.js";
 
 /** Options of {@link DynamicBatcher}. */
 export interface DynamicBatcherOptions<T extends BatchItem> {
@@ -350,43 +331,13 @@ export class DynamicBatcher<T extends BatchItem> {
     void this.#runBatch(items, lane).finally(() => this.#release(q, lane, items.length));
   }
 
-  /**
-   * Runs `items` as one model batch and hands its outcome on. When the runtime refuses a batch of
-   * several items, its halves run on their own, one after the other, down to the item it cannot
-   * take: that item fails alone and the others get their outputs. Where both halves fail too, the
-   * failure is the model's rather than an item's, and every item of both ends with it.
-   */
-  async #runBatch(items: readonly T[], lane: LaneState): Promise<void> {
-    const outcome = await this.#attempt(items);
-    if (outcome.ok || items.length === 1 || !(outcome.error instanceof ModelRunError))
-      this.#complete(items, outcome, lane);
-    else await this.#isolate(items, lane);
-  }
-
-  async #isolate(items: readonly T[], lane: LaneState): Promise<void> {
-    const half = Math.ceil(items.length / 2);
-    const parts = [items.slice(0, half), items.slice(half)];
-    const outcomes: BatchOutcome[] = [];
-    for (const part of parts) outcomes.push(await this.#attempt(part));
-    const together = outcomes.every((o) => !o.ok);
-    for (const [k, part] of parts.entries()) {
-      const outcome = outcomes[k] as BatchOutcome;
-      if (!together && !outcome.ok && part.length > 1 && outcome.error instanceof ModelRunError)
-        await this.#isolate(part, lane);
-      else this.#complete(part, outcome, lane);
-    }
-  }
-
-  async #attempt(items: readonly T[]): Promise<BatchOutcome> {
-    const first = items[0] as T;
-    try {
-      const inputs = first.inputs.map((_, k) => batchTensor(items, k, first.padding));
-      const named = items.some((item) => item.named);
-      const result = await this.o.pool.run({ model: first.model, inputs, named });
-      return { ok: true, result };
-    } catch (error) {
-      return { ok: false, error };
-    }
+  /** Runs `items` as one model batch (see {@link runIsolating}) and hands on each outcome. */
+  #runBatch(items: readonly T[], lane: LaneState): Promise<void> {
+    return runIsolating(
+      items,
+      (part) => attemptBatch(this.o.pool, part),
+      (part, outcome) => this.#complete(part, outcome, lane),
+    );
   }
 
   #complete(items: readonly T[], outcome: BatchOutcome, lane: LaneState): void {
@@ -436,19 +387,6 @@ export class DynamicBatcher<T extends BatchItem> {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
   }
-}
-
-/**
- * The queue of an item: its model and its tensors' names, datatypes and shapes (the axes its
- * model pads left out, so items that differ only there share model batches).
- */
-export function queueKey(
-  item: { readonly model: string; readonly inputs: readonly ItemTensor[] },
-  padding?: PaddingPlan,
-): string {
-  let key = item.model;
-  for (const t of item.inputs) key += `|${t.name}:${t.datatype}:${shapeKey(t, padding)}`;
-  return key;
 }
 
 function decay(q: { arrivals: number; arrivalsAt: number }, now: number): number {
