@@ -12,6 +12,10 @@ const THEME_STORE = "batch-processor.theme";
 const PRIORITIES = ["critical", "high", "normal", "low"];
 const ACTIVE = new Set(["queued", "processing"]);
 const REFRESH_MS = 3000;
+/** How often the live figures (the tiles and the last minute's rate) are read. */
+const LIVE_MS = 1000;
+/** The seconds the "Items/s" tile averages over. */
+const RATE_SECONDS = 5;
 const PAGE_SIZE = 15;
 const RESULTS_SHOWN = 100;
 
@@ -119,14 +123,20 @@ function explain(error) {
 // Live figures.
 
 async function refreshKpis() {
+  const ticket = take("kpis");
   const m = await api("/metrics");
+  if (!current("kpis", ticket)) return;
   const c = m.current_stats ?? {};
   const p = m.performance_stats ?? {};
   const r = m.resource_usage ?? {};
+  const recent = c.recent_items_per_second ?? [];
+  const last = recent.slice(-RATE_SECONDS);
+  const rate = last.length === 0 ? 0 : last.reduce((a, b) => a + b, 0) / last.length;
   const tiles = [
     ["Active batches", fmt(c.active_batches), "kpi-active"],
     ["Queue length", fmt(c.queue_length), "kpi-queue"],
-    ["Items/s", fmt(c.throughput_per_second), "kpi-throughput"],
+    [`Items/s, last ${RATE_SECONDS} s`, fmt(rate), "kpi-throughput"],
+    ["Items/s, last minute", fmt(c.throughput_per_second), "kpi-throughput-minute"],
     ["Mean latency, ms", fmt(c.average_latency_ms), "kpi-latency"],
     ["Mean batch size", fmt(c.average_batch_size), "kpi-batch-size"],
     ["Processed", fmt(p.total_processed), "kpi-processed"],
@@ -139,6 +149,8 @@ async function refreshKpis() {
       el("div", {}, el("dt", {}, label), el("dd", { id }, value)),
     ),
   );
+  lastRecent = recent;
+  renderLive(recent);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,14 +265,70 @@ function renderCharts(analytics) {
   }
 }
 
+/** The last answer of each chart's source, drawn again at once when the theme changes. */
+let lastAnalytics;
+let lastRecent = [];
+/** @type {{plot: any, key: string} | undefined} */
+let live;
+
+/** The last minute's items/s, a point a second, the newest on the right. */
+function renderLive(recent) {
+  const figure = $("chart-live");
+  const now = Math.floor(Date.now() / 1000);
+  const times = recent.map((_, k) => now - recent.length + k);
+  figure.dataset.points = String(recent.length);
+  figure.dataset.max = String(Math.max(0, ...recent));
+  const colors = palette();
+  const key = colors.series.join();
+  if (live !== undefined && live.key === key) {
+    live.plot.setData([times, recent]);
+    return;
+  }
+  live?.plot.destroy();
+  const axis = {
+    stroke: colors.text,
+    grid: { stroke: colors.grid, width: 1 },
+    ticks: { show: false },
+  };
+  live = {
+    key,
+    plot: new uPlot(
+      {
+        width: Math.max(200, figure.clientWidth),
+        height: 120,
+        scales: { y: { range: (_u, _min, hi) => [0, hi > 0 ? hi * 1.1 : 1] } },
+        axes: [axis, { ...axis, size: 50 }],
+        series: [
+          {},
+          {
+            label: "items/s",
+            stroke: colors.series[0],
+            fill: colors.series[0].replace("rgb(", "rgba(").replace(")", ", 0.15)"),
+            width: 1.5,
+            points: { show: false },
+            value: (_u, v) => (v === null || v === undefined ? "–" : fmt(v)),
+          },
+        ],
+        legend: { show: false },
+      },
+      [times, recent],
+      figure,
+    ),
+  };
+}
+
 const resize = new ResizeObserver((entries) => {
   for (const entry of entries) {
+    if (entry.target.id === "chart-live") {
+      live?.plot.setSize({ width: Math.max(200, entry.target.clientWidth), height: 120 });
+      continue;
+    }
     const chart = charts.get(entry.target.id);
     if (chart !== undefined)
       chart.plot.setSize({ width: Math.max(200, entry.target.clientWidth), height: 190 });
   }
 });
-for (const figure of document.querySelectorAll(".chart")) resize.observe(figure);
+for (const figure of document.querySelectorAll(".chart, .live")) resize.observe(figure);
 
 function resetCharts() {
   for (const chart of charts.values()) chart.plot.destroy();
@@ -273,7 +341,9 @@ async function refreshCharts() {
   const analytics = await api(
     `/analytics?period=${period}&metrics=throughput&metrics=latency&metrics=queue_length&metrics=batch_size`,
   );
-  if (current("charts", ticket)) renderCharts(analytics);
+  if (!current("charts", ticket)) return;
+  lastAnalytics = analytics;
+  renderCharts(analytics);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -295,8 +365,9 @@ let page = 0;
 let nextToken = "";
 let detailId;
 
+/** Items with an outcome: `completed_requests` counts those that failed too. */
 function done(view) {
-  return (view.completed_requests ?? 0) + (view.failed_requests ?? 0);
+  return view.completed_requests ?? 0;
 }
 
 /** Keeps the more advanced of two views of one batch. */
@@ -307,20 +378,29 @@ function fresher(a, b) {
   return done(b) >= done(a) ? b : a;
 }
 
+/**
+ * A batch's bar: how far it got. A batch that ended without running every item (cancelled,
+ * failed) shows the share of its items that ran to an output, not its finished share (which
+ * counts the cancelled items too).
+ */
 function progressBar(view) {
-  const pct = Math.round((view.progress ?? 0) * 100);
+  const ended = !ACTIVE.has(view.status) && view.status !== "completed";
+  const total = view.total_requests ?? 0;
+  const ran = Math.max(0, (view.completed_requests ?? 0) - (view.failed_requests ?? 0));
+  const share = ended ? (total === 0 ? 0 : ran / total) : (view.progress ?? 0);
+  const pct = Math.round(share * 100);
   return el(
     "div",
     {
-      class: "progress",
+      class: ended ? "progress ended" : "progress",
       role: "progressbar",
       "aria-valuemin": 0,
       "aria-valuemax": 100,
       "aria-valuenow": pct,
-      "aria-label": `progress of ${view.batch_id}`,
+      "aria-label": ended ? `share of ${view.batch_id} that ran` : `progress of ${view.batch_id}`,
     },
     el("div", { class: "track" }, el("div", { class: "fill", style: `width: ${pct}%` })),
-    el("span", { class: "pct" }, `${pct} %`),
+    el("span", { class: "pct" }, ended ? `${pct} % ran` : `${pct} %`),
   );
 }
 
@@ -434,9 +514,17 @@ function onView(view) {
   const id = view.batch_id;
   if (views.has(id)) {
     const next = fresher(views.get(id), view);
-    views.set(id, next);
     const row = document.querySelector(`tr[data-batch="${CSS.escape(id)}"]`);
-    row?.replaceWith(batchRow(next));
+    const filter = /** @type {HTMLSelectElement} */ ($("status-filter")).value;
+    // A row leaves a filtered list once its batch no longer has the state the list shows.
+    if (!shownBy(filter, next.status)) {
+      views.delete(id);
+      row?.remove();
+      if (views.size === 0) renderBatches(filter);
+    } else {
+      views.set(id, next);
+      row?.replaceWith(batchRow(next));
+    }
   }
   if (id === detailId) {
     renderDetailStatus(view);
@@ -444,10 +532,24 @@ function onView(view) {
   }
 }
 
+/** Whether the list filtered by `filter` shows a batch in `status`. */
+function shownBy(filter, status) {
+  return filter === "all" || (filter === "active" ? ACTIVE.has(status) : filter === status);
+}
+
 async function cancelBatch(id) {
   try {
     onView(await api(`/cancel/${encodeURIComponent(id)}`, { method: "DELETE" }));
   } catch (error) {
+    // It ended before the cancel came: show how it ended instead of an error.
+    if (error instanceof ApiError && error.status === 409) {
+      try {
+        onView(await api(`/status/${encodeURIComponent(id)}`));
+        return;
+      } catch {
+        // Not readable now either: say why the cancel was refused.
+      }
+    }
     notice(`Cancel ${id}: ${explain(error)}`);
   }
 }
@@ -800,7 +902,10 @@ function applyTheme() {
   const theme = localStorage.getItem(THEME_STORE);
   if (theme === "dark" || theme === "light") document.documentElement.dataset.theme = theme;
   else delete document.documentElement.dataset.theme;
-  resetCharts();
+  // Drawn again at once in the theme's colors, from what they last showed.
+  if (lastAnalytics === undefined) resetCharts();
+  else renderCharts(lastAnalytics);
+  if (live !== undefined) renderLive(lastRecent);
 }
 
 function toggleTheme() {
@@ -897,6 +1002,10 @@ restart();
 setInterval(() => {
   if (!document.hidden) void refresh();
 }, REFRESH_MS);
+// The live figures move every second while the tab is shown.
+setInterval(() => {
+  if (!document.hidden && !refreshing) void refreshKpis().catch(() => undefined);
+}, LIVE_MS);
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden) void refresh();
 });

@@ -40,6 +40,12 @@ export interface StatsSnapshot {
   readonly windowItems: number;
   readonly windowBatches: number;
   readonly totalBatches: number;
+  /**
+   * Items finished in each whole second of the window, oldest first, the last one the second
+   * before `recentEnd` (an epoch second): the live rate.
+   */
+  readonly recent: readonly number[];
+  readonly recentEnd: number;
 }
 
 /** See the file comment. It observes the engine like any other {@link EngineObserver}. */
@@ -118,7 +124,18 @@ export class BatchStats implements EngineObserver {
       windowItems: items,
       windowBatches: batches,
       totalBatches: this.#batches,
+      recent: this.#recent(second),
+      recentEnd: second,
     };
+  }
+
+  /** Items finished in each whole second before `end`, over the window, oldest first. */
+  #recent(end: number): number[] {
+    const size = this.#buckets.length;
+    const out = new Array<number>(size).fill(0);
+    for (const b of this.#buckets)
+      if (b.second >= end - size && b.second < end) out[b.second - (end - size)] = b.items;
+    return out;
   }
 
   #bucket(): Bucket {
@@ -138,6 +155,15 @@ export class BatchStats implements EngineObserver {
 /** Several nodes' snapshots as one cluster's: counts add up, means weigh each node by its count. */
 export function mergeSnapshots(parts: readonly StatsSnapshot[]): StatsSnapshot {
   const sum = (f: (s: StatsSnapshot) => number) => parts.reduce((n, s) => n + f(s), 0);
+  // Seconds line up by their epoch second: a node that shared a few seconds ago adds to those.
+  const recentEnd = Math.max(0, ...parts.map((s) => s.recentEnd ?? 0));
+  const size = Math.max(0, ...parts.map((s) => s.recent?.length ?? 0));
+  const recent = new Array<number>(size).fill(0);
+  for (const s of parts)
+    (s.recent ?? []).forEach((items, k) => {
+      const at = k - (s.recent.length - size) - (recentEnd - s.recentEnd);
+      if (at >= 0 && at < size) recent[at] = (recent[at] as number) + items;
+    });
   const mean = (value: (s: StatsSnapshot) => number, weight: (s: StatsSnapshot) => number) => {
     const total = sum(weight);
     return total === 0 ? 0 : sum((s) => value(s) * weight(s)) / total;
@@ -162,5 +188,7 @@ export function mergeSnapshots(parts: readonly StatsSnapshot[]): StatsSnapshot {
     windowItems: sum((s) => s.windowItems),
     windowBatches: sum((s) => s.windowBatches),
     totalBatches: sum((s) => s.totalBatches),
+    recent,
+    recentEnd,
   };
 }

@@ -191,6 +191,7 @@ export function createBatchProcessorService({
           averageBatchSize: stats.averageBatchSize,
           throughputPerSecond: stats.throughputPerSecond,
           averageLatencyMs: stats.averageLatencyMs,
+          recentItemsPerSecond: [...stats.recent],
         },
         performanceStats: {
           totalProcessed: finished,

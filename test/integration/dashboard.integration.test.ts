@@ -58,6 +58,19 @@ async function api(path: string, body?: unknown, key = ADMIN): Promise<Record<st
   return answer;
 }
 
+/** WCAG contrast ratio of two `rgb(r, g, b)` colors. */
+function contrast(a: string, b: string): number {
+  const luminance = (color: string) => {
+    const [r, g, bl] = (color.match(/\d+(\.\d+)?/g) ?? []).slice(0, 3).map((v) => {
+      const c = Number(v) / 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    }) as [number, number, number];
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x) as [number, number];
+  return (hi + 0.05) / (lo + 0.05);
+}
+
 /** Polls an expression in the page (from here: the page's policy forbids evaluating strings). */
 async function pageUntil(page: Page, expression: string, timeoutMs = 15_000): Promise<void> {
   await until(async () => Boolean(await page.evaluate(expression)), timeoutMs);
@@ -189,11 +202,29 @@ describe("dashboard", () => {
     })()`);
 
     await watching;
+    // While the work runs, the live rate (the tile, and the chart of the last minute that moves
+    // every second) shows it: not the average of a minute that began before it.
+    await pageUntil(page, 'Number(document.getElementById("chart-live")?.dataset.max) > 0');
+    expect(await page.locator("#chart-live canvas").count()).toBe(1);
+    await pageUntil(
+      page,
+      'Number(document.getElementById("kpi-throughput")?.textContent.replace(/[^0-9.]/g, "")) > 0',
+    );
     await page.click(`tr[data-batch="${cancelled}"] td.actions button`);
     await page.waitForSelector(`tr[data-batch="${cancelled}"][data-status="cancelled"]`, {
       timeout: 15_000,
     });
-    expect((await api(`/status/${cancelled}`)).status).toBe("cancelled");
+    const cancelledStatus = await api(`/status/${cancelled}`);
+    expect(cancelledStatus.status).toBe("cancelled");
+    // A cancelled batch's bar shows the share that ran, not its finished share (which counts the
+    // cancelled items as done).
+    const ranBar = page.locator(`tr[data-batch="${cancelled}"] [role=progressbar]`);
+    const ran =
+      ((cancelledStatus.completed_requests as number) -
+        (cancelledStatus.failed_requests as number)) /
+      (cancelledStatus.total_requests as number);
+    expect(Number(await ranBar.getAttribute("aria-valuenow"))).toBe(Math.round(ran * 100));
+    expect(await ranBar.textContent()).toMatch(/ % ran$/);
 
     await page.waitForSelector(`tr[data-batch="${followed}"][data-status="completed"]`, {
       timeout: 60_000,
@@ -244,6 +275,22 @@ describe("dashboard", () => {
     expect(await page.evaluate("document.documentElement.dataset.theme")).toBe("dark");
     const background = await page.evaluate("getComputedStyle(document.body).backgroundColor");
     expect(background).toBe("rgb(15, 18, 23)");
+    // The charts are drawn again at once in the new colors, not blank until the next refresh.
+    for (const id of ["chart-throughput", "chart-live"])
+      expect(await page.locator(`#${id} canvas`).count(), id).toBe(1);
+    // The error banner reads at WCAG AA contrast (4.5:1) in both themes.
+    for (const theme of ["dark", "light"]) {
+      await page.evaluate(
+        `(() => { document.documentElement.dataset.theme = ${JSON.stringify(theme)}; const n = document.getElementById("notice"); n.hidden = false; n.textContent = "x"; })()`,
+      );
+      const [fg, bg] = (await page.evaluate(
+        '(() => { const s = getComputedStyle(document.getElementById("notice")); return [s.color, s.backgroundColor]; })()',
+      )) as [string, string];
+      expect(contrast(fg, bg), `${theme}: ${fg} on ${bg}`).toBeGreaterThanOrEqual(4.5);
+    }
+    await page.evaluate(
+      '(() => { document.documentElement.dataset.theme = "dark"; document.getElementById("notice").hidden = true; })()',
+    );
     await page.screenshot({ path: join(ARTIFACTS, "1280-dark.png"), fullPage: true });
 
     // Pages of 15: 17 batches make a second page of 2, older than the first.

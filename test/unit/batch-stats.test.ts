@@ -56,4 +56,28 @@ describe("BatchStats", () => {
     );
     expect(mergeSnapshots([a.snapshot()])).toEqual(a.snapshot());
   });
+
+  it("keeps each whole second's items for the live rate, and lines up nodes' seconds when it merges", () => {
+    let now = 1_700_000_000_000;
+    const a = new BatchStats({ clock: () => now });
+    for (let second = 0; second < 3; second++) {
+      for (let i = 0; i <= second; i++) a.recordItem(1, true);
+      now += 1000;
+    }
+    // The second in progress is not whole yet.
+    a.recordItem(1, true);
+    const snapshot = a.snapshot();
+    expect(snapshot.recent).toHaveLength(60);
+    expect(snapshot.recent.slice(-3)).toEqual([1, 2, 3]);
+    expect(snapshot.recent.slice(0, -3).every((n) => n === 0)).toBe(true);
+    // A node that shared its figures two seconds earlier adds to the seconds it counted: one item
+    // three seconds back, shared the second after.
+    let bNow = now - 3000;
+    const b = new BatchStats({ clock: () => bNow });
+    b.recordItem(1, true);
+    bNow += 1000;
+    const merged = mergeSnapshots([snapshot, b.snapshot()]);
+    expect(merged.recentEnd).toBe(snapshot.recentEnd);
+    expect(merged.recent.slice(-3)).toEqual([2, 2, 3]);
+  });
 });
