@@ -151,6 +151,32 @@ async function refreshKpis() {
   );
   lastRecent = recent;
   renderLive(recent);
+  renderNodes(m.nodes ?? []);
+}
+
+/**
+ * The nodes of a cluster, each with its threads, the share of them busy and its items/s (the
+ * other nodes' as they last shared them); shown when there is more than one.
+ */
+function renderNodes(nodes) {
+  $("nodes-section").hidden = nodes.length < 2;
+  /** @type {HTMLTableElement} */ ($("nodes")).tBodies[0].replaceChildren(
+    ...nodes.map((n) =>
+      el(
+        "tr",
+        { "data-node": n.node },
+        el("td", { class: "id", title: n.node }, n.node),
+        el("td", {}, fmt(n.threads)),
+        el(
+          "td",
+          {},
+          `${fmt(n.busy_threads)} (${fmt(n.threads > 0 ? (100 * n.busy_threads) / n.threads : 0)} %)`,
+        ),
+        el("td", {}, fmt(n.items_per_second)),
+        el("td", { class: "wide" }, when(n.updated_at)),
+      ),
+    ),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -133,6 +133,10 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     stats,
     analytics,
     queue: () => processor.stats().pendingByPriority,
+    load: () => {
+      const s = processor.stats();
+      return { threads: s.threads, busyThreads: Math.min(s.threads, s.inFlightBatches) };
+    },
     log: logger,
   });
   await figures.start();

@@ -21,6 +21,10 @@ export class RedisFigures implements Figures {
     this.#node = node;
   }
 
+  get node(): string {
+    return this.#node;
+  }
+
   async load(): Promise<unknown> {
     return undefined;
   }

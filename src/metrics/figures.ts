@@ -6,6 +6,8 @@
  * recorded before a restart stays in the cluster's figures as another node's, never counted twice.
  */
 
+import { hostname } from "node:os";
+
 /** Figures another node shared. */
 export interface PeerFigures {
   readonly node: string;
@@ -15,6 +17,8 @@ export interface PeerFigures {
 
 /** See the file comment. */
 export interface Figures {
+  /** This node's name among the nodes sharing figures (its host name when it is alone). */
+  readonly node: string;
   /** What this node kept under `key` with {@link save}, if anything. */
   load(key: string): Promise<unknown>;
   /** Keeps `value` under `key` for {@link load} after a restart (replacing what was kept). */
@@ -38,9 +42,10 @@ export interface SettingsStore {
 }
 
 /** The figures of a node alone: kept as JSON in its store's settings, shared with no one. */
-export function storeFigures(settings: SettingsStore): Figures {
+export function storeFigures(settings: SettingsStore, node = hostname()): Figures {
   const settingOf = (key: string) => `state:${key}`;
   return {
+    node,
     async load(key) {
       const text = await settings.getSetting(settingOf(key));
       if (text === undefined) return undefined;

@@ -12,7 +12,7 @@ export {
 } from "./analytics.js";
 export { BatchStats, mergeSnapshots, type StatsSnapshot } from "./batch-stats.js";
 export { type Figures, type PeerFigures, type SettingsStore, storeFigures } from "./figures.js";
-export { NodeFigures, type NodeFiguresOptions } from "./node-figures.js";
+export { NodeFigures, type NodeFiguresOptions, type NodeLoad } from "./node-figures.js";
 export {
   createPrometheusMetrics,
   type PrometheusMetrics,

@@ -17,6 +17,8 @@ export interface NodeFiguresOptions {
   readonly analytics: AnalyticsRecorder;
   /** Items waiting per class now. */
   readonly queue: () => Readonly<Record<Priority, number>>;
+  /** This node's inference threads and how many run a model batch now. */
+  readonly load: () => { readonly threads: number; readonly busyThreads: number };
   readonly log: EngineLogger;
   /** Epoch-ms clock. @defaultValue Date.now */
   readonly clock?: () => number;
@@ -34,6 +36,30 @@ const SAMPLE_MS = 1000;
 const ANALYTICS_KEEP_MS = 25 * 60 * 60_000;
 
 const STATS = "stats";
+/** The whole seconds a node's items/s is the mean of. */
+const RATE_SECONDS = 5;
+
+/** A node's counters as it shares them, with its threads' load (absent from older nodes). */
+type SharedStats = StatsSnapshot & { readonly threads?: number; readonly busyThreads?: number };
+
+/** One node's load, as {@link NodeFigures.nodes} reads it. */
+export interface NodeLoad {
+  readonly node: string;
+  readonly threads: number;
+  readonly busyThreads: number;
+  readonly itemsPerSecond: number;
+  /** When these figures were taken, epoch ms. */
+  readonly at: number;
+}
+
+function loadOf(s: SharedStats): Omit<NodeLoad, "node" | "at"> {
+  const last = (s.recent ?? []).slice(-RATE_SECONDS);
+  return {
+    threads: s.threads ?? 0,
+    busyThreads: s.busyThreads ?? 0,
+    itemsPerSecond: last.length === 0 ? 0 : last.reduce((a, b) => a + b, 0) / last.length,
+  };
+}
 const ANALYTICS = "analytics";
 
 /** See the file comment. */
@@ -71,14 +97,41 @@ export class NodeFigures {
    * silent for longer than {@link STATS_FRESH_MS} have left).
    */
   async stats(): Promise<StatsSnapshot> {
+    const peers = (await this.#peers()).map((peer) => peer.value as StatsSnapshot);
+    return mergeSnapshots([this.#o.stats.snapshot(), ...peers]);
+  }
+
+  /**
+   * Every node that shares the figures, this one first: its threads, how many are busy, and the
+   * items it finished per second over its last {@link RATE_SECONDS} whole seconds (another
+   * node's as it last shared them, a few seconds ago).
+   */
+  async nodes(): Promise<NodeLoad[]> {
+    const own: NodeLoad = { ...loadOf(this.#own()), node: this.#o.figures.node, at: this.#clock() };
+    const peers = (await this.#peers()).map(
+      (peer): NodeLoad => ({
+        ...loadOf(peer.value as SharedStats),
+        node: peer.node,
+        at: peer.bucket * SHARE_MS,
+      }),
+    );
+    return [own, ...peers.sort((a, b) => a.node.localeCompare(b.node))];
+  }
+
+  /** What this node shares of itself: its counters and its threads' load. */
+  #own(): SharedStats {
+    return { ...this.#o.stats.snapshot(), ...this.#o.load() };
+  }
+
+  /** The latest figures each other node shared, those silent for too long left out. */
+  async #peers(): Promise<PeerFigures[]> {
     const bucket = Math.floor(this.#clock() / SHARE_MS);
     const buckets = Array.from({ length: STATS_FRESH_MS / SHARE_MS }, (_, i) => bucket - i);
     const latest = new Map<string, PeerFigures>();
     for (const peer of await this.#o.figures.peers(STATS, buckets))
       if ((latest.get(peer.node)?.bucket ?? Number.NEGATIVE_INFINITY) < peer.bucket)
         latest.set(peer.node, peer);
-    const peers = [...latest.values()].map((peer) => peer.value as StatsSnapshot);
-    return mergeSnapshots([this.#o.stats.snapshot(), ...peers]);
+    return [...latest.values()];
   }
 
   /**
@@ -100,7 +153,7 @@ export class NodeFigures {
     const now = this.#clock();
     const minute = Math.floor(now / 60_000);
     const shares = [
-      figures.share(STATS, Math.floor(now / SHARE_MS), stats.snapshot(), STATS_FRESH_MS + SHARE_MS),
+      figures.share(STATS, Math.floor(now / SHARE_MS), this.#own(), STATS_FRESH_MS + SHARE_MS),
     ];
     for (const m of [minute - 1, minute]) {
       const value = analytics.figuresOf(m);

@@ -62,7 +62,12 @@ import {
   type ResolvedBatchingOptions,
   type SubmitRequest,
 } from "../engine/index.js";
-import type { AnalyticsReport, ResourceMonitor, StatsSnapshot } from "../metrics/index.js";
+import type {
+  AnalyticsReport,
+  NodeLoad,
+  ResourceMonitor,
+  StatsSnapshot,
+} from "../metrics/index.js";
 import { type SubmitBatchInput, unpackSubmit } from "../wire/index.js";
 import { jobOf, jobResultOf, uploadLines, uploadSpec } from "./job-messages.js";
 import { modelOf, tensorInputsOf, tensorOutputsOf } from "./model-messages.js";
@@ -108,6 +113,8 @@ export interface FigureService {
   stats(): Promise<StatsSnapshot>;
   /** Analytics of the whole deployment for `period` and `metrics`. */
   analytics(period: string, metrics: readonly string[]): Promise<AnalyticsReport>;
+  /** Each node's load, this one first. */
+  nodes(): Promise<readonly NodeLoad[]>;
 }
 
 /** What the implementation runs on. */
@@ -181,7 +188,11 @@ export function createBatchProcessorService({
       return configOf(processor.config);
     },
     async getMetrics() {
-      const [stats, activity] = await Promise.all([figures.stats(), processor.activity()]);
+      const [stats, activity, nodes] = await Promise.all([
+        figures.stats(),
+        processor.activity(),
+        figures.nodes(),
+      ]);
       const usage = resources.read();
       const finished = stats.totalProcessed;
       return create(MetricsSchema, {
@@ -204,6 +215,13 @@ export function createBatchProcessorService({
           memoryUsageMb: usage.memoryUsageMb,
           gpuUsagePercent: usage.gpuUsagePercent,
         },
+        nodes: nodes.map((n) => ({
+          node: n.node,
+          threads: n.threads,
+          busyThreads: n.busyThreads,
+          itemsPerSecond: n.itemsPerSecond,
+          updatedAt: timestampFromMs(Math.round(n.at)),
+        })),
       });
     },
     async getAnalytics(request) {

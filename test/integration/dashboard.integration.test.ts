@@ -9,6 +9,7 @@ import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server.js";
 import { launchChromium } from "../fixtures/browser.js";
+import { dropCluster, REDIS_URL } from "../fixtures/cluster-node.js";
 import { until } from "../fixtures/fake-pool.js";
 import { createTestModelRepo, type TestModelRepo, vector } from "../fixtures/model-repo.js";
 import { startTestServer } from "../fixtures/test-server.js";
@@ -363,6 +364,44 @@ describe("dashboard", () => {
       await api("/configure", { max_batch_size: 8, enable_dynamic_batching: true });
     }
   });
+
+  it("shows every node of a cluster with its threads, and hides the panel on a node alone", async () => {
+    const alone = await openWithKey(ADMIN);
+    await pageUntil(alone, 'document.querySelectorAll("#kpis dd").length > 0');
+    expect(await alone.isHidden("#nodes-section")).toBe(true);
+    await alone.close();
+    const prefix = `dash-${process.pid}-${Date.now()}`;
+    const env = {
+      API_KEYS: USER,
+      ADMIN_API_KEYS: ADMIN,
+      REDIS_URL,
+      CLUSTER_PREFIX: prefix,
+      OWNER_SECRET: "test-owner-secret-of-at-least-32-characters",
+      INFERENCE_THREADS: "2",
+    };
+    const a = await startTestServer(repo.dir, env);
+    const b = await startTestServer(repo.dir, env);
+    try {
+      const page = await context.newPage();
+      await page.goto(`http://127.0.0.1:${a.apiPort}/dashboard`);
+      await page.fill("#api-key", ADMIN);
+      await page.click("#key-form button[type=submit]");
+      // The other node appears once it has shared its figures (every 5 s).
+      await pageUntil(page, 'document.querySelectorAll("#nodes tbody tr").length === 2', 20_000);
+      expect(await page.isVisible("#nodes-section")).toBe(true);
+      const rows = await page
+        .locator("#nodes tbody tr")
+        .evaluateAll((trs) =>
+          trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent)),
+        );
+      expect(new Set(rows.map((r) => r[0])).size).toBe(2);
+      for (const row of rows) expect(row[1]).toBe("2");
+      await page.close();
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await dropCluster(prefix);
+    }
+  }, 60_000);
 
   it("fits a 390 px phone, and tells a non-admin key it may not change the configuration", async () => {
     const page = await openWithKey(USER);
