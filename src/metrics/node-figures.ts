@@ -149,7 +149,7 @@ export class NodeFigures {
   }
 
   async #share(): Promise<void> {
-    const { figures, stats, analytics, log } = this.#o;
+    const { figures, analytics, log } = this.#o;
     const now = this.#clock();
     const minute = Math.floor(now / 60_000);
     const shares = [
