@@ -428,8 +428,10 @@ describe.each(protocols)("over %s", (protocol) => {
   it("reports the v1 API's metrics JSON from live counters", async () => {
     await client().call("Infer", { data: [{ input: [1, 2, 3] }] }, ALICE);
     const metrics = ok(await client().call("GetMetrics", {}, ALICE));
+    // The v1 API's fields, and this server's: the nodes and the live rate.
     expect(Object.keys(metrics).sort()).toEqual([
       "current_stats",
+      "nodes",
       "performance_stats",
       "resource_usage",
     ]);
@@ -439,8 +441,13 @@ describe.each(protocols)("over %s", (protocol) => {
       "average_batch_size",
       "average_latency_ms",
       "queue_length",
+      "recent_items_per_second",
       "throughput_per_second",
     ]);
+    expect(current.recent_items_per_second).toHaveLength(60);
+    const nodes = metrics.nodes as JsonObject[];
+    expect(nodes).toHaveLength(1);
+    expect(nodes[0]).toMatchObject({ node: expect.any(String), threads: 2 });
     const performance = metrics.performance_stats as JsonObject;
     expect(Object.keys(performance).sort()).toEqual([
       "average_processing_time_ms",
