@@ -55,10 +55,22 @@ export const CLIENT_COMMANDS: Readonly<Record<string, string>> = {
   metrics: "metrics: the server's live figures",
 };
 
+/**
+ * The caller's trace, from OpenTelemetry's environment carriers (`TRACEPARENT`, `TRACESTATE`):
+ * a script that runs the CLI inside a trace passes it on, and the server's spans join it.
+ */
+function traceHeaders(env: NodeJS.ProcessEnv): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (env.TRACEPARENT) headers.traceparent = env.TRACEPARENT;
+  if (env.TRACEPARENT && env.TRACESTATE) headers.tracestate = env.TRACESTATE;
+  return headers;
+}
+
 export const CLIENT_FLAGS = `client flags:
   --url <url>          server: http(s)://host:port (Connect) or grpc(s)://host:port (gRPC);
                        BATCH_PROCESSOR_URL, default http://127.0.0.1:8000
   --api-key <key>      BATCH_PROCESSOR_API_KEY
+  (TRACEPARENT and TRACESTATE, when set, go with every call: the server's spans join that trace)
   --priority <p>       critical | high | normal | low (submit, infer)
   --model <name>       the model (submit, infer); the server's default when absent
   --model-version <v>  one of the model's served versions (submit, infer); the latest when absent
@@ -110,6 +122,7 @@ export async function runClientCommand(command: string, argv: string[]): Promise
   const client = new BatchProcessorClient({
     url: values.url ?? process.env.BATCH_PROCESSOR_URL ?? "http://127.0.0.1:8000",
     apiKey: values["api-key"] ?? process.env.BATCH_PROCESSOR_API_KEY,
+    headers: traceHeaders(process.env),
   });
   const ids = positionals.slice(1);
   const needIds = () => {

@@ -58,6 +58,11 @@ export interface ClientOptions {
   readonly url?: string;
   /** Sent as `X-API-Key`. */
   readonly apiKey?: string;
+  /**
+   * Sent with every call, e.g. a W3C `traceparent` (and `tracestate`) to make the server's spans
+   * part of the caller's trace. (Per call, `CallOptions.headers` does the same.)
+   */
+  readonly headers?: Readonly<Record<string, string>>;
   /** Times a call refused as UNAVAILABLE or RESOURCE_EXHAUSTED is tried again. @defaultValue 5 */
   readonly retries?: number;
   /** Longest pause before a retry, ms (caps the server's hint too). @defaultValue 30000 */
@@ -290,11 +295,19 @@ export class BatchProcessorClient {
 }
 
 /** Interceptors that send `apiKey` as `X-API-Key` on every call (none without a key). */
-export function apiKeyInterceptors(apiKey: string | undefined): Interceptor[] {
-  if (apiKey === undefined || apiKey === "") return [];
+/** Interceptors that send the key (as `X-API-Key`) and `headers` with every call. */
+export function headerInterceptors(
+  apiKey: string | undefined,
+  headers: Readonly<Record<string, string>> = {},
+): Interceptor[] {
+  const all = {
+    ...headers,
+    ...(apiKey === undefined || apiKey === "" ? {} : { "x-api-key": apiKey }),
+  };
+  if (Object.keys(all).length === 0) return [];
   return [
     (next) => (request) => {
-      request.header.set("x-api-key", apiKey);
+      for (const [name, value] of Object.entries(all)) request.header.set(name, value);
       return next(request);
     },
   ];

@@ -1,12 +1,14 @@
 /** The Node transport for a URL: `http(s)://` speaks Connect (binary), `grpc(s)://` gRPC. */
 import type { Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { apiKeyInterceptors, type ClientOptions, parsedUrl } from "./client.js";
+import { type ClientOptions, headerInterceptors, parsedUrl } from "./client.js";
 
 /** See the file comment. */
-export function transportFor(options: Pick<ClientOptions, "url" | "apiKey">): Transport {
+export function transportFor(
+  options: Pick<ClientOptions, "url" | "apiKey" | "headers">,
+): Transport {
   const url = parsedUrl(options.url, "http(s):// or grpc(s)://");
-  const interceptors = apiKeyInterceptors(options.apiKey);
+  const interceptors = headerInterceptors(options.apiKey, options.headers);
   const secure = url.protocol === "https:" || url.protocol === "grpcs:";
   const baseUrl = `${secure ? "https" : "http"}://${url.host}${url.pathname.replace(/\/$/, "")}`;
   switch (url.protocol) {

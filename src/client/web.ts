@@ -6,9 +6,9 @@
 import type { Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import {
-  apiKeyInterceptors,
   BatchProcessorClient as ClientCore,
   type ClientOptions,
+  headerInterceptors,
   parsedUrl,
 } from "./client.js";
 
@@ -22,7 +22,7 @@ export interface WebClientOptions extends ClientOptions {
 
 /** A fetch transport for an `http(s)://` URL, speaking Connect or gRPC-Web. */
 export function webTransportFor(
-  options: Pick<WebClientOptions, "url" | "apiKey" | "protocol">,
+  options: Pick<WebClientOptions, "url" | "apiKey" | "headers" | "protocol">,
 ): Transport {
   const url = parsedUrl(options.url, "http(s)://");
   if (url.protocol !== "http:" && url.protocol !== "https:")
@@ -31,7 +31,7 @@ export function webTransportFor(
     );
   const settings = {
     baseUrl: `${url.origin}${url.pathname.replace(/\/$/, "")}`,
-    interceptors: apiKeyInterceptors(options.apiKey),
+    interceptors: headerInterceptors(options.apiKey, options.headers),
   };
   return options.protocol === "grpc-web"
     ? createGrpcWebTransport(settings)

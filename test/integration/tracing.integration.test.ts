@@ -8,12 +8,15 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SubmitBatchRequestSchema } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
+import { BatchProcessorClient } from "../../src/client/index.js";
 import type { RunningServer } from "../../src/server.js";
 import { dropCluster, REDIS_URL } from "../fixtures/cluster-node.js";
+import { runCommand } from "../fixtures/commands.js";
 import { createTestModelRepo, type TestModelRepo } from "../fixtures/model-repo.js";
 import { startTestServer } from "../fixtures/test-server.js";
 
@@ -185,4 +188,49 @@ it("carries the trace through the cluster's queue: the node that runs a stored b
   const batch = inTrace.find((s) => s.name === "batch default");
   expect(batch?.links?.map((l) => l.spanId)).toContain(run?.spanId);
   expect(inTrace.find((s) => s.name === "inference")?.parentSpanId).toBe(batch?.spanId);
+});
+
+it("joins the trace the CLI is given in TRACEPARENT, and the one the TypeScript client sends", async () => {
+  const traced = await startTestServer(repo.dir, {
+    API_KEYS: KEY,
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`,
+  });
+  const cliTrace = "6bf92f3577b34da6a3ce929d0e0e4738";
+  const clientTrace = "7bf92f3577b34da6a3ce929d0e0e4739";
+  try {
+    const ran = await runCommand(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        fileURLToPath(new URL("../../src/cli.ts", import.meta.url)),
+        "infer",
+        "[1, 2, 3]",
+      ],
+      {
+        env: {
+          BATCH_PROCESSOR_URL: `http://127.0.0.1:${traced.apiPort}`,
+          BATCH_PROCESSOR_API_KEY: KEY,
+          TRACEPARENT: `00-${cliTrace}-${PARENT}-01`,
+        },
+      },
+    );
+    expect(ran.code, ran.err).toBe(0);
+    const client = new BatchProcessorClient({
+      url: `grpc://127.0.0.1:${traced.grpcPort}`,
+      apiKey: KEY,
+      headers: { traceparent: `00-${clientTrace}-${PARENT}-01` },
+    });
+    await client.infer({ data: [{ input: [1, 2] }] });
+  } finally {
+    await traced.close();
+  }
+  for (const trace of [cliTrace, clientTrace]) {
+    const call = spans.find((s) => s.traceId === trace && s.name.endsWith("/Infer"));
+    expect(call?.parentSpanId, trace).toBe(PARENT);
+    expect(
+      spans.some((s) => s.traceId === trace && s.name === "inference"),
+      trace,
+    ).toBe(true);
+  }
 });
