@@ -160,6 +160,8 @@ async function refreshKpis() {
  */
 function renderNodes(nodes) {
   $("nodes-section").hidden = nodes.length < 2;
+  // The node that ran each batch is worth a column only where there are several.
+  $("batches").classList.toggle("cluster", nodes.length > 1);
   /** @type {HTMLTableElement} */ ($("nodes")).tBodies[0].replaceChildren(
     ...nodes.map((n) =>
       el(
@@ -446,6 +448,7 @@ function batchRow(view) {
     el("td", {}, el("span", { class: `status ${view.status}` }, view.status)),
     el("td", { class: "wide" }, view.priority ?? ""),
     el("td", { class: "wide" }, view.model_id ?? ""),
+    el("td", { class: "wide node-col", title: view.node ?? "" }, view.node ?? "–"),
     el("td", {}, progressBar(view)),
     el("td", { class: "wide" }, when(view.created_at)),
     el("td", { class: "actions" }, cancel),
@@ -462,7 +465,7 @@ function renderBatches(status) {
   body.replaceChildren(
     ...(rows.length > 0
       ? rows
-      : [el("tr", {}, el("td", { colspan: 7, class: "reason" }, "No batches"))]),
+      : [el("tr", {}, el("td", { colspan: 8, class: "reason" }, "No batches"))]),
   );
   $("page-info").textContent = `page ${page + 1}`;
   /** @type {HTMLButtonElement} */ ($("next-page")).disabled = nextToken === "";
@@ -696,6 +699,7 @@ function renderDetailStatus(view) {
     ],
     ["Priority", view.priority],
     ["Model", view.model_id],
+    ["Node", view.node ?? "–"],
     ["Queue position", fmt(view.queue_position)],
     ["Created", view.created_at ? new Date(view.created_at).toLocaleString() : "–"],
     [

@@ -112,6 +112,7 @@ export async function startEngine(
       logger,
       observer,
       tracer: tracing === undefined ? undefined : otelEngineTracer,
+      node: backend.figures.node,
       cluster: backend.cluster,
       jobData: backend.jobData === undefined ? undefined : traced(backend.jobData, "store.jobs"),
       jobCluster: backend.jobCluster,

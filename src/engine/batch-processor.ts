@@ -98,6 +98,7 @@ export class BatchProcessor {
       clock: this.#clock,
       observer: o.observer,
       tracer: o.tracer,
+      node: o.node,
       releaseUnsaved: o.cluster !== undefined,
     });
     this.#jobs = new Jobs({

@@ -33,6 +33,8 @@ export interface BatchRecord {
    * (the primary output as `output`).
    */
   readonly outputs: readonly string[] | null;
+  /** The node that ran it, the latest where several did; null until it started. */
+  readonly node: string | null;
 }
 
 /**
@@ -41,7 +43,15 @@ export interface BatchRecord {
  */
 export type NewBatch = Omit<
   BatchRecord,
-  "pk" | "status" | "error" | "startedAt" | "completedAt" | "succeeded" | "failed" | "outputs"
+  | "pk"
+  | "status"
+  | "error"
+  | "startedAt"
+  | "completedAt"
+  | "succeeded"
+  | "failed"
+  | "outputs"
+  | "node"
 > & {
   readonly metadata: Readonly<Record<string, unknown>>;
   /** See {@link BatchRecord.outputs}; none when absent. */
@@ -105,6 +115,8 @@ export interface BatchWrite {
   readonly error: Failure | null;
   readonly startedAt: number | null;
   readonly completedAt: number | null;
+  /** The node running it, once it started; kept as the batch's {@link BatchRecord.node}. */
+  readonly node?: string | null | undefined;
 }
 
 /** What a {@link BatchWrite} changes of a stored batch. */

@@ -20,6 +20,8 @@ export interface BatchProcessorOptions extends ProcessorOptions {
   readonly observer?: EngineObserver;
   /** Told what each traced request goes through (spans); none traced when absent. */
   readonly tracer?: EngineTracer;
+  /** This node's name, kept with the batches it runs (a cluster node's id). */
+  readonly node?: string;
   /** Epoch-ms clock. @defaultValue Date.now */
   readonly clock?: () => number;
   /**

@@ -100,6 +100,8 @@ export interface BatchView {
   readonly completedAt: number | null;
   /** Why the batch failed or was cancelled. */
   readonly error: Failure | null;
+  /** The node that ran it (the latest, where several did); null until it started. */
+  readonly node: string | null;
 }
 
 /** One item's outcome. */

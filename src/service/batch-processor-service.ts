@@ -360,6 +360,7 @@ export function statusOf(view: BatchView): BatchStatus {
     createdAt: timestamp(view.createdAt),
     startedAt: timestamp(view.startedAt),
     completedAt: timestamp(view.completedAt),
+    node: view.node ?? undefined,
   });
 }
 

@@ -176,6 +176,7 @@ export class RedisJobStore implements JobStore {
         b.error?.code ?? "",
         b.startedAt ?? "",
         b.completedAt ?? "",
+        b.node ?? "",
       );
     args.push(started.length);
     for (const run of started) args.push(run.pk, `${run.lo}:${run.hi}`);

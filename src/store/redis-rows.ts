@@ -32,6 +32,7 @@ export const FIELDS = [
   "failed",
   "payload_hash",
   "outputs",
+  "node",
 ] as const;
 
 /** The record of batch `pk` from its hash's {@link FIELDS}, in order. */
@@ -54,6 +55,7 @@ export function recordOf(pk: number, f: readonly (string | null)[]): BatchRecord
     failed,
     payloadHash,
     outputs,
+    node,
   ] = f;
   return {
     pk,
@@ -74,6 +76,7 @@ export function recordOf(pk: number, f: readonly (string | null)[]): BatchRecord
     payloadHash: payloadHash === "" || payloadHash == null ? null : payloadHash,
     // A batch stored before outputs were asked for by name has no such field.
     outputs: outputs === "" || outputs == null ? null : (JSON.parse(outputs) as string[]),
+    node: node === "" || node == null ? null : node,
   };
 }
 

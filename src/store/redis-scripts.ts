@@ -70,7 +70,7 @@ return {1, pk}
  * Writes item outcomes (first one wins), batch states and started runs, by the rule of
  * `nextBatchState` (`src/engine/job-store.ts`): nothing is written for a batch that has ended.
  * ARGV: prefix, then n and n x (pk, index, outcome blob, error code or ''), then m and m x (pk,
- * status, error, errorCode, startedAt, completedAt) ('' for null), then k and k x (pk, 'lo:hi').
+ * status, error, errorCode, startedAt, completedAt, node) ('' for null), then k and k x (pk, 'lo:hi').
  * Counters follow the outcomes written; a batch keeps the index and code of its first failed item.
  * Returns, per batch state written, the batch's {@link FIELDS} after the write, pk first (batches
  * that no longer exist are left out).
@@ -116,9 +116,9 @@ end
 local out = {}
 local m = tonumber(ARGV[at]); at = at + 1
 for _ = 1, m do
-  local pk, status, err, code, started, completed =
-    ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], ARGV[at + 5]
-  at = at + 6
+  local pk, status, err, code, started, completed, node =
+    ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], ARGV[at + 5], ARGV[at + 6]
+  at = at + 7
   local key = p .. ':b:' .. pk
   if isopen(pk) then
     local f = redis.call('HMGET', key, 'status', 'total', 'succeeded', 'failed', 'started_at',
@@ -135,6 +135,7 @@ for _ = 1, m do
     end
     redis.call('HSET', key, 'status', status, 'error', err, 'error_code', code,
       'started_at', started, 'completed_at', completed)
+    if node ~= '' then redis.call('HSET', key, 'node', node) end
     move(p, pk, old, status, f[7], tonumber(f[8]))
     if completed ~= '' then redis.call('ZADD', p .. ':ended', tonumber(completed), member(pk)) end
   end

@@ -105,7 +105,7 @@ export class SqliteJobStore implements JobStore {
     );
     this.#writeBatch = this.#db.prepare(
       `UPDATE batches SET status = @status, error = @error, error_code = @errorCode, started_at = @startedAt,
-         completed_at = @completedAt WHERE pk = @pk`,
+         completed_at = @completedAt, node = coalesce(@node, node) WHERE pk = @pk`,
     );
     this.#byPk = this.#db.prepare(`SELECT ${RECORD_COLUMNS} FROM batches WHERE pk = ?`);
     this.#firstError = this.#db
@@ -222,8 +222,9 @@ export class SqliteJobStore implements JobStore {
             errorCode: next.error?.code ?? null,
             startedAt: next.startedAt,
             completedAt: next.completedAt,
+            node: b.node ?? null,
           });
-          const after = { ...now, ...next };
+          const after = { ...now, ...next, node: b.node ?? now.node };
           current.set(b.pk, after);
           written.push(after);
         }

@@ -25,11 +25,12 @@ export interface BatchRow {
   payload_hash: string | null;
   /** JSON array of output names; null for the shorthand answer. */
   outputs: string | null;
+  node: string | null;
 }
 
 /** Every column of a {@link BatchRecord}: metadata is written with a batch and never read. */
 export const RECORD_COLUMNS =
-  "pk, owner, batch_id, model_id, priority, status, error, error_code, timeout_ms, created_at, deadline, started_at, completed_at, total, succeeded, failed, payload_hash, outputs";
+  "pk, owner, batch_id, model_id, priority, status, error, error_code, timeout_ms, created_at, deadline, started_at, completed_at, total, succeeded, failed, payload_hash, outputs, node";
 
 /** The record of a `batches` row. */
 export function toRecord(row: BatchRow): BatchRecord {
@@ -51,6 +52,7 @@ export function toRecord(row: BatchRow): BatchRecord {
     failed: row.failed,
     payloadHash: row.payload_hash,
     outputs: row.outputs === null ? null : (JSON.parse(row.outputs) as string[]),
+    node: row.node,
   };
 }
 

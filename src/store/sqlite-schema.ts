@@ -84,6 +84,7 @@ CREATE TABLE IF NOT EXISTS batches (
   metadata TEXT NOT NULL,
   payload_hash TEXT,
   outputs TEXT,
+  node TEXT,
   UNIQUE (owner, batch_id)
 );
 CREATE INDEX IF NOT EXISTS batches_batch_id ON batches (batch_id, created_at, pk);
@@ -126,7 +127,8 @@ ${JOB_SCHEMA}`;
 const SCHEMA_VERSION = 5;
 /**
  * Versions this one extends without rewriting anything: 3 lacked the job tables, 4 the
- * `outputs` column of batches (a batch answered by name); both gain what they lack.
+ * `outputs` and `node` columns of batches (a batch answered by name, the node that ran it);
+ * both gain what they lack.
  */
 const ADDITIVE_FROM: readonly number[] = [3, 4];
 
@@ -145,7 +147,8 @@ export function applySchema(db: Database.Database): void {
   db.transaction(() => {
     db.exec(SCHEMA);
     const columns = db.prepare("SELECT name FROM pragma_table_info('batches')").pluck().all();
-    if (!columns.includes("outputs")) db.exec("ALTER TABLE batches ADD COLUMN outputs TEXT");
+    for (const column of ["outputs", "node"])
+      if (!columns.includes(column)) db.exec(`ALTER TABLE batches ADD COLUMN ${column} TEXT`);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   })();
 }

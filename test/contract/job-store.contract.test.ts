@@ -414,6 +414,31 @@ for (const factory of factories) {
       expect((await store.getResults(plain.pk, true))[0]?.output).toEqual(Float32Array.from([4]));
     });
 
+    it("keeps the node that ran a batch, the latest one written", async () => {
+      const { record } = await store.createBatch(newBatch({ total: 1 }), inputs(1));
+      expect(record.node).toBeNull();
+      const write = (node: string | undefined, status: "processing" | "completed") => ({
+        pk: record.pk,
+        status,
+        error: null,
+        startedAt: 1,
+        completedAt: status === "completed" ? 2 : null,
+        node,
+      });
+      const [started] = await store.save([], [write("node-a", "processing")]);
+      expect(started?.node).toBe("node-a");
+      await store.save([], [write("node-b", "processing")]);
+      // A write that names no node keeps the one kept.
+      await store.save(
+        [{ pk: record.pk, index: 0, output: Float32Array.from([1]), ...ok }],
+        [write(undefined, "completed")],
+      );
+      expect(await store.findBatch("owner-a", record.batchId)).toMatchObject({
+        status: "completed",
+        node: "node-b",
+      });
+    });
+
     it("stores inputs that are views of one shared buffer, and only their part of it", async () => {
       const shared = Float32Array.from([99, 1, 2, 3, 4, 5, 99]);
       const views: StoredInput[] = [

@@ -365,10 +365,11 @@ describe("dashboard", () => {
     }
   });
 
-  it("shows every node of a cluster with its threads, and hides the panel on a node alone", async () => {
+  it("shows every node of a cluster with its threads and the node that ran each batch, neither on a node alone", async () => {
     const alone = await openWithKey(ADMIN);
     await pageUntil(alone, 'document.querySelectorAll("#kpis dd").length > 0');
     expect(await alone.isHidden("#nodes-section")).toBe(true);
+    expect(await alone.locator("#batches.cluster").count()).toBe(0);
     await alone.close();
     const prefix = `dash-${process.pid}-${Date.now()}`;
     const env = {
@@ -396,6 +397,17 @@ describe("dashboard", () => {
         );
       expect(new Set(rows.map((r) => r[0])).size).toBe(2);
       for (const row of rows) expect(row[1]).toBe("2");
+      // Each batch says which node ran it, one of the two.
+      const submitted = await fetch(`http://127.0.0.1:${a.apiPort}/api/batch-processor/submit`, {
+        method: "POST",
+        headers: { "X-API-Key": ADMIN, "content-type": "application/json" },
+        body: JSON.stringify({ batch_id: "dash-cluster", data: [{ input: [1, 2, 3] }] }),
+      });
+      expect(submitted.status).toBe(200);
+      const cell =
+        '#batches.cluster tr[data-batch="dash-cluster"][data-status="completed"] td.node-col';
+      await pageUntil(page, `document.querySelector(${JSON.stringify(cell)}) !== null`, 20_000);
+      expect(rows.map((r) => r[0])).toContain(await page.textContent(cell));
       await page.close();
     } finally {
       await Promise.all([a.close(), b.close()]);

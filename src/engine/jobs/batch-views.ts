@@ -25,6 +25,7 @@ export type ViewSource = Pick<
   | "startedAt"
   | "completedAt"
   | "error"
+  | "node"
 >;
 
 /** The status of a batch; `live` comes from the scheduler while it runs, from the end after. */
@@ -47,6 +48,7 @@ export function viewOf(source: ViewSource, live: LiveFacts, now: number): BatchV
     startedAt: source.startedAt,
     completedAt: source.completedAt,
     error: source.error,
+    node: source.node,
   };
 }
 
@@ -97,13 +99,14 @@ export function liveViewOf(job: Job, schedule: ScheduleReader, now: number): Bat
 /** What a job's view takes from the job itself, whatever its state. */
 function identityOf(
   job: Job,
-): Pick<ViewSource, "batchId" | "priority" | "modelId" | "total" | "createdAt"> {
+): Pick<ViewSource, "batchId" | "priority" | "modelId" | "total" | "createdAt" | "node"> {
   return {
     batchId: job.batchId,
     priority: job.priority,
     modelId: job.modelId,
     total: job.total,
     createdAt: job.createdAt,
+    node: job.node,
   };
 }
 

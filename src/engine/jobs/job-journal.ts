@@ -146,5 +146,6 @@ export function batchWrite(job: Job): BatchWrite {
     error: job.error,
     startedAt: job.startedAt,
     completedAt: job.completedAt,
+    node: job.node,
   };
 }

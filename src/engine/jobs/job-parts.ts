@@ -43,6 +43,8 @@ export interface JobInit {
   readonly failed?: number;
   /** The request it came with, when that request is traced. */
   readonly trace?: RequestTrace | undefined;
+  /** The node that ran it before, for a stored batch. */
+  readonly node?: string | null | undefined;
 }
 
 /**

@@ -43,6 +43,8 @@ export interface JobRunnerOptions {
   readonly observer?: EngineObserver | undefined;
   /** Told what each traced request's items go through. */
   readonly tracer?: EngineTracer | undefined;
+  /** This node's name, kept with each stored batch it runs. @defaultValue none kept */
+  readonly node?: string | undefined;
   /**
    * What becomes of a stored job whose write failed. Alone (false), it ends failed, and the
    * journal saves that once the store takes writes again. In a cluster (true), it is let go
@@ -57,6 +59,7 @@ export class JobRunner {
   readonly batcher: DynamicBatcher<JobItem>;
   readonly #observer: EngineObserver | undefined;
   readonly #tracer: EngineTracer | undefined;
+  readonly #node: string | null;
   readonly #observesDispatch: boolean;
   readonly #log: EngineLogger;
   readonly #clock: () => number;
@@ -78,6 +81,7 @@ export class JobRunner {
     this.#threads = o.pool.threads;
     this.#observer = o.observer;
     this.#tracer = o.tracer;
+    this.#node = o.node ?? null;
     this.#observesDispatch = o.observer?.onDispatch !== undefined;
     this.batcher = new DynamicBatcher<JobItem>({
       pool: o.pool,
@@ -266,7 +270,10 @@ export class JobRunner {
     for (const { job } of items) {
       if (job === last) continue;
       last = job;
-      if (!job.begin(now)) continue;
+      const moved = job.node !== this.#node;
+      job.node = this.#node;
+      // A batch another node ran before says this one runs it now.
+      if (!job.begin(now) && !(moved && job.pk !== undefined)) continue;
       // A stored job's watchers hear of it once the store has it (see #takeIn).
       if (job.pk !== undefined) batches.push(batchWrite(job));
       else job.notify();

@@ -48,6 +48,8 @@ export class Job {
   readonly outputs: readonly string[] | undefined;
   /** See {@link JobInit.trace}. */
   readonly trace: RequestTrace | undefined;
+  /** The node that runs it (set when its first items leave for a thread); null before. */
+  node: string | null;
   #status: BatchStatus;
   #startedAt: number | null;
   #completedAt: number | null = null;
@@ -82,6 +84,7 @@ export class Job {
     this.total = init.total;
     this.outputs = init.outputs ?? undefined;
     this.trace = init.trace;
+    this.node = init.node ?? null;
     this.#status = init.status ?? "queued";
     this.#startedAt = init.startedAt ?? null;
     this.#succeeded = init.succeeded ?? 0;
