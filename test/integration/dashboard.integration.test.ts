@@ -59,6 +59,44 @@ async function api(path: string, body?: unknown, key = ADMIN): Promise<Record<st
   return answer;
 }
 
+/**
+ * Run in the page: every visible element's own text whose contrast with the background it is
+ * drawn on (the nearest ancestor's that is not transparent) is below WCAG AA's 4.5:1, described.
+ */
+const LOW_CONTRAST = `(() => {
+  const parse = (c) => (c.match(/[d.]+/g) || []).map(Number);
+  const lum = (c) => {
+    const [r, g, b] = parse(c).slice(0, 3).map((v) => {
+      const x = v / 255;
+      return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const ratio = (a, b) => {
+    const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+    return (hi + 0.05) / (lo + 0.05);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = getComputedStyle(e).backgroundColor;
+      const a = parse(c)[3];
+      if (c && (a === undefined || a > 0.5)) return c;
+    }
+    return getComputedStyle(document.documentElement).backgroundColor;
+  };
+  const low = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (!(el instanceof HTMLElement) || el.closest("[hidden]") || el.offsetParent === null) continue;
+    if (el.matches(":disabled, :disabled *, canvas, svg *")) continue;
+    const text = [...el.childNodes].filter((n) => n.nodeType === 3 && n.textContent.trim() !== "");
+    if (text.length === 0) continue;
+    const s = getComputedStyle(el);
+    const r = ratio(s.color, background(el));
+    if (r < 4.5) low.push(\`\${el.tagName.toLowerCase()}\${el.id ? \`#\${el.id}\` : ""}.\${el.className}: \${s.color} on \${background(el)} = \${r.toFixed(2)} "\${el.textContent.trim().slice(0, 20)}"\`);
+  }
+  return low;
+})()`;
+
 /** WCAG contrast ratio of two `rgb(r, g, b)` colors. */
 function contrast(a: string, b: string): number {
   const luminance = (color: string) => {
@@ -279,19 +317,29 @@ describe("dashboard", () => {
     // The charts are drawn again at once in the new colors, not blank until the next refresh.
     for (const id of ["chart-throughput", "chart-live"])
       expect(await page.locator(`#${id} canvas`).count(), id).toBe(1);
-    // The error banner reads at WCAG AA contrast (4.5:1) in both themes.
+    // The error banner and the buttons read at WCAG AA contrast (4.5:1) in both themes.
     for (const theme of ["dark", "light"]) {
       await page.evaluate(
         `(() => { document.documentElement.dataset.theme = ${JSON.stringify(theme)}; const n = document.getElementById("notice"); n.hidden = false; n.textContent = "x"; })()`,
       );
-      const [fg, bg] = (await page.evaluate(
-        '(() => { const s = getComputedStyle(document.getElementById("notice")); return [s.color, s.backgroundColor]; })()',
-      )) as [string, string];
-      expect(contrast(fg, bg), `${theme}: ${fg} on ${bg}`).toBeGreaterThanOrEqual(4.5);
+      for (const selector of ["#notice", "#save-config", '#key-form button[type="submit"]']) {
+        const [fg, bg] = (await page.evaluate(
+          `(() => { const s = getComputedStyle(document.querySelector(${JSON.stringify(selector)})); return [s.color, s.backgroundColor]; })()`,
+        )) as [string, string];
+        expect(contrast(fg, bg), `${theme} ${selector}: ${fg} on ${bg}`).toBeGreaterThanOrEqual(
+          4.5,
+        );
+      }
     }
     await page.evaluate(
       '(() => { document.documentElement.dataset.theme = "dark"; document.getElementById("notice").hidden = true; })()',
     );
+    // Every visible text on the page, against the background it is drawn on, in both themes.
+    for (const theme of ["dark", "light"]) {
+      await page.evaluate(`document.documentElement.dataset.theme = ${JSON.stringify(theme)}`);
+      expect(await page.evaluate(LOW_CONTRAST), theme).toEqual([]);
+    }
+    await page.evaluate('document.documentElement.dataset.theme = "dark"');
     await page.screenshot({ path: join(ARTIFACTS, "1280-dark.png"), fullPage: true });
 
     // Pages of 15: 17 batches make a second page of 2, older than the first.
