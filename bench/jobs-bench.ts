@@ -323,13 +323,23 @@ async function jobRun(server: BenchServer, named = false): Promise<JobFigures> {
 }
 
 /** Online latency without a job, then while one runs. */
-async function online(server: BenchServer): Promise<{ idle: number[]; busy: number[] }> {
+async function online(server: BenchServer): Promise<OnlineFigures> {
   log(`online: ${PROBE_RPS} 1-item critical Infer/s, 10 s without a job`);
   const idle = await probe(server, new Promise((resolve) => setTimeout(resolve, 10_000)));
   log(`online: the same while a job of ${PROBE_LINES} heavy lines runs`);
   const busyJob = await upload(server, "heavy", PROBE_LINES, WIDTH);
-  const busy = await probe(server, ended(server, busyJob.job_id));
-  return { idle, busy };
+  const done = ended(server, busyJob.job_id);
+  const busy = await probe(server, done);
+  const job = await done;
+  const seconds = (Date.parse(job.completed_at ?? "") - Date.parse(job.started_at ?? "")) / 1000;
+  return { idle, busy, jobItemsPerSecond: job.counts.completed / seconds };
+}
+
+interface OnlineFigures {
+  readonly idle: number[];
+  readonly busy: number[];
+  /** The background job's items/s over its own start to end, with the probe's traffic. */
+  readonly jobItemsPerSecond: number;
 }
 
 interface MemoryFigures {
@@ -465,7 +475,7 @@ if (PARTS.has("raw")) {
 }
 let jobFigures: JobFigures | undefined;
 let namedFigures: JobFigures | undefined;
-let latencies: { idle: number[]; busy: number[] } | undefined;
+let latencies: OnlineFigures | undefined;
 if (PARTS.has("job") || PARTS.has("named") || PARTS.has("online")) {
   const server = await startServer();
   if (PARTS.has("job")) jobFigures = await jobRun(server);
@@ -527,6 +537,8 @@ if (latencies !== undefined) {
     "|---|---|---|---|",
     `| no job | ${idle.length} | ${f(percentile(idle, 50), 1)} | ${f(percentile(idle, 99), 1)} |`,
     `| a ${PROBE_LINES}-line \`low\` job running | ${busy.length} | ${f(percentile(busy, 50), 1)} | ${f(percentile(busy, 99), 1)} |`,
+    "",
+    `The job ran at ${f(latencies.jobItemsPerSecond)} items/s (over its own start to end) beside the probe's traffic.`,
     "",
   );
 }
