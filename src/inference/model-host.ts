@@ -1,11 +1,11 @@
 /**
- * The models the inference threads serve, and their reloads. Each served model (each catalog
- * entry: a name, or `name/version`) has threads of its own, `instance_count` of them (the
- * configured INFERENCE_THREADS by default), each holding its session; the batcher keeps each
- * model's threads busy as a lane of their own. A thread's sessions never change: a reload starts
- * new threads for the models whose files changed (and only those), warms them up, and only then
- * routes their model batches there; their old threads finish what they hold and stop, and every
- * other model's threads serve on untouched. Each version's file is kept in memory, so new
+ * The models the inference threads serve, and their reloads. The models share one set of
+ * INFERENCE_THREADS threads, each holding a session of every one of them, except a model whose
+ * config sets `instance_count`: it has that many threads of its own (see `thread-sets.ts`), which
+ * the batcher keeps busy as a lane of their own. A thread's sessions never change: a reload starts
+ * new threads for the sets whose models changed (a model's own, or the shared one), warms them
+ * up, and only then routes their model batches there; the old threads finish what they hold and
+ * stop, and every other set serves on untouched. Each version's file is kept in memory, so new
  * threads can load a serving version again when its file was replaced by one that does not load.
  */
 import {
@@ -70,11 +70,11 @@ export interface ReloadOptions {
 /** What a {@link ModelHost} is made of: the repository, the threads and their settings, the log. */
 export interface ModelHostSettings {
   readonly modelDir: string;
-  /** Threads of each model that does not say (`instance_count`). */
+  /** Threads the models that set no `instance_count` share. */
   readonly threads: number;
   readonly init: Omit<WorkerInit, "models">;
   readonly log: EngineLogger;
-  /** Starts a model's threads. @defaultValue Piscina threads ({@link startThreads}) */
+  /** Starts a set of threads. @defaultValue Piscina threads ({@link startThreads}) */
   readonly start?: ThreadStarter;
 }
 

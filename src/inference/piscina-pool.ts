@@ -1,7 +1,8 @@
 /**
- * The inference pool: Piscina worker threads, each model on threads of its own that each hold
- * its ONNX Runtime session, plus the model catalog built from what the threads actually loaded,
- * and its reloads (`model-host.ts`: the models' threads and reloads; `threads.ts`: one model's).
+ * The inference pool: Piscina worker threads, each holding its own ONNX Runtime sessions (the
+ * models share one set of threads, but for those with threads of their own), plus the model
+ * catalog built from what the threads actually loaded, and its reloads (`model-host.ts`: the
+ * thread sets and reloads; `threads.ts`: one set).
  */
 import { availableParallelism } from "node:os";
 import { SETTING_BOUNDS } from "../config/bounds.js";
@@ -21,7 +22,7 @@ export type { ReloadOptions } from "./model-host.js";
 export interface InferencePoolOptions {
   /** The model repository folder. */
   readonly modelDir: string;
-  /** Inference threads of each model that does not set `instance_count`. @defaultValue the number of cores */
+  /** Inference threads the models that set no `instance_count` share. @defaultValue the number of cores */
   readonly threads?: number;
   /** Providers in order of preference; CPU is the fallback. @defaultValue ["cuda", "cpu"] */
   readonly executionProviders?: readonly string[];

@@ -19,14 +19,14 @@ import type { RepositoryEntry } from "./model-repository.js";
 /** Model batch limit when neither config.json nor the graph sets one. */
 export const DEFAULT_MODEL_MAX_BATCH_SIZE = 1024;
 
-/** A loaded version of a model: what a later generation loads again when it keeps it. */
+/** A loaded version of a model: what later threads load again when they keep it. */
 export interface Served {
   readonly entry: RepositoryEntry;
   readonly version: WorkerModelVersion;
   readonly loadedAt: number;
 }
 
-/** The models a generation of threads serves, and its catalog. */
+/** The models the threads serve, and the catalog. */
 export interface ServingSet {
   readonly served: Map<string, Served>;
   readonly catalog: Map<string, ModelInfo>;
@@ -100,8 +100,8 @@ export async function planReload(
 }
 
 /**
- * What each step came to, given what the new threads loaded (`reports`): the new generation's
- * models, its catalog, the models whose version is new (`fresh`), and each model's outcome.
+ * What each step came to, given what the threads loaded (`reports`): the models that now serve,
+ * the catalog, the models whose version is new (`fresh`), and each model's outcome.
  */
 export function settleReload(
   steps: readonly Step[],

@@ -1,6 +1,6 @@
 /**
- * A model's inference threads: a Piscina pool whose threads each load the model when they start,
- * and run its model batches.
+ * A set of inference threads: a Piscina pool whose threads each load the set's models when they
+ * start, and run their model batches.
  */
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
@@ -22,7 +22,7 @@ import type {
 /** Model batches per thread in flight: the one running and the next one, ready. */
 export const PIPELINE_DEPTH = 2;
 
-/** A model's threads, as the model host uses them (a Piscina pool). */
+/** A set of threads, as the model host uses it (a Piscina pool). */
 export interface Threads {
   run(
     task: WorkerTask,
@@ -34,7 +34,7 @@ export interface Threads {
   destroy(): Promise<void>;
 }
 
-/** Starts a model's threads (see {@link startThreads}). */
+/** Starts a set of threads (see {@link startThreads}). */
 export type ThreadStarter = (
   init: WorkerInit,
   threads: number,
@@ -84,7 +84,7 @@ export const startThreads: ThreadStarter = async (init, threads, created = () =>
   }
 };
 
-/** Runs one model batch on a model's threads, its input moved to the thread. */
+/** Runs one model batch on a set of threads, its input moved to the thread. */
 export async function runOn(
   piscina: Threads,
   request: InferenceRequest,

@@ -72,7 +72,7 @@ function write(dir: string, models: Record<string, string>): void {
   }
 }
 
-/** A host whose generations are fake threads; `failStart` makes the next start throw. */
+/** A host whose thread sets are fake; `failStart` makes the next start throw. */
 function host(modelDir: string) {
   const generations: FakeThreads[] = [];
   const control = { failStart: false };
@@ -144,7 +144,7 @@ describe("ModelHost", () => {
     expect(generations).toHaveLength(1);
   });
 
-  it("moves traffic to a new generation only after its warm-up, and closes the old one, which finishes what it holds", async () => {
+  it("moves traffic to new threads only after their warm-up, and closes the old ones, which finish what they hold", async () => {
     const dir = repository({ a: "v1", b: "v1" });
     const { h, generations } = host(dir);
     await h.reload();
@@ -153,7 +153,7 @@ describe("ModelHost", () => {
     const outcomes = await h.reload({
       warmUp: async (pool: InferencePool, models: ModelCatalog) => {
         warmed.push(...models.list().map((m) => m.name));
-        // During the warm-up the old generation still serves.
+        // During the warm-up the old threads still serve.
         expect((await run(h, "b")).output).toEqual(Float32Array.of(1));
         expect((await pool.run(batchOf4("b"))).output).toEqual(Float32Array.of(22));
       },
