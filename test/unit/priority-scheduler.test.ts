@@ -4,6 +4,7 @@ import {
   PriorityScheduler,
   type SchedulableItem,
 } from "../../src/engine/scheduling/priority-scheduler.js";
+import { RankTree } from "../../src/engine/scheduling/rank-tree.js";
 
 interface Item extends SchedulableItem {
   readonly id: number;
@@ -150,5 +151,75 @@ describe("PriorityScheduler", () => {
         `${p.priority} #${p.id}`,
       ).toBeLessThanOrEqual(4);
     });
+  });
+
+  it("answers positions in O(log n) that equal the count over every waiting item, on random queues", () => {
+    // A seeded generator: the same queues on every run.
+    let state = 42;
+    const random = () => {
+      state = (state * 1103515245 + 12345) % 2147483648;
+      return state / 2147483648;
+    };
+    const weights = { critical: 1.0, high: 0.8, normal: 0.5, low: 0.2 };
+    for (let round = 0; round < 20; round++) {
+      const s = new PriorityScheduler<Item>(() => weights);
+      const pushed: Item[] = [];
+      for (let step = 0; step < 400; step++) {
+        const roll = random();
+        if (roll < 0.6) {
+          const p = PRIORITIES[Math.floor(random() * 4)] as Priority;
+          // Few deadlines, so that many items tie on one and order by arrival.
+          const it = item(p, 1e12 + Math.floor(random() * 5));
+          s.push(it);
+          pushed.push(it);
+        } else if (roll < 0.8) s.take(1 + Math.floor(random() * 6));
+        else {
+          const victim = pushed[Math.floor(random() * pushed.length)];
+          if (victim !== undefined) s.remove(victim);
+        }
+      }
+      // The oracle: the count positions were read with before, over every waiting item.
+      const waiting = pushed.filter((i) => i.queued);
+      for (const it of waiting) {
+        const ahead = waiting.filter(
+          (o) =>
+            o.priority === it.priority &&
+            (o.deadline < it.deadline || (o.deadline === it.deadline && o.seq < it.seq)),
+        ).length;
+        expect(s.aheadInClass(it), `round ${round}, item ${it.id}`).toBe(ahead);
+      }
+      // And the count positions are made of: the items of each class that take their turn.
+      const first = waiting[0];
+      if (first !== undefined) {
+        const classes = new Set(waiting.map((i) => i.priority));
+        expect(s.positionOf(first)).toBeGreaterThanOrEqual(s.aheadInClass(first));
+        if (classes.size === 1) expect(s.positionOf(first)).toBe(s.aheadInClass(first));
+      }
+    }
+  });
+
+  it("keeps a rank tree's counts through inserts and deletes, against a sorted list", () => {
+    let state = 7;
+    const random = () => {
+      state = (state * 1103515245 + 12345) % 2147483648;
+      return state / 2147483648;
+    };
+    const tree = new RankTree<number>((a, b) => a < b);
+    const held: number[] = [];
+    for (let step = 0; step < 5000; step++) {
+      const value = Math.floor(random() * 100_000);
+      if (random() < 0.6 && !held.includes(value)) {
+        tree.insert(value);
+        held.push(value);
+      } else if (held.length > 0) {
+        const k = Math.floor(random() * held.length);
+        expect(tree.delete(held[k] as number)).toBe(true);
+        held.splice(k, 1);
+      }
+      expect(tree.delete(-1)).toBe(false);
+    }
+    expect(tree.size).toBe(held.length);
+    for (const probe of [0, 50_000, 99_999, ...held.slice(0, 50)])
+      expect(tree.rank(probe)).toBe(held.filter((v) => v < probe).length);
   });
 });

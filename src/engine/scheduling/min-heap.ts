@@ -49,11 +49,4 @@ export class MinHeap<T> {
     }
     return top;
   }
-
-  /** Counts entries for which `predicate` holds, O(n). */
-  count(predicate: (item: T) => boolean): number {
-    let n = 0;
-    for (const item of this.#items) if (predicate(item)) n++;
-    return n;
-  }
 }

@@ -8,6 +8,7 @@
 import { PRIORITIES, type Priority } from "../types.js";
 import { positionInSchedule } from "./batch-policy.js";
 import { MinHeap } from "./min-heap.js";
+import { RankTree } from "./rank-tree.js";
 import { Stride } from "./stride.js";
 
 /** What the scheduler needs of an item. `queued` is owned by the scheduler. */
@@ -34,6 +35,8 @@ const earlier = (a: SchedulableItem, b: SchedulableItem): boolean =>
 /** Weighted fair queue of one (model, shape); see the file comment. */
 export class PriorityScheduler<T extends SchedulableItem> {
   readonly #heaps = new Map<Priority, MinHeap<T>>();
+  /** Each class's waiting items in the heap's order, for positions in O(log n). */
+  readonly #ranks = new Map<Priority, RankTree<T>>();
   readonly #counts: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 };
   readonly #stride: Stride;
   #size = 0;
@@ -43,7 +46,10 @@ export class PriorityScheduler<T extends SchedulableItem> {
 
   constructor(private readonly weights: () => Readonly<Record<Priority, number>>) {
     this.#stride = new Stride(weights);
-    for (const p of PRIORITIES) this.#heaps.set(p, new MinHeap<T>(earlier));
+    for (const p of PRIORITIES) {
+      this.#heaps.set(p, new MinHeap<T>(earlier));
+      this.#ranks.set(p, new RankTree<T>(earlier));
+    }
   }
 
   /** Items waiting. */
@@ -62,6 +68,7 @@ export class PriorityScheduler<T extends SchedulableItem> {
     if (this.#counts[p] === 0) this.#stride.join(p);
     item.queued = true;
     this.#heap(p).push(item);
+    this.#rank(p).insert(item);
     this.#fifo.push(item);
     this.#counts[p]++;
     this.#size++;
@@ -83,6 +90,7 @@ export class PriorityScheduler<T extends SchedulableItem> {
   remove(item: T): boolean {
     if (!item.queued) return false;
     item.queued = false;
+    this.#rank(item.priority).delete(item);
     this.#counts[item.priority]--;
     this.#size--;
     return true;
@@ -110,6 +118,7 @@ export class PriorityScheduler<T extends SchedulableItem> {
       const head = this.#liveHead(p);
       if (head === undefined || (group !== undefined && head.group !== group)) break;
       this.#heap(p).pop();
+      this.#rank(p).delete(head);
       head.queued = false;
       this.#counts[p]--;
       this.#size--;
@@ -149,15 +158,24 @@ export class PriorityScheduler<T extends SchedulableItem> {
     const p = item.priority;
     return positionInSchedule({
       priority: p,
-      ahead: this.#heap(p).count((o) => o.queued && earlier(o, item)),
+      ahead: this.aheadInClass(item),
       passes: this.#stride.passes,
       counts: this.#counts,
       weights: this.weights(),
     });
   }
 
+  /** Waiting items of `item`'s class that go before it (earlier deadline, then arrival), O(log n). */
+  aheadInClass(item: T): number {
+    return this.#rank(item.priority).rank(item);
+  }
+
   #heap(p: Priority): MinHeap<T> {
     return this.#heaps.get(p) as MinHeap<T>;
+  }
+
+  #rank(p: Priority): RankTree<T> {
+    return this.#ranks.get(p) as RankTree<T>;
   }
 
   #liveHead(p: Priority): T | undefined {
