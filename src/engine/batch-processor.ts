@@ -1,4 +1,9 @@
-import { Jobs } from "./bulk/index.js";
+/**
+ * The engine's facade: one method per call of the contract (submit, infer, status, results,
+ * list, cancel, watch, configure, jobs), each checking its request and the caller's rights and
+ * handing the work to the rooms (`processor-rooms.ts`) that carry it out.
+ */
+import type { Jobs } from "./bulk/index.js";
 import {
   BatchEndedError,
   BatchExistsError,
@@ -14,12 +19,12 @@ import {
 import type { InferencePool, ModelCatalog } from "./inference-pool.js";
 import type { BatchRecord, JobStore } from "./job-store.js";
 import {
-  Housekeeping,
+  type Housekeeping,
   IdSequence,
   ITEM_FAILURES,
   isTerminal,
   itemResultOf,
-  JobRunner,
+  type JobRunner,
   receiptOf,
   resultsOf,
   viewOfRecord,
@@ -37,8 +42,9 @@ import {
   resolveProcessorOptions,
   saveBatchingOptions,
 } from "./options.js";
-import { type Activity, createPlacement, type Placement } from "./placement/index.js";
+import type { Activity, Placement } from "./placement/index.js";
 import type { BatchProcessorOptions } from "./processor-options.js";
+import { roomsOf } from "./processor-rooms.js";
 import { type AdmissionState, admissionRefusal, warmUp } from "./scheduling/index.js";
 import { submissionOf } from "./submission.js";
 import type { EngineTracer } from "./tracer.js";
@@ -89,64 +95,18 @@ export class BatchProcessor {
     this.#observer = o.observer;
     this.#tracer = o.tracer;
     this.#batching = batching;
-    this.#runner = new JobRunner({
-      store: o.store,
-      pool: o.pool,
-      models: o.models,
+    const rooms = roomsOf(o, {
+      options: this.#options,
+      log: this.#log,
+      clock: this.#clock,
       batching: () => this.#batching,
-      log: this.#log,
-      clock: this.#clock,
-      observer: o.observer,
-      tracer: o.tracer,
-      node: o.node,
-      releaseUnsaved: o.cluster !== undefined,
+      admission: () => this.#admissionState(),
+      configured: (next) => this.#configured(next, "another node"),
     });
-    this.#jobs = new Jobs({
-      data: o.jobData,
-      unavailable: "this server keeps no jobs",
-      cluster: o.jobCluster,
-      runner: this.#runner,
-      models: o.models,
-      defaultModel: this.#options.defaultModel,
-      maxLines: this.#options.maxJobItems,
-      threads: o.pool.threads,
-      batchSize: (model) =>
-        Math.min(this.#batching.maxBatchSize, o.models.get(model)?.maxBatchSize ?? 1),
-      clock: this.#clock,
-      log: this.#log,
-      observer: o.observer,
-      onEnded: o.onJobEnded,
-    });
-    const jobs = this.#jobs;
-    const ttl = this.#options.resultTtlMs;
-    this.#housekeeping = new Housekeeping({
-      store: {
-        // Batches first, then jobs (each by its own keeping time): each call deletes at most
-        // `limit` of both together.
-        async purgeFinished(before, limit) {
-          const batches = await o.store.purgeFinished(before, limit);
-          if (batches >= limit) return batches;
-          return batches + (await jobs.purge(before + ttl, ttl, limit - batches));
-        },
-      },
-      retryUnrecorded: () => this.#runner.retryUnrecorded(),
-      resultTtlMs: this.#options.resultTtlMs,
-      intervalMs: this.#options.purgeIntervalMs,
-      clock: this.#clock,
-      log: this.#log,
-    });
-    this.#placement = createPlacement(
-      {
-        store: o.store,
-        runner: this.#runner,
-        admission: () => this.#admissionState(),
-        batching: () => this.#batching,
-        configure: (next) => this.#configured(next, "another node"),
-        clock: this.#clock,
-        log: this.#log,
-      },
-      o.cluster,
-    );
+    this.#runner = rooms.runner;
+    this.#jobs = rooms.jobs;
+    this.#housekeeping = rooms.housekeeping;
+    this.#placement = rooms.placement;
   }
 
   /**

@@ -40,8 +40,18 @@ export interface PaddingPlan {
   readonly primaryOutput: string | undefined;
 }
 
-/** The plan of `model`; undefined when it pads nothing. */
+/**
+ * The plan of `model`, made once per catalog entry (an entry never changes: a reload makes a new
+ * one); undefined when it pads nothing.
+ */
 export function paddingPlanOf(model: ModelInfo): PaddingPlan | undefined {
+  if (!PLANS.has(model)) PLANS.set(model, planOf(model));
+  return PLANS.get(model);
+}
+
+const PLANS = new WeakMap<ModelInfo, PaddingPlan | undefined>();
+
+function planOf(model: ModelInfo): PaddingPlan | undefined {
   const padding = model.padding;
   if (padding === undefined) return undefined;
   const inputs = new Map<string, PaddedInput>();

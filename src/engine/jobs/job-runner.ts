@@ -5,7 +5,7 @@
  * this runs it.
  */
 import type { Failure } from "../errors.js";
-import type { InferencePool, ModelCatalog, ModelInfo } from "../inference-pool.js";
+import type { InferencePool, ModelCatalog } from "../inference-pool.js";
 import type {
   BatchRecord,
   BatchWrite,
@@ -17,7 +17,7 @@ import type {
 import type { EngineLogger } from "../logger.js";
 import type { EngineObserver, ItemOutcome } from "../observer.js";
 import type { ResolvedBatchingOptions } from "../options.js";
-import { type PaddingPlan, paddingPlanOf } from "../padding.js";
+import { paddingPlanOf } from "../padding.js";
 import { type BatchOutcome, DynamicBatcher } from "../scheduling/index.js";
 import type { EngineTracer } from "../tracer.js";
 import type { BatchView, Principal, ProcessorStats } from "../types.js";
@@ -66,8 +66,6 @@ export class JobRunner {
   readonly #models: ModelCatalog;
   readonly #threads: number;
   readonly #stored: StoredJobs;
-  /** Padding plans by catalog entry. */
-  readonly #plans = new WeakMap<ModelInfo, PaddingPlan | undefined>();
   /** Live infer jobs (never stored): failed on shutdown so no caller waits forever. */
   readonly #ephemeral = new Set<Job>();
   #arrivals = 0;
@@ -242,19 +240,13 @@ export class JobRunner {
 
   /** Queues a job's items and arms its deadline. */
   #enqueue(job: Job, inputs: readonly ItemSource[]): void {
-    this.batcher.enqueue(job.load(inputs, this.#clock(), this.#seq, this.#paddingOf(job.modelId)));
+    const model = this.#models.get(job.modelId);
+    const padding = model === undefined ? undefined : paddingPlanOf(model);
+    this.batcher.enqueue(job.load(inputs, this.#clock(), this.#seq, padding));
     job.armDeadline(
       () => this.#fail(job.queuedItems(), ITEM_FAILURES.deadline, true),
       this.#clock(),
     );
-  }
-
-  /** How `model` pads its inputs now (a reload makes a new catalog entry, and a new plan). */
-  #paddingOf(model: string): PaddingPlan | undefined {
-    const info = this.#models.get(model);
-    if (info === undefined) return undefined;
-    if (!this.#plans.has(info)) this.#plans.set(info, paddingPlanOf(info));
-    return this.#plans.get(info);
   }
 
   #onDispatch(items: readonly JobItem[]): void {
