@@ -20,18 +20,18 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
 import {
   GetBatchStatusRequestSchema,
   SubmitBatchRequestSchema,
 } from "../gen/batchprocessor/v1/batch_processor_pb.js";
 import { ModelInferRequestSchema } from "../gen/inference/grpc_predict_v2_pb.js";
 import { HEAVY_LAYERS, writeHeavyModel } from "../scripts/build-bench-model.js";
-import { grpcServiceDefinition } from "../src/api/grpc-services.js";
 import { collectGarbage } from "./lib/collect-garbage.js";
 import { freePort } from "./lib/free-port.js";
+import { grpcClient } from "./lib/grpc-client.js";
 import { grpcFrame, type H2loadSpec, h2load } from "./lib/h2load.js";
 import { piscinaFloor } from "./lib/piscina-floor.js";
+import { priorityUnderLoad } from "./lib/priority-load.js";
 import { type CpuUse, measureCpu, rssBytes } from "./lib/proc.js";
 import { seriesSum } from "./lib/prometheus-text.js";
 import { median, rawLimit } from "./lib/raw-limit.js";
@@ -254,33 +254,6 @@ function heavyItems(items: number, seed: number): { input: number[] }[] {
   }));
 }
 
-type UnaryCall = (method: string, request: unknown) => Promise<unknown>;
-
-/** A grpc-js client of the service; SubmitBatch takes requests already encoded. */
-function grpcClient(address: string): { call: UnaryCall; close: () => void } {
-  const definition = grpcServiceDefinition();
-  const submit = definition.submitBatch as grpc.MethodDefinition<Buffer, unknown>;
-  const Client = grpc.makeGenericClientConstructor(
-    { ...definition, submitBatch: { ...submit, requestSerialize: (b: Buffer) => b } },
-    "BatchProcessorService",
-  );
-  const client = new Client(address, grpc.credentials.createInsecure(), {
-    "grpc.max_send_message_length": -1,
-  }) as unknown as Record<
-    string,
-    (r: unknown, md: grpc.Metadata, cb: (e: Error | null, r: unknown) => void) => void
-  > & { close: () => void };
-  const metadata = new grpc.Metadata();
-  metadata.set("x-api-key", KEY);
-  return {
-    call: (method, request) =>
-      new Promise((resolve, reject) =>
-        client[method]?.(request, metadata, (e, r) => (e ? reject(e) : resolve(r))),
-      ),
-    close: () => client.close(),
-  };
-}
-
 function encodedSubmit(items: number, priority = "normal"): Buffer {
   return Buffer.from(
     toBinary(
@@ -311,7 +284,7 @@ async function submitAll(
     timeout_ms: 300_000,
   });
   const grpcBody = encodedSubmit(items);
-  const client = grpcClient(server.grpc);
+  const client = grpcClient(server.grpc, KEY);
   const started = performance.now();
   const ids =
     protocol === "rest"
@@ -643,6 +616,33 @@ for (let r = 0; r < (saved === undefined ? repeat : 0); r++) {
   keep("t5RestTuned", await submitAll(server, "rest", t5Batches, 1000));
   await stop(server.child);
 
+  // T10: a critical client beside saturating background work, on a fresh server with the
+  // default configuration (the latency targets included).
+  console.error(`round ${r + 1}/${repeat}: priority under load`);
+  const fresh = await startServer(modelDir);
+  const t10 = await priorityUnderLoad({
+    grpc: fresh.grpc,
+    metricsUrl: `http://${fresh.api}/metrics`,
+    key: KEY,
+    pid: fresh.child.pid as number,
+    width: HEAVY_WIDTH,
+    outputWidth: HEAVY_LAYERS[3],
+    seconds: Math.max(seconds, 10),
+  });
+  keep("t10IdleP50", t10.idle.p50Ms);
+  keep("t10IdleP99", t10.idle.p99Ms);
+  keep("t10LoadedP50", t10.loaded.p50Ms);
+  keep("t10LoadedP99", t10.loaded.p99Ms);
+  keep("t10BatchMs", t10.batchRunMs);
+  keep("t10Alone", t10.alone.itemsPerSecond);
+  keep("t10AloneUs", t10.alone.cpuUsPerItem);
+  keep("t10Beside", t10.beside.itemsPerSecond);
+  keep("t10BesideUs", t10.beside.cpuUsPerItem);
+  keep("t10Ratio", t10.ratio);
+  keep("t10Within", t10.loaded.p99Ms <= t10.idle.p99Ms + t10.batchRunMs ? 1 : 0);
+  note("t10", t10);
+  await stop(fresh.child);
+
   // T9: a server whose queue holds at most 10,000 items, filled over gRPC while batching is off
   // (so the queue drains slowly). The verdict is on resident memory (what the machine gives the
   // process) per queued item's raw bytes, read after a full garbage collection, so it holds what
@@ -656,7 +656,7 @@ for (let r = 0; r < (saved === undefined ? repeat : 0); r++) {
   await configure(small, { max_batch_size: 1, enable_dynamic_batching: false });
   const pid = small.child.pid as number;
   const submitBody = encodedSubmit(1000, "low");
-  const client = grpcClient(small.grpc);
+  const client = grpcClient(small.grpc, KEY);
   await client.call("submitBatch", encodedSubmit(10)); // first-call allocations out of the way
   await drained(small);
   const memory = async () => {
@@ -800,6 +800,13 @@ const rows = [
     `resident memory grew ${fmt(m("t9RssRatio"), 2)} × the raw bytes of the ${fmt(m("t9Queued"))} items queued at the reading (${fmt((m("t9Queued") * HEAVY_WIDTH * 4) / 1048576, 1)} MiB); live memory (heap in use + ArrayBuffers) ${fmt(m("t9Ratio"), 2)} ×; ${fmt(m("t9Rejected"))} of 11 submits of 1,000 refused as over the limit`,
     "RSS ≤ 3×",
     verdict(m("t9RssRatio") <= 3),
+  ],
+  [
+    "T10",
+    "1-item critical Infer at 20/s, idle and beside 4 × 1,000-item low Infer in flight (heavy model, gRPC)",
+    `critical p50 / p99 ${fmt(m("t10IdleP50"), 1)} / ${fmt(m("t10IdleP99"), 1)} ms idle, ${fmt(m("t10LoadedP50"), 1)} / ${fmt(m("t10LoadedP99"), 1)} ms beside the background (one background batch runs ${fmt(m("t10BatchMs"), 1)} ms); background ${fmt(m("t10Alone"))} items/s alone (${fmt(m("t10AloneUs"))} µs CPU per item), ${fmt(m("t10Beside"))} beside the probe (${fmt(m("t10BesideUs"))} µs) = ${fmt(m("t10Ratio"), 3)} ×; p99 within its bound in ${fmt((runs.t10Within ?? []).reduce((a, b) => a + b, 0))} of ${(runs.t10Within ?? []).length} rounds`,
+    "loaded p99 ≤ idle p99 + one background batch; background ≥ 0.95 ×",
+    verdict(m("t10LoadedP99") <= m("t10IdleP99") + m("t10BatchMs") && m("t10Ratio") >= 0.95),
   ],
 ];
 const lines = [

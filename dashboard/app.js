@@ -372,6 +372,41 @@ async function refreshCharts() {
   if (!current("charts", ticket)) return;
   lastAnalytics = analytics;
   renderCharts(analytics);
+  renderTargets();
+}
+
+/** The configuration last read from the server (its latency targets). */
+let lastConfig;
+
+/**
+ * Each class's latency over the charts' period beside its target: online classes (those with a
+ * target) are judged on their p99.
+ */
+function renderTargets() {
+  const body = /** @type {HTMLTableElement} */ ($("targets")).tBodies[0];
+  const series = lastAnalytics?.series ?? [];
+  const summary = (metric, priority) => {
+    const s = series.find((x) => x.metric === metric && x.priority === priority);
+    return s === undefined || (s.points ?? []).length === 0 ? undefined : s.summary;
+  };
+  const ms = (v) => (v === undefined ? "–" : `${number.format(v)} ms`);
+  body.replaceChildren(
+    ...PRIORITIES.map((p) => {
+      const p99 = summary("latency_p99", p);
+      const target = lastConfig?.priority_latency_ms?.[p] ?? 0;
+      const verdict =
+        target <= 0 ? "no target" : p99 === undefined ? "no traffic" : p99 <= target ? "yes" : "no";
+      return el(
+        "tr",
+        { "data-priority": p, "data-within": verdict },
+        el("th", { scope: "row" }, p),
+        el("td", {}, ms(summary("latency_p50", p))),
+        el("td", {}, ms(p99)),
+        el("td", {}, target > 0 ? ms(target) : "–"),
+        el("td", { class: verdict === "no" ? "over" : "" }, verdict),
+      );
+    }),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -850,11 +885,15 @@ async function reloadModels() {
 const form = /** @type {HTMLFormElement} */ ($("config"));
 
 function fillConfig(config) {
+  lastConfig = config;
+  renderTargets();
   form.elements.namedItem("max_batch_size").value = config.max_batch_size;
   form.elements.namedItem("max_wait_time_ms").value = config.max_wait_time_ms;
   form.elements.namedItem("enable_dynamic_batching").checked = config.enable_dynamic_batching;
   for (const p of PRIORITIES)
     form.elements.namedItem(`weight.${p}`).value = config.priority_weights?.[p] ?? "";
+  for (const p of PRIORITIES)
+    form.elements.namedItem(`target.${p}`).value = config.priority_latency_ms?.[p] ?? "";
 }
 
 function clearFieldErrors() {
@@ -876,7 +915,9 @@ function showFieldError(message) {
   const input =
     field === "priority_weights"
       ? form.querySelector('input[name^="weight."]')
-      : form.elements.namedItem(field);
+      : field === "priority_latency_ms"
+        ? form.querySelector('input[name^="target."]')
+        : form.elements.namedItem(field);
   input?.setAttribute("aria-invalid", "true");
   return true;
 }
@@ -890,16 +931,20 @@ async function applyConfig(event) {
   event.preventDefault();
   clearFieldErrors();
   const message = $("config-message");
-  const weights = {};
-  for (const p of PRIORITIES) {
-    const value = numeric(`weight.${p}`);
-    if (value !== undefined) weights[p] = value;
-  }
+  const byClass = (prefix) => {
+    const values = {};
+    for (const p of PRIORITIES) {
+      const value = numeric(`${prefix}.${p}`);
+      if (value !== undefined) values[p] = value;
+    }
+    return values;
+  };
   const change = {
     max_batch_size: numeric("max_batch_size"),
     max_wait_time_ms: numeric("max_wait_time_ms"),
     enable_dynamic_batching: form.elements.namedItem("enable_dynamic_batching").checked,
-    priority_weights: weights,
+    priority_weights: byClass("weight"),
+    priority_latency_ms: byClass("target"),
   };
   try {
     fillConfig(await api("/configure", { method: "POST", body: change }));

@@ -128,6 +128,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const { processor, models } = engine;
   prometheus?.bindStats(() => processor.stats());
   prometheus?.bindBacklog(() => processor.backlog());
+  prometheus?.bindConfig(() => processor.config);
   const figures = new NodeFigures({
     figures: engine.figures,
     stats,

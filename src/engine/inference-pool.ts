@@ -92,6 +92,11 @@ export interface InferenceRequest {
   readonly inputs: readonly BatchTensor[];
   /** Return every output by name ({@link InferenceResult.outputs}) besides the primary one. */
   readonly named: boolean;
+  /**
+   * Online work (a class with a latency target): it runs before the batches already queued on
+   * its thread. @defaultValue false
+   */
+  readonly urgent?: boolean | undefined;
 }
 
 /** The outcome of one model batch. */
@@ -125,7 +130,8 @@ export interface InferencePool {
   readonly threads: number;
   /**
    * Model batches each thread holds at once: the one running and those ready behind it. The
-   * batcher keeps `threads × pipelineDepth` in flight, so none waits in the pool's own queue.
+   * batcher keeps `threads × pipelineDepth` in flight, plus at most one urgent batch per thread,
+   * so none waits in the pool's own queue: each thread holds `pipelineDepth + 1`.
    */
   readonly pipelineDepth: number;
   /**

@@ -17,6 +17,13 @@ export interface BatchingOptions {
   enableDynamicBatching?: boolean;
   /** Share of capacity per priority class while several classes wait (weights, not percentages). */
   priorityWeights?: Partial<Record<Priority, number>>;
+  /**
+   * Latency target per priority class, ms; 0 = none. A class with a target is online work: its
+   * items never wait behind batches of classes without one that are queued on a thread, and while
+   * it has traffic those batches are kept short enough to run within half its target.
+   * @defaultValue critical 100, high 1000, normal and low none
+   */
+  priorityLatencyMs?: Partial<Record<Priority, number>>;
 }
 
 /** {@link BatchingOptions} with every field present. */
@@ -25,6 +32,7 @@ export interface ResolvedBatchingOptions {
   readonly maxWaitTimeMs: number;
   readonly enableDynamicBatching: boolean;
   readonly priorityWeights: Readonly<Record<Priority, number>>;
+  readonly priorityLatencyMs: Readonly<Record<Priority, number>>;
 }
 
 /** Defaults of {@link BatchingOptions}: the v1 API's configure example. */
@@ -33,6 +41,7 @@ export const BATCHING_DEFAULTS: ResolvedBatchingOptions = Object.freeze({
   maxWaitTimeMs: 50,
   enableDynamicBatching: true,
   priorityWeights: Object.freeze({ critical: 1.0, high: 0.8, normal: 0.5, low: 0.2 }),
+  priorityLatencyMs: Object.freeze({ critical: 100, high: 1000, normal: 0, low: 0 }),
 });
 
 /** Inclusive bounds of the numeric options, by field. */
@@ -40,6 +49,7 @@ export const OPTION_BOUNDS = Object.freeze({
   maxBatchSize: [1, 4096],
   maxWaitTimeMs: [0, 60_000],
   priorityWeight: [0, 1000],
+  priorityLatencyMs: [0, 3_600_000],
   maxQueueSize: [1, 10_000_000],
   maxConcurrentBatches: [0, 10_000_000],
   resultTtlMs: [1000, 365 * 24 * 3600 * 1000],
@@ -78,20 +88,49 @@ export function resolveBatchingOptions(
       `must be a boolean, got ${typeof enableDynamicBatching}`,
     );
   }
-  const priorityWeights = resolveWeights(patch.priorityWeights, base.priorityWeights);
-  return Object.freeze({ maxBatchSize, maxWaitTimeMs, enableDynamicBatching, priorityWeights });
+  const priorityWeights = resolveByClass(
+    "priorityWeights",
+    "weights",
+    patch.priorityWeights,
+    base.priorityWeights,
+    OPTION_BOUNDS.priorityWeight,
+  );
+  if (PRIORITIES.every((p) => priorityWeights[p] === 0))
+    throw new InvalidInputError("priorityWeights", "must have at least one weight above 0");
+  const priorityLatencyMs = resolveByClass(
+    "priorityLatencyMs",
+    "milliseconds",
+    patch.priorityLatencyMs,
+    base.priorityLatencyMs,
+    OPTION_BOUNDS.priorityLatencyMs,
+  );
+  return Object.freeze({
+    maxBatchSize,
+    maxWaitTimeMs,
+    enableDynamicBatching,
+    priorityWeights,
+    priorityLatencyMs,
+  });
 }
 
-function resolveWeights(
+/** Classes with a latency target (see {@link BatchingOptions.priorityLatencyMs}). */
+export function hasLatencyTarget(options: ResolvedBatchingOptions, priority: Priority): boolean {
+  return options.priorityLatencyMs[priority] > 0;
+}
+
+/** One number per priority class: `patch` over `base`, each within `[min, max]`. */
+function resolveByClass(
+  field: "priorityWeights" | "priorityLatencyMs",
+  unit: string,
   patch: Partial<Record<Priority, number>> | undefined,
   base: Readonly<Record<Priority, number>>,
+  [min, max]: readonly [number, number],
 ): Readonly<Record<Priority, number>> {
-  const field = "priorityWeights";
   if (patch === undefined) return base;
   if (typeof patch !== "object" || patch === null || Array.isArray(patch)) {
     throw new InvalidInputError(
       field,
-      `must be an object mapping ${PRIORITIES.join("|")} to weights`,
+      `must be an object mapping ${PRIORITIES.join("|")} to ${unit}`,
     );
   }
   for (const key of Object.keys(patch)) {
@@ -103,7 +142,6 @@ function resolveWeights(
     }
   }
   const merged = { ...base, ...patch } as Record<Priority, number>;
-  const [min, max] = OPTION_BOUNDS.priorityWeight;
   for (const p of PRIORITIES) {
     const w = merged[p];
     if (typeof w !== "number" || !Number.isFinite(w) || w < min || w > max) {
@@ -113,8 +151,6 @@ function resolveWeights(
       );
     }
   }
-  if (PRIORITIES.every((p) => merged[p] === 0))
-    throw new InvalidInputError(field, "must have at least one weight above 0");
   return Object.freeze(merged);
 }
 

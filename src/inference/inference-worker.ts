@@ -15,7 +15,15 @@ import {
   type TensorData,
   toFloat32,
 } from "../engine/index.js";
-import type { DescribeReply, RunFailure, RunReply, WorkerInit, WorkerTask } from "./messages.js";
+import type {
+  DescribeReply,
+  RunFailure,
+  RunReply,
+  RunTask,
+  WorkerInit,
+  WorkerTask,
+} from "./messages.js";
+import { RunOrder } from "./run-order.js";
 import { datatypeOf, firstLine, type Loaded, loadAll, ORT_TYPES } from "./worker-sessions.js";
 
 /** Softmax in place per row (numerically stable). */
@@ -44,10 +52,7 @@ export function rowMax(values: Float32Array, width: number): Float32Array {
   return out;
 }
 
-async function run(
-  loaded: Map<string, Loaded>,
-  task: Extract<WorkerTask, { kind: "run" }>,
-): Promise<RunReply> {
+async function run(loaded: Map<string, Loaded>, task: RunTask): Promise<RunReply> {
   const entry = loaded.get(task.model);
   if (entry === undefined) throw new Error(`model ${task.model} is not loaded on this thread`);
   const feeds: Record<string, ort.Tensor> = {};
@@ -166,16 +171,36 @@ export default (async () => {
   // Before the sessions exist, so any thread ONNX Runtime starts for them inherits it.
   const niceError = lowerPriority(init.nice);
   const { loaded, reports } = await loadAll(init);
-  // A thread holds two tasks at once (the running batch and the next). ONNX Runtime's Node
-  // binding defers each run by a setImmediate and then blocks, so runs are chained here: each
-  // starts when the previous ends, and its measured time is its own.
-  let previous: Promise<unknown> = Promise.resolve();
+  // A thread holds several tasks at once (the running batch, the next, an urgent one). ONNX
+  // Runtime's Node binding defers each run by a setImmediate and then blocks, so runs go one at a
+  // time here, each starting when the previous ends (its measured time is its own), in the order
+  // of `RunOrder`. The next is chosen in a setImmediate after the previous ends: by then the
+  // messages that came during the run have been read, so an urgent batch sent meanwhile counts.
+  const order = new RunOrder<() => void>();
+  let running = false;
+  const next = (): void => {
+    if (running) return;
+    const start = order.shift();
+    if (start === undefined) return;
+    running = true;
+    start();
+  };
+  const runInTurn = (task: RunTask): Promise<RunReply> =>
+    new Promise<RunReply>((resolve, reject) => {
+      order.push(() => {
+        run(loaded, task)
+          .then(resolve, reject)
+          .finally(() => {
+            running = false;
+            setImmediate(next);
+          });
+      }, task.urgent);
+      if (!running) setImmediate(next);
+    });
   return async (task: WorkerTask): Promise<unknown> => {
     if (task.kind === "describe") return { models: reports, niceError } satisfies DescribeReply;
-    const current = previous.then(() => run(loaded, task));
-    previous = current.catch(() => undefined);
     try {
-      return moved(await current);
+      return moved(await runInTurn(task));
     } catch (error) {
       if (error instanceof RunRefused) return { runError: error.message } satisfies RunFailure;
       throw error;

@@ -60,6 +60,8 @@ export interface RunTask {
   readonly inputs: readonly BatchTensor[];
   /** Return every output by name too. */
   readonly named: boolean;
+  /** Run before the thread's other waiting batches (see `run-order.ts`). */
+  readonly urgent: boolean;
 }
 
 /** Report what loaded. */

@@ -61,9 +61,10 @@ export const startThreads: ThreadStarter = async (init, threads, created = () =>
     idleTimeout: Number.POSITIVE_INFINITY,
     workerData: init,
     // Each thread holds its running batch and the next one, so it starts the next batch the
-    // moment the current one ends, without waiting for the main thread (the batcher keeps
-    // threads x pipelineDepth batches in flight, so Piscina's own queue stays empty).
-    concurrentTasksPerWorker: PIPELINE_DEPTH,
+    // moment the current one ends, without waiting for the main thread, plus room for one urgent
+    // batch that goes before the next (the batcher keeps threads x pipelineDepth batches in
+    // flight and at most one urgent one per thread beyond them, so Piscina's queue stays empty).
+    concurrentTasksPerWorker: PIPELINE_DEPTH + 1,
     // Threads wait on Atomics between tasks: no event-loop hop inside the worker.
     atomics: "sync",
   });
@@ -95,6 +96,7 @@ export async function runOn(
     model: request.model,
     inputs: request.inputs,
     named: request.named,
+    urgent: request.urgent === true,
   };
   const transferList = [
     ...new Set(

@@ -2,13 +2,19 @@
  * Prometheus metrics (prom-client), named like Triton's nv_inference_* family and by Prometheus's
  * conventions (durations in seconds): requests by protocol/method/code; items by model, priority
  * and outcome; histograms of queue wait, model batch size, inference time per model batch and
- * end-to-end item latency; gauges of waiting items, active batches and busy threads; default
+ * end-to-end item latency; gauges of waiting items, active batches, busy threads and each priority
+ * class's latency target; default
  * Node.js metrics. The v1 API's four monitoring series are there too, with its meanings,
  * so that its users' dashboards and alerts keep working: `batch_requests_total` (API requests),
  * `batch_processing_seconds` (their duration), `active_batches` and `queue_length`.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { type EngineObserver, PRIORITIES, type ProcessorStats } from "../engine/index.js";
+import {
+  type EngineObserver,
+  PRIORITIES,
+  type ProcessorStats,
+  type ResolvedBatchingOptions,
+} from "../engine/index.js";
 
 /** One finished API call, as the request series count it. */
 export interface RequestObservation {
@@ -30,6 +36,8 @@ export interface PrometheusMetrics {
   bindStats(stats: () => ProcessorStats): void;
   /** Reads the stored work not yet done, over every node sharing the store, at scrape time. */
   bindBacklog(backlog: () => Promise<Backlog>): void;
+  /** Reads the live batching configuration (the latency targets) at scrape time. */
+  bindConfig(config: () => ResolvedBatchingOptions): void;
 }
 
 /** Work stored and not yet done, over a cluster: what a fleet scales on. */
@@ -182,6 +190,20 @@ export function createPrometheusMetrics(): PrometheusMetrics {
       this.set({ kind: "job_lines" }, b.jobLines);
     },
   });
+  let config: (() => ResolvedBatchingOptions) | undefined;
+  new Gauge({
+    name: "batch_processor_priority_latency_target_seconds",
+    help: "Latency target of each priority class that has one (priority_latency_ms), seconds; compare with batch_processor_item_latency_seconds",
+    labelNames: ["priority"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const targets = config?.().priorityLatencyMs;
+      if (targets === undefined) return;
+      for (const priority of PRIORITIES)
+        if (targets[priority] > 0) this.set({ priority }, seconds(targets[priority]));
+    },
+  });
   new Gauge({
     name: "batch_processor_busy_threads",
     help: "Inference threads running a model batch",
@@ -230,6 +252,9 @@ export function createPrometheusMetrics(): PrometheusMetrics {
     },
     bindBacklog(read) {
       backlog = read;
+    },
+    bindConfig(read) {
+      config = read;
     },
   };
 }

@@ -171,6 +171,8 @@ export function createBatchProcessorService({
     async configure(request, { principal }) {
       const weights =
         Object.keys(request.priorityWeights).length > 0 ? request.priorityWeights : undefined;
+      const targets =
+        Object.keys(request.priorityLatencyMs).length > 0 ? request.priorityLatencyMs : undefined;
       try {
         return configOf(
           await processor.configure(principal, {
@@ -178,6 +180,7 @@ export function createBatchProcessorService({
             maxWaitTimeMs: request.maxWaitTimeMs,
             enableDynamicBatching: request.enableDynamicBatching,
             priorityWeights: weights,
+            priorityLatencyMs: targets,
           }),
         );
       } catch (error) {
@@ -323,6 +326,7 @@ const CONFIG_FIELDS: Readonly<Record<string, string>> = {
   maxWaitTimeMs: "max_wait_time_ms",
   enableDynamicBatching: "enable_dynamic_batching",
   priorityWeights: "priority_weights",
+  priorityLatencyMs: "priority_latency_ms",
 };
 
 /** An invalid option as the client wrote it: the field renamed to the contract's name. */
@@ -392,5 +396,6 @@ function configOf(config: ResolvedBatchingOptions): BatchConfig {
     maxWaitTimeMs: config.maxWaitTimeMs,
     enableDynamicBatching: config.enableDynamicBatching,
     priorityWeights: { ...config.priorityWeights },
+    priorityLatencyMs: { ...config.priorityLatencyMs },
   });
 }

@@ -297,7 +297,11 @@ describe.each(protocols)("over %s", (protocol) => {
     const config = ok(
       await client().call(
         "Configure",
-        { max_batch_size: 48, priority_weights: { low: 0.25 } },
+        {
+          max_batch_size: 48,
+          priority_weights: { low: 0.25 },
+          priority_latency_ms: { normal: 500 },
+        },
         ADMIN,
       ),
     );
@@ -306,12 +310,15 @@ describe.each(protocols)("over %s", (protocol) => {
       max_wait_time_ms: 50,
       enable_dynamic_batching: true,
       priority_weights: { low: 0.25, critical: 1 },
+      priority_latency_ms: { critical: 100, high: 1000, normal: 500, low: 0 },
     });
-    expect(ok(await client().call("GetConfig", {}, ALICE)).max_batch_size).toBe(48);
+    const read = ok(await client().call("GetConfig", {}, ALICE));
+    expect(read.max_batch_size).toBe(48);
+    expect(read.priority_latency_ms).toEqual(config.priority_latency_ms);
     ok(
       await client().call(
         "Configure",
-        { max_batch_size: 64, priority_weights: { low: 0.2 } },
+        { max_batch_size: 64, priority_weights: { low: 0.2 }, priority_latency_ms: { normal: 0 } },
         ADMIN,
       ),
     );

@@ -351,6 +351,16 @@ const CONFIGURE_BODIES: [string, string, RegExp][] = [
     '{"priority_weights": {"critical": 0, "high": 0, "normal": 0, "low": 0}}',
     /^priority_weights: must have at least one weight above 0$/,
   ],
+  [
+    "a latency target below 0",
+    '{"priority_latency_ms": {"critical": -5}}',
+    /^priority_latency_ms\.critical: must be a number in 0\.\.3600000, got -5$/,
+  ],
+  [
+    "a latency target for an unknown priority",
+    '{"priority_latency_ms": {"urgent": 50}}',
+    /^priority_latency_ms\.urgent: is not a priority/,
+  ],
 ];
 
 function assertClientError(answer: Answer, message?: RegExp): void {

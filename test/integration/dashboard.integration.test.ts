@@ -288,6 +288,35 @@ describe("dashboard", () => {
     }
     expect(Number(await page.getAttribute("#chart-latency", "data-max"))).toBeGreaterThan(0);
 
+    // Each class's latency against its target: critical and high have one by default.
+    expect(await page.textContent('#targets tr[data-priority="critical"]')).toContain("100 ms");
+    expect(await page.getAttribute('#targets tr[data-priority="low"]', "data-within")).toBe(
+      "no target",
+    );
+    // A target the low work could not meet shows as missed; a negative one is refused.
+    await page.fill('input[name="target.low"]', "0.001");
+    await page.click("#save-config");
+    await page.waitForSelector("#config-message.ok");
+    const targets = async () =>
+      (await api("/config")).priority_latency_ms as Record<string, number>;
+    expect((await targets()).low).toBe(0.001);
+    await pageUntil(
+      page,
+      `document.querySelector('#targets tr[data-priority="low"]').dataset.within === "no"`,
+    );
+    expect(await page.locator('#targets tr[data-priority="low"] td.over').count()).toBe(1);
+    await page.fill('input[name="target.low"]', "-1");
+    await page.click("#save-config");
+    const targetError = page.locator('.field-error[data-for="priority_latency_ms"]');
+    await targetError.waitFor({ state: "visible" });
+    expect(await targetError.textContent()).toMatch(
+      /^priority_latency_ms\.low: must be a number in 0\.\.3600000, got -1/,
+    );
+    await page.fill('input[name="target.low"]', "0");
+    await page.click("#save-config");
+    await page.waitForSelector("#config-message.ok");
+    expect((await targets()).low).toBe(0);
+
     // The detail of the completed batch lists its results.
     await page.click(`tr[data-batch="${followed}"] td.id button`);
     await pageUntil(page, 'document.querySelectorAll("#results tbody tr").length > 0');

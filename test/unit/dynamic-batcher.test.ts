@@ -53,8 +53,9 @@ function setup(
   batching: Parameters<typeof resolveBatchingOptions>[0],
   modelMaxWaitTimeMs?: (model: string) => number | undefined,
   modelPreferredBatchSizes?: (model: string) => readonly number[] | undefined,
+  msPerBatch?: (size: number) => number,
 ) {
-  const pool = new FakePool(threads);
+  const pool = new FakePool(threads, msPerBatch);
   let options: ResolvedBatchingOptions = resolveBatchingOptions(batching);
   const completed: { items: readonly Item[]; outcome: BatchOutcome }[] = [];
   const expired: Item[] = [];
@@ -145,7 +146,13 @@ describe("DynamicBatcher", () => {
   });
 
   it("gives a freed slot to an online item before a job's backlog, without waiting for others", async () => {
-    const { pool, batcher } = setup(1, { maxBatchSize: 4, maxWaitTimeMs: 50 });
+    // No latency targets: the critical item is an ordinary one and waits for a pipeline slot.
+    const none = { critical: 0, high: 0, normal: 0, low: 0 };
+    const { pool, batcher } = setup(1, {
+      maxBatchSize: 4,
+      maxWaitTimeMs: 50,
+      priorityLatencyMs: none,
+    });
     pool.hold();
     const far = Date.now() + 3_600_000;
     batcher.enqueue(Array.from({ length: 12 }, () => makeItem({ deadline: far, priority: "low" })));
@@ -158,7 +165,93 @@ describe("DynamicBatcher", () => {
     pool.hold();
     await vi.advanceTimersByTimeAsync(1);
     expect(pool.received[2]?.dims).toEqual([1, 5]);
+    expect(pool.received[2]?.urgent).toBe(false);
     expect(pool.received[3]?.dims).toEqual([4, 3]);
+  });
+
+  it("sends an item of a class with a latency target at once, urgent, while every slot holds background batches", async () => {
+    const { pool, batcher } = setup(2, { maxBatchSize: 4, maxWaitTimeMs: 50 });
+    pool.hold();
+    const far = Date.now() + 3_600_000;
+    batcher.enqueue(Array.from({ length: 40 }, () => makeItem({ deadline: far, priority: "low" })));
+    await vi.advanceTimersByTimeAsync(0);
+    // Two threads, each with its running batch and the next one ready: the pipeline is full.
+    expect(pool.received.map((b) => b.urgent)).toEqual([false, false, false, false]);
+    batcher.enqueue([makeItem({ width: 5, priority: "critical", deadline: Date.now() + 5000 })]);
+    await vi.advanceTimersByTimeAsync(0);
+    // Dispatched before the 24 low items still waiting, without waiting for a slot to free,
+    // and marked to run before the low batches queued on its thread.
+    expect(pool.received).toHaveLength(5);
+    expect(pool.received[4]).toMatchObject({ dims: [1, 5], urgent: true });
+    expect(batcher.pendingByPriority().low).toBe(24);
+    // One express slot per thread: a second and a third critical item, each arriving alone.
+    batcher.enqueue([makeItem({ width: 5, priority: "critical", deadline: Date.now() + 5000 })]);
+    await vi.advanceTimersByTimeAsync(0);
+    batcher.enqueue([makeItem({ width: 5, priority: "critical", deadline: Date.now() + 5000 })]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(pool.received).toHaveLength(6);
+    expect(batcher.pendingByPriority().critical).toBe(1);
+    // The first slot to free goes to the critical item still waiting, before every low one.
+    pool.releaseOne();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(pool.received[6]).toMatchObject({ dims: [1, 5], urgent: true });
+    pool.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(batcher.pending).toBe(0);
+  });
+
+  it("keeps an online item's batch free of background items from the same queue", async () => {
+    const { pool, batcher } = setup(1, { maxBatchSize: 8, maxWaitTimeMs: 50 });
+    pool.hold();
+    const far = Date.now() + 3_600_000;
+    batcher.enqueue(Array.from({ length: 40 }, () => makeItem({ deadline: far, priority: "low" })));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(pool.received).toHaveLength(2);
+    const soon = Date.now() + 5000;
+    batcher.enqueue([
+      makeItem({ priority: "critical", deadline: soon }),
+      makeItem({ priority: "high", deadline: soon }),
+    ]);
+    await vi.advanceTimersByTimeAsync(0);
+    // One batch of the two online items (critical and high both have a target by default), not
+    // filled up to 8 with low items, which keep their places.
+    expect(pool.received[2]).toMatchObject({ dims: [2, 3], urgent: true });
+    expect(batcher.pendingByPriority().low).toBe(24);
+    pool.release();
+    await vi.advanceTimersByTimeAsync(10);
+  });
+
+  it("keeps background batches within half the smallest active target while an online class has traffic", async () => {
+    // Batches that run 1 ms per item.
+    const { pool, batcher } = setup(
+      1,
+      { maxBatchSize: 64, maxWaitTimeMs: 0 },
+      undefined,
+      undefined,
+      (size) => size,
+    );
+    const latency = batcher.latencyOf("default");
+    for (const size of [1, 2, 4, 8, 16, 32, 64])
+      for (let k = 0; k < 3; k++) latency.observe(size, size);
+    const far = Date.now() + 3_600_000;
+    const low = () =>
+      Array.from({ length: 64 }, () => makeItem({ deadline: far, priority: "low" }));
+    batcher.enqueue(low());
+    await vi.advanceTimersByTimeAsync(10);
+    expect(pool.received[0]?.dims[0]).toBe(64);
+    // A critical item (target 100 ms by default): background batches now run within 50 ms.
+    batcher.enqueue([makeItem({ priority: "critical", deadline: Date.now() + 5000 })]);
+    batcher.enqueue(low());
+    await vi.advanceTimersByTimeAsync(10);
+    const sizes = pool.received.slice(1).map((b) => b.dims[0] as number);
+    expect(sizes[0]).toBe(1);
+    expect(Math.max(...sizes.slice(1))).toBe(50);
+    // Once the class has been quiet for a second, they grow back.
+    await vi.advanceTimersByTimeAsync(1100);
+    const before = pool.received.length;
+    batcher.enqueue(low());
+    await vi.advanceTimersByTimeAsync(10);
+    expect(pool.received[before]?.dims[0]).toBe(64);
   });
 
   it("keeps each thread's next batch ready but no more: threads x 2 in flight", async () => {

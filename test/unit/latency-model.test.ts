@@ -34,6 +34,16 @@ describe("LatencyModel", () => {
     expect(m.estimate(5)).toBeCloseTo(20, 5);
   });
 
+  it("finds the largest size expected within a budget, however flat the curve", () => {
+    const m = new LatencyModel();
+    expect(m.largestWithin(64, 10)).toBe(64); // nothing measured: no bound known
+    for (const size of [1, 8, 64]) for (let k = 0; k < 3; k++) m.observe(size, 2 + size * 0.5);
+    // 2 + 0.5 s <= 20 → s <= 36; the throughput-best size within 20 ms would be smaller.
+    expect(m.largestWithin(64, 20)).toBe(36);
+    expect(m.largestWithin(64, 100)).toBe(64);
+    expect(m.largestWithin(64, 1)).toBe(1);
+  });
+
   it("picks the smallest size within 3% of the best throughput", () => {
     const m = new LatencyModel();
     // Heavy-model-like curve: throughput rises steeply, then flattens past ~48.

@@ -69,6 +69,26 @@ describe("resolveBatchingOptions", () => {
     });
   });
 
+  it("takes latency targets per class, keeping those it is not given, 0 for none", () => {
+    const resolved = resolveBatchingOptions({ priorityLatencyMs: { normal: 2000, high: 0 } });
+    expect(resolved.priorityLatencyMs).toEqual({ critical: 100, high: 0, normal: 2000, low: 0 });
+  });
+
+  it.each([-1, 3_600_001, Number.NaN, "5" as unknown as number])(
+    "rejects a latency target of %s, naming the class",
+    (ms) => {
+      expect(() => resolveBatchingOptions({ priorityLatencyMs: { critical: ms } })).toThrow(
+        /^priorityLatencyMs\.critical: must be a number in 0\.\.3600000/,
+      );
+    },
+  );
+
+  it("rejects an unknown priority in priorityLatencyMs", () => {
+    expect(() => resolveBatchingOptions({ priorityLatencyMs: { urgent: 5 } as never })).toThrow(
+      /^priorityLatencyMs\.urgent: is not a priority/,
+    );
+  });
+
   it("throws the one invalid-input error, naming the field and its rule apart", () => {
     let thrown: unknown;
     try {

@@ -47,6 +47,31 @@ describe("PriorityScheduler", () => {
     });
   }
 
+  it("keeps the weight shares when online classes take batches of their own", () => {
+    const weights = { critical: 1.0, high: 0.8, normal: 0.5, low: 0.2 };
+    const online = (p: Priority) => p === "critical" || p === "high";
+    const s = backlogged(weights, 20_000);
+    const served: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 };
+    let dispatched = 0;
+    let onlineBatches = 0;
+    while (dispatched < 10_000) {
+      const batch = s.take(16, false, online);
+      if (online(batch[0]?.priority as Priority)) {
+        onlineBatches++;
+        // A batch an online class leads holds online items only.
+        expect(batch.every((i) => online(i.priority))).toBe(true);
+      }
+      for (const i of batch) served[i.priority]++;
+      dispatched += batch.length;
+    }
+    expect(onlineBatches).toBeGreaterThan(0);
+    const total = PRIORITIES.reduce((a, p) => a + weights[p], 0);
+    for (const p of PRIORITIES) {
+      const share = served[p] / dispatched;
+      expect(Math.abs(share - weights[p] / total), `${p}: ${share}`).toBeLessThan(0.05);
+    }
+  });
+
   it("never starves a class with a weight above 0, even at 1/1000 of the others", () => {
     const s = backlogged({ critical: 1000, high: 1000, normal: 1000, low: 1 }, 5000);
     const first = s.take(4000);

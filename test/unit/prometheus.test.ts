@@ -28,6 +28,7 @@ async function setup() {
   });
   metrics.bindStats(() => processor.stats());
   metrics.bindBacklog(() => processor.backlog());
+  metrics.bindConfig(() => processor.config);
   open.push(processor);
   return { metrics, pool, processor, clock };
 }
@@ -121,6 +122,18 @@ describe("Prometheus metrics", () => {
     );
   });
 
+  it("show each class's latency target in seconds, following a configure, none where it has none", async () => {
+    const { metrics, processor } = await setup();
+    const target = (priority: string) =>
+      value(metrics, "batch_processor_priority_latency_target_seconds", { priority });
+    expect(await target("critical")).toBe(0.1);
+    expect(await target("high")).toBe(1);
+    expect(await target("low")).toBeNaN();
+    await processor.configure(me, { priorityLatencyMs: { critical: 0, low: 30_000 } });
+    expect(await target("critical")).toBeNaN();
+    expect(await target("low")).toBe(30);
+  });
+
   it("count every API request under the v1 API's names too, durations in seconds", async () => {
     const { metrics } = await setup();
     for (const durationMs of [2, 250])
@@ -140,7 +153,7 @@ describe("Prometheus metrics", () => {
     await until(() => pool.heldCount === 2);
     await processor.cancel(me, batchId);
     expect(await value(metrics, "batch_processor_items_total", { outcome: "cancelled" })).toBe(10);
-    await processor.submit(me, { data: items(2), timeoutMs: 100, priority: "critical" });
+    await processor.submit(me, { data: items(2), timeoutMs: 100, priority: "normal" });
     await until(
       async () =>
         (await value(metrics, "batch_processor_items_total", { outcome: "expired" })) === 2,
@@ -209,6 +222,7 @@ describe("the Grafana dashboard (deploy/grafana-dashboard.json)", () => {
       "queue length",
       "batch size",
       "priority",
+      "target",
     ])
       expect(titles).toContain(topic);
   });

@@ -50,6 +50,11 @@ export interface PolicyContext {
   /** How long a batch dispatched now waits for a thread, ms ({@link startDelayMs}). */
   readonly startDelayMs: number;
   readonly latency: LatencyEstimator;
+  /**
+   * Every pipeline slot is taken and the queue's next class has a latency target: the batch would
+   * take the lane's slot kept for such classes (see `DynamicBatcher`). @defaultValue false
+   */
+  readonly express?: boolean | undefined;
 }
 
 /** Why a batch was dispatched. */
@@ -61,6 +66,7 @@ export type DispatchReason =
   | "deadline"
   | "idle"
   | "pipeline"
+  | "express"
   | "no_batching";
 
 /** The policy's answer for one queue. */
@@ -139,6 +145,9 @@ export const THROUGHPUT_SLACK_MS = 60_000;
 export function decideBatch(queue: QueueState, ctx: PolicyContext): BatchDecision {
   if (queue.pending <= 0) return { kind: "empty" };
   const cap = Math.max(1, Math.min(ctx.options.maxBatchSize, ctx.modelMaxBatchSize));
+  // Items with a latency target behind full threads: waiting for more of them gains nothing (the
+  // batch runs only when a thread's running batch ends), and the slot is theirs alone.
+  if (ctx.express === true) return { kind: "dispatch", size: cap, reason: "express" };
   if (!ctx.options.enableDynamicBatching)
     return { kind: "dispatch", size: cap, reason: "no_batching" };
   // A model that says which sizes it runs best at (a GPU engine built for them) gets the largest

@@ -20,16 +20,20 @@ interface RunnableItem {
   readonly padding?: PaddingPlan | undefined;
 }
 
-/** Runs `items` as one model batch on `pool`; its outcome, never a rejection. */
+/**
+ * Runs `items` as one model batch on `pool` (`urgent`: before the batches queued on its thread);
+ * its outcome, never a rejection.
+ */
 export async function attemptBatch(
   pool: InferencePool,
   items: readonly RunnableItem[],
+  urgent = false,
 ): Promise<BatchOutcome> {
   const first = items[0] as RunnableItem;
   try {
     const inputs = first.inputs.map((_, k) => batchTensor(items, k, first.padding));
     const named = items.some((item) => item.named);
-    const result = await pool.run({ model: first.model, inputs, named });
+    const result = await pool.run({ model: first.model, inputs, named, urgent });
     return { ok: true, result };
   } catch (error) {
     return { ok: false, error };

@@ -4,10 +4,17 @@
  * What to dispatch, what is too late to start, and every estimate are decided by the pure
  * functions of `batch-policy.ts`; this class only owns the queues, the single wake-up timer and
  * what is in flight, and does what they say.
+ *
+ * Classes with a latency target (`priorityLatencyMs`) are online work. Their batches are urgent:
+ * the pool runs an urgent batch before the batches queued on its thread, and each lane keeps one
+ * slot per thread beyond its pipeline for them, so an online item waits for at most the batch
+ * running on one thread, never for the background batches queued behind it. While an online
+ * class has traffic, background batches on its lane are kept short enough to run within half of
+ * its target, which bounds that one batch too.
  */
 
 import type { InferencePool } from "../inference-pool.js";
-import type { ResolvedBatchingOptions } from "../options.js";
+import { hasLatencyTarget, type ResolvedBatchingOptions } from "../options.js";
 import { PRIORITIES, type Priority } from "../types.js";
 import type { BatchItem } from "./batch-item.js";
 import {
@@ -60,6 +67,13 @@ export interface DynamicBatcherOptions<T extends BatchItem> {
 const RATE_WINDOW_MS = 100;
 
 /**
+ * How long an online class counts as active after its last arrival, ms: long enough to span the
+ * gaps of a client's steady trickle, short enough that background batches grow back soon after
+ * the traffic stops.
+ */
+export const ONLINE_ACTIVE_MS = 1000;
+
+/**
  * The threads a queue's batches run on (every model's, or one model's own) and what is in flight
  * on them: each lane is kept busy with its next batch ready, and never given more.
  */
@@ -67,8 +81,12 @@ interface LaneState {
   threads: number;
   /** Model batches dispatched to it and not yet finished. */
   inFlight: number;
+  /** Of those, the ones in the slots kept for online classes (at most one per thread). */
+  express: number;
   /** Items of those batches. */
   inFlightItems: number;
+  /** When each online class last had an arrival for this lane's models, epoch ms. */
+  readonly onlineArrival: Record<Priority, number>;
 }
 
 interface Queue<T extends BatchItem> {
@@ -135,11 +153,14 @@ export class DynamicBatcher<T extends BatchItem> {
   enqueue(items: readonly T[]): void {
     if (this.#closed) throw new Error("batcher is closed");
     const now = this.#clock();
+    const options = this.o.options();
     for (const item of items) {
       const q = this.#queueFor(item);
       q.arrivals = decay(q, now) + 1;
       q.arrivalsAt = now;
       q.scheduler.push(item);
+      if (hasLatencyTarget(options, item.priority))
+        this.#laneOf(q.model).onlineArrival[item.priority] = now;
     }
     this.#schedulePump();
   }
@@ -213,7 +234,18 @@ export class DynamicBatcher<T extends BatchItem> {
     const key = own?.key ?? "";
     let lane = this.#lanes.get(key);
     if (lane === undefined) {
-      lane = { threads: 1, inFlight: 0, inFlightItems: 0 };
+      lane = {
+        threads: 1,
+        inFlight: 0,
+        express: 0,
+        inFlightItems: 0,
+        onlineArrival: {
+          critical: Number.NEGATIVE_INFINITY,
+          high: Number.NEGATIVE_INFINITY,
+          normal: Number.NEGATIVE_INFINITY,
+          low: Number.NEGATIVE_INFINITY,
+        },
+      };
       this.#lanes.set(key, lane);
     }
     lane.threads = Math.max(1, own?.threads ?? this.o.pool.threads);
@@ -269,7 +301,7 @@ export class DynamicBatcher<T extends BatchItem> {
       const plan = planDispatch(this.#candidates(this.#clock()));
       wakeAt = plan.kind === "wait" ? plan.until : Number.POSITIVE_INFINITY;
       if (plan.kind !== "dispatch") break;
-      this.#dispatch(plan.key, plan.size);
+      this.#dispatch(plan.key, plan.size, plan.reason === "express");
     }
     this.#clearTimer();
     if (wakeAt < Number.POSITIVE_INFINITY) this.#setTimer(wakeAt);
@@ -277,7 +309,8 @@ export class DynamicBatcher<T extends BatchItem> {
 
   /**
    * Every queue whose lane has a free slot, with what the policy reads of it (a queue whose lane
-   * is full waits for a batch of that lane to end).
+   * is full waits for a batch of that lane to end, unless its next class is online and the lane
+   * has an express slot free).
    */
   *#candidates(now: number): Generator<Candidate<Queue<T>>> {
     const options = this.o.options();
@@ -285,17 +318,27 @@ export class DynamicBatcher<T extends BatchItem> {
       if (q.scheduler.size === 0) continue;
       const lane = this.#laneOf(q.model);
       const slots = this.#slots(lane);
-      if (lane.inFlight >= slots) continue;
+      const pipelined = lane.inFlight - lane.express;
+      const next = q.scheduler.nextClass();
+      const online = next !== undefined && hasLatencyTarget(options, next);
+      const express = pipelined >= slots && online && lane.express < lane.threads;
+      if (pipelined >= slots && !express) continue;
       const latency = this.latencyOf(q.model);
       const ownWait = this.o.modelMaxWaitTimeMs?.(q.model);
+      const ownMax = this.o.modelMaxBatchSize(q.model);
+      const budget = online ? undefined : backgroundBudgetMs(lane, options, now);
       const ctx: PolicyContext = {
         now,
         options: ownWait === undefined ? options : { ...options, maxWaitTimeMs: ownWait },
-        modelMaxBatchSize: this.o.modelMaxBatchSize(q.model),
+        modelMaxBatchSize:
+          budget === undefined
+            ? ownMax
+            : latency.largestWithin(Math.min(ownMax, options.maxBatchSize), budget),
         preferredBatchSizes: this.o.modelPreferredBatchSizes?.(q.model),
         idleThreads: Math.max(0, lane.threads - lane.inFlight),
-        freeSlots: slots - lane.inFlight,
+        freeSlots: Math.max(0, slots - pipelined),
         slots,
+        express,
         inFlightItems: lane.inFlightItems,
         queueInFlightItems: q.inFlightItems,
         startDelayMs: startDelayMs(lane.threads, lane.inFlight, lane.inFlightItems, latency),
@@ -314,28 +357,34 @@ export class DynamicBatcher<T extends BatchItem> {
     }
   }
 
-  #dispatch(q: Queue<T>, size: number): void {
+  #dispatch(q: Queue<T>, size: number, express: boolean): void {
     const now = this.#clock();
-    const taken = q.scheduler.take(size, !this.o.options().enableDynamicBatching);
+    const options = this.o.options();
+    const online = (p: Priority) => hasLatencyTarget(options, p);
+    const taken = q.scheduler.take(size, !options.enableDynamicBatching, online);
     const latency = this.latencyOf(q.model);
     const lane = this.#laneOf(q.model);
     const delay = startDelayMs(lane.threads, lane.inFlight, lane.inFlightItems, latency);
     const { run: items, late } = splitLate(taken, now, latency, delay);
     if (late.length > 0) this.o.onExpired(late);
     if (items.length === 0) return;
+    const urgent = online((items[0] as T).priority);
     this.#inFlight++;
     lane.inFlight++;
+    if (express) lane.express++;
     lane.inFlightItems += items.length;
     q.inFlightItems += items.length;
     this.o.onDispatch?.(items);
-    void this.#runBatch(items, lane).finally(() => this.#release(q, lane, items.length));
+    void this.#runBatch(items, lane, urgent).finally(() =>
+      this.#release(q, lane, items.length, express),
+    );
   }
 
   /** Runs `items` as one model batch (see {@link runIsolating}) and hands on each outcome. */
-  #runBatch(items: readonly T[], lane: LaneState): Promise<void> {
+  #runBatch(items: readonly T[], lane: LaneState, urgent: boolean): Promise<void> {
     return runIsolating(
       items,
-      (part) => attemptBatch(this.o.pool, part),
+      (part) => attemptBatch(this.o.pool, part, urgent),
       (part, outcome) => this.#complete(part, outcome, lane),
     );
   }
@@ -361,9 +410,10 @@ export class DynamicBatcher<T extends BatchItem> {
   }
 
   /** The batch's slot is free again: the loop may dispatch the next. */
-  #release(q: Queue<T>, lane: LaneState, size: number): void {
+  #release(q: Queue<T>, lane: LaneState, size: number, express: boolean): void {
     this.#inFlight--;
     lane.inFlight--;
+    if (express) lane.express--;
     lane.inFlightItems -= size;
     q.inFlightItems -= size;
     if (this.#closed) {
@@ -387,6 +437,23 @@ export class DynamicBatcher<T extends BatchItem> {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
   }
+}
+
+/**
+ * How long a background batch on `lane` may run, ms: half the smallest target of the online
+ * classes that had an arrival within {@link ONLINE_ACTIVE_MS}; undefined while none had.
+ */
+function backgroundBudgetMs(
+  lane: LaneState,
+  options: ResolvedBatchingOptions,
+  now: number,
+): number | undefined {
+  let target = Number.POSITIVE_INFINITY;
+  for (const p of PRIORITIES) {
+    const ms = options.priorityLatencyMs[p];
+    if (ms > 0 && now - lane.onlineArrival[p] <= ONLINE_ACTIVE_MS) target = Math.min(target, ms);
+  }
+  return target === Number.POSITIVE_INFINITY ? undefined : target / 2;
 }
 
 function decay(q: { arrivals: number; arrivalsAt: number }, now: number): number {

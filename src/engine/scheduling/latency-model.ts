@@ -118,6 +118,23 @@ export class LatencyModel implements LatencyEstimator {
     return (only[1].meanMs * size) / only[0];
   }
 
+  /**
+   * The largest size in `1..maxSize` expected to run within `budgetMs` (1 when none is; `maxSize`
+   * before anything was measured). Unlike {@link bestBatchSize} it does not trade size for
+   * latency within the budget: it is for throughput work that must merely stay under a bound.
+   */
+  largestWithin(maxSize: number, budgetMs: number): number {
+    let lo = 1;
+    let hi = Math.max(1, Math.floor(maxSize));
+    if ((this.estimate(hi) ?? 0) <= budgetMs) return hi;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if ((this.estimate(mid) ?? 0) <= budgetMs) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
   bestBatchSize(maxSize: number, budgetMs: number): number {
     if (budgetMs !== Number.POSITIVE_INFINITY) return this.#bestBatchSize(maxSize, budgetMs);
     if (this.#unbounded?.maxSize !== maxSize)

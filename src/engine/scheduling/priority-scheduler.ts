@@ -105,15 +105,22 @@ export class PriorityScheduler<T extends SchedulableItem> {
 
   /**
    * Removes up to `max` items in schedule order. With `sameGroup`, stops at the first item that
-   * belongs to another request than the first one taken (batching off: no merging).
+   * belongs to another request than the first one taken (batching off: no merging). When the
+   * class that goes first is one of `online`, the batch takes items of those classes only: an
+   * online item's batch is not lengthened by background items (they keep their turn, as the
+   * classes are charged per item taken).
    */
-  take(max: number, sameGroup = false): T[] {
+  take(max: number, sameGroup = false, online?: (priority: Priority) => boolean): T[] {
     const out: T[] = [];
     const first = this.nextClass();
     if (first === undefined) return out;
     const group = sameGroup ? this.#liveHead(first)?.group : undefined;
+    const next =
+      online?.(first) === true
+        ? () => this.#stride.next((p) => this.#counts[p] > 0 && online(p))
+        : () => this.nextClass();
     while (out.length < max) {
-      const p = sameGroup ? first : this.nextClass();
+      const p = sameGroup ? first : next();
       if (p === undefined) break;
       const head = this.#liveHead(p);
       if (head === undefined || (group !== undefined && head.group !== group)) break;

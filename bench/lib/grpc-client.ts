@@ -1,0 +1,38 @@
+/**
+ * A grpc-js client of the service for the benchmarks. `submitBatch` and `infer` take requests
+ * already encoded (a benchmark encodes its request once and sends it many times); the other
+ * methods take protobuf-es messages. Answers are decoded messages.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { grpcServiceDefinition } from "../../src/api/grpc-services.js";
+
+export type UnaryCall = (method: string, request: unknown) => Promise<unknown>;
+
+/** See the file comment; `key` goes in `x-api-key` with every call. */
+export function grpcClient(address: string, key: string): { call: UnaryCall; close: () => void } {
+  const definition = grpcServiceDefinition();
+  const raw = (name: "submitBatch" | "infer") => {
+    const method = definition[name] as grpc.MethodDefinition<Buffer, unknown>;
+    return { ...method, requestSerialize: (b: Buffer) => b };
+  };
+  const Client = grpc.makeGenericClientConstructor(
+    { ...definition, submitBatch: raw("submitBatch"), infer: raw("infer") },
+    "BatchProcessorService",
+  );
+  const client = new Client(address, grpc.credentials.createInsecure(), {
+    "grpc.max_send_message_length": -1,
+    "grpc.max_receive_message_length": -1,
+  }) as unknown as Record<
+    string,
+    (r: unknown, md: grpc.Metadata, cb: (e: Error | null, r: unknown) => void) => void
+  > & { close: () => void };
+  const metadata = new grpc.Metadata();
+  metadata.set("x-api-key", key);
+  return {
+    call: (method, request) =>
+      new Promise((resolve, reject) =>
+        client[method]?.(request, metadata, (e, r) => (e ? reject(e) : resolve(r))),
+      ),
+    close: () => client.close(),
+  };
+}

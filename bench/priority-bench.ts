@@ -1,0 +1,106 @@
+/**
+ * `npm run bench:priority`: how long a `critical` request waits while background work saturates
+ * the threads (`bench/lib/priority-load.ts`), with the latency targets as configured and with
+ * none (every class plain weighted work), alternating within each round so that both see the
+ * same machine. The verdict follows the target: loaded p99 ≤ idle p99 + one background batch's
+ * run time, and the background keeps ≥ 0.95 × its items/s alone beside the probe.
+ * Usage: npm run bench:priority [-- --rounds 2 --seconds 10 --threads N --out FILE]
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { HEAVY_LAYERS, writeHeavyModel } from "../scripts/build-bench-model.js";
+import { startBenchServer } from "./lib/bench-server.js";
+import { type PriorityLoadFigures, priorityUnderLoad } from "./lib/priority-load.js";
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "2" },
+    seconds: { type: "string", default: "10" },
+    /** INFERENCE_THREADS of the server; its default (the cores) when absent. */
+    threads: { type: "string" },
+    out: { type: "string" },
+  },
+});
+const ROUNDS = Number(values.rounds);
+const SECONDS = Number(values.seconds);
+const KEY = "bench-key";
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+const modelDir = mkdtempSync(join(tmpdir(), "bp-bench-priority-"));
+writeHeavyModel(modelDir);
+mkdirSync(join(modelDir, "default"));
+for (const file of ["model.onnx", "config.json"])
+  symlinkSync(join(root, "models", "default", file), join(modelDir, "default", file));
+execFileSync(
+  process.execPath,
+  [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.build.json")],
+  { stdio: "inherit" },
+);
+
+const NO_TARGETS = { critical: 0, high: 0, normal: 0, low: 0 };
+const modes = [
+  { name: "latency targets (the defaults)", targets: undefined },
+  { name: "no latency targets", targets: NO_TARGETS },
+] as const;
+
+const rows: { round: number; mode: string; figures: PriorityLoadFigures }[] = [];
+for (let round = 1; round <= ROUNDS; round++) {
+  // Alternate which mode goes first, so neither always meets the machine warmer.
+  const order = round % 2 === 1 ? modes : [...modes].reverse();
+  for (const mode of order) {
+    console.error(`round ${round}/${ROUNDS}: ${mode.name}`);
+    const server = await startBenchServer(KEY, {
+      MODEL_DIR: modelDir,
+      ...(values.threads === undefined ? {} : { INFERENCE_THREADS: values.threads }),
+    });
+    try {
+      if (mode.targets !== undefined)
+        await fetch(`${server.base}/api/batch-processor/configure`, {
+          method: "POST",
+          headers: { "x-api-key": KEY, "content-type": "application/json" },
+          body: JSON.stringify({ priority_latency_ms: mode.targets }),
+        }).then((r) => {
+          if (!r.ok) throw new Error(`configure: ${r.status}`);
+        });
+      const figures = await priorityUnderLoad({
+        grpc: `127.0.0.1:${server.grpcPort}`,
+        metricsUrl: `${server.base}/metrics`,
+        key: KEY,
+        pid: server.child.pid as number,
+        width: HEAVY_LAYERS[0],
+        outputWidth: HEAVY_LAYERS[3],
+        seconds: SECONDS,
+      });
+      rows.push({ round, mode: mode.name, figures });
+      console.error(JSON.stringify(figures));
+    } finally {
+      await server.stop();
+    }
+  }
+}
+rmSync(modelDir, { recursive: true, force: true });
+
+const f = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+const lines = [
+  "# Priority under load",
+  "",
+  `\`npm run bench:priority -- --rounds ${ROUNDS} --seconds ${SECONDS}${values.threads === undefined ? "" : ` --threads ${values.threads}`}\` on ${availableParallelism()} cores`,
+  `(${values.threads ?? availableParallelism()} inference threads) (${cpus()[0]?.model ?? "unknown CPU"}), ${new Date().toISOString()}. 1-item \`critical\` Infer on the heavy model (${HEAVY_LAYERS.join(" → ")}) at 20/s over gRPC, idle and beside 4 × 1,000-item \`low\` Infer kept in flight on the same model; ${SECONDS} s windows; the background alone is the mean of a window before and one after the probe's.`,
+  "",
+  "| round | mode | critical p50 / p99 ms, idle | beside the background | bound: idle p99 + one background batch | within | background items/s alone (CPU µs/item) | beside the probe (CPU µs/item) | ratio (≥ 0.95) | background batch: mean size, run ms | server main thread % / event-loop delay p99 ms, alone → beside | background answers: outputs / errors |",
+  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  ...rows.map(({ round, mode, figures: x }) => {
+    const bound = x.idle.p99Ms + x.batchRunMs;
+    return `| ${round} | ${mode} | ${f(x.idle.p50Ms, 1)} / ${f(x.idle.p99Ms, 1)} (${x.idle.answers}) | ${f(x.loaded.p50Ms, 1)} / ${f(x.loaded.p99Ms, 1)} (${x.loaded.answers}) | ${f(bound, 1)} | ${x.loaded.p99Ms <= bound ? "yes" : "no"} | ${f(x.alone.itemsPerSecond)} (${f(x.alone.cpuUsPerItem)}) | ${f(x.beside.itemsPerSecond)} (${f(x.beside.cpuUsPerItem)}) | ${f(x.ratio, 3)} | ${f(x.meanBatch, 1)}, ${f(x.batchRunMs, 1)} | ${f(x.alone.mainPercent)} / ${f(x.alone.loopDelayP99Ms, 1)} → ${f(x.beside.mainPercent)} / ${f(x.beside.loopDelayP99Ms, 1)} | ${x.backgroundOutputs} / ${x.backgroundErrors} |`;
+  }),
+  "",
+  "Latencies count answers with an output (their number in brackets); the background's items/s are the server's count of `low` items that succeeded over each window.",
+  "",
+];
+const out = values.out ?? join(root, "bench", "results", "priority-latest.md");
+writeFileSync(out, lines.join("\n"));
+console.log(lines.join("\n"));
