@@ -45,6 +45,8 @@ const { values } = parseArgs({
     "rss-lines": { type: "string", default: "1000000" },
     parts: { type: "string", default: "raw,job,named,online,memory,redis" },
     "redis-lines": { type: "string", default: "200000" },
+    /** Runs the server with every priority_latency_ms 0 (no online classes), to compare. */
+    "no-latency-targets": { type: "boolean", default: false },
     out: { type: "string" },
   },
 });
@@ -478,6 +480,15 @@ let namedFigures: JobFigures | undefined;
 let latencies: OnlineFigures | undefined;
 if (PARTS.has("job") || PARTS.has("named") || PARTS.has("online")) {
   const server = await startServer();
+  if (values["no-latency-targets"] === true) {
+    const none = { critical: 0, high: 0, normal: 0, low: 0 };
+    const answer = await fetch(`${server.base}/api/batch-processor/configure`, {
+      method: "POST",
+      headers: { "x-api-key": KEY, "content-type": "application/json" },
+      body: JSON.stringify({ priority_latency_ms: none }),
+    });
+    if (!answer.ok) throw new Error(`configure: ${answer.status}`);
+  }
   if (PARTS.has("job")) jobFigures = await jobRun(server);
   if (PARTS.has("named")) namedFigures = await jobRun(server, true);
   if (PARTS.has("online")) latencies = await online(server);

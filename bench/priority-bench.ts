@@ -95,7 +95,7 @@ const lines = [
   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ...rows.map(({ round, mode, figures: x }) => {
     const bound = x.idle.p99Ms + x.batchRunMs;
-    return `| ${round} | ${mode} | ${f(x.idle.p50Ms, 1)} / ${f(x.idle.p99Ms, 1)} (${x.idle.answers}) | ${f(x.loaded.p50Ms, 1)} / ${f(x.loaded.p99Ms, 1)} (${x.loaded.answers}) | ${f(bound, 1)} | ${x.loaded.p99Ms <= bound ? "yes" : "no"} | ${f(x.alone.itemsPerSecond)} (${f(x.alone.cpuUsPerItem)}) | ${f(x.beside.itemsPerSecond)} (${f(x.beside.cpuUsPerItem)}) | ${f(x.ratio, 3)} | ${f(x.meanBatch, 1)}, ${f(x.batchRunMs, 1)} | ${f(x.alone.mainPercent)} / ${f(x.alone.loopDelayP99Ms, 1)} → ${f(x.beside.mainPercent)} / ${f(x.beside.loopDelayP99Ms, 1)} | ${x.backgroundOutputs} / ${x.backgroundErrors} |`;
+    return `| ${round} | ${mode} | ${f(x.idle.p50Ms, 1)} / ${f(x.idle.p99Ms, 1)} (${x.idle.answers}) | ${f(x.loaded.p50Ms, 1)} / ${f(x.loaded.p99Ms, 1)} (${x.loaded.answers}); server p99 ≤ ${f(x.loaded.serverP99AtMostMs)} (idle ≤ ${f(x.idle.serverP99AtMostMs)}) | ${f(bound, 1)} | ${x.loaded.p99Ms <= bound ? "yes" : "no"} | ${f(x.alone.itemsPerSecond)} (${f(x.alone.cpuUsPerItem)}) | ${f(x.beside.itemsPerSecond)} (${f(x.beside.cpuUsPerItem)}) | ${f(x.ratio, 3)} | ${f(x.meanBatch, 1)}, ${f(x.batchRunMs, 1)} | ${f(x.alone.mainPercent)} / ${f(x.alone.loopDelayP99Ms, 1)} → ${f(x.beside.mainPercent)} / ${f(x.beside.loopDelayP99Ms, 1)} | ${x.backgroundOutputs} / ${x.backgroundErrors} |`;
   }),
   "",
   "Latencies count answers with an output (their number in brackets); the background's items/s are the server's count of `low` items that succeeded over each window.",

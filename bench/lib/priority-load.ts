@@ -9,6 +9,7 @@
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { SECONDS_BUCKETS } from "../../src/metrics/prometheus.js";
 import { grpcClient } from "./grpc-client.js";
 import { encodedHeavyInfer, type InferAnswer } from "./heavy-infer.js";
 import { measureCpu } from "./proc.js";
@@ -34,6 +35,14 @@ export interface Latencies {
   readonly answers: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /**
+   * The same requests' items as the server timed them (arrival to outcome): the upper bound of
+   * the histogram bucket holding their p99, ms; it tells the server's share of the tail from the
+   * network's and the client's.
+   */
+  readonly serverP99AtMostMs: number;
+  /** The server's event-loop delay p99 over the same window, ms. */
+  readonly loopDelayP99Ms: number;
 }
 
 export interface Background {
@@ -61,6 +70,18 @@ export interface PriorityLoadFigures {
   readonly backgroundErrors: number;
 }
 
+type Scrape = (name: string, labels?: Record<string, string>) => number;
+
+/** The upper bound of the bucket holding the p99 of critical heavy items between two scrapes, ms. */
+function bucketP99Ms(before: Scrape, after: Scrape): number {
+  const name = "batch_processor_item_latency_seconds_bucket";
+  const labels = { model: "heavy", priority: "critical" };
+  const count = (le: string) => after(name, { ...labels, le }) - before(name, { ...labels, le });
+  const total = count("+Inf");
+  for (const le of SECONDS_BUCKETS) if (count(String(le)) >= 0.99 * total) return le * 1000;
+  return Number.POSITIVE_INFINITY;
+}
+
 function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
@@ -82,6 +103,7 @@ export async function priorityUnderLoad(spec: PriorityLoadSpec): Promise<Priorit
   const probe = async (ms: number): Promise<Latencies> => {
     const latencies: number[] = [];
     const pending: Promise<void>[] = [];
+    const before = await scrape();
     const ends = performance.now() + ms;
     while (performance.now() < ends) {
       const sent = performance.now();
@@ -97,10 +119,13 @@ export async function priorityUnderLoad(spec: PriorityLoadSpec): Promise<Priorit
       await sleep(1000 / (spec.probeRps ?? 20));
     }
     await Promise.all(pending);
+    const after = await scrape();
     return {
       answers: latencies.length,
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
+      serverP99AtMostMs: bucketP99Ms(before, after),
+      loopDelayP99Ms: after("nodejs_eventloop_lag_p99_seconds") * 1000,
     };
   };
 
@@ -182,7 +207,9 @@ export async function priorityUnderLoad(spec: PriorityLoadSpec): Promise<Priorit
       idle,
       loaded: loaded as Latencies,
       alone,
-      beside: beside.background,
+      // The probe's own scrapes restart the server's event-loop delay histogram: its reading is
+      // the one for this window.
+      beside: { ...beside.background, loopDelayP99Ms: (loaded as Latencies).loopDelayP99Ms },
       ratio: beside.background.itemsPerSecond / alone.itemsPerSecond,
       batchRunMs: (first.runMs + second.runMs) / (first.batches + second.batches),
       meanBatch: (first.batchItems + second.batchItems) / (first.batches + second.batches),

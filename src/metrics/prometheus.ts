@@ -49,7 +49,7 @@ export interface Backlog {
 }
 
 /** Duration buckets, seconds: 0.5 ms to a minute. */
-const SECONDS_BUCKETS = [
+export const SECONDS_BUCKETS = [
   0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60,
 ];
 const seconds = (ms: number) => ms / 1000;

@@ -28,6 +28,7 @@ import {
   startDelayMs,
 } from "./batch-policy.js";
 import { attemptBatch, type BatchOutcome, runIsolating } from "./batch-run.js";
+import { backgroundBudgetMs, type LaneState, newLane } from "./lanes.js";
 import { LatencyModel, ServiceRate } from "./latency-model.js";
 import { PriorityScheduler } from "./priority-scheduler.js";
 
@@ -65,29 +66,6 @@ export interface DynamicBatcherOptions<T extends BatchItem> {
 
 /** Time constant of the arrival-rate estimate, ms. */
 const RATE_WINDOW_MS = 100;
-
-/**
- * How long an online class counts as active after its last arrival, ms: long enough to span the
- * gaps of a client's steady trickle, short enough that background batches grow back soon after
- * the traffic stops.
- */
-export const ONLINE_ACTIVE_MS = 1000;
-
-/**
- * The threads a queue's batches run on (every model's, or one model's own) and what is in flight
- * on them: each lane is kept busy with its next batch ready, and never given more.
- */
-interface LaneState {
-  threads: number;
-  /** Model batches dispatched to it and not yet finished. */
-  inFlight: number;
-  /** Of those, the ones in the slots kept for online classes (at most one per thread). */
-  express: number;
-  /** Items of those batches. */
-  inFlightItems: number;
-  /** When each online class last had an arrival for this lane's models, epoch ms. */
-  readonly onlineArrival: Record<Priority, number>;
-}
 
 interface Queue<T extends BatchItem> {
   readonly key: string;
@@ -154,13 +132,20 @@ export class DynamicBatcher<T extends BatchItem> {
     if (this.#closed) throw new Error("batcher is closed");
     const now = this.#clock();
     const options = this.o.options();
+    // A request's items share a queue and a class: its lane is looked up once, not per item.
+    let marked: { q: Queue<T>; priority: Priority } | undefined;
     for (const item of items) {
       const q = this.#queueFor(item);
       q.arrivals = decay(q, now) + 1;
       q.arrivalsAt = now;
       q.scheduler.push(item);
-      if (hasLatencyTarget(options, item.priority))
+      if (
+        hasLatencyTarget(options, item.priority) &&
+        (marked?.q !== q || marked.priority !== item.priority)
+      ) {
         this.#laneOf(q.model).onlineArrival[item.priority] = now;
+        marked = { q, priority: item.priority };
+      }
     }
     this.#schedulePump();
   }
@@ -234,18 +219,7 @@ export class DynamicBatcher<T extends BatchItem> {
     const key = own?.key ?? "";
     let lane = this.#lanes.get(key);
     if (lane === undefined) {
-      lane = {
-        threads: 1,
-        inFlight: 0,
-        express: 0,
-        inFlightItems: 0,
-        onlineArrival: {
-          critical: Number.NEGATIVE_INFINITY,
-          high: Number.NEGATIVE_INFINITY,
-          normal: Number.NEGATIVE_INFINITY,
-          low: Number.NEGATIVE_INFINITY,
-        },
-      };
+      lane = newLane();
       this.#lanes.set(key, lane);
     }
     lane.threads = Math.max(1, own?.threads ?? this.o.pool.threads);
@@ -437,23 +411,6 @@ export class DynamicBatcher<T extends BatchItem> {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
   }
-}
-
-/**
- * How long a background batch on `lane` may run, ms: half the smallest target of the online
- * classes that had an arrival within {@link ONLINE_ACTIVE_MS}; undefined while none had.
- */
-function backgroundBudgetMs(
-  lane: LaneState,
-  options: ResolvedBatchingOptions,
-  now: number,
-): number | undefined {
-  let target = Number.POSITIVE_INFINITY;
-  for (const p of PRIORITIES) {
-    const ms = options.priorityLatencyMs[p];
-    if (ms > 0 && now - lane.onlineArrival[p] <= ONLINE_ACTIVE_MS) target = Math.min(target, ms);
-  }
-  return target === Number.POSITIVE_INFINITY ? undefined : target / 2;
 }
 
 function decay(q: { arrivals: number; arrivalsAt: number }, now: number): number {
