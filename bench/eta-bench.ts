@@ -34,6 +34,8 @@ const { pool, models } = await createInferencePool({
   modelDir: modelRoot,
   threads: availableParallelism(),
   executionProviders: ["cpu"],
+  // The server's default (INFERENCE_NICE), so the estimates are those a server gives.
+  nice: Number(process.env.INFERENCE_NICE ?? 10),
 });
 const processor = await BatchProcessor.create({
   pool,

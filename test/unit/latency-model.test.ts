@@ -112,6 +112,18 @@ describe("ServiceRate and drainMs", () => {
     expect(rate.slowdown()).toBeCloseTo(2, 6);
   });
 
+  it("does not count the time the threads were idle between two bursts", () => {
+    const rate = new ServiceRate();
+    rate.record(0, true, 1);
+    for (let i = 1; i <= 100; i++) rate.record(2 * i, true, 1); // twice as slow
+    expect(rate.slowdown()).toBeCloseTo(2, 6);
+    // The burst ends; the threads idle for a second; a new burst's first batch ends saturated.
+    rate.pause();
+    rate.record(1200, true, 1);
+    for (let i = 1; i <= 5; i++) rate.record(1200 + 2 * i, true, 1);
+    expect(rate.slowdown()).toBeCloseTo(2, 6);
+  });
+
   it("keeps its estimate when the batch size changes, as a slowdown rather than a rate", () => {
     const latency = measured();
     // Saturated at batch size 1 (dynamic batching off): 2 threads, each batch 1.1 ms, ending

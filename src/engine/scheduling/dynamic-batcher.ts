@@ -373,6 +373,7 @@ export class DynamicBatcher<T extends BatchItem> {
         service = new ServiceRate();
         this.#service.set(model, service);
       }
+      lane.services.add(service);
       const expected = latency.estimate(items.length);
       service.record(
         this.#clock(),
@@ -390,6 +391,7 @@ export class DynamicBatcher<T extends BatchItem> {
     if (express) lane.express--;
     lane.inFlightItems -= size;
     q.inFlightItems -= size;
+    if (lane.inFlight < lane.threads) for (const service of lane.services) service.pause();
     if (this.#closed) {
       if (this.#inFlight === 0) this.#drained?.();
     } else {

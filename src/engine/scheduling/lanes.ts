@@ -5,6 +5,7 @@
  */
 import type { ResolvedBatchingOptions } from "../options.js";
 import { PRIORITIES, type Priority } from "../types.js";
+import type { ServiceRate } from "./latency-model.js";
 
 /**
  * How long an online class counts as active after its last arrival, ms: long enough to span the
@@ -27,6 +28,8 @@ export interface LaneState {
   inFlightItems: number;
   /** When each online class last had an arrival for this lane's models, epoch ms. */
   readonly onlineArrival: Record<Priority, number>;
+  /** The measured service rates of the models that ran on it (paused when it stops being busy). */
+  readonly services: Set<ServiceRate>;
 }
 
 /** A lane with nothing in flight and no online traffic yet. */
@@ -42,6 +45,7 @@ export function newLane(): LaneState {
       normal: Number.NEGATIVE_INFINITY,
       low: Number.NEGATIVE_INFINITY,
     },
+    services: new Set(),
   };
 }
 

@@ -212,6 +212,14 @@ export class ServiceRate {
     this.#lastAt = now;
   }
 
+  /**
+   * The threads are no longer all busy: the time until the next batch end is not saturated time,
+   * so the next end only starts a new gap.
+   */
+  pause(): void {
+    this.#lastAt = undefined;
+  }
+
   /** Wall time per expected time (≥ 0), once enough saturated time has been seen. */
   slowdown(): number | undefined {
     return this.#seenMs >= SERVICE_MIN_MS && this.#expectedMs > 0
