@@ -52,7 +52,7 @@ export function roomsOf(o: BatchProcessorOptions, state: FacadeState): Rooms {
     models: o.models,
     defaultModel: options.defaultModel,
     maxLines: options.maxJobItems,
-    threads: o.pool.threads,
+    threads: (model) => o.pool.laneOf?.(model)?.threads ?? o.pool.threads,
     batchSize: (model) =>
       Math.min(state.batching().maxBatchSize, o.models.get(model)?.maxBatchSize ?? 1),
     clock,

@@ -215,6 +215,25 @@ describe("jobs", () => {
     expect(most).toBeLessThanOrEqual(3 * CHUNK_LINES);
   });
 
+  it("keeps enough chunks queued for the threads its model runs on, its own where it has them", async () => {
+    // The shared set has 1 thread; the model has 32 of its own: 2 × 32 batches of 64 in flight
+    // need 4 chunks, and one more waits ready.
+    const pool = new FakePool(1);
+    pool.lanes.set("default", 32);
+    const { processor } = await start({ pool, maxQueueSize: 100_000 });
+    pool.hold();
+    const warmUp = pool.received.length; // the start's warm-up batches
+    await processor.jobs.create(alice, { jobId: "wide" }, upload(rawLines(12 * CHUNK_LINES)));
+    const taken = () =>
+      processor.stats().pending +
+      pool.received.slice(warmUp).reduce((n, b) => n + (b.dims[0] as number), 0);
+    await until(() => taken() >= 5 * CHUNK_LINES);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(taken()).toBe(5 * CHUNK_LINES);
+    pool.release();
+    expect((await settled(processor, alice, "wide")).counts.completed).toBe(12 * CHUNK_LINES);
+  });
+
   it("streams the finished prefix while the job runs", async () => {
     const pool = new FakePool(1);
     const { processor } = await start({ pool });

@@ -31,8 +31,11 @@ export interface JobFeederOptions {
   readonly data: JobData;
   readonly runner: ChunkRunner;
   readonly models: ModelCatalog;
-  /** Inference threads; with the batch size it sets how many chunks a job keeps queued. */
-  readonly threads: number;
+  /**
+   * The inference threads a model's batches run on (its own, or the shared set's); with the batch
+   * size it sets how many chunks a job keeps queued.
+   */
+  readonly threads: (model: string) => number;
   /** The largest batch a model runs now (the configured size within the model's own limit). */
   readonly batchSize: (model: string) => number;
   readonly clock: () => number;
@@ -218,7 +221,7 @@ export class JobFeeder implements JobExecution {
   /** Chunks a job keeps in the batcher: enough that its threads never wait for the next one. */
   #depth(job: RunningJob): number {
     const batch = this.#o.batchSize(job.modelId);
-    return Math.max(2, 1 + Math.ceil((2 * this.#o.threads * batch) / CHUNK_LINES));
+    return Math.max(2, 1 + Math.ceil((2 * this.#o.threads(job.modelId) * batch) / CHUNK_LINES));
   }
 
   #feed(job: RunningJob): void {
