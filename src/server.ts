@@ -136,7 +136,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     queue: () => processor.stats().pendingByPriority,
     load: () => {
       const s = processor.stats();
-      return { threads: s.threads, busyThreads: Math.min(s.threads, s.inFlightBatches) };
+      return { threads: s.threads, busyThreads: s.busyThreads };
     },
     log: logger,
   });

@@ -140,6 +140,11 @@ export interface InferencePool {
    * every other model that has none.
    */
   laneOf?(model: string): Lane | undefined;
+  /**
+   * Threads of every set together: the shared one and the models' own. Undefined (or absent):
+   * {@link threads} is all there is.
+   */
+  readonly allThreads?: number | undefined;
   run(request: InferenceRequest, signal?: AbortSignal): Promise<InferenceResult>;
   /** Finishes running work, then stops the threads. */
   close(): Promise<void>;

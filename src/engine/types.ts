@@ -146,5 +146,8 @@ export interface ProcessorStats {
   readonly inFlightBatches: number;
   /** Stored batches queued or processing in this process. */
   readonly activeBatches: number;
+  /** Inference threads of every set (the shared one and the models' own). */
   readonly threads: number;
+  /** Of those, the ones running a model batch now. */
+  readonly busyThreads: number;
 }

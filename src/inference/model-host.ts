@@ -116,6 +116,13 @@ export class ModelHost implements InferencePool {
     return runOn(own.piscina, request, signal);
   }
 
+  get allThreads(): number {
+    const sets = new Map<string, number>();
+    for (const t of this.#current?.threadsOf.values() ?? []) sets.set(t.key, t.threads);
+    if (sets.size === 0) return this.threads;
+    return [...sets.values()].reduce((a, b) => a + b, 0);
+  }
+
   laneOf(model: string): Lane | undefined {
     const own = this.#current?.threadsOf.get(model);
     return own === undefined ? undefined : { key: own.key, threads: own.threads };

@@ -210,7 +210,7 @@ export function createPrometheusMetrics(): PrometheusMetrics {
     registers: [registry],
     collect() {
       const s = stats?.();
-      this.set(s === undefined ? 0 : Math.min(s.threads, s.inFlightBatches));
+      this.set(s?.busyThreads ?? 0);
     },
   });
   return {

@@ -460,10 +460,13 @@ describe("DynamicBatcher", () => {
     const sent = (model: string) => pool.received.filter((b) => b.model === model).length;
     expect([sent("a"), sent("b"), sent("default")]).toEqual([2, 4, 2]);
     expect(batcher.inFlight).toBe(8);
+    // Busy threads are counted per lane: 1 + 2 + 1, not the shared lane's 1 thread.
+    expect(batcher.busyThreads).toBe(4);
     pool.release();
     await vi.advanceTimersByTimeAsync(10);
     expect([sent("a"), sent("b"), sent("default")]).toEqual([6, 6, 6]);
     expect(batcher.inFlight).toBe(0);
+    expect(batcher.busyThreads).toBe(0);
   });
 
   it("close resolves only after running batches end", async () => {

@@ -189,6 +189,8 @@ describe("ModelHost", () => {
       { key: "", threads: 2 },
       undefined,
     ]);
+    // Every set's threads: the shared 2, a's 1 and b's 3.
+    expect([h.threads, h.allThreads]).toEqual([2, 6]);
     for (const name of ["a", "b", "c", "d"]) await run(h, name);
     expect(generations.map((g) => g.runs)).toEqual([["a"], ["b"], ["c", "d"]]);
     // A change to a's files starts a's threads alone.

@@ -64,7 +64,7 @@ export class JobRunner {
   readonly #log: EngineLogger;
   readonly #clock: () => number;
   readonly #models: ModelCatalog;
-  readonly #threads: number;
+  readonly #pool: InferencePool;
   readonly #stored: StoredJobs;
   /** Live infer jobs (never stored): failed on shutdown so no caller waits forever. */
   readonly #ephemeral = new Set<Job>();
@@ -76,7 +76,7 @@ export class JobRunner {
     this.#log = o.log;
     this.#clock = o.clock;
     this.#models = o.models;
-    this.#threads = o.pool.threads;
+    this.#pool = o.pool;
     this.#observer = o.observer;
     this.#tracer = o.tracer;
     this.#node = o.node ?? null;
@@ -127,7 +127,8 @@ export class JobRunner {
       pendingByModel: batcher.pendingByModel(),
       inFlightBatches: batcher.inFlight,
       activeBatches: this.activeStored,
-      threads: this.#threads,
+      threads: this.#pool.allThreads ?? this.#pool.threads,
+      busyThreads: batcher.busyThreads,
     };
   }
 

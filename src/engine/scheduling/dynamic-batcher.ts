@@ -107,6 +107,13 @@ export class DynamicBatcher<T extends BatchItem> {
     return this.#inFlight;
   }
 
+  /** Threads running a model batch now, over every lane. */
+  get busyThreads(): number {
+    let busy = 0;
+    for (const lane of this.#lanes.values()) busy += Math.min(lane.threads, lane.inFlight);
+    return busy;
+  }
+
   /** Items waiting per priority class, over every model or for one. */
   pendingByPriority(model?: string): Record<Priority, number> {
     const out: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 };
