@@ -25,6 +25,8 @@ export interface ModelInfo {
   readonly maxWaitTimeMs?: number | undefined;
   /** Batch sizes the model runs best at, ascending (its config's); undefined where it has none. */
   readonly preferredBatchSizes?: readonly number[] | undefined;
+  /** Threads of its own (its config's `instance_count`); undefined where it shares the pool's. */
+  readonly instanceCount?: number | undefined;
   readonly outputKind: OutputKind;
   readonly labels?: readonly string[] | undefined;
   /** The execution provider its sessions run on (`cuda`, `cpu`). */

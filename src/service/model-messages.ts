@@ -36,6 +36,7 @@ export function modelOf(m: ModelInfo): ModelInfoMessage {
     maxWaitTimeMs: m.maxWaitTimeMs,
     providerFallback: m.providerFallback,
     preferredBatchSizes: [...(m.preferredBatchSizes ?? [])],
+    instanceCount: m.instanceCount,
     inputs: (m.inputs ?? []).map((t) => ({
       name: t.name,
       datatype: t.datatype,

@@ -349,6 +349,14 @@ describe("the repository extension", () => {
           { name: "log", version: "1", state: "READY" },
         ],
       });
+      // ListModels says which model has threads of its own.
+      const listed = (await at("/api/batch-processor/models")).json as {
+        models: { name: string; instance_count?: number }[];
+      };
+      expect(listed.models.map((m) => [m.name, m.instance_count])).toEqual([
+        ["default", undefined],
+        ["log", 1],
+      ]);
       expect((await at("/v2/repository/models/log/unload", {}, USER)).status).toBe(403);
       expect((await at("/v2/repository/index", {}, USER)).status).toBe(403);
       expect(await at("/v2/repository/models/log/unload", {})).toEqual({ status: 200, json: {} });
