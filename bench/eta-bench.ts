@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { HEAVY_LAYERS, writeHeavyModel } from "../scripts/build-bench-model.js";
+import { loadConfig } from "../src/config/index.js";
 import { BatchProcessor, PRIORITIES, type Priority } from "../src/engine/index.js";
 import { createInferencePool } from "../src/inference/piscina-pool.js";
 import { SqliteJobStore } from "../src/store/sqlite-job-store.js";
@@ -34,8 +35,9 @@ const { pool, models } = await createInferencePool({
   modelDir: modelRoot,
   threads: availableParallelism(),
   executionProviders: ["cpu"],
-  // The server's default (INFERENCE_NICE), so the estimates are those a server gives.
-  nice: Number(process.env.INFERENCE_NICE ?? 10),
+  // The server's setting (INFERENCE_NICE, read as the server reads it), so the estimates are
+  // those a server gives.
+  nice: loadConfig().inferenceNice,
 });
 const processor = await BatchProcessor.create({
   pool,

@@ -30,6 +30,7 @@ import { collectGarbage } from "./lib/collect-garbage.js";
 import { freePort } from "./lib/free-port.js";
 import { grpcClient } from "./lib/grpc-client.js";
 import { grpcFrame, type H2loadSpec, h2load } from "./lib/h2load.js";
+import { encodedHeavyInfer } from "./lib/heavy-infer.js";
 import { piscinaFloor } from "./lib/piscina-floor.js";
 import { priorityUnderLoad } from "./lib/priority-load.js";
 import { type CpuUse, measureCpu, rssBytes } from "./lib/proc.js";
@@ -254,20 +255,6 @@ function heavyItems(items: number, seed: number): { input: number[] }[] {
   }));
 }
 
-function encodedSubmit(items: number, priority = "normal"): Buffer {
-  return Buffer.from(
-    toBinary(
-      SubmitBatchRequestSchema,
-      create(SubmitBatchRequestSchema, {
-        data: heavyItems(items, 0),
-        metadata: { model_id: "heavy" },
-        timeoutMs: 300_000,
-        priority,
-      }),
-    ),
-  );
-}
-
 /**
  * Submits `batches` batches of `items` heavy items at once (REST or gRPC) and waits until every
  * one has completed; items/s from the first submit to the last completion.
@@ -283,7 +270,7 @@ async function submitAll(
     metadata: { model_id: "heavy" },
     timeout_ms: 300_000,
   });
-  const grpcBody = encodedSubmit(items);
+  const grpcBody = encodedHeavyInfer(items, HEAVY_WIDTH, "normal");
   const client = grpcClient(server.grpc, KEY);
   const started = performance.now();
   const ids =
@@ -655,9 +642,9 @@ for (let r = 0; r < (saved === undefined ? repeat : 0); r++) {
   ]);
   await configure(small, { max_batch_size: 1, enable_dynamic_batching: false });
   const pid = small.child.pid as number;
-  const submitBody = encodedSubmit(1000, "low");
+  const submitBody = encodedHeavyInfer(1000, HEAVY_WIDTH, "low");
   const client = grpcClient(small.grpc, KEY);
-  await client.call("submitBatch", encodedSubmit(10)); // first-call allocations out of the way
+  await client.call("submitBatch", encodedHeavyInfer(10, HEAVY_WIDTH, "normal")); // first-call allocations out of the way
   await drained(small);
   const memory = async () => {
     await collectGarbage(inspectPort);

@@ -15,6 +15,7 @@ import {
   type TensorData,
   toFloat32,
 } from "../engine/index.js";
+import { firstLine } from "./error-text.js";
 import type {
   DescribeReply,
   RunFailure,
@@ -24,7 +25,7 @@ import type {
   WorkerTask,
 } from "./messages.js";
 import { RunOrder } from "./run-order.js";
-import { datatypeOf, firstLine, type Loaded, loadAll, ORT_TYPES } from "./worker-sessions.js";
+import { datatypeOf, type Loaded, loadAll, ORT_TYPES } from "./worker-sessions.js";
 
 /** Softmax in place per row (numerically stable). */
 export function softmaxRows(values: Float32Array, width: number): void {

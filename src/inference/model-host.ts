@@ -20,6 +20,7 @@ import {
   type ModelReloadOutcome,
   ModelUnavailableError,
 } from "../engine/index.js";
+import { firstLine } from "./error-text.js";
 import type { ModelLoadReport, WorkerInit, WorkerModel } from "./messages.js";
 import { readVersion } from "./model-files.js";
 import { readModelRepository } from "./model-repository.js";
@@ -42,6 +43,7 @@ import {
   type StartedSet,
   servingThreads,
   ThreadsPool,
+  threadsInSets,
 } from "./thread-sets.js";
 import {
   PIPELINE_DEPTH,
@@ -117,10 +119,7 @@ export class ModelHost implements InferencePool {
   }
 
   get allThreads(): number {
-    const sets = new Map<string, number>();
-    for (const t of this.#current?.threadsOf.values() ?? []) sets.set(t.key, t.threads);
-    if (sets.size === 0) return this.threads;
-    return [...sets.values()].reduce((a, b) => a + b, 0);
+    return threadsInSets(this.#current?.threadsOf, this.threads);
   }
 
   laneOf(model: string): Lane | undefined {
@@ -249,7 +248,7 @@ export class ModelHost implements InferencePool {
         try {
           started.set(key, { ...(await this.#start(workerModels(members), threads)), threads });
         } catch (error) {
-          notStarted.set(key, firstLineOf(error));
+          notStarted.set(key, firstLine(error));
           this.#log.warn({ err: error, models: members.map(nameOf) }, "threads did not start");
         }
       }),
@@ -395,9 +394,4 @@ function inRepositoryOrder(
   }
   for (const [name, info] of catalog) if (!out.has(name)) out.set(name, info);
   return out;
-}
-
-function firstLineOf(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return (text.split("\n")[0] ?? text).slice(0, 300);
 }

@@ -76,6 +76,16 @@ export function servingThreads(
   return out;
 }
 
+/** Threads of every set serving in `threadsOf` (a set counted once); `none` while none serves. */
+export function threadsInSets(
+  threadsOf: ReadonlyMap<string, ModelThreads> | undefined,
+  none: number,
+): number {
+  const sets = new Map<string, number>();
+  for (const t of threadsOf?.values() ?? []) sets.set(t.key, t.threads);
+  return sets.size === 0 ? none : [...sets.values()].reduce((a, b) => a + b, 0);
+}
+
 /** Model batches on given models' threads (the warm-up of new ones). */
 export class ThreadsPool implements InferencePool {
   readonly pipelineDepth = PIPELINE_DEPTH;

@@ -1,11 +1,6 @@
-/**
- * The sessions of an inference thread: each model version built into an ONNX Runtime session on
- * the providers it asks for (CPU the fallback), checked against what the server can feed, and
- * reported with the graph's inputs and outputs, or with why it did not load.
- */
-import { stripVTControlCharacters } from "node:util";
 import ort from "onnxruntime-node";
 import type { Datatype } from "../engine/index.js";
+import { firstLine } from "./error-text.js";
 import type { ModelLoadReport, TensorInfo, WorkerInit, WorkerModelVersion } from "./messages.js";
 
 /** A model as this thread holds it: its version, its session and the names it feeds and reads. */
@@ -87,11 +82,6 @@ class UnfeedableModel extends Error {
   ) {
     super(message);
   }
-}
-
-export function firstLine(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return stripVTControlCharacters(text.split("\n")[0] ?? text).slice(0, 300);
 }
 
 /** ONNX Runtime's element types by their names in the Open Inference Protocol. */

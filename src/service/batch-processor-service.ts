@@ -9,7 +9,6 @@ import {
   type Analytics,
   AnalyticsSchema,
   type BatchConfig,
-  BatchConfigSchema,
   type BatchResults,
   BatchResultsSchema,
   type BatchStatus,
@@ -54,12 +53,10 @@ import {
   type BatchView,
   type BatchResults as EngineResults,
   type Failure,
-  InvalidInputError,
   type ModelCatalog,
   type ModelReloadOutcome,
   PermissionDeniedError,
   type Principal,
-  type ResolvedBatchingOptions,
   type SubmitRequest,
 } from "../engine/index.js";
 import type {
@@ -69,6 +66,7 @@ import type {
   StatsSnapshot,
 } from "../metrics/index.js";
 import { type SubmitBatchInput, unpackSubmit } from "../wire/index.js";
+import { batchingChangeOf, configOf, inWireNames } from "./config-messages.js";
 import { jobOf, jobResultOf, uploadLines, uploadSpec } from "./job-messages.js";
 import { modelOf, tensorInputsOf, tensorOutputsOf } from "./model-messages.js";
 
@@ -169,20 +167,8 @@ export function createBatchProcessorService({
       return statusOf(await processor.cancel(principal, request.batchId));
     },
     async configure(request, { principal }) {
-      const weights =
-        Object.keys(request.priorityWeights).length > 0 ? request.priorityWeights : undefined;
-      const targets =
-        Object.keys(request.priorityLatencyMs).length > 0 ? request.priorityLatencyMs : undefined;
       try {
-        return configOf(
-          await processor.configure(principal, {
-            maxBatchSize: request.maxBatchSize,
-            maxWaitTimeMs: request.maxWaitTimeMs,
-            enableDynamicBatching: request.enableDynamicBatching,
-            priorityWeights: weights,
-            priorityLatencyMs: targets,
-          }),
-        );
+        return configOf(await processor.configure(principal, batchingChangeOf(request)));
       } catch (error) {
         throw inWireNames(error);
       }
@@ -320,23 +306,6 @@ export function submitRequestOf(input: SubmitBatchInput): SubmitRequest {
   };
 }
 
-/** The contract's name of each batching option the engine names. */
-const CONFIG_FIELDS: Readonly<Record<string, string>> = {
-  maxBatchSize: "max_batch_size",
-  maxWaitTimeMs: "max_wait_time_ms",
-  enableDynamicBatching: "enable_dynamic_batching",
-  priorityWeights: "priority_weights",
-  priorityLatencyMs: "priority_latency_ms",
-};
-
-/** An invalid option as the client wrote it: the field renamed to the contract's name. */
-function inWireNames(error: unknown): unknown {
-  if (!(error instanceof InvalidInputError)) return error;
-  const [head = "", ...rest] = error.field.split(".");
-  const name = CONFIG_FIELDS[head];
-  return name === undefined ? error : new InvalidInputError([name, ...rest].join("."), error.rule);
-}
-
 /** A failure as every protocol writes it: `"DEADLINE_EXCEEDED: the item did not start …"`. */
 function failureText(f: Failure | null): string | undefined {
   return f === null ? undefined : `${f.code}: ${f.message}`;
@@ -387,15 +356,5 @@ function resultsOf(results: EngineResults): BatchResults {
       batchSize: results.batchSize,
     },
     error: failureText(results.error),
-  });
-}
-
-function configOf(config: ResolvedBatchingOptions): BatchConfig {
-  return create(BatchConfigSchema, {
-    maxBatchSize: config.maxBatchSize,
-    maxWaitTimeMs: config.maxWaitTimeMs,
-    enableDynamicBatching: config.enableDynamicBatching,
-    priorityWeights: { ...config.priorityWeights },
-    priorityLatencyMs: { ...config.priorityLatencyMs },
   });
 }

@@ -28,8 +28,8 @@ import {
   startDelayMs,
 } from "./batch-policy.js";
 import { attemptBatch, type BatchOutcome, runIsolating } from "./batch-run.js";
-import { backgroundBudgetMs, type LaneState, newLane } from "./lanes.js";
-import { LatencyModel, ServiceRate } from "./latency-model.js";
+import { backgroundBudgetMs, type LaneState, newLane, occupy, roomOn, vacate } from "./lanes.js";
+import { type LatencyModel, ModelTimings } from "./latency-model.js";
 import { PriorityScheduler } from "./priority-scheduler.js";
 
 export { type BatchItem, queueKey } from "./batch-item.js";
@@ -81,8 +81,7 @@ interface Queue<T extends BatchItem> {
 /** See the file comment. */
 export class DynamicBatcher<T extends BatchItem> {
   readonly #queues = new Map<string, Queue<T>>();
-  readonly #latency = new Map<string, LatencyModel>();
-  readonly #service = new Map<string, ServiceRate>();
+  readonly #timings = new ModelTimings();
   readonly #lanes = new Map<string, LaneState>();
   readonly #clock: () => number;
   #inFlight = 0;
@@ -139,20 +138,13 @@ export class DynamicBatcher<T extends BatchItem> {
     if (this.#closed) throw new Error("batcher is closed");
     const now = this.#clock();
     const options = this.o.options();
-    // A request's items share a queue and a class: its lane is looked up once, not per item.
-    let marked: { q: Queue<T>; priority: Priority } | undefined;
     for (const item of items) {
       const q = this.#queueFor(item);
       q.arrivals = decay(q, now) + 1;
       q.arrivalsAt = now;
       q.scheduler.push(item);
-      if (
-        hasLatencyTarget(options, item.priority) &&
-        (marked?.q !== q || marked.priority !== item.priority)
-      ) {
+      if (hasLatencyTarget(options, item.priority))
         this.#laneOf(q.model).onlineArrival[item.priority] = now;
-        marked = { q, priority: item.priority };
-      }
     }
     this.#schedulePump();
   }
@@ -175,12 +167,7 @@ export class DynamicBatcher<T extends BatchItem> {
 
   /** The latency model of `model` (created on first use). */
   latencyOf(model: string): LatencyModel {
-    let m = this.#latency.get(model);
-    if (m === undefined) {
-      m = new LatencyModel();
-      this.#latency.set(model, m);
-    }
-    return m;
+    return this.#timings.latencyOf(model);
   }
 
   /**
@@ -216,7 +203,7 @@ export class DynamicBatcher<T extends BatchItem> {
       maxBatchSize: Math.min(this.o.options().maxBatchSize, this.o.modelMaxBatchSize(model)),
       threads: lane.threads,
       inFlightItems: lane.inFlightItems,
-      slowdown: this.#service.get(model)?.slowdown(),
+      slowdown: this.#timings.slowdown(model),
     };
   }
 
@@ -231,10 +218,6 @@ export class DynamicBatcher<T extends BatchItem> {
     }
     lane.threads = Math.max(1, own?.threads ?? this.o.pool.threads);
     return lane;
-  }
-
-  #slots(lane: LaneState): number {
-    return lane.threads * this.o.pool.pipelineDepth;
   }
 
   /** Stops dispatching and resolves once every in-flight model batch has ended. */
@@ -298,12 +281,10 @@ export class DynamicBatcher<T extends BatchItem> {
     for (const q of this.#queues.values()) {
       if (q.scheduler.size === 0) continue;
       const lane = this.#laneOf(q.model);
-      const slots = this.#slots(lane);
-      const pipelined = lane.inFlight - lane.express;
       const next = q.scheduler.nextClass();
       const online = next !== undefined && hasLatencyTarget(options, next);
-      const express = pipelined >= slots && online && lane.express < lane.threads;
-      if (pipelined >= slots && !express) continue;
+      const room = roomOn(lane, this.o.pool.pipelineDepth, online);
+      if (room === undefined) continue;
       const latency = this.latencyOf(q.model);
       const ownWait = this.o.modelMaxWaitTimeMs?.(q.model);
       const ownMax = this.o.modelMaxBatchSize(q.model);
@@ -317,9 +298,7 @@ export class DynamicBatcher<T extends BatchItem> {
             : latency.largestWithin(Math.min(ownMax, options.maxBatchSize), budget),
         preferredBatchSizes: this.o.modelPreferredBatchSizes?.(q.model),
         idleThreads: Math.max(0, lane.threads - lane.inFlight),
-        freeSlots: Math.max(0, slots - pipelined),
-        slots,
-        express,
+        ...room,
         inFlightItems: lane.inFlightItems,
         queueInFlightItems: q.inFlightItems,
         startDelayMs: startDelayMs(lane.threads, lane.inFlight, lane.inFlightItems, latency),
@@ -351,9 +330,7 @@ export class DynamicBatcher<T extends BatchItem> {
     if (items.length === 0) return;
     const urgent = online((items[0] as T).priority);
     this.#inFlight++;
-    lane.inFlight++;
-    if (express) lane.express++;
-    lane.inFlightItems += items.length;
+    occupy(lane, items.length, express);
     q.inFlightItems += items.length;
     this.o.onDispatch?.(items);
     void this.#runBatch(items, lane, urgent).finally(() =>
@@ -372,21 +349,13 @@ export class DynamicBatcher<T extends BatchItem> {
 
   #complete(items: readonly T[], outcome: BatchOutcome, lane: LaneState): void {
     if (outcome.ok) {
-      const model = (items[0] as T).model;
-      const latency = this.latencyOf(model);
-      latency.observe(items.length, outcome.result.inferenceMs);
-      let service = this.#service.get(model);
-      if (service === undefined) {
-        service = new ServiceRate();
-        this.#service.set(model, service);
-      }
-      lane.services.add(service);
-      const expected = latency.estimate(items.length);
-      service.record(
-        this.#clock(),
-        lane.inFlight >= lane.threads,
-        expected === undefined ? undefined : expected / lane.threads,
+      const service = this.#timings.record(
+        (items[0] as T).model,
+        items.length,
+        outcome.result.inferenceMs,
+        { now: this.#clock(), saturated: lane.inFlight >= lane.threads, threads: lane.threads },
       );
+      lane.services.add(service);
     }
     this.o.onComplete(items, outcome);
   }
@@ -394,11 +363,8 @@ export class DynamicBatcher<T extends BatchItem> {
   /** The batch's slot is free again: the loop may dispatch the next. */
   #release(q: Queue<T>, lane: LaneState, size: number, express: boolean): void {
     this.#inFlight--;
-    lane.inFlight--;
-    if (express) lane.express--;
-    lane.inFlightItems -= size;
+    vacate(lane, size, express);
     q.inFlightItems -= size;
-    if (lane.inFlight < lane.threads) for (const service of lane.services) service.pause();
     if (this.#closed) {
       if (this.#inFlight === 0) this.#drained?.();
     } else {

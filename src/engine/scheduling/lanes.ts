@@ -65,3 +65,37 @@ export function backgroundBudgetMs(
   }
   return target === Number.POSITIVE_INFINITY ? undefined : target / 2;
 }
+
+/**
+ * Room on `lane` (its threads holding `depth` batches each) for the next batch of a queue whose
+ * next class is `online` or not: its pipeline slots, how many are free, and whether the batch
+ * takes the express slot kept for online classes; undefined when the lane has no room for it.
+ */
+export function roomOn(
+  lane: LaneState,
+  depth: number,
+  online: boolean,
+): { slots: number; freeSlots: number; express: boolean } | undefined {
+  const slots = lane.threads * depth;
+  const pipelined = lane.inFlight - lane.express;
+  if (pipelined < slots) return { slots, freeSlots: slots - pipelined, express: false };
+  return online && lane.express < lane.threads ? { slots, freeSlots: 0, express: true } : undefined;
+}
+
+/** A batch of `items` items went to `lane` (into an express slot when `express`). */
+export function occupy(lane: LaneState, items: number, express: boolean): void {
+  lane.inFlight++;
+  if (express) lane.express++;
+  lane.inFlightItems += items;
+}
+
+/**
+ * That batch ended. Once the lane's threads are no longer all busy, the service rates of its
+ * models pause: the time until a batch ends again is not saturated time.
+ */
+export function vacate(lane: LaneState, items: number, express: boolean): void {
+  lane.inFlight--;
+  if (express) lane.express--;
+  lane.inFlightItems -= items;
+  if (lane.inFlight < lane.threads) for (const service of lane.services) service.pause();
+}

@@ -227,3 +227,54 @@ export class ServiceRate {
       : undefined;
   }
 }
+
+/**
+ * What the batcher has measured of each model: its run times by batch size and how much slower
+ * its items really finish while the threads are saturated (created on first use).
+ */
+export class ModelTimings {
+  readonly #latency = new Map<string, LatencyModel>();
+  readonly #service = new Map<string, ServiceRate>();
+
+  /** The latency model of `model`. */
+  latencyOf(model: string): LatencyModel {
+    let m = this.#latency.get(model);
+    if (m === undefined) {
+      m = new LatencyModel();
+      this.#latency.set(model, m);
+    }
+    return m;
+  }
+
+  /** The measured slowdown of `model` (see {@link ServiceRate}), once there is one. */
+  slowdown(model: string): number | undefined {
+    return this.#service.get(model)?.slowdown();
+  }
+
+  /**
+   * A batch of `size` items of `model` ran `ms` on its thread and ended at `now`, on threads of
+   * which `threads` there are, all busy until then when `saturated`. Returns the model's service
+   * rate (paused by the caller when those threads stop being busy).
+   */
+  record(
+    model: string,
+    size: number,
+    ms: number,
+    at: { now: number; saturated: boolean; threads: number },
+  ): ServiceRate {
+    const latency = this.latencyOf(model);
+    latency.observe(size, ms);
+    let service = this.#service.get(model);
+    if (service === undefined) {
+      service = new ServiceRate();
+      this.#service.set(model, service);
+    }
+    const expected = latency.estimate(size);
+    service.record(
+      at.now,
+      at.saturated,
+      expected === undefined ? undefined : expected / at.threads,
+    );
+    return service;
+  }
+}
