@@ -43,7 +43,8 @@ export class Call {
   readonly #started = performance.now();
   #principal: Principal | undefined;
   #release: (() => void) | undefined;
-  #request: unknown;
+  /** The batch a request names, for the request log. */
+  #requestBatchId: string | undefined;
   #span: CallSpan | undefined;
   #finished = false;
 
@@ -73,17 +74,38 @@ export class Call {
     this.#principal = this.#binding.auth.authenticate(header);
   }
 
-  /** Runs a unary method with its decoded request. */
-  async unary(request: unknown, signal: AbortSignal): Promise<unknown> {
-    this.#request = request;
-    const impl = this.#impl();
-    const principal = this.#who();
-    return inCallSpan(this.#span, () => impl(request as never, { principal, signal }));
+  /**
+   * Runs a unary method with its decoded request. Not an async function: one keeps its arguments
+   * until it returns, and a large request's items would then live as long as its call.
+   */
+  unary(request: unknown, signal: AbortSignal): Promise<unknown> {
+    try {
+      this.#requestBatchId = batchIdOf(requestMessage(request));
+      const impl = this.#impl();
+      const principal = this.#who();
+      return Promise.resolve(
+        inCallSpan(this.#span, () => impl(request as never, { principal, signal })),
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Reads a unary method's request with `read` and starts the method; resolves once it has
+   * started, with its answer boxed (so that this does not wait for it). Adapters wait for the
+   * answer out here, holding no reference to the request while the method runs.
+   */
+  async startUnary(
+    read: () => Promise<unknown>,
+    signal: AbortSignal,
+  ): Promise<{ readonly answer: Promise<unknown> }> {
+    return { answer: this.unary(await read(), signal) };
   }
 
   /** Runs a server-streaming method with its decoded request. */
   stream(request: unknown, signal: AbortSignal): AsyncIterable<unknown> {
-    this.#request = request;
+    this.#requestBatchId = batchIdOf(requestMessage(request));
     const impl = this.#impl();
     const principal = this.#who();
     return inCallSpan(
@@ -145,7 +167,7 @@ export class Call {
       method: this.#method.name,
       code,
       durationMs: performance.now() - this.#started,
-      batchId: batchIdOf(requestMessage(this.#request), response),
+      batchId: this.#requestBatchId ?? batchIdOf(response),
     };
     logRequest(this.#binding.log, entry);
     this.#binding.onRequest?.(entry);

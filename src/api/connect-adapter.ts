@@ -111,13 +111,14 @@ async function serve(
       out.end();
       return;
     }
-    const request = await readRpcRequest(req, format, call.method.input, limit);
+    const read = () => readRpcRequest(req, format, call.method.input, limit);
     if (call.method.methodKind === "server_streaming") {
-      for await (const message of call.stream(request, signal))
+      for await (const message of call.stream(await read(), signal))
         await out.message(call.method, message as Message);
       call.ok();
     } else {
-      const response = await call.unary(request, signal);
+      const { answer } = await call.startUnary(read, signal);
+      const response = await answer;
       await out.message(call.method, response as Message);
       call.ok(response);
     }

@@ -213,10 +213,7 @@ function unaryHandler(calls: WeakMap<grpc.Metadata, Call>): grpc.handleUnaryCall
     const call = callOf(calls, grpcCall.metadata);
     const { signal, settle } = signalOf(grpcCall);
     const decoded = grpcCall.request as unknown as DecodedRequest;
-    (async () => {
-      if (!decoded.ok) throw decoded.error;
-      return call.unary(decoded.request, signal);
-    })().then(
+    (async () => call.unary(decoded.take(), signal))().then(
       (response) => {
         settle();
         call.ok(response);
@@ -252,10 +249,8 @@ function clientStreamingHandler(
 
 /** The messages of a client stream; one that did not decode ends it with its error. */
 async function* decodedMessages(stream: AsyncIterable<unknown>): AsyncIterable<Message> {
-  for await (const decoded of stream as AsyncIterable<DecodedRequest>) {
-    if (!decoded.ok) throw decoded.error;
-    yield decoded.request as Message;
-  }
+  for await (const decoded of stream as AsyncIterable<DecodedRequest>)
+    yield decoded.take() as Message;
 }
 
 function streamingHandler(
@@ -266,8 +261,7 @@ function streamingHandler(
     const { signal, settle } = signalOf(grpcCall);
     const decoded = grpcCall.request as unknown as DecodedRequest;
     (async () => {
-      if (!decoded.ok) throw decoded.error;
-      for await (const message of call.stream(decoded.request, signal)) {
+      for await (const message of call.stream(decoded.take(), signal)) {
         if (grpcCall.cancelled) break;
         // A slow reader holds the stream back rather than the server's memory growing.
         if (!grpcCall.write(message as Message)) await drained(grpcCall);

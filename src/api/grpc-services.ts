@@ -22,7 +22,7 @@ import {
   file_inference_grpc_predict_v2,
   GRPCInferenceService,
 } from "../../gen/inference/grpc_predict_v2_pb.js";
-import { type DecodedRequest, decodeBinaryRequestSafely, encodeBinary } from "../wire/index.js";
+import { DecodedRequest, encodeBinary } from "../wire/index.js";
 import type { ServiceBinding } from "./call.js";
 
 /** The services this server answers on its gRPC port: its own, and the v2 protocol's if bound. */
@@ -48,7 +48,7 @@ export function grpcServiceDefinition(
       responseStream: method.methodKind === "server_streaming",
       requestSerialize: (message: Message) => Buffer.from(toBinary(method.input, message as never)),
       requestDeserialize: (bytes: Buffer) =>
-        decodeBinaryRequestSafely(method.input, bytes) as unknown as Message,
+        DecodedRequest.of(method.input, bytes) as unknown as Message,
       responseSerialize: (message: Message) => toBuffer(encodeBinary(method.output, message)),
       responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
     };

@@ -109,12 +109,17 @@ export function createOipRestHandler(
       if (verb !== route.verb) throw new MethodNotAllowedError(req.method ?? "", [route.verb]);
       call.admit((name) => headerOf(req, name));
       if (route.method === METHODS.modelInfer) {
-        const { json, binary } = splitBody(
-          await readBody(req, options.maxBodyBytes, headerOf(req, "content-encoding")),
-          headerOf(req, HEADER_LENGTH),
-        );
-        const { request, binaryOutput } = inferRequestOf(route, json, binary);
-        const response = (await call.unary(request, abort.signal)) as ModelInferResponse;
+        let binaryOutput = false;
+        const { answer } = await call.startUnary(async () => {
+          const { json, binary } = splitBody(
+            await readBody(req, options.maxBodyBytes, headerOf(req, "content-encoding")),
+            headerOf(req, HEADER_LENGTH),
+          );
+          const read = inferRequestOf(route, json, binary);
+          binaryOutput = read.binaryOutput;
+          return read.request;
+        }, abort.signal);
+        const response = (await answer) as ModelInferResponse;
         sendInferAnswer(res, response, binaryOutput);
         call.ok(response);
       } else if (route.method === METHODS.repositoryIndex) {

@@ -62,12 +62,19 @@ export function createRestHandler(
         call.ok(response);
         return true;
       }
-      const body = route.body === "*" ? await readJson(req, options.maxBodyBytes) : undefined;
-      const request = decodeRestRequest(route, params, url.searchParams, body);
+      const read = async () =>
+        decodeRestRequest(
+          route,
+          params,
+          url.searchParams,
+          route.body === "*" ? await readJson(req, options.maxBodyBytes) : undefined,
+        );
       if (route.method.methodKind === "server_streaming") {
-        await stream(req, res, call, call.stream(request, abort.signal) as AsyncIterable<Message>);
+        const streamed = call.stream(await read(), abort.signal) as AsyncIterable<Message>;
+        await stream(req, res, call, streamed);
       } else {
-        const response = (await call.unary(request, abort.signal)) as Message;
+        const { answer } = await call.startUnary(read, abort.signal);
+        const response = (await answer) as Message;
         sendJson(res, 200, toJson(route.method.output, response, JSON_WRITE_OPTIONS));
         call.ok(response);
       }

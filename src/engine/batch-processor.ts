@@ -24,6 +24,7 @@ import {
   ITEM_FAILURES,
   isTerminal,
   itemResultOf,
+  type Job,
   type JobRunner,
   receiptOf,
   resultsOf,
@@ -191,22 +192,36 @@ export class BatchProcessor {
     return this.#placement.enqueue(record, inputs);
   }
 
-  /** Runs a request through the same batcher and resolves with its results; nothing is stored. */
-  async infer(
-    principal: Principal,
-    request: SubmitRequest,
-    signal?: AbortSignal,
+  /**
+   * Runs a request through the same batcher and resolves with its results; nothing is stored.
+   * Validates and queues before it waits, and the wait holds the job, not the request: an async
+   * function keeps its arguments until it returns, and a large request's items would live that
+   * long (each one a garbage collector's copy more).
+   */
+  infer(principal: Principal, request: SubmitRequest, signal?: AbortSignal): Promise<BatchResults> {
+    try {
+      this.#assertOpen();
+      signal?.throwIfAborted();
+      const valid = this.#span("validation", () =>
+        validateSubmit(request, this.#models, this.#options.defaultModel),
+      );
+      this.#span("admission", () =>
+        this.#refuse(valid, admissionRefusal(valid, false, this.#admissionState())),
+      );
+      const batchId = valid.batchId ?? `infer_${this.#inferIds.next()}`;
+      const running = this.#runner.infer(principal.owner, batchId, valid, signal);
+      return this.#inferResults(running, valid.model.labels, signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async #inferResults(
+    running: Promise<Job>,
+    labels: readonly string[] | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<BatchResults> {
-    this.#assertOpen();
-    signal?.throwIfAborted();
-    const valid = this.#span("validation", () =>
-      validateSubmit(request, this.#models, this.#options.defaultModel),
-    );
-    this.#span("admission", () =>
-      this.#refuse(valid, admissionRefusal(valid, false, this.#admissionState())),
-    );
-    const batchId = valid.batchId ?? `infer_${this.#inferIds.next()}`;
-    const job = await this.#runner.infer(principal.owner, batchId, valid, signal);
+    const job = await running;
     if (signal?.aborted) throw new CancelledError();
     if (job.error === ITEM_FAILURES.shutdown) throw new ShuttingDownError();
     if (job.failed === job.total && job.failedWith("DEADLINE_EXCEEDED") === job.total) {
@@ -215,7 +230,7 @@ export class BatchProcessor {
       );
     }
     // An ended job has an outcome for every item.
-    return resultsOf(this.#runner.view(job), job.results as ItemResult[], valid.model.labels);
+    return resultsOf(this.#runner.view(job), job.results as ItemResult[], labels);
   }
 
   /** The status of one batch. */

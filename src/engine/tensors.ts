@@ -323,6 +323,17 @@ export function concatRows(
   return out;
 }
 
+/**
+ * The elements of a typed array as a plain array. A loop: `Array.from` and spreading walk the
+ * iterator protocol, an object per element, and outputs are copied this way once per item.
+ */
+export function numbersOf<T extends number | bigint>(data: ArrayLike<T>): T[] {
+  // Pushed, not preallocated: `new Array(n)` starts with holes, and a holey array stays one.
+  const out: T[] = [];
+  for (let i = 0; i < data.length; i++) out.push(data[i] as T);
+  return out;
+}
+
 /** Row `i` of a batch tensor whose rows hold `width` elements: a view for typed arrays. */
 export function rowOf(data: TensorData, i: number, width: number): TensorData {
   if (isStrings(data)) return data.slice(i * width, (i + 1) * width);

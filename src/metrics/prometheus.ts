@@ -11,7 +11,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import {
   type EngineObserver,
+  type ItemOutcome,
   PRIORITIES,
+  type Priority,
   type ProcessorStats,
   type ResolvedBatchingOptions,
 } from "../engine/index.js";
@@ -53,6 +55,25 @@ export const SECONDS_BUCKETS = [
   0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60,
 ];
 const seconds = (ms: number) => ms / 1000;
+
+const ITEM_OUTCOMES: readonly ItemOutcome[] = ["success", "failed", "expired", "cancelled"];
+
+/** One model's item counts not yet handed to the counters, and its latency labels. */
+interface ModelTally {
+  readonly ended: Record<Priority, Record<ItemOutcome, number>>;
+  late: number;
+  readonly labels: Record<Priority, { readonly model: string; readonly priority: Priority }>;
+}
+
+function newTally(model: string): ModelTally {
+  const by = <T>(value: (priority: Priority) => T) =>
+    Object.fromEntries(PRIORITIES.map((p) => [p, value(p)])) as Record<Priority, T>;
+  return {
+    ended: by(() => ({ success: 0, failed: 0, expired: 0, cancelled: 0 })),
+    late: 0,
+    labels: by((priority) => ({ model, priority })),
+  };
+}
 const SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 256, 512, 1024];
 
 /** Creates the registry with every series registered. */
@@ -83,11 +104,31 @@ export function createPrometheusMetrics(): PrometheusMetrics {
     buckets: SECONDS_BUCKETS,
     registers: [registry],
   });
+  // Items end by the thousand a second: each is counted in plain numbers (prom-client builds a
+  // label key per call) and the counters are brought up to date when they are read.
+  const tallies = new Map<string, ModelTally>();
+  const tallyOf = (model: string) => {
+    const known = tallies.get(model);
+    if (known !== undefined) return known;
+    const tally = newTally(model);
+    tallies.set(model, tally);
+    return tally;
+  };
   const items = new Counter({
     name: "batch_processor_items_total",
     help: "Items by model, priority and outcome (success, failed, expired, cancelled, rejected)",
     labelNames: ["model", "priority", "outcome"],
     registers: [registry],
+    collect() {
+      for (const [model, tally] of tallies)
+        for (const priority of PRIORITIES)
+          for (const outcome of ITEM_OUTCOMES) {
+            const n = tally.ended[priority][outcome];
+            if (n === 0) continue;
+            this.inc({ model, priority, outcome }, n);
+            tally.ended[priority][outcome] = 0;
+          }
+    },
   });
   const jobLines = new Counter({
     name: "batch_processor_job_lines_total",
@@ -95,11 +136,18 @@ export function createPrometheusMetrics(): PrometheusMetrics {
     labelNames: ["model", "outcome"],
     registers: [registry],
   });
-  const late = new Counter({
+  new Counter({
     name: "batch_processor_late_items_total",
     help: "Items that ran and ended after their deadline (the latency estimate that let them start was short)",
     labelNames: ["model"],
     registers: [registry],
+    collect() {
+      for (const [model, tally] of tallies) {
+        if (tally.late === 0) continue;
+        this.inc({ model }, tally.late);
+        tally.late = 0;
+      }
+    },
   });
   const storeErrors = new Counter({
     name: "batch_processor_store_errors_total",
@@ -226,9 +274,10 @@ export function createPrometheusMetrics(): PrometheusMetrics {
         if (ok) inference.observe({ model }, seconds(inferenceMs));
       },
       onItemDone(model, priority, outcome, latencyMs, isLate) {
-        items.inc({ model, priority, outcome });
-        if (isLate) late.inc({ model });
-        if (outcome !== "cancelled") latency.observe({ model, priority }, seconds(latencyMs));
+        const tally = tallyOf(model);
+        tally.ended[priority][outcome]++;
+        if (isLate) tally.late++;
+        if (outcome !== "cancelled") latency.observe(tally.labels[priority], seconds(latencyMs));
       },
       onRejected(model, priority, count) {
         items.inc({ model, priority, outcome: "rejected" }, count);

@@ -234,8 +234,14 @@ export function createBatchProcessorService({
       for await (const view of processor.watch(principal, request.batchId, signal))
         yield statusOf(view);
     },
-    async infer(request, { principal, signal }) {
-      return resultsOf(await processor.infer(principal, submitRequestOf(request), signal));
+    // Not async: the decoded message is converted and let go before the wait for the results
+    // (an async function would keep it, and a large request's items, until it returns).
+    infer(request, { principal, signal }) {
+      try {
+        return processor.infer(principal, submitRequestOf(request), signal).then(resultsOf);
+      } catch (error) {
+        return Promise.reject(error);
+      }
     },
     async listModels() {
       return create(ListModelsResponseSchema, { models: models.catalog.list().map(modelOf) });
@@ -343,7 +349,8 @@ function resultsOf(results: EngineResults): BatchResults {
     status: results.status,
     results: results.results.map((r) => ({
       requestId: r.requestId,
-      output: r.outputs === undefined ? [...r.output] : [],
+      // The results' own array, built for this answer: the message may hold it as it is.
+      output: r.outputs === undefined ? (r.output as number[]) : [],
       outputs: r.outputs === undefined ? {} : tensorOutputsOf(r.outputs),
       confidence: r.confidence,
       processingTimeMs: r.processingTimeMs,

@@ -37,6 +37,7 @@ import {
 } from "../../gen/inference/grpc_predict_v2_pb.js";
 import {
   type BatchProcessor,
+  type BatchResults,
   baseName,
   ItemFailedError,
   type ModelCatalog,
@@ -192,19 +193,21 @@ export function createInferenceService({
         outputs: tensors(model.outputs),
       });
     },
-    async modelInfer(request, { principal, signal }) {
-      const model = modelOf(
-        catalog,
-        request.modelName,
-        request.modelVersion,
-        "model_name",
-        "model_version",
-      );
-      if (!model.available)
-        throw new ModelUnavailableError(model.name, model.reason ?? "not loaded");
-      const { items, names, raw } = itemsOf(request, model);
-      const results = await processor
-        .infer(
+    // Not async: the request and its items are let go before the wait for the results (an async
+    // function keeps its arguments until it returns).
+    modelInfer(request, { principal, signal }) {
+      try {
+        const model = modelOf(
+          catalog,
+          request.modelName,
+          request.modelVersion,
+          "model_name",
+          "model_version",
+        );
+        if (!model.available)
+          throw new ModelUnavailableError(model.name, model.reason ?? "not loaded");
+        const { items, names, raw } = itemsOf(request, model);
+        const running = processor.infer(
           principal,
           {
             data: items,
@@ -213,32 +216,49 @@ export function createInferenceService({
             ...parametersOf(request),
           },
           signal,
-        )
-        .catch((error: unknown) => {
-          throw inProtocolNames(error, names);
-        });
-      const failed = results.results.find((r) => r.error !== null)?.error;
-      if (failed !== undefined && failed !== null) {
-        if (failed.code === "INTERNAL") throw new Error(failed.message);
-        throw new ItemFailedError(failed.code, `${failed.code}: ${failed.message}`);
+        );
+        return inferAnswer(running, { model, names, raw, id: request.id });
+      } catch (error) {
+        return Promise.reject(error);
       }
-      const outputs = joinedOutputs(results.results.map((r) => r.outputs ?? []));
-      // The protocol has no contents field for FP16: an answer holding one is raw throughout.
-      const rawOut = raw || outputs.some((o) => o.datatype === "FP16");
-      return create(ModelInferResponseSchema, {
-        modelName: baseName(model),
-        modelVersion: versionOf(model),
-        id: request.id,
-        outputs: outputs.map((o) => ({
-          name: o.name,
-          datatype: o.datatype,
-          shape: o.dims.map((d) => BigInt(d)),
-          contents: rawOut ? undefined : contentsOf(o.datatype, o.data),
-        })),
-        rawOutputContents: rawOut ? outputs.map((o) => toRawBytes(o.data)) : [],
-      });
     },
   };
+}
+
+/** What `modelInfer` answers once its items have run: the outputs, or the first item's failure. */
+async function inferAnswer(
+  running: Promise<BatchResults>,
+  asked: {
+    model: ModelInfo;
+    names: ReadonlyMap<string, { index: number; width: number }>;
+    raw: boolean;
+    id: string;
+  },
+): Promise<ModelInferResponse> {
+  const { model, names, raw, id } = asked;
+  const results = await running.catch((error: unknown) => {
+    throw inProtocolNames(error, names);
+  });
+  const failed = results.results.find((r) => r.error !== null)?.error;
+  if (failed !== undefined && failed !== null) {
+    if (failed.code === "INTERNAL") throw new Error(failed.message);
+    throw new ItemFailedError(failed.code, `${failed.code}: ${failed.message}`);
+  }
+  const outputs = joinedOutputs(results.results.map((r) => r.outputs ?? []));
+  // The protocol has no contents field for FP16: an answer holding one is raw throughout.
+  const rawOut = raw || outputs.some((o) => o.datatype === "FP16");
+  return create(ModelInferResponseSchema, {
+    modelName: baseName(model),
+    modelVersion: versionOf(model),
+    id,
+    outputs: outputs.map((o) => ({
+      name: o.name,
+      datatype: o.datatype,
+      shape: o.dims.map((d) => BigInt(d)),
+      contents: rawOut ? undefined : contentsOf(o.datatype, o.data),
+    })),
+    rawOutputContents: rawOut ? outputs.map((o) => toRawBytes(o.data)) : [],
+  });
 }
 
 /** The model a call names, in the version it asks for (the latest when empty). */

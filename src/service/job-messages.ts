@@ -18,6 +18,7 @@ import {
   type JobRequest,
   type JobResultLine,
   type JobView,
+  numbersOf,
   type RawLine,
 } from "../engine/index.js";
 import { LineSplitter } from "../wire/index.js";
@@ -118,7 +119,7 @@ export function jobResultOf(line: JobResultLine): JobResult {
   return create(JobResultSchema, {
     line: line.line,
     id: line.id ?? undefined,
-    output: line.output === null ? [] : Array.from(line.output),
+    output: line.output === null ? [] : numbersOf(line.output),
     label: line.label === "" ? undefined : line.label,
     confidence: line.output === null ? undefined : line.confidence,
     error: line.error === null ? undefined : { code: line.error.code, message: line.error.message },

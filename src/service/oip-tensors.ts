@@ -11,6 +11,7 @@ import type {
 import {
   type Datatype,
   InvalidInputError,
+  numbersOf,
   type TensorData,
   toTensorData,
 } from "../engine/index.js";
@@ -85,5 +86,5 @@ export function contentsOf(
   if (datatype === "BYTES")
     return { bytesContents: (data as readonly string[]).map((s) => Buffer.from(s, "utf8")) };
   if (datatype === "BOOL") return { boolContents: Array.from(data as Uint8Array, (v) => v !== 0) };
-  return { [own[0]]: Array.from(data as ArrayLike<number | bigint>) };
+  return { [own[0]]: numbersOf(data as ArrayLike<number | bigint>) };
 }

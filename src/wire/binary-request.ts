@@ -23,17 +23,35 @@ export function decodeBinaryRequest(schema: DescMessage, bytes: Uint8Array): unk
 
 /**
  * A request as a gRPC deserializer hands it to its handler: decoding never throws there (grpc-js
- * would answer INTERNAL), the handler throws what it carries instead.
+ * would answer INTERNAL), {@link DecodedRequest.take} throws what it carries instead. grpc-js
+ * keeps what its deserializer returned until the call ends; the handler takes the message out, so
+ * that a large request's parsed items can be collected while its call still runs.
  */
-export type DecodedRequest =
-  | { readonly ok: true; readonly request: unknown }
-  | { readonly ok: false; readonly error: unknown };
+export class DecodedRequest {
+  #request: unknown;
+  readonly #error: unknown;
+  readonly #failed: boolean;
 
-/** {@link decodeBinaryRequest} that returns its failure instead of throwing it. */
-export function decodeBinaryRequestSafely(schema: DescMessage, bytes: Uint8Array): DecodedRequest {
-  try {
-    return { ok: true, request: decodeBinaryRequest(schema, bytes) };
-  } catch (error) {
-    return { ok: false, error };
+  private constructor(request: unknown, error: unknown, failed: boolean) {
+    this.#request = request;
+    this.#error = error;
+    this.#failed = failed;
+  }
+
+  /** {@link decodeBinaryRequest}, its failure kept for {@link take}. */
+  static of(schema: DescMessage, bytes: Uint8Array): DecodedRequest {
+    try {
+      return new DecodedRequest(decodeBinaryRequest(schema, bytes), undefined, false);
+    } catch (error) {
+      return new DecodedRequest(undefined, error, true);
+    }
+  }
+
+  /** The decoded request, once (this holder lets go of it), or the decoding's error, thrown. */
+  take(): unknown {
+    if (this.#failed) throw this.#error;
+    const request = this.#request;
+    this.#request = undefined;
+    return request;
   }
 }

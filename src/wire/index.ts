@@ -5,7 +5,7 @@
  * writer, the Connect and gRPC-Web framing of answers and errors, and the REST event streams.
  * Each module's spec is under `test/unit/wire/`.
  */
-export { type DecodedRequest, decodeBinaryRequestSafely } from "./binary-request.js";
+export { DecodedRequest } from "./binary-request.js";
 export { parseJsonBody, readBody } from "./body.js";
 export { acceptsGzip, COMPRESS_MIN_BYTES, gzipped } from "./compression.js";
 export { COMPRESSED_FLAG, envelope } from "./envelope.js";

@@ -90,6 +90,19 @@ function sizeOfMetadata(m: ResultsMetadata): number {
   return size;
 }
 
+/** Where each output becomes float32 bytes on its way into the answer, reused. */
+let scratch = new Float32Array(1024);
+let scratchBytes = Buffer.from(scratch.buffer);
+
+/** {@link scratch}, grown to hold at least `length` floats. */
+function scratchFor(length: number): Float32Array {
+  if (scratch.length < length) {
+    scratch = new Float32Array(Math.max(length, 2 * scratch.length));
+    scratchBytes = Buffer.from(scratch.buffer);
+  }
+  return scratch;
+}
+
 /** Writes into a buffer of the exact size. */
 class Writer {
   readonly bytes: Buffer;
@@ -123,9 +136,9 @@ class Writer {
     const output = item.output;
     if (output.length > 0) {
       this.#header(2, 4 * output.length);
-      const floats = Float32Array.from(output);
-      this.bytes.set(new Uint8Array(floats.buffer), this.#at);
-      this.#at += floats.byteLength;
+      const floats = scratchFor(output.length);
+      floats.set(output);
+      this.#at += scratchBytes.copy(this.bytes, this.#at, 0, 4 * output.length);
     }
     this.#double(3, item.confidence);
     this.#double(4, item.processingTimeMs);

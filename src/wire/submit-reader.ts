@@ -70,17 +70,32 @@ interface Scan {
 }
 
 /**
+ * Where one `data` element lies in the request, as offsets into it: the field (from its tag),
+ * its body, its end, and its input field (from its tag; -1 when the item has none) and that
+ * field's packed floats, which end where the field does.
+ */
+interface ItemSpan {
+  readonly field: number;
+  readonly body: number;
+  readonly end: number;
+  inputField: number;
+  input: number;
+  inputEnd: number;
+}
+
+/**
  * Splits the packed inputs out of the message. Undefined (let `fromBinary` read it all) for
  * anything this reader does not handle itself: malformed bytes, groups, an input written as
- * unpacked floats or in more than one run.
+ * unpacked floats or in more than one run. It finds where every item and its input lie first,
+ * then copies the rest once and the inputs once.
  */
 function scanRequest(bytes: Uint8Array): Scan | undefined {
-  const reader = new WireReader(bytes);
-  const pieces: Uint8Array[] = [];
-  const packed: (Uint8Array | undefined)[] = [];
-  let copiedFrom = 0;
+  const reader = new WireReader(bytes, 0, bytes.length);
+  const spans: ItemSpan[] = [];
+  let restLength = bytes.length;
+  let inputBytes = 0;
   while (reader.pos < bytes.length) {
-    const fieldStart = reader.pos;
+    const field = reader.pos;
     const tag = reader.varint();
     if (tag === undefined) return undefined;
     if (tag >>> 3 === METADATA_FIELD && (tag & 7) === LEN) {
@@ -99,106 +114,127 @@ function scanRequest(bytes: Uint8Array): Scan | undefined {
     }
     const length = reader.varint();
     if (length === undefined || reader.pos + length > bytes.length) return undefined;
-    const item = scanItem(bytes.subarray(reader.pos, reader.pos + length));
-    if (item === undefined) return undefined;
-    reader.pos += length;
-    packed.push(item.input);
-    if (item.input === undefined) continue;
-    // Keep what came before this item, then the item re-framed without its input.
-    pieces.push(bytes.subarray(copiedFrom, fieldStart), frame(item.rest));
-    copiedFrom = reader.pos;
+    const span: ItemSpan = {
+      field,
+      body: reader.pos,
+      end: reader.pos + length,
+      inputField: -1,
+      input: 0,
+      inputEnd: 0,
+    };
+    if (!scanItem(bytes, span)) return undefined;
+    spans.push(span);
+    reader.pos = span.end;
+    if (span.inputField < 0) continue;
+    restLength -= span.end - span.field - framedLength(keptLength(span));
+    inputBytes += span.inputEnd - span.input;
   }
-  const inputs = unpack(packed);
-  if (pieces.length === 0) return { rest: bytes, inputs };
-  pieces.push(bytes.subarray(copiedFrom));
-  return { rest: concat(pieces), inputs };
+  // Copies by offsets (`Buffer.copy`): a view per piece would cost more than the piece.
+  const source = Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return {
+    rest: restLength === bytes.length ? bytes : withoutInputs(source, spans, restLength),
+    inputs: unpack(source, spans, inputBytes),
+  };
+}
+
+/** Finds the item's input field, if any; false when the item is not one this reader handles. */
+function scanItem(bytes: Uint8Array, span: ItemSpan): boolean {
+  const reader = new WireReader(bytes, span.body, span.end);
+  while (reader.pos < span.end) {
+    const fieldStart = reader.pos;
+    const tag = reader.varint();
+    if (tag === undefined) return false;
+    if (tag >>> 3 !== INPUT_FIELD) {
+      if (!reader.skip(tag & 7)) return false;
+      continue;
+    }
+    if ((tag & 7) !== LEN || span.inputField >= 0) return false;
+    const length = reader.varint();
+    if (length === undefined || length % 4 !== 0 || reader.pos + length > span.end) return false;
+    span.inputField = fieldStart;
+    span.input = reader.pos;
+    reader.pos += length;
+    span.inputEnd = reader.pos;
+  }
+  return true;
+}
+
+/** Length of an item's body without its input field. */
+const keptLength = (span: ItemSpan) => span.end - span.body - (span.inputEnd - span.inputField);
+
+/** Length of a `data` field (one-byte tag, length, body) whose body is `length` bytes. */
+const framedLength = (length: number) => 1 + varintSize(length) + length;
+
+function varintSize(value: number): number {
+  let size = 1;
+  for (let n = value; n > 0x7f; n >>>= 7) size++;
+  return size;
+}
+
+/** The request with every item re-framed without its input field, `length` bytes. */
+function withoutInputs(bytes: Buffer, spans: readonly ItemSpan[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let at = 0;
+  let copiedFrom = 0;
+  const copy = (from: number, to: number) => {
+    at += bytes.copy(out, at, from, to);
+  };
+  for (const span of spans) {
+    if (span.inputField < 0) continue;
+    copy(copiedFrom, span.field);
+    out[at++] = (DATA_FIELD << 3) | LEN;
+    for (let n = keptLength(span); ; n >>>= 7) {
+      if (n <= 0x7f) {
+        out[at++] = n;
+        break;
+      }
+      out[at++] = (n & 0x7f) | 0x80;
+    }
+    copy(span.body, span.inputField);
+    copy(span.inputEnd, span.end);
+    copiedFrom = span.end;
+  }
+  copy(copiedFrom, bytes.length);
+  return out;
 }
 
 /**
  * Copies every item's packed floats into one Float32Array, in item order, and returns a view of
  * it per item: one allocation per request, and a store can write the whole as one BLOB as is.
  */
-function unpack(packed: readonly (Uint8Array | undefined)[]): (Float32Array | undefined)[] {
-  let bytes = 0;
-  for (const p of packed) bytes += p?.length ?? 0;
-  const all = new Float32Array(bytes / 4);
+function unpack(
+  bytes: Buffer,
+  spans: readonly ItemSpan[],
+  inputBytes: number,
+): (Float32Array | undefined)[] {
+  const all = new Float32Array(inputBytes / 4);
   const target = new Uint8Array(all.buffer);
   let at = 0;
-  return packed.map((p) => {
-    if (p === undefined) return undefined;
-    target.set(p, at);
-    const view = all.subarray(at / 4, (at + p.length) / 4);
-    at += p.length;
+  return spans.map((span) => {
+    if (span.inputField < 0) return undefined;
+    const length = bytes.copy(target, at, span.input, span.inputEnd);
+    const view = all.subarray(at / 4, (at + length) / 4);
+    at += length;
     return view;
   });
 }
 
-/** An item's packed input bytes (a view of `bytes`) and the item without them. */
-function scanItem(bytes: Uint8Array): { input?: Uint8Array; rest: Uint8Array } | undefined {
-  const reader = new WireReader(bytes);
-  let input: Uint8Array | undefined;
-  let inputStart = 0;
-  let inputEnd = 0;
-  while (reader.pos < bytes.length) {
-    const fieldStart = reader.pos;
-    const tag = reader.varint();
-    if (tag === undefined) return undefined;
-    if (tag >>> 3 !== INPUT_FIELD) {
-      if (!reader.skip(tag & 7)) return undefined;
-      continue;
-    }
-    if ((tag & 7) !== LEN || input !== undefined) return undefined;
-    const length = reader.varint();
-    if (length === undefined || length % 4 !== 0 || reader.pos + length > bytes.length)
-      return undefined;
-    input = bytes.subarray(reader.pos, reader.pos + length);
-    reader.pos += length;
-    inputStart = fieldStart;
-    inputEnd = reader.pos;
-  }
-  if (input === undefined) return { rest: bytes };
-  const rest = new Uint8Array(bytes.length - (inputEnd - inputStart));
-  rest.set(bytes.subarray(0, inputStart));
-  rest.set(bytes.subarray(inputEnd), inputStart);
-  return { input, rest };
-}
-
-/** `data` field tag, length, body. */
-function frame(body: Uint8Array): Uint8Array {
-  const head: number[] = [(DATA_FIELD << 3) | LEN];
-  let n = body.length;
-  while (n > 0x7f) {
-    head.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  head.push(n);
-  const out = new Uint8Array(head.length + body.length);
-  out.set(head);
-  out.set(body, head.length);
-  return out;
-}
-
-function concat(pieces: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of pieces) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-/** Just enough of the protobuf wire format to walk fields. */
+/** Just enough of the protobuf wire format to walk fields, from `pos` up to `end`. */
 class WireReader {
-  pos = 0;
-  constructor(private readonly bytes: Uint8Array) {}
+  constructor(
+    private readonly bytes: Uint8Array,
+    public pos: number,
+    private readonly end: number,
+  ) {}
 
   /** A varint of at most 32 bits (tags and lengths); undefined when longer or truncated. */
   varint(): number | undefined {
     let value = 0;
     for (let shift = 0; shift < 35; shift += 7) {
-      const b = this.bytes[this.pos++];
-      if (b === undefined) return undefined;
+      if (this.pos >= this.end) return undefined;
+      const b = this.bytes[this.pos++] as number;
       value += (b & 0x7f) * 2 ** shift;
       if (b < 0x80) return value <= 0xffffffff ? value : undefined;
     }
@@ -210,23 +246,22 @@ class WireReader {
     switch (wireType) {
       case 0:
         for (let i = 0; i < 10; i++) {
-          const b = this.bytes[this.pos++];
-          if (b === undefined) return false;
-          if (b < 0x80) return true;
+          if (this.pos >= this.end) return false;
+          if ((this.bytes[this.pos++] as number) < 0x80) return true;
         }
         return false;
       case 1:
         this.pos += 8;
-        return this.pos <= this.bytes.length;
+        return this.pos <= this.end;
       case 2: {
         const length = this.varint();
         if (length === undefined) return false;
         this.pos += length;
-        return this.pos <= this.bytes.length;
+        return this.pos <= this.end;
       }
       case 5:
         this.pos += 4;
-        return this.pos <= this.bytes.length;
+        return this.pos <= this.end;
       default:
         return false;
     }

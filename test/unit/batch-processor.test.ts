@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   BatchEndedError,
@@ -18,6 +20,7 @@ import {
   QueueFullError,
   ResultsNotReadyError,
   ShuttingDownError,
+  type SubmitRequest,
 } from "../../src/engine/index.js";
 import { ITEM_FAILURES } from "../../src/engine/jobs/item-failures.js";
 import { SqliteJobStore } from "../../src/store/sqlite-job-store.js";
@@ -128,6 +131,22 @@ describe("BatchProcessor", () => {
     expect((await processor.list(alice)).batches).toHaveLength(1);
     const error = await processor.submit(alice, { data: items(11) }).catch((e: unknown) => e);
     expect((error as QueueFullError).retryAfterMs).toBeGreaterThanOrEqual(1000);
+  });
+
+  it("lets an infer's request go once its items are queued: the wait holds the job, not the request", async () => {
+    setFlagsFromString("--expose-gc");
+    const collect = runInNewContext("gc") as () => void;
+    const { processor, pool } = await start();
+    pool.hold();
+    let request: SubmitRequest | undefined = { data: items(50), priority: "low" };
+    const data = new WeakRef(request.data);
+    const answer = processor.infer(alice, request);
+    request = undefined;
+    await until(() => pool.heldCount > 0);
+    collect();
+    expect(data.deref()).toBeUndefined();
+    pool.release();
+    expect((await answer).results.map((r) => r.error)).toEqual(Array(50).fill(null));
   });
 
   it("refuses at once a request whose items could not start before its deadline", async () => {

@@ -223,7 +223,7 @@ describe("PriorityScheduler", () => {
     }
   });
 
-  it("keeps a rank tree's counts through inserts and deletes, against a sorted list", () => {
+  it("keeps a rank tree's order and counts through inserts, deletes and shifts, against a sorted list", () => {
     let state = 7;
     const random = () => {
       state = (state * 1103515245 + 12345) % 2147483648;
@@ -233,9 +233,15 @@ describe("PriorityScheduler", () => {
     const held: number[] = [];
     for (let step = 0; step < 5000; step++) {
       const value = Math.floor(random() * 100_000);
-      if (random() < 0.6 && !held.includes(value)) {
+      const roll = random();
+      if (roll < 0.6 && !held.includes(value)) {
         tree.insert(value);
         held.push(value);
+      } else if (roll < 0.7 && held.length > 0) {
+        const least = Math.min(...held);
+        expect(tree.first()).toBe(least);
+        expect(tree.shift()).toBe(least);
+        held.splice(held.indexOf(least), 1);
       } else if (held.length > 0) {
         const k = Math.floor(random() * held.length);
         expect(tree.delete(held[k] as number)).toBe(true);
@@ -244,6 +250,7 @@ describe("PriorityScheduler", () => {
       expect(tree.delete(-1)).toBe(false);
     }
     expect(tree.size).toBe(held.length);
+    expect(tree.first()).toBe(Math.min(...held));
     for (const probe of [0, 50_000, 99_999, ...held.slice(0, 50)])
       expect(tree.rank(probe)).toBe(held.filter((v) => v < probe).length);
   });

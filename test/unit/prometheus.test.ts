@@ -87,6 +87,12 @@ describe("Prometheus metrics", () => {
     expect(
       await value(metrics, "batch_processor_queue_wait_seconds_count", { model: "default" }),
     ).toBeGreaterThanOrEqual(10);
+    // Items are tallied between scrapes: a scrape adds what ended since the last, once.
+    await processor.submit(me, { data: items(4), priority: "high" });
+    await until(async () => (await processor.list(me, { status: "active" })).batches.length === 0);
+    const high = { model: "default", priority: "high", outcome: "success" };
+    expect(await value(metrics, "batch_processor_items_total", high)).toBe(14);
+    expect(await value(metrics, "batch_processor_items_total", high)).toBe(14);
   });
 
   it("show waiting items by model and priority, active batches and busy threads while work waits", async () => {

@@ -16,6 +16,7 @@ import {
 import { fromRawBytes, toRawBytes } from "../../src/engine/tensor-bytes.js";
 import {
   type ItemTensor,
+  numbersOf,
   PRIMARY,
   type TypedTensor,
   toPlainValues,
@@ -83,6 +84,17 @@ describe("tensor conversions", () => {
     expect(() => fromRawBytes("r", "BYTES", strings.subarray(0, 5), 1)).toThrow(/^r: expected 1/);
     expect(toPlainValues("FP16", Uint16Array.of(0x3c00, 0xc000))).toEqual([1, -2]);
     expect(toPlainValues("BOOL", Uint8Array.of(1, 0))).toEqual([true, false]);
+  });
+
+  it("copies typed elements into a plain array, float32 values and int64 bigints as they are", () => {
+    const floats = Float32Array.of(0.1, -2.5, 3e38);
+    const copied = numbersOf(floats);
+    expect(Array.isArray(copied)).toBe(true);
+    expect(copied).toEqual([Math.fround(0.1), -2.5, Math.fround(3e38)]);
+    floats[0] = 9;
+    expect(copied[0]).toBe(Math.fround(0.1));
+    expect(numbersOf(BigInt64Array.of(2n ** 62n, -1n))).toEqual([2n ** 62n, -1n]);
+    expect(numbersOf(new Float32Array(0))).toEqual([]);
   });
 });
 

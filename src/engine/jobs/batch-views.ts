@@ -1,6 +1,7 @@
 /** Builds the read-side views (status, results) from live jobs and stored records. */
 
 import type { BatchRecord, StoredResult } from "../job-store.js";
+import { numbersOf } from "../tensors.js";
 import type { BatchResults, BatchView, ItemResult, SubmitReceipt } from "../types.js";
 import type { Job, JobItem } from "./job.js";
 import { isTerminal } from "./job-state.js";
@@ -199,7 +200,7 @@ export function topLabel(output: ArrayLike<number>, labels: readonly string[] | 
 export function itemResultOf(stored: StoredResult): ItemResult {
   return {
     requestId: stored.requestId,
-    output: stored.output === null ? [] : Array.from(stored.output),
+    output: stored.output === null ? [] : numbersOf(stored.output),
     outputs: stored.outputs,
     confidence: stored.confidence,
     processingTimeMs: stored.processingTimeMs,

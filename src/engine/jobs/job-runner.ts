@@ -146,24 +146,36 @@ export class JobRunner {
    * Runs a synchronous request as a job that is never stored, and resolves with it once it has
    * ended (its outcomes in `results`); an aborted `signal` cancels it.
    */
-  async infer(
-    owner: string,
-    batchId: string,
-    valid: ValidSubmit,
-    signal?: AbortSignal,
-  ): Promise<Job> {
+  infer(owner: string, batchId: string, valid: ValidSubmit, signal?: AbortSignal): Promise<Job> {
     const job = Job.ephemeral(owner, batchId, valid, this.#clock(), this.#tracer?.current());
-    const inputs = valid.items.map((item, index) => ({
-      index,
-      requestId: item.requestId,
-      inputs: item.inputs,
-    }));
     const ended = job.ended();
     const onAbort = () => void this.cancel(job);
     signal?.addEventListener("abort", onAbort, { once: true });
     this.#ephemeral.add(job);
+    let queued: Promise<void> = ended;
     try {
-      this.#enqueue(job, inputs);
+      this.#enqueue(
+        job,
+        valid.items.map((item, index) => ({
+          index,
+          requestId: item.requestId,
+          inputs: item.inputs,
+        })),
+      );
+    } catch (error) {
+      queued = Promise.reject(error);
+    }
+    // The wait holds the job alone (see `BatchProcessor.infer`).
+    return this.#untilEnded(job, queued, signal, onAbort);
+  }
+
+  async #untilEnded(
+    job: Job,
+    ended: Promise<void>,
+    signal: AbortSignal | undefined,
+    onAbort: () => void,
+  ): Promise<Job> {
+    try {
       await ended;
     } finally {
       this.#ephemeral.delete(job);

@@ -7,7 +7,7 @@ import type { Failure, OutcomeCode } from "../errors.js";
 import type { BatchRecord } from "../job-store.js";
 import type { PaddingPlan } from "../padding.js";
 import { type BatchItem, queueKey } from "../scheduling/index.js";
-import type { ItemTensor } from "../tensors.js";
+import { type ItemTensor, numbersOf } from "../tensors.js";
 import type { RequestTrace } from "../tracer.js";
 import type { BatchStatus, ItemResult, Priority } from "../types.js";
 import type { ValidSubmit } from "../validation.js";
@@ -285,7 +285,7 @@ export class Job {
     if (this.#results !== undefined) {
       this.#results[item.index] = {
         requestId: item.requestId,
-        output: s.output === null ? [] : Array.from(s.output),
+        output: s.output === null ? [] : numbersOf(s.output),
         outputs: this.wanted(s.outputs),
         confidence: s.confidence,
         processingTimeMs: s.processingTimeMs,

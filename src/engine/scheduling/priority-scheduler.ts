@@ -7,7 +7,6 @@
 
 import { PRIORITIES, type Priority } from "../types.js";
 import { positionInSchedule } from "./batch-policy.js";
-import { MinHeap } from "./min-heap.js";
 import { RankTree } from "./rank-tree.js";
 import { Stride } from "./stride.js";
 
@@ -34,9 +33,8 @@ const earlier = (a: SchedulableItem, b: SchedulableItem): boolean =>
 
 /** Weighted fair queue of one (model, shape); see the file comment. */
 export class PriorityScheduler<T extends SchedulableItem> {
-  readonly #heaps = new Map<Priority, MinHeap<T>>();
-  /** Each class's waiting items in the heap's order, for positions in O(log n). */
-  readonly #ranks = new Map<Priority, RankTree<T>>();
+  /** Each class's waiting items in schedule order, with positions in O(log n). */
+  readonly #queues = {} as Record<Priority, RankTree<T>>;
   readonly #counts: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 };
   readonly #stride: Stride;
   #size = 0;
@@ -47,8 +45,7 @@ export class PriorityScheduler<T extends SchedulableItem> {
   constructor(private readonly weights: () => Readonly<Record<Priority, number>>) {
     this.#stride = new Stride(weights);
     for (const p of PRIORITIES) {
-      this.#heaps.set(p, new MinHeap<T>(earlier));
-      this.#ranks.set(p, new RankTree<T>(earlier));
+      this.#queues[p] = new RankTree<T>(earlier);
     }
   }
 
@@ -67,8 +64,7 @@ export class PriorityScheduler<T extends SchedulableItem> {
     const p = item.priority;
     if (this.#counts[p] === 0) this.#stride.join(p);
     item.queued = true;
-    this.#heap(p).push(item);
-    this.#rank(p).insert(item);
+    this.#queue(p).insert(item);
     this.#fifo.push(item);
     this.#counts[p]++;
     this.#size++;
@@ -90,7 +86,7 @@ export class PriorityScheduler<T extends SchedulableItem> {
   remove(item: T): boolean {
     if (!item.queued) return false;
     item.queued = false;
-    this.#rank(item.priority).delete(item);
+    this.#queue(item.priority).delete(item);
     this.#counts[item.priority]--;
     this.#size--;
     return true;
@@ -114,7 +110,7 @@ export class PriorityScheduler<T extends SchedulableItem> {
     const out: T[] = [];
     const first = this.nextClass();
     if (first === undefined) return out;
-    const group = sameGroup ? this.#liveHead(first)?.group : undefined;
+    const group = sameGroup ? this.#queue(first).first()?.group : undefined;
     const next =
       online?.(first) === true
         ? () => this.#stride.next((p) => this.#counts[p] > 0 && online(p))
@@ -122,10 +118,10 @@ export class PriorityScheduler<T extends SchedulableItem> {
     while (out.length < max) {
       const p = sameGroup ? first : next();
       if (p === undefined) break;
-      const head = this.#liveHead(p);
+      const queue = this.#queue(p);
+      const head = queue.first();
       if (head === undefined || (group !== undefined && head.group !== group)) break;
-      this.#heap(p).pop();
-      this.#rank(p).delete(head);
+      queue.shift();
       head.queued = false;
       this.#counts[p]--;
       this.#size--;
@@ -150,7 +146,7 @@ export class PriorityScheduler<T extends SchedulableItem> {
   earliestDeadline(): number {
     let min = Number.POSITIVE_INFINITY;
     for (const p of PRIORITIES) {
-      const head = this.#liveHead(p);
+      const head = this.#queue(p).first();
       if (head !== undefined && head.deadline < min) min = head.deadline;
     }
     return min;
@@ -174,24 +170,10 @@ export class PriorityScheduler<T extends SchedulableItem> {
 
   /** Waiting items of `item`'s class that go before it (earlier deadline, then arrival), O(log n). */
   aheadInClass(item: T): number {
-    return this.#rank(item.priority).rank(item);
+    return this.#queue(item.priority).rank(item);
   }
 
-  #heap(p: Priority): MinHeap<T> {
-    return this.#heaps.get(p) as MinHeap<T>;
-  }
-
-  #rank(p: Priority): RankTree<T> {
-    return this.#ranks.get(p) as RankTree<T>;
-  }
-
-  #liveHead(p: Priority): T | undefined {
-    const heap = this.#heap(p);
-    let head = heap.peek();
-    while (head !== undefined && !head.queued) {
-      heap.pop();
-      head = heap.peek();
-    }
-    return head;
+  #queue(p: Priority): RankTree<T> {
+    return this.#queues[p];
   }
 }

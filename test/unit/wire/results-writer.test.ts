@@ -26,7 +26,8 @@ function sample(seed: number): BatchResults {
     results: Array.from({ length: Math.floor(next() * 5) }, () => ({
       requestId: pick(strings),
       // Outputs come from float32 tensors: each value is a float32 (protobuf-es refuses others).
-      output: Array.from({ length: pick([0, 1, 10, 40, 300]) }, () =>
+      // 5,000 is more than the writer's float buffer starts with: it grows.
+      output: Array.from({ length: pick([0, 1, 10, 40, 300, 5000]) }, () =>
         Math.fround(pick(numbers.slice(0, 6)) * next()),
       ),
       confidence: pick(numbers),
