@@ -10,7 +10,7 @@
  * Usage: npm run bench:cost [-- --seconds 8 --repeat 3 --out FILE]
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,10 +18,11 @@ import { parseArgs } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { SubmitBatchRequestSchema } from "../gen/batchprocessor/v1/batch_processor_pb.js";
 import { ModelInferRequestSchema } from "../gen/inference/grpc_predict_v2_pb.js";
-import { HEAVY_LAYERS, writeHeavyModel } from "../scripts/build-bench-model.js";
+import { HEAVY_LAYERS } from "../scripts/build-bench-model.js";
 import { freePort } from "./lib/free-port.js";
 import { grpcFrame, h2load } from "./lib/h2load.js";
 import { encodedHeavyInfer } from "./lib/heavy-infer.js";
+import { heavyModelDir } from "./lib/heavy-model-dir.js";
 import { inferCost } from "./lib/infer-cost.js";
 import { median } from "./lib/raw-limit.js";
 
@@ -87,12 +88,7 @@ const modelInfer = toBinary(
 );
 const LARGE_ITEMS = 1000;
 const large = encodedHeavyInfer(LARGE_ITEMS, HEAVY_LAYERS[0], "normal");
-const modelDir = mkdtempSync(join(tmpdir(), "bp-cost-models-"));
-writeHeavyModel(modelDir);
-mkdirSync(join(modelDir, "default"));
-for (const file of ["model.onnx", "config.json"])
-  symlinkSync(join(root, "models", "default", file), join(modelDir, "default", file));
-process.on("exit", () => rmSync(modelDir, { recursive: true, force: true }));
+const modelDir = heavyModelDir();
 const json = new TextEncoder().encode(
   JSON.stringify({ data: [{ input: [0.1, 0.2, 0.3, 0.4] }], metadata: { model_id: "default" } }),
 );

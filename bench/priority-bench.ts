@@ -7,13 +7,14 @@
  * Usage: npm run bench:priority [-- --rounds 2 --seconds 10 --threads N --out FILE]
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
+import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { HEAVY_LAYERS, writeHeavyModel } from "../scripts/build-bench-model.js";
+import { HEAVY_LAYERS } from "../scripts/build-bench-model.js";
 import { startBenchServer } from "./lib/bench-server.js";
+import { heavyModelDir } from "./lib/heavy-model-dir.js";
 import { type PriorityLoadFigures, priorityUnderLoad } from "./lib/priority-load.js";
 
 const { values } = parseArgs({
@@ -30,11 +31,7 @@ const SECONDS = Number(values.seconds);
 const KEY = "bench-key";
 const root = fileURLToPath(new URL("..", import.meta.url));
 
-const modelDir = mkdtempSync(join(tmpdir(), "bp-bench-priority-"));
-writeHeavyModel(modelDir);
-mkdirSync(join(modelDir, "default"));
-for (const file of ["model.onnx", "config.json"])
-  symlinkSync(join(root, "models", "default", file), join(modelDir, "default", file));
+const modelDir = heavyModelDir();
 execFileSync(
   process.execPath,
   [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.build.json")],
@@ -82,7 +79,6 @@ for (let round = 1; round <= ROUNDS; round++) {
     }
   }
 }
-rmSync(modelDir, { recursive: true, force: true });
 
 const f = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
 const lines = [

@@ -9,18 +9,19 @@
  *   grpc, connect, rest: 64 concurrent 1-item Infer on the default model;
  *   large: 4 concurrent 1,000-item Infer on the heavy bench model over gRPC.
  */
-import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { SubmitBatchRequestSchema } from "../gen/batchprocessor/v1/batch_processor_pb.js";
-import { HEAVY_LAYERS, writeHeavyModel } from "../scripts/build-bench-model.js";
+import { HEAVY_LAYERS } from "../scripts/build-bench-model.js";
+import { startBenchServer } from "./lib/bench-server.js";
 import { freePort } from "./lib/free-port.js";
 import { grpcFrame, type H2loadSpec, h2load } from "./lib/h2load.js";
 import { encodedHeavyInfer } from "./lib/heavy-infer.js";
+import { heavyModelDir } from "./lib/heavy-model-dir.js";
 import {
   type CallFrame,
   type CpuProfile,
@@ -55,48 +56,12 @@ execFileSync(
   [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.build.json")],
   { stdio: "inherit" },
 );
-const modelDir = mkdtempSync(join(tmpdir(), "bp-profile-models-"));
-writeHeavyModel(modelDir);
-mkdirSync(join(modelDir, "default"));
-for (const file of ["model.onnx", "config.json"])
-  symlinkSync(join(root, "models", "default", file), join(modelDir, "default", file));
-const dataDir = mkdtempSync(join(tmpdir(), "bp-profile-data-"));
-const [apiPort, grpcPort, inspectPort] = [await freePort(), await freePort(), await freePort()];
-const server = spawn(
-  process.execPath,
-  [`--inspect=127.0.0.1:${inspectPort}`, join(root, "dist", "src", "cli.js"), "serve"],
-  {
-    env: {
-      ...process.env,
-      API_HOST: "127.0.0.1",
-      API_PORT: String(apiPort),
-      GRPC_PORT: String(grpcPort),
-      API_KEYS: KEY,
-      DATA_DIR: dataDir,
-      MODEL_DIR: modelDir,
-      LOG_LEVEL: "warn",
-    },
-    stdio: ["ignore", "ignore", "ignore"],
-  },
-);
-const cleanUp = () => {
-  server.kill("SIGKILL");
-  rmSync(dataDir, { recursive: true, force: true });
-  rmSync(modelDir, { recursive: true, force: true });
-};
-process.on("exit", cleanUp);
-const base = `http://127.0.0.1:${apiPort}`;
-for (
-  let waited = 0;
-  !(await fetch(`${base}/ready`).then(
-    (r) => r.ok,
-    () => false,
-  ));
-  waited++
-) {
-  if (waited > 1200) throw new Error("the server did not get ready");
-  await new Promise((resolve) => setTimeout(resolve, 100));
-}
+const modelDir = heavyModelDir();
+const inspectPort = await freePort();
+const server = await startBenchServer(KEY, { MODEL_DIR: modelDir }, [
+  `--inspect=127.0.0.1:${inspectPort}`,
+]);
+const { base, grpcPort } = server;
 
 const oneItem = { data: [{ input: [0.1, 0.2, 0.3, 0.4] }], metadata: { model_id: "default" } };
 const proto = toBinary(SubmitBatchRequestSchema, create(SubmitBatchRequestSchema, oneItem));
@@ -264,4 +229,5 @@ const lines = [
 const report = lines.join("\n");
 console.log(report);
 if (values.out !== undefined) writeFileSync(values.out, `${report}\n`);
+await server.stop();
 process.exit(0);

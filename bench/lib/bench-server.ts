@@ -24,26 +24,31 @@ export interface BenchServer {
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const READY_WITHIN_MS = 120_000;
 
-/** Starts the server with API key `key` and `env`; see the file comment. */
+/** Starts the server with API key `key`, `env`, and `nodeArgs` for Node itself; see the file comment. */
 export async function startBenchServer(
   key: string,
   env: Record<string, string> = {},
+  nodeArgs: readonly string[] = [],
 ): Promise<BenchServer> {
   const [apiPort, grpcPort] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), "bp-bench-"));
-  const child = spawn(process.execPath, [join(ROOT, "dist", "src", "cli.js"), "serve"], {
-    env: {
-      ...process.env,
-      API_HOST: "127.0.0.1",
-      API_PORT: String(apiPort),
-      GRPC_PORT: String(grpcPort),
-      API_KEYS: key,
-      DATA_DIR: dataDir,
-      LOG_LEVEL: "warn",
-      ...env,
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, join(ROOT, "dist", "src", "cli.js"), "serve"],
+    {
+      env: {
+        ...process.env,
+        API_HOST: "127.0.0.1",
+        API_PORT: String(apiPort),
+        GRPC_PORT: String(grpcPort),
+        API_KEYS: key,
+        DATA_DIR: dataDir,
+        LOG_LEVEL: "warn",
+        ...env,
+      },
+      stdio: ["ignore", "ignore", "inherit"],
     },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  );
   const kill = () => child.kill("SIGKILL");
   process.on("exit", kill);
   const base = `http://127.0.0.1:${apiPort}`;
