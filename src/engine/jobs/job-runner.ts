@@ -1,21 +1,19 @@
 /**
- * Live jobs and their items: how items enter the batcher, how model-batch outcomes, deadlines and
- * cancels become item outcomes, batch states and store writes (one `save` per event, whose answer
- * `stored-jobs.ts` takes in), and the live status of a job. The processor decides what to run;
- * this runs it.
+ * Live jobs and their items: how items enter the batcher, what its dispatches and finished model
+ * batches do to their jobs (the items' outcomes, batch states and store writes are settled by
+ * `item-outcomes.ts`, one `save` per event, whose answer `stored-jobs.ts` takes in), and the live
+ * status of a job. The processor decides what to run; this runs it.
  */
-import type { Failure } from "../errors.js";
 import type { InferencePool, ModelCatalog } from "../inference-pool.js";
 import type {
   BatchRecord,
   BatchWrite,
-  ItemWrite,
   JobStore,
   StoredInput,
   UnfinishedBatch,
 } from "../job-store.js";
 import type { EngineLogger } from "../logger.js";
-import type { EngineObserver, ItemOutcome } from "../observer.js";
+import type { EngineObserver } from "../observer.js";
 import type { ResolvedBatchingOptions } from "../options.js";
 import { paddingPlanOf } from "../padding.js";
 import { type BatchOutcome, DynamicBatcher } from "../scheduling/index.js";
@@ -25,10 +23,11 @@ import type { ValidSubmit } from "../validation.js";
 import { tracedBatch } from "./batch-trace.js";
 import { liveViewOf } from "./batch-views.js";
 import { CANCELLED_BY_REQUEST, ITEM_FAILURES } from "./item-failures.js";
-import { type ItemSource, Job, type JobItem, type Settlement } from "./job.js";
+import { ItemOutcomes } from "./item-outcomes.js";
+import { type ItemSource, Job, type JobItem } from "./job.js";
 import { batchWrite, startedRuns } from "./job-journal.js";
 import { sourceOf } from "./job-parts.js";
-import { batchFailure, failed, outcomeOf, settlementOf } from "./outcomes.js";
+import { batchFailure, failed } from "./outcomes.js";
 import { StoredJobs } from "./stored-jobs.js";
 
 /** Options of {@link JobRunner}. */
@@ -66,6 +65,7 @@ export class JobRunner {
   readonly #models: ModelCatalog;
   readonly #pool: InferencePool;
   readonly #stored: StoredJobs;
+  readonly #outcomes: ItemOutcomes;
   /** Live infer jobs (never stored): failed on shutdown so no caller waits forever. */
   readonly #ephemeral = new Set<Job>();
   #arrivals = 0;
@@ -89,7 +89,7 @@ export class JobRunner {
       modelPreferredBatchSizes: (model) => o.models.get(model)?.preferredBatchSizes,
       onDispatch: (items) => this.#onDispatch(items),
       onComplete: (items, outcome) => this.#onComplete(items, outcome),
-      onExpired: (items) => this.#fail(items, ITEM_FAILURES.deadline),
+      onExpired: (items) => this.#outcomes.fail(items, ITEM_FAILURES.deadline),
       clock: o.clock,
     });
     this.#stored = new StoredJobs({
@@ -98,8 +98,15 @@ export class JobRunner {
       clock: o.clock,
       releaseUnsaved: o.releaseUnsaved === true,
       unqueue: (items) => this.batcher.remove(items),
-      failItem: (item, f, now) => this.#settle(item, failed(f), [], now, "failed"),
+      failItem: (item, f, now) => this.#outcomes.settle(item, failed(f), [], now, "failed"),
       onStoreError: () => this.#observer?.onStoreError?.(),
+    });
+    this.#outcomes = new ItemOutcomes({
+      stored: this.#stored,
+      log: o.log,
+      clock: o.clock,
+      observer: o.observer,
+      unqueue: (items) => this.batcher.remove(items),
     });
   }
 
@@ -193,7 +200,7 @@ export class JobRunner {
     for (const job of [...this.#ephemeral])
       if (job.queuedItems().length > 0) {
         const f = ITEM_FAILURES.shutdown;
-        this.#endJob(job, "failed", f, f, f);
+        this.#outcomes.endJob(job, "failed", f, f, f);
       }
   }
 
@@ -210,8 +217,8 @@ export class JobRunner {
     const job = new Job({ ...batch, trace: this.#tracer?.current() });
     this.#stored.add(job);
     job.load(pending.map(sourceOf), this.#clock(), this.#seq);
-    if (pending.length > 0) this.#fail(job.items, ITEM_FAILURES.modelUnavailable);
-    else this.#commit([], new Set([job]));
+    if (pending.length > 0) this.#outcomes.fail(job.items, ITEM_FAILURES.modelUnavailable);
+    else this.#outcomes.commit([], new Set([job]));
     return job;
   }
 
@@ -228,7 +235,7 @@ export class JobRunner {
    * (true) or its write failed (false), so that a read after it shows the end.
    */
   cancel(job: Job): Promise<boolean> {
-    return this.#endJob(
+    return this.#outcomes.endJob(
       job,
       "cancelled",
       CANCELLED_BY_REQUEST,
@@ -257,7 +264,7 @@ export class JobRunner {
     const padding = model === undefined ? undefined : paddingPlanOf(model);
     this.batcher.enqueue(job.load(inputs, this.#clock(), this.#seq, padding));
     job.armDeadline(
-      () => this.#fail(job.queuedItems(), ITEM_FAILURES.deadline, true),
+      () => this.#outcomes.fail(job.queuedItems(), ITEM_FAILURES.deadline, true),
       this.#clock(),
     );
   }
@@ -301,113 +308,9 @@ export class JobRunner {
     const crashed = outcome.ok
       ? undefined
       : failed(batchFailure(outcome.error, model, items.length, this.#log));
-    const settle = () => this.#settleBatch(items, outcome, crashed);
+    const settle = () => this.#outcomes.settleBatch(items, outcome, crashed);
     const traced = this.#tracer === undefined ? undefined : tracedBatch(items, outcome, crashed);
     if (traced === undefined) settle();
     else this.#tracer?.batch({ ...traced, endedAt: this.#clock() }, settle);
-  }
-
-  #settleBatch(
-    items: readonly JobItem[],
-    outcome: BatchOutcome,
-    crashed: Settlement | undefined,
-  ): void {
-    const model = (items[0] as JobItem).model;
-    const writes: ItemWrite[] = [];
-    const touched = new Set<Job>();
-    const now = this.#clock();
-    let nonFinite = 0;
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i] as JobItem;
-      // Cancelled while running (the outcome was written then), or let go.
-      if (!item.job.active) continue;
-      touched.add(item.job);
-      const s = outcome.ok ? settlementOf(outcome.result, i, item) : (crashed as Settlement);
-      if (outcome.ok && s.error !== null) nonFinite++;
-      this.#settle(item, s, writes, now);
-    }
-    if (nonFinite > 0)
-      this.#log.warn({ model, items: nonFinite }, "model produced non-finite outputs");
-    this.#commit(writes, touched);
-  }
-
-  /** Gives an item its outcome, tells the observer, and adds the write of a stored one. */
-  #settle(item: JobItem, s: Settlement, writes: ItemWrite[], now: number, how?: ItemOutcome): void {
-    const outcome = how ?? outcomeOf(s);
-    this.#observer?.onItemDone?.(
-      item.model,
-      item.priority,
-      outcome,
-      now - item.arrival,
-      (outcome === "success" || outcome === "failed") && now > item.deadline,
-    );
-    item.job.settle(item, s);
-    if (item.job.pk !== undefined)
-      writes.push({
-        pk: item.job.pk,
-        index: item.index,
-        ...s,
-        outputs: item.job.wanted(s.outputs),
-      });
-  }
-
-  /** Fails items that never ran (deadline, model gone); `removeQueued` takes them out of the batcher first. */
-  #fail(items: readonly JobItem[], error: Failure, removeQueued = false): void {
-    const failedItems = removeQueued ? this.batcher.remove(items) : items;
-    if (failedItems.length === 0) return;
-    const writes: ItemWrite[] = [];
-    const touched = new Set<Job>();
-    const now = this.#clock();
-    for (const item of failedItems) {
-      if (!item.job.active) continue;
-      // An item that ran before a restart did start: its expiry says that its result was lost.
-      const f = item.ranBefore && error === ITEM_FAILURES.deadline ? ITEM_FAILURES.runLost : error;
-      this.#settle(item, failed(f), writes, now);
-      touched.add(item.job);
-    }
-    this.#commit(writes, touched);
-  }
-
-  /** Ends a live job now: queued items leave the batcher, running ones are written off. */
-  #endJob(
-    job: Job,
-    status: "cancelled" | "failed",
-    reason: Failure,
-    queuedError: Failure,
-    runningError: Failure,
-  ): Promise<boolean> {
-    if (!job.active) return Promise.resolve(true);
-    const waiting = new Set(this.batcher.remove(job.queuedItems()));
-    const writes: ItemWrite[] = [];
-    const now = this.#clock();
-    const how: ItemOutcome = status === "cancelled" ? "cancelled" : "failed";
-    for (const item of job.items)
-      if (!item.settled)
-        this.#settle(
-          item,
-          failed(waiting.has(item) ? queuedError : runningError),
-          writes,
-          now,
-          how,
-        );
-    job.end(status, reason, now);
-    const batches = job.pk === undefined ? [] : [batchWrite(job)];
-    const saved = this.#stored.save([job], writes, batches);
-    this.#stored.retireOnceSaved([job], saved);
-    return saved;
-  }
-
-  /** Writes outcomes, ends jobs with nothing left, notifies watchers. */
-  #commit(writes: ItemWrite[], touched: ReadonlySet<Job>): void {
-    const batches: BatchWrite[] = [];
-    const ended: Job[] = [];
-    const now = this.#clock();
-    for (const job of touched) {
-      if (job.endIfDone(now)) ended.push(job);
-      if (job.pk !== undefined) batches.push(batchWrite(job));
-    }
-    const saved = this.#stored.save(touched, writes, batches);
-    for (const job of touched) if (!job.terminal && job.pk === undefined) job.notify();
-    this.#stored.retireOnceSaved(ended, saved);
   }
 }
