@@ -48,8 +48,9 @@ export async function connectInspector(port: number): Promise<Inspector> {
   const pending = new Map<number, (reply: { result?: Record<string, unknown> }) => void>();
   socket.on("message", (data: Buffer) => {
     const reply = JSON.parse(data.toString()) as { id?: number; result?: Record<string, unknown> };
-    if (reply.id !== undefined) pending.get(reply.id)?.(reply);
-    if (reply.id !== undefined) pending.delete(reply.id);
+    if (reply.id === undefined) return;
+    pending.get(reply.id)?.(reply);
+    pending.delete(reply.id);
   });
   let next = 0;
   return {

@@ -3,14 +3,13 @@
  * list, cancel, watch, configure, jobs), each checking its request and the caller's rights and
  * handing the work to the rooms (`processor-rooms.ts`) that carry it out.
  */
+import { BatchLookup } from "./batch-lookup.js";
 import type { Jobs } from "./bulk/index.js";
 import {
   BatchEndedError,
   BatchExistsError,
-  BatchNotFoundError,
   CancelledError,
   DeadlineExceededError,
-  InvalidInputError,
   PermissionDeniedError,
   ResultsNotReadyError,
   ShuttingDownError,
@@ -29,7 +28,6 @@ import {
   receiptOf,
   resultsOf,
   viewOfRecord,
-  viewWithLiveFacts,
   watchJob,
 } from "./jobs/index.js";
 import { type EngineLogger, NOOP_LOGGER } from "./logger.js";
@@ -62,7 +60,6 @@ import {
   type ListOptions,
   type ValidSubmit,
   validateBatchId,
-  validateListFilter,
   validateSubmit,
 } from "./validation.js";
 
@@ -83,6 +80,7 @@ export class BatchProcessor {
   readonly #inferIds = new IdSequence();
   readonly #housekeeping: Housekeeping;
   readonly #jobs: Jobs;
+  readonly #lookup: BatchLookup;
   #closing = false;
   #storeClosed = false;
 
@@ -108,6 +106,13 @@ export class BatchProcessor {
     this.#jobs = rooms.jobs;
     this.#housekeeping = rooms.housekeeping;
     this.#placement = rooms.placement;
+    this.#lookup = new BatchLookup({
+      store: o.store,
+      runner: this.#runner,
+      placement: this.#placement,
+      clock: this.#clock,
+      assertStoreOpen: () => this.#assertStoreOpen(),
+    });
   }
 
   /**
@@ -235,7 +240,7 @@ export class BatchProcessor {
 
   /** The status of one batch. */
   async status(principal: Principal, id: string): Promise<BatchView> {
-    return (await this.#find(principal, id)).view;
+    return (await this.#lookup.find(principal, id)).view;
   }
 
   /** Results of a batch: only once it has ended, unless `partial` (then what is finished so far). */
@@ -244,7 +249,7 @@ export class BatchProcessor {
     id: string,
     options: { partial?: boolean } = {},
   ): Promise<BatchResults> {
-    const { view, pk } = await this.#find(principal, id);
+    const { view, pk } = await this.#lookup.find(principal, id);
     if (!isTerminal(view.status) && options.partial !== true)
       throw new ResultsNotReadyError(view.batchId, view.status);
     this.#assertStoreOpen();
@@ -253,33 +258,11 @@ export class BatchProcessor {
   }
 
   /** Batches visible to the caller, newest first. */
-  async list(
+  list(
     principal: Principal,
     options: ListOptions = {},
   ): Promise<{ batches: BatchView[]; nextPageToken: string | undefined }> {
-    this.#assertStoreOpen();
-    const { limit, statuses } = validateListFilter(options);
-    const page = await this.#store
-      .listBatches({
-        owner: principal.admin ? undefined : principal.owner,
-        statuses,
-        limit,
-        cursor: options.pageToken || undefined,
-      })
-      .catch((error: unknown) => {
-        if (error instanceof RangeError)
-          throw new InvalidInputError("page_token", "is not a token this server issued");
-        throw error;
-      });
-    const now = this.#clock();
-    // The records were just read: their status and counts stand, a live job adds its live facts.
-    const batches = page.batches.map((record) => {
-      const job = this.#runner.liveOf(record);
-      return job !== undefined
-        ? viewWithLiveFacts(record, this.#runner.view(job), now)
-        : viewOfRecord(record, now);
-    });
-    return { batches, nextPageToken: page.nextCursor };
+    return this.#lookup.list(principal, options);
   }
 
   /** Cancels a queued or processing batch; outputs produced before the cancel are kept. */
@@ -291,7 +274,7 @@ export class BatchProcessor {
       if (!(await this.#runner.cancel(job)) && job.released) throw new StoreUnavailableError();
       return this.#runner.view(job);
     }
-    const record = await this.#record(principal, batchId);
+    const record = await this.#lookup.record(principal, batchId);
     if (record.status === "cancelled") return viewOfRecord(record, this.#clock());
     if (isTerminal(record.status)) throw new BatchEndedError(batchId, record.status);
     return this.#placement.cancel(record);
@@ -302,7 +285,7 @@ export class BatchProcessor {
     const batchId = validateBatchId(id);
     const job = this.#runner.live(principal, batchId);
     if (job === undefined) {
-      yield* this.#placement.watch(await this.#record(principal, batchId), signal);
+      yield* this.#placement.watch(await this.#lookup.record(principal, batchId), signal);
       return;
     }
     yield* watchJob(job, {
@@ -312,7 +295,7 @@ export class BatchProcessor {
     });
     // Let go by this node (see `JobRunner.release`): followed where it runs next.
     if (job.released && signal?.aborted !== true)
-      yield* this.#placement.watch(await this.#record(principal, batchId), signal);
+      yield* this.#placement.watch(await this.#lookup.record(principal, batchId), signal);
   }
 
   /** Changes the batching configuration for the next dispatched batch; persists it. */
@@ -400,24 +383,5 @@ export class BatchProcessor {
     return receiptOf(
       job === undefined ? await this.#placement.view(existing) : this.#runner.view(job),
     );
-  }
-
-  /** The caller's batch, live or stored: its status and its store key. */
-  async #find(principal: Principal, id: string): Promise<{ view: BatchView; pk: number }> {
-    const batchId = validateBatchId(id);
-    const job = this.#runner.live(principal, batchId);
-    if (job !== undefined)
-      return { view: await this.#placement.liveView(job), pk: job.pk as number };
-    const record = await this.#record(principal, batchId);
-    return { view: await this.#placement.view(record), pk: record.pk };
-  }
-
-  async #record(principal: Principal, batchId: string): Promise<BatchRecord> {
-    this.#assertStoreOpen();
-    const own = await this.#store.findBatch(principal.owner, batchId);
-    const record =
-      own ?? (principal.admin ? await this.#store.findBatch(undefined, batchId) : undefined);
-    if (record === undefined) throw new BatchNotFoundError(batchId);
-    return record;
   }
 }
