@@ -1,8 +1,8 @@
 /**
  * `npm run bench:priority`: how long a `critical` request waits while background work saturates
- * the threads (`bench/lib/priority-load.ts`), with the latency targets as configured and with
- * none (every class plain weighted work), alternating within each round so that both see the
- * same machine. The verdict follows the target: loaded p99 ≤ idle p99 + one background batch's
+ * the threads (`bench/lib/priority-load.ts`), with the latency targets as configured, with them
+ * but no online threads, and with none (every class plain weighted work), the order reversed from
+ * one round to the next so that every mode sees the same machine. The verdict follows the target: loaded p99 ≤ idle p99 + one background batch's
  * run time, and the background keeps ≥ 0.95 × its items/s alone beside the probe.
  * Usage: npm run bench:priority [-- --rounds 2 --seconds 10 --threads N --out FILE]
  */
@@ -39,20 +39,27 @@ execFileSync(
 );
 
 const NO_TARGETS = { critical: 0, high: 0, normal: 0, low: 0 };
+/** The server's defaults; the same targets on the regular threads alone; no targets at all. */
 const modes = [
-  { name: "latency targets (the defaults)", targets: undefined },
-  { name: "no latency targets", targets: NO_TARGETS },
+  { name: "latency targets (the defaults)", targets: undefined, env: {} },
+  {
+    name: "latency targets, no online threads",
+    targets: undefined,
+    env: { ONLINE_THREADS: "0" },
+  },
+  { name: "no latency targets", targets: NO_TARGETS, env: {} },
 ] as const;
 
 const rows: { round: number; mode: string; figures: PriorityLoadFigures }[] = [];
 for (let round = 1; round <= ROUNDS; round++) {
-  // Alternate which mode goes first, so neither always meets the machine warmer.
+  // Reverse the order each round, so that no mode always meets the machine warmer.
   const order = round % 2 === 1 ? modes : [...modes].reverse();
   for (const mode of order) {
     console.error(`round ${round}/${ROUNDS}: ${mode.name}`);
     const server = await startBenchServer(KEY, {
       MODEL_DIR: modelDir,
       ...(values.threads === undefined ? {} : { INFERENCE_THREADS: values.threads }),
+      ...mode.env,
     });
     try {
       if (mode.targets !== undefined)

@@ -97,6 +97,7 @@ export async function startEngine(
     cudaDeviceId: config.cudaDeviceId,
     intraOpNumThreads: config.intraOpNumThreads,
     nice: config.inferenceNice,
+    onlineThreads: config.onlineThreads,
     logger,
   });
   let backend: Backend | undefined;

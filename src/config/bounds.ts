@@ -9,6 +9,7 @@
 export const SETTING_BOUNDS = Object.freeze({
   port: [0, 65535],
   threads: [1, 256],
+  onlineThreads: [0, 64],
   intraOpNumThreads: [1, 256],
   nice: [0, 19],
   cudaDeviceId: [0, 63],

@@ -52,6 +52,12 @@ export const SETTINGS = {
     meaning: `inference threads the models without an \`instance_count\` of their own share (${SETTING_BOUNDS.threads.join("..")})`,
     parse: integer(SETTING_BOUNDS.threads),
   }),
+  onlineThreads: setting({
+    env: "ONLINE_THREADS",
+    default: "1",
+    meaning: `threads of each thread set that run only the batches of classes with a latency target, at the server's own priority, each with a session of every model of its set (${SETTING_BOUNDS.onlineThreads.join("..")}); 0 for none`,
+    parse: integer(SETTING_BOUNDS.onlineThreads),
+  }),
   intraOpNumThreads: setting({
     env: "INTRA_OP_THREADS",
     default: "1",

@@ -96,7 +96,7 @@ export interface InferenceRequest {
   readonly named: boolean;
   /**
    * Online work (a class with a latency target): it runs before the batches already queued on
-   * its thread. @defaultValue false
+   * its thread, or on a thread kept for such work where the pool has one free. @defaultValue false
    */
   readonly urgent?: boolean | undefined;
 }

@@ -74,6 +74,11 @@ export interface ModelHostSettings {
   readonly modelDir: string;
   /** Threads the models that set no `instance_count` share. */
   readonly threads: number;
+  /**
+   * Online threads of each set, beside its regular ones ({@link ThreadSet}).
+   * @defaultValue 0
+   */
+  readonly onlineThreads?: number;
   readonly init: Omit<WorkerInit, "models">;
   readonly log: EngineLogger;
   /** Starts a set of threads. @defaultValue Piscina threads ({@link startThreads}) */
@@ -331,7 +336,8 @@ export class ModelHost implements InferencePool {
     const start = this.#settings.start ?? startThreads;
     let starting: Threads | undefined;
     try {
-      const started = await start(init, threads, (piscina) => {
+      const size = { threads, online: this.#settings.onlineThreads ?? 0 };
+      const started = await start(init, size, (piscina) => {
         starting = piscina;
         this.#starting.add(piscina);
       });

@@ -38,6 +38,13 @@ export interface InferencePoolOptions {
    * @defaultValue 0 (unchanged)
    */
   readonly nice?: number;
+  /**
+   * Threads of each thread set that run only the batches of online classes (those with a latency
+   * target), at the process's own priority, each with its own sessions of the set's models: an
+   * online item then waits for no background batch while one of them is free. They cost a
+   * session of each model apiece (memory, GPU memory on CUDA). @defaultValue 0
+   */
+  readonly onlineThreads?: number;
   readonly logger?: EngineLogger;
 }
 
@@ -60,6 +67,7 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
   const host = new ModelHost({
     modelDir: options.modelDir,
     threads: bounded("threads", options.threads ?? availableParallelism()),
+    onlineThreads: bounded("onlineThreads", options.onlineThreads ?? 0),
     init: {
       executionProviders: options.executionProviders ?? ["cuda", "cpu"],
       cudaDeviceId: options.cudaDeviceId ?? 0,
@@ -79,7 +87,10 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
   };
 }
 
-function bounded(field: "threads" | "intraOpNumThreads" | "nice", value: number): number {
+function bounded(
+  field: "threads" | "onlineThreads" | "intraOpNumThreads" | "nice",
+  value: number,
+): number {
   const [min, max] = SETTING_BOUNDS[field];
   if (!Number.isInteger(value) || value < min || value > max)
     throw new InvalidInputError(field, `must be an integer in ${min}..${max}, got ${value}`);

@@ -22,7 +22,7 @@ import type {
 /** Model batches per thread in flight: the one running and the next one, ready. */
 export const PIPELINE_DEPTH = 2;
 
-/** A set of threads, as the model host uses it (a Piscina pool). */
+/** A set of threads, as the model host uses it (a Piscina pool, or a {@link ThreadSet}). */
 export interface Threads {
   run(
     task: WorkerTask,
@@ -34,10 +34,16 @@ export interface Threads {
   destroy(): Promise<void>;
 }
 
+/** How many threads a set starts: its regular ones, and its online ones ({@link ThreadSet}). */
+export interface SetSize {
+  readonly threads: number;
+  readonly online: number;
+}
+
 /** Starts a set of threads (see {@link startThreads}). */
 export type ThreadStarter = (
   init: WorkerInit,
-  threads: number,
+  size: SetSize,
   created?: (piscina: Threads) => void,
 ) => Promise<StartedThreads>;
 
@@ -50,14 +56,62 @@ export interface StartedThreads {
 }
 
 /**
- * Starts `threads` threads on `init` and resolves once each has loaded every model.
- * `created` receives the pool at once, so that a caller closing meanwhile can destroy it.
+ * A set's threads: the regular ones, which run every batch at the set's nice value, and its
+ * online ones, which run only urgent batches (classes with a latency target) at the process's
+ * own priority and each hold one batch at a time. An urgent batch goes to a free online thread;
+ * with every online thread busy (or none), it goes to the regular threads, where it runs before
+ * the batches queued on its thread. So an online item waits for no background batch while an
+ * online thread is free, and a thread lowered for throughput never carries it. Which batches
+ * are dispatched, and when, is the batcher's alone: the online threads change where an urgent
+ * batch runs, not the classes' shares.
  */
-export const startThreads: ThreadStarter = async (init, threads, created = () => undefined) => {
-  const piscina = new Piscina<WorkerTask, unknown>({
+export class ThreadSet implements Threads {
+  #onlineBusy = 0;
+
+  constructor(
+    private readonly regular: Threads,
+    private readonly online: Threads | undefined,
+    private readonly onlineThreads: number,
+  ) {}
+
+  run(
+    task: WorkerTask,
+    options?: { transferList?: ArrayBuffer[]; signal?: AbortSignal | null },
+  ): Promise<unknown> {
+    const online = this.online;
+    if (
+      task.kind === "run" &&
+      task.urgent &&
+      online !== undefined &&
+      this.#onlineBusy < this.onlineThreads
+    ) {
+      this.#onlineBusy++;
+      return online.run(task, options).finally(() => {
+        this.#onlineBusy--;
+      });
+    }
+    return this.regular.run(task, options);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.regular.close(), this.online?.close()]);
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all([this.regular.destroy(), this.online?.destroy()]);
+  }
+}
+
+/**
+ * Starts `size.threads` regular threads on `init` and `size.online` online ones (at nice 0),
+ * and resolves once each has loaded every model. `created` receives the set at once, so that a
+ * caller closing meanwhile can destroy it.
+ */
+export const startThreads: ThreadStarter = async (init, size, created = () => undefined) => {
+  const regular = new Piscina<WorkerTask, unknown>({
     filename: workerFilename(),
-    minThreads: threads,
-    maxThreads: threads,
+    minThreads: size.threads,
+    maxThreads: size.threads,
     idleTimeout: Number.POSITIVE_INFINITY,
     workerData: init,
     // Each thread holds its running batch and the next one, so it starts the next batch the
@@ -68,19 +122,36 @@ export const startThreads: ThreadStarter = async (init, threads, created = () =>
     // Threads wait on Atomics between tasks: no event-loop hop inside the worker.
     atomics: "sync",
   });
-  created(piscina);
+  const online =
+    size.online === 0
+      ? undefined
+      : new Piscina<WorkerTask, unknown>({
+          filename: workerFilename(),
+          minThreads: size.online,
+          maxThreads: size.online,
+          idleTimeout: Number.POSITIVE_INFINITY,
+          // Online work is latency work: it keeps the priority the event loop has.
+          workerData: { ...init, nice: 0 } satisfies WorkerInit,
+          concurrentTasksPerWorker: 1,
+          atomics: "sync",
+        });
+  const set = new ThreadSet(regular, online, size.online);
+  created(set);
   try {
     // One describe per thread: each resolves only after a thread has loaded every session.
-    const replies = (await Promise.all(
-      Array.from({ length: threads }, () => piscina.run({ kind: "describe" })),
-    )) as DescribeReply[];
+    const describe = (piscina: Threads, threads: number) =>
+      Promise.all(Array.from({ length: threads }, () => piscina.run({ kind: "describe" })));
+    const [replies] = (await Promise.all([
+      describe(regular, size.threads),
+      online === undefined ? [] : describe(online, size.online),
+    ])) as [DescribeReply[], DescribeReply[]];
     return {
-      piscina,
+      piscina: set,
       reports: (replies[0] as DescribeReply).models,
       niceError: replies.find((r) => r.niceError !== undefined)?.niceError,
     };
   } catch (error) {
-    await piscina.destroy();
+    await set.destroy();
     throw error;
   }
 };

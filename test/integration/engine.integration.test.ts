@@ -43,12 +43,13 @@ const logger = {
   error() {},
 };
 
-async function start(threads = 2, nice = 0) {
+async function start(threads = 2, nice = 0, onlineThreads = 0) {
   const { pool, models } = await createInferencePool({
     modelDir: repo.dir,
     threads,
     executionProviders: ["cuda", "cpu"],
     nice,
+    onlineThreads,
     logger,
   });
   const processor = await BatchProcessor.create({
@@ -142,6 +143,24 @@ describe("engine with ONNX Runtime threads", () => {
       expect(p).toBeCloseTo((exp[k] as number) / sum, 6);
     });
     expect(results[0]?.confidence).toBe(Math.max(...output));
+  });
+
+  it("answers online classes on an online thread with the outputs the regular threads give, at the process's priority", async () => {
+    const before = niceOfThreads();
+    const { processor } = await start(1, 7, 1);
+    if (process.platform === "linux") {
+      // One regular thread lowered, one online thread (and what ONNX Runtime starts from each).
+      const added = [...niceOfThreads()].filter(([tid]) => !before.has(tid));
+      expect(added.filter(([, n]) => n === 7).length).toBeGreaterThanOrEqual(1);
+      expect(added.filter(([, n]) => n === 0).length).toBeGreaterThanOrEqual(1);
+    }
+    const data = [0, 1, 2].map((i) => ({ input: vector(40 + i, DENSE_LAYERS[0]) }));
+    const answer = (priority: "critical" | "low") =>
+      processor.infer(me, { data, priority, metadata: { model_id: "dense" } });
+    // critical has a latency target by default (an online class); low has none.
+    const [online, background] = await Promise.all([answer("critical"), answer("low")]);
+    expect(online.results.map((r) => r.error)).toEqual([null, null, null]);
+    expect(online.results.map((r) => r.output)).toEqual(background.results.map((r) => r.output));
   });
 
   it("cancels a batch mid-run and keeps the outputs it had", async () => {

@@ -23,6 +23,7 @@ describe("loadConfig", () => {
       executionProviders: ["cuda", "cpu"],
       logLevel: "info",
       inferenceNice: 10,
+      onlineThreads: 1,
     });
     expect(c.inferenceThreads).toBeGreaterThanOrEqual(1);
   });
@@ -49,6 +50,7 @@ describe("loadConfig", () => {
 
   it("prefers INFERENCE_THREADS over API_WORKERS", () => {
     expect(loadConfig({ API_WORKERS: "3", INFERENCE_THREADS: "5" }).inferenceThreads).toBe(5);
+    expect(loadConfig({ ONLINE_THREADS: "0" }).onlineThreads).toBe(0);
     expect(
       loadConfig({ CORS_ALLOWED_ORIGINS: "https://app.example.com, http://localhost:5173" })
         .corsAllowedOrigins,
@@ -72,6 +74,8 @@ describe("loadConfig", () => {
     ["DB_SYNCHRONOUS", "off"],
     ["INFERENCE_NICE", "-5"],
     ["INFERENCE_NICE", "20"],
+    ["ONLINE_THREADS", "-1"],
+    ["ONLINE_THREADS", "65"],
     ["CORS_ALLOWED_ORIGINS", "https://app.example.com/"],
     ["CORS_ALLOWED_ORIGINS", "app.example.com"],
   ])("rejects %s=%s naming the variable", (name, value) => {

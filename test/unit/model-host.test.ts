@@ -20,7 +20,7 @@ import type {
   WorkerTask,
 } from "../../src/inference/messages.js";
 import { ModelHost } from "../../src/inference/model-host.js";
-import type { StartedThreads, Threads } from "../../src/inference/threads.js";
+import type { SetSize, StartedThreads, Threads } from "../../src/inference/threads.js";
 
 /** One model's fake threads: they answer every run with the version loaded, and record their end. */
 class FakeThreads implements Threads {
@@ -29,6 +29,7 @@ class FakeThreads implements Threads {
   constructor(
     readonly loaded: ReadonlyMap<string, string>,
     readonly count: number,
+    readonly online: number,
   ) {}
   async run(task: WorkerTask): Promise<unknown> {
     if (task.kind !== "run") throw new Error("only runs");
@@ -73,12 +74,12 @@ function write(dir: string, models: Record<string, string>): void {
 }
 
 /** A host whose thread sets are fake; `failStart` makes the next start throw. */
-function host(modelDir: string) {
+function host(modelDir: string, onlineThreads?: number) {
   const generations: FakeThreads[] = [];
   const control = { failStart: false };
   const start = async (
     init: WorkerInit,
-    count: number,
+    size: SetSize,
     created?: (t: Threads) => void,
   ): Promise<StartedThreads> => {
     if (control.failStart) throw new Error("Worker terminated: out of memory\nstack…");
@@ -97,7 +98,7 @@ function host(modelDir: string) {
         outputs: [{ name: "output", type: "float32", dims: ["batch", 1] }],
       };
     });
-    const threads = new FakeThreads(loaded, count);
+    const threads = new FakeThreads(loaded, size.threads, size.online);
     created?.(threads);
     generations.push(threads);
     return { piscina: threads, reports, niceError: undefined };
@@ -108,6 +109,7 @@ function host(modelDir: string) {
     init: { executionProviders: ["cpu"], cudaDeviceId: 0, intraOpNumThreads: 1, nice: 0 },
     log: { debug() {}, info() {}, warn() {}, error() {} },
     start,
+    ...(onlineThreads === undefined ? {} : { onlineThreads }),
   });
   hosts.push(h);
   return { h, generations, control };
@@ -175,9 +177,11 @@ describe("ModelHost", () => {
     const dir = repository({ a: "v1", b: "v1", c: "v1", d: "v1" });
     writeFileSync(join(dir, "a", "config.json"), JSON.stringify({ instance_count: 1 }));
     writeFileSync(join(dir, "b", "config.json"), JSON.stringify({ instance_count: 3 }));
-    const { h, generations } = host(dir);
+    const { h, generations } = host(dir, 1);
     await h.reload();
     const sets = () => generations.map((g) => [[...g.loaded.keys()].join(), g.count, g.ended]);
+    // Each set, the shared one and each model's own, starts its online thread beside its own.
+    expect(generations.map((g) => g.online)).toEqual([1, 1, 1]);
     expect(sets()).toEqual([
       ["a", 1, undefined],
       ["b", 3, undefined],

@@ -6,9 +6,10 @@
  * what is in flight, and does what they say.
  *
  * Classes with a latency target (`priorityLatencyMs`) are online work. Their batches are urgent:
- * the pool runs an urgent batch before the batches queued on its thread, and each lane keeps one
- * slot per thread beyond its pipeline for them, so an online item waits for at most the batch
- * running on one thread, never for the background batches queued behind it. While an online
+ * the pool runs an urgent batch before the batches queued on its thread (or on a thread it keeps
+ * for them, when one is free), and each lane keeps one slot per thread beyond its pipeline for
+ * them, so an online item waits for at most the batch running on one thread, never for the
+ * background batches queued behind it. While an online
  * class has traffic, background batches on its lane are kept short enough to run within half of
  * its target, which bounds that one batch too.
  */
