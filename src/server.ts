@@ -214,7 +214,14 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   state = "serving";
   logAccess(logger, auth);
   logger.info(
-    { apiPort: http.port, grpcPort: grpc.port, version: VERSION, environment: config.apiEnv },
+    {
+      apiPort: http.port,
+      grpcPort: grpc.port,
+      version: VERSION,
+      environment: config.apiEnv,
+      inferenceThreads: config.inferenceThreads,
+      onlineThreads: config.onlineThreads,
+    },
     "serving",
   );
   let closing: Promise<void> | undefined;

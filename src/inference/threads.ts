@@ -60,8 +60,8 @@ export interface StartedThreads {
  * online ones, which run only urgent batches (classes with a latency target) at the process's
  * own priority and each hold one batch at a time. An urgent batch goes to a free online thread;
  * with every online thread busy (or none), it goes to the regular threads, where it runs before
- * the batches queued on its thread. So an online item waits for no background batch while an
- * online thread is free, and a thread lowered for throughput never carries it. Which batches
+ * the batches queued on its thread. So while an online thread is free, an online item waits for
+ * no background batch and runs on no thread lowered for throughput work. Which batches
  * are dispatched, and when, is the batcher's alone: the online threads change where an urgent
  * batch runs, not the classes' shares.
  */

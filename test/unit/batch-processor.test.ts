@@ -69,6 +69,23 @@ afterEach(async () => {
 });
 
 describe("BatchProcessor", () => {
+  it("warms every model up at start: each size twice on the regular threads, and once as online work", async () => {
+    const { pool } = await start({ batching: { maxBatchSize: 64 } });
+    const of = (model: string) =>
+      pool.received.filter((b) => b.model === model).map((b) => [b.dims[0], b.urgent]);
+    expect(of("default")).toEqual([
+      [1, false],
+      [1, false],
+      [1, true],
+      [8, false],
+      [8, false],
+      [8, true],
+      [64, false],
+      [64, false],
+      [64, true],
+    ]);
+  });
+
   it("runs a submitted batch to completion with one result per item", async () => {
     const { processor } = await start();
     const receipt = await processor.submit(alice, { data: items(5), priority: "high" });

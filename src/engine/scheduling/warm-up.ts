@@ -1,7 +1,8 @@
 /**
  * Start-up warm-up: a few zero-filled batches per model (1 item, an eighth of the limit, the
- * limit), so the first requests do not pay ONNX Runtime's first-run cost and every latency model
- * has points to estimate completion times from before any traffic.
+ * limit), each also as an urgent batch, so the first requests (online ones too) do not pay ONNX
+ * Runtime's first-run cost and every latency model has points to estimate completion times from
+ * before any traffic.
  */
 
 import type { InferencePool, ModelCatalog } from "../inference-pool.js";
@@ -27,18 +28,23 @@ export async function warmUp<T extends BatchItem>(
     const cap = Math.max(1, Math.min(maxBatchSize, model.maxBatchSize));
     const latency = batcher.latencyOf(model.name);
     try {
+      const batchOf = (size: number) =>
+        specs.map((spec) => ({
+          name: spec.name,
+          datatype: spec.datatype,
+          dims: [size, ...spec.shape],
+          data: allocate(spec.datatype, size * spec.width),
+        }));
       for (const size of new Set([1, Math.max(1, Math.floor(cap / 8)), cap])) {
         for (let round = 0; round < 2; round++) {
-          const inputs = specs.map((spec) => ({
-            name: spec.name,
-            datatype: spec.datatype,
-            dims: [size, ...spec.shape],
-            data: allocate(spec.datatype, size * spec.width),
-          }));
-          const result = await pool.run({ model: model.name, inputs, named: false });
+          const result = await pool.run({ model: model.name, inputs: batchOf(size), named: false });
           // The first run of a size pays one-off allocation costs: only the second is measured.
           if (round > 0) latency.observe(size, result.inferenceMs);
         }
+        // Once more as online work, so that a pool with threads kept for it has them pay the
+        // first-run cost too, rather than the first online request of this size. Not measured:
+        // the latency model is the regular threads'.
+        await pool.run({ model: model.name, inputs: batchOf(size), named: false, urgent: true });
       }
     } catch (error) {
       log.warn({ err: error, model: model.name }, "warm-up batch failed");
