@@ -9,9 +9,9 @@
  * the pool runs an urgent batch before the batches queued on its thread (or on a thread it keeps
  * for them, when one is free), and each lane keeps one slot per thread beyond its pipeline for
  * them, so an online item waits for at most the batch running on one thread, never for the
- * background batches queued behind it. While an online
- * class has traffic, background batches on its lane are kept short enough to run within half of
- * its target, which bounds that one batch too.
+ * background batches queued behind it. While an online class has traffic, background batches on
+ * its lane are kept short enough to run within half of its target, which bounds that one batch
+ * too.
  */
 
 import type { InferencePool } from "../inference-pool.js";
