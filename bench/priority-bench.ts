@@ -4,7 +4,9 @@
  * but no online threads, and with none (every class plain weighted work), the order reversed from
  * one round to the next so that every mode sees the same machine. The verdict follows the target: loaded p99 ≤ idle p99 + one background batch's
  * run time, and the background keeps ≥ 0.95 × its items/s alone beside the probe.
- * Usage: npm run bench:priority [-- --rounds 2 --seconds 10 --threads N --out FILE]
+ * With `--stages`, each probe beside the background is traced through the server's own spans and
+ * its time split by them (`lib/trace-receiver.ts`).
+ * Usage: npm run bench:priority [-- --rounds 2 --seconds 10 --threads N --stages --out FILE]
  */
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -16,6 +18,7 @@ import { HEAVY_LAYERS } from "../scripts/build-bench-model.js";
 import { startBenchServer } from "./lib/bench-server.js";
 import { heavyModelDir } from "./lib/heavy-model-dir.js";
 import { type PriorityLoadFigures, priorityUnderLoad } from "./lib/priority-load.js";
+import { startTraceReceiver } from "./lib/trace-receiver.js";
 
 const { values } = parseArgs({
   options: {
@@ -23,6 +26,8 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "10" },
     /** INFERENCE_THREADS of the server; its default (the cores) when absent. */
     threads: { type: "string" },
+    /** Trace each probe beside the background and split its time by the server's spans. */
+    stages: { type: "boolean", default: false },
     out: { type: "string" },
   },
 });
@@ -50,6 +55,17 @@ const modes = [
   { name: "no latency targets", targets: NO_TARGETS, env: {} },
 ] as const;
 
+const traces = values.stages ? await startTraceReceiver() : undefined;
+// Only the probe's requests ask to be traced; spans leave the server within half a second.
+const tracing: Record<string, string> =
+  traces === undefined
+    ? {}
+    : {
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: traces.url,
+        OTEL_TRACES_SAMPLER: "parentbased_always_off",
+        OTEL_BSP_SCHEDULE_DELAY: "500",
+      };
+
 const rows: { round: number; mode: string; figures: PriorityLoadFigures }[] = [];
 for (let round = 1; round <= ROUNDS; round++) {
   // Reverse the order each round, so that no mode always meets the machine warmer.
@@ -60,6 +76,7 @@ for (let round = 1; round <= ROUNDS; round++) {
       MODEL_DIR: modelDir,
       ...(values.threads === undefined ? {} : { INFERENCE_THREADS: values.threads }),
       ...mode.env,
+      ...tracing,
     });
     try {
       if (mode.targets !== undefined)
@@ -78,6 +95,7 @@ for (let round = 1; round <= ROUNDS; round++) {
         width: HEAVY_LAYERS[0],
         outputWidth: HEAVY_LAYERS[3],
         seconds: SECONDS,
+        ...(traces === undefined ? {} : { traces }),
       });
       rows.push({ round, mode: mode.name, figures });
       console.error(JSON.stringify(figures));
@@ -86,6 +104,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     }
   }
 }
+await traces?.close();
 
 const f = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
 const lines = [
@@ -103,7 +122,30 @@ const lines = [
   "",
   "Latencies count answers with an output (their number in brackets); the background's items/s are the server's count of `low` items that succeeded over each window.",
   "",
+  ...stageLines(),
 ];
+
+/** With `--stages`: where the probes beside the background spent their time, by the server's spans. */
+function stageLines(): string[] {
+  const traced = rows.filter((r) => r.figures.stages !== undefined);
+  const first = traced[0]?.figures.stages;
+  if (first === undefined) return [];
+  return [
+    "## Where the probe's time goes beside the background (`--stages`)",
+    "",
+    "Each probe beside the background carries a sampled trace context and the server sends only those requests' spans (OTLP/HTTP to this harness); each trip is split by them. Per stage: p50 / p99 over the probes, and its mean over the probes at or above the p99 of the whole trip (the tail). The client's and the server's clocks are the same machine's; the queue and batch spans have the engine's millisecond timestamps.",
+    "",
+    `| round | mode | probes (spans missing) | ${first.stages.map((x) => x.name).join(" | ")} |`,
+    `| --- | --- | --- | ${first.stages.map(() => "---").join(" | ")} |`,
+    ...traced.map(({ round, mode, figures }) => {
+      const st = figures.stages as NonNullable<PriorityLoadFigures["stages"]>;
+      return `| ${round} | ${mode} | ${st.probes} (${st.missing}) | ${st.stages.map((x) => `${f(x.p50Ms, 1)} / ${f(x.p99Ms, 1)} / **${f(x.tailMeanMs, 1)}**`).join(" | ")} |`;
+    }),
+    "",
+    ...first.stages.map((x) => `- ${x.name}: ${x.meaning}.`),
+    "",
+  ];
+}
 const out = values.out ?? join(root, "bench", "results", "priority-latest.md");
 writeFileSync(out, lines.join("\n"));
 console.log(lines.join("\n"));

@@ -6,7 +6,12 @@
 import * as grpc from "@grpc/grpc-js";
 import { grpcServiceDefinition } from "../../src/api/grpc-services.js";
 
-export type UnaryCall = (method: string, request: unknown) => Promise<unknown>;
+/** A unary call; `headers` go in its metadata beside the key. */
+export type UnaryCall = (
+  method: string,
+  request: unknown,
+  headers?: Readonly<Record<string, string>>,
+) => Promise<unknown>;
 
 /** See the file comment; `key` goes in `x-api-key` with every call. */
 export function grpcClient(address: string, key: string): { call: UnaryCall; close: () => void } {
@@ -29,10 +34,16 @@ export function grpcClient(address: string, key: string): { call: UnaryCall; clo
   const metadata = new grpc.Metadata();
   metadata.set("x-api-key", key);
   return {
-    call: (method, request) =>
-      new Promise((resolve, reject) =>
-        client[method]?.(request, metadata, (e, r) => (e ? reject(e) : resolve(r))),
-      ),
+    call: (method, request, headers) => {
+      let md = metadata;
+      if (headers !== undefined) {
+        md = metadata.clone();
+        for (const [name, value] of Object.entries(headers)) md.set(name, value);
+      }
+      return new Promise((resolve, reject) =>
+        client[method]?.(request, md, (e, r) => (e ? reject(e) : resolve(r))),
+      );
+    },
     close: () => client.close(),
   };
 }

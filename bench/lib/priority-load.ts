@@ -8,12 +8,14 @@
  * batches while the background ran alone.
  */
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { SECONDS_BUCKETS } from "../../src/metrics/prometheus.js";
 import { grpcClient } from "./grpc-client.js";
 import { encodedHeavyInfer, type InferAnswer } from "./heavy-infer.js";
 import { measureCpu } from "./proc.js";
 import { seriesSum } from "./prometheus-text.js";
+import type { TraceReceiver } from "./trace-receiver.js";
 
 export interface PriorityLoadSpec {
   readonly grpc: string;
@@ -29,6 +31,46 @@ export interface PriorityLoadSpec {
   readonly probeRps?: number;
   /** Background requests in flight at once. @defaultValue 4 */
   readonly backgroundRequests?: number;
+  /**
+   * Where the server sends its spans (it samples only requests that ask to be traced): each
+   * probe beside the background is then traced and its time split into {@link Stages}.
+   */
+  readonly traces?: TraceReceiver;
+}
+
+/** One probe's trip, split by the server's spans; ms. */
+const STAGES = [
+  ["to the handler", "client send → the call's span starts (transport, decoding, a busy loop)"],
+  ["admission", "the call's span starts → its item is queued"],
+  ["queue", "queued → dispatched (the queue span)"],
+  ["to the thread and back", "the batch span less its inference span"],
+  ["inference", "the inference span"],
+  ["answer", "the batch ends → the call's span ends"],
+  ["to the client", "the call's span ends → the client has the answer"],
+] as const;
+
+export type StageName = (typeof STAGES)[number][0];
+
+/** Where the traced probes' time went. */
+export interface Stages {
+  /** Probes answered whose spans all arrived, and those whose spans did not. */
+  readonly probes: number;
+  readonly missing: number;
+  /** Per stage: p50, p99, and its mean over the probes at or above the p99 of the whole trip. */
+  readonly stages: readonly {
+    readonly name: StageName;
+    readonly meaning: string;
+    readonly p50Ms: number;
+    readonly p99Ms: number;
+    readonly tailMeanMs: number;
+  }[];
+}
+
+interface TracedProbe {
+  readonly traceId: string;
+  /** Epoch ms, the client's clock. */
+  readonly sent: number;
+  readonly got: number;
 }
 
 export interface Latencies {
@@ -43,6 +85,8 @@ export interface Latencies {
   readonly serverP99AtMostMs: number;
   /** The server's event-loop delay p99 over the same window, ms. */
   readonly loopDelayP99Ms: number;
+  /** The traced probes (only with {@link PriorityLoadSpec.traces}, beside the background). */
+  readonly traced?: readonly TracedProbe[];
 }
 
 export interface Background {
@@ -68,6 +112,57 @@ export interface PriorityLoadFigures {
   /** Background answers decoded over the whole run: items with an output, and the others. */
   readonly backgroundOutputs: number;
   readonly backgroundErrors: number;
+  /** Where the probes beside the background spent their time, when they were traced. */
+  readonly stages?: Stages;
+}
+
+/** Splits each traced probe's trip by its spans; see {@link STAGES}. */
+function stagesOf(traced: readonly TracedProbe[], receiver: TraceReceiver): Stages {
+  const trips: { total: number; parts: number[] }[] = [];
+  let missing = 0;
+  for (const probe of traced) {
+    const spans = receiver.spansOf(probe.traceId);
+    const call = spans.find((x) => x.name.endsWith("/Infer"));
+    const queue = spans.find((x) => x.name === "queue");
+    const batch = spans.find((x) => x.name.startsWith("batch "));
+    const inference = spans.find((x) => x.name === "inference");
+    if (!call || !queue || !batch || !inference) {
+      missing++;
+      continue;
+    }
+    const run = inference.end - inference.start;
+    trips.push({
+      total: probe.got - probe.sent,
+      parts: [
+        call.start - probe.sent,
+        queue.start - call.start,
+        queue.end - queue.start,
+        batch.end - batch.start - run,
+        run,
+        call.end - batch.end,
+        probe.got - call.end,
+      ],
+    });
+  }
+  const cut = percentile(
+    trips.map((t) => t.total),
+    99,
+  );
+  const tail = trips.filter((t) => t.total >= cut);
+  return {
+    probes: trips.length,
+    missing,
+    stages: STAGES.map(([name, meaning], k) => {
+      const values = trips.map((t) => t.parts[k] as number);
+      return {
+        name,
+        meaning,
+        p50Ms: percentile(values, 50),
+        p99Ms: percentile(values, 99),
+        tailMeanMs: tail.reduce((sum, t) => sum + (t.parts[k] as number), 0) / tail.length,
+      };
+    }),
+  };
 }
 
 type Scrape = (name: string, labels?: Record<string, string>) => number;
@@ -100,18 +195,29 @@ export async function priorityUnderLoad(spec: PriorityLoadSpec): Promise<Priorit
     return (name: string, labels: Record<string, string> = {}) => seriesSum(text, name, labels);
   };
 
-  const probe = async (ms: number): Promise<Latencies> => {
+  const probe = async (ms: number, trace = false): Promise<Latencies> => {
     const latencies: number[] = [];
+    const traced: TracedProbe[] = [];
     const pending: Promise<void>[] = [];
     const before = await scrape();
     const ends = performance.now() + ms;
     while (performance.now() < ends) {
+      // A sampled W3C trace context of its own: the server traces this request and no other.
+      const traceId = randomBytes(16).toString("hex");
+      const headers = trace
+        ? { traceparent: `00-${traceId}-${randomBytes(8).toString("hex")}-01` }
+        : undefined;
       const sent = performance.now();
       pending.push(
-        online.call("infer", probeBody).then(
+        online.call("infer", probeBody, headers).then(
           (answer) => {
-            if ((answer as InferAnswer).results?.[0]?.output?.length === spec.outputWidth)
-              latencies.push(performance.now() - sent);
+            if ((answer as InferAnswer).results?.[0]?.output?.length !== spec.outputWidth) return;
+            const got = performance.now();
+            latencies.push(got - sent);
+            if (trace) {
+              const origin = performance.timeOrigin;
+              traced.push({ traceId, sent: origin + sent, got: origin + got });
+            }
           },
           () => undefined,
         ),
@@ -126,6 +232,7 @@ export async function priorityUnderLoad(spec: PriorityLoadSpec): Promise<Priorit
       p99Ms: percentile(latencies, 99),
       serverP99AtMostMs: bucketP99Ms(before, after),
       loopDelayP99Ms: after("nodejs_eventloop_lag_p99_seconds") * 1000,
+      ...(trace ? { traced } : {}),
     };
   };
 
@@ -192,7 +299,7 @@ export async function priorityUnderLoad(spec: PriorityLoadSpec): Promise<Priorit
     const first = await window(() => sleep(ms));
     let loaded: Latencies | undefined;
     const beside = await window(async () => {
-      loaded = await probe(ms);
+      loaded = await probe(ms, spec.traces !== undefined);
     });
     const second = await window(() => sleep(ms));
     const counted = await stopBackground();
@@ -215,6 +322,10 @@ export async function priorityUnderLoad(spec: PriorityLoadSpec): Promise<Priorit
       meanBatch: (first.batchItems + second.batchItems) / (first.batches + second.batches),
       backgroundOutputs: counted.outputs,
       backgroundErrors: counted.errors,
+      // By now the server has sent every span of the probe's window (a window has passed).
+      ...(spec.traces === undefined
+        ? {}
+        : { stages: stagesOf((loaded as Latencies).traced ?? [], spec.traces) }),
     };
   } finally {
     online.close();
