@@ -203,7 +203,7 @@ export async function priorityUnderLoad(spec: PriorityLoadSpec): Promise<Priorit
     const ends = performance.now() + ms;
     while (performance.now() < ends) {
       // A sampled W3C trace context of its own: the server traces this request and no other.
-      const traceId = randomBytes(16).toString("hex");
+      const traceId = trace ? randomBytes(16).toString("hex") : "";
       const headers = trace
         ? { traceparent: `00-${traceId}-${randomBytes(8).toString("hex")}-01` }
         : undefined;

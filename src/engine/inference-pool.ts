@@ -147,6 +147,11 @@ export interface InferencePool {
    * {@link threads} is all there is.
    */
   readonly allThreads?: number | undefined;
+  /**
+   * Threads of each set kept for urgent batches, which run there while one is free. Undefined
+   * (or 0): urgent batches run on the set's threads, before the batches queued there.
+   */
+  readonly onlineThreads?: number | undefined;
   run(request: InferenceRequest, signal?: AbortSignal): Promise<InferenceResult>;
   /** Finishes running work, then stops the threads. */
   close(): Promise<void>;

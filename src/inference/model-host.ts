@@ -26,11 +26,15 @@ import { readVersion } from "./model-files.js";
 import { readModelRepository } from "./model-repository.js";
 import {
   catalogOf,
+  inRepositoryOrder,
   nameOf,
   planReload,
-  type ServingSet,
   type Step,
   settleReload,
+  UNLOADED,
+  unchangedSteps,
+  unloadedInfo,
+  withStartErrors,
   workerModels,
 } from "./reload-plan.js";
 import {
@@ -121,6 +125,10 @@ export class ModelHost implements InferencePool {
       throw new ModelUnavailableError(request.model, reason ?? "not in the model repository");
     }
     return runOn(own.piscina, request, signal);
+  }
+
+  get onlineThreads(): number {
+    return this.#settings.onlineThreads ?? 0;
   }
 
   get allThreads(): number {
@@ -258,10 +266,7 @@ export class ModelHost implements InferencePool {
         }
       }),
     );
-    if (this.#closed) {
-      await Promise.all([...started.values()].map((t) => t.piscina.destroy()));
-      throw new Error("the inference pool is closed");
-    }
+    await this.#unlessClosed(started);
     if (previous === undefined && started.size === 0 && notStarted.size > 0)
       throw new Error(`the inference threads did not start: ${[...notStarted.values()][0]}`);
     const { settled, startError } = afterStartFailures(steps, notStarted);
@@ -280,27 +285,14 @@ export class ModelHost implements InferencePool {
       Date.now(),
       this.#log,
     );
-    for (const [k, outcome] of outcomes.entries()) {
-      const why = startError.get(outcome.name);
-      if (why === undefined) continue;
-      outcomes[k] = { name: outcome.name, outcome: "failed", reason: why };
-      const info = catalog.get(outcome.name);
-      if (info?.available === true) catalog.set(outcome.name, { ...info, reloadError: why });
-    }
+    withStartErrors(outcomes, catalog, startError);
     for (const name of removed) {
       outcomes.push({ name, outcome: "removed" });
       this.#tried.delete(name);
       this.#log.info({ model: name }, "model removed from the repository; unloaded");
     }
     for (const name of held) {
-      const info = previous?.catalog.get(name);
-      catalog.set(name, {
-        ...(info ?? { name, itemShape: [-1], maxBatchSize: 1, outputKind: "raw" }),
-        available: false,
-        reason: UNLOADED,
-        loadedAt: undefined,
-        reloadError: undefined,
-      });
+      catalog.set(name, unloadedInfo(name, previous?.catalog.get(name)));
       this.#tried.delete(name);
       if (newlyUnloaded.includes(name)) {
         outcomes.push({ name, outcome: "removed", reason: UNLOADED });
@@ -311,14 +303,14 @@ export class ModelHost implements InferencePool {
     for (const name of threadsOf.keys()) if (!served.has(name)) threadsOf.delete(name);
     try {
       if (fresh.size > 0 && previous !== undefined && options.warmUp !== undefined)
-        await options.warmUp(new ThreadsPool(threadsOf, this.threads), catalogOf(fresh));
+        await options.warmUp(
+          new ThreadsPool(threadsOf, this.threads, this.onlineThreads),
+          catalogOf(fresh),
+        );
     } catch (error) {
       this.#log.warn({ err: error }, "warm-up of the reloaded models failed");
     }
-    if (this.#closed) {
-      await Promise.all([...started.values()].map((t) => t.piscina.destroy()));
-      throw new Error("the inference pool is closed");
-    }
+    await this.#unlessClosed(started);
     this.#current = { threadsOf, served, catalog: inRepositoryOrder(catalog, entries) };
     // Threads no model serves on any more (replaced, removed, unloaded, or started for a version
     // that did not load) finish what they hold and stop.
@@ -331,12 +323,19 @@ export class ModelHost implements InferencePool {
     return outcomes.filter((o) => inScope(o.name));
   }
 
+  /** Once the host closed during a reload, stops the threads it started and ends the reload. */
+  async #unlessClosed(started: ReadonlyMap<string, StartedSet>): Promise<void> {
+    if (!this.#closed) return;
+    await Promise.all([...started.values()].map((t) => t.piscina.destroy()));
+    throw new Error("the inference pool is closed");
+  }
+
   async #start(models: readonly WorkerModel[], threads: number): Promise<StartedThreads> {
     const init: WorkerInit = { ...this.#settings.init, models };
     const start = this.#settings.start ?? startThreads;
     let starting: Threads | undefined;
     try {
-      const size = { threads, online: this.#settings.onlineThreads ?? 0 };
+      const size = { threads, online: this.onlineThreads };
       const started = await start(init, size, (piscina) => {
         starting = piscina;
         this.#starting.add(piscina);
@@ -370,34 +369,4 @@ export class ModelHost implements InferencePool {
         "preferred execution provider unavailable; running on CPU",
       );
   }
-}
-
-/** Why a model an admin unloaded is unavailable. */
-const UNLOADED = "unloaded by an admin; a load serves it again";
-
-/** The models out of scope of a reload, kept as they are: what serves, and what is listed. */
-function unchangedSteps(previous: ServingSet | undefined, keep: (name: string) => boolean): Step[] {
-  const steps: Step[] = [];
-  for (const [name, info] of previous?.catalog ?? []) {
-    if (!keep(name)) continue;
-    const served = previous?.served.get(name);
-    steps.push(
-      served !== undefined ? { kind: "keep", name, served } : { kind: "untried", name, info },
-    );
-  }
-  return steps;
-}
-
-/** The catalog in the repository's order (a scoped reload settles its models last). */
-function inRepositoryOrder(
-  catalog: Map<string, ModelInfo>,
-  entries: readonly { readonly name: string }[],
-): Map<string, ModelInfo> {
-  const out = new Map<string, ModelInfo>();
-  for (const { name } of entries) {
-    const info = catalog.get(name);
-    if (info !== undefined) out.set(name, info);
-  }
-  for (const [name, info] of catalog) if (!out.has(name)) out.set(name, info);
-  return out;
 }

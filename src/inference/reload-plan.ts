@@ -260,3 +260,66 @@ function specOf(info: TensorInfo): TensorSpec {
     dimNames: info.dims.map((d) => (typeof d === "string" ? d : "")),
   };
 }
+
+/** Why a model an admin unloaded is unavailable. */
+export const UNLOADED = "unloaded by an admin; a load serves it again";
+
+/** The models out of scope of a reload, kept as they are: what serves, and what is listed. */
+export function unchangedSteps(
+  previous: ServingSet | undefined,
+  keep: (name: string) => boolean,
+): Step[] {
+  const steps: Step[] = [];
+  for (const [name, info] of previous?.catalog ?? []) {
+    if (!keep(name)) continue;
+    const served = previous?.served.get(name);
+    steps.push(
+      served !== undefined ? { kind: "keep", name, served } : { kind: "untried", name, info },
+    );
+  }
+  return steps;
+}
+
+/** The catalog in the repository's order (a scoped reload settles its models last). */
+export function inRepositoryOrder(
+  catalog: Map<string, ModelInfo>,
+  entries: readonly { readonly name: string }[],
+): Map<string, ModelInfo> {
+  const out = new Map<string, ModelInfo>();
+  for (const { name } of entries) {
+    const info = catalog.get(name);
+    if (info !== undefined) out.set(name, info);
+  }
+  for (const [name, info] of catalog) if (!out.has(name)) out.set(name, info);
+  return out;
+}
+
+/** A model an admin unloaded, as the catalog lists it: what it was, unavailable. */
+export function unloadedInfo(name: string, info: ModelInfo | undefined): ModelInfo {
+  return {
+    ...(info ?? { name, itemShape: [-1], maxBatchSize: 1, outputKind: "raw" }),
+    available: false,
+    reason: UNLOADED,
+    loadedAt: undefined,
+    reloadError: undefined,
+  };
+}
+
+/**
+ * The outcomes and catalog once the models in `startError` (name: why) did not get the new
+ * threads they needed: each such outcome is `failed` with the reason, and a version still serving
+ * says in the catalog why the new one is not.
+ */
+export function withStartErrors(
+  outcomes: ModelReloadOutcome[],
+  catalog: Map<string, ModelInfo>,
+  startError: ReadonlyMap<string, string>,
+): void {
+  for (const [k, outcome] of outcomes.entries()) {
+    const why = startError.get(outcome.name);
+    if (why === undefined) continue;
+    outcomes[k] = { name: outcome.name, outcome: "failed", reason: why };
+    const info = catalog.get(outcome.name);
+    if (info?.available === true) catalog.set(outcome.name, { ...info, reloadError: why });
+  }
+}

@@ -93,6 +93,7 @@ export class ThreadsPool implements InferencePool {
   constructor(
     private readonly threadsOf: ReadonlyMap<string, ModelThreads>,
     readonly threads: number,
+    readonly onlineThreads: number,
   ) {}
 
   laneOf(model: string): Lane | undefined {

@@ -69,11 +69,22 @@ afterEach(async () => {
 });
 
 describe("BatchProcessor", () => {
-  it("warms every model up at start: each size twice on the regular threads, and once as online work", async () => {
-    const { pool } = await start({ batching: { maxBatchSize: 64 } });
-    const of = (model: string) =>
-      pool.received.filter((b) => b.model === model).map((b) => [b.dims[0], b.urgent]);
-    expect(of("default")).toEqual([
+  it("warms every model up at start: each size twice on the regular threads, and once as online work where the pool keeps threads for it", async () => {
+    const withOnline = new FakePool(1);
+    withOnline.onlineThreads = 1;
+    const { pool } = await start({ batching: { maxBatchSize: 64 }, pool: withOnline });
+    const { pool: without } = await start({ batching: { maxBatchSize: 64 } });
+    const of = (p: FakePool) =>
+      p.received.filter((b) => b.model === "default").map((b) => [b.dims[0], b.urgent]);
+    expect(of(without)).toEqual([
+      [1, false],
+      [1, false],
+      [8, false],
+      [8, false],
+      [64, false],
+      [64, false],
+    ]);
+    expect(of(pool)).toEqual([
       [1, false],
       [1, false],
       [1, true],

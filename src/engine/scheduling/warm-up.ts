@@ -1,6 +1,7 @@
 /**
  * Start-up warm-up: a few zero-filled batches per model (1 item, an eighth of the limit, the
- * limit), each also as an urgent batch, so the first requests (online ones too) do not pay ONNX
+ * limit), each also as an urgent batch where the pool keeps threads for those, so the first
+ * requests (online ones too) do not pay ONNX
  * Runtime's first-run cost and every latency model has points to estimate completion times from
  * before any traffic.
  */
@@ -41,10 +42,11 @@ export async function warmUp<T extends BatchItem>(
           // The first run of a size pays one-off allocation costs: only the second is measured.
           if (round > 0) latency.observe(size, result.inferenceMs);
         }
-        // Once more as online work, so that a pool with threads kept for it has them pay the
+        // Once more as online work on a pool with threads kept for it, so that they pay the
         // first-run cost too, rather than the first online request of this size. Not measured:
         // the latency model is the regular threads'.
-        await pool.run({ model: model.name, inputs: batchOf(size), named: false, urgent: true });
+        if ((pool.onlineThreads ?? 0) > 0)
+          await pool.run({ model: model.name, inputs: batchOf(size), named: false, urgent: true });
       }
     } catch (error) {
       log.warn({ err: error, model: model.name }, "warm-up batch failed");
