@@ -1,9 +1,9 @@
 /**
  * Background load for `lib/priority-load.ts`, in a process of its own so that decoding its large
  * answers never delays the probe's clock: keeps `requests` 1,000-item `low` Infer requests on the
- * heavy model in flight until its stdin closes, then prints the items answered with an output and
+ * model in flight until its stdin closes, then prints the items answered with an output and
  * the others as JSON.
- * Usage (by the harness): tsx bench/background-load.ts '{"grpc": …, "key": …, "width": …, "outputWidth": …, "requests": 4}'
+ * Usage (by the harness): tsx bench/background-load.ts '{"grpc": …, "key": …, "model": …, "width": …, "outputWidth": …, "requests": 4}'
  */
 import { grpcClient } from "./lib/grpc-client.js";
 import { encodedHeavyInfer, type InferAnswer } from "./lib/heavy-infer.js";
@@ -11,13 +11,14 @@ import { encodedHeavyInfer, type InferAnswer } from "./lib/heavy-infer.js";
 const spec = JSON.parse(process.argv[2] ?? "{}") as {
   grpc: string;
   key: string;
+  model: string;
   width: number;
   outputWidth: number;
   requests: number;
 };
 const ITEMS = 1000;
 const client = grpcClient(spec.grpc, spec.key);
-const body = encodedHeavyInfer(ITEMS, spec.width, "low");
+const body = encodedHeavyInfer(ITEMS, spec.width, "low", spec.model);
 let outputs = 0;
 let errors = 0;
 let running = true;

@@ -27,9 +27,14 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { Redis } from "ioredis";
-import { buildDenseModel, denseModelConfig } from "../scripts/lib/models.js";
+import {
+  HEAVY_JOB_LAYERS,
+  HEAVY_JOB_MODEL,
+  writeHeavyJobModel,
+} from "../scripts/build-bench-model.js";
 import { CHUNK_LINES, floatInput, type JobLine } from "../src/engine/index.js";
 import { RedisJobStore } from "../src/store/redis-job-store.js";
+import { jobEnded, jobOutcomes, uploadJob } from "./lib/bench-jobs.js";
 import { type BenchServer, startBenchServer } from "./lib/bench-server.js";
 import { measureCpu, rssBytes } from "./lib/proc.js";
 import { seriesSum } from "./lib/prometheus-text.js";
@@ -59,7 +64,7 @@ const PROBE_LINES = Number(values["probe-lines"]);
 const RSS_LINES = Number(values["rss-lines"]);
 const PARTS = new Set(values.parts.split(","));
 const REDIS_LINES = Number(values["redis-lines"]);
-const LAYERS = [64, 4096, 4096, 3] as const;
+const LAYERS = HEAVY_JOB_LAYERS;
 const WIDTH = LAYERS[0];
 const KEY = "bench-key";
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -67,12 +72,7 @@ const log = (text: string) => process.stderr.write(`${text}\n`);
 
 // The model repository: the shipped default and the heavy model.
 const modelDir = mkdtempSync(join(tmpdir(), "bp-bench-jobs-models-"));
-mkdirSync(join(modelDir, "heavy"));
-writeFileSync(join(modelDir, "heavy", "model.onnx"), buildDenseModel({ layers: LAYERS, seed: 5 }));
-writeFileSync(
-  join(modelDir, "heavy", "config.json"),
-  JSON.stringify(denseModelConfig(LAYERS, BATCH)),
-);
+writeHeavyJobModel(modelDir, BATCH);
 mkdirSync(join(modelDir, "default"));
 for (const file of ["model.onnx", "config.json"])
   writeFileSync(
@@ -93,7 +93,7 @@ async function raw(): Promise<{ itemsPerSecond: number; cpuUsPerItem: number }> 
     () =>
       new Worker(new URL("./raw-ort-worker.mjs", import.meta.url), {
         workerData: {
-          modelPath: join(modelDir, "heavy", "model.onnx"),
+          modelPath: join(modelDir, HEAVY_JOB_MODEL, "model.onnx"),
           batch: BATCH,
           width: WIDTH,
           durationMs: RAW_SECONDS * 1000,
@@ -129,101 +129,7 @@ function startServer(): Promise<BenchServer> {
   });
 }
 
-/**
- * Lines of `width` numbers (by name when `named`), generated as they are sent, in pieces of
- * about 256 KiB.
- */
-function jsonl(lines: number, width: number, named = false): ReadableStream<Uint8Array> {
-  const encoder = new TextEncoder();
-  let line = 0;
-  return new ReadableStream({
-    pull(controller) {
-      if (line >= lines) {
-        controller.close();
-        return;
-      }
-      let text = "";
-      while (line < lines && text.length < 256 * 1024) {
-        const input = Array.from({ length: width }, (_, k) => Math.sin(line * 31 + k).toFixed(5));
-        text += named
-          ? `{"inputs":{"input":{"values":[${input.join(",")}]}},"id":"l${line + 1}"}\n`
-          : `{"input":[${input.join(",")}],"id":"l${line + 1}"}\n`;
-        line++;
-      }
-      controller.enqueue(encoder.encode(text));
-    },
-  });
-}
-
-interface JobView {
-  job_id: string;
-  status: string;
-  started_at?: string;
-  completed_at?: string;
-  counts: { total: number; completed: number; failed: number; invalid: number };
-}
-
-async function upload(
-  server: BenchServer,
-  model: string,
-  lines: number,
-  width: number,
-  named = false,
-): Promise<JobView> {
-  const response = await fetch(`${server.base}/api/batch-processor/jobs?model_id=${model}`, {
-    method: "POST",
-    headers: { "x-api-key": KEY, "content-type": "application/x-ndjson" },
-    body: jsonl(lines, width, named),
-    duplex: "half",
-  } as RequestInit);
-  if (response.status !== 201)
-    throw new Error(`upload: ${response.status} ${await response.text()}`);
-  return (await response.json()) as JobView;
-}
-
-async function ended(server: BenchServer, jobId: string): Promise<JobView> {
-  for (;;) {
-    const view = (await (
-      await fetch(`${server.base}/api/batch-processor/jobs/${jobId}`, {
-        headers: { "x-api-key": KEY },
-      })
-    ).json()) as JobView;
-    if (["completed", "failed", "cancelled", "expired"].includes(view.status)) return view;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-/** Lines of the downloaded results by outcome. */
-async function outcomes(
-  server: BenchServer,
-  jobId: string,
-): Promise<{ output: number; error: number }> {
-  const response = await fetch(`${server.base}/api/batch-processor/jobs/${jobId}/results`, {
-    headers: { "x-api-key": KEY },
-  });
-  let output = 0;
-  let error = 0;
-  let carry = "";
-  const decoder = new TextDecoder();
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    const text = carry + decoder.decode(chunk, { stream: true });
-    const parts = text.split("\n");
-    carry = parts.pop() ?? "";
-    for (const part of parts) {
-      if (part === "") continue;
-      const result = JSON.parse(part) as {
-        output?: number[];
-        outputs?: Record<string, { values?: number[] }>;
-        error?: unknown;
-      };
-      const values =
-        result.output ?? Object.values(result.outputs ?? {}).find((t) => t.values)?.values;
-      if (result.error === undefined && (values?.length ?? 0) === LAYERS[3]) output++;
-      else error++;
-    }
-  }
-  return { output, error };
-}
+const jobServer = (server: BenchServer) => ({ base: server.base, key: KEY });
 
 /** Sends 1-item critical Infer requests at `rps` until `stop` resolves; their latencies, ms. */
 async function probe(server: BenchServer, stop: Promise<unknown>): Promise<number[]> {
@@ -289,18 +195,19 @@ async function jobRun(server: BenchServer, named = false): Promise<JobFigures> {
   const cpuUpload = measureCpu(pid);
   const uploadStarted = performance.now();
   const before = await (await fetch(`${server.base}/metrics`)).text();
-  const created = await upload(server, "heavy", LINES, WIDTH, named);
+  const created = await uploadJob(jobServer(server), HEAVY_JOB_MODEL, LINES, WIDTH, named);
   const uploadSeconds = (performance.now() - uploadStarted) / 1000;
   const uploadCpu = cpuUpload();
-  const job = await ended(server, created.job_id);
+  const job = await jobEnded(jobServer(server), created.job_id);
   const allCpu = cpuAll();
   const allSeconds = (performance.now() - uploadStarted) / 1000;
   const metrics = await (await fetch(`${server.base}/metrics`)).text();
   const since = (name: string) =>
-    seriesSum(metrics, name, { model: "heavy" }) - seriesSum(before, name, { model: "heavy" });
+    seriesSum(metrics, name, { model: HEAVY_JOB_MODEL }) -
+    seriesSum(before, name, { model: HEAVY_JOB_MODEL });
   const modelBatches = since("batch_processor_model_batches_total");
   const ortSeconds = since("batch_processor_inference_seconds_sum");
-  const counted = await outcomes(server, job.job_id);
+  const counted = await jobOutcomes(jobServer(server), job.job_id, LAYERS[3]);
   const runSeconds = (Date.parse(job.completed_at ?? "") - Date.parse(job.started_at ?? "")) / 1000;
   const uploadCpuSeconds = ((uploadCpu?.totalPercent ?? Number.NaN) / 100) * uploadSeconds;
   const allCpuSeconds = ((allCpu?.totalPercent ?? Number.NaN) / 100) * allSeconds;
@@ -308,7 +215,7 @@ async function jobRun(server: BenchServer, named = false): Promise<JobFigures> {
   const figures: JobFigures = {
     lines: LINES,
     output: counted.output,
-    error: counted.error,
+    error: counted.error + counted.cancelled,
     itemsPerSecond: counted.output / runSeconds,
     cpuUsPerItem: (allCpuSeconds / counted.output) * 1e6,
     runCpuUsPerItem: ((allCpuSeconds - uploadCpuSeconds) / counted.output) * 1e6,
@@ -329,8 +236,8 @@ async function online(server: BenchServer): Promise<OnlineFigures> {
   log(`online: ${PROBE_RPS} 1-item critical Infer/s, 10 s without a job`);
   const idle = await probe(server, new Promise((resolve) => setTimeout(resolve, 10_000)));
   log(`online: the same while a job of ${PROBE_LINES} heavy lines runs`);
-  const busyJob = await upload(server, "heavy", PROBE_LINES, WIDTH);
-  const done = ended(server, busyJob.job_id);
+  const busyJob = await uploadJob(jobServer(server), HEAVY_JOB_MODEL, PROBE_LINES, WIDTH);
+  const done = jobEnded(jobServer(server), busyJob.job_id);
   const busy = await probe(server, done);
   const job = await done;
   const seconds = (Date.parse(job.completed_at ?? "") - Date.parse(job.started_at ?? "")) / 1000;
@@ -364,9 +271,9 @@ async function memory(): Promise<MemoryFigures> {
   }, 100);
   log(`memory: a job of ${RSS_LINES} lines of ${WIDTH} numbers on the default model`);
   const started = performance.now();
-  const big = await upload(server, "default", RSS_LINES, WIDTH);
+  const big = await uploadJob(jobServer(server), "default", RSS_LINES, WIDTH);
   const afterUpload = peak;
-  const bigEnded = await ended(server, big.job_id);
+  const bigEnded = await jobEnded(jobServer(server), big.job_id);
   clearInterval(sampler);
   await server.stop();
   return {

@@ -5,8 +5,11 @@
  * one round to the next so that every mode sees the same machine. The verdict follows the target: loaded p99 ≤ idle p99 + one background batch's
  * run time, and the background keeps ≥ 0.95 × its items/s alone beside the probe.
  * With `--stages`, each probe beside the background is traced through the server's own spans and
- * its time split by them (`lib/trace-receiver.ts`).
- * Usage: npm run bench:priority [-- --rounds 2 --seconds 10 --threads N --stages --out FILE]
+ * its time split by them (`lib/trace-receiver.ts`). `--background job` makes the background one
+ * `low` job on the job benchmarks' model instead of 1,000-item Infer requests on the heavy model
+ * (the probe stays on the heavy model).
+ * Usage: npm run bench:priority [-- --rounds 2 --seconds 10 --threads N --stages
+ *   --background requests|job --modes defaults,no-online,none --out FILE]
  */
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -14,10 +17,20 @@ import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { HEAVY_LAYERS } from "../scripts/build-bench-model.js";
+import {
+  HEAVY_JOB_LAYERS,
+  HEAVY_JOB_MODEL,
+  HEAVY_LAYERS,
+  writeHeavyJobModel,
+  writeHeavyModel,
+} from "../scripts/build-bench-model.js";
 import { startBenchServer } from "./lib/bench-server.js";
 import { heavyModelDir } from "./lib/heavy-model-dir.js";
-import { type PriorityLoadFigures, priorityUnderLoad } from "./lib/priority-load.js";
+import {
+  type BenchModel,
+  type PriorityLoadFigures,
+  priorityUnderLoad,
+} from "./lib/priority-load.js";
 import { startTraceReceiver } from "./lib/trace-receiver.js";
 
 const { values } = parseArgs({
@@ -28,15 +41,31 @@ const { values } = parseArgs({
     threads: { type: "string" },
     /** Trace each probe beside the background and split its time by the server's spans. */
     stages: { type: "boolean", default: false },
+    /** The modes to run, of defaults, no-online and none. */
+    modes: { type: "string", default: "defaults,no-online,none" },
+    /** What saturates the threads: 1,000-item Infer requests, or a job. */
+    background: { type: "string", default: "requests" },
     out: { type: "string" },
   },
 });
+if (values.background !== "requests" && values.background !== "job")
+  throw new Error(`--background: requests or job, not ${values.background}`);
+const BACKGROUND = values.background;
+const HEAVY: BenchModel = { name: "heavy", width: HEAVY_LAYERS[0], outputWidth: HEAVY_LAYERS[3] };
+/** A job's lines are on a model of narrow input (see `HEAVY_JOB_LAYERS`). */
+const JOB: BenchModel | undefined =
+  BACKGROUND === "job"
+    ? { name: HEAVY_JOB_MODEL, width: HEAVY_JOB_LAYERS[0], outputWidth: HEAVY_JOB_LAYERS[3] }
+    : undefined;
 const ROUNDS = Number(values.rounds);
 const SECONDS = Number(values.seconds);
 const KEY = "bench-key";
 const root = fileURLToPath(new URL("..", import.meta.url));
 
-const modelDir = heavyModelDir();
+const modelDir = heavyModelDir((dir) => {
+  if (JOB !== undefined) writeHeavyJobModel(dir);
+  return writeHeavyModel(dir);
+});
 execFileSync(
   process.execPath,
   [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.build.json")],
@@ -45,15 +74,23 @@ execFileSync(
 
 const NO_TARGETS = { critical: 0, high: 0, normal: 0, low: 0 };
 /** The server's defaults; the same targets on the regular threads alone; no targets at all. */
-const modes = [
-  { name: "latency targets (the defaults)", targets: undefined, env: {} },
+const MODES = [
+  { id: "defaults", name: "latency targets (the defaults)", targets: undefined, env: {} },
   {
+    id: "no-online",
     name: "latency targets, no online threads",
     targets: undefined,
     env: { ONLINE_THREADS: "0" },
   },
-  { name: "no latency targets", targets: NO_TARGETS, env: {} },
+  { id: "none", name: "no latency targets", targets: NO_TARGETS, env: {} },
 ] as const;
+const wanted = values.modes.split(",");
+const unknown = wanted.filter((id) => !MODES.some((m) => m.id === id));
+if (unknown.length > 0)
+  throw new Error(
+    `--modes: ${unknown.join(", ")}; expected some of ${MODES.map((m) => m.id).join(", ")}`,
+  );
+const modes = MODES.filter((m) => wanted.includes(m.id));
 
 const traces = values.stages ? await startTraceReceiver() : undefined;
 // Only the probe's requests ask to be traced; spans leave the server within half a second.
@@ -89,11 +126,11 @@ for (let round = 1; round <= ROUNDS; round++) {
         });
       const figures = await priorityUnderLoad({
         grpc: `127.0.0.1:${server.grpcPort}`,
-        metricsUrl: `${server.base}/metrics`,
+        base: server.base,
         key: KEY,
         pid: server.child.pid as number,
-        width: HEAVY_LAYERS[0],
-        outputWidth: HEAVY_LAYERS[3],
+        model: HEAVY,
+        ...(JOB === undefined ? {} : { job: JOB }),
         seconds: SECONDS,
         ...(traces === undefined ? {} : { traces }),
       });
@@ -110,14 +147,14 @@ const f = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "
 const lines = [
   "# Priority under load",
   "",
-  `\`npm run bench:priority -- --rounds ${ROUNDS} --seconds ${SECONDS}${values.threads === undefined ? "" : ` --threads ${values.threads}`}\` on ${availableParallelism()} cores`,
-  `(${values.threads ?? availableParallelism()} inference threads) (${cpus()[0]?.model ?? "unknown CPU"}), ${new Date().toISOString()}. 1-item \`critical\` Infer on the heavy model (${HEAVY_LAYERS.join(" → ")}) at 20/s over gRPC, idle and beside 4 × 1,000-item \`low\` Infer kept in flight on the same model; ${SECONDS} s windows; the background alone is the mean of a window before and one after the probe's.`,
+  `\`npm run bench:priority -- --rounds ${ROUNDS} --seconds ${SECONDS}${values.threads === undefined ? "" : ` --threads ${values.threads}`}${BACKGROUND === "job" ? " --background job" : ""}\` on ${availableParallelism()} cores`,
+  `(${values.threads ?? availableParallelism()} inference threads) (${cpus()[0]?.model ?? "unknown CPU"}), ${new Date().toISOString()}. 1-item \`critical\` Infer on the heavy model (${HEAVY_LAYERS.join(" → ")}) at 20/s over gRPC, idle and beside ${BACKGROUND === "job" ? `one \`low\` job on the ${HEAVY_JOB_MODEL} model (${HEAVY_JOB_LAYERS.join(" → ")}; JSONL uploaded over REST before the windows, cancelled after them)` : "4 × 1,000-item `low` Infer kept in flight on the same model"}; ${SECONDS} s windows; the background alone is the mean of a window before and one after the probe's.`,
   "",
-  "| round | mode | critical p50 / p99 ms, idle | beside the background | bound: idle p99 + one background batch | within | background items/s alone (CPU µs/item) | beside the probe (CPU µs/item) | ratio (≥ 0.95) | background batch: mean size, run ms | server main thread % / event-loop delay p99 ms, alone → beside | background answers: outputs / errors |",
-  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  "| round | mode | critical p50 / p99 ms, idle | beside the background | bound: idle p99 + one background batch | within | background items/s alone (CPU µs/item) | beside the probe (CPU µs/item) | ratio (≥ 0.95) | the probe's own server CPU per request, idle (its share of the cores) | background batch: mean size, run ms (mean size beside the probe) | server main thread % / event-loop delay p99 ms, alone → beside | background answers: outputs / errors |",
+  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ...rows.map(({ round, mode, figures: x }) => {
     const bound = x.idle.p99Ms + x.batchRunMs;
-    return `| ${round} | ${mode} | ${f(x.idle.p50Ms, 1)} / ${f(x.idle.p99Ms, 1)} (${x.idle.answers}) | ${f(x.loaded.p50Ms, 1)} / ${f(x.loaded.p99Ms, 1)} (${x.loaded.answers}); server p99 ≤ ${f(x.loaded.serverP99AtMostMs)} (idle ≤ ${f(x.idle.serverP99AtMostMs)}) | ${f(bound, 1)} | ${x.loaded.p99Ms <= bound ? "yes" : "no"} | ${f(x.alone.itemsPerSecond)} (${f(x.alone.cpuUsPerItem)}) | ${f(x.beside.itemsPerSecond)} (${f(x.beside.cpuUsPerItem)}) | ${f(x.ratio, 3)} | ${f(x.meanBatch, 1)}, ${f(x.batchRunMs, 1)} | ${f(x.alone.mainPercent)} / ${f(x.alone.loopDelayP99Ms, 1)} → ${f(x.beside.mainPercent)} / ${f(x.beside.loopDelayP99Ms, 1)} | ${x.backgroundOutputs} / ${x.backgroundErrors} |`;
+    return `| ${round} | ${mode} | ${f(x.idle.p50Ms, 1)} / ${f(x.idle.p99Ms, 1)} (${x.idle.answers}) | ${f(x.loaded.p50Ms, 1)} / ${f(x.loaded.p99Ms, 1)} (${x.loaded.answers}); server p99 ≤ ${f(x.loaded.serverP99AtMostMs)} (idle ≤ ${f(x.idle.serverP99AtMostMs)}) | ${f(bound, 1)} | ${x.loaded.p99Ms <= bound ? "yes" : "no"} | ${f(x.alone.itemsPerSecond)} (${f(x.alone.cpuUsPerItem)}) | ${f(x.beside.itemsPerSecond)} (${f(x.beside.cpuUsPerItem)}) | ${f(x.ratio, 3)} | ${f(x.probeCpuMs, 2)} ms (${f(x.probeShare * 100, 1)} %) | ${f(x.meanBatch, 1)}, ${f(x.batchRunMs, 1)} (${f(x.besideMeanBatch, 1)}) | ${f(x.alone.mainPercent)} / ${f(x.alone.loopDelayP99Ms, 1)} → ${f(x.beside.mainPercent)} / ${f(x.beside.loopDelayP99Ms, 1)} | ${x.backgroundOutputs} / ${x.backgroundErrors} |`;
   }),
   "",
   "Latencies count answers with an output (their number in brackets); the background's items/s are the server's count of `low` items that succeeded over each window.",

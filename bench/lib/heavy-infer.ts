@@ -1,4 +1,4 @@
-/** An Infer request on the bench's heavy model, encoded once to be sent many times. */
+/** An Infer request on one of the bench's heavy models, encoded once to be sent many times. */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { SubmitBatchRequestSchema } from "../../gen/batchprocessor/v1/batch_processor_pb.js";
 
@@ -7,8 +7,13 @@ export interface InferAnswer {
   readonly results?: readonly { readonly output?: readonly number[]; readonly error?: string }[];
 }
 
-/** `items` heavy items of `width` numbers at `priority`, with the longest timeout allowed. */
-export function encodedHeavyInfer(items: number, width: number, priority: string): Buffer {
+/** `items` items of `width` numbers for `model` at `priority`, with the longest timeout allowed. */
+export function encodedHeavyInfer(
+  items: number,
+  width: number,
+  priority: string,
+  model = "heavy",
+): Buffer {
   const data = Array.from({ length: items }, (_, k) => ({
     input: Array.from({ length: width }, (_, i) => Math.sin(k + i)),
   }));
@@ -19,7 +24,7 @@ export function encodedHeavyInfer(items: number, width: number, priority: string
         data,
         priority,
         timeoutMs: 300_000,
-        metadata: { model_id: "heavy" },
+        metadata: { model_id: model },
       }),
     ),
   );
