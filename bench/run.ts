@@ -32,6 +32,7 @@ import {
   writeHeavyJobModel,
   writeHeavyModel,
 } from "../scripts/build-bench-model.js";
+import { untilReady } from "./lib/bench-server.js";
 import { collectGarbage } from "./lib/collect-garbage.js";
 import { freePort } from "./lib/free-port.js";
 import { grpcClient } from "./lib/grpc-client.js";
@@ -129,7 +130,7 @@ async function startServer(
   children.push(child);
   child.on("exit", () => rmSync(dataDir, { recursive: true, force: true }));
   const api = `127.0.0.1:${apiPort}`;
-  await until(async () => (await fetch(`http://${api}/ready`)).ok, 120_000, "the server");
+  await untilReady(`http://${api}`, child);
   return { api, grpc: `127.0.0.1:${grpcPort}`, child };
 }
 

@@ -24,6 +24,30 @@ export interface BenchServer {
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const READY_WITHIN_MS = 120_000;
 
+/**
+ * Resolves once the server at `base` answers `/ready`; fails when its process exits first, or
+ * after `withinMs` with the reasons its last `/ready` gave (a model missing from the repository,
+ * say), so that a server that will never be ready is not waited on in silence.
+ */
+export async function untilReady(
+  base: string,
+  child: ChildProcess,
+  withinMs = READY_WITHIN_MS,
+): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    const answer = await fetch(`${base}/ready`).then(
+      async (r) => ({ ok: r.ok, text: await r.text() }),
+      (e: Error) => ({ ok: false, text: e.message }),
+    );
+    if (answer.ok) return;
+    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode}`);
+    if (Date.now() - started > withinMs)
+      throw new Error(`the server did not get ready within ${withinMs} ms: ${answer.text}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** Starts the server with API key `key`, `env`, and `nodeArgs` for Node itself; see the file comment. */
 export async function startBenchServer(
   key: string,
@@ -52,17 +76,7 @@ export async function startBenchServer(
   const kill = () => child.kill("SIGKILL");
   process.on("exit", kill);
   const base = `http://127.0.0.1:${apiPort}`;
-  const started = Date.now();
-  while (
-    !(await fetch(`${base}/ready`).then(
-      (r) => r.ok,
-      () => false,
-    ))
-  ) {
-    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode}`);
-    if (Date.now() - started > READY_WITHIN_MS) throw new Error("the server did not get ready");
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await untilReady(base, child);
   return {
     child,
     apiPort,
