@@ -251,12 +251,13 @@ const JOB_MARGIN = 1.5;
  */
 async function steadyItemsPerSecond(server: JobServer, jobId: string): Promise<number> {
   const seen: { at: number; completed: number }[] = [];
+  const running = new Set(["validating", "queued", "running"]);
   for (;;) {
     const view = await jobView(server, jobId);
     seen.push({ at: performance.now(), completed: view.counts.completed });
-    if (view.status !== "queued" && view.status !== "running" && view.status !== "validating")
-      break;
-    await sleep(100);
+    if (running.has(view.status)) await sleep(100);
+    else if (view.status === "completed") break;
+    else throw new Error(`the sizing job ended ${view.status}`);
   }
   const total = seen.at(-1)?.completed ?? 0;
   const from = seen.find((x) => x.completed >= total / 4);

@@ -1,9 +1,8 @@
 /**
  * Start-up warm-up: a few zero-filled batches per model (1 item, an eighth of the limit, the
  * limit), each also as an urgent batch where the pool keeps threads for those, so the first
- * requests (online ones too) do not pay ONNX
- * Runtime's first-run cost and every latency model has points to estimate completion times from
- * before any traffic.
+ * requests (online ones too) do not pay ONNX Runtime's first-run cost and every latency model
+ * has points to estimate completion times from before any traffic.
  */
 
 import type { InferencePool, ModelCatalog } from "../inference-pool.js";
